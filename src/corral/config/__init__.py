@@ -1,0 +1,1 @@
+"""The flow file: its pydantic schema, loading with precise locations, and legacy import."""

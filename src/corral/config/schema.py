@@ -1,0 +1,158 @@
+"""The pydantic model of a flow file. The only place where pydantic is used.
+
+Every key is optional except `jobs`; unknown keys are errors. Durations accept
+`90`, `90s`, `5m`, `1h30m` and become seconds (float).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from corral.durations import parse_duration
+
+JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    Field(json_schema_extra={"anyOf": [{"type": "number"}, {"type": "string"}]}),
+]
+
+
+def _str_or_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+StrList = Annotated[list[str], BeforeValidator(_str_or_list)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BudgetSpec(_Strict):
+    """A limit in dollars and/or tokens. Tokens counted: input + cache writes + output."""
+
+    usd: Decimal | None = Field(None, ge=0, description="Most dollars to spend.")
+    tokens: int | None = Field(
+        None, ge=0, description="Most tokens: fresh input + cache writes + output (cache reads excluded)."
+    )
+    on_exceed: Literal["warn", "stop", "kill"] = Field(
+        "stop",
+        description="warn: report only; stop: start no new job; kill: also stop the jobs that breach.",
+    )
+
+
+class OutputSpec(_Strict):
+    """A value a job exposes to later jobs as `jobs.NAME.outputs.KEY`."""
+
+    regex: str | None = Field(None, description="First group (or whole match) of this regex in stdout.")
+    json_path: str | None = Field(None, description="Dotted path into the job's result parsed as JSON.")
+    file: str | None = Field(None, description="Contents of a file the job wrote (relative to cwd).")
+
+
+class RehearseSpec(_Strict):
+    """What the simulated model does for this job under `corral rehearse`."""
+
+    mode: Literal["text", "tool", "slow", "hang", "big"] = "text"
+    text: str | None = None
+    usage: dict[str, int] | None = None
+    error: int | None = Field(None, description="HTTP status to answer with: 429, 401, 500, 529 ...")
+
+
+class JobSpec(_Strict):
+    """One job: a command (`run`) or an agent prompt (`tool` + `prompt`)."""
+
+    # what to run
+    run: str | list[str] | None = Field(
+        None, description="Command: a list is an argv; a string is split like a shell would."
+    )
+    shell: bool = Field(False, description="Give `run` to /bin/sh -c instead of splitting it.")
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict, description="Merged over the parent environment; ${VAR} expands.")
+    # agent fields
+    tool: str | None = Field(None, description="Agent CLI adapter: claude, codex, gemini, ... or generic.")
+    prompt: str | None = None
+    model: str | None = None
+    allowed_tools: StrList | None = None
+    permission_mode: str | None = None
+    max_turns: int | None = Field(None, ge=1)
+    resume: str | None = Field(None, description="Continue the agent session of this job.")
+    extra_args: list[str] = Field(default_factory=list)
+    home: str | None = Field(None, description="Private HOME for the CLI ('auto' for one per job).")
+    # limits
+    timeout: Duration | None = None
+    idle_timeout: Duration | None = None
+    delay: Duration | None = Field(None, description="Wait this long before starting.")
+    kill_grace: Duration | None = Field(None, description="SIGTERM to SIGKILL grace (default 5s).")
+    budget: BudgetSpec | None = None
+    # graph
+    needs: StrList = Field(default_factory=list)
+    if_: str | None = Field(None, alias="if")
+    continue_on_error: bool = False
+    retries: int = Field(0, ge=0)
+    retry_delay: Duration | None = None
+    retry_max_delay: Duration | None = None
+    retry_on: list[str | int] | None = None
+    outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+    matrix: dict[str, list[Any]] | None = None
+    priority: int = 0
+    # rehearsal
+    rehearse: RehearseSpec | None = None
+
+    @field_validator("run")
+    @classmethod
+    def _run_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not (value.strip() if isinstance(value, str) else value):
+            raise ValueError("run is empty: give a command such as `pytest -q`")
+        return value
+
+
+JOB_FIELDS = frozenset(JobSpec.model_fields) | {"if"}
+# `defaults` may hold any job field except these, which only make sense on one job
+NOT_DEFAULTABLE = frozenset({"needs", "matrix", "outputs", "resume"})
+
+
+class FlowSpec(_Strict):
+    """A flow file."""
+
+    version: Literal[1] = 1
+    name: str | None = None
+    concurrency: int | None = Field(None, ge=1, description="Most jobs at once (default: CPUs, at least 2).")
+    stagger: Duration | None = Field(None, description="Pause between two job launches.")
+    fail_fast: bool = False
+    kill_grace: Duration | None = None
+    budget: BudgetSpec | None = None
+    defaults: dict[str, Any] = Field(default_factory=dict, description="Job fields applied to every job.")
+    jobs: dict[str, JobSpec] = Field(min_length=1)
+
+    @field_validator("jobs")
+    @classmethod
+    def _job_names(cls, jobs: dict[str, JobSpec]) -> dict[str, JobSpec]:
+        for name in jobs:
+            if not JOB_NAME.match(name):
+                raise ValueError(
+                    f"job name {name!r} may hold only letters, digits, '_', '-' and '.'"
+                )
+        return jobs
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use to complete and check flow files."""
+    schema = FlowSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "corral flow"
+    # `defaults` takes job fields: point editors at the job schema without `required`
+    schema["properties"]["defaults"] = {"$ref": "#/$defs/JobSpec", "description": "Job fields applied to every job."}
+    return schema

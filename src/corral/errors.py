@@ -1,0 +1,103 @@
+"""The one exception hierarchy of corral, and the exit codes it maps to.
+
+    CorralError                 exit 2 unless said otherwise; printed as one line, no traceback
+    ├── UsageError              bad command-line arguments (2)
+    ├── FlowError               a flow file that cannot be loaded or is invalid (2);
+    │                           carries every problem, each with file:line:col
+    ├── ToolError               an agent CLI that is unknown or cannot be started (2)
+    ├── StoreError              the run history cannot be opened or written (3)
+    │   └── MissingExtraError   an optional dependency is not installed (3)
+    └── NotFoundError           a run or job named on the command line does not exist (4)
+
+Job failures are not exceptions: a job that fails is a result, and `corral run` exits 1.
+Interruption exits 130 (SIGINT) or 143 (SIGTERM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_JOBS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+EXIT_NOT_FOUND = 4
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class CorralError(Exception):
+    """An error the user can fix; shown as one line without a traceback."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def lines(self) -> list[str]:
+        """The lines printed for this error (one, plus an optional hint)."""
+        text = self.message
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return [text]
+
+
+class UsageError(CorralError):
+    """Bad command-line arguments."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a flow file, located as precisely as the format allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        prefix = f"{self.path}: " if self.path else ""
+        return f"{where}: {prefix}{self.message}"
+
+
+class FlowError(CorralError):
+    """A flow file with one or more problems; all of them are reported at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = str(problems[0]) if problems else "invalid flow"
+        super().__init__(first)
+
+    def lines(self) -> list[str]:
+        lines = [str(p) for p in self.problems]
+        if len(self.problems) > 1:
+            lines.append(f"{len(self.problems)} problems; nothing was run")
+        return lines
+
+
+class ToolError(CorralError):
+    """An agent CLI that is unknown, unsupported for a field, or not installed."""
+
+
+class StoreError(CorralError):
+    """The run history could not be opened or written."""
+
+    exit_code = EXIT_STORE
+
+
+class MissingExtraError(StoreError):
+    """An optional dependency is missing; the message names the install command."""
+
+
+class NotFoundError(CorralError):
+    """A run or job that does not exist."""
+
+    exit_code = EXIT_NOT_FOUND

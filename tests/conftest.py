@@ -1,0 +1,79 @@
+"""Shared fixtures. Every test must leave no child process behind: this file checks it.
+
+The test process makes itself a child subreaper, so grandchildren whose parent died are
+re-parented to it and stay visible to the check instead of escaping to init.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+DATA = Path(__file__).parent / "data"
+FAKES = Path(__file__).parent / "fakes"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+_become_subreaper()
+
+
+def _descendants() -> list[psutil.Process]:
+    try:
+        return psutil.Process(os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Fail a test that leaves a child or grandchild running (and kill it)."""
+    before = {p.pid for p in _descendants()}
+    yield
+    deadline = time.monotonic() + 2.0
+    leftover: list[psutil.Process] = []
+    while time.monotonic() < deadline:
+        leftover = []
+        for proc in _descendants():
+            if proc.pid in before:
+                continue
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(proc.pid, os.WNOHANG)
+                    continue
+            except (psutil.Error, ChildProcessError):
+                continue
+            leftover.append(proc)
+        if not leftover:
+            return
+        time.sleep(0.05)
+    described = []
+    for proc in leftover:
+        try:
+            described.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+            proc.kill()
+        except psutil.Error:
+            pass
+    pytest.fail("processes outlived the test: " + "; ".join(described))
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def fakes_dir() -> Path:
+    return FAKES
