@@ -1,0 +1,53 @@
+"""Gemini CLI: `gemini -p PROMPT --output-format stream-json [-m MODEL] [--approval-mode M]`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from corral.config.schema import JobSpec
+from corral.tools.base import Invocation, Tool, prompt_args
+
+_YOLO = ("--approval-mode", "yolo")
+_AUTO_EDIT = ("--approval-mode", "auto_edit")
+_PLAN = ("--approval-mode", "plan")
+_DEFAULT = ("--approval-mode", "default")
+
+
+class GeminiTool(Tool):
+    """Gemini CLI in headless mode (`-p`). It has no turn or tool-list flags corral could
+    map; the shell tool exists in headless mode only with approval mode yolo."""
+
+    name: ClassVar[str] = "gemini"
+    supports: ClassVar[frozenset[str]] = frozenset(
+        {"prompt", "model", "permission_mode", "resume", "extra_args", "home", "budget"}
+    )
+    executable_names: ClassVar[tuple[str, ...]] = ("gemini",)
+    parser: ClassVar[str] = "gemini-stream-json"
+    # --approval-mode rather than the older --yolo, which newer releases deprecate and
+    # refuse to combine with --approval-mode
+    permission_modes: ClassVar[dict[str, tuple[str, ...]]] = {
+        "default": _DEFAULT,
+        "auto_edit": _AUTO_EDIT,
+        "yolo": _YOLO,
+        "plan": _PLAN,
+        "acceptEdits": _AUTO_EDIT,
+        "bypassPermissions": _YOLO,
+    }
+    output_formats: ClassVar[dict[str, str]] = {
+        "stream-json": "gemini-stream-json",
+        "json": "gemini-json",
+    }
+
+    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+        chosen, parser = self.chosen_format(job)
+        # yargs would read a prompt starting with '-' as a flag: use --prompt=...
+        argv = [executable, *prompt_args("-p", job.prompt or "", long_flag="--prompt")]
+        if chosen is None:
+            argv += ["--output-format", "stream-json"]
+        if job.model:
+            argv += ["-m", job.model]
+        argv += self.permission_flags(job)
+        if resume_session:
+            argv += ["--resume", resume_session]
+        argv += job.extra_args
+        return Invocation(tuple(argv), self.home_env(job), parser)
