@@ -1,0 +1,19 @@
+"""Pricing, the ledger of usage and cost, the budget guard and the rate-limit gate."""
+
+from corral.budget.accounting import Account, Ledger
+from corral.budget.guard import Breach, BudgetGuard, max_spend, max_tokens
+from corral.budget.pricing import PriceBook, Rates, load_price_file
+from corral.budget.ratelimit import RateLimitGate
+
+__all__ = [
+    "Account",
+    "Breach",
+    "BudgetGuard",
+    "Ledger",
+    "PriceBook",
+    "RateLimitGate",
+    "Rates",
+    "load_price_file",
+    "max_spend",
+    "max_tokens",
+]

@@ -1,0 +1,244 @@
+"""The ledger: tokens and dollars per attempt, job, model, tool and run, as running totals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+
+from corral.budget.pricing import PriceBook
+from corral.events.types import Event, JobFinished, JobStarted, UsageUpdated
+from corral.models import Cost, CostSource, Usage
+
+UNKNOWN_TOOL = "unknown"  # an attempt whose job never announced its tool
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Usage and cost of a set of model calls, with the per-model breakdown."""
+
+    usage: Usage = field(default_factory=Usage)
+    by_model: Mapping[str, Usage] = field(default_factory=dict)
+    cost: Cost = field(default_factory=Cost.zero)
+    cost_by_model: Mapping[str, Cost] = field(default_factory=dict)
+
+
+def _scaled(usage: Usage, sign: int) -> Usage:
+    if sign == 1:
+        return usage
+    return Usage(*(sign * getattr(usage, f.name) for f in fields(usage)))
+
+
+class _CostSum:
+    """A sum of Costs that can also take one back, with `Cost.__add__`'s semantics."""
+
+    __slots__ = ("estimated", "priced", "unpriced")
+
+    def __init__(self) -> None:
+        self.priced = Decimal(0)
+        self.unpriced = 0  # how many summed costs were (partly) unpriced
+        self.estimated = 0
+
+    def add(self, cost: Cost, sign: int) -> None:
+        self.priced += sign * cost.known_usd
+        if cost.usd is None or cost.source is CostSource.UNPRICED:
+            self.unpriced += sign
+        elif cost.source is CostSource.ESTIMATED:
+            self.estimated += sign
+
+    def value(self) -> Cost:
+        if self.unpriced > 0:
+            # as Cost.__add__ does: the priced part, or None when nothing was priced
+            return Cost(self.priced if self.priced else None, CostSource.UNPRICED)
+        if self.estimated > 0:
+            return Cost(self.priced, CostSource.ESTIMATED)
+        return Cost(self.priced, CostSource.REPORTED)
+
+
+class _ModelSum:
+    __slots__ = ("cost", "count", "usage")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.cost = _CostSum()
+        self.count = 0  # contributions: the model leaves the breakdown when this is 0
+
+
+@dataclass(slots=True)
+class _Attempt:
+    tool: str
+    usage: Usage
+    by_model: dict[str, Usage]
+    cost: Cost
+    cost_by_model: dict[str, Cost]
+
+
+class _Bucket:
+    """Running totals over some attempts; an attempt is added, or taken back, whole."""
+
+    __slots__ = ("attempts", "cost", "models", "usage")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.cost = _CostSum()
+        self.models: dict[str, _ModelSum] = {}
+        self.attempts = 0
+
+    def add(self, attempt: _Attempt, sign: int) -> None:
+        self.attempts += sign
+        self.usage = self.usage + _scaled(attempt.usage, sign)
+        self.cost.add(attempt.cost, sign)
+        for model, cost in attempt.cost_by_model.items():
+            total = self.models.get(model)
+            if total is None:
+                total = self.models[model] = _ModelSum()
+            total.usage = total.usage + _scaled(attempt.by_model.get(model, Usage()), sign)
+            total.cost.add(cost, sign)
+            total.count += sign
+            if total.count == 0:
+                del self.models[model]
+
+    def account(self) -> Account:
+        return Account(
+            usage=self.usage,
+            by_model={m: s.usage for m, s in self.models.items()},
+            cost=self.cost.value(),
+            cost_by_model={m: s.cost.value() for m, s in self.models.items()},
+        )
+
+    def model_account(self, model: str) -> Account:
+        total = self.models[model]
+        cost = total.cost.value()
+        return Account(total.usage, {model: total.usage}, cost, {model: cost})
+
+
+class Ledger:
+    """A bus subscriber that accounts every attempt's usage and cost.
+
+    A `UsageUpdated` carries the attempt's running total per model, so it replaces the
+    attempt's last figures; the job, tool, model and run totals move by the difference,
+    which keeps an event O(models in the attempt) however many jobs the run has.
+    """
+
+    def __init__(self, prices: PriceBook | None = None) -> None:
+        self._prices = prices if prices is not None else PriceBook()
+        self._tools: dict[str, str] = {}
+        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        self._jobs: dict[str, _Bucket] = {}
+        self._by_tool: dict[str, _Bucket] = {}
+        self._run = _Bucket()
+
+    # -- input ---------------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, UsageUpdated):
+            self.record(
+                event.job,
+                event.attempt,
+                event.by_model,
+                cost=event.cost,
+                cost_by_model=event.cost_by_model,
+            )
+        elif isinstance(event, JobStarted):
+            self.set_tool(event.job, event.tool)
+        elif isinstance(event, JobFinished) and event.by_model:
+            # the attempt's final accounting; a tool that reports no usage sends none,
+            # and then the figures from the usage events stand
+            self.record(
+                event.job,
+                event.attempt,
+                event.by_model,
+                cost=event.cost,
+                cost_by_model=event.cost_by_model,
+            )
+
+    def set_tool(self, job: str, tool: str) -> None:
+        """Say which tool runs `job` (prices its models and files it under the tool)."""
+        self._tools[job] = tool
+
+    def record(
+        self,
+        job: str,
+        attempt: int,
+        by_model: Mapping[str, Usage],
+        *,
+        cost: Cost | None = None,
+        cost_by_model: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """Replace the attempt's totals. `cost` is the CLI's own figure when it gave one."""
+        tool = self._tools.get(job, UNKNOWN_TOOL)
+        new = self._price(tool, by_model, cost, cost_by_model or {})
+        old = self._attempts.get((job, attempt))
+        job_bucket = self._jobs.get(job)
+        if job_bucket is None:
+            job_bucket = self._jobs[job] = _Bucket()
+        if old is not None:
+            for bucket in (job_bucket, self._tool_bucket(old.tool), self._run):
+                bucket.add(old, -1)
+            if self._by_tool[old.tool].attempts == 0:
+                del self._by_tool[old.tool]
+        for bucket in (job_bucket, self._tool_bucket(tool), self._run):
+            bucket.add(new, 1)
+        self._attempts[(job, attempt)] = new
+
+    def _tool_bucket(self, tool: str) -> _Bucket:
+        bucket = self._by_tool.get(tool)
+        if bucket is None:
+            bucket = self._by_tool[tool] = _Bucket()
+        return bucket
+
+    def _price(
+        self,
+        tool: str,
+        by_model: Mapping[str, Usage],
+        cost: Cost | None,
+        cost_by_model: Mapping[str, Decimal],
+    ) -> _Attempt:
+        usage = Usage()
+        for model_usage in by_model.values():
+            usage = usage + model_usage
+        pricing_tool = None if tool == UNKNOWN_TOOL else tool
+        models = list(by_model) + [m for m in cost_by_model if m not in by_model]
+        per_model: dict[str, Cost] = {}
+        for model in models:
+            if model in cost_by_model:
+                per_model[model] = Cost(cost_by_model[model], CostSource.REPORTED)
+            elif cost is not None and not cost_by_model and len(models) == 1:
+                per_model[model] = cost  # the one model used: the reported total is its cost
+            else:
+                per_model[model] = self._prices.price(model, by_model[model], tool=pricing_tool)
+        if cost is None:
+            cost = Cost.zero()
+            for model_cost in per_model.values():
+                cost = cost + model_cost
+        return _Attempt(tool, usage, dict(by_model), cost, per_model)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def attempt(self, job: str, attempt: int) -> Account:
+        """One attempt's figures (empty when it reported nothing)."""
+        found = self._attempts.get((job, attempt))
+        if found is None:
+            return Account()
+        return Account(found.usage, dict(found.by_model), found.cost, dict(found.cost_by_model))
+
+    def job(self, name: str) -> Account:
+        """A job's figures: the sum over its attempts."""
+        bucket = self._jobs.get(name)
+        return bucket.account() if bucket is not None else Account()
+
+    def run(self) -> Account:
+        """The whole run."""
+        return self._run.account()
+
+    def by_job(self) -> dict[str, Account]:
+        return {name: bucket.account() for name, bucket in self._jobs.items()}
+
+    def by_model(self) -> dict[str, Account]:
+        return {model: self._run.model_account(model) for model in self._run.models}
+
+    def by_tool(self) -> dict[str, Account]:
+        return {tool: bucket.account() for tool, bucket in self._by_tool.items()}
+
+    def tool_of(self, job: str) -> str | None:
+        return self._tools.get(job)
