@@ -1,0 +1,97 @@
+"""`corral provider serve`: run the simulated model provider until interrupted."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from corral.errors import EXIT_OK
+
+
+@click.group(name="provider")
+def provider_command() -> None:
+    """The simulated model provider (Anthropic, OpenAI Responses and Gemini APIs)."""
+
+
+@provider_command.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    metavar="ID=SPEC",
+    help="Register a scenario under /s/ID: text[:TEXT], tool[:COMMAND], error:STATUS, "
+    "slow[:SECONDS], hang, failed, big[:CHARS]. Repeatable.",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write each CLI's private HOME (default: a temporary folder).",
+)
+def serve_command(host: str, port: int, scenarios: tuple[str, ...], home: Path | None) -> int:
+    """Serve until Ctrl-C, printing how to point each agent CLI at the provider."""
+    from corral.provider import Scenario, SimulatedProvider
+
+    registered: dict[str, Scenario] = {}
+    for option in scenarios:
+        scenario_id, sep, spec = option.partition("=")
+        try:
+            if not sep or not scenario_id:
+                raise ValueError("expected ID=SPEC")
+            registered[scenario_id] = Scenario.parse(spec)
+        except ValueError as error:
+            raise click.BadParameter(f"{option!r}: {error}", param_hint="--scenario") from None
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    with tempfile.TemporaryDirectory(prefix="corral-provider-") as scratch:
+        homes = home or Path(scratch)
+        with SimulatedProvider(host, port, scenarios=registered) as provider:
+            click.echo(f"corral provider: serving on {provider.url}")
+            for scenario_id, scenario in registered.items():
+                url = provider.scenario_url(scenario_id)
+                click.echo(f"  scenario {scenario_id} ({scenario.kind}): {url}")
+            click.echo(_instructions(provider.url, homes))
+            click.echo("Ctrl-C stops the provider.", err=True)
+            _wait(stop)
+        click.echo(f"corral provider: stopped after {len(provider.requests())} requests", err=True)
+    signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK
+
+
+def _wait(stop: threading.Event) -> None:
+    def interrupt(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _instructions(url: str, homes: Path) -> str:
+    """Shell lines that run each CLI against `url`, each with its own prepared HOME."""
+    from corral.provider import prepare
+
+    commands = {
+        "claude": "claude -p 'say hello' --output-format json",
+        "codex": "codex exec --json {args} 'say hello' < /dev/null",
+        "gemini": "gemini -p 'say hello' --output-format json",
+    }
+    lines = ["", "Point a CLI at it (append /s/<scenario-id> to the URL to pick a scenario):"]
+    for tool, command in commands.items():
+        rehearsal = prepare(tool, url, homes / tool)
+        env = " ".join(f"{key}={shlex.quote(value)}" for key, value in rehearsal.env.items())
+        args = " ".join(shlex.quote(arg) for arg in rehearsal.extra_args)
+        lines += [f"  # {tool}", f"  env {env} \\", f"    {command.format(args=args)}"]
+    return "\n".join(lines)
