@@ -1,0 +1,211 @@
+"""Use cases: what each command does, independent of how it is invoked or shown.
+
+`check_flow` loads and validates a flow (schema, graph, tools); `start_run` runs a plan
+and returns its report. The CLI parses arguments, calls these, and renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from corral.config.loader import LoadedFlow, load_flow
+from corral.errors import EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, FlowError, Problem
+from corral.events.bus import Bus
+from corral.events.types import Event, RunFinished, RunStarted
+from corral.models import Cost, JobStatus, RunStatus, Usage
+from corral.plan import Plan, build_plan, select
+
+
+def default_concurrency() -> int:
+    return max(os.cpu_count() or 2, 2)
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = datetime.fromtimestamp(now or time.time()).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def check_flow(path: str | Path, *, only: Sequence[str] = (), from_: Sequence[str] = ()) -> tuple[LoadedFlow, Plan]:
+    """Load, validate and plan a flow; every problem (schema, graph, tools) at once."""
+    loaded = load_flow(path)
+    plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
+    problems = tool_problems(loaded, plan)
+    if problems:
+        raise FlowError(problems)
+    if only or from_:
+        plan = select(plan, only=only, from_=from_)
+    return loaded, plan
+
+
+def check_flow_document(document: dict[str, Any], *, base_dir: Path, source: str = "<exec>") -> tuple[LoadedFlow, Plan]:
+    """Validate and plan a flow built in memory (single-instance mode)."""
+    import json
+
+    from corral.config.loader import validate_document
+
+    def nowhere(path: tuple[str | int, ...]) -> None:
+        return None
+
+    spec = validate_document(document, source=source, locate=nowhere)
+    loaded = LoadedFlow(spec, base_dir / "exec.json", source, json.dumps(document), nowhere)
+    plan = build_plan(spec, source=source, locate=nowhere)
+    problems = tool_problems(loaded, plan)
+    if problems:
+        raise FlowError(problems)
+    return loaded, plan
+
+
+def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
+    from corral.errors import ToolError
+    from corral.execute.prepare import uses_tool
+    from corral.tools import get_tool
+
+    problems: list[Problem] = []
+    for job in plan.jobs.values():
+        name = uses_tool(job.spec)
+        if name is None:
+            if job.spec.run is None:
+                problems.append(loaded.problem(("jobs", job.group), "nothing to run: give `run:` (a command) or `prompt:` (an agent)"))
+            continue
+        try:
+            tool = get_tool(name)
+        except ToolError as error:
+            problems.append(loaded.problem(("jobs", job.group, "tool"), error.message))
+            continue
+        for message in tool.validate(job.spec):
+            problems.append(loaded.problem(("jobs", job.group), message))
+    return problems
+
+
+@dataclass
+class RunOptions:
+    jobs: int | None = None
+    fail_fast: bool = False
+    start_at: datetime | None = None
+    store: str | None = None
+    no_store: bool = False
+    rehearse: bool = False
+    args: tuple[str, ...] = ()
+    base_dir: Path | None = None  # where .corral lives; default: the flow's folder
+    price_file: str | None = None
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    status: RunStatus
+    exit_code: int
+    started_at: float
+    ended_at: float
+    log_root: Path
+    states: dict[str, Any]
+    totals: tuple[Usage, Cost | None]
+    accounts: Callable[[str], tuple[Usage, Cost | None] | None]
+    store_error: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Interrupts:
+    """SIGINT/SIGTERM: the first stops the run gracefully, a second SIGINT kills at once."""
+
+    def __init__(self, on_stop: Callable[[str, bool], None]) -> None:
+        self._on_stop = on_stop
+        self.received: int | None = None
+        self._count = 0
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._handle, sig)
+
+    def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    def _handle(self, sig: int) -> None:
+        self._count += 1
+        self.received = self.received or sig
+        name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
+        hard = self._count > 1
+        self._on_stop(f"interrupted by {name}", hard)
+
+    @property
+    def exit_code(self) -> int | None:
+        if self.received is None:
+            return None
+        return EXIT_SIGINT if self.received == signal.SIGINT else EXIT_SIGTERM
+
+
+def run_status(states: dict[str, Any], interrupted: bool) -> RunStatus:
+    if interrupted:
+        return RunStatus.CANCELLED
+    failed = any(
+        s.status.is_failure and not s.continue_on_error for s in states.values()
+    )
+    return RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+
+
+async def countdown(until: datetime, tick: Callable[[float], None], stop: asyncio.Event) -> bool:
+    """Wait until `until`, calling `tick(seconds_left)` every second. False if stopped."""
+    while True:
+        left = (until - datetime.now(until.tzinfo)).total_seconds()
+        if left <= 0:
+            return True
+        tick(left)
+        try:
+            await asyncio.wait_for(stop.wait(), min(left, 1.0))
+            return False
+        except TimeoutError:
+            continue
+
+
+def run_header(loaded: LoadedFlow, run_id: str, log_root: Path, args: Sequence[str], resumed_from: str | None, jobs: Sequence[str]) -> RunStarted:
+    return RunStarted(
+        run_id=run_id,
+        flow_name=loaded.name,
+        flow_path=str(loaded.path.resolve()),
+        jobs=tuple(jobs),
+        started_at=time.time(),
+        flow_hash=loaded.digest,
+        flow_content=loaded.text,
+        args=tuple(args),
+        user=_user(),
+        host=socket.gethostname(),
+        log_root=str(log_root),
+        resumed_from=resumed_from,
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def finished(run_id: str, status: RunStatus, error: str | None = None) -> Event:
+    return RunFinished(run_id=run_id, status=status, ended_at=time.time(), error=error)
+
+
+def exit_code_for(status: RunStatus, interrupts: Interrupts) -> int:
+    if interrupts.exit_code is not None:
+        return interrupts.exit_code
+    return EXIT_OK if status is RunStatus.SUCCEEDED else EXIT_JOBS_FAILED
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+__all__ = ["JobStatus", "RunOptions", "RunReport", "check_flow", "default_concurrency", "new_run_id", "start_run"]

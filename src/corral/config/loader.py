@@ -1,0 +1,256 @@
+"""Load a flow file (YAML, JSON or TOML) into a FlowSpec, reporting every mistake at once.
+
+Each problem is `flow.yaml:LINE:COL: jobs.lint.timeout: message`, with "did you mean"
+for misspelt keys. The reference tool's JSON config (`{"instances": [...]}`) is
+recognised and converted.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from corral.config.locate import Locator, Path_, make_locator, toml_positions, yaml_positions
+from corral.config.schema import (
+    JOB_FIELDS,
+    NOT_DEFAULTABLE,
+    BudgetSpec,
+    FlowSpec,
+    JobSpec,
+    OutputSpec,
+    RehearseSpec,
+)
+from corral.errors import FlowError, Problem
+
+
+@dataclass(frozen=True)
+class LoadedFlow:
+    """A validated flow, with what later stages need to report precise errors."""
+
+    spec: FlowSpec
+    path: Path
+    source: str  # the path as the user wrote it, for messages
+    text: str
+    locate: Locator
+    legacy: bool = False
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or self.path.stem
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        """A Problem located at `path` (or its nearest located parent)."""
+        line, column = _position(self.locate, path)
+        return Problem(self.source, line, column, dotted(path), message)
+
+
+def dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        if part == "<key>":
+            continue
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _position(locate: Locator, path: Path_) -> tuple[int | None, int | None]:
+    probe = tuple(path)
+    while True:
+        found = locate(probe)
+        if found:
+            return found
+        if not probe:
+            return None, None
+        probe = probe[:-1]
+
+
+def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
+    if suffix in (".yaml", ".yml", ".json"):
+        try:
+            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        except json.JSONDecodeError as error:
+            raise FlowError([Problem(source, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]) from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = mark.line + 1 if mark else None
+            column = mark.column + 1 if mark else None
+            what = getattr(error, "problem", None) or str(error)
+            raise FlowError([Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
+        return data, make_locator(yaml_positions(text))
+    if suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise FlowError([Problem(source, None, None, "", f"invalid TOML: {error}")]) from None
+        return data, make_locator(toml_positions(text))
+    raise FlowError(
+        [Problem(source, None, None, "", f"unknown flow file type {suffix!r}: use .yaml, .yml, .json or .toml")]
+    )
+
+
+def load_flow(path: str | Path) -> LoadedFlow:
+    """Read, parse and validate a flow file. Raises FlowError listing every problem."""
+    source = str(path)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FlowError([Problem(source, None, None, "", "no such file (check the path)")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise FlowError([Problem(source, None, None, "", f"cannot read: {error}")]) from None
+    data, locate = _parse(text, file.suffix.lower(), source)
+    legacy = False
+    if isinstance(data, dict) and "instances" in data and "jobs" not in data:
+        from corral.config.legacy import convert
+
+        data = convert(data, source=source)
+        legacy = True
+    spec = validate_document(data, source=source, locate=locate)
+    return LoadedFlow(spec, file, source, text, locate, legacy)
+
+
+def validate_document(data: Any, *, source: str, locate: Locator) -> FlowSpec:
+    """Validate a parsed flow document, merging `defaults` into each job first."""
+    if not isinstance(data, dict):
+        raise FlowError([Problem(source, 1, 1, "", "a flow file must be a mapping with a `jobs:` key")])
+    problems: list[Problem] = []
+    document = _merge_defaults(data, source, locate, problems)
+    try:
+        spec = FlowSpec.model_validate(document)
+    except ValidationError as error:
+        problems.extend(_problems(error, document, data, source, locate))
+        spec = None
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+        raise FlowError(problems)
+    assert spec is not None
+    return spec
+
+
+def _merge_defaults(data: dict[str, Any], source: str, locate: Locator, problems: list[Problem]) -> dict[str, Any]:
+    defaults = data.get("defaults") or {}
+    jobs = data.get("jobs")
+    if not isinstance(defaults, dict):
+        problems.append(_problem(source, locate, ("defaults",), "must be a mapping of job fields"))
+        return data
+    for key in defaults:
+        if key not in JOB_FIELDS:
+            problems.append(
+                _problem(source, locate, ("defaults", key, "<key>"), _unknown(key, sorted(JOB_FIELDS)))
+            )
+        elif key in NOT_DEFAULTABLE:
+            problems.append(
+                _problem(source, locate, ("defaults", key, "<key>"), f"`{key}` only makes sense on a single job; move it there")
+            )
+    if not defaults or not isinstance(jobs, dict):
+        return data
+    usable = {k: v for k, v in defaults.items() if k in JOB_FIELDS and k not in NOT_DEFAULTABLE}
+    merged_jobs: dict[str, Any] = {}
+    for name, job in jobs.items():
+        if not isinstance(job, dict):
+            merged_jobs[name] = job
+            continue
+        merged = copy.deepcopy(usable)
+        for key, value in job.items():
+            if key == "env" and isinstance(value, dict) and isinstance(merged.get("env"), dict):
+                merged["env"] = {**merged["env"], **value}
+            else:
+                merged[key] = value
+        merged_jobs[name] = merged
+    return {**data, "jobs": merged_jobs}
+
+
+def _unknown(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key '{key}'{hint}"
+
+
+_MODEL_AT: Mapping[str, type[BaseModel]] = {
+    "budget": BudgetSpec,
+    "rehearse": RehearseSpec,
+}
+
+
+def _fields_for(loc: Path_) -> list[str]:
+    """The valid keys at the mapping that holds `loc[-1]`, for did-you-mean."""
+    parent = loc[:-1]
+    model: type[BaseModel] = FlowSpec
+    if len(parent) >= 2 and parent[0] == "jobs":
+        model = JobSpec
+        if len(parent) >= 3:
+            model = _MODEL_AT.get(str(parent[2]), JobSpec)
+            if parent[2] == "outputs":
+                model = OutputSpec
+    elif parent and parent[0] == "budget":
+        model = BudgetSpec
+    names = {info.alias or name for name, info in model.model_fields.items()}
+    return sorted(names)
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if kind in ("dict_type", "model_type"):
+        message = "must be a mapping"
+    return message
+
+
+def _problems(
+    error: ValidationError, document: dict[str, Any], original: dict[str, Any], source: str, locate: Locator
+) -> list[Problem]:
+    problems = []
+    seen: set[tuple[Path_, str]] = set()
+    for item in error.errors():
+        loc: Path_ = tuple(item["loc"])
+        # union members (str | list) produce one error each; keep the first per path
+        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list", "int"))))
+        if item["type"] == "extra_forbidden":
+            message = _unknown(str(loc[-1]), _fields_for(loc))
+            where: Path_ = (*loc, "<key>")
+        else:
+            message = _message(item)
+            where = loc
+        moved = _from_defaults(where, original, locate)
+        shown = moved if moved is not where else loc
+        if (shown, message) in seen:
+            continue
+        seen.add((shown, message))
+        problems.append(_problem(source, locate, moved, message, shown=shown))
+    return problems
+
+
+def _from_defaults(path: Path_, original: dict[str, Any], locate: Locator) -> Path_:
+    """A bad value inherited from `defaults` is reported where it was written."""
+    if len(path) >= 3 and path[0] == "jobs" and locate(path) is None:
+        job = (original.get("jobs") or {}).get(path[1])
+        if isinstance(job, dict) and path[2] not in job and path[2] in (original.get("defaults") or {}):
+            return ("defaults", *path[2:])
+    return path
+
+
+def _problem(source: str, locate: Locator, path: Path_, message: str, shown: Path_ | None = None) -> Problem:
+    line, column = _position(locate, path)
+    return Problem(source, line, column, dotted(shown if shown is not None else path), message)

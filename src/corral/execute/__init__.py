@@ -1,0 +1,1 @@
+"""Running jobs: one child process (`process`), the executor seam, and the scheduler."""

@@ -1,0 +1,71 @@
+"""Split a byte stream into lines of any length while spooling every byte to a log file.
+
+Memory stays bounded: a line longer than `keep` bytes is cut in memory (and flagged),
+never in the log. A last line without a newline is still delivered at `close()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+# (line bytes without the newline, offset of the line in the log, cut short in memory?)
+LineSink = Callable[[bytes, int, bool], None]
+
+
+class LineSpool:
+    def __init__(self, path: str, sink: LineSink, keep: int) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._sink = sink
+        self._keep = keep
+        self._parts: list[bytes] = []
+        self._held = 0  # bytes of the current line held in memory
+        self._cut = False
+        self._line_start = 0
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        # write first: the log holds every byte as it arrives, whatever happens next
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        start = 0
+        base = self.size
+        self.size += len(data)
+        while True:
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                break
+            self._hold(data, start, newline)
+            self._emit()
+            start = newline + 1
+            self._line_start = base + start
+        if start < len(data):
+            self._hold(data, start, len(data))
+
+    def _hold(self, data: bytes, start: int, end: int) -> None:
+        room = self._keep - self._held
+        if room <= 0:
+            self._cut = self._cut or end > start
+            return
+        if end - start > room:
+            end = start + room
+            self._cut = True
+        if end > start:
+            self._parts.append(data[start:end] if start or end != len(data) else data)
+            self._held += end - start
+
+    def _emit(self) -> None:
+        line = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        self._sink(line, self._line_start, self._cut)
+        self._parts = []
+        self._held = 0
+        self._cut = False
+
+    def close(self) -> None:
+        if self._parts or self._cut:
+            self._emit()
+        os.close(self._fd)

@@ -1,0 +1,157 @@
+"""Turn a planned job into a concrete attempt: templates rendered, environment expanded,
+argv built (a plain command, or an agent CLI through its tool adapter), log folder chosen.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.config.schema import JobSpec
+from corral.errors import ToolError
+from corral.execute.executor import JobRequest
+from corral.plan import JobView, PlannedJob, render_job
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+# per tool: (environment, extra argv) for a rehearsal; set by `corral rehearse`
+Rehearse = Callable[[PlannedJob, JobSpec, Path], tuple[dict[str, str], list[str]]]
+
+
+def expand_env(values: Mapping[str, str], base: Mapping[str, str], job: str) -> dict[str, str]:
+    """`${VAR}` and `${VAR:-default}` in a job's env, from the parent environment and
+    the job's earlier entries. An unset variable without a default is an error."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        scope = {**base, **out}
+
+        def substitute(match: re.Match[str], key: str = key, scope: Mapping[str, str] = scope) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in scope:
+                return scope[name]
+            if default is not None:
+                return default
+            raise ToolError(
+                f"job '{job}': env.{key} uses ${{{name}}}, which is not set",
+                hint=f"export {name}, or write ${{{name}:-default}}",
+            )
+
+        out[key] = _VAR.sub(substitute, value)
+    return out
+
+
+def uses_tool(spec: JobSpec) -> str | None:
+    """The agent tool a job runs, or None for a plain command."""
+    if spec.tool and spec.tool != "generic":
+        return spec.tool
+    if spec.tool is None and spec.run is None and spec.prompt is not None:
+        return "claude"
+    return None
+
+
+def command_argv(spec: JobSpec) -> tuple[str, ...]:
+    run = spec.run
+    assert run is not None
+    if spec.shell:
+        return ("/bin/sh", "-c", run if isinstance(run, str) else shlex.join(run))
+    if isinstance(run, list):
+        return tuple(run)
+    try:
+        return tuple(shlex.split(run))
+    except ValueError as error:
+        raise ToolError(f"cannot split `run`: {error}", hint="check the quotes, or set shell: true") from None
+
+
+@dataclass
+class Preparer:
+    """Builds JobRequests for one run."""
+
+    base_dir: Path
+    log_root: Path
+    environ: Mapping[str, str]
+    run_info: Mapping[str, str]
+    kill_grace: float = 5.0
+    rehearse: Rehearse | None = None
+
+    def log_dir(self, job: str, attempt: int) -> Path:
+        folder = self.log_root / job
+        return folder if attempt == 1 else folder / f"attempt-{attempt}"
+
+    def __call__(self, job: PlannedJob, views: Mapping[str, JobView], attempt: int) -> JobRequest:
+        spec = render_job(job, views, self.environ, self.run_info)
+        env = dict(self.environ)
+        env.update(expand_env(spec.env, self.environ, job.name))
+        cwd = str((self.base_dir / spec.cwd).resolve()) if spec.cwd else str(self.base_dir)
+        log_dir = self.log_dir(job.name, attempt)
+        tool_name = uses_tool(spec)
+        parser: str | None = None
+        model = spec.model
+        if tool_name is None:
+            if spec.run is None:
+                raise ToolError(f"job '{job.name}' has nothing to run", hint="give it `run:` or `prompt:`")
+            argv = command_argv(spec)
+            tool_name = "generic"
+        else:
+            argv, extra_env, parser = self._agent(job, spec, views, env, log_dir)
+            env.update(extra_env)
+        grace = spec.kill_grace if spec.kill_grace is not None else self.kill_grace
+        return JobRequest(
+            job=job.name,
+            attempt=attempt,
+            argv=argv,
+            cwd=cwd,
+            env=env,
+            log_dir=log_dir,
+            tool=tool_name,
+            model=model,
+            parser=parser,
+            timeout=spec.timeout,
+            idle_timeout=spec.idle_timeout,
+            kill_grace=grace,
+            spec=spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+        )
+
+    def _agent(
+        self, job: PlannedJob, spec: JobSpec, views: Mapping[str, JobView], env: dict[str, str], log_dir: Path
+    ) -> tuple[tuple[str, ...], dict[str, str], str]:
+        from corral.tools import get_tool
+
+        tool = get_tool(uses_tool(spec) or "generic")
+        if spec.home:
+            home = log_dir.parent / "home" if spec.home == "auto" else (self.base_dir / spec.home)
+            home = home.resolve()
+            home.mkdir(parents=True, exist_ok=True)
+            spec = spec.model_copy(update={"home": str(home)})
+        resume_session = None
+        if spec.resume:
+            view = views.get(spec.resume)
+            resume_session = view.session_id if view else None
+            if not resume_session:
+                raise ToolError(
+                    f"job '{job.name}': cannot resume '{spec.resume}': it reported no session id",
+                    hint="the job to resume must be an agent job that ran before this one",
+                )
+        extra_env: dict[str, str] = {}
+        extra_args: list[str] = []
+        if self.rehearse is not None:
+            home = Path(spec.home) if spec.home else (log_dir.parent / "home").resolve()
+            home.mkdir(parents=True, exist_ok=True)
+            extra_env, extra_args = self.rehearse(job, spec, home)
+            spec = spec.model_copy(update={"home": str(home), "extra_args": [*extra_args, *spec.extra_args]})
+        executable = tool.find_executable({**env, **extra_env})
+        if executable is None:
+            variable = f"CORRAL_{tool.name.upper().replace('-', '_')}_BIN"
+            raise ToolError(
+                f"{tool.name} is not installed (job '{job.name}')",
+                hint=f"install it, put it on PATH, or set {variable}; `corral tools` shows what is found",
+            )
+        invocation = tool.build(spec, executable=executable, resume_session=resume_session)
+        return tuple(invocation.argv), {**dict(invocation.env), **extra_env}, invocation.parser
+
+
+def default_environ() -> dict[str, str]:
+    return dict(os.environ)

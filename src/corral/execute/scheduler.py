@@ -1,0 +1,382 @@
+"""The scheduler: runs a plan's jobs through an executor, at most N at once, in dependency
+order, with conditions, retries, fail-fast, budgets and rate-limit pauses.
+
+Only state transitions live here; how a job is turned into a process is `prepare`'s
+job, what a condition means is `corral.plan`'s, what a budget allows is the guard's.
+The clock and the sleep are injected so tests replay histories without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from corral.events.bus import Bus
+from corral.events.types import JobFinished, JobRetrying, JobSkipped, JobWaiting
+from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle
+from corral.models import ErrorKind, JobStatus, Usage
+from corral.plan import JobView, Plan, PlannedJob, RetryPolicy, decide
+
+Sleep = Callable[[float], Awaitable[None]]
+Prepare = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
+
+
+class Admission(Protocol):
+    """What may start now: budgets and rate limits (see corral.budget)."""
+
+    @property
+    def stopped(self) -> str | None: ...
+    def admit(self, job: PlannedJob, tool: str) -> str | None: ...
+    def wait_hint(self, tool: str) -> float | None: ...
+    def take_kills(self) -> list[str]: ...
+    def accounting(self, job: str, attempt: int) -> dict[str, object]: ...
+
+
+class OpenAdmission:
+    """Admits everything; used when no budget or rate-limit gate is configured."""
+
+    stopped: str | None = None
+
+    def admit(self, job: PlannedJob, tool: str) -> str | None:
+        return None
+
+    def wait_hint(self, tool: str) -> float | None:
+        return None
+
+    def take_kills(self) -> list[str]:
+        return []
+
+    def accounting(self, job: str, attempt: int) -> dict[str, object]:
+        return {}
+
+
+@dataclass
+class JobState:
+    """What the scheduler knows of one job."""
+
+    status: JobStatus = JobStatus.WAITING
+    attempts: int = 0
+    outcome: AttemptOutcome | None = None
+    reason: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    started_at: float | None = None
+    history: list[AttemptOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Settings:
+    concurrency: int
+    stagger: float = 0.0
+    fail_fast: bool = False
+    kill_grace: float = 5.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        plan: Plan,
+        settings: Settings,
+        executor: Executor,
+        bus: Bus,
+        prepare: Prepare,
+        *,
+        admission: Admission | None = None,
+        finish_attempt: Callable[[PlannedJob, AttemptOutcome], dict[str, str]] | None = None,
+        known: Mapping[str, JobView] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.executor = executor
+        self.bus = bus
+        self.prepare = prepare
+        self.admission = admission or OpenAdmission()
+        self.finish_attempt = finish_attempt
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.states: dict[str, JobState] = {name: JobState() for name in plan.jobs}
+        # results of jobs outside this plan (a resumed run's finished jobs, --from's needs)
+        self.known: dict[str, JobView] = dict(known or {})
+        self.cancelled: str | None = None
+        self._order = {name: index for index, name in enumerate(plan.jobs)}
+        self._missing = {name: sum(1 for n in job.needs if n in plan.jobs) for name, job in plan.jobs.items()}
+        self._ready: list[tuple[int, int, str]] = []
+        self._running: dict[str, StopHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._last_launch = -1e18
+
+    # -- public ----------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, JobState]:
+        for name, count in self._missing.items():
+            if count == 0:
+                self._consider(name)
+        while True:
+            self._apply_kills()
+            delay = await self._launch_ready()
+            if not self._running and not self._ready and not self._tasks:
+                break
+            self._wake.clear()
+            if delay is None:
+                await self._wake.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
+        self._close_undecided()
+        return self.states
+
+    def cancel(self, reason: str, *, hard: bool = False) -> None:
+        """Stop the run: running jobs are stopped (hard: SIGKILL now), nothing new starts."""
+        self.cancelled = self.cancelled or reason
+        for handle in self._running.values():
+            handle.request(reason, JobStatus.CANCELLED, ErrorKind.CANCELLED, hard=hard)
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Something outside changed (a budget was crossed, a rate limit lifted): look again."""
+        self._wake.set()
+
+    def views(self) -> dict[str, JobView]:
+        views = dict(self.known)
+        for name, state in self.states.items():
+            views[name] = self._view(name, state)
+        return views
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def _view(self, name: str, state: JobState) -> JobView:
+        outcome = state.outcome
+        job = self.plan.jobs[name]
+        return JobView(
+            status=state.status,
+            result=outcome.result if outcome else None,
+            exit_code=outcome.exit_code if outcome else None,
+            session_id=outcome.session_id if outcome else None,
+            usage=state.usage,
+            cost_usd=state.cost_usd,
+            outputs=state.outputs,
+            continue_on_error=job.spec.continue_on_error,
+        )
+
+    def _consider(self, name: str) -> None:
+        """All needs of `name` are final: run it (queue it) or skip it."""
+        job = self.plan.jobs[name]
+        if self.cancelled:
+            self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
+            return
+        views = self.views()
+        decision = decide(job, views, run_cancelled=self.cancelled is not None)
+        if not decision.run:
+            self._skip(name, decision.reason)
+            return
+        self.states[name].status = JobStatus.READY
+        heapq.heappush(self._ready, (-job.priority, self._order[name], name))
+
+    def _skip(self, name: str, reason: str, status: JobStatus = JobStatus.SKIPPED) -> None:
+        state = self.states[name]
+        state.status = status
+        state.reason = reason
+        self.bus.publish(JobSkipped(job=name, reason=reason))
+        if status is JobStatus.CANCELLED:
+            self.bus.publish(
+                JobFinished(
+                    job=name,
+                    status=status,
+                    exit_code=None,
+                    signal=None,
+                    duration_s=0.0,
+                    error=reason,
+                    error_kind=ErrorKind.CANCELLED,
+                    tool=_tool_of(self.plan.jobs[name]),
+                )
+            )
+        self._settled(name)
+
+    def _settled(self, name: str) -> None:
+        for dependent in self.plan.dependents(name):
+            if dependent not in self._missing:
+                continue
+            self._missing[dependent] -= 1
+            if self._missing[dependent] == 0:
+                self._consider(dependent)
+        self._wake.set()
+
+    def _close_undecided(self) -> None:
+        for name, state in self.states.items():
+            if not state.status.is_final:
+                self._skip(name, f"not started: {self.cancelled or 'run ended'}", JobStatus.CANCELLED)
+
+    # -- launching -------------------------------------------------------------------------
+
+    async def _launch_ready(self) -> float | None:
+        """Start what may start; return how long until something may change by itself."""
+        wait: float | None = None
+        deferred: list[tuple[int, int, str]] = []
+        while self._ready and len(self._running) < self.settings.concurrency:
+            entry = heapq.heappop(self._ready)
+            name = entry[2]
+            if self.cancelled:
+                self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
+                continue
+            job = self.plan.jobs[name]
+            tool = _tool_of(job)
+            if stopped := self.admission.stopped:
+                self._skip(name, f"not started: {stopped}")
+                continue
+            if refusal := self.admission.admit(job, tool):
+                self._skip(name, f"not started: {refusal}")
+                continue
+            if (hint := self.admission.wait_hint(tool)) is not None and hint > 0:
+                self._publish_waiting(name, f"rate limited ({tool}); retrying in {hint:.0f}s")
+                deferred.append(entry)
+                wait = hint if wait is None else min(wait, hint)
+                continue
+            gap = self._last_launch + self.settings.stagger - self.clock()
+            if gap > 0:
+                deferred.append(entry)
+                wait = gap if wait is None else min(wait, gap)
+                break
+            self._start(name)
+        for entry in deferred:
+            heapq.heappush(self._ready, entry)
+        return wait
+
+    def _publish_waiting(self, name: str, reason: str) -> None:
+        state = self.states[name]
+        if state.reason != reason:
+            state.reason = reason
+            self.bus.publish(JobWaiting(job=name, reason=reason, status=JobStatus.READY))
+
+    def _start(self, name: str) -> None:
+        self._last_launch = self.clock()
+        handle = StopHandle()
+        self._running[name] = handle
+        self.states[name].status = JobStatus.RUNNING
+        task = asyncio.create_task(self._run_job(name, handle), name=f"job:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            # a bug in the scheduler itself: surface it instead of hanging the run
+            raise task.exception()  # type: ignore[misc]  # checked not None on the line above
+
+    async def _run_job(self, name: str, handle: StopHandle) -> None:
+        job = self.plan.jobs[name]
+        state = self.states[name]
+        policy = RetryPolicy.from_spec(job.spec)
+        try:
+            if job.spec.delay:
+                await self._interruptible_sleep(job.spec.delay, handle)
+            attempt = 0
+            while True:
+                attempt += 1
+                state.attempts = attempt
+                outcome = await self._attempt(job, attempt, handle)
+                state.history.append(outcome)
+                if outcome.status is JobStatus.SUCCEEDED or handle.requested or self.cancelled:
+                    break
+                if not policy.should_retry(attempt, outcome.error_kind, outcome.exit_code):
+                    break
+                delay = policy.delay(attempt, self.rng)
+                state.status = JobStatus.RETRYING
+                self.bus.publish(
+                    JobRetrying(job=name, attempt=attempt, delay_s=delay, reason=outcome.error or "failed")
+                )
+                await self._interruptible_sleep(delay, handle)
+                if handle.requested:
+                    break
+                state.status = JobStatus.RUNNING
+        finally:
+            self._running.pop(name, None)
+        self._settled(name)
+
+    async def _interruptible_sleep(self, seconds: float, handle: StopHandle) -> None:
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        stopper = asyncio.ensure_future(handle.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+
+    async def _attempt(self, job: PlannedJob, attempt: int, handle: StopHandle) -> AttemptOutcome:
+        name = job.name
+        state = self.states[name]
+        try:
+            request = self.prepare(job, self.views(), attempt)
+        except Exception as error:  # a template or tool problem found at launch time
+            from corral.errors import CorralError
+
+            if not isinstance(error, CorralError):
+                raise
+            outcome = AttemptOutcome(JobStatus.FAILED, None, None, 0.0, error.message, ErrorKind.SPAWN)
+        else:
+            if handle.requested:
+                outcome = AttemptOutcome(handle.status, None, None, 0.0, handle.reason, handle.error_kind)
+            else:
+                state.started_at = time.time()
+                outcome = await self.executor.run(request, self.bus.publish, handle)
+        outputs = self.finish_attempt(job, outcome) if self.finish_attempt else {}
+        accounting = self.admission.accounting(name, attempt)
+        state.outcome = outcome
+        state.outputs = outputs
+        usage = accounting.get("usage")
+        if isinstance(usage, Usage):
+            state.usage = usage
+        cost = accounting.get("cost_usd")
+        state.cost_usd = float(cost) if isinstance(cost, int | float) else state.cost_usd
+        final = outcome.status
+        if final.is_failure and job.spec.continue_on_error:
+            pass  # stays failed in reports; decide() lets dependents through
+        state.status = final
+        self.bus.publish(
+            JobFinished(
+                job=name,
+                attempt=attempt,
+                status=final,
+                exit_code=outcome.exit_code,
+                signal=outcome.signal,
+                duration_s=outcome.duration_s,
+                error=outcome.error,
+                error_kind=outcome.error_kind,
+                result=outcome.result,
+                tool=_tool_of(job),
+                session_id=outcome.session_id,
+                outputs=outputs,
+                unparsed_lines=outcome.unparsed_lines,
+                **accounting.get("event", {}),  # type: ignore[arg-type]  # by_model / cost fields
+            )
+        )
+        if final.is_failure and self.settings.fail_fast and not job.spec.continue_on_error:
+            if not self.cancelled and final is not JobStatus.CANCELLED:
+                self.cancel(f"fail-fast: '{name}' {final.value}")
+        return outcome
+
+    def _apply_kills(self) -> None:
+        for name in self.admission.take_kills():
+            handle = self._running.get(name)
+            if handle is not None:
+                handle.request("budget exceeded", JobStatus.FAILED, ErrorKind.BUDGET)
+
+
+def _tool_of(job: PlannedJob) -> str:
+    spec = job.spec
+    if spec.tool:
+        return spec.tool
+    return "claude" if spec.prompt is not None and spec.run is None else "generic"

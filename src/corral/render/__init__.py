@@ -1,0 +1,1 @@
+"""Everything the user sees of a run: subscribers of the bus that print, draw or write."""

@@ -1,0 +1,54 @@
+"""Small text helpers shared by the renderers: statuses, token counts, money."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.text import Text
+
+from corral.models import Cost, CostSource, JobStatus
+
+STYLE = {
+    JobStatus.WAITING: "dim",
+    JobStatus.READY: "cyan",
+    JobStatus.RUNNING: "bold blue",
+    JobStatus.RETRYING: "yellow",
+    JobStatus.SUCCEEDED: "green",
+    JobStatus.FAILED: "bold red",
+    JobStatus.TIMED_OUT: "red",
+    JobStatus.CANCELLED: "yellow",
+    JobStatus.SKIPPED: "dim",
+}
+
+
+def status_text(status: JobStatus, attempts: int = 0) -> Text:
+    label = status.value.replace("_", " ")
+    if attempts > 1:
+        label += f" ×{attempts}"
+    return Text(label, style=STYLE.get(status, ""))
+
+
+def tokens_text(count: int) -> str:
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k"
+    return f"{count / 1_000_000:.2f}M"
+
+
+def money(usd: Decimal) -> str:
+    if usd == 0:
+        return "$0"
+    if usd < Decimal("0.01"):
+        return f"${usd:.4f}"
+    return f"${usd:.2f}"
+
+
+def cost_text(cost: Cost | None) -> str:
+    if cost is None:
+        return ""
+    if cost.source is CostSource.UNPRICED:
+        return f"{money(cost.usd)}+unpriced" if cost.usd else "unpriced"
+    assert cost.usd is not None
+    mark = "" if cost.source is CostSource.REPORTED else "~"
+    return f"{mark}{money(cost.usd)}"

@@ -1,0 +1,121 @@
+"""Line-oriented output for pipes and CI logs: prefixed (like `parallel --tag`), grouped
+(each job's output in one block when it ends, streamed back from its log) or quiet.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from corral.durations import format_duration
+from corral.events.types import (
+    BudgetExceeded,
+    Event,
+    JobFinished,
+    JobOutput,
+    JobRetrying,
+    JobSkipped,
+    JobStarted,
+    RateLimited,
+)
+from corral.models import JobStatus
+
+_COLOURS = ["36", "33", "35", "32", "34", "91", "96", "93", "95", "92", "94"]
+_MARK = {
+    JobStatus.SUCCEEDED: ("✓", "32"),
+    JobStatus.FAILED: ("✗", "31"),
+    JobStatus.TIMED_OUT: ("⏱", "31"),
+    JobStatus.CANCELLED: ("⊘", "33"),
+    JobStatus.SKIPPED: ("↷", "2"),
+}
+
+
+def truncate(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
+
+
+class LinePrinter:
+    """Prints lifecycle lines and (unless quiet) the jobs' output, one line at a time."""
+
+    def __init__(
+        self,
+        names: list[str],
+        *,
+        mode: str = "prefixed",
+        colour: bool = False,
+        max_line_length: int | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.mode = mode
+        self.colour = colour
+        self.limit = max_line_length
+        self.out = stream or sys.stdout
+        self.width = max((len(n) for n in names), default=4)
+        self._colour_of = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
+        self._log_dirs: dict[str, str] = {}
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
+
+    def _prefix(self, job: str) -> str:
+        code = self._colour_of.get(job, "0")
+        return self._paint(f"{job:<{self.width}} |", code)
+
+    def _write(self, line: str) -> None:
+        self.out.write(line + "\n")
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, JobOutput):
+            if self.mode == "prefixed":
+                text = truncate(event.text, self.limit)
+                if event.stream == "stderr":
+                    text = self._paint(text, "2")
+                self._write(f"{self._prefix(event.job)} {text}")
+            return
+        if self.mode == "quiet":
+            if isinstance(event, JobFinished) and event.status.is_failure:
+                self._write(f"{self._status_line(event)}")
+            return
+        if isinstance(event, JobStarted):
+            self._log_dirs[event.job] = event.log_dir
+            attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self._write(f"{self._prefix(event.job)} {self._paint('▶ started' + attempt, '1')}")
+        elif isinstance(event, JobFinished):
+            if self.mode == "grouped" and event.status is not JobStatus.CANCELLED:
+                self._replay(event)
+            self._write(self._status_line(event))
+        elif isinstance(event, JobSkipped):
+            self._write(f"{self._prefix(event.job)} {self._paint('↷ ' + event.reason, '2')}")
+        elif isinstance(event, JobRetrying):
+            note = f"⟳ attempt {event.attempt} failed ({event.reason}); retrying in {event.delay_s:.1f}s"
+            self._write(f"{self._prefix(event.job)} {self._paint(note, '33')}")
+        elif isinstance(event, RateLimited):
+            self._write(f"{self._prefix(event.job)} {self._paint('rate limited: ' + event.message, '33')}")
+        elif isinstance(event, BudgetExceeded):
+            self._write(self._paint(f"budget ({event.scope}) exceeded: {event.spent} of {event.limit}; {event.action}", "31"))
+
+    def _status_line(self, event: JobFinished) -> str:
+        mark, code = _MARK.get(event.status, ("•", "0"))
+        detail = f"{event.status.value} in {format_duration(event.duration_s)}"
+        if event.exit_code is not None:
+            detail += f" (exit {event.exit_code})"
+        if event.error and event.status is not JobStatus.SUCCEEDED:
+            detail += f": {event.error}"
+        return f"{self._prefix(event.job)} {self._paint(mark + ' ' + detail, code)}"
+
+    def _replay(self, event: JobFinished) -> None:
+        """Grouped mode: stream the attempt's stdout and stderr back from its log files."""
+        log_dir = self._log_dirs.get(event.job)
+        if not log_dir:
+            return
+        for name in ("stdout.log", "stderr.log"):
+            path = Path(log_dir) / name
+            if not path.exists():
+                continue
+            with path.open("rb") as handle:
+                for raw in handle:
+                    text = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+                    self._write(f"{self._prefix(event.job)} {truncate(text, self.limit)}")

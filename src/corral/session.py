@@ -1,0 +1,302 @@
+"""One run of a flow: wires the bus, the accounting, the guards, the store, the user
+interface and the scheduler together, handles signals, and returns the report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from corral.app import (
+    Interrupts,
+    RunOptions,
+    RunReport,
+    countdown,
+    default_concurrency,
+    exit_code_for,
+    finished,
+    new_run_id,
+    run_header,
+    run_status,
+)
+from corral.budget.accounting import Ledger
+from corral.budget.guard import BudgetGuard
+from corral.budget.ratelimit import RateLimitGate
+from corral.config.loader import LoadedFlow
+from corral.config.schema import BudgetSpec
+from corral.events.bus import Bus
+from corral.events.types import BudgetExceeded, Event, JobFinished, RateLimited
+from corral.execute import reaper
+from corral.execute.executor import AttemptOutcome, Executor, LocalExecutor
+from corral.execute.prepare import Preparer, Rehearse, default_environ, uses_tool
+from corral.execute.scheduler import Scheduler, Settings
+from corral.models import Cost, JobStatus, RunStatus, Usage
+from corral.plan import JobView, Plan, PlannedJob, capture_outputs
+
+
+class UI(Protocol):
+    """How the run is shown: a subscriber plus a context for the live display."""
+
+    def subscriber(self) -> Callable[[Event], None]: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def countdown(self, seconds_left: float) -> None: ...
+
+
+class Admission:
+    """Budgets and rate limits as the scheduler sees them."""
+
+    def __init__(self, ledger: Ledger, guard: BudgetGuard, gate: RateLimitGate, plan: Plan) -> None:
+        self.ledger = ledger
+        self.guard = guard
+        self.gate = gate
+        self.plan = plan
+
+    @property
+    def stopped(self) -> str | None:
+        return "run budget exceeded" if self.guard.stopped else None
+
+    def admit(self, job: PlannedJob, tool: str) -> str | None:
+        return self.guard.admit(job.name, job.spec.budget)
+
+    def wait_hint(self, tool: str) -> float | None:
+        until = self.gate.blocked_until(tool)
+        if until is None:
+            return None
+        return max(until - self.gate.clock(), 0.0)
+
+    def take_kills(self) -> list[str]:
+        return self.guard.take_kills()
+
+    def accounting(self, job: str, attempt: int) -> dict[str, object]:
+        account = self.ledger.attempt(job, attempt)
+        total = self.ledger.job(job)
+        cost = total.cost
+        return {
+            "usage": total.usage,
+            "cost_usd": float(cost.usd) if cost.usd is not None else None,
+            "event": {
+                "by_model": dict(account.by_model),
+                "cost": account.cost,
+                "cost_by_model": {
+                    model: c.usd for model, c in account.cost_by_model.items() if c.usd is not None
+                },
+            },
+        }
+
+
+@dataclass
+class Prepared:
+    """Everything decided before the first job starts."""
+
+    run_id: str
+    log_root: Path
+    corral_dir: Path
+
+
+def prepare_run(loaded: LoadedFlow, options: RunOptions, run_id: str | None = None) -> Prepared:
+    corral_dir = (options.base_dir or loaded.path.resolve().parent) / ".corral"
+    run_id = run_id or new_run_id()
+    log_root = corral_dir / "runs" / run_id
+    log_root.mkdir(parents=True, exist_ok=True)
+    return Prepared(run_id, log_root, corral_dir)
+
+
+class RunSession:
+    def __init__(
+        self,
+        loaded: LoadedFlow,
+        plan: Plan,
+        options: RunOptions,
+        ui: UI,
+        *,
+        executor: Executor | None = None,
+        known: Mapping[str, JobView] | None = None,
+        resumed_from: str | None = None,
+        run_id: str | None = None,
+        rehearse: Rehearse | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.plan = plan
+        self.options = options
+        self.ui = ui
+        self.executor = executor or LocalExecutor()
+        self.known = dict(known or {})
+        self.resumed_from = resumed_from
+        self.prepared = prepare_run(loaded, options, run_id)
+        self.rehearse = rehearse
+        self.bus = Bus()
+        self.ledger = Ledger(_prices(options.price_file))
+        self.store_error: str | None = None
+
+    async def execute(self) -> RunReport:
+        spec = self.loaded.spec
+        prepared = self.prepared
+        bus = self.bus
+        ledger = self.ledger
+        job_budgets: dict[str, BudgetSpec] = {n: j.spec.budget for n, j in self.plan.jobs.items() if j.spec.budget}
+        guard = BudgetGuard(ledger, spec.budget, job_budgets, bus.publish)
+        gate = RateLimitGate()
+        for name, job in self.plan.jobs.items():
+            ledger.set_tool(name, uses_tool(job.spec) or "generic")
+        writer = self._open_store()
+        from corral.render.state import RunState
+        from corral.render.summary import JobLog
+
+        state = RunState(list(self.plan.jobs))
+        joblog = JobLog(prepared.log_root / "joblog.tsv", list(self.plan.jobs))
+        environ = default_environ()
+        preparer = Preparer(
+            base_dir=self.loaded.path.resolve().parent,
+            log_root=prepared.log_root,
+            environ=environ,
+            run_info={"id": prepared.run_id, "name": self.loaded.name},
+            kill_grace=spec.kill_grace if spec.kill_grace is not None else 5.0,
+            rehearse=self.rehearse,
+        )
+        settings = Settings(
+            concurrency=self.options.jobs or spec.concurrency or default_concurrency(),
+            stagger=spec.stagger or 0.0,
+            fail_fast=self.options.fail_fast or spec.fail_fast,
+            kill_grace=preparer.kill_grace,
+        )
+        admission = Admission(ledger, guard, gate, self.plan)
+        scheduler = Scheduler(
+            self.plan,
+            settings,
+            self.executor,
+            bus,
+            preparer,
+            admission=admission,
+            finish_attempt=self._outputs_capturer(preparer),
+            known=self.known,
+        )
+
+        def wake(event: Event) -> None:
+            if isinstance(event, BudgetExceeded | RateLimited) or (
+                isinstance(event, JobFinished) and event.error_kind is not None
+            ):
+                scheduler.poke()
+
+        for subscriber in (ledger, guard, gate, state, wake):
+            bus.subscribe(subscriber)
+        if writer is not None:
+            bus.subscribe(writer)
+        bus.subscribe(self.ui.subscriber())
+        bus.subscribe(joblog)
+
+        loop = asyncio.get_running_loop()
+        stop_waiting = asyncio.Event()
+
+        def on_signal(reason: str, hard: bool) -> None:
+            stop_waiting.set()
+            scheduler.cancel(reason, hard=hard)
+
+        interrupts = Interrupts(on_signal)
+        interrupts.install(loop)
+        reaper.become_subreaper()
+        header = run_header(
+            self.loaded, prepared.run_id, prepared.log_root, self.options.args, self.resumed_from, list(self.plan.jobs)
+        )
+        bus.publish(header)
+        try:
+            with self.ui:
+                if self.options.start_at is not None:
+                    started = await countdown(self.options.start_at, self.ui.countdown, stop_waiting)
+                    if not started:
+                        scheduler.cancel("interrupted before the start time")
+                states = await scheduler.run()
+        finally:
+            interrupts.uninstall(loop)
+            await asyncio.to_thread(reaper.sweep, settings.kill_grace)
+            joblog.close()
+        status = run_status(
+            {n: _Final(s.status, self.plan.jobs[n].spec.continue_on_error) for n, s in states.items()},
+            interrupts.exit_code is not None,
+        )
+        bus.publish(finished(prepared.run_id, status))
+        if writer is not None:
+            self.store_error = await asyncio.to_thread(_close_writer, writer)
+        run = ledger.run()
+        return RunReport(
+            run_id=prepared.run_id,
+            status=status,
+            exit_code=exit_code_for(status, interrupts),
+            started_at=header.started_at,
+            ended_at=asyncio.get_running_loop().time() and _now(),
+            log_root=prepared.log_root,
+            states=dict(states),
+            totals=(run.usage, run.cost if run.usage.total_tokens or run.cost.usd else None),
+            accounts=self.accounts,
+            store_error=self.store_error,
+            extras={"state": state, "guard": guard},
+        )
+
+    def accounts(self, job: str) -> tuple[Usage, Cost | None] | None:
+        account = self.ledger.job(job)
+        if not account.by_model and account.cost.usd == Decimal(0):
+            return account.usage, None
+        return account.usage, account.cost
+
+    def _outputs_capturer(self, preparer: Preparer) -> Callable[[PlannedJob, AttemptOutcome], dict[str, str]]:
+        def capture(job: PlannedJob, outcome: AttemptOutcome) -> dict[str, str]:
+            if not job.spec.outputs or outcome.status is not JobStatus.SUCCEEDED:
+                return {}
+            cwd = (preparer.base_dir / job.spec.cwd) if job.spec.cwd else preparer.base_dir
+            log = preparer.log_dir(job.name, max(self._attempts(job.name), 1)) / "stdout.log"
+            return capture_outputs(job.spec.outputs, stdout_path=log, result=outcome.result, cwd=cwd)
+
+        return capture
+
+    def _attempts(self, job: str) -> int:
+        return len(self.ledger.attempts_of(job)) if hasattr(self.ledger, "attempts_of") else 1
+
+    def _open_store(self) -> Any:
+        if self.options.no_store:
+            return None
+        from corral.store import StoreWriter, open_store
+
+        store = open_store(self.options.store, self.prepared.corral_dir / "corral.db")
+        writer = StoreWriter(store)
+        return writer
+
+
+@dataclass(frozen=True)
+class _Final:
+    status: JobStatus
+    continue_on_error: bool
+
+
+def _close_writer(writer: Any) -> str | None:
+    from corral.errors import StoreError
+
+    try:
+        writer.close()
+    except StoreError as error:
+        return error.message
+    return None
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _prices(path: str | None) -> Any:
+    from corral.budget.pricing import PriceBook
+
+    return PriceBook.from_file(path) if path else PriceBook()
+
+
+def remove_tree(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)
+
+
+__all__ = ["RunSession", "RunStatus"]
