@@ -128,17 +128,13 @@ class _Converter:
             self.problem(path, "give `command` (a slash command) or `prompt`")
             return None
         if command and prompt:
-            self.notes.append(
-                f"{path}: both command and prompt given; the command is used, as in zen"
-            )
+            self.notes.append(f"{path}: both command and prompt given; command wins, as in zen")
         parts = ["/clear"] if self.flag(item, "clear_history", path) else []
         parts += ["/compact"] if self.flag(item, "compact_history", path) else []
         parts += self.strings(item, "pre_commands", path)
         if parts:
             # zen sends them and the command as one prompt, joined by '; '
-            self.notes.append(
-                f"{path}: pre_commands/history commands are sent ahead of the command in one prompt"
-            )
+            self.notes.append(f"{path}: pre_commands go ahead of the command in the same prompt")
         spec: dict[str, Any] = {"tool": "claude", "prompt": "; ".join([*parts, text])}
         mode = self.string(item, "permission_mode", path)
         spec["permission_mode"] = mode or ZEN_PERMISSION_MODE
@@ -176,12 +172,10 @@ class _Converter:
         if fmt is not None and fmt not in ("stream-json", "json"):
             self.problem(
                 f"{path}.output_format",
-                f"unknown output format '{fmt}'; zen takes json or stream-json",
+                f"unknown format '{fmt}': json or stream-json",
             )
         elif fmt == "json":
-            self.notes.append(
-                f"{path}.output_format: corral always reads Claude's stream-json; 'json' ignored"
-            )
+            self.notes.append(f"{path}.output_format: 'json' ignored; corral reads stream-json")
 
     def check_duplicates(self, raw: list[Any], instances: list[_Instance]) -> None:
         first: dict[str, _Instance] = {}
@@ -227,9 +221,7 @@ class _Converter:
         usd = self.money(budget.get("overall_cost_budget"), "budget.overall_cost_budget")
         if usd is not None and tokens is not None:
             # zen builds its budget manager from the cost budget alone when both are set
-            self.notes.append(
-                "budget.overall_budget: ignored because overall_cost_budget is set, as in zen"
-            )
+            self.notes.append("budget.overall_budget: ignored, as in zen: overall_cost_budget wins")
             tokens = None
         overall = _limits(tokens, usd, on_exceed)
         if overall:

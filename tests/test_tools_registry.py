@@ -1,0 +1,98 @@
+"""The registry loads adapters from entry points only, and names what it cannot load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from typing import ClassVar
+
+import pytest
+
+from corral.config.schema import JobSpec
+from corral.errors import ToolError
+from corral.tools import Invocation, Tool, all_tools, get_tool, registry
+from corral.tools.claude import ClaudeTool
+from corral.tools.cursor import CursorAgentTool
+
+
+class EchoTool(Tool):
+    """A third-party adapter, as a plugin would write it."""
+
+    name: ClassVar[str] = "echo-agent"
+    supports: ClassVar[frozenset[str]] = frozenset({"prompt"})
+    executable_names: ClassVar[tuple[str, ...]] = ("echo",)
+    parser: ClassVar[str] = "generic"
+
+    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+        return Invocation((executable, job.prompt or ""), {}, self.parser)
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[None]:
+    registry.all_tools.cache_clear()
+    yield
+    registry.all_tools.cache_clear()
+
+
+def with_entry_points(monkeypatch: pytest.MonkeyPatch, *points: tuple[str, str]) -> None:
+    eps = [EntryPoint(name, value, registry.GROUP) for name, value in points]
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: eps if group == registry.GROUP else []
+    )
+
+
+def test_builtins_come_from_the_package_entry_points() -> None:
+    tools = all_tools()
+    assert list(tools) == [
+        "claude", "codex", "cursor-agent", "gemini", "generic", "opencode", "qwen",
+    ]  # fmt: skip
+    assert isinstance(tools["claude"], ClaudeTool)
+    assert isinstance(tools["cursor-agent"], CursorAgentTool)
+    assert all_tools() is tools  # cached
+
+
+def test_a_plugin_registers_like_a_builtin(
+    monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> None:
+    with_entry_points(
+        monkeypatch,
+        ("echo-agent", f"{__name__}:EchoTool"),
+        ("claude", "corral.tools.claude:ClaudeTool"),
+    )
+    assert list(all_tools()) == ["claude", "echo-agent"]
+    inv = get_tool("echo-agent").build(
+        JobSpec(prompt="hi"), executable="/bin/echo", resume_session=None
+    )
+    assert inv.argv == ("/bin/echo", "hi")
+
+
+def test_did_you_mean() -> None:
+    with pytest.raises(ToolError) as caught:
+        get_tool("cladue")
+    assert caught.value.lines() == ["unknown tool 'cladue' (did you mean 'claude'?)"]
+    with pytest.raises(ToolError) as caught:
+        get_tool("zzz")
+    assert "known tools: claude, codex" in caught.value.lines()[0]
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ([("echo-agent", "no.such.module:Thing")], "tool plugin 'echo-agent' .* failed to load"),
+        ([("echo-agent", "corral.errors:ToolError")], "is not a corral.tools.Tool subclass"),
+        ([("other-name", f"{__name__}:EchoTool")], "calls itself 'echo-agent'"),
+        (
+            [("claude", "corral.tools.claude:ClaudeTool"), ("claude", f"{__name__}:EchoTool")],
+            "tool 'claude' is registered twice",
+        ),
+    ],
+)
+def test_broken_plugins_name_themselves(
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_registry: None,
+    points: list[tuple[str, str]],
+    message: str,
+) -> None:
+    with_entry_points(monkeypatch, *points)
+    with pytest.raises(ToolError, match=message):
+        all_tools()
