@@ -39,7 +39,7 @@ def _crossed(budget: BudgetSpec, account: Account) -> tuple[str, str, str] | Non
     if budget.usd is not None:
         usd = account.cost.known_usd  # an unpriced model cannot be charged: see docs/budgets.md
         if usd > 0 and usd >= budget.usd:
-            return "usd", str(budget.usd), str(usd)
+            return "usd", str(budget.usd), _plain(usd)
     if budget.tokens is not None:
         tokens = account.usage.budget_tokens  # cache reads excluded on purpose
         if tokens > 0 and tokens >= budget.tokens:
@@ -216,15 +216,28 @@ class BudgetGuard:
         return max_spend(self._run_budget, jobs)
 
 
+def _plain(amount: Decimal | int) -> str:
+    """6.000000 as 6, 0.092428 as is; never in exponent form."""
+    if isinstance(amount, int):
+        return str(amount)
+    return format(amount.normalize(), "f")
+
+
 def _no_room(
-    job: str, unit: str, *, need: object, left: object, limit: object, held: object
+    job: str,
+    unit: str,
+    *,
+    need: Decimal | int,
+    left: Decimal | int,
+    limit: Decimal | int,
+    held: Decimal | int,
 ) -> str:
     text = (
-        f"job {job} may spend up to {unit} {need}, "
-        f"but only {unit} {left} of the run budget ({unit} {limit}) is left"
+        f"job {job} may spend up to {unit} {_plain(need)}, "
+        f"but only {unit} {_plain(left)} of the run budget ({unit} {limit}) is left"
     )
     if held:
-        text += f" after {unit} {held} held for running jobs"
+        text += f" after {unit} {_plain(held)} held for running jobs"
     return text
 
 
