@@ -1,0 +1,47 @@
+"""The planning layer: a flow becomes a validated DAG of jobs, and the pure rules a
+scheduler applies to it (conditions, templates, retries, ready order, outputs).
+
+Nothing here touches the clock or the network; only `capture_outputs` reads a file.
+"""
+
+from corral.plan.build import build_plan
+from corral.plan.conditions import DEFAULT_CONDITION, Condition, Decision, compile_condition, decide
+from corral.plan.export import max_spend, render_text, render_tree, to_dot, to_json, to_mermaid
+from corral.plan.matrix import value_label
+from corral.plan.model import Plan, PlannedJob, ReadyQueue, ready_key
+from corral.plan.outputs import capture_outputs
+from corral.plan.problems import Locator
+from corral.plan.retry import RetryPolicy
+from corral.plan.select import select
+from corral.plan.templates import RunInfo, TemplateContext, TemplateError, render, render_job
+from corral.plan.views import JobView
+
+__all__ = [
+    "DEFAULT_CONDITION",
+    "Condition",
+    "Decision",
+    "JobView",
+    "Locator",
+    "Plan",
+    "PlannedJob",
+    "ReadyQueue",
+    "RetryPolicy",
+    "RunInfo",
+    "TemplateContext",
+    "TemplateError",
+    "build_plan",
+    "capture_outputs",
+    "compile_condition",
+    "decide",
+    "max_spend",
+    "ready_key",
+    "render",
+    "render_job",
+    "render_text",
+    "render_tree",
+    "select",
+    "to_dot",
+    "to_json",
+    "to_mermaid",
+    "value_label",
+]

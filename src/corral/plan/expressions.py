@@ -1,0 +1,225 @@
+"""The Jinja2 sandbox shared by conditions and templates: parsing with positions, and the
+static analysis (which `jobs.X...` and `matrix.K` a template or expression reads)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, meta, nodes
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.parser import Parser
+from jinja2.sandbox import SandboxedEnvironment
+
+_LEXER_AT = re.compile(r" at (\d+)$")
+_WRAPPER = re.compile(r"^(\s*\$?\{\{)(.*)\}\}\s*$", re.DOTALL)
+_IGNORED_TOKENS = frozenset({"whitespace", "comment", "linecomment"})
+
+
+def _finalize(value: Any) -> Any:
+    # a job that printed no result renders as nothing, not as the word "None"
+    return "" if value is None else value
+
+
+# One configured sandbox. It holds no per-run state: templates are compiled per call.
+ENV = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
+)
+
+
+class Namespace:
+    """Read-only attribute *and* item access for template contexts.
+
+    Plain dicts would make `jobs.items` the dict method; a missing key here yields a
+    StrictUndefined whose message names what exists, so a typo fails with a clear hint.
+    """
+
+    __slots__ = ("_label", "_values")
+
+    def __init__(self, label: str, values: Mapping[str, Any]) -> None:
+        self._label = label
+        self._values = values
+
+    def _missing(self, key: object) -> Any:
+        known = ", ".join(sorted(self._values)) or "nothing"
+        return ENV.undefined(hint=f"{self._label} has no {key!r} (it has: {known})")
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            return self._missing(key)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            return self._missing(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<{self._label}>"
+
+
+@dataclass(frozen=True)
+class ExpressionSyntaxError(Exception):
+    """A syntax error with its 1-based line and column inside the text given."""
+
+    message: str
+    line: int
+    column: int | None
+
+
+def strip_wrapper(text: str) -> tuple[str, int]:
+    """`${{ expr }}` or `{{ expr }}` -> (`expr`, offset of expr in text); else (text, 0)."""
+    match = _WRAPPER.match(text)
+    if match is None:
+        return text, 0
+    return match.group(2), len(match.group(1))
+
+
+def _offset_to_column(source: str, offset: int) -> tuple[int, int]:
+    before = source[:offset]
+    line = before.count("\n") + 1
+    return line, offset - (before.rfind("\n") + 1) + 1
+
+
+def _parser_offset(source: str, parser: Parser) -> int | None:
+    """Where the parser stopped: count what it had left and walk the raw tokens."""
+    remaining = 0
+    try:
+        while not parser.stream.eos:
+            remaining += 1
+            next(parser.stream)
+        raw = list(ENV.lexer.tokeniter(source, None, None, "variable"))
+    except TemplateSyntaxError:
+        return None
+    offset, starts = 0, []
+    for _line, kind, value in raw:
+        if kind not in _IGNORED_TOKENS:
+            starts.append(offset)
+        offset += len(value)
+    if offset != len(source):  # the lexer normalised something: no reliable column
+        return None
+    index = len(starts) - remaining
+    return starts[index] if 0 <= index < len(starts) else len(source)
+
+
+def parse_expression(source: str) -> nodes.Expr:
+    """Parse one expression; a syntax error carries the line and column where it is."""
+    parser: Parser | None = None
+    try:
+        parser = Parser(ENV, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError(
+                f"unexpected {parser.stream.current.value!r} after the expression",
+                parser.stream.current.lineno,
+            )
+        return expr
+    except TemplateSyntaxError as exc:
+        message = (exc.message or "invalid syntax").replace("'end of template'", "end")
+        lexed = _LEXER_AT.search(message)
+        if lexed is not None:
+            offset: int | None = int(lexed.group(1))
+            message = message[: lexed.start()]
+        else:
+            offset = _parser_offset(source, parser) if parser is not None else None
+        if offset is None:
+            raise ExpressionSyntaxError(message, exc.lineno, None) from None
+        line, column = _offset_to_column(source, offset)
+        raise ExpressionSyntaxError(message, line, column) from None
+
+
+def compile_ast(expr: nodes.Expr) -> TemplateExpression:
+    """Compile a parsed expression (what `Environment.compile_expression` does after parsing)."""
+    body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+    template = ENV.from_string(nodes.Template(body, lineno=1))
+    return TemplateExpression(template, undefined_to_none=False)
+
+
+def parse_template(source: str) -> nodes.Template:
+    """Parse a template; a syntax error carries its line (Jinja knows no column for these)."""
+    try:
+        return ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        message = exc.message or "invalid syntax"
+        lexed = _LEXER_AT.search(message)
+        if lexed is not None:
+            line, column = _offset_to_column(source, int(lexed.group(1)))
+            raise ExpressionSyntaxError(message[: lexed.start()], line, column) from None
+        raise ExpressionSyntaxError(message, exc.lineno, None) from None
+
+
+def normalize_template(text: str) -> str:
+    """Accept GitHub's `${{ ... }}` in templates as `{{ ... }}`."""
+    return text.replace("${{", "{{") if "${{" in text else text
+
+
+def has_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    keys: list[str] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            keys.append(node.attr)
+            node = node.node
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str | int)
+        ):
+            keys.append(str(node.arg.value))
+            node = node.node
+        elif isinstance(node, nodes.Name):
+            keys.append(node.name)
+            return tuple(reversed(keys))
+        else:
+            return None
+
+
+def references(tree: nodes.Node) -> list[tuple[str, ...]]:
+    """Every static access chain from a name: `jobs.a.outputs.k` -> ("jobs", "a", "outputs", "k").
+
+    A dynamic access (`jobs[name]`) yields the bare root ("jobs",); the runtime context
+    then only holds what the job may read, so it still fails closed.
+    """
+    found: list[tuple[str, ...]] = []
+    stack: list[nodes.Node] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Name):
+            chain = _chain(node)
+            if chain is not None:
+                if not (isinstance(node, nodes.Name) and node.ctx != "load"):
+                    found.append(chain)
+                continue
+        stack.extend(node.iter_child_nodes())
+    return found
+
+
+def free_names(tree: nodes.Template) -> set[str]:
+    """Names a template reads that it does not define itself (loops, `set`)."""
+    return set(meta.find_undeclared_variables(tree))
+
+
+def call_names(tree: nodes.Node) -> set[str]:
+    """Names of the functions an expression calls (`success()` -> "success")."""
+    calls = [tree] if isinstance(tree, nodes.Call) else []  # find_all skips the root
+    calls.extend(tree.find_all(nodes.Call))
+    return {call.node.name for call in calls if isinstance(call.node, nodes.Name)}
