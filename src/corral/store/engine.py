@@ -1,0 +1,143 @@
+"""Opening a history database: the URL, the engine's SQLite settings and migrations.
+
+SQLite is the default (one file under `.corral/`), set up so that several corral
+processes can write it at once: WAL (readers never block the writer), a busy timeout
+(a writer waits for the lock rather than failing) and BEGIN IMMEDIATE for writes (the
+lock is taken up front, so SQLite never has to refuse an upgrade from read to write).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from corral.errors import MissingExtraError, StoreError
+from corral.store.schema import HEAD_REVISION
+
+BUSY_TIMEOUT_MS = 30_000
+POSTGRES_INSTALL = "pip install 'corral[postgres]'"
+# any constant works: it only has to be the same in every corral process
+_MIGRATION_LOCK_KEY = 0x636F7272616C
+# execution option of the connections that write (the writer, migrations)
+IMMEDIATE = "corral_immediate"
+
+
+def resolve_url(url: str | None, default_path: Path) -> str:
+    """The SQLAlchemy URL to open: `url` as given (normalised), else SQLite at default_path."""
+    if not url:
+        return f"sqlite:///{default_path}"
+    if url.startswith(("postgres://", "postgresql://")):
+        # the bare scheme would pick psycopg2; corral[postgres] installs psycopg 3
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise StoreError(
+            f"invalid store URL {url!r}: {error}",
+            hint="use sqlite:///path/to/corral.db or postgresql+psycopg://user@host/db",
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported store {parsed.get_backend_name()!r} in {parsed.render_as_string()}",
+            hint="corral stores history in SQLite or PostgreSQL",
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise StoreError(
+            f"unsupported PostgreSQL driver {parsed.get_driver_name()!r}",
+            hint="use postgresql+psycopg://",
+        )
+    return url
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for a resolved URL, with the SQLite settings above or PostgreSQL's."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        if importlib.util.find_spec("psycopg") is None:
+            raise MissingExtraError(
+                "storing history in PostgreSQL needs psycopg",
+                hint=f"install it with: {POSTGRES_INSTALL}",
+            )
+        # pre-ping replaces connections that died with a restarted server; a short
+        # connect timeout keeps the writer's retries from hanging on a dead host
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, pool_size=2
+        )
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the history folder for {database}: {error}") from None
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # isolation_level None stops the driver's own implicit BEGIN; we emit ours in _begin
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL itself needs the lock for a moment
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable across a crash of corral in WAL mode (only power loss can
+        # drop the last commits) and several times faster than FULL
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    mode = "IMMEDIATE" if connection.get_execution_options().get(IMMEDIATE) else "DEFERRED"
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The schema revision of the database, or None when it has no corral tables."""
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if value is None else str(value)
+
+
+def migrate(engine: Engine, target: str = "head") -> None:
+    """Bring the schema to `target` (default: the newest), once, even with rivals.
+
+    The whole upgrade runs in one transaction holding the write lock (BEGIN IMMEDIATE
+    on SQLite, an advisory lock on PostgreSQL): a second process waits, then finds the
+    schema current and does nothing.
+    """
+    try:
+        with engine.connect() as probe:
+            if target in ("head", HEAD_REVISION) and current_revision(probe) == HEAD_REVISION:
+                return
+        with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            _run_alembic(conn, target)
+    except SQLAlchemyError as error:
+        raise StoreError(
+            f"cannot open the run history at {engine.url.render_as_string()}: {error.orig or error}"
+            if hasattr(error, "orig")
+            else f"cannot open the run history at {engine.url.render_as_string()}: {error}"
+        ) from None
+
+
+def _run_alembic(connection: Connection, target: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, target)

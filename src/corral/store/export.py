@@ -1,0 +1,120 @@
+"""A run as JSON (record and events), JSONL (the event log) or CSV (one row per attempt).
+
+Exports are produced as chunks of text so that a run with a million events is never
+held whole in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Literal
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from corral.errors import UsageError
+from corral.store import schema
+from corral.store.queries import get_run, resolve_run_id
+
+ExportFormat = Literal["json", "jsonl", "csv"]
+FORMATS: tuple[ExportFormat, ...] = ("json", "jsonl", "csv")
+EXPORT_VERSION = 1
+CSV_COLUMNS = (
+    "run_id",
+    "job",
+    "attempt",
+    "status",
+    "tool",
+    "model",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "exit_code",
+    "signal",
+    "error_kind",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "tool_calls",
+    "cost_usd",
+    "cost_source",
+    "log_dir",
+)
+
+
+def export(engine: Engine, run_id: str, fmt: str) -> Iterator[str]:
+    """Chunks of the export of one run (resolved by id or unique prefix)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}", hint="use json, jsonl or csv")
+    with engine.connect() as conn:
+        run_id = resolve_run_id(conn, run_id)
+    if fmt == "csv":
+        yield from _csv(engine, run_id)
+        return
+    if fmt == "json":
+        with engine.connect() as conn:
+            record = get_run(conn, run_id)
+        head = {"v": EXPORT_VERSION, **record.to_dict()}
+        yield orjson.dumps(head).decode()[:-1] + ',"events":['
+    first = True
+    for line in _event_lines(engine, run_id):
+        if fmt == "jsonl":
+            yield line + "\n"
+        else:
+            yield line if first else "," + line
+        first = False
+    if fmt == "json":
+        yield "]}\n"
+
+
+def _event_lines(engine: Engine, run_id: str) -> Iterator[str]:
+    e = schema.events
+    stmt = select(e.c.seq, e.c.ts, e.c.payload).where(e.c.run_id == run_id).order_by(e.c.seq)
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=2000).execute(stmt)
+        quoted = orjson.dumps(run_id).decode()
+        for seq, ts, payload in result:
+            # the payload is already JSON: splice it in rather than parse and re-encode
+            yield f'{{"run_id":{quoted},"seq":{seq},"ts":{ts!r},"event":{payload}}}'
+
+
+def _csv(engine: Engine, run_id: str) -> Iterator[str]:
+    with engine.connect() as conn:
+        record = get_run(conn, run_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for job in record.jobs:
+        for a in job.attempts:
+            t = a.tokens
+            writer.writerow(
+                [
+                    run_id,
+                    a.job,
+                    a.attempt,
+                    a.status,
+                    a.tool,
+                    a.model or "",
+                    a.started_at,
+                    a.ended_at,
+                    a.duration_s,
+                    a.exit_code,
+                    a.signal,
+                    a.error_kind or "",
+                    t.input,
+                    t.output,
+                    t.cache_read,
+                    t.cache_write,
+                    t.reasoning,
+                    t.tool_calls,
+                    "" if a.cost is None or a.cost.usd is None else a.cost.usd,
+                    "" if a.cost is None else a.cost.source,
+                    a.log_dir,
+                ]
+            )
+    yield buffer.getvalue()

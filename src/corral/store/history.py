@@ -1,0 +1,105 @@
+"""The run history: `open_store` and the Store whose methods the commands and runner call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from corral.events.types import Event, event_from_dict
+from corral.models import RunStatus
+from corral.store import queries, schema
+from corral.store.engine import create_store_engine, migrate, resolve_url
+from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
+
+
+class Store:
+    """A history database. Thread-safe: the writer thread and queries share the engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def migrate(self, target: str = "head") -> None:
+        """Bring the schema to the newest revision (or `target`); safe to call always."""
+        migrate(self.engine, target)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def list_runs(
+        self,
+        status: RunStatus | str | None = None,
+        flow: str | None = None,
+        since: float | None = None,
+        limit: int | None = 50,
+    ) -> list[RunRow]:
+        """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path."""
+        with self.engine.connect() as conn:
+            return queries.list_runs(conn, status=status, flow=flow, since=since, limit=limit)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run by id or unique prefix; NotFoundError (with a hint) if there is none."""
+        with self.engine.connect() as conn:
+            return queries.get_run(conn, run_id)
+
+    def resolve_run_id(self, run_id: str) -> str:
+        with self.engine.connect() as conn:
+            return queries.resolve_run_id(conn, run_id)
+
+    def events(self, run_id: str) -> Iterator[Event]:
+        """The run's stored events in publish order (JobOutput is never stored)."""
+        full = self.resolve_run_id(run_id)
+        e = schema.events
+        stmt = select(e.c.payload).where(e.c.run_id == full).order_by(e.c.seq)
+        with self.engine.connect() as conn:
+            for (payload,) in conn.execution_options(yield_per=2000).execute(stmt):
+                yield event_from_dict(orjson.loads(payload))
+
+    def usage(self, by: queries.UsageBy, since: float | None = None) -> list[UsageRow]:
+        """Tokens by kind and cost by source, grouped by model, tool, job, flow or day."""
+        with self.engine.connect() as conn:
+            return queries.usage(conn, by, since=since)
+
+    def running_jobs(self, run_id: str) -> list[RunningJob]:
+        """Jobs recorded as running (pid and process group), for resume to reap."""
+        with self.engine.connect() as conn:
+            return queries.running_jobs(conn, run_id)
+
+    def delete_runs_older_than(
+        self, seconds: float, *, now: float | None = None, dry_run: bool = False
+    ) -> list[RunRow]:
+        """Delete runs started more than `seconds` ago; returns them (to remove their logs)."""
+        cutoff = (time.time() if now is None else now) - seconds
+        with self.engine.connect() as conn:
+            old = queries.list_runs(conn, until=cutoff, limit=None)
+        if old and not dry_run:
+            with self.engine.begin() as conn:
+                queries.delete_runs(conn, [run.id for run in old])
+        return old
+
+    def export(self, run_id: str, fmt: str) -> Iterator[str]:
+        """The run as `json`, `jsonl` or `csv`, in chunks of text."""
+        from corral.store.export import export
+
+        return export(self.engine, run_id, fmt)
+
+
+def open_store(url: str | None, default_path: Path, *, migrate: bool = True) -> Store:
+    """Open (and by default migrate) the history at `url`, else SQLite at `default_path`.
+
+    Raises StoreError for a bad URL or an unreachable database, MissingExtraError when a
+    PostgreSQL URL is given without `corral[postgres]` installed.
+    """
+    store = Store(create_store_engine(resolve_url(url, default_path)))
+    if migrate:
+        store.migrate()
+    return store

@@ -1,0 +1,1 @@
+"""Alembic migrations of the run history, run programmatically (no alembic.ini)."""

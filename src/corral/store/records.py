@@ -1,0 +1,293 @@
+"""The values the store returns: frozen rows of runs, jobs, attempts and usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Token totals as stored: cache writes are one column (5m and 1h summed)."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+    tool_calls: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every token that went through a model (reasoning is part of output)."""
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @classmethod
+    def from_usage(cls, usage: Usage) -> Tokens:
+        return cls(
+            input=usage.input_tokens,
+            output=usage.output_tokens,
+            cache_read=usage.cache_read_tokens,
+            cache_write=usage.cache_write_tokens,
+            reasoning=usage.reasoning_tokens,
+            tool_calls=usage.tool_calls,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """One model's share of one attempt."""
+
+    model: str
+    tokens: Tokens
+    cost_usd: Decimal | None
+    cost_source: CostSource
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "tokens": self.tokens.to_dict(),
+            "cost_usd": _money(self.cost_usd),
+            "cost_source": str(self.cost_source),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One attempt of one job, as recorded at its last event."""
+
+    run_id: str
+    job: str
+    attempt: int
+    status: JobStatus
+    started_at: float | None
+    ended_at: float | None
+    duration_s: float | None
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    pid: int | None = None
+    argv: tuple[str, ...] = ()
+    spec: dict[str, Any] | None = None
+    tool: str = "generic"
+    model: str | None = None
+    session_id: str | None = None
+    result: str | None = None
+    outputs: dict[str, str] | None = None
+    log_dir: str = ""
+    unparsed_lines: int = 0
+    tokens: Tokens = Tokens()
+    cost: Cost | None = None
+    models: tuple[ModelUsage, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "attempt": self.attempt,
+            "status": str(self.status),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "error": self.error,
+            "error_kind": None if self.error_kind is None else str(self.error_kind),
+            "pid": self.pid,
+            "argv": list(self.argv),
+            "spec": self.spec,
+            "tool": self.tool,
+            "model": self.model,
+            "session_id": self.session_id,
+            "result": self.result,
+            "outputs": self.outputs,
+            "log_dir": self.log_dir,
+            "unparsed_lines": self.unparsed_lines,
+            "tokens": self.tokens.to_dict(),
+            "cost": None if self.cost is None else self.cost.to_dict(),
+            "models": [m.to_dict() for m in self.models],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as at the end of the run: its status, why (when skipped) and every attempt."""
+
+    name: str
+    status: JobStatus
+    reason: str | None
+    attempts: tuple[AttemptRow, ...]
+
+    @property
+    def final(self) -> AttemptRow | None:
+        """The last attempt, or None for a job that never started."""
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def tokens(self) -> Tokens:
+        total = Tokens()
+        for attempt in self.attempts:
+            total = total + attempt.tokens
+        return total
+
+    @property
+    def cost(self) -> Cost | None:
+        return sum_costs(a.cost for a in self.attempts)
+
+    def to_dict(self) -> dict[str, Any]:
+        final = self.final
+        return {
+            "name": self.name,
+            "status": str(self.status),
+            "reason": self.reason,
+            "tokens": self.tokens.to_dict(),
+            "cost": None if self.cost is None else self.cost.to_dict(),
+            "final": None if final is None else final.to_dict(),
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One line of `corral runs`."""
+
+    id: str
+    flow_name: str
+    flow_path: str
+    status: RunStatus
+    started_at: float
+    ended_at: float | None
+    log_root: str
+    resumed_from: str | None
+    user: str
+    host: str
+    error: str | None
+    tokens: Tokens
+    cost: Cost | None
+    jobs_total: int = 0
+    jobs_succeeded: int = 0
+    jobs_failed: int = 0
+    jobs_skipped: int = 0
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "flow_name": self.flow_name,
+            "flow_path": self.flow_path,
+            "status": str(self.status),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "log_root": self.log_root,
+            "resumed_from": self.resumed_from,
+            "user": self.user,
+            "host": self.host,
+            "error": self.error,
+            "jobs": {
+                "total": self.jobs_total,
+                "succeeded": self.jobs_succeeded,
+                "failed": self.jobs_failed,
+                "skipped": self.jobs_skipped,
+            },
+            "tokens": self.tokens.to_dict(),
+            "cost": None if self.cost is None else self.cost.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run with everything `corral show` prints."""
+
+    run: RunRow
+    flow_hash: str
+    flow_content: str
+    args: tuple[str, ...]
+    jobs: tuple[JobRecord, ...]
+
+    def job(self, name: str) -> JobRecord | None:
+        return next((j for j in self.jobs if j.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run.to_dict(),
+            "flow_hash": self.flow_hash,
+            "flow_content": self.flow_content,
+            "args": list(self.args),
+            "jobs": [j.to_dict() for j in self.jobs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Tokens and cost of one group (a model, tool, job, flow or day).
+
+    Cost is split by where it came from; `unpriced` counts model rows with no price, whose
+    tokens are in `tokens` but whose cost is nowhere (never shown as $0).
+    """
+
+    key: str
+    attempts: int
+    tokens: Tokens
+    reported_usd: Decimal
+    estimated_usd: Decimal
+    unpriced: int
+
+    @property
+    def known_usd(self) -> Decimal:
+        return self.reported_usd + self.estimated_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "attempts": self.attempts,
+            "tokens": self.tokens.to_dict(),
+            "cost": {
+                "reported_usd": str(self.reported_usd),
+                "estimated_usd": str(self.estimated_usd),
+                "known_usd": str(self.known_usd),
+                "unpriced": self.unpriced,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job recorded as running: what `resume` must reap before starting again.
+
+    Children start in their own session, so the process-group id is the pid.
+    """
+
+    run_id: str
+    job: str
+    attempt: int
+    pid: int
+    pgid: int
+    started_at: float | None
+    log_dir: str
+
+
+def sum_costs(costs: Any) -> Cost | None:
+    """Add costs with Cost's rules (the worst source wins); None when there are none."""
+    total: Cost | None = None
+    for cost in costs:
+        if cost is None:
+            continue
+        total = cost if total is None else total + cost
+    return total
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,158 @@
+"""The tables of the run history at the newest revision (the migrations build the same).
+
+No foreign keys on purpose: the writer must be able to store a run's events even when
+the run's own row could not be written yet, and deletion is explicit (`delete_runs`).
+Money is exact decimal text (`Money`); timestamps are POSIX seconds (UTC).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+HEAD_REVISION = "0002"
+
+
+class Money(TypeDecorator[Decimal]):
+    """A Decimal stored as its exact text, so no engine rounds it through a float."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+metadata = MetaData()
+
+
+def token_columns() -> list[Column[Any]]:
+    """The usage columns every accounting table carries (fresh copies per table)."""
+    return [
+        Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+        Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+        Column("cache_read_tokens", BigInteger, nullable=False, server_default="0"),
+        Column("cache_write_tokens", BigInteger, nullable=False, server_default="0"),
+        Column("reasoning_tokens", BigInteger, nullable=False, server_default="0"),
+        Column("tool_calls", BigInteger, nullable=False, server_default="0"),
+        Column("cost_usd", Money, nullable=True),
+        Column("cost_source", String(16), nullable=True),
+    ]
+
+
+TOKEN_NAMES = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "tool_calls",
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("flow_name", Text, nullable=False),
+    Column("flow_path", Text, nullable=False),
+    Column("flow_content", Text, nullable=False, server_default=""),
+    Column("flow_hash", String(128), nullable=False, server_default=""),
+    Column("args", Text, nullable=False, server_default="[]"),
+    Column("user", Text, nullable=False, server_default=""),
+    Column("host", Text, nullable=False, server_default=""),
+    Column("log_root", Text, nullable=False, server_default=""),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("resumed_from", String(64), nullable=True),
+    *token_columns(),
+    Index("ix_runs_started_at", "started_at"),
+    Index("ix_runs_flow_name", "flow_name"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("reason", Text, nullable=True),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("job", Text, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("signal", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("error_kind", String(32), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("argv", Text, nullable=False, server_default="[]"),
+    Column("spec", Text, nullable=True),
+    Column("tool", String(64), nullable=False, server_default="generic"),
+    Column("model", Text, nullable=True),
+    Column("session_id", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("outputs", Text, nullable=True),
+    Column("log_dir", Text, nullable=False, server_default=""),
+    Column("unparsed_lines", Integer, nullable=False, server_default="0"),
+    *token_columns(),
+    Index("ix_attempts_status", "status"),
+)
+
+# one row per (attempt, model): what `corral usage` reads, never the raw events;
+# flow_name and day are copied in so that every grouping is a single-table scan
+job_models = Table(
+    "job_models",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("job", Text, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("tool", String(64), nullable=False),
+    Column("flow_name", Text, nullable=False),
+    Column("ended_at", Float, nullable=False),
+    Column("day", String(10), nullable=False),
+    *token_columns(),
+    Index("ix_job_models_ended_at", "ended_at"),
+)
+
+# append-only; JobOutput is never stored here (the log files hold every byte)
+events = Table(
+    "events",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("job", Text, nullable=False, server_default=""),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("payload", Text, nullable=False),
+)

@@ -1,0 +1,306 @@
+"""The store writer: a bus subscriber that batches events into the history on a thread.
+
+The subscriber only appends to a deque (the bus delivers synchronously on the event
+loop, so it must be cheap). A daemon thread wakes on the first event, waits up to
+`window_s` for more, and writes the batch in one transaction: SQLAlchemy is sync and a
+thread keeps it off the event loop. `sync()` makes everything published so far durable
+now: the scheduler awaits it after JobFinished so a job's final status is stored before
+corral reports it.
+
+When the database goes away the run goes on: events stay buffered and the thread retries
+with exponential backoff (50 ms doubling to `max_backoff_s`). The buffer is bounded by
+`max_buffered` events: past it the oldest agent events (text, usage snapshots, tool
+calls) are dropped and counted, while lifecycle events (run/job started, finished...)
+are always kept, since they are few and build the rows `corral show` reads. `close()`
+waits up to `close_timeout_s` for a last write and otherwise raises StoreError saying
+what was lost; the job logs on disk never depend on the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from sqlalchemy import exc
+
+from corral.errors import StoreError
+from corral.events.types import Event, JobFinished, JobOutput, RunStarted
+from corral.store.apply import LIFECYCLE, Applier, Pending
+from corral.store.engine import IMMEDIATE
+from corral.store.history import Store
+
+_FIRST_BACKOFF_S = 0.05
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying: a lost or refused connection, a locked SQLite file."""
+    if isinstance(
+        error, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError | exc.TimeoutError
+    ):
+        return True
+    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
+
+
+class StoreWriter:
+    """Subscribe an instance to the bus: `bus.subscribe(writer)`.
+
+    Events are attributed to the run of the last RunStarted (or to `run_id` if given);
+    JobOutput is not stored (the log files hold the output). Not reusable after close().
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        run_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        window_s: float = 0.05,
+        batch_size: int = 5000,
+        max_buffered: int = 100_000,
+        sync_timeout_s: float = 5.0,
+        close_timeout_s: float = 10.0,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._run_id = run_id or ""
+        self._clock = clock
+        self._window_s = window_s
+        self._batch_size = batch_size
+        self._max_buffered = max_buffered
+        self._sync_timeout_s = sync_timeout_s
+        self._close_timeout_s = close_timeout_s
+        self._max_backoff_s = max_backoff_s
+        self._applier = Applier()
+        self._queue: deque[tuple[float, Event]] = deque()
+        self._pending: list[Pending] = []
+        self._orphans: list[Pending] = []  # published before any RunStarted
+        self._published = 0  # touched by the publishing thread only
+        self._lock = threading.Lock()
+        self._resolved = 0
+        self._waiters: list[tuple[int, concurrent.futures.Future[bool]]] = []
+        self._wake = threading.Event()
+        self._urgent = threading.Event()
+        self._abandon = threading.Event()
+        self._closing = False
+        self._closed = False
+        self._failing = False
+        self._last_error: BaseException | None = None
+        self._backoff = 0.0
+        self.written = 0
+        self.dropped = 0
+        self.lost = 0
+        self._thread = threading.Thread(target=self._run, name="corral-store-writer", daemon=True)
+        self._thread.start()
+
+    # -- publisher side ----------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        """The bus subscriber: O(1), never touches the database."""
+        if isinstance(event, JobOutput):
+            return
+        if self._closed:
+            raise RuntimeError("event published to a closed StoreWriter")
+        self._queue.append((self._clock(), event))
+        self._published += 1
+        if not self._wake.is_set():
+            self._wake.set()
+
+    async def sync(self) -> bool:
+        """Wait until every event published so far is committed; True if it is.
+
+        Returns False at once while the database is unreachable (the writer keeps
+        retrying in the background) and after sync_timeout_s.
+        """
+        future = self._request()
+        if future is None:
+            return not self._failing
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(future)), self._sync_timeout_s
+            )
+        except TimeoutError:
+            return False
+
+    def flush_now(self, timeout: float | None = None) -> bool:
+        """The blocking form of `sync()`, for code that is not on an event loop."""
+        future = self._request()
+        if future is None:
+            return not self._failing
+        try:
+            return future.result(timeout or self._sync_timeout_s)
+        except concurrent.futures.TimeoutError:
+            return False
+
+    def _request(self) -> concurrent.futures.Future[bool] | None:
+        target = self._published
+        with self._lock:
+            if self._resolved >= target or self._failing:
+                return None
+            future: concurrent.futures.Future[bool] = concurrent.futures.Future()
+            self._waiters.append((target, future))
+        self._urgent.set()
+        self._wake.set()
+        return future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is left and stop the thread.
+
+        Raises StoreError if any event could not be written (how many, of which run,
+        why); a bug in the writer is re-raised as itself.
+        """
+        if self._closed:
+            return
+        self._closing = True
+        self._urgent.set()
+        self._wake.set()
+        self._thread.join(timeout if timeout is not None else self._close_timeout_s)
+        if self._thread.is_alive():
+            self._abandon.set()
+            self._wake.set()
+            self._thread.join(10.0)
+        self._closed = True
+        self._store.engine.dispose()
+        unwritten = len(self._pending) + len(self._orphans) + len(self._queue)
+        error = self._last_error
+        if error is not None and not isinstance(error, exc.SQLAlchemyError | StoreError):
+            raise error
+        if unwritten or self.dropped or self.lost:
+            raise StoreError(self._loss_message(unwritten))
+
+    def _loss_message(self, unwritten: int) -> str:
+        finished = sum(isinstance(p.event, JobFinished) for p in self._pending)
+        parts = []
+        if unwritten:
+            jobs = f", {finished} of them job results" if finished else ""
+            parts.append(f"{unwritten} events were never written{jobs}")
+        if self.dropped:
+            parts.append(f"{self.dropped} agent events were dropped from the full buffer")
+        if self.lost:
+            parts.append(f"{self.lost} events were rejected")
+        run = f" of run {self._run_id}" if self._run_id else ""
+        why = f": {_reason(self._last_error)}" if self._last_error else ""
+        return (
+            f"the run history{run} is incomplete in {self._store.display_url}: "
+            f"{'; '.join(parts)}{why}; the job logs on disk are intact"
+        )
+
+    # -- writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._abandon.is_set():
+            if delay:
+                self._abandon.wait(delay)
+            elif not self._queue and not self._pending:
+                if self._closing:
+                    return
+                self._wake.wait()
+                if not (self._urgent.is_set() or self._closing):
+                    self._urgent.wait(self._window_s)  # let a batch gather
+            self._wake.clear()
+            self._urgent.clear()
+            self._drain()
+            delay = self._write() if self._pending else 0.0
+            self._settle()
+
+    def _drain(self) -> None:
+        while self._queue:
+            ts, event = self._queue.popleft()
+            if isinstance(event, RunStarted):
+                self._run_id = event.run_id
+                for orphan in self._orphans:
+                    orphan.run_id = event.run_id
+                self._pending.extend(self._orphans)
+                self._orphans.clear()
+            item = Pending(ts=ts, event=event, run_id=self._run_id)
+            if self._run_id:
+                self._pending.append(item)
+            else:
+                # nothing to attribute it to yet: do not hold sync() on it
+                item.counted = True
+                self._orphans.append(item)
+                with self._lock:
+                    self._resolved += 1
+        self._compact()
+
+    def _write(self) -> float:
+        """Write pending events in chunks; the backoff delay before the next try."""
+        engine = self._store.engine
+        try:
+            while self._pending and not self._abandon.is_set():
+                chunk = self._pending[: self._batch_size]
+                with (
+                    engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
+                    conn.begin(),
+                ):
+                    self._applier.write(conn, chunk)
+                del self._pending[: len(chunk)]
+                self.written += len(chunk)
+                with self._lock:
+                    self._resolved += sum(not p.counted for p in chunk)
+                    self._failing = False
+        except Exception as error:  # sorted below: retry, reject, or re-raise at close
+            self._last_error = error
+            if is_transient(error):
+                with self._lock:
+                    self._failing = True
+                return self._next_delay()
+            self.lost += len(self._pending)
+            with self._lock:
+                self._resolved += sum(not p.counted for p in self._pending)
+                for _, future in self._waiters:  # what they waited for is lost, not durable
+                    _resolve(future, False)
+                self._waiters.clear()
+            self._pending.clear()
+            if not isinstance(error, exc.SQLAlchemyError):
+                self._abandon.set()  # a bug: stop and let close() raise it
+        self._backoff = 0.0
+        return 0.0
+
+    def _next_delay(self) -> float:
+        self._backoff = min(max(self._backoff * 2, _FIRST_BACKOFF_S), self._max_backoff_s)
+        return self._backoff
+
+    def _compact(self) -> None:
+        excess = len(self._pending) - self._max_buffered
+        if excess <= 0:
+            return
+        kept: list[Pending] = []
+        dropped = uncounted = 0
+        for item in self._pending:
+            if dropped < excess and not isinstance(item.event, LIFECYCLE):
+                dropped += 1
+                uncounted += not item.counted
+            else:
+                kept.append(item)
+        self._pending[:] = kept
+        self.dropped += dropped
+        with self._lock:
+            self._resolved += uncounted
+
+    def _settle(self) -> None:
+        with self._lock:
+            keep = []
+            for target, future in self._waiters:
+                if self._failing:
+                    _resolve(future, False)
+                elif self._resolved >= target:
+                    _resolve(future, True)
+                else:
+                    keep.append((target, future))
+            self._waiters = keep
+
+
+def _resolve(future: concurrent.futures.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _reason(error: BaseException | None) -> str:
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    return str(error).strip().splitlines()[0] if error else ""
