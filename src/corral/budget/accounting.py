@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from operator import attrgetter
 
 from corral.budget.pricing import PriceBook
 from corral.events.types import Event, JobFinished, JobStarted, UsageUpdated
@@ -23,10 +24,22 @@ class Account:
     cost_by_model: Mapping[str, Cost] = field(default_factory=dict)
 
 
-def _scaled(usage: Usage, sign: int) -> Usage:
-    if sign == 1:
-        return usage
-    return Usage(*(sign * getattr(usage, f.name) for f in fields(usage)))
+_USAGE_FIELDS = attrgetter(*(f.name for f in fields(Usage)))
+
+
+class _Tally:
+    """A mutable Usage sum: adding Usage values field by field was the hot spot."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(fields(Usage))
+
+    def add(self, usage: Usage, sign: int) -> None:
+        self.counts = [c + sign * n for c, n in zip(self.counts, _USAGE_FIELDS(usage), strict=True)]
+
+    def value(self) -> Usage:
+        return Usage(*self.counts)
 
 
 class _CostSum:
@@ -59,7 +72,7 @@ class _ModelSum:
     __slots__ = ("cost", "count", "usage")
 
     def __init__(self) -> None:
-        self.usage = Usage()
+        self.usage = _Tally()
         self.cost = _CostSum()
         self.count = 0  # contributions: the model leaves the breakdown when this is 0
 
@@ -79,20 +92,22 @@ class _Bucket:
     __slots__ = ("attempts", "cost", "models", "usage")
 
     def __init__(self) -> None:
-        self.usage = Usage()
+        self.usage = _Tally()
         self.cost = _CostSum()
         self.models: dict[str, _ModelSum] = {}
         self.attempts = 0
 
     def add(self, attempt: _Attempt, sign: int) -> None:
         self.attempts += sign
-        self.usage = self.usage + _scaled(attempt.usage, sign)
+        self.usage.add(attempt.usage, sign)
         self.cost.add(attempt.cost, sign)
         for model, cost in attempt.cost_by_model.items():
             total = self.models.get(model)
             if total is None:
                 total = self.models[model] = _ModelSum()
-            total.usage = total.usage + _scaled(attempt.by_model.get(model, Usage()), sign)
+            model_usage = attempt.by_model.get(model)
+            if model_usage is not None:
+                total.usage.add(model_usage, sign)
             total.cost.add(cost, sign)
             total.count += sign
             if total.count == 0:
@@ -100,16 +115,16 @@ class _Bucket:
 
     def account(self) -> Account:
         return Account(
-            usage=self.usage,
-            by_model={m: s.usage for m, s in self.models.items()},
+            usage=self.usage.value(),
+            by_model={m: s.usage.value() for m, s in self.models.items()},
             cost=self.cost.value(),
             cost_by_model={m: s.cost.value() for m, s in self.models.items()},
         )
 
     def model_account(self, model: str) -> Account:
         total = self.models[model]
-        cost = total.cost.value()
-        return Account(total.usage, {model: total.usage}, cost, {model: cost})
+        usage, cost = total.usage.value(), total.cost.value()
+        return Account(usage, {model: usage}, cost, {model: cost})
 
 
 class Ledger:
@@ -194,9 +209,10 @@ class Ledger:
         cost: Cost | None,
         cost_by_model: Mapping[str, Decimal],
     ) -> _Attempt:
-        usage = Usage()
+        tally = _Tally()
         for model_usage in by_model.values():
-            usage = usage + model_usage
+            tally.add(model_usage, 1)
+        usage = tally.value()
         pricing_tool = None if tool == UNKNOWN_TOOL else tool
         models = list(by_model) + [m for m in cost_by_model if m not in by_model]
         per_model: dict[str, Cost] = {}
