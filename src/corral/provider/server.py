@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import select
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -110,6 +111,11 @@ class SimulatedProvider:
         """Whether stop() has begun; streams still open are being cut short."""
         return self._stopping.is_set()
 
+    @property
+    def active_connections(self) -> int:
+        """Connections open right now (streams in flight and idle keep-alives)."""
+        return self._server.connection_count() if self._server else 0
+
     # -- addresses ------------------------------------------------------------------------
 
     @property
@@ -183,20 +189,28 @@ class SimulatedProvider:
         answer = next_reply(scenario, dialect.tool_results(body))
         if not call.stream:
             if scenario.kind is Kind.HANG:
-                self._stopping.wait()
+                self._stall(handler)
                 handler.close_connection = True
                 return
             self._stopping.wait(scenario.delay)
             handler.send_json(200, dialect.document(answer, call))
             return
-        handler.stream(self._paced(dialect, call, dialect.events(answer, call)))
+        handler.stream(self._paced(handler, dialect, call, dialect.events(answer, call)))
 
-    def _paced(self, dialect: Dialect, call: Call, events: list[SseEvent]) -> Iterator[SseEvent]:
+    def _stall(self, handler: _Handler) -> None:
+        """Hang until stop(), or until the client hangs up (a killed CLI frees its thread)."""
+        while not self._stopping.wait(0.2):
+            if handler.client_gone():
+                return
+
+    def _paced(
+        self, handler: _Handler, dialect: Dialect, call: Call, events: list[SseEvent]
+    ) -> Iterator[SseEvent]:
         """The events to send, with the scenario's pauses, stall or failure woven in."""
         kind = call.scenario.kind
         for number, event in enumerate(events):
             if number == _EVENTS_BEFORE_TROUBLE and kind is Kind.HANG:
-                self._stopping.wait()
+                self._stall(handler)
                 return
             if number == _EVENTS_BEFORE_TROUBLE and kind is Kind.FAILED:
                 yield dialect.failure(call)
@@ -241,6 +255,10 @@ class _Server(ThreadingHTTPServer):
     def closed(self, sock: socket.socket) -> None:
         with self._open_lock:
             self._open.pop(sock, None)
+
+    def connection_count(self) -> int:
+        with self._open_lock:
+            return len(self._open)
 
     def close_connections(self) -> None:
         """Unblock every handler: idle keep-alive reads and writes to a stalled client."""
@@ -313,6 +331,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error_reply(self, reply: ErrorReply) -> None:
         self.send_json(reply.status, reply.body, reply.headers)
+
+    def client_gone(self) -> bool:
+        """Whether the client closed its end (readable with nothing to read)."""
+        sock: socket.socket = self.connection
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def stream(self, events: Iterator[SseEvent]) -> None:
         self.send_response(200)

@@ -1,0 +1,80 @@
+"""prepare(): the settings files, env vars and flags that point each CLI at the provider."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from corral.provider import Rehearsal, prepare
+
+URL = "http://127.0.0.1:4242/s/demo"
+
+
+def test_claude_env(tmp_path: Path) -> None:
+    rehearsal = prepare("claude", URL + "/", tmp_path / "home")
+    assert rehearsal == Rehearsal(
+        env={
+            "HOME": str(tmp_path / "home"),
+            "TMPDIR": str(tmp_path / "home" / "tmp"),
+            "ANTHROPIC_BASE_URL": URL,
+            "ANTHROPIC_API_KEY": "dummy",
+            "DISABLE_TELEMETRY": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "DISABLE_ERROR_REPORTING": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+        },
+        extra_args=[],
+    )
+    assert (tmp_path / "home" / "tmp").is_dir()
+    assert (
+        prepare("claude", URL, tmp_path / "h2", max_retries=3).env["CLAUDE_CODE_MAX_RETRIES"] == "3"
+    )
+
+
+def test_codex_flags_are_valid_toml_overrides(tmp_path: Path) -> None:
+    rehearsal = prepare("codex", URL, tmp_path, max_retries=2)
+    assert rehearsal.extra_args[-1] == "--skip-git-repo-check"
+    pairs = rehearsal.extra_args[:-1]
+    assert pairs[::2] == ["-c"] * (len(pairs) // 2)
+    # `codex -c key=value` parses value as TOML
+    config = {
+        key: tomllib.loads(f"v = {value}")["v"]
+        for key, _, value in (p.partition("=") for p in pairs[1::2])
+    }
+    provider = config["model_provider"]
+    table = f"model_providers.{provider}"
+    assert config[f"{table}.base_url"] == URL + "/v1"
+    assert config[f"{table}.wire_api"] == "responses"
+    assert config[f"{table}.request_max_retries"] == 2
+    assert config[f"{table}.stream_max_retries"] == 2
+    key_var = config[f"{table}.env_key"]
+    assert rehearsal.env[key_var] == "dummy"
+    assert rehearsal.env["CODEX_HOME"] == str(tmp_path / ".codex")
+    assert (tmp_path / ".codex").is_dir()
+    assert rehearsal.env["HOME"] == str(tmp_path)
+
+
+def test_gemini_settings_and_env(tmp_path: Path) -> None:
+    rehearsal = prepare("gemini", URL, tmp_path)
+    assert rehearsal.extra_args == []
+    assert rehearsal.env["GOOGLE_GEMINI_BASE_URL"] == URL
+    assert rehearsal.env["GEMINI_API_KEY"] == "dummy"
+    assert rehearsal.env["GEMINI_CLI_TRUST_WORKSPACE"] == "true"
+    settings = json.loads((tmp_path / ".gemini" / "settings.json").read_text())
+    assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
+    assert settings["privacy"]["usageStatisticsEnabled"] is False
+    assert settings["telemetry"]["enabled"] is False
+    assert settings["general"] == {
+        "enableAutoUpdate": False,
+        "enableAutoUpdateNotification": False,
+        "maxAttempts": 1,
+    }
+
+
+def test_unknown_tool(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="qwen"):
+        prepare("qwen", URL, tmp_path)
