@@ -365,3 +365,61 @@ def test_hanging_stream_is_killed_with_its_process_group(runner: Runner) -> None
             kill_group(process)
     for process in processes.values():
         assert process.returncode is not None
+
+
+def test_mid_stream_failure(runner: Runner) -> None:
+    outcomes = runner.run_all(
+        Scenario.failed("simulated: the model fell over"),
+        {
+            "claude": ["--output-format", "json"],
+            "codex": ["--json", *CODEX_MODEL],
+            "gemini": ["--output-format", "stream-json", *GEMINI_MODEL],
+        },
+    )
+    claude, codex, gemini = (outcomes[tool] for tool in TOOLS)
+    assert codex.returncode == 1, codex
+    (failed,) = [e for e in codex.lines() if e["type"] == "turn.failed"]
+    assert "stream disconnected before completion" in failed["error"]["message"]
+    assert "the model fell over" in failed["error"]["message"]
+
+    # Claude retries a broken stream once without streaming (retries off or not)
+    assert [r.body.get("stream") for r in runner.requests("claude")] == [True, False]
+    assert (claude.returncode, claude.json()["is_error"]) == (1, True), claude
+
+    # Gemini reads the stream as cut short, reports an error, and still exits 0
+    assert gemini.returncode == 0, gemini
+    assert gemini.lines()[-1]["status"] == "error"
+    assert any(e["type"] == "error" for e in gemini.lines())
+
+
+def test_huge_tool_result_and_long_answer(runner: Runner) -> None:
+    size, lines = 300_000, 200_000
+    outcomes = runner.run_all(
+        Scenario.big(size=size, lines=lines),
+        {
+            "claude": ["--output-format", "stream-json", "--verbose"],
+            "codex": ["--json", *CODEX_MODEL],
+            "gemini": ["--output-format", "stream-json", "--yolo", *GEMINI_MODEL],
+        },
+    )
+    for outcome in outcomes.values():
+        assert outcome.returncode == 0, outcome
+        assert len(runner.requests(outcome.tool)) == 2, outcome
+    claude, codex, gemini = (outcomes[tool] for tool in TOOLS)
+
+    (claude_result,) = [e["tool_use_result"] for e in claude.lines() if "tool_use_result" in e]
+    assert claude_result["stdout"].startswith("1\n2\n3\n")
+    assert len(claude.lines()[-1]["result"]) == size
+
+    command = next(e["item"] for e in codex.lines() if e["type"] == "item.completed")
+    # Codex keeps the head and the tail and omits the middle, still ~1 MB on one line
+    output = command["aggregated_output"]
+    assert len(output) > 1_000_000
+    assert output.startswith("1\n2\n3\n")
+    assert output.endswith("\n199999\n200000\n")
+    assert len(codex.lines()[-2]["item"]["text"]) == size
+
+    (tool_result,) = [e for e in gemini.lines() if e["type"] == "tool_result"]
+    assert tool_result["output"].startswith("1\n2\n3\n")
+    answer = "".join(e["content"] for e in gemini.lines() if e.get("role") == "assistant")
+    assert len(answer) == size

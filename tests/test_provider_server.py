@@ -522,3 +522,20 @@ def test_a_client_leaving_a_hanging_stream_frees_its_connection(
     while provider.active_connections and time.monotonic() < deadline:
         time.sleep(0.05)
     assert provider.active_connections == 0
+
+
+def test_failed_scenario_fails_the_non_streamed_retry_too(provider: SimulatedProvider) -> None:
+    provider.add_scenario("f", Scenario.failed())
+    body = {**sample("anthropic"), "stream": False}
+    reply = post(provider.scenario_url("f"), ANTHROPIC, body)
+    assert reply.status == 500
+    assert reply.json()["error"]["type"] == "api_error"
+
+
+def test_long_text_never_repeats_a_sentence() -> None:
+    from corral.provider.scenarios import long_text
+
+    text = long_text(100_000)
+    assert len(text) == 100_000
+    sentences = text.split(". ")[:-1]
+    assert len(sentences) == len(set(sentences))

@@ -148,13 +148,29 @@ def next_reply(scenario: Scenario, tool_results: list[str]) -> Reply:
     if scenario.kind in (Kind.TOOL, Kind.BIG) and step < len(scenario.commands):
         return ToolCall(scenario.commands[step])
     if scenario.kind is Kind.BIG:
-        filler = "All work and no play makes a long answer. "
-        return Answer((filler * (scenario.size // len(filler) + 1))[: scenario.size])
+        return Answer(long_text(scenario.size))
     if scenario.text:
         return Answer(scenario.text)
     last = tool_results[-1] if tool_results else ""
     # a short excerpt: enough for a test to see the command ran, small for a huge result
     return Answer(f"The command printed: {last[:200].strip()}")
+
+
+def long_text(size: int) -> str:
+    """`size` characters that never repeat a phrase.
+
+    Gemini CLI's loop detection flags a repeated sentence and asks the model again, so
+    every sentence carries its own number.
+    """
+    pieces: list[str] = []
+    total = 0
+    number = 0
+    while total < size:
+        number += 1
+        piece = f"Sentence {number} of a long simulated answer. "
+        pieces.append(piece)
+        total += len(piece)
+    return "".join(pieces)[:size]
 
 
 def chunk_text(text: str) -> list[str]:

@@ -192,6 +192,10 @@ class SimulatedProvider:
                 self._stall(handler)
                 handler.close_connection = True
                 return
+            if scenario.kind is Kind.FAILED:
+                # Claude Code retries a failed stream once without streaming: fail that too
+                handler.send_error_reply(dialect.error(500, scenario.message, None))
+                return
             self._stopping.wait(scenario.delay)
             handler.send_json(200, dialect.document(answer, call))
             return
