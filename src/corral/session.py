@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import time
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from corral.execute.executor import AttemptOutcome, Executor, LocalExecutor
 from corral.execute.prepare import Preparer, Rehearse, default_environ, uses_tool
 from corral.execute.scheduler import Scheduler, Settings
 from corral.models import Cost, JobStatus, RunStatus, Usage
-from corral.plan import JobView, Plan, PlannedJob, capture_outputs
+from corral.plan import JobView, Plan, PlannedJob, RunInfo, capture_outputs
 
 
 class UI(Protocol):
@@ -68,7 +70,10 @@ class Admission:
         until = self.gate.blocked_until(tool)
         if until is None:
             return None
-        return max(until - self.gate.clock(), 0.0)
+        return max(until - time.monotonic(), 0.0)
+
+    def waiting_reason(self, tool: str) -> str | None:
+        return self.gate.reason(tool)
 
     def take_kills(self) -> list[str]:
         return self.guard.take_kills()
@@ -155,7 +160,7 @@ class RunSession:
             base_dir=self.loaded.path.resolve().parent,
             log_root=prepared.log_root,
             environ=environ,
-            run_info={"id": prepared.run_id, "name": self.loaded.name},
+            run_info=RunInfo(prepared.run_id, self.loaded.name),
             kill_grace=spec.kill_grace if spec.kill_grace is not None else 5.0,
             rehearse=self.rehearse,
         )
@@ -175,6 +180,7 @@ class RunSession:
             admission=admission,
             finish_attempt=self._outputs_capturer(preparer),
             known=self.known,
+            durable=writer.sync if writer is not None else None,
         )
 
         def wake(event: Event) -> None:
@@ -243,18 +249,15 @@ class RunSession:
             return account.usage, None
         return account.usage, account.cost
 
-    def _outputs_capturer(self, preparer: Preparer) -> Callable[[PlannedJob, AttemptOutcome], dict[str, str]]:
-        def capture(job: PlannedJob, outcome: AttemptOutcome) -> dict[str, str]:
+    def _outputs_capturer(self, preparer: Preparer) -> Callable[[PlannedJob, int, AttemptOutcome], dict[str, str]]:
+        def capture(job: PlannedJob, attempt: int, outcome: AttemptOutcome) -> dict[str, str]:
             if not job.spec.outputs or outcome.status is not JobStatus.SUCCEEDED:
                 return {}
             cwd = (preparer.base_dir / job.spec.cwd) if job.spec.cwd else preparer.base_dir
-            log = preparer.log_dir(job.name, max(self._attempts(job.name), 1)) / "stdout.log"
-            return capture_outputs(job.spec.outputs, stdout_path=log, result=outcome.result, cwd=cwd)
+            log = preparer.log_dir(job.name, attempt) / "stdout.log"
+            return capture_outputs(job.spec.outputs, stdout_tail=search_log(log), result=outcome.result, cwd=cwd)
 
         return capture
-
-    def _attempts(self, job: str) -> int:
-        return len(self.ledger.attempts_of(job)) if hasattr(self.ledger, "attempts_of") else 1
 
     def _open_store(self) -> Any:
         if self.options.no_store:
@@ -270,6 +273,24 @@ class RunSession:
 class _Final:
     status: JobStatus
     continue_on_error: bool
+
+
+def search_log(path: Path) -> Callable[[re.Pattern[str]], re.Match[str] | None]:
+    """Search a log for a pattern without holding the file in memory: line by line,
+    and on the whole text only when the log is small (multi-line patterns)."""
+
+    def search(pattern: re.Pattern[str]) -> re.Match[str] | None:
+        if not path.exists():
+            return None
+        if path.stat().st_size <= 8 * 1024 * 1024:
+            return pattern.search(path.read_text(encoding="utf-8", errors="replace"))
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if match := pattern.search(line.rstrip("\n")):
+                    return match
+        return None
+
+    return search
 
 
 def _close_writer(writer: Any) -> str | None:

@@ -12,6 +12,7 @@
     fake_cli.py binary                  print bytes that are not UTF-8
     fake_cli.py replay FILE [--pace S] [--stderr FILE] [--exit CODE] [--linger S]
     fake_cli.py slow N DELAY            print N lines, DELAY seconds apart
+    fake_cli.py span FILE SECONDS       sleep, then append "start end" to FILE
     fake_cli.py env NAME...             print NAME=value for each variable
     fake_cli.py stdin                   print what stdin gives (must be empty: closed)
     fake_cli.py flaky FILE CODE         fail with CODE the first time (FILE marks it), then succeed
@@ -96,6 +97,12 @@ def main(argv: list[str]) -> int:  # noqa: C901, PLR0911, PLR0912  # one branch 
         for index in range(int(args[0])):
             print(f"line {index}", flush=True)
             time.sleep(float(args[1]))
+        return 0
+    if mode == "span":
+        started = time.time()
+        time.sleep(float(args[1]))
+        with open(args[0], "a") as handle:  # noqa: PTH123  # one line per job, appended
+            handle.write(f"{started} {time.time()}\n")
         return 0
     if mode == "env":
         for name in args:

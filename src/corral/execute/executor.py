@@ -76,14 +76,24 @@ class StopHandle:
         self.error_kind: ErrorKind | None = ErrorKind.CANCELLED
         self.hard = False
         self._event = asyncio.Event()
+        self._on_hard: list[Callable[[], None]] = []
 
     def request(self, reason: str, status: JobStatus, error_kind: ErrorKind | None, *, hard: bool = False) -> None:
         if self.reason is None:
             self.reason = reason
             self.status = status
             self.error_kind = error_kind
-        self.hard = self.hard or hard
+        if hard and not self.hard:
+            self.hard = True
+            for kill in self._on_hard:
+                kill()
         self._event.set()
+
+    def on_hard(self, kill: Callable[[], None]) -> None:
+        """Call `kill` when a hard stop is requested (now, if it already was)."""
+        self._on_hard.append(kill)
+        if self.hard:
+            kill()
 
     @property
     def requested(self) -> bool:
@@ -109,12 +119,18 @@ class _Attempt:
 
             self.parser = make_parser(request.parser)
         self.last_stdout: str | None = None
+        # lines can arrive while the spawn is still being awaited: hold them until the
+        # JobStarted event is out, so every subscriber sees start before output
+        self.pending: list[tuple[str, bytes, int, bool]] | None = []
         self.result: AgentResult | None = None
         self.result_at: float | None = None
         self.error: AgentError | None = None
         self.session_id: str | None = None
 
     def on_line(self, stream: str, raw: bytes, offset: int, cut: bool) -> None:
+        if self.pending is not None:
+            self.pending.append((stream, raw, offset, cut))
+            return
         text = raw.decode("utf-8", errors="replace")
         request = self.request
         shown = text if len(raw) <= DISPLAY_LINE_BYTES else text[:DISPLAY_LINE_BYTES]
@@ -132,6 +148,11 @@ class _Attempt:
             self.last_stdout = shown
         if self.parser is not None:
             self._forward(self.parser.feed(text, stream))  # type: ignore[arg-type]  # stream is "stdout" | "stderr"
+
+    def started(self) -> None:
+        pending, self.pending = self.pending or [], None
+        for line in pending:
+            self.on_line(*line)
 
     def _forward(self, events: list[Event]) -> None:
         request = self.request
@@ -175,6 +196,7 @@ class LocalExecutor:
         try:
             pid = await child.start()
         except SpawnError as error:
+            attempt.started()
             return AttemptOutcome(
                 JobStatus.FAILED, None, None, time.monotonic() - started, str(error), ErrorKind.SPAWN
             )
@@ -191,6 +213,8 @@ class LocalExecutor:
                 spec=dict(request.spec),
             )
         )
+        attempt.started()
+        stop.on_hard(child.kill_now)
         waiter = asyncio.ensure_future(child.wait())
         try:
             await self._watch(request, child, attempt, stop, waiter, started)

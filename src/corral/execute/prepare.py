@@ -14,7 +14,7 @@ from pathlib import Path
 from corral.config.schema import JobSpec
 from corral.errors import ToolError
 from corral.execute.executor import JobRequest
-from corral.plan import JobView, PlannedJob, render_job
+from corral.plan import JobView, PlannedJob, RunInfo, render_job
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -73,7 +73,7 @@ class Preparer:
     base_dir: Path
     log_root: Path
     environ: Mapping[str, str]
-    run_info: Mapping[str, str]
+    run_info: RunInfo
     kill_grace: float = 5.0
     rehearse: Rehearse | None = None
 
@@ -86,6 +86,7 @@ class Preparer:
         env = dict(self.environ)
         env.update(expand_env(spec.env, self.environ, job.name))
         cwd = str((self.base_dir / spec.cwd).resolve()) if spec.cwd else str(self.base_dir)
+        env["PWD"] = cwd  # as a shell would: tools that read $PWD see where they run
         log_dir = self.log_dir(job.name, attempt)
         tool_name = uses_tool(spec)
         parser: str | None = None

@@ -12,7 +12,7 @@ import asyncio
 import heapq
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,10 +20,11 @@ from corral.events.bus import Bus
 from corral.events.types import JobFinished, JobRetrying, JobSkipped, JobWaiting
 from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle
 from corral.models import ErrorKind, JobStatus, Usage
-from corral.plan import JobView, Plan, PlannedJob, RetryPolicy, decide
+from corral.plan import JobView, Plan, PlannedJob, decide
 
 Sleep = Callable[[float], Awaitable[None]]
 Prepare = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
+FinishAttempt = Callable[[PlannedJob, int, AttemptOutcome], dict[str, str]]
 
 
 class Admission(Protocol):
@@ -88,8 +89,9 @@ class Scheduler:
         prepare: Prepare,
         *,
         admission: Admission | None = None,
-        finish_attempt: Callable[[PlannedJob, AttemptOutcome], dict[str, str]] | None = None,
+        finish_attempt: FinishAttempt | None = None,
         known: Mapping[str, JobView] | None = None,
+        durable: Callable[[], Awaitable[object]] | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -101,6 +103,7 @@ class Scheduler:
         self.prepare = prepare
         self.admission = admission or OpenAdmission()
         self.finish_attempt = finish_attempt
+        self.durable = durable  # awaited after a job's final status is published
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
@@ -115,6 +118,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._last_launch = -1e18
+        self._crash: BaseException | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -123,6 +127,10 @@ class Scheduler:
             if count == 0:
                 self._consider(name)
         while True:
+            if self._crash is not None:
+                self.cancel("internal error", hard=True)
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                raise self._crash
             self._apply_kills()
             delay = await self._launch_ready()
             if not self._running and not self._ready and not self._tasks:
@@ -149,11 +157,9 @@ class Scheduler:
         """Something outside changed (a budget was crossed, a rate limit lifted): look again."""
         self._wake.set()
 
-    def views(self) -> dict[str, JobView]:
-        views = dict(self.known)
-        for name, state in self.states.items():
-            views[name] = self._view(name, state)
-        return views
+    def views(self) -> Mapping[str, JobView]:
+        """Every job's outcome as conditions and templates see it, built on access."""
+        return _Views(self)
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -177,8 +183,11 @@ class Scheduler:
         if self.cancelled:
             self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
             return
-        views = self.views()
-        decision = decide(job, views, run_cancelled=self.cancelled is not None)
+        decision = decide(job, self.views(), run_cancelled=self.cancelled is not None)
+        if decision.error:
+            # a condition that cannot be evaluated is a mistake to notice, not a quiet skip
+            self._fail_unstarted(name, decision.reason)
+            return
         if not decision.run:
             self._skip(name, decision.reason)
             return
@@ -204,6 +213,29 @@ class Scheduler:
                 )
             )
         self._settled(name)
+
+    def _fail_unstarted(self, name: str, reason: str) -> None:
+        state = self.states[name]
+        state.status = JobStatus.FAILED
+        state.reason = reason
+        self.bus.publish(
+            JobFinished(
+                job=name,
+                status=JobStatus.FAILED,
+                exit_code=None,
+                signal=None,
+                duration_s=0.0,
+                error=reason,
+                tool=_tool_of(self.plan.jobs[name]),
+            )
+        )
+        self._after_failure(self.plan.jobs[name], JobStatus.FAILED)
+        self._settled(name)
+
+    def _after_failure(self, job: PlannedJob, status: JobStatus) -> None:
+        if status.is_failure and self.settings.fail_fast and not job.spec.continue_on_error:
+            if not self.cancelled and status is not JobStatus.CANCELLED:
+                self.cancel(f"fail-fast: '{job.name}' {status.value}")
 
     def _settled(self, name: str) -> None:
         for dependent in self.plan.dependents(name):
@@ -273,13 +305,13 @@ class Scheduler:
         self._tasks.discard(task)
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
-            # a bug in the scheduler itself: surface it instead of hanging the run
-            raise task.exception()  # type: ignore[misc]  # checked not None on the line above
+            # a bug in corral itself: stop the run and raise it from run(), with its traceback
+            self._crash = self._crash or task.exception()
 
     async def _run_job(self, name: str, handle: StopHandle) -> None:
         job = self.plan.jobs[name]
         state = self.states[name]
-        policy = RetryPolicy.from_spec(job.spec)
+        policy = job.retry
         try:
             if job.spec.delay:
                 await self._interruptible_sleep(job.spec.delay, handle)
@@ -304,6 +336,9 @@ class Scheduler:
                 state.status = JobStatus.RUNNING
         finally:
             self._running.pop(name, None)
+        if self.durable is not None:
+            # the history holds the final status before dependents or the summary see it
+            await self.durable()
         self._settled(name)
 
     async def _interruptible_sleep(self, seconds: float, handle: StopHandle) -> None:
@@ -332,7 +367,7 @@ class Scheduler:
             else:
                 state.started_at = time.time()
                 outcome = await self.executor.run(request, self.bus.publish, handle)
-        outputs = self.finish_attempt(job, outcome) if self.finish_attempt else {}
+        outputs = self.finish_attempt(job, attempt, outcome) if self.finish_attempt else {}
         accounting = self.admission.accounting(name, attempt)
         state.outcome = outcome
         state.outputs = outputs
@@ -342,8 +377,6 @@ class Scheduler:
         cost = accounting.get("cost_usd")
         state.cost_usd = float(cost) if isinstance(cost, int | float) else state.cost_usd
         final = outcome.status
-        if final.is_failure and job.spec.continue_on_error:
-            pass  # stays failed in reports; decide() lets dependents through
         state.status = final
         self.bus.publish(
             JobFinished(
@@ -363,9 +396,7 @@ class Scheduler:
                 **accounting.get("event", {}),  # type: ignore[arg-type]  # by_model / cost fields
             )
         )
-        if final.is_failure and self.settings.fail_fast and not job.spec.continue_on_error:
-            if not self.cancelled and final is not JobStatus.CANCELLED:
-                self.cancel(f"fail-fast: '{name}' {final.value}")
+        self._after_failure(job, final)
         return outcome
 
     def _apply_kills(self) -> None:
@@ -373,6 +404,31 @@ class Scheduler:
             handle = self._running.get(name)
             if handle is not None:
                 handle.request("budget exceeded", JobStatus.FAILED, ErrorKind.BUDGET)
+
+
+class _Views(Mapping[str, JobView]):
+    """A read-only mapping of job outcomes that builds each view when asked, so that
+    deciding one job costs what its needs cost, not what the whole plan costs."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def __getitem__(self, name: str) -> JobView:
+        scheduler = self._scheduler
+        state = scheduler.states.get(name)
+        if state is None:
+            return scheduler.known[name]
+        return scheduler._view(name, state)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._scheduler.states
+        yield from (n for n in self._scheduler.known if n not in self._scheduler.states)
+
+    def __len__(self) -> int:
+        return len(self._scheduler.states) + sum(1 for n in self._scheduler.known if n not in self._scheduler.states)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._scheduler.states or name in self._scheduler.known
 
 
 def _tool_of(job: PlannedJob) -> str:

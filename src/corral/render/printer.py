@@ -31,6 +31,18 @@ _MARK = {
 }
 
 
+def _silence(stream: TextIO) -> None:
+    """Point a broken stream's descriptor at /dev/null so later flushes do not fail."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def truncate(text: str, limit: int | None) -> str:
     if limit is None or len(text) <= limit:
         return text
@@ -56,6 +68,7 @@ class LinePrinter:
         self.width = max((len(n) for n in names), default=4)
         self._colour_of = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
         self._log_dirs: dict[str, str] = {}
+        self.closed = False
 
     def _paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
@@ -65,7 +78,14 @@ class LinePrinter:
         return self._paint(f"{job:<{self.width}} |", code)
 
     def _write(self, line: str) -> None:
-        self.out.write(line + "\n")
+        if self.closed:
+            return
+        try:
+            self.out.write(line + "\n")
+        except BrokenPipeError:
+            # the reader went away (`corral run f.yaml | head`): the jobs carry on, logged
+            self.closed = True
+            _silence(self.out)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, JobOutput):

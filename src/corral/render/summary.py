@@ -142,7 +142,7 @@ def print_summary(console: Console, state: RunState, accounts: Accounts | None, 
         cells.append(note)
         table.add_row(*cells)
     console.print(table)
-    console.print(footer)
+    console.print(footer, soft_wrap=True)
 
 
 class JobLog:
@@ -167,7 +167,7 @@ class JobLog:
                 str(self._seq.get(event.job, 0)),
                 self._host,
                 f"{start:.3f}",
-                f"{event.duration_s:.3f}",
+                f"{max(time.time() - start, 0.0):.3f}",
                 str(event.exit_code if event.exit_code is not None else -1),
                 str(event.signal or 0),
                 command,

@@ -1,0 +1,32 @@
+"""Helpers shared by the tests: write flows, run corral as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+FAKES = Path(__file__).parent / "fakes"
+FAKE_CLI = f"{sys.executable} {FAKES / 'fake_cli.py'}"
+
+
+def write_flow(folder: Path, body: str, name: str = "flow.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(body).replace("FAKE", FAKE_CLI))
+    return path
+
+
+def corral(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "corral", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
