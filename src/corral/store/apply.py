@@ -241,7 +241,6 @@ class Applier:
             "error": event.error,
             "error_kind": None if event.error_kind is None else str(event.error_kind),
             "tool": event.tool,
-            "session_id": event.session_id,
             "result": event.result,
             "outputs": dumps(event.outputs),
             "unparsed_lines": event.unparsed_lines,
@@ -251,6 +250,8 @@ class Applier:
         }
         if len(event.by_model) == 1:
             values["model"] = next(iter(event.by_model))
+        if event.session_id is not None:  # else keep the one the agent announced
+            values["session_id"] = event.session_id
         _upsert(conn, schema.attempts, values, ["run_id", "job", "attempt"])
         # a job that never started (spawn failure) still gets its attempt row: backfill
         conn.execute(

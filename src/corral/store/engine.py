@@ -8,6 +8,7 @@ lock is taken up front, so SQLite never has to refuse an upgrade from read to wr
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def resolve_url(url: str | None, default_path: Path) -> str:
     return url
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """An engine for a resolved URL, with the SQLite settings above or PostgreSQL's."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
@@ -75,18 +76,18 @@ def create_store_engine(url: str) -> Engine:
         except OSError as error:
             raise StoreError(f"cannot create the history folder for {database}: {error}") from None
     engine = create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     # isolation_level None stops the driver's own implicit BEGIN; we emit ours in _begin
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         # busy_timeout first: switching to WAL itself needs the lock for a moment
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         # NORMAL is durable across a crash of corral in WAL mode (only power loss can
         # drop the last commits) and several times faster than FULL
@@ -126,11 +127,9 @@ def migrate(engine: Engine, target: str = "head") -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
             _run_alembic(conn, target)
     except SQLAlchemyError as error:
-        raise StoreError(
-            f"cannot open the run history at {engine.url.render_as_string()}: {error.orig or error}"
-            if hasattr(error, "orig")
-            else f"cannot open the run history at {engine.url.render_as_string()}: {error}"
-        ) from None
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"cannot open the run history at {where}: {reason}") from None
 
 
 def _run_alembic(connection: Connection, target: str) -> None:

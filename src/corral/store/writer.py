@@ -36,13 +36,21 @@ from corral.store.history import Store
 _FIRST_BACKOFF_S = 0.05
 
 
+_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly")
+
+
 def is_transient(error: BaseException) -> bool:
     """Errors worth retrying: a lost or refused connection, a locked SQLite file."""
-    if isinstance(
-        error, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError | exc.TimeoutError
-    ):
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
+    if isinstance(error, exc.OperationalError) and type(error.orig).__module__.startswith(
+        "sqlite3"
+    ):
+        # sqlite3 also reports mistakes ("no such table") as OperationalError
+        return any(word in str(error.orig).lower() for word in _SQLITE_TRANSIENT)
+    return isinstance(
+        error, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError | exc.TimeoutError
+    )
 
 
 class StoreWriter:
@@ -81,7 +89,8 @@ class StoreWriter:
         self._published = 0  # touched by the publishing thread only
         self._lock = threading.Lock()
         self._resolved = 0
-        self._waiters: list[tuple[int, concurrent.futures.Future[bool]]] = []
+        # (events to be resolved, future, keep waiting through retries)
+        self._waiters: list[tuple[int, concurrent.futures.Future[bool], bool]] = []
         self._wake = threading.Event()
         self._urgent = threading.Event()
         self._abandon = threading.Event()
@@ -126,8 +135,12 @@ class StoreWriter:
             return False
 
     def flush_now(self, timeout: float | None = None) -> bool:
-        """The blocking form of `sync()`, for code that is not on an event loop."""
-        future = self._request()
+        """Block until everything published so far is committed; True if it is.
+
+        Unlike `sync()` it keeps waiting through retries, up to `timeout` (default
+        sync_timeout_s): for code off the event loop that wants the data, not speed.
+        """
+        future = self._request(patient=True)
         if future is None:
             return not self._failing
         try:
@@ -135,13 +148,13 @@ class StoreWriter:
         except concurrent.futures.TimeoutError:
             return False
 
-    def _request(self) -> concurrent.futures.Future[bool] | None:
+    def _request(self, *, patient: bool = False) -> concurrent.futures.Future[bool] | None:
         target = self._published
         with self._lock:
-            if self._resolved >= target or self._failing:
+            if self._resolved >= target or (self._failing and not patient):
                 return None
             future: concurrent.futures.Future[bool] = concurrent.futures.Future()
-            self._waiters.append((target, future))
+            self._waiters.append((target, future, patient))
         self._urgent.set()
         self._wake.set()
         return future
@@ -252,7 +265,7 @@ class StoreWriter:
             self.lost += len(self._pending)
             with self._lock:
                 self._resolved += sum(not p.counted for p in self._pending)
-                for _, future in self._waiters:  # what they waited for is lost, not durable
+                for _, future, _ in self._waiters:  # what they waited for is lost
                     _resolve(future, False)
                 self._waiters.clear()
             self._pending.clear()
@@ -285,13 +298,13 @@ class StoreWriter:
     def _settle(self) -> None:
         with self._lock:
             keep = []
-            for target, future in self._waiters:
-                if self._failing:
+            for target, future, patient in self._waiters:
+                if self._failing and not patient:
                     _resolve(future, False)
-                elif self._resolved >= target:
+                elif self._resolved >= target and not self._failing:
                     _resolve(future, True)
                 else:
-                    keep.append((target, future))
+                    keep.append((target, future, patient))
             self._waiters = keep
 
 
