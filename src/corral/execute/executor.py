@@ -117,7 +117,7 @@ class _Attempt:
         if request.parser:
             from corral.parsing import make_parser
 
-            self.parser = make_parser(request.parser)
+            self.parser = make_parser(request.parser, model=request.model)
         self.last_stdout: str | None = None
         # lines can arrive while the spawn is still being awaited: hold them until the
         # JobStarted event is out, so every subscriber sees start before output
@@ -158,6 +158,7 @@ class _Attempt:
         request = self.request
         for event in events:
             event = stamp(event, request.job, request.attempt)
+
             if isinstance(event, AgentResult):
                 self.result = event
                 self.result_at = time.monotonic()

@@ -10,6 +10,8 @@ from typing import TextIO
 
 from corral.durations import format_duration
 from corral.events.types import (
+    AgentError,
+    AssistantText,
     BudgetExceeded,
     Event,
     JobFinished,
@@ -18,6 +20,7 @@ from corral.events.types import (
     JobSkipped,
     JobStarted,
     RateLimited,
+    ToolCall,
 )
 from corral.models import JobStatus
 
@@ -69,6 +72,7 @@ class LinePrinter:
         self._colour_of = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
         self._log_dirs: dict[str, str] = {}
         self.closed = False
+        self._agents: set[str] = set()  # jobs whose stdout is a machine stream, shown as narrative
 
     def _paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
@@ -89,6 +93,8 @@ class LinePrinter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, JobOutput):
+            if event.job in self._agents and event.stream == "stdout":
+                return
             if self.mode == "prefixed":
                 text = truncate(event.text, self.limit)
                 if event.stream == "stderr":
@@ -99,8 +105,13 @@ class LinePrinter:
             if isinstance(event, JobFinished) and event.status.is_failure:
                 self._write(f"{self._status_line(event)}")
             return
+        if self.mode == "prefixed" and isinstance(event, AssistantText | ToolCall | AgentError):
+            self._narrate(event)
+            return
         if isinstance(event, JobStarted):
             self._log_dirs[event.job] = event.log_dir
+            if event.tool != "generic":
+                self._agents.add(event.job)
             attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._write(f"{self._prefix(event.job)} {self._paint('▶ started' + attempt, '1')}")
         elif isinstance(event, JobFinished):
@@ -116,6 +127,17 @@ class LinePrinter:
             self._write(f"{self._prefix(event.job)} {self._paint('rate limited: ' + event.message, '33')}")
         elif isinstance(event, BudgetExceeded):
             self._write(self._paint(f"budget ({event.scope}) exceeded: {event.spent} of {event.limit}; {event.action}", "31"))
+
+    def _narrate(self, event: AssistantText | ToolCall | AgentError) -> None:
+        if isinstance(event, AssistantText):
+            for line in event.text.splitlines() or [""]:
+                if line.strip():
+                    self._write(f"{self._prefix(event.job)} {truncate(line, self.limit)}")
+        elif isinstance(event, ToolCall):
+            self._write(f"{self._prefix(event.job)} {self._paint(truncate('⚙ ' + event.name, self.limit), '36')}")
+        else:
+            text = truncate(f"error ({event.error_kind.value}): {event.message}", self.limit)
+            self._write(f"{self._prefix(event.job)} {self._paint(text, '31')}")
 
     def _status_line(self, event: JobFinished) -> str:
         mark, code = _MARK.get(event.status, ("•", "0"))

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from corral.events.types import (
+    AssistantText,
     BudgetExceeded,
     Event,
     JobFinished,
@@ -75,8 +76,9 @@ class RunState:
 
     def __call__(self, event: Event) -> None:  # noqa: C901  # one branch per event kind, flat
         if isinstance(event, JobOutput):
-            if event.stream == "stdout" or not self.rows[event.job].last_line:
-                self.rows[event.job].last_line = event.text
+            row = self.rows[event.job]
+            if row.tool == "generic" and (event.stream == "stdout" or not row.last_line):
+                row.last_line = event.text
             return
         if not event.job:
             if isinstance(event, BudgetExceeded):
@@ -124,6 +126,11 @@ class RunState:
             row.models = tuple(dict.fromkeys((*row.models, *event.by_model)))
         elif isinstance(event, ToolCall):
             row.tool_calls_live += 1
+            row.last_line = f"⚙ {event.name}"
+        elif isinstance(event, AssistantText):
+            lines = [line for line in event.text.splitlines() if line.strip()]
+            if lines:
+                row.last_line = lines[-1]
         elif isinstance(event, RateLimited):
             row.reason = f"rate limited{f' ({event.status})' if event.status else ''}: {event.message}"[:120]
 

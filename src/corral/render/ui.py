@@ -42,7 +42,16 @@ class TerminalUI:
         self.mode = mode
         self.stream = stream
         colour = wants_colour(stream)
-        self.console = Console(file=stream, force_terminal=colour if mode == "live" else None, no_color=not colour, highlight=False, soft_wrap=False)
+        # off a terminal rich assumes 80 columns; a log or CI page is wider than that
+        width = None if stream.isatty() else 160
+        self.console = Console(
+            file=stream,
+            force_terminal=colour if mode == "live" else None,
+            no_color=not colour,
+            highlight=False,
+            soft_wrap=False,
+            width=width,
+        )
         self.state = RunState(names)
         self._printer: LinePrinter | None = None
         self._live: Any = None
