@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from graphlib import CycleError
@@ -159,8 +160,10 @@ def _check_condition(group: _Group, problems: Problems) -> None:
     group.refs.extend((path, chain) for chain in group.condition.refs)
 
 
-def _check_templates(group: _Group, problems: Problems) -> None:
-    allowed = TEMPLATE_NAMES | set(ENV.globals)
+def _check_templates(group: _Group, problems: Problems, parts: frozenset[str]) -> None:
+    # `jobs.my-job.result` parses as `jobs.my - job.result`: the reference check explains
+    # that, so the stray `job` is not reported as an unknown name as well
+    allowed = TEMPLATE_NAMES | set(ENV.globals) | parts
     for where, text in template_fields(group.spec):
         path = ("jobs", group.name, *where)
         try:
@@ -178,7 +181,7 @@ def _check_templates(group: _Group, problems: Problems) -> None:
         group.refs.extend((path, c) for c in references(tree) if c[0] in ("jobs", "matrix", "run"))
 
 
-def _check_fields(group: _Group, problems: Problems) -> None:
+def _check_fields(group: _Group, problems: Problems, parts: frozenset[str]) -> None:
     """`if`, `retry_on`, `outputs` and templates of one job (shared by its expansions)."""
     base = ("jobs", group.name)
     _check_condition(group, problems)
@@ -192,7 +195,7 @@ def _check_fields(group: _Group, problems: Problems) -> None:
         message = output_problem(output)
         if message is not None:
             problems.add((*base, "outputs", key), message)
-    _check_templates(group, problems)
+    _check_templates(group, problems, parts)
 
 
 class _Checker:
@@ -317,8 +320,9 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
     problems = Problems(source, locate)
     groups = _expand(_with_defaults(flow, problems), problems)
     _resolve_needs(groups, problems)
+    parts = frozenset(p for name in groups for p in re.split(r"[-.]", name)[1:])
     for group in groups.values():
-        _check_fields(group, problems)
+        _check_fields(group, problems, parts)
     needs = {name: group.needs for group in groups.values() for name, _ in group.members}
     order = {name: i for i, name in enumerate(needs)}
     checker = _Checker(groups, needs, problems)
@@ -329,6 +333,9 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
         _report_cycles(groups, needs, order, problems, checker.group_of)
     for group in groups.values():  # with a cycle too: the closure walk still terminates
         checker.check(group)
+    # one job's problems together, jobs in file order (each check runs over all jobs)
+    rank = {name: i for i, name in enumerate(flow.jobs, start=1)}
+    problems.sort(lambda path: rank.get(str(path[1]), 0) if path[0] == "jobs" else 0)
     problems.raise_if_any()
     jobs: dict[str, PlannedJob] = {}
     for group in groups.values():

@@ -209,7 +209,7 @@ def references(tree: nodes.Node) -> list[tuple[str, ...]]:
                 if not (isinstance(node, nodes.Name) and node.ctx != "load"):
                     found.append(chain)
                 continue
-        stack.extend(node.iter_child_nodes())
+        stack.extend(reversed(list(node.iter_child_nodes())))  # source order
     return found
 
 

@@ -39,11 +39,19 @@ class Problems:
         self.source = source
         self.locate = locate
         self.items: list[Problem] = []
+        self._paths: list[Path] = []
 
     def add(self, path: Path, message: str) -> None:
         where = self._find(path)
         line, column = where if where is not None else (None, None)
         self.items.append(Problem(self.source, line, column, format_path(path), message))
+        self._paths.append(path)
+
+    def sort(self, key: Callable[[Path], int]) -> None:
+        """Reorder by `key` of each problem's path, keeping the order of equal keys."""
+        pairs = sorted(zip(self._paths, self.items, strict=True), key=lambda pair: key(pair[0]))
+        self._paths = [path for path, _ in pairs]
+        self.items = [item for _, item in pairs]
 
     def _find(self, path: Path) -> tuple[int, int] | None:
         # the loader may not know the exact node (a default, a merged key): fall back to
