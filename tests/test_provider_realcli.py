@@ -338,6 +338,9 @@ def test_bad_key_401(runner: Runner) -> None:
     assert "401 Unauthorized" in codex.lines()[-1]["error"]["message"]
     assert gemini.returncode == 401 % 256, gemini
     assert gemini.stderr_json()["error"]["code"] == 401
+    # TMPDIR inside the private home catches what would otherwise litter /tmp
+    assert list((runner.tmp / "home-gemini" / "tmp").glob("gemini-client-error-*.json"))
+    assert list((runner.tmp / "home-claude" / "tmp").glob("claude-*"))
 
 
 def test_hanging_stream_is_killed_with_its_process_group(runner: Runner) -> None:

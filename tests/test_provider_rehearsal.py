@@ -78,3 +78,17 @@ def test_gemini_settings_and_env(tmp_path: Path) -> None:
 def test_unknown_tool(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="qwen"):
         prepare("qwen", URL, tmp_path)
+
+
+def test_public_surface() -> None:
+    import corral.provider
+
+    assert sorted(corral.provider.__all__) == [
+        "Kind",
+        "RecordedRequest",
+        "Rehearsal",
+        "Scenario",
+        "SimulatedProvider",
+        "Usage",
+        "prepare",
+    ]
