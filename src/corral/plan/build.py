@@ -119,18 +119,21 @@ def _expand(specs: Mapping[str, JobSpec], problems: Problems) -> dict[str, _Grou
 
 def _resolve_needs(groups: dict[str, _Group], problems: Problems) -> None:
     member_of = {name: g.name for g in groups.values() for name, _ in g.members}
-    known = [*groups, *(n for n in member_of if n not in groups)]
+    # what a need names: a job, every expansion of a matrix job, or one expansion
+    targets = {name: [name] for name in member_of}
+    targets.update((g.name, [name for name, _ in g.members]) for g in groups.values())
     for group in groups.values():
         resolved: dict[str, None] = {}
         for i, need in enumerate(group.spec.needs):
+            found = targets.get(need)
+            if found is not None and member_of.get(found[0] if found else "") != group.name:
+                resolved.update(dict.fromkeys(found))
+                continue
             path = ("jobs", group.name, "needs", i)
-            if need == group.name or member_of.get(need) == group.name:
+            if found is not None:
                 problems.add(path, f"{group.name!r} needs itself")
-            elif need in groups:
-                resolved.update((name, None) for name, _ in groups[need].members)
-            elif need in member_of:
-                resolved[need] = None
             else:
+                known = [*groups, *(n for n in member_of if n not in groups)]
                 problems.add(path, f"needs {need!r}, which is not a job{did_you_mean(need, known)}")
         group.needs = list(resolved)
 

@@ -48,6 +48,8 @@ class RetryPolicy:
     @classmethod
     def from_spec(cls, spec: JobSpec) -> RetryPolicy:
         """The policy of a job (retry_on is assumed valid: build_plan checks it)."""
+        if not spec.retries:
+            return _NO_RETRY  # shared: most jobs of a large flow never retry
         base = DEFAULT_DELAY if spec.retry_delay is None else spec.retry_delay
         top = DEFAULT_MAX_DELAY if spec.retry_max_delay is None else spec.retry_max_delay
         if spec.retry_on is None:
@@ -87,3 +89,6 @@ class RetryPolicy:
         """Seconds to wait after attempt `attempt` failed (equal jitter, see the class)."""
         top = self.ceiling(attempt)
         return top / 2 + rng.uniform(0, top / 2)
+
+
+_NO_RETRY = RetryPolicy()
