@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,8 @@ FAKE_CLI = f"{sys.executable} {FAKES / 'fake_cli.py'}"
 
 def write_flow(folder: Path, body: str, name: str = "flow.yaml") -> Path:
     path = folder / name
-    path.write_text(textwrap.dedent(body).replace("FAKE", FAKE_CLI))
+    # the word FAKE (alone) stands for the fake CLI; FAKE_AGENT_... names stay as they are
+    path.write_text(re.sub(r"\bFAKE\b", lambda _: FAKE_CLI, textwrap.dedent(body)))
     return path
 
 

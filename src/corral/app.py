@@ -67,6 +67,19 @@ def check_flow_document(document: dict[str, Any], *, base_dir: Path, source: str
     return loaded, plan
 
 
+_AGENT_FIELDS = (
+    "allowed_tools",
+    "permission_mode",
+    "max_turns",
+    "resume",
+    "extra_args",
+    "home",
+    "budget",
+    "model",
+    "prompt",
+)
+
+
 def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
     from corral.errors import ToolError
     from corral.execute.prepare import uses_tool
@@ -85,7 +98,10 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
             problems.append(loaded.problem(("jobs", job.group, "tool"), error.message))
             continue
         for message in tool.validate(job.spec):
-            problems.append(loaded.problem(("jobs", job.group), message))
+            # point at the field the message names, when the job sets it
+            field = next((f for f in _AGENT_FIELDS if f in message and f in job.spec.model_fields_set), None)
+            where: tuple[str | int, ...] = ("jobs", job.group, field, "<key>") if field else ("jobs", job.group)
+            problems.append(loaded.problem(where, message))
     return problems
 
 
