@@ -385,7 +385,8 @@ def test_codex_model_comes_from_the_banner_or_the_job() -> None:
     parser = make_parser("codex-jsonl", model="gpt-5.5")
     lines = (HERE / "codex" / "codex_exec.jsonl").read_text().splitlines()
     events = [e for line in lines for e in parser.feed(line, "stdout")] + parser.finish(0)
-    assert set(final_usage(events).by_model) == {"gpt-5.5"}  # type: ignore[union-attr]  # asserted by the set
+    final = final_usage(events)
+    assert final is not None and set(final.by_model) == {"gpt-5.5"}
 
 
 GEMINI_JSON = sorted(p for p in (HERE / "gemini").glob("*.json") if p.stat().st_size)

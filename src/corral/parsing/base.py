@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
-from corral.events.types import AgentError, AgentResult, Event, Unparsed, UsageUpdated
+from corral.events.types import AgentError, AgentResult, Event, Unparsed
 from corral.models import ErrorKind, Usage
 
 Stream = Literal["stdout", "stderr"]
@@ -90,10 +90,6 @@ def money(value: Any) -> Decimal | None:
 def loads_exact(line: str) -> Any:
     """Parse a line keeping every JSON number with a fraction as an exact Decimal."""
     return json.loads(line, parse_float=Decimal)
-
-
-def plus(a: Usage, b: Usage) -> Usage:
-    return a + b
 
 
 def shortfall(expected: Usage, got: Usage) -> Usage:
@@ -297,7 +293,3 @@ class BaseParser:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
-def usage_event(by_model: dict[str, Usage], *, final: bool = False, **extra: Any) -> UsageUpdated:
-    return UsageUpdated(by_model=dict(by_model), final=final, **extra)

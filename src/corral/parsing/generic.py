@@ -33,6 +33,7 @@ _LABEL_ONLY = re.compile(r"^\s*tokens used\s*:?\s*$", re.I)
 _NUMBER_ONLY = re.compile(rf"^\s*{_NUMBER}\s*$")
 _BANNER_MODEL = re.compile(r"^model:\s*(\S+)\s*$")
 _API_ERROR = re.compile(r"\bAPI Error\b|\bstatus(?: code)?:? [45]\d\d\b", re.I)
+_WORTH_SCANNING = re.compile(r"tokens?\b|^model:", re.I)  # one cheap test before the patterns
 _MAX_SCAN = 400  # token lines are short; long lines (data, logs) are not scanned
 
 
@@ -58,7 +59,9 @@ class GenericParser(BaseParser):
             self.last_line = line
         elif stream == "stderr" and line.strip():
             self.stderr_tail.append(line[:2000])
-        if len(line) > _MAX_SCAN or not line.strip():
+        if len(line) > _MAX_SCAN or line.isspace() or not line:
+            return []
+        if not (self._label_pending or _WORTH_SCANNING.search(line)):
             return []
         return self.scan(line)
 

@@ -177,6 +177,7 @@ class OpenCodeParser(BaseParser):
         self.tool_calls = 0
         self.steps = 0
         self.result_sent = False
+        self._calls: set[str] = set()
 
     def usage(self, *, final: bool = False) -> UsageUpdated:
         usage = Usage(**{**self.total.to_dict(), "tool_calls": self.tool_calls})
@@ -210,8 +211,11 @@ class OpenCodeParser(BaseParser):
         state = as_dict(part.get("state"))
         status = state.get("status")
         call_id = as_str(part.get("callID"))
-        self.tool_calls += 1
-        events: list[Event] = [ToolCall(name=as_str(part.get("tool")) or "tool", call_id=call_id)]
+        events: list[Event] = []
+        if call_id is None or call_id not in self._calls:  # a tool may be reported per state
+            self._calls.add(call_id or "")
+            self.tool_calls += 1
+            events.append(ToolCall(name=as_str(part.get("tool")) or "tool", call_id=call_id))
         if status in ("completed", "error"):
             exit_code = as_dict(state.get("metadata")).get("exit")
             failed = status == "error" or (isinstance(exit_code, int) and exit_code != 0)
