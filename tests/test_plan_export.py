@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import types
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 import corral.plan
-from corral.config.schema import FlowSpec
+from corral.config.schema import BudgetSpec, FlowSpec
 from corral.errors import UsageError
 from corral.plan import (
     Plan,
@@ -17,6 +19,7 @@ from corral.plan import (
     build_plan,
     max_spend,
     render_text,
+    render_tree,
     select,
     to_dot,
     to_json,
@@ -230,3 +233,14 @@ def test_json_contract() -> None:
         ],
     }
     assert to_json(_plan())["jobs"][1]["matrix"] == {"file": "a.py"}
+    capped = to_json(_plan(), run_budget=BudgetSpec(usd=Decimal(2)))
+    assert capped["max_spend_usd"] == "2"
+
+
+def test_tree_title_and_budget_override() -> None:
+    tree = render_tree(_plan(), title="review.yaml", run_budget=BudgetSpec(usd=Decimal(1)))
+    buffer = io.StringIO()
+    Console(file=buffer, width=140, color_system=None).print(tree)
+    assert buffer.getvalue().splitlines()[0] == (
+        "flow review.yaml · 5 jobs · 3 levels · budget $1.00 (stop) · max spend $1.00"
+    )

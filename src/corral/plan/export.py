@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from collections.abc import Iterator
@@ -99,8 +100,23 @@ def _headline(plan: Plan) -> str:
     return " · ".join(parts)
 
 
-def render_tree(plan: Plan) -> Tree:
-    """A rich Tree: one branch per level (what runs in parallel), one leaf per job."""
+def _override(plan: Plan, title: str | None, run_budget: BudgetSpec | None) -> Plan:
+    # the loader may know a better title (the file name) than the flow's `name:`
+    if title is None and run_budget is None:
+        return plan
+    return dataclasses.replace(
+        plan, name=title or plan.name, budget=run_budget if run_budget is not None else plan.budget
+    )
+
+
+def render_tree(
+    plan: Plan, *, title: str | None = None, run_budget: BudgetSpec | None = None
+) -> Tree:
+    """A rich Tree: one branch per level (what runs in parallel), one leaf per job.
+
+    `title` and `run_budget` override the plan's own `name` and `budget` when given.
+    """
+    plan = _override(plan, title, run_budget)
     tree = Tree(Text(_headline(plan), style="bold"))
     for number, level in enumerate(plan.levels, start=1):
         size = len(level)
@@ -223,11 +239,12 @@ def _budget_json(budget: BudgetSpec | None) -> dict[str, Any] | None:
     return {"usd": usd, "tokens": budget.tokens, "on_exceed": budget.on_exceed}
 
 
-def to_json(plan: Plan) -> dict[str, Any]:
+def to_json(plan: Plan, *, run_budget: BudgetSpec | None = None) -> dict[str, Any]:
     """A machine-readable plan. Keys are a contract: bump SCHEMA_VERSION to change them.
 
     Money is a decimal string ("4.00"), as everywhere in corral's JSON.
     """
+    plan = _override(plan, None, run_budget)
     level_of = {name: n for n, level in enumerate(plan.levels) for name in level}
     jobs = []
     for job in plan.jobs.values():
