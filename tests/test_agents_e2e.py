@@ -29,9 +29,13 @@ def agent_env(**extra: str) -> dict[str, str]:
     }
 
 
-def run_json(tmp_path: Path, flow_text: str, *args: str, **env: str) -> tuple[int, dict[str, Any], str]:
+def run_json(
+    tmp_path: Path, flow_text: str, *args: str, **env: str
+) -> tuple[int, dict[str, Any], str]:
     flow = write_flow(tmp_path, flow_text)
-    result = corral("run", str(flow), "--json", "--no-store", *args, cwd=tmp_path, env=agent_env(**env))
+    result = corral(
+        "run", str(flow), "--json", "--no-store", *args, cwd=tmp_path, env=agent_env(**env)
+    )
     return result.returncode, json.loads(result.stdout), result.stderr
 
 
@@ -50,7 +54,8 @@ def test_claude_codex_gemini_totals_equal_what_the_clis_reported(tmp_path: Path)
         """
         jobs:
           review: {tool: claude, prompt: "review", env: {FAKE_AGENT_SCRIPT: claude_tool}}
-          tests: {tool: codex, prompt: "tests", model: gpt-5.5, env: {FAKE_AGENT_SCRIPT: codex_tool}}
+          tests:
+            {tool: codex, prompt: "tests", model: gpt-5.5, env: {FAKE_AGENT_SCRIPT: codex_tool}}
           ask: {tool: gemini, prompt: "hi", env: {FAKE_AGENT_SCRIPT: gemini_text}}
         """,
     )
@@ -177,7 +182,15 @@ def test_unsupported_agent_field_is_a_flow_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tool", ["claude", "codex", "gemini"])
 def test_exec_agent_single_instance(tmp_path: Path, tool: str) -> None:
     script = {"claude": "claude_text", "codex": "codex_tool", "gemini": "gemini_text"}[tool]
-    result = corral("exec", "--json", "--no-store", tool, "say hello", cwd=tmp_path, env=agent_env(FAKE_AGENT_SCRIPT=script))
+    result = corral(
+        "exec",
+        "--json",
+        "--no-store",
+        tool,
+        "say hello",
+        cwd=tmp_path,
+        env=agent_env(FAKE_AGENT_SCRIPT=script),
+    )
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["jobs"][0]
     assert job["tool"] == tool and job["usage"]["output_tokens"] > 0

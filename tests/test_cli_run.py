@@ -75,8 +75,12 @@ def test_flow_errors_all_at_once_with_locations_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert f"{flow}:3:1: concurency: unknown key 'concurency'; did you mean 'concurrency'?" in lines[0]
-    assert f"{flow}:7:5: jobs.lint.timout: unknown key 'timout'; did you mean 'timeout'?" in lines[1]
+    assert (
+        f"{flow}:3:1: concurency: unknown key 'concurency'; did you mean 'concurrency'?" in lines[0]
+    )
+    assert (
+        f"{flow}:7:5: jobs.lint.timout: unknown key 'timout'; did you mean 'timeout'?" in lines[1]
+    )
     assert f"{flow}:10:14: jobs.test.timeout: invalid duration 'soon'" in lines[2]
 
 
@@ -88,7 +92,9 @@ def test_missing_flow_file_is_one_line(tmp_path: Path) -> None:
 
 def test_json_and_toml_flows(tmp_path: Path) -> None:
     (tmp_path / "f.json").write_text(json.dumps({"jobs": {"a": {"run": ["true"]}}}))
-    (tmp_path / "f.toml").write_text('[jobs.a]\nrun = ["true"]\n[jobs.b]\nrun = "true"\ntimeout = "nah"\n')
+    (tmp_path / "f.toml").write_text(
+        '[jobs.a]\nrun = ["true"]\n[jobs.b]\nrun = "true"\ntimeout = "nah"\n'
+    )
     assert corral("run", "f.json", "--no-store", cwd=tmp_path).returncode == 0
     bad = corral("validate", "f.toml", cwd=tmp_path)
     assert bad.returncode == 2
@@ -104,7 +110,16 @@ def test_concurrency_cap_and_joblog(tmp_path: Path) -> None:
     summary = json.loads(result.stdout)
     joblog = Path(summary["log_root"]) / "joblog.tsv"
     rows = [line.split("\t") for line in joblog.read_text().splitlines()]
-    assert rows[0] == ["Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Signal", "Command", "Job"]
+    assert rows[0] == [
+        "Seq",
+        "Host",
+        "Starttime",
+        "JobRuntime",
+        "Exitval",
+        "Signal",
+        "Command",
+        "Job",
+    ]
     assert sorted(r[7] for r in rows[1:]) == [f"j{i}" for i in range(6)]
     assert all(r[4] == "0" and float(r[3]) >= 0.3 for r in rows[1:])
     spans = [tuple(map(float, line.split())) for line in spans_file.read_text().splitlines()]
@@ -137,10 +152,17 @@ def test_env_merge_and_expansion_and_cwd(tmp_path: Path) -> None:
             run: FAKE env GREETING TARGET EMPTY PWD
         """,
     )
-    result = corral("run", str(flow), "--json", "--no-store", cwd=tmp_path, env={"HOME_FOR_TEST": "/h"})
+    result = corral(
+        "run", str(flow), "--json", "--no-store", cwd=tmp_path, env={"HOME_FOR_TEST": "/h"}
+    )
     assert result.returncode == 0, result.stderr
     log = Path(json.loads(result.stdout)["jobs"][0]["log_dir"]) / "stdout.log"
-    assert log.read_text().splitlines() == ["GREETING=hello", "TARGET=/h/x", "EMPTY=fallback", f"PWD={tmp_path / 'sub'}"]
+    assert log.read_text().splitlines() == [
+        "GREETING=hello",
+        "TARGET=/h/x",
+        "EMPTY=fallback",
+        f"PWD={tmp_path / 'sub'}",
+    ]
 
 
 def test_shell_true_and_string_splitting(tmp_path: Path) -> None:
@@ -159,7 +181,10 @@ def test_shell_true_and_string_splitting(tmp_path: Path) -> None:
 
 
 def test_output_modes(tmp_path: Path) -> None:
-    flow = write_flow(tmp_path, "jobs:\n  a: {run: FAKE echo hello}\n  longer-name: {run: FAKE echo 0123456789abcdef}\n")
+    flow = write_flow(
+        tmp_path,
+        "jobs:\n  a: {run: FAKE echo hello}\n  longer-name: {run: FAKE echo 0123456789abcdef}\n",
+    )
     prefixed = corral("run", str(flow), "--no-store", "--max-line-length", "12", cwd=tmp_path)
     assert "a           | hello" in prefixed.stdout
     assert "longer-name | 0123456789a…" in prefixed.stdout
@@ -189,7 +214,9 @@ def test_timeout_and_idle_in_summary(tmp_path: Path) -> None:
 
 
 def test_exec_single_command(tmp_path: Path) -> None:
-    result = corral("exec", "--no-store", "--json", "--", sys.executable, "-c", "print('hi')", cwd=tmp_path)
+    result = corral(
+        "exec", "--no-store", "--json", "--", sys.executable, "-c", "print('hi')", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["jobs"][0]
     assert job["status"] == "succeeded"
@@ -304,7 +331,19 @@ def test_fail_fast_cancels_the_rest(tmp_path: Path) -> None:
 
 
 def test_help_and_version() -> None:
-    result = subprocess.run([sys.executable, "-m", "corral", "--help"], capture_output=True, text=True, check=True)
-    for command in ("run", "exec", "validate", "schema", "plan", "tools", "runs", "usage", "resume"):
+    result = subprocess.run(
+        [sys.executable, "-m", "corral", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in (
+        "run",
+        "exec",
+        "validate",
+        "schema",
+        "plan",
+        "tools",
+        "runs",
+        "usage",
+        "resume",
+    ):
         assert f"  {command} " in result.stdout
     assert FAKE_CLI  # keeps the helper import honest

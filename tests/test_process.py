@@ -21,7 +21,9 @@ FAKE = str(Path(__file__).parent / "fakes" / "fake_cli.py")
 
 def spool_lines(chunks: list[bytes], keep: int, tmp_path: Path) -> list[tuple[bytes, int, bool]]:
     got: list[tuple[bytes, int, bool]] = []
-    spool = LineSpool(str(tmp_path / "log"), lambda line, offset, cut: got.append((line, offset, cut)), keep)
+    spool = LineSpool(
+        str(tmp_path / "log"), lambda line, offset, cut: got.append((line, offset, cut)), keep
+    )
     for chunk in chunks:
         spool.feed(chunk)
     spool.close()
@@ -77,7 +79,11 @@ def test_success_output_and_logs(tmp_path: Path) -> None:
 
 def test_exit_code_is_a_failure(tmp_path: Path) -> None:
     outcome = run(request(tmp_path, "exit", "3"))
-    assert (outcome.status, outcome.exit_code, outcome.error_kind) == (JobStatus.FAILED, 3, ErrorKind.EXIT)
+    assert (outcome.status, outcome.exit_code, outcome.error_kind) == (
+        JobStatus.FAILED,
+        3,
+        ErrorKind.EXIT,
+    )
 
 
 def test_missing_command_fails_with_a_reason(tmp_path: Path) -> None:
@@ -168,7 +174,9 @@ def test_stop_request_cancels(tmp_path: Path) -> None:
     stop = StopHandle()
 
     async def go():  # type: ignore[no-untyped-def]
-        task = asyncio.ensure_future(LocalExecutor().run(request(tmp_path, "hang", "x"), lambda e: None, stop))
+        task = asyncio.ensure_future(
+            LocalExecutor().run(request(tmp_path, "hang", "x"), lambda e: None, stop)
+        )
         await asyncio.sleep(0.3)
         stop.request("interrupted", JobStatus.CANCELLED, ErrorKind.CANCELLED)
         return await task
@@ -180,7 +188,9 @@ def test_stop_request_cancels(tmp_path: Path) -> None:
 def test_task_cancellation_still_reaps(tmp_path: Path) -> None:
     async def go() -> None:
         task = asyncio.ensure_future(
-            LocalExecutor().run(request(tmp_path, "ignore-term", kill_grace=0.3), lambda e: None, StopHandle())
+            LocalExecutor().run(
+                request(tmp_path, "ignore-term", kill_grace=0.3), lambda e: None, StopHandle()
+            )
         )
         await asyncio.sleep(0.3)
         task.cancel()

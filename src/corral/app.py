@@ -22,7 +22,6 @@ from typing import Any
 
 from corral.config.loader import LoadedFlow, load_flow
 from corral.errors import EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, FlowError, Problem
-from corral.events.bus import Bus
 from corral.events.types import Event, RunFinished, RunStarted
 from corral.models import Cost, JobStatus, RunStatus, Usage
 from corral.plan import Plan, build_plan, select
@@ -37,7 +36,9 @@ def new_run_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def check_flow(path: str | Path, *, only: Sequence[str] = (), from_: Sequence[str] = ()) -> tuple[LoadedFlow, Plan]:
+def check_flow(
+    path: str | Path, *, only: Sequence[str] = (), from_: Sequence[str] = ()
+) -> tuple[LoadedFlow, Plan]:
     """Load, validate and plan a flow; every problem (schema, graph, tools) at once."""
     loaded = load_flow(path)
     plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
@@ -49,7 +50,9 @@ def check_flow(path: str | Path, *, only: Sequence[str] = (), from_: Sequence[st
     return loaded, plan
 
 
-def check_flow_document(document: dict[str, Any], *, base_dir: Path, source: str = "<exec>") -> tuple[LoadedFlow, Plan]:
+def check_flow_document(
+    document: dict[str, Any], *, base_dir: Path, source: str = "<exec>"
+) -> tuple[LoadedFlow, Plan]:
     """Validate and plan a flow built in memory (single-instance mode)."""
     import json
 
@@ -90,7 +93,12 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
         name = uses_tool(job.spec)
         if name is None:
             if job.spec.run is None:
-                problems.append(loaded.problem(("jobs", job.group), "nothing to run: give `run:` (a command) or `prompt:` (an agent)"))
+                problems.append(
+                    loaded.problem(
+                        ("jobs", job.group),
+                        "nothing to run: give `run:` (a command) or `prompt:` (an agent)",
+                    )
+                )
             continue
         try:
             tool = get_tool(name)
@@ -99,8 +107,12 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
             continue
         for message in tool.validate(job.spec):
             # point at the field the message names, when the job sets it
-            field = next((f for f in _AGENT_FIELDS if f in message and f in job.spec.model_fields_set), None)
-            where: tuple[str | int, ...] = ("jobs", job.group, field, "<key>") if field else ("jobs", job.group)
+            field = next(
+                (f for f in _AGENT_FIELDS if f in message and f in job.spec.model_fields_set), None
+            )
+            where: tuple[str | int, ...] = (
+                ("jobs", job.group, field, "<key>") if field else ("jobs", job.group)
+            )
             problems.append(loaded.problem(where, message))
     return problems
 
@@ -166,9 +178,7 @@ class Interrupts:
 def run_status(states: dict[str, Any], interrupted: bool) -> RunStatus:
     if interrupted:
         return RunStatus.CANCELLED
-    failed = any(
-        s.status.is_failure and not s.continue_on_error for s in states.values()
-    )
+    failed = any(s.status.is_failure and not s.continue_on_error for s in states.values())
     return RunStatus.FAILED if failed else RunStatus.SUCCEEDED
 
 
@@ -186,7 +196,14 @@ async def countdown(until: datetime, tick: Callable[[float], None], stop: asynci
             continue
 
 
-def run_header(loaded: LoadedFlow, run_id: str, log_root: Path, args: Sequence[str], resumed_from: str | None, jobs: Sequence[str]) -> RunStarted:
+def run_header(
+    loaded: LoadedFlow,
+    run_id: str,
+    log_root: Path,
+    args: Sequence[str],
+    resumed_from: str | None,
+    jobs: Sequence[str],
+) -> RunStarted:
     return RunStarted(
         run_id=run_id,
         flow_name=loaded.name,
@@ -224,4 +241,11 @@ def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
 
 
-__all__ = ["JobStatus", "RunOptions", "RunReport", "check_flow", "default_concurrency", "new_run_id", "start_run"]
+__all__ = [
+    "JobStatus",
+    "RunOptions",
+    "RunReport",
+    "check_flow",
+    "default_concurrency",
+    "new_run_id",
+]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -144,7 +144,9 @@ class RunSession:
         prepared = self.prepared
         bus = self.bus
         ledger = self.ledger
-        job_budgets: dict[str, BudgetSpec] = {n: j.spec.budget for n, j in self.plan.jobs.items() if j.spec.budget}
+        job_budgets: dict[str, BudgetSpec] = {
+            n: j.spec.budget for n, j in self.plan.jobs.items() if j.spec.budget
+        }
         guard = BudgetGuard(ledger, spec.budget, job_budgets, bus.publish)
         gate = RateLimitGate()
         for name, job in self.plan.jobs.items():
@@ -207,13 +209,20 @@ class RunSession:
         interrupts.install(loop)
         reaper.become_subreaper()
         header = run_header(
-            self.loaded, prepared.run_id, prepared.log_root, self.options.args, self.resumed_from, list(self.plan.jobs)
+            self.loaded,
+            prepared.run_id,
+            prepared.log_root,
+            self.options.args,
+            self.resumed_from,
+            list(self.plan.jobs),
         )
         bus.publish(header)
         try:
             with self.ui:
                 if self.options.start_at is not None:
-                    started = await countdown(self.options.start_at, self.ui.countdown, stop_waiting)
+                    started = await countdown(
+                        self.options.start_at, self.ui.countdown, stop_waiting
+                    )
                     if not started:
                         scheduler.cancel("interrupted before the start time")
                 states = await scheduler.run()
@@ -222,7 +231,10 @@ class RunSession:
             await asyncio.to_thread(reaper.sweep, settings.kill_grace)
             joblog.close()
         status = run_status(
-            {n: _Final(s.status, self.plan.jobs[n].spec.continue_on_error) for n, s in states.items()},
+            {
+                n: _Final(s.status, self.plan.jobs[n].spec.continue_on_error)
+                for n, s in states.items()
+            },
             interrupts.exit_code is not None,
         )
         bus.publish(finished(prepared.run_id, status))
@@ -249,13 +261,17 @@ class RunSession:
             return account.usage, None
         return account.usage, account.cost
 
-    def _outputs_capturer(self, preparer: Preparer) -> Callable[[PlannedJob, int, AttemptOutcome], dict[str, str]]:
+    def _outputs_capturer(
+        self, preparer: Preparer
+    ) -> Callable[[PlannedJob, int, AttemptOutcome], dict[str, str]]:
         def capture(job: PlannedJob, attempt: int, outcome: AttemptOutcome) -> dict[str, str]:
             if not job.spec.outputs or outcome.status is not JobStatus.SUCCEEDED:
                 return {}
             cwd = (preparer.base_dir / job.spec.cwd) if job.spec.cwd else preparer.base_dir
             log = preparer.log_dir(job.name, attempt) / "stdout.log"
-            return capture_outputs(job.spec.outputs, stdout_tail=search_log(log), result=outcome.result, cwd=cwd)
+            return capture_outputs(
+                job.spec.outputs, stdout_tail=search_log(log), result=outcome.result, cwd=cwd
+            )
 
         return capture
 

@@ -21,7 +21,7 @@ def main() -> int:
     name = os.environ["FAKE_AGENT_SCRIPT"]
     pace = float(os.environ.get("FAKE_AGENT_PACE", "0"))
     if log := os.environ.get("FAKE_AGENT_ARGS"):
-        with open(log, "a") as handle:  # noqa: PTH123  # append one line per call
+        with open(log, "a") as handle:  # append one line per call
             handle.write(json.dumps(sys.argv[1:]) + "\n")
     if "--version" in sys.argv[1:]:
         print("9.9.9 (fake)")

@@ -1,21 +1,21 @@
 #!/usr/bin/env python3
 """A fake CLI for tests: behaves badly on demand.
 
-    fake_cli.py echo TEXT...            print the words, exit 0
-    fake_cli.py exit CODE               exit with CODE
-    fake_cli.py hang [TEXT]             print TEXT (if any), then sleep forever
-    fake_cli.py ignore-term             ignore SIGTERM, print "ready", sleep forever
-    fake_cli.py bigline MB [--no-newline]  print one line of MB megabytes
-    fake_cli.py lines N SIZE            print N lines of SIZE bytes of JSON
-    fake_cli.py grandchildren N [--setsid] [--exit]  spawn N sleeping grandchildren
-    fake_cli.py die-midline TEXT        print TEXT without newline, then SIGKILL itself
-    fake_cli.py binary                  print bytes that are not UTF-8
-    fake_cli.py replay FILE [--pace S] [--stderr FILE] [--exit CODE] [--linger S]
-    fake_cli.py slow N DELAY            print N lines, DELAY seconds apart
-    fake_cli.py span FILE SECONDS       sleep, then append "start end" to FILE
-    fake_cli.py env NAME...             print NAME=value for each variable
-    fake_cli.py stdin                   print what stdin gives (must be empty: closed)
-    fake_cli.py flaky FILE CODE         fail with CODE the first time (FILE marks it), then succeed
+fake_cli.py echo TEXT...            print the words, exit 0
+fake_cli.py exit CODE               exit with CODE
+fake_cli.py hang [TEXT]             print TEXT (if any), then sleep forever
+fake_cli.py ignore-term             ignore SIGTERM, print "ready", sleep forever
+fake_cli.py bigline MB [--no-newline]  print one line of MB megabytes
+fake_cli.py lines N SIZE            print N lines of SIZE bytes of JSON
+fake_cli.py grandchildren N [--setsid] [--exit]  spawn N sleeping grandchildren
+fake_cli.py die-midline TEXT        print TEXT without newline, then SIGKILL itself
+fake_cli.py binary                  print bytes that are not UTF-8
+fake_cli.py replay FILE [--pace S] [--stderr FILE] [--exit CODE] [--linger S]
+fake_cli.py slow N DELAY            print N lines, DELAY seconds apart
+fake_cli.py span FILE SECONDS       sleep, then append "start end" to FILE
+fake_cli.py env NAME...             print NAME=value for each variable
+fake_cli.py stdin                   print what stdin gives (must be empty: closed)
+fake_cli.py flaky FILE CODE         fail with CODE the first time (FILE marks it), then succeed
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sys
 import time
 
 
-def main(argv: list[str]) -> int:  # noqa: C901, PLR0911, PLR0912  # one branch per mode
+def main(argv: list[str]) -> int:  # one branch per mode
     mode, args = argv[0], argv[1:]
     out = sys.stdout
     if mode == "echo":
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:  # noqa: C901, PLR0911, PLR0912  # one branch 
     if mode == "span":
         started = time.time()
         time.sleep(float(args[1]))
-        with open(args[0], "a") as handle:  # noqa: PTH123  # one line per job, appended
+        with open(args[0], "a") as handle:  # one line per job, appended
             handle.write(f"{started} {time.time()}\n")
         return 0
     if mode == "env":
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:  # noqa: C901, PLR0911, PLR0912  # one branch 
     if mode == "flaky":
         marker, code = args[0], int(args[1])
         if not os.path.exists(marker):
-            open(marker, "w").close()  # noqa: SIM115, PTH123  # a marker file, closed at once
+            open(marker, "w").close()  # a marker file, closed at once
             print("failing this time", flush=True)
             return code
         print("worked", flush=True)
@@ -130,14 +130,14 @@ def replay(args: list[str]) -> int:
     stderr = _opt(args, "--stderr", "")
     code = int(_opt(args, "--exit", "0"))
     linger = float(_opt(args, "--linger", "0"))
-    with open(path, "rb") as handle:  # noqa: PTH123  # plain open is clearest here
+    with open(path, "rb") as handle:  # plain open is clearest here
         for raw in handle:
             sys.stdout.buffer.write(raw)
             sys.stdout.buffer.flush()
             if pace:
                 time.sleep(pace)
     if stderr:
-        with open(stderr, "rb") as handle:  # noqa: PTH123
+        with open(stderr, "rb") as handle:
             sys.stderr.buffer.write(handle.read())
             sys.stderr.buffer.flush()
     if linger:

@@ -23,7 +23,7 @@ def validate_command(flows: tuple[str, ...], quiet: bool) -> int:
     code = 0
     for flow in flows:
         try:
-            loaded, plan = check_flow(flow)
+            _, plan = check_flow(flow)
         except FlowError as error:
             for line in error.lines():
                 click.echo(line, err=True)
@@ -31,7 +31,9 @@ def validate_command(flows: tuple[str, ...], quiet: bool) -> int:
             continue
         if not quiet:
             levels = len(plan.levels)
-            click.echo(f"{flow}: ok ({len(plan.jobs)} jobs, {levels} level{'s' if levels != 1 else ''})")
+            click.echo(
+                f"{flow}: ok ({len(plan.jobs)} jobs, {levels} level{'s' if levels != 1 else ''})"
+            )
     return code
 
 
@@ -46,9 +48,17 @@ def schema_command() -> int:
 
 @click.command("plan")
 @click.argument("flow", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["tree", "mermaid", "dot", "json"]), default="tree", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tree", "mermaid", "dot", "json"]),
+    default="tree",
+    show_default=True,
+)
 @click.option("--only", multiple=True, metavar="JOB", help="Plan only JOB and what it needs.")
-@click.option("--from", "from_", multiple=True, metavar="JOB", help="Plan JOB and everything that needs it.")
+@click.option(
+    "--from", "from_", multiple=True, metavar="JOB", help="Plan JOB and everything that needs it."
+)
 def plan_command(flow: str, fmt: str, only: tuple[str, ...], from_: tuple[str, ...]) -> int:
     """Show FLOW's order (levels), what runs in parallel, conditions, retries and the
     most it can spend; --format mermaid|dot|json exports the graph."""

@@ -18,7 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("corral.cli.flow", "Check a flow file without running it."),
     "schema": ("corral.cli.flow", "Print the JSON Schema of the flow file."),
     "plan": ("corral.cli.flow", "Show the order, parallelism, conditions and worst-case spend."),
-    "tools": ("corral.cli.tools", "List the agent CLIs corral knows, where they are and their versions."),
+    "tools": (
+        "corral.cli.tools",
+        "List the agent CLIs corral knows, where they are and their versions.",
+    ),
     "runs": ("corral.cli.history", "List recent runs."),
     "show": ("corral.cli.history", "Show one run and every job in it."),
     "logs": ("corral.cli.history", "Print the output of a run's job."),

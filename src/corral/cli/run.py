@@ -29,25 +29,69 @@ def _start_at(value: str | None) -> datetime | None:
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command that runs jobs shares."""
     options = [
-        click.option("-j", "--jobs", type=click.IntRange(min=1), help="Most jobs at once (default: the flow's concurrency, else CPUs, at least 2)."),
-        click.option("--output", type=click.Choice(["auto", "live", "prefixed", "grouped", "quiet"]), default="auto", show_default=True, help="How output is shown: live table on a terminal, prefixed lines otherwise."),
+        click.option(
+            "-j",
+            "--jobs",
+            type=click.IntRange(min=1),
+            help="Most jobs at once (default: the flow's concurrency, else CPUs, at least 2).",
+        ),
+        click.option(
+            "--output",
+            type=click.Choice(["auto", "live", "prefixed", "grouped", "quiet"]),
+            default="auto",
+            show_default=True,
+            help="How output is shown: live table on a terminal, prefixed lines otherwise.",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="Print only the summary and errors."),
-        click.option("--json", "json_mode", is_flag=True, help="Print a machine-readable summary on stdout (and nothing else there)."),
-        click.option("--max-line-length", type=click.IntRange(min=10), help="Truncate displayed lines to N characters (logs keep everything)."),
+        click.option(
+            "--json",
+            "json_mode",
+            is_flag=True,
+            help="Print a machine-readable summary on stdout (and nothing else there).",
+        ),
+        click.option(
+            "--max-line-length",
+            type=click.IntRange(min=10),
+            help="Truncate displayed lines to N characters (logs keep everything).",
+        ),
         click.option("--fail-fast", is_flag=True, help="Cancel everything at the first failure."),
-        click.option("--start-at", metavar="WHEN", help="Delay the start: 30m, 1.5h, 2am, 14:30 (tomorrow if past)."),
-        click.option("--store", metavar="URL", envvar="CORRAL_STORE", help="Run history database (default: SQLite in .corral/)."),
+        click.option(
+            "--start-at",
+            metavar="WHEN",
+            help="Delay the start: 30m, 1.5h, 2am, 14:30 (tomorrow if past).",
+        ),
+        click.option(
+            "--store",
+            metavar="URL",
+            envvar="CORRAL_STORE",
+            help="Run history database (default: SQLite in .corral/).",
+        ),
         click.option("--no-store", is_flag=True, help="Keep no history for this run."),
-        click.option("--prices", "price_file", type=click.Path(exists=True, dir_okay=False), help="Price file that overrides or adds model prices."),
+        click.option(
+            "--prices",
+            "price_file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Price file that overrides or adds model prices.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _execute(loaded: Any, plan: Any, params: dict[str, Any], *, rehearse: Any = None, known: Any = None, resumed_from: str | None = None, args: tuple[str, ...] = (), base_dir: Path | None = None) -> int:
+def _execute(
+    loaded: Any,
+    plan: Any,
+    params: dict[str, Any],
+    *,
+    rehearse: Any = None,
+    known: Any = None,
+    resumed_from: str | None = None,
+    args: tuple[str, ...] = (),
+    base_dir: Path | None = None,
+) -> int:
     from corral.app import RunOptions
-    from corral.render.format import cost_text, tokens_text
+    from corral.render.format import usage_line
     from corral.render.summary import print_summary, summary_json
     from corral.render.ui import TerminalUI, choose_mode, output_stream
     from corral.session import RunSession
@@ -76,8 +120,7 @@ def _execute(loaded: Any, plan: Any, params: dict[str, Any], *, rehearse: Any = 
         run = holder["session"].ledger.run()
         if not run.usage.total_tokens:
             return ""
-        usage = run.usage
-        return f"{tokens_text(usage.input_tokens)} in · {tokens_text(usage.output_tokens)} out · {cost_text(run.cost)}"
+        return usage_line(run.usage, run.cost)
 
     ui = TerminalUI(
         list(plan.jobs),
@@ -88,16 +131,17 @@ def _execute(loaded: Any, plan: Any, params: dict[str, Any], *, rehearse: Any = 
         accounts=accounts,
         totals=totals,
     )
-    session = RunSession(loaded, plan, options, ui, rehearse=rehearse, known=known, resumed_from=resumed_from)
+    session = RunSession(
+        loaded, plan, options, ui, rehearse=rehearse, known=known, resumed_from=resumed_from
+    )
     holder["session"] = session
     report = asyncio.run(session.execute())
+    elapsed = report.ended_at - report.started_at
     footer = (
-        f"run {report.run_id} {report.status.value} in {report.ended_at - report.started_at:.1f}s · "
-        f"logs: {report.log_root}"
+        f"run {report.run_id} {report.status.value} in {elapsed:.1f}s · logs: {report.log_root}"
     )
     if report.totals[1] is not None:
-        usage, cost = report.totals
-        footer += f" · {tokens_text(usage.input_tokens)} in / {tokens_text(usage.output_tokens)} out · {cost_text(cost)}"
+        footer += " · " + usage_line(*report.totals)
     if report.store_error:
         click.echo(f"corral: warning: history not saved: {report.store_error}", err=True)
     print_summary(ui.console, ui.state, session.accounts, footer)
@@ -120,11 +164,23 @@ def _execute(loaded: Any, plan: Any, params: dict[str, Any], *, rehearse: Any = 
 
 @click.command("run")
 @click.argument("flow", type=click.Path(dir_okay=False))
-@click.option("--only", multiple=True, metavar="JOB", help="Run only JOB and what it needs (repeatable).")
-@click.option("--from", "from_", multiple=True, metavar="JOB", help="Run JOB and everything that needs it (repeatable).")
-@click.option("--rehearse", is_flag=True, help="Run against a simulated provider: nothing is billed.")
+@click.option(
+    "--only", multiple=True, metavar="JOB", help="Run only JOB and what it needs (repeatable)."
+)
+@click.option(
+    "--from",
+    "from_",
+    multiple=True,
+    metavar="JOB",
+    help="Run JOB and everything that needs it (repeatable).",
+)
+@click.option(
+    "--rehearse", is_flag=True, help="Run against a simulated provider: nothing is billed."
+)
 @run_options
-def run_command(flow: str, only: tuple[str, ...], from_: tuple[str, ...], rehearse: bool, **params: Any) -> int:
+def run_command(
+    flow: str, only: tuple[str, ...], from_: tuple[str, ...], rehearse: bool, **params: Any
+) -> int:
     """Run every job of FLOW (YAML, JSON or TOML), at most --jobs at a time.
 
     Exits 0 when every job succeeded, 1 when any failed, 2 on a usage or flow
@@ -141,9 +197,13 @@ def run_command(flow: str, only: tuple[str, ...], from_: tuple[str, ...], rehear
 @click.command("rehearse")
 @click.argument("flow", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="JOB", help="Run only JOB and what it needs.")
-@click.option("--from", "from_", multiple=True, metavar="JOB", help="Run JOB and everything that needs it.")
+@click.option(
+    "--from", "from_", multiple=True, metavar="JOB", help="Run JOB and everything that needs it."
+)
 @run_options
-def rehearse_command(flow: str, only: tuple[str, ...], from_: tuple[str, ...], **params: Any) -> int:
+def rehearse_command(
+    flow: str, only: tuple[str, ...], from_: tuple[str, ...], **params: Any
+) -> int:
     """Run FLOW with the real agent CLIs against a simulated provider on 127.0.0.1.
 
     Nothing leaves the machine and nothing is billed; each job's `rehearse:` says
@@ -162,14 +222,23 @@ def _rehearsed(loaded: Any, plan: Any, params: dict[str, Any]) -> int:
         return _execute(loaded, plan, params, rehearse=rehearse, args=tuple(sys.argv[1:]))
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(
+    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--model", help="Model for an agent tool.")
 @click.option("--timeout", help="Stop the job after this long (90s, 5m, 1h30m).")
 @click.option("--idle-timeout", help="Stop the job after this long without output.")
 @click.option("--name", default=None, help="Job name (default: the tool or command name).")
 @run_options
-def exec_command(command: tuple[str, ...], model: str | None, timeout: str | None, idle_timeout: str | None, name: str | None, **params: Any) -> int:
+def exec_command(
+    command: tuple[str, ...],
+    model: str | None,
+    timeout: str | None,
+    idle_timeout: str | None,
+    name: str | None,
+    **params: Any,
+) -> int:
     """Run one command or one agent prompt, with corral's logs, limits and summary.
 
     \b
@@ -179,11 +248,19 @@ def exec_command(command: tuple[str, ...], model: str | None, timeout: str | Non
     """
     from corral.app import check_flow_document
 
-    loaded, plan = check_flow_document(_exec_document(command, model, timeout, idle_timeout, name), base_dir=Path.cwd())
+    loaded, plan = check_flow_document(
+        _exec_document(command, model, timeout, idle_timeout, name), base_dir=Path.cwd()
+    )
     return _execute(loaded, plan, params, args=tuple(sys.argv[1:]), base_dir=Path.cwd())
 
 
-def _exec_document(command: tuple[str, ...], model: str | None, timeout: str | None, idle: str | None, name: str | None) -> dict[str, Any]:
+def _exec_document(
+    command: tuple[str, ...],
+    model: str | None,
+    timeout: str | None,
+    idle: str | None,
+    name: str | None,
+) -> dict[str, Any]:
     from corral.tools import all_tools
 
     first = command[0]
@@ -195,7 +272,9 @@ def _exec_document(command: tuple[str, ...], model: str | None, timeout: str | N
             job["model"] = model
     else:
         if model:
-            raise UsageError("--model only applies to an agent tool: corral exec claude \"PROMPT\" --model M")
+            raise UsageError(
+                '--model only applies to an agent tool: corral exec claude "PROMPT" --model M'
+            )
         job = {"run": list(command)}
     if timeout:
         job["timeout"] = timeout
@@ -214,13 +293,24 @@ def _safe_name(text: str) -> str:
 
 @click.command("resume")
 @click.argument("run_id")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", help="Where .corral lives (default: here).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    help="Where .corral lives (default: here).",
+)
 @run_options
 def resume_command(run_id: str, directory: str, **params: Any) -> int:
     """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run."""
     from corral.resume import prepare_resume
 
-    resumed = prepare_resume(run_id, store_url=params["store"], directory=Path(directory), echo=lambda m: click.echo(m, err=True))
+    resumed = prepare_resume(
+        run_id,
+        store_url=params["store"],
+        directory=Path(directory),
+        echo=lambda m: click.echo(m, err=True),
+    )
     return _execute(
         resumed.loaded,
         resumed.plan,

@@ -29,6 +29,7 @@ from corral.config.schema import (
     JobSpec,
     OutputSpec,
     RehearseSpec,
+    RehearseUsage,
 )
 from corral.errors import FlowError, Problem
 
@@ -86,7 +87,9 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
         try:
             data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
         except json.JSONDecodeError as error:
-            raise FlowError([Problem(source, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]) from None
+            raise FlowError(
+                [Problem(source, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]
+            ) from None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = mark.line + 1 if mark else None
@@ -101,7 +104,15 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
             raise FlowError([Problem(source, None, None, "", f"invalid TOML: {error}")]) from None
         return data, make_locator(toml_positions(text))
     raise FlowError(
-        [Problem(source, None, None, "", f"unknown flow file type {suffix!r}: use .yaml, .yml, .json or .toml")]
+        [
+            Problem(
+                source,
+                None,
+                None,
+                "",
+                f"unknown flow file type {suffix!r}: use .yaml, .yml, .json or .toml",
+            )
+        ]
     )
 
 
@@ -112,7 +123,9 @@ def load_flow(path: str | Path) -> LoadedFlow:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FlowError([Problem(source, None, None, "", "no such file (check the path)")]) from None
+        raise FlowError(
+            [Problem(source, None, None, "", "no such file (check the path)")]
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise FlowError([Problem(source, None, None, "", f"cannot read: {error}")]) from None
     data, locate = _parse(text, file.suffix.lower(), source)
@@ -129,7 +142,9 @@ def load_flow(path: str | Path) -> LoadedFlow:
 def validate_document(data: Any, *, source: str, locate: Locator) -> FlowSpec:
     """Validate a parsed flow document, merging `defaults` into each job first."""
     if not isinstance(data, dict):
-        raise FlowError([Problem(source, 1, 1, "", "a flow file must be a mapping with a `jobs:` key")])
+        raise FlowError(
+            [Problem(source, 1, 1, "", "a flow file must be a mapping with a `jobs:` key")]
+        )
     problems: list[Problem] = []
     document = _merge_defaults(data, source, locate, problems)
     try:
@@ -144,7 +159,9 @@ def validate_document(data: Any, *, source: str, locate: Locator) -> FlowSpec:
     return spec
 
 
-def _merge_defaults(data: dict[str, Any], source: str, locate: Locator, problems: list[Problem]) -> dict[str, Any]:
+def _merge_defaults(
+    data: dict[str, Any], source: str, locate: Locator, problems: list[Problem]
+) -> dict[str, Any]:
     defaults = data.get("defaults") or {}
     jobs = data.get("jobs")
     if not isinstance(defaults, dict):
@@ -153,11 +170,18 @@ def _merge_defaults(data: dict[str, Any], source: str, locate: Locator, problems
     for key in defaults:
         if key not in JOB_FIELDS:
             problems.append(
-                _problem(source, locate, ("defaults", key, "<key>"), _unknown(key, sorted(JOB_FIELDS)))
+                _problem(
+                    source, locate, ("defaults", key, "<key>"), _unknown(key, sorted(JOB_FIELDS))
+                )
             )
         elif key in NOT_DEFAULTABLE:
             problems.append(
-                _problem(source, locate, ("defaults", key, "<key>"), f"`{key}` only makes sense on a single job; move it there")
+                _problem(
+                    source,
+                    locate,
+                    ("defaults", key, "<key>"),
+                    f"`{key}` only makes sense on a single job; move it there",
+                )
             )
     if not defaults or not isinstance(jobs, dict):
         return data
@@ -187,6 +211,7 @@ _MODEL_AT: Mapping[str, type[BaseModel]] = {
     "budget": BudgetSpec,
     "rehearse": RehearseSpec,
 }
+_NESTED_AT: Mapping[tuple[str, str], type[BaseModel]] = {("rehearse", "usage"): RehearseUsage}
 
 
 def _fields_for(loc: Path_) -> list[str]:
@@ -199,6 +224,8 @@ def _fields_for(loc: Path_) -> list[str]:
             model = _MODEL_AT.get(str(parent[2]), JobSpec)
             if parent[2] == "outputs":
                 model = OutputSpec
+            if len(parent) >= 4:
+                model = _NESTED_AT.get((str(parent[2]), str(parent[3])), model)
     elif parent and parent[0] == "budget":
         model = BudgetSpec
     names = {info.alias or name for name, info in model.model_fields.items()}
@@ -219,14 +246,20 @@ def _message(error: Mapping[str, Any]) -> str:
 
 
 def _problems(
-    error: ValidationError, document: dict[str, Any], original: dict[str, Any], source: str, locate: Locator
+    error: ValidationError,
+    document: dict[str, Any],
+    original: dict[str, Any],
+    source: str,
+    locate: Locator,
 ) -> list[Problem]:
     problems = []
     seen: set[tuple[Path_, str]] = set()
     for item in error.errors():
         loc: Path_ = tuple(item["loc"])
         # union members (str | list) produce one error each; keep the first per path
-        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list", "int"))))
+        loc = tuple(
+            p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list", "int")))
+        )
         if item["type"] == "extra_forbidden":
             message = _unknown(str(loc[-1]), _fields_for(loc))
             where: Path_ = (*loc, "<key>")
@@ -246,11 +279,17 @@ def _from_defaults(path: Path_, original: dict[str, Any], locate: Locator) -> Pa
     """A bad value inherited from `defaults` is reported where it was written."""
     if len(path) >= 3 and path[0] == "jobs" and locate(path) is None:
         job = (original.get("jobs") or {}).get(path[1])
-        if isinstance(job, dict) and path[2] not in job and path[2] in (original.get("defaults") or {}):
+        if (
+            isinstance(job, dict)
+            and path[2] not in job
+            and path[2] in (original.get("defaults") or {})
+        ):
             return ("defaults", *path[2:])
     return path
 
 
-def _problem(source: str, locate: Locator, path: Path_, message: str, shown: Path_ | None = None) -> Problem:
+def _problem(
+    source: str, locate: Locator, path: Path_, message: str, shown: Path_ | None = None
+) -> Problem:
     line, column = _position(locate, path)
     return Problem(source, line, column, dotted(shown if shown is not None else path), message)

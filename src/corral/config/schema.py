@@ -46,29 +46,51 @@ class BudgetSpec(_Strict):
 
     usd: Decimal | None = Field(None, ge=0, description="Most dollars to spend.")
     tokens: int | None = Field(
-        None, ge=0, description="Most tokens: fresh input + cache writes + output (cache reads excluded)."
+        None,
+        ge=0,
+        description="Most tokens: fresh input + cache writes + output (cache reads excluded).",
     )
     on_exceed: Literal["warn", "stop", "kill"] = Field(
         "stop",
-        description="warn: report only; stop: start no new job; kill: also stop the jobs that breach.",
+        description="warn: report only; stop: start no new job; kill: also stop jobs that breach.",
     )
 
 
 class OutputSpec(_Strict):
     """A value a job exposes to later jobs as `jobs.NAME.outputs.KEY`."""
 
-    regex: str | None = Field(None, description="First group (or whole match) of this regex in stdout.")
-    json_path: str | None = Field(None, description="Dotted path into the job's result parsed as JSON.")
-    file: str | None = Field(None, description="Contents of a file the job wrote (relative to cwd).")
+    regex: str | None = Field(
+        None, description="First group (or whole match) of this regex in stdout."
+    )
+    json_path: str | None = Field(
+        None, description="Dotted path into the job's result parsed as JSON."
+    )
+    file: str | None = Field(
+        None, description="Contents of a file the job wrote (relative to cwd)."
+    )
+
+
+class RehearseUsage(_Strict):
+    """Token counts the simulated model reports (Anthropic's convention: input is uncached)."""
+
+    input: int = Field(12, ge=0)
+    output: int = Field(11, ge=0)
+    cache_read: int = Field(0, ge=0)
+    cache_write: int = Field(0, ge=0)
+    reasoning: int = Field(0, ge=0, description="Part of output spent thinking.")
 
 
 class RehearseSpec(_Strict):
     """What the simulated model does for this job under `corral rehearse`."""
 
-    mode: Literal["text", "tool", "slow", "hang", "big"] = "text"
-    text: str | None = None
-    usage: dict[str, int] | None = None
-    error: int | None = Field(None, description="HTTP status to answer with: 429, 401, 500, 529 ...")
+    mode: Literal["text", "tool", "slow", "hang", "big", "failed"] = "text"
+    text: str | None = Field(None, description="The answer (text, tool, slow).")
+    command: str | None = Field(None, description="tool: the shell command the model asks to run.")
+    usage: RehearseUsage | None = None
+    error: int | None = Field(
+        None, ge=400, le=599, description="HTTP status to answer with: 429, 401, 500, 529 ..."
+    )
+    delay: Duration | None = Field(None, description="slow: pause between streamed events.")
 
 
 class JobSpec(_Strict):
@@ -80,9 +102,13 @@ class JobSpec(_Strict):
     )
     shell: bool = Field(False, description="Give `run` to /bin/sh -c instead of splitting it.")
     cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict, description="Merged over the parent environment; ${VAR} expands.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Merged over the parent environment; ${VAR} expands."
+    )
     # agent fields
-    tool: str | None = Field(None, description="Agent CLI adapter: claude, codex, gemini, ... or generic.")
+    tool: str | None = Field(
+        None, description="Agent CLI adapter: claude, codex, gemini, ... or generic."
+    )
     prompt: str | None = None
     model: str | None = None
     allowed_tools: StrList | None = None
@@ -129,12 +155,16 @@ class FlowSpec(_Strict):
 
     version: Literal[1] = 1
     name: str | None = None
-    concurrency: int | None = Field(None, ge=1, description="Most jobs at once (default: CPUs, at least 2).")
+    concurrency: int | None = Field(
+        None, ge=1, description="Most jobs at once (default: CPUs, at least 2)."
+    )
     stagger: Duration | None = Field(None, description="Pause between two job launches.")
     fail_fast: bool = False
     kill_grace: Duration | None = None
     budget: BudgetSpec | None = None
-    defaults: dict[str, Any] = Field(default_factory=dict, description="Job fields applied to every job.")
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="Job fields applied to every job."
+    )
     jobs: dict[str, JobSpec] = Field(min_length=1)
 
     @field_validator("jobs")
@@ -154,5 +184,8 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "corral flow"
     # `defaults` takes job fields: point editors at the job schema without `required`
-    schema["properties"]["defaults"] = {"$ref": "#/$defs/JobSpec", "description": "Job fields applied to every job."}
+    schema["properties"]["defaults"] = {
+        "$ref": "#/$defs/JobSpec",
+        "description": "Job fields applied to every job.",
+    }
     return schema

@@ -32,7 +32,6 @@ class Event:
     attempt: int = 0
 
 
-
 # -- run and job lifecycle ---------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from corral.events.types import (
     AgentError,
@@ -23,7 +23,7 @@ from corral.events.types import (
     SessionStarted,
     stamp,
 )
-from corral.execute.process import ChildProcess, SpawnError
+from corral.execute.process import ChildProcess, Exit, SpawnError
 from corral.models import ErrorKind, JobStatus
 
 Publish = Callable[[Event], None]
@@ -78,7 +78,9 @@ class StopHandle:
         self._event = asyncio.Event()
         self._on_hard: list[Callable[[], None]] = []
 
-    def request(self, reason: str, status: JobStatus, error_kind: ErrorKind | None, *, hard: bool = False) -> None:
+    def request(
+        self, reason: str, status: JobStatus, error_kind: ErrorKind | None, *, hard: bool = False
+    ) -> None:
         if self.reason is None:
             self.reason = reason
             self.status = status
@@ -104,7 +106,9 @@ class StopHandle:
 
 
 class Executor(Protocol):
-    async def run(self, request: JobRequest, publish: Publish, stop: StopHandle) -> AttemptOutcome: ...
+    async def run(
+        self, request: JobRequest, publish: Publish, stop: StopHandle
+    ) -> AttemptOutcome: ...
 
 
 class _Attempt:
@@ -156,8 +160,8 @@ class _Attempt:
 
     def _forward(self, events: list[Event]) -> None:
         request = self.request
-        for event in events:
-            event = stamp(event, request.job, request.attempt)
+        for raw in events:
+            event = stamp(raw, request.job, request.attempt)
 
             if isinstance(event, AgentResult):
                 self.result = event
@@ -199,7 +203,12 @@ class LocalExecutor:
         except SpawnError as error:
             attempt.started()
             return AttemptOutcome(
-                JobStatus.FAILED, None, None, time.monotonic() - started, str(error), ErrorKind.SPAWN
+                JobStatus.FAILED,
+                None,
+                None,
+                time.monotonic() - started,
+                str(error),
+                ErrorKind.SPAWN,
             )
         publish(
             JobStarted(
@@ -234,7 +243,7 @@ class LocalExecutor:
         child: ChildProcess,
         attempt: _Attempt,
         stop: StopHandle,
-        waiter: asyncio.Future[object],
+        waiter: asyncio.Future[Exit],
         started: float,
     ) -> None:
         """Wait for the child while enforcing timeout, idle timeout, lingering and stop requests."""
@@ -250,7 +259,9 @@ class LocalExecutor:
                 if attempt.result_at is not None:
                     deadlines.append(attempt.result_at + request.result_grace)
                 wake = max(0.0, min(deadlines) - now)
-                await asyncio.wait({waiter, stop_wait}, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waiter, stop_wait}, timeout=wake, return_when=asyncio.FIRST_COMPLETED
+                )
                 if waiter.done():
                     return
                 reason = self._why_stop(request, child, attempt, stop, started)
@@ -266,7 +277,11 @@ class LocalExecutor:
 
     @staticmethod
     def _why_stop(
-        request: JobRequest, child: ChildProcess, attempt: _Attempt, stop: StopHandle, started: float
+        request: JobRequest,
+        child: ChildProcess,
+        attempt: _Attempt,
+        stop: StopHandle,
+        started: float,
     ) -> str | None:
         now = time.monotonic()
         if stop.requested:
@@ -308,7 +323,10 @@ class LocalExecutor:
             return replace(base, status=stop.status, error=stop.reason, error_kind=stop.error_kind)
         if reason == "timeout":
             return replace(
-                base, status=JobStatus.TIMED_OUT, error=f"timed out after {request.timeout:g}s", error_kind=ErrorKind.TIMEOUT
+                base,
+                status=JobStatus.TIMED_OUT,
+                error=f"timed out after {request.timeout:g}s",
+                error_kind=ErrorKind.TIMEOUT,
             )
         if reason == "idle":
             return replace(
@@ -318,19 +336,39 @@ class LocalExecutor:
                 error_kind=ErrorKind.IDLE,
             )
         if result is not None and result.is_error:
-            kind = result.error_kind or (attempt.error.error_kind if attempt.error else ErrorKind.API)
-            return replace(base, status=JobStatus.FAILED, error=_first_line(result.text) or str(kind), error_kind=kind)
+            kind = result.error_kind or (
+                attempt.error.error_kind if attempt.error else ErrorKind.API
+            )
+            error = _first_line(result.text) or (
+                _first_line(attempt.error.message) if attempt.error else None
+            )
+            return replace(
+                base,
+                status=JobStatus.FAILED,
+                error=error or f"{kind} (exit code {code})",
+                error_kind=kind,
+            )
         if reason == "linger" and result is not None:
             # the agent finished its work and then did not exit: keep the result
             return replace(base, error=None)
         if attempt.error is not None and (code != 0 or result is None):
             return replace(
-                base, status=JobStatus.FAILED, error=_first_line(attempt.error.message), error_kind=attempt.error.error_kind
+                base,
+                status=JobStatus.FAILED,
+                error=_first_line(attempt.error.message),
+                error_kind=attempt.error.error_kind,
             )
         if sig is not None:
-            return replace(base, status=JobStatus.FAILED, error=f"killed by signal {sig}", error_kind=ErrorKind.EXIT)
+            return replace(
+                base,
+                status=JobStatus.FAILED,
+                error=f"killed by signal {sig}",
+                error_kind=ErrorKind.EXIT,
+            )
         if code != 0:
-            return replace(base, status=JobStatus.FAILED, error=f"exit code {code}", error_kind=ErrorKind.EXIT)
+            return replace(
+                base, status=JobStatus.FAILED, error=f"exit code {code}", error_kind=ErrorKind.EXIT
+            )
         return base
 
 

@@ -18,8 +18,8 @@ from corral.plan import JobView, PlannedJob, RunInfo, render_job
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-# per tool: (environment, extra argv) for a rehearsal; set by `corral rehearse`
-Rehearse = Callable[[PlannedJob, JobSpec, Path], tuple[dict[str, str], list[str]]]
+# `corral rehearse`: the job's spec pointed at the simulated provider (env, args, home)
+Rehearse = Callable[[PlannedJob, JobSpec, Path], JobSpec]
 
 
 def expand_env(values: Mapping[str, str], base: Mapping[str, str], job: str) -> dict[str, str]:
@@ -29,7 +29,9 @@ def expand_env(values: Mapping[str, str], base: Mapping[str, str], job: str) -> 
     for key, value in values.items():
         scope = {**base, **out}
 
-        def substitute(match: re.Match[str], key: str = key, scope: Mapping[str, str] = scope) -> str:
+        def substitute(
+            match: re.Match[str], key: str = key, scope: Mapping[str, str] = scope
+        ) -> str:
             name, default = match.group(1), match.group(2)
             if name in scope:
                 return scope[name]
@@ -63,7 +65,9 @@ def command_argv(spec: JobSpec) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(run))
     except ValueError as error:
-        raise ToolError(f"cannot split `run`: {error}", hint="check the quotes, or set shell: true") from None
+        raise ToolError(
+            f"cannot split `run`: {error}", hint="check the quotes, or set shell: true"
+        ) from None
 
 
 @dataclass
@@ -93,11 +97,13 @@ class Preparer:
         model = spec.model
         if tool_name is None:
             if spec.run is None:
-                raise ToolError(f"job '{job.name}' has nothing to run", hint="give it `run:` or `prompt:`")
+                raise ToolError(
+                    f"job '{job.name}' has nothing to run", hint="give it `run:` or `prompt:`"
+                )
             argv = command_argv(spec)
             tool_name = "generic"
         else:
-            argv, extra_env, parser = self._agent(job, spec, views, env, log_dir)
+            argv, extra_env, parser, model = self._agent(job, spec, views, env, log_dir)
             env.update(extra_env)
         grace = spec.kill_grace if spec.kill_grace is not None else self.kill_grace
         return JobRequest(
@@ -117,8 +123,13 @@ class Preparer:
         )
 
     def _agent(
-        self, job: PlannedJob, spec: JobSpec, views: Mapping[str, JobView], env: dict[str, str], log_dir: Path
-    ) -> tuple[tuple[str, ...], dict[str, str], str]:
+        self,
+        job: PlannedJob,
+        spec: JobSpec,
+        views: Mapping[str, JobView],
+        env: dict[str, str],
+        log_dir: Path,
+    ) -> tuple[tuple[str, ...], dict[str, str], str, str | None]:
         from corral.tools import get_tool
 
         tool = get_tool(uses_tool(spec) or "generic")
@@ -137,21 +148,26 @@ class Preparer:
                     hint="the job to resume must be an agent job that ran before this one",
                 )
         extra_env: dict[str, str] = {}
-        extra_args: list[str] = []
         if self.rehearse is not None:
             home = Path(spec.home) if spec.home else (log_dir.parent / "home").resolve()
             home.mkdir(parents=True, exist_ok=True)
-            extra_env, extra_args = self.rehearse(job, spec, home)
-            spec = spec.model_copy(update={"home": str(home), "extra_args": [*extra_args, *spec.extra_args]})
+            rehearsed = self.rehearse(job, spec, home)
+            extra_env = {k: v for k, v in rehearsed.env.items() if spec.env.get(k) != v}
+            spec = rehearsed
         executable = tool.find_executable({**env, **extra_env})
         if executable is None:
             variable = f"CORRAL_{tool.name.upper().replace('-', '_')}_BIN"
             raise ToolError(
                 f"{tool.name} is not installed (job '{job.name}')",
-                hint=f"install it, put it on PATH, or set {variable}; `corral tools` shows what is found",
+                hint=f"install it, put it on PATH, or set {variable}; see `corral tools`",
             )
         invocation = tool.build(spec, executable=executable, resume_session=resume_session)
-        return tuple(invocation.argv), {**dict(invocation.env), **extra_env}, invocation.parser
+        return (
+            tuple(invocation.argv),
+            {**dict(invocation.env), **extra_env},
+            invocation.parser,
+            spec.model,
+        )
 
 
 def default_environ() -> dict[str, str]:

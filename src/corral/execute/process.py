@@ -140,7 +140,9 @@ class ChildProcess:
 
     async def wait(self) -> Exit:
         """Wait for the child to exit and its output to drain; stop what it left behind."""
-        assert self._transport is not None and self._exited is not None and self._protocol is not None
+        assert (
+            self._transport is not None and self._exited is not None and self._protocol is not None
+        )
         await asyncio.shield(self._exited)
         # the leader is gone; anything still in its group is a leftover grandchild
         if _group_alive(self.pid):

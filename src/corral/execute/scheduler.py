@@ -9,6 +9,7 @@ The clock and the sleep are injected so tests replay histories without waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import random
 import time
@@ -112,7 +113,9 @@ class Scheduler:
         self.known: dict[str, JobView] = dict(known or {})
         self.cancelled: str | None = None
         self._order = {name: index for index, name in enumerate(plan.jobs)}
-        self._missing = {name: sum(1 for n in job.needs if n in plan.jobs) for name, job in plan.jobs.items()}
+        self._missing = {
+            name: sum(1 for n in job.needs if n in plan.jobs) for name, job in plan.jobs.items()
+        }
         self._ready: list[tuple[int, int, str]] = []
         self._running: dict[str, StopHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -139,10 +142,8 @@ class Scheduler:
             if delay is None:
                 await self._wake.wait()
             else:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-                except TimeoutError:
-                    pass
         self._close_undecided()
         return self.states
 
@@ -233,9 +234,14 @@ class Scheduler:
         self._settled(name)
 
     def _after_failure(self, job: PlannedJob, status: JobStatus) -> None:
-        if status.is_failure and self.settings.fail_fast and not job.spec.continue_on_error:
-            if not self.cancelled and status is not JobStatus.CANCELLED:
-                self.cancel(f"fail-fast: '{job.name}' {status.value}")
+        stops_run = self.settings.fail_fast and not job.spec.continue_on_error
+        if (
+            stops_run
+            and status.is_failure
+            and status is not JobStatus.CANCELLED
+            and not self.cancelled
+        ):
+            self.cancel(f"fail-fast: '{job.name}' {status.value}")
 
     def _settled(self, name: str) -> None:
         for dependent in self.plan.dependents(name):
@@ -249,7 +255,9 @@ class Scheduler:
     def _close_undecided(self) -> None:
         for name, state in self.states.items():
             if not state.status.is_final:
-                self._skip(name, f"not started: {self.cancelled or 'run ended'}", JobStatus.CANCELLED)
+                self._skip(
+                    name, f"not started: {self.cancelled or 'run ended'}", JobStatus.CANCELLED
+                )
 
     # -- launching -------------------------------------------------------------------------
 
@@ -328,7 +336,9 @@ class Scheduler:
                 delay = policy.delay(attempt, self.rng)
                 state.status = JobStatus.RETRYING
                 self.bus.publish(
-                    JobRetrying(job=name, attempt=attempt, delay_s=delay, reason=outcome.error or "failed")
+                    JobRetrying(
+                        job=name, attempt=attempt, delay_s=delay, reason=outcome.error or "failed"
+                    )
                 )
                 await self._interruptible_sleep(delay, handle)
                 if handle.requested:
@@ -360,10 +370,14 @@ class Scheduler:
 
             if not isinstance(error, CorralError):
                 raise
-            outcome = AttemptOutcome(JobStatus.FAILED, None, None, 0.0, error.message, ErrorKind.SPAWN)
+            outcome = AttemptOutcome(
+                JobStatus.FAILED, None, None, 0.0, error.lines()[0], ErrorKind.SPAWN
+            )
         else:
             if handle.requested:
-                outcome = AttemptOutcome(handle.status, None, None, 0.0, handle.reason, handle.error_kind)
+                outcome = AttemptOutcome(
+                    handle.status, None, None, 0.0, handle.reason, handle.error_kind
+                )
             else:
                 state.started_at = time.time()
                 outcome = await self.executor.run(request, self.bus.publish, handle)
@@ -425,7 +439,9 @@ class _Views(Mapping[str, JobView]):
         yield from (n for n in self._scheduler.known if n not in self._scheduler.states)
 
     def __len__(self) -> int:
-        return len(self._scheduler.states) + sum(1 for n in self._scheduler.known if n not in self._scheduler.states)
+        return len(self._scheduler.states) + sum(
+            1 for n in self._scheduler.known if n not in self._scheduler.states
+        )
 
     def __contains__(self, name: object) -> bool:
         return name in self._scheduler.states or name in self._scheduler.known

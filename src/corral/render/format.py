@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
-from corral.models import Cost, CostSource, JobStatus
+from corral.models import Cost, CostSource, JobStatus, Usage
 
 STYLE = {
     JobStatus.WAITING: "dim",
@@ -42,6 +42,12 @@ def money(usd: Decimal) -> str:
     if usd < Decimal("0.01"):
         return f"${usd:.4f}"
     return f"${usd:.2f}"
+
+
+def usage_line(usage: Usage, cost: Cost | None) -> str:
+    """`2.4k in · 600 out · $0.03`: a run's totals in one line."""
+    text = f"{tokens_text(usage.input_tokens)} in · {tokens_text(usage.output_tokens)} out"
+    return f"{text} · {cost_text(cost)}" if cost is not None else text
 
 
 def cost_text(cost: Cost | None) -> str:

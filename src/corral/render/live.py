@@ -38,7 +38,9 @@ class LiveView:
         self.accounts = accounts
         self.totals = totals
         self.limit = max_line_length
-        self._live = Live(console=console, refresh_per_second=4, get_renderable=self.render, transient=False)
+        self._live = Live(
+            console=console, refresh_per_second=4, get_renderable=self.render, transient=False
+        )
 
     def __enter__(self) -> LiveView:
         self._live.__enter__()
@@ -63,12 +65,22 @@ class LiveView:
             table.add_column("cost", justify="right", no_wrap=True)
         table.add_column("last output", overflow="ellipsis", no_wrap=True, ratio=1)
         for row in rows:
-            detail = row.reason if row.status in (JobStatus.WAITING, JobStatus.READY, JobStatus.SKIPPED, JobStatus.RETRYING) and row.reason else row.last_line
+            detail = (
+                row.reason
+                if row.status
+                in (JobStatus.WAITING, JobStatus.READY, JobStatus.SKIPPED, JobStatus.RETRYING)
+                and row.reason
+                else row.last_line
+            )
             if row.status in (JobStatus.FAILED, JobStatus.TIMED_OUT) and row.error:
                 detail = row.error
             if self.limit is not None:
                 detail = (detail or "")[: self.limit]
-            cells: list[Any] = [row.name, status_text(row.status, row.attempts), format_duration(row.elapsed(now)) if row.started else ""]
+            cells: list[Any] = [
+                row.name,
+                status_text(row.status, row.attempts),
+                format_duration(row.elapsed(now)) if row.started else "",
+            ]
             if agents:
                 usage, cost = (None, None)
                 if self.accounts and (found := self.accounts(row.name)):
@@ -83,7 +95,12 @@ class LiveView:
                         cost_text(cost),
                     ]
                 else:
-                    cells += ["", "", str(row.tool_calls_live or "") if row.tool != "generic" else "", ""]
+                    cells += [
+                        "",
+                        "",
+                        str(row.tool_calls_live or "") if row.tool != "generic" else "",
+                        "",
+                    ]
             cells.append(Text(detail or "", style="dim"))
             table.add_row(*cells)
         counts = self.state.counts()

@@ -108,25 +108,37 @@ class LinePrinter:
         if self.mode == "prefixed" and isinstance(event, AssistantText | ToolCall | AgentError):
             self._narrate(event)
             return
+        self._lifecycle(event)
+
+    def _note(self, job: str, text: str, code: str) -> None:
+        self._write(f"{self._prefix(job)} {self._paint(truncate(text, self.limit), code)}")
+
+    def _lifecycle(self, event: Event) -> None:
         if isinstance(event, JobStarted):
             self._log_dirs[event.job] = event.log_dir
             if event.tool != "generic":
                 self._agents.add(event.job)
             attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-            self._write(f"{self._prefix(event.job)} {self._paint('▶ started' + attempt, '1')}")
+            self._note(event.job, "▶ started" + attempt, "1")
         elif isinstance(event, JobFinished):
             if self.mode == "grouped" and event.status is not JobStatus.CANCELLED:
                 self._replay(event)
             self._write(self._status_line(event))
         elif isinstance(event, JobSkipped):
-            self._write(f"{self._prefix(event.job)} {self._paint('↷ ' + event.reason, '2')}")
+            self._note(event.job, "↷ " + event.reason, "2")
         elif isinstance(event, JobRetrying):
-            note = f"⟳ attempt {event.attempt} failed ({event.reason}); retrying in {event.delay_s:.1f}s"
-            self._write(f"{self._prefix(event.job)} {self._paint(note, '33')}")
+            delay = f"{event.delay_s:.1f}s"
+            self._note(
+                event.job,
+                f"⟳ attempt {event.attempt} failed ({event.reason}); retry in {delay}",
+                "33",
+            )
         elif isinstance(event, RateLimited):
-            self._write(f"{self._prefix(event.job)} {self._paint('rate limited: ' + event.message, '33')}")
+            self._note(event.job, "rate limited: " + event.message, "33")
         elif isinstance(event, BudgetExceeded):
-            self._write(self._paint(f"budget ({event.scope}) exceeded: {event.spent} of {event.limit}; {event.action}", "31"))
+            where = f"job {event.job}" if event.job else "run"
+            text = f"budget ({where}) exceeded: {event.spent} of {event.limit}; {event.action}"
+            self._write(self._paint(text, "31"))
 
     def _narrate(self, event: AssistantText | ToolCall | AgentError) -> None:
         if isinstance(event, AssistantText):
@@ -134,10 +146,9 @@ class LinePrinter:
                 if line.strip():
                     self._write(f"{self._prefix(event.job)} {truncate(line, self.limit)}")
         elif isinstance(event, ToolCall):
-            self._write(f"{self._prefix(event.job)} {self._paint(truncate('⚙ ' + event.name, self.limit), '36')}")
+            self._note(event.job, "⚙ " + event.name, "36")
         else:
-            text = truncate(f"error ({event.error_kind.value}): {event.message}", self.limit)
-            self._write(f"{self._prefix(event.job)} {self._paint(text, '31')}")
+            self._note(event.job, f"error ({event.error_kind.value}): {event.message}", "31")
 
     def _status_line(self, event: JobFinished) -> str:
         mark, code = _MARK.get(event.status, ("•", "0"))

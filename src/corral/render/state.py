@@ -132,7 +132,9 @@ class RunState:
             if lines:
                 row.last_line = lines[-1]
         elif isinstance(event, RateLimited):
-            row.reason = f"rate limited{f' ({event.status})' if event.status else ''}: {event.message}"[:120]
+            row.reason = (
+                f"rate limited{f' ({event.status})' if event.status else ''}: {event.message}"[:120]
+            )
 
     def counts(self) -> dict[JobStatus, int]:
         out: dict[JobStatus, int] = {}

@@ -27,7 +27,11 @@ Accounts = Callable[[str], tuple[Usage, Cost | None] | None]
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def usage_json(usage: Usage) -> dict[str, int]:
@@ -103,12 +107,16 @@ def summary_json(
     }
 
 
-def print_summary(console: Console, state: RunState, accounts: Accounts | None, footer: str) -> None:
+def print_summary(
+    console: Console, state: RunState, accounts: Accounts | None, footer: str
+) -> None:
     rows = sorted(state.rows.values(), key=lambda r: r.seq)
     agents = any(r.tool != "generic" for r in rows)
     table = Table(title=None, show_edge=False, header_style="bold", box=None, pad_edge=False)
     for column in ("job", "status", "time", "exit"):
-        table.add_column(column, justify="right" if column in ("time", "exit") else "left", no_wrap=True)
+        table.add_column(
+            column, justify="right" if column in ("time", "exit") else "left", no_wrap=True
+        )
     if agents:
         for column in ("tool", "in", "out", "cache r", "cache w", "tools", "cost"):
             table.add_column(column, justify="left" if column == "tool" else "right", no_wrap=True)
@@ -161,7 +169,9 @@ class JobLog:
         if isinstance(event, JobStarted):
             self._started[(event.job, event.attempt)] = (event.started_at, event.argv)
         elif isinstance(event, JobFinished) and event.attempt > 0:
-            start, argv = self._started.pop((event.job, event.attempt), (time.time() - event.duration_s, ()))
+            start, argv = self._started.pop(
+                (event.job, event.attempt), (time.time() - event.duration_s, ())
+            )
             command = " ".join(argv).replace("\t", " ").replace("\n", " ")
             row = (
                 str(self._seq.get(event.job, 0)),

@@ -60,10 +60,17 @@ class TerminalUI:
             from corral.render.live import LiveView
 
             self._live = LiveView(
-                self.state, self.console, title=title, accounts=accounts, totals=totals, max_line_length=max_line_length
+                self.state,
+                self.console,
+                title=title,
+                accounts=accounts,
+                totals=totals,
+                max_line_length=max_line_length,
             )
         else:
-            self._printer = LinePrinter(names, mode=mode, colour=colour, max_line_length=max_line_length, stream=stream)
+            self._printer = LinePrinter(
+                names, mode=mode, colour=colour, max_line_length=max_line_length, stream=stream
+            )
 
     def subscriber(self) -> Callable[[Event], None]:
         printer = self._printer
