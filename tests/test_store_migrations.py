@@ -11,12 +11,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, Table, inspect
-from test_store_support import BACKENDS, backend_url, unmigrated
 
 from corral.errors import MissingExtraError, StoreError
-from corral.store import open_store
-from corral.store import schema
+from corral.store import open_store, schema
 from corral.store.engine import current_revision, resolve_url
+from test_store_support import BACKENDS, backend_url, unmigrated
 
 DATA = Path(__file__).parent / "data" / "store"
 MIGRATIONS = Path(schema.__file__).parent / "migrations"

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from test_store_support import BACKENDS, T0, make_store, scripted_run, sonnet
 
 from corral.errors import NotFoundError, UsageError
 from corral.events.types import JobFinished, JobOutput, JobStarted
 from corral.models import Cost, CostSource, JobStatus, RunStatus
-from corral.store import Store, StoreWriter, Tokens
-from corral.store import schema
+from corral.store import Store, StoreWriter, Tokens, schema
 from corral.store.apply import UNATTRIBUTED, model_rows
+from test_store_support import BACKENDS, T0, make_store, scripted_run, sonnet
 
 DAY = 86400.0
 
@@ -228,7 +227,9 @@ def test_model_rows_always_add_up_to_the_attempt_cost() -> None:
         ("m", Decimal("0.5"), "reported")
     ]
     two = list(
-        model_rows(_finished({"a": sonnet(), "b": sonnet()}, Cost(Decimal("1"), CostSource.REPORTED)))
+        model_rows(
+            _finished({"a": sonnet(), "b": sonnet()}, Cost(Decimal("1"), CostSource.REPORTED))
+        )
     )
     assert [(r["model"], r["cost_usd"]) for r in two] == [
         ("a", None),

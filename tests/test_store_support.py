@@ -42,7 +42,7 @@ BACKENDS = [
 def pg_url_or_skip() -> str:
     url = os.environ.get(PG_ENV)
     if not url:
-        pytest.skip(f"{PG_ENV} is not set: start a server with `eval \"$(scripts/pg.sh start)\"`")
+        pytest.skip(f'{PG_ENV} is not set: start a server with `eval "$(scripts/pg.sh start)"`')
     return url
 
 

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from test_store_support import BACKENDS, T0, backend_url, make_store, scripted_run
 
 from corral.errors import StoreError
 from corral.events.types import AssistantText, JobOutput, RunStarted, UsageUpdated
 from corral.models import JobStatus, RunStatus
-from corral.store import Store, StoreWriter, open_store
-from corral.store import schema
+from corral.store import Store, StoreWriter, open_store, schema
 from corral.store.engine import create_store_engine
+from test_store_support import BACKENDS, T0, backend_url, make_store, scripted_run
 
 DATA = Path(__file__).parent / "data" / "store"
 
@@ -32,9 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def count_events(store: Store, run_id: str) -> int:
     with store.engine.connect() as conn:
         return int(
-            conn.execute(
-                select(func.count()).where(schema.events.c.run_id == run_id)
-            ).scalar_one()
+            conn.execute(select(func.count()).where(schema.events.c.run_id == run_id)).scalar_one()
         )
 
 
@@ -150,7 +147,7 @@ def test_a_locked_database_is_retried_until_it_comes_back(sqlite_path: Path) -> 
         writer(event)
     # while the lock is held sync reports "not durable" quickly instead of stalling the run
     deadline = time.monotonic() + 5
-    while not writer._failing and time.monotonic() < deadline:  # noqa: SLF001 - test observes the retry state
+    while writer.healthy and time.monotonic() < deadline:
         time.sleep(0.01)
     began = time.perf_counter()
     assert asyncio.run(writer.sync()) is False
@@ -256,3 +253,24 @@ def test_two_processes_on_one_fresh_database(backend: str, tmp_path: Path) -> No
         store = open_store(url, tmp_path / "unused.db")
         assert sorted(r.id for r in store.list_runs()) == ["pair-0", "pair-1"]
         store.close()
+
+
+def test_fast_payload_is_exactly_event_to_dict() -> None:
+    import orjson
+
+    from corral.events.types import event_to_dict
+    from corral.models import Cost, CostSource
+    from corral.store.apply import _payload, dumps
+
+    events = [
+        *scripted_run(),
+        UsageUpdated(job="a", attempt=1, by_model={}, cost=Cost(None, CostSource.UNPRICED)),
+        JobStartedWithOddSpec,
+    ]
+    for event in events:
+        assert orjson.loads(_payload(event)) == orjson.loads(dumps(event_to_dict(event))), event
+
+
+JobStartedWithOddSpec = __import__("corral.events.types", fromlist=["JobStarted"]).JobStarted(
+    job="a", attempt=1, pid=1, argv=(), log_dir="", started_at=0.0, spec={"path": Path("/x"), 1: 2}
+)

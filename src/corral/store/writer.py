@@ -8,10 +8,11 @@ now: the scheduler awaits it after JobFinished so a job's final status is stored
 corral reports it.
 
 When the database goes away the run goes on: events stay buffered and the thread retries
-with exponential backoff (50 ms doubling to `max_backoff_s`). The buffer is bounded by
-`max_buffered` events: past it the oldest agent events (text, usage snapshots, tool
-calls) are dropped and counted, while lifecycle events (run/job started, finished...)
-are always kept, since they are few and build the rows `corral show` reads. `close()`
+with exponential backoff (50 ms doubling to `max_backoff_s`). While it fails the buffer
+is bounded by `max_buffered` events: past it the oldest agent events (text, usage
+snapshots, tool calls) are dropped and counted, while lifecycle events (run/job started,
+finished...) are always kept, since they are few and build the rows `corral show` reads.
+A healthy writer that falls behind drops nothing: it catches up. `close()`
 waits up to `close_timeout_s` for a last write and otherwise raises StoreError saying
 what was lost; the job logs on disk never depend on the store.
 """
@@ -105,6 +106,11 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="corral-store-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def healthy(self) -> bool:
+        """False while the last write failed and the writer is retrying (DB unreachable)."""
+        return not self._failing
+
     # -- publisher side ----------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
@@ -162,15 +168,23 @@ class StoreWriter:
     def close(self, timeout: float | None = None) -> None:
         """Write what is left and stop the thread.
 
-        Raises StoreError if any event could not be written (how many, of which run,
-        why); a bug in the writer is re-raised as itself.
+        Waits while the writer makes progress, and at most `timeout` (default
+        close_timeout_s) without any. Raises StoreError if any event could not be
+        written (how many, of which run, why); a bug in the writer is re-raised as itself.
         """
         if self._closed:
             return
         self._closing = True
         self._urgent.set()
         self._wake.set()
-        self._thread.join(timeout if timeout is not None else self._close_timeout_s)
+        # the timeout counts time without progress: a writer catching up on a backlog
+        # is given the time it needs, a dead database only `timeout`
+        limit = timeout if timeout is not None else self._close_timeout_s
+        deadline, seen = time.monotonic() + limit, self.written
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(min(0.1, limit))
+            if self.written != seen:
+                deadline, seen = time.monotonic() + limit, self.written
         if self._thread.is_alive():
             self._abandon.set()
             self._wake.set()
@@ -279,8 +293,9 @@ class StoreWriter:
         return self._backoff
 
     def _compact(self) -> None:
+        # only while failing: a healthy writer that is behind catches up, loses nothing
         excess = len(self._pending) - self._max_buffered
-        if excess <= 0:
+        if excess <= 0 or not self._failing:
             return
         kept: list[Pending] = []
         dropped = uncounted = 0

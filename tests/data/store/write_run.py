@@ -1,6 +1,6 @@
 """Write one run of N jobs into a store, as a corral process would (used by two-process tests).
 
-    python write_run.py URL RUN_ID JOBS EVENTS_PER_JOB
+python write_run.py URL RUN_ID JOBS EVENTS_PER_JOB
 """
 
 from __future__ import annotations
@@ -20,9 +20,17 @@ async def main(url: str, run_id: str, jobs: int, per_job: int) -> None:
     store = open_store(url, Path("unused.db"))
     writer = StoreWriter(store)
     names = tuple(f"job{i}" for i in range(jobs))
-    writer(RunStarted(run_id=run_id, flow_name="twins", flow_path="t.yaml", jobs=names, started_at=time.time()))
+    writer(
+        RunStarted(
+            run_id=run_id, flow_name="twins", flow_path="t.yaml", jobs=names, started_at=time.time()
+        )
+    )
     for name in names:
-        writer(JobStarted(job=name, attempt=1, pid=1, argv=("x",), log_dir="/l", started_at=time.time()))
+        writer(
+            JobStarted(
+                job=name, attempt=1, pid=1, argv=("x",), log_dir="/l", started_at=time.time()
+            )
+        )
         for i in range(per_job):
             writer(AssistantText(job=name, attempt=1, text=f"line {i}"))
             if i % 50 == 0:

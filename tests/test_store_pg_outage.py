@@ -1,0 +1,92 @@
+"""A PostgreSQL server that goes away mid-run: the run goes on, the events arrive later.
+
+The test owns a private cluster (scripts/pg.sh), stops it with `-m immediate` (as a
+crash would) while the writer is busy, restarts it on the same port, and checks that
+every event was written; then stops it for good and checks that close() says what was
+lost. The cluster is stopped in teardown, before the leftover-process check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.errors import StoreError
+from corral.events.types import AssistantText, JobOutput, RunFinished
+from corral.models import RunStatus
+from corral.store import StoreWriter, open_store
+from test_store_support import scripted_run
+
+PG_SH = Path(__file__).parent.parent / "scripts" / "pg.sh"
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _pg(*args: str) -> str:
+    done = subprocess.run(
+        ["bash", str(PG_SH), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pg.sh {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _have_server() -> bool:
+    return bool(shutil.which("pg_config") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")))
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[str, str]]:
+    if not _have_server():
+        pytest.skip("no PostgreSQL server binaries: `scripts/pg.sh start` installs them")
+    folder = tempfile.mkdtemp(prefix="corral-pg-outage-")
+    try:
+        line = _pg("start", folder).strip().splitlines()[-1]
+        yield folder, line.split("=", 1)[1]
+    finally:
+        _pg("stop", folder)
+
+
+def test_writer_survives_the_server_going_away(cluster: tuple[str, str]) -> None:
+    folder, url = cluster
+    store = open_store(url, Path("unused"))
+    writer = StoreWriter(store, window_s=0.01, max_backoff_s=0.2)
+    events = scripted_run(finish=False)
+    half = len(events) // 2
+    for event in events[:half]:
+        writer(event)
+    assert writer.flush_now()
+
+    _pg("halt", folder)
+    for event in events[half:]:
+        writer(event)
+    for n in range(500):
+        writer(AssistantText(job="analyze", attempt=2, text=f"during the outage {n}"))
+    writer(RunFinished(run_id="run-aaaa1111", status=RunStatus.FAILED, ended_at=time.time()))
+    began = time.monotonic()
+    assert asyncio.run(writer.sync()) is False  # not durable, and the run is not held up
+    assert time.monotonic() - began < 5
+
+    _pg("start", folder)
+    assert writer.flush_now(timeout=20)
+    writer.close()
+    stored = sum(not isinstance(e, JobOutput) for e in events) + 501
+    assert len(list(store.events("run-aaaa1111"))) == stored
+    record = store.get_run("run-aaaa1111")
+    assert record.run.status is RunStatus.FAILED and record.run.jobs_total == 4
+
+    # and when it never comes back, close() says what was lost
+    late = StoreWriter(store, run_id="run-aaaa1111", window_s=0.01, max_backoff_s=0.2)
+    _pg("halt", folder)
+    late(AssistantText(job="analyze", attempt=2, text="lost"))
+    with pytest.raises(StoreError, match="1 events were never written") as caught:
+        late.close(timeout=1.0)
+    assert "logs on disk are intact" in caught.value.lines()[0]
+    store.close()
