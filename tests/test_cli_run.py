@@ -347,3 +347,22 @@ def test_help_and_version() -> None:
     ):
         assert f"  {command} " in result.stdout
     assert FAKE_CLI  # keeps the helper import honest
+
+
+def test_cleanup_job_runs_after_fail_fast(tmp_path: Path) -> None:
+    flow = write_flow(
+        tmp_path,
+        """
+        jobs:
+          boom: {run: FAKE exit 1}
+          long: {run: FAKE hang started}
+          after: {run: FAKE echo never, needs: [long]}
+          cleanup: {run: FAKE echo cleaning, needs: [long], if: always()}
+        """,
+    )
+    result = corral("run", str(flow), "--fail-fast", "--json", "--no-store", cwd=tmp_path)
+    assert result.returncode == 1
+    jobs = {j["name"]: j for j in json.loads(result.stdout)["jobs"]}
+    assert jobs["long"]["status"] == "cancelled"
+    assert jobs["after"]["status"] == "cancelled"
+    assert jobs["cleanup"]["status"] == "succeeded"

@@ -125,6 +125,7 @@ class RunSession:
         resumed_from: str | None = None,
         run_id: str | None = None,
         rehearse: Rehearse | None = None,
+        seed: Callable[[Ledger], None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.plan = plan
@@ -137,6 +138,7 @@ class RunSession:
         self.rehearse = rehearse
         self.bus = Bus()
         self.ledger = Ledger(_prices(options.price_file))
+        self.seed = seed
         self.store_error: str | None = None
 
     async def execute(self) -> RunReport:
@@ -149,6 +151,8 @@ class RunSession:
         }
         guard = BudgetGuard(ledger, spec.budget, job_budgets, bus.publish)
         gate = RateLimitGate()
+        if self.seed is not None:
+            self.seed(ledger)  # a resumed run's earlier spend counts against its budgets
         for name, job in self.plan.jobs.items():
             ledger.set_tool(name, uses_tool(job.spec) or "generic")
         writer = self._open_store()

@@ -89,6 +89,7 @@ def _execute(
     resumed_from: str | None = None,
     args: tuple[str, ...] = (),
     base_dir: Path | None = None,
+    seed: Any = None,
 ) -> int:
     from corral.app import RunOptions
     from corral.render.format import usage_line
@@ -132,7 +133,14 @@ def _execute(
         totals=totals,
     )
     session = RunSession(
-        loaded, plan, options, ui, rehearse=rehearse, known=known, resumed_from=resumed_from
+        loaded,
+        plan,
+        options,
+        ui,
+        rehearse=rehearse,
+        known=known,
+        resumed_from=resumed_from,
+        seed=seed,
     )
     holder["session"] = session
     report = asyncio.run(session.execute())
@@ -305,18 +313,21 @@ def resume_command(run_id: str, directory: str, **params: Any) -> int:
     """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run."""
     from corral.resume import prepare_resume
 
-    resumed = prepare_resume(
+    resumed, record = prepare_resume(
         run_id,
         store_url=params["store"],
         directory=Path(directory),
         echo=lambda m: click.echo(m, err=True),
     )
+    if not resumed.plan.jobs:
+        return 0
     return _execute(
         resumed.loaded,
         resumed.plan,
         params,
         known=resumed.known,
         resumed_from=resumed.run_id,
+        seed=lambda ledger: resumed.seed(ledger, record),
         args=tuple(sys.argv[1:]),
-        base_dir=resumed.base_dir,
+        base_dir=Path(directory).resolve(),
     )

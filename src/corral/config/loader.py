@@ -128,6 +128,11 @@ def load_flow(path: str | Path) -> LoadedFlow:
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise FlowError([Problem(source, None, None, "", f"cannot read: {error}")]) from None
+    return load_text(text, file, source)
+
+
+def load_text(text: str, file: Path, source: str) -> LoadedFlow:
+    """Parse and validate flow text as if read from `file` (its suffix picks the format)."""
     data, locate = _parse(text, file.suffix.lower(), source)
     legacy = False
     if isinstance(data, dict) and "instances" in data and "jobs" not in data:

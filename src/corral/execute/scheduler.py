@@ -112,6 +112,7 @@ class Scheduler:
         # results of jobs outside this plan (a resumed run's finished jobs, --from's needs)
         self.known: dict[str, JobView] = dict(known or {})
         self.cancelled: str | None = None
+        self.hard_cancelled = False
         self._order = {name: index for index, name in enumerate(plan.jobs)}
         self._missing = {
             name: sum(1 for n in job.needs if n in plan.jobs) for name, job in plan.jobs.items()
@@ -148,10 +149,16 @@ class Scheduler:
         return self.states
 
     def cancel(self, reason: str, *, hard: bool = False) -> None:
-        """Stop the run: running jobs are stopped (hard: SIGKILL now), nothing new starts."""
+        """Stop the run: running jobs are stopped (hard: SIGKILL now). Jobs not started yet
+        are cancelled, except those whose condition asks to run on cancellation (unless
+        hard: a second Ctrl-C starts nothing more)."""
         self.cancelled = self.cancelled or reason
+        self.hard_cancelled = self.hard_cancelled or hard
         for handle in self._running.values():
             handle.request(reason, JobStatus.CANCELLED, ErrorKind.CANCELLED, hard=hard)
+        queued, self._ready = self._ready, []
+        for _, _, name in queued:
+            self._consider(name)  # decided again, now that the run is cancelled
         self._wake.set()
 
     def poke(self) -> None:
@@ -181,16 +188,20 @@ class Scheduler:
     def _consider(self, name: str) -> None:
         """All needs of `name` are final: run it (queue it) or skip it."""
         job = self.plan.jobs[name]
-        if self.cancelled:
+        if self.hard_cancelled:
             self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
             return
+        # a cancelled run still runs what asks to (`if: always()`, `cancelled()`): cleanup
         decision = decide(job, self.views(), run_cancelled=self.cancelled is not None)
         if decision.error:
             # a condition that cannot be evaluated is a mistake to notice, not a quiet skip
             self._fail_unstarted(name, decision.reason)
             return
         if not decision.run:
-            self._skip(name, decision.reason)
+            if self.cancelled:
+                self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
+            else:
+                self._skip(name, decision.reason)
             return
         self.states[name].status = JobStatus.READY
         heapq.heappush(self._ready, (-job.priority, self._order[name], name))
@@ -268,9 +279,6 @@ class Scheduler:
         while self._ready and len(self._running) < self.settings.concurrency:
             entry = heapq.heappop(self._ready)
             name = entry[2]
-            if self.cancelled:
-                self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
-                continue
             job = self.plan.jobs[name]
             tool = _tool_of(job)
             if stopped := self.admission.stopped:

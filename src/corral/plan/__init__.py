@@ -12,7 +12,7 @@ from corral.plan.model import Plan, PlannedJob, ReadyQueue, ready_key
 from corral.plan.outputs import capture_outputs
 from corral.plan.problems import Locator
 from corral.plan.retry import RetryPolicy
-from corral.plan.select import select
+from corral.plan.select import select, without
 from corral.plan.templates import RunInfo, TemplateContext, TemplateError, render, render_job
 from corral.plan.views import JobView
 
@@ -44,4 +44,5 @@ __all__ = [
     "to_json",
     "to_mermaid",
     "value_label",
+    "without",
 ]

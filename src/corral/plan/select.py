@@ -51,6 +51,17 @@ def select(plan: Plan, *, only: Sequence[str] = (), from_: Sequence[str] = ()) -
         down = set(start) | graph.closure(start, plan.dependents)
         keep = down if keep is None else keep & down
     assert keep is not None
+    return _restrict(plan, keep)
+
+
+def without(plan: Plan, done: Sequence[str]) -> Plan:
+    """`plan` less the jobs in `done` (a resumed run's finished jobs): the jobs that
+    needed them keep them as external needs, satisfied by their recorded states."""
+    gone = set(done)
+    return _restrict(plan, {name for name in plan.jobs if name not in gone})
+
+
+def _restrict(plan: Plan, keep: set[str]) -> Plan:
     jobs: dict[str, PlannedJob] = {}
     for name, job in plan.jobs.items():
         if name not in keep:
