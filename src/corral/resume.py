@@ -49,9 +49,7 @@ def prepare_resume(
     finally:
         store.close()
     for job in reaped:
-        echo(
-            f"stopped job '{job.job}' of run {record.run.id}: its process group {job.pgid} still ran"
-        )
+        echo(f"stopped job '{job.job}' of run {record.run.id} (process group {job.pgid})")
     loaded = _flow(record, echo)
     plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
     kept = tuple(
