@@ -259,9 +259,8 @@ class LocalExecutor:
                 if attempt.result_at is not None:
                     deadlines.append(attempt.result_at + request.result_grace)
                 wake = max(0.0, min(deadlines) - now)
-                await asyncio.wait(
-                    {waiter, stop_wait}, timeout=wake, return_when=asyncio.FIRST_COMPLETED
-                )
+                pending: set[asyncio.Future[Any]] = {waiter, stop_wait}
+                await asyncio.wait(pending, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
                 if waiter.done():
                     return
                 reason = self._why_stop(request, child, attempt, stop, started)
