@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:  # one branch per mode
         return 0
     if mode == "lines":
         count, size = int(args[0]), int(args[1])
-        pad = "y" * max(size - 30, 0)
+        pad = "y" * max(size - 24, 0)  # a line of exactly SIZE bytes
         buf = sys.stdout.buffer
         for index in range(count):
             buf.write(f'{{"i":{index:>10},"p":"{pad}"}}\n'.encode())

@@ -6,6 +6,8 @@ table for people, versioned JSON (`{"v": 1, ...}`) or CSV for programs.
 
 from __future__ import annotations
 
+import sys
+
 import csv
 import io
 import shutil
@@ -297,7 +299,7 @@ def logs_command(
         chosen = [job] if job is not None else names
         if follow and len(chosen) != 1:
             raise UsageError("--follow needs a JOB when the run has several jobs")
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer  # bytes as logged (click 8.3 deprecates get_binary_stream)
         name = "stderr.log" if stderr else "stdout.log"
         for each in chosen:
             path = _log_path(record, each, attempt) / name

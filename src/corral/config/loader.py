@@ -20,7 +20,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from corral.config.locate import Locator, Path_, make_locator, toml_positions, yaml_positions
+from corral.config.locate import (
+    Locator,
+    Path_,
+    SafeLoader,
+    make_locator,
+    toml_positions,
+    yaml_positions,
+)
 from corral.config.schema import (
     JOB_FIELDS,
     NOT_DEFAULTABLE,
@@ -85,7 +92,7 @@ def _position(locate: Locator, path: Path_) -> tuple[int | None, int | None]:
 def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
     if suffix in (".yaml", ".yml", ".json"):
         try:
-            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=SafeLoader)
         except json.JSONDecodeError as error:
             raise FlowError(
                 [Problem(source, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]
@@ -247,6 +254,9 @@ def _message(error: Mapping[str, Any]) -> str:
             message = message[len(prefix) :]
     if kind in ("dict_type", "model_type"):
         message = "must be a mapping"
+    if kind == "string_type" and isinstance(error.get("input"), bool):
+        word = "true" if error["input"] else "false"
+        message = f"got the boolean {word} (YAML reads true/false/yes/no/on/off so): quote it"
     return message
 
 
@@ -259,12 +269,19 @@ def _problems(
 ) -> list[Problem]:
     problems = []
     seen: set[tuple[Path_, str]] = set()
-    for item in error.errors():
-        loc: Path_ = tuple(item["loc"])
-        # union members (str | list) produce one error each; keep the first per path
-        loc = tuple(
-            p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list", "int")))
-        )
+    items = [(_strip_union(tuple(item["loc"])), item) for item in error.errors()]
+    # a union (str | list) reports each member; the deepest error is the one that helps
+    deeper = {loc[:-1] for loc, _ in items if len(loc) > 1}
+    kinds: dict[Path_, list[str]] = {}
+    for loc, entry in items:
+        if entry["type"].endswith("_type") and loc not in deeper:
+            kinds.setdefault(loc, []).append(str(entry["msg"]).removeprefix("Input should be "))
+    for loc, raw in items:
+        if loc in deeper and raw["type"].endswith("_type"):
+            continue
+        item: Mapping[str, Any] = raw
+        if len(kinds.get(loc, ())) > 1 and not isinstance(raw.get("input"), bool):
+            item = {**raw, "msg": "Input should be " + " or ".join(dict.fromkeys(kinds[loc]))}
         if item["type"] == "extra_forbidden":
             message = _unknown(str(loc[-1]), _fields_for(loc))
             where: Path_ = (*loc, "<key>")
@@ -278,6 +295,13 @@ def _problems(
         seen.add((shown, message))
         problems.append(_problem(source, locate, moved, message, shown=shown))
     return problems
+
+
+def _strip_union(loc: Path_) -> Path_:
+    """Drop pydantic's union-member names (`str`, `list[str]`) from an error location."""
+    return tuple(
+        p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list", "int")))
+    )
 
 
 def _from_defaults(path: Path_, original: dict[str, Any], locate: Locator) -> Path_:

@@ -108,6 +108,7 @@ class ChildProcess:
         self._exited = loop.create_future()
         exited = self._exited
         spools = self._spools
+        reaper.spawning(+1)
         try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _Protocol(spools, exited),
@@ -120,6 +121,7 @@ class ChildProcess:
                 start_new_session=True,
             )
         except OSError as error:
+            reaper.spawning(-1)
             self._close_spools()
             if error.filename is not None and error.filename == self._cwd:
                 raise SpawnError(f"working directory not found: {self._cwd}") from None
@@ -128,6 +130,7 @@ class ChildProcess:
         self._protocol = protocol
         self.pid = transport.get_pid()
         reaper.LEADERS.add(self.pid)
+        reaper.spawning(-1)
         return self.pid
 
     def _sink(self, stream: str) -> Callable[[bytes, int, bool], None]:

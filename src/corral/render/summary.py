@@ -107,10 +107,22 @@ def summary_json(
     }
 
 
+FULL_SUMMARY_MAX_JOBS = 40
+
+
 def print_summary(
     console: Console, state: RunState, accounts: Accounts | None, footer: str
 ) -> None:
+    """The summary table; a big run lists only the jobs that did not succeed, plus counts."""
     rows = sorted(state.rows.values(), key=lambda r: r.seq)
+    if len(rows) > FULL_SUMMARY_MAX_JOBS:
+        counts: dict[str, int] = {}
+        for row in rows:
+            final = row.status if row.status.is_final else JobStatus.CANCELLED
+            counts[final.value] = counts.get(final.value, 0) + 1
+        tally = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+        footer = f"{len(rows)} jobs: {tally}\n{footer}"
+        rows = [r for r in rows if r.status is not JobStatus.SUCCEEDED]
     agents = any(r.tool != "generic" for r in rows)
     table = Table(title=None, show_edge=False, header_style="bold", box=None, pad_edge=False)
     for column in ("job", "status", "time", "exit"):
@@ -149,7 +161,8 @@ def print_summary(
                 ]
         cells.append(note)
         table.add_row(*cells)
-    console.print(table)
+    if rows:
+        console.print(table)
     console.print(footer, soft_wrap=True)
 
 
