@@ -71,8 +71,9 @@ def flat(work: Path, jobs: int, runs: int) -> list[str]:
     plain = best(runs, lambda: measure([*CORRAL, "run", str(flow), "-q", "--no-store"], work))
     stored = best(runs, lambda: measure([*CORRAL, "run", str(flow), "-q"], work))
     return [
-        f"flat {jobs} x true, -P 8 | xargs {xargs[0]:.2f}s | corral --no-store {plain[0]:.2f}s "
-        f"({plain[0] / xargs[0]:.2f}x) | corral with history {stored[0]:.2f}s ({stored[0] / xargs[0]:.2f}x)"
+        f"flat {jobs} x true, -P 8 | xargs {xargs[0]:.2f}s "
+        f"| corral --no-store {plain[0]:.2f}s ({plain[0] / xargs[0]:.2f}x) "
+        f"| corral with history {stored[0]:.2f}s ({stored[0] / xargs[0]:.2f}x)"
     ]
 
 
@@ -96,7 +97,8 @@ def memory(work: Path, jobs: int, megabytes: int) -> list[str]:
         else f"LOGS {total} != {expected}"
     )
     return [
-        f"memory {jobs} jobs x {megabytes} MB | peak RSS {peak / 2**20:.0f} MB | {wall:.1f}s | {verdict}"
+        f"memory {jobs} jobs x {megabytes} MB | peak RSS {peak / 2**20:.0f} MB "
+        f"| {wall:.1f}s | {verdict}"
     ]
 
 
@@ -151,7 +153,8 @@ def agents(work: Path, jobs: int, repeat: int) -> list[str]:
     wall, cpu, peak = measure([*CORRAL, "run", str(flow), "-q", "--no-store"], work, env)
     megabytes = jobs * size / 2**20
     return [
-        f"agents {jobs} x {size / 2**20:.1f} MB claude stream | {cpu / megabytes * 1000:.1f} ms CPU per MB "
+        f"agents {jobs} x {size / 2**20:.1f} MB claude stream "
+        f"| {cpu / megabytes * 1000:.1f} ms CPU per MB "
         f"| {megabytes / wall:.0f} MB/s | peak RSS {peak / 2**20:.0f} MB"
     ]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import sys
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

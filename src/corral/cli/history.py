@@ -6,11 +6,10 @@ table for people, versioned JSON (`{"v": 1, ...}`) or CSV for programs.
 
 from __future__ import annotations
 
-import sys
-
 import csv
 import io
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
