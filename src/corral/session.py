@@ -141,6 +141,7 @@ class RunSession:
         self.ledger = Ledger(_prices(options.price_file))
         self.seed = seed
         self.store_error: str | None = None
+        self._store: Any = None
 
     async def execute(self) -> RunReport:
         spec = self.loaded.spec
@@ -246,13 +247,14 @@ class RunSession:
         bus.publish(finished(prepared.run_id, status))
         if writer is not None:
             self.store_error = await asyncio.to_thread(_close_writer, writer)
+            self._store.close()
         run = ledger.run()
         return RunReport(
             run_id=prepared.run_id,
             status=status,
             exit_code=exit_code_for(status, interrupts),
             started_at=header.started_at,
-            ended_at=asyncio.get_running_loop().time() and _now(),
+            ended_at=time.time(),
             log_root=prepared.log_root,
             states=dict(states),
             totals=(run.usage, run.cost if run.usage.total_tokens or run.cost.usd else None),
@@ -286,9 +288,8 @@ class RunSession:
             return None
         from corral.store import StoreWriter, open_store
 
-        store = open_store(self.options.store, self.prepared.corral_dir / "corral.db")
-        writer = StoreWriter(store)
-        return writer
+        self._store = open_store(self.options.store, self.prepared.corral_dir / "corral.db")
+        return StoreWriter(self._store)
 
 
 @dataclass(frozen=True)
@@ -339,12 +340,6 @@ def _close_writer(writer: Any) -> str | None:
     except StoreError as error:
         return error.message
     return None
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 def _prices(path: str | None) -> Any:

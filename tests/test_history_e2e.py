@@ -1,0 +1,82 @@
+"""A run lands in the history: `corral runs`, `show`, `logs`, `usage` and `resume` read it."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from helpers import corral, write_flow
+
+DATA = Path(__file__).parent / "data" / "agents"
+FAKE_AGENT = Path(__file__).parent / "fakes" / "fake_agent.py"
+
+
+def test_run_is_recorded_and_queryable(tmp_path: Path) -> None:
+    flow = write_flow(
+        tmp_path,
+        """
+        name: recorded
+        jobs:
+          plain: {run: FAKE echo hello}
+          review: {tool: claude, prompt: "go", env: {FAKE_AGENT_SCRIPT: claude_tool}}
+          broken: {run: FAKE exit 2}
+        """,
+    )
+    env = {"FAKE_AGENT_DIR": str(DATA), "CORRAL_CLAUDE_BIN": str(FAKE_AGENT)}
+    run = corral("run", str(flow), "--json", cwd=tmp_path, env=env)
+    assert run.returncode == 1
+    run_id = json.loads(run.stdout)["run_id"]
+
+    runs = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)
+    listed = runs[0] if isinstance(runs, list) else runs["runs"][0]
+    assert listed["id"] == run_id and listed["status"] == "failed"
+
+    shown = corral("show", run_id, "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    jobs = {j["name"]: j for j in record["jobs"]}
+    assert jobs["plain"]["status"] == "succeeded"
+    assert jobs["broken"]["status"] == "failed"
+    assert Decimal(jobs["review"]["cost"]["usd"]) == Decimal("0.0985404")
+
+    logs = corral("logs", run_id, "plain", cwd=tmp_path)
+    assert logs.stdout == "hello\n"
+
+    usage = corral("usage", "--by", "model", "--json", cwd=tmp_path)
+    assert usage.returncode == 0, usage.stderr
+    assert "claude-opus-5-5" in usage.stdout
+
+    missing = corral("show", "nope", cwd=tmp_path)
+    assert missing.returncode == 4
+    assert "Traceback" not in missing.stderr
+
+
+def test_resume_runs_only_what_did_not_succeed(tmp_path: Path) -> None:
+    marker = tmp_path / "fixed"
+    ledger = tmp_path / "ran"
+    flow = write_flow(
+        tmp_path,
+        f"""
+        jobs:
+          first: {{run: "sh -c 'echo first >> {ledger}; echo first-result'"}}
+          second:
+            needs: [first]
+            run: "sh -c 'echo second >> {ledger}; test -f {marker}'"
+          third:
+            needs: [second]
+            run: "echo got {{{{ jobs.first.result }}}}"
+        """,
+    )
+    first = corral("run", str(flow), "--json", cwd=tmp_path)
+    assert first.returncode == 1
+    run_id = json.loads(first.stdout)["run_id"]
+    marker.touch()
+    resumed = corral("resume", run_id, "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert [j["name"] for j in summary["jobs"]] == ["second", "third"]
+    assert ledger.read_text().splitlines() == ["first", "second", "second"]
+    third_log = Path(summary["jobs"][1]["log_dir"]) / "stdout.log"
+    assert third_log.read_text() == "got first-result\n"
+    assert "keeping 1 succeeded job" in resumed.stderr
