@@ -53,7 +53,7 @@ def test_json_contract(fake_clis: Path, monkeypatch: pytest.MonkeyPatch) -> None
     result = CliRunner().invoke(cli, ["tools", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
-    assert document["format_version"] == 1
+    assert document["schema_version"] == 1
     tools = {t["name"]: t for t in document["tools"]}
     assert list(tools) == [
         "claude",

@@ -114,7 +114,7 @@ def tools_command(as_json: bool) -> int:
     if as_json:
         import orjson
 
-        document = {"format_version": JSON_FORMAT_VERSION, "tools": [s.to_dict() for s in statuses]}
+        document = {"schema_version": JSON_FORMAT_VERSION, "tools": [s.to_dict() for s in statuses]}
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     else:
         _render_table(statuses)
