@@ -70,23 +70,11 @@ def check_flow_document(
     return loaded, plan
 
 
-_AGENT_FIELDS = (
-    "allowed_tools",
-    "permission_mode",
-    "max_turns",
-    "resume",
-    "extra_args",
-    "home",
-    "budget",
-    "model",
-    "prompt",
-)
-
-
 def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
     from corral.errors import ToolError
     from corral.execute.prepare import uses_tool
     from corral.tools import get_tool
+    from corral.tools.base import AGENT_FIELDS
 
     problems: list[Problem] = []
     for job in plan.jobs.values():
@@ -108,7 +96,7 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
         for message in tool.validate(job.spec):
             # point at the field the message names, when the job sets it
             field = next(
-                (f for f in _AGENT_FIELDS if f in message and f in job.spec.model_fields_set), None
+                (f for f in AGENT_FIELDS if f in message and f in job.spec.model_fields_set), None
             )
             where: tuple[str | int, ...] = (
                 ("jobs", job.group, field, "<key>") if field else ("jobs", job.group)
