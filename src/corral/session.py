@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import re
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -205,7 +204,6 @@ class RunSession:
         bus.subscribe(joblog)
 
         loop = asyncio.get_running_loop()
-        _fast_child_watcher(loop)
         stop_waiting = asyncio.Event()
 
         def on_signal(reason: str, hard: bool) -> None:
@@ -314,22 +312,6 @@ def search_log(path: Path) -> Callable[[re.Pattern[str]], re.Match[str] | None]:
         return None
 
     return search
-
-
-def _fast_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
-    """On Python 3.11 use pidfd to learn that a child exited, not a thread per child.
-
-    Python 3.12 made pidfd the default (and deprecated choosing a watcher); 3.11's
-    default starts and joins one thread for every process, a millisecond each.
-    """
-    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher"):
-        return
-    try:
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(loop)
-        asyncio.set_child_watcher(watcher)
-    except OSError:
-        pass  # a kernel without pidfd_open (before 5.3): keep the default
 
 
 def _close_writer(writer: Any) -> str | None:

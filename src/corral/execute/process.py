@@ -1,8 +1,11 @@
 """One child process: its own session, stdin closed, output spooled and split into lines,
 stopped as a whole process group (SIGTERM, grace, SIGKILL), always reaped.
 
-Built on asyncio's low-level subprocess protocol: output arrives as chunks in
-`pipe_data_received`, so there is no line-length limit and no reader task per pipe.
+The child is started with `posix_spawn` (a vfork: cheap however large corral is) or,
+when it must run in another directory, with `subprocess.Popen`; either way corral then
+watches it directly: the pipes and a pidfd are registered with the event loop, output
+arrives in chunks (no line-length limit, no reader task) and the exit is collected with
+`waitpid`. asyncio's subprocess transports cost about twice as much per job.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import asyncio
 import contextlib
 import errno
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +27,10 @@ from corral.execute.lines import LineSpool
 
 # (stream name, line bytes, offset in that stream's log, cut short in memory?)
 OnLine = Callable[[str, bytes, int, bool], None]
+
+_CHUNK = 65536
+_CHUNKS_PER_TURN = 16  # read at most 1 MiB from one pipe before letting others run
+_HAS_PIDFD = hasattr(os, "pidfd_open")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,29 +45,6 @@ class SpawnError(Exception):
     """The command could not be started; the message says why and how to fix it."""
 
 
-class _Protocol(asyncio.SubprocessProtocol):
-    def __init__(self, spools: dict[int, LineSpool], exited: asyncio.Future[None]) -> None:
-        self._spools = spools
-        self._exited = exited
-        self._open = {1, 2}
-        self.drained: asyncio.Future[None] = exited.get_loop().create_future()
-        self.last_output = time.monotonic()
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        assert isinstance(data, bytes)
-        self.last_output = time.monotonic()
-        self._spools[fd].feed(data)
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._open.discard(fd)
-        if not self._open and not self.drained.done():
-            self.drained.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self._exited.done():
-            self._exited.set_result(None)
-
-
 def _spawn_message(argv0: str, error: OSError) -> str:
     if error.errno == errno.ENOENT:
         return f"command not found: {argv0} (check the spelling and PATH, or give a full path)"
@@ -67,6 +53,16 @@ def _spawn_message(argv0: str, error: OSError) -> str:
     if error.errno == errno.ENOEXEC:
         return f"not a program: {argv0} (add a #! line or run it through its interpreter)"
     return f"cannot start {argv0}: {error.strerror or error}"
+
+
+def _resolve(argv0: str, env: Mapping[str, str]) -> str:
+    """The file to execute: a name is looked up on the job's own PATH, like a shell does."""
+    if os.sep in argv0:
+        return argv0
+    found = shutil.which(argv0, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise SpawnError(_spawn_message(argv0, OSError(errno.ENOENT, "not found")))
+    return found
 
 
 class ChildProcess:
@@ -88,50 +84,82 @@ class ChildProcess:
         self._log_dir = log_dir
         self._on_line = on_line
         self._keep = keep_line_bytes
-        self._transport: asyncio.SubprocessTransport | None = None
-        self._protocol: _Protocol | None = None
-        self._exited: asyncio.Future[None] | None = None
-        self._spools: dict[int, LineSpool] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._spools: dict[int, LineSpool] = {}  # pipe read end -> its log
+        self._exited: asyncio.Future[int] | None = None  # the wait status
+        self._drained: asyncio.Future[None] | None = None
+        self._pidfd: int | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
         self.stop_reason: str | None = None
-
-    @property
-    def last_output(self) -> float:
-        return self._protocol.last_output if self._protocol else time.monotonic()
+        self.last_output = time.monotonic()
 
     async def start(self) -> int:
-        loop = asyncio.get_running_loop()
-        self._spools = {
-            1: LineSpool(str(self._log_dir / "stdout.log"), self._sink("stdout"), self._keep),
-            2: LineSpool(str(self._log_dir / "stderr.log"), self._sink("stderr"), self._keep),
-        }
+        loop = self._loop = asyncio.get_running_loop()
         self._exited = loop.create_future()
-        exited = self._exited
-        spools = self._spools
-        reaper.spawning(+1)
+        self._drained = loop.create_future()
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
         try:
-            transport, protocol = await loop.subprocess_exec(
-                lambda: _Protocol(spools, exited),
-                *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=self._cwd,
+            self.pid = self._spawn(out_write, err_write)
+        except BaseException:
+            for fd in (out_read, err_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        reaper.LEADERS.add(self.pid)
+        logs = self._log_dir
+        self._spools = {
+            out_read: LineSpool(str(logs / "stdout.log"), self._sink("stdout"), self._keep),
+            err_read: LineSpool(str(logs / "stderr.log"), self._sink("stderr"), self._keep),
+        }
+        for fd in self._spools:
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, self._readable, fd)
+        self._watch_exit()
+        return self.pid
+
+    def _spawn(self, out_write: int, err_write: int) -> int:
+        cwd = self._cwd
+        here = cwd is None or os.path.realpath(cwd) == os.path.realpath(os.getcwd())
+        if here:
+            executable = _resolve(self.argv[0], self._env)
+            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                return os.posix_spawn(
+                    executable,
+                    self.argv,
+                    self._env,
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, devnull, 0),
+                        (os.POSIX_SPAWN_DUP2, out_write, 1),
+                        (os.POSIX_SPAWN_DUP2, err_write, 2),
+                    ],
+                    setsid=True,
+                    setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD),
+                )
+            except OSError as error:
+                raise SpawnError(_spawn_message(self.argv[0], error)) from None
+            finally:
+                os.close(devnull)
+        if not os.path.isdir(cwd):  # type: ignore[arg-type]  # not None when not `here`
+            raise SpawnError(f"working directory not found: {cwd}")
+        try:
+            # posix_spawn cannot change directory (Python 3.11): Popen can, at a little more cost
+            self._popen = subprocess.Popen(
+                self.argv,
+                cwd=cwd,
                 env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=err_write,
                 start_new_session=True,
             )
         except OSError as error:
-            reaper.spawning(-1)
-            self._close_spools()
-            if error.filename is not None and error.filename == self._cwd:
-                raise SpawnError(f"working directory not found: {self._cwd}") from None
             raise SpawnError(_spawn_message(self.argv[0], error)) from None
-        self._transport = transport
-        self._protocol = protocol
-        self.pid = transport.get_pid()
-        reaper.LEADERS.add(self.pid)
-        reaper.spawning(-1)
-        return self.pid
+        return self._popen.pid
 
     def _sink(self, stream: str) -> Callable[[bytes, int, bool], None]:
         on_line = self._on_line
@@ -141,24 +169,75 @@ class ChildProcess:
 
         return sink
 
+    def _readable(self, fd: int) -> None:
+        spool = self._spools[fd]
+        for _ in range(_CHUNKS_PER_TURN):
+            try:
+                data = os.read(fd, _CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close_pipe(fd)
+                return
+            self.last_output = time.monotonic()
+            spool.feed(data)
+
+    def _close_pipe(self, fd: int) -> None:
+        assert self._loop is not None and self._drained is not None
+        self._loop.remove_reader(fd)
+        os.close(fd)
+        self._spools.pop(fd).close()
+        if not self._spools and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _watch_exit(self) -> None:
+        assert self._loop is not None and self.pid is not None
+        if _HAS_PIDFD:
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except OSError:
+                self._pidfd = None  # a kernel before 5.3: poll instead
+        if self._pidfd is not None:
+            self._loop.add_reader(self._pidfd, self._collect)
+        else:
+            self._loop.call_later(0.02, self._collect)
+
+    def _collect(self) -> None:
+        """Reap the child if it has exited (called when its pidfd turns readable)."""
+        assert self._loop is not None and self._exited is not None and self.pid is not None
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 255 << 8  # reaped elsewhere: nothing more to learn
+        if pid == 0:
+            if self._pidfd is None:
+                self._loop.call_later(0.02, self._collect)
+            return
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._popen is not None:
+            self._popen.returncode = os.waitstatus_to_exitcode(status)  # it must not wait again
+        if not self._exited.done():
+            self._exited.set_result(status)
+
     async def wait(self) -> Exit:
         """Wait for the child to exit and its output to drain; stop what it left behind."""
-        assert (
-            self._transport is not None and self._exited is not None and self._protocol is not None
-        )
-        await asyncio.shield(self._exited)
+        assert self._exited is not None and self._drained is not None
+        status = await asyncio.shield(self._exited)
+        reaper.LEADERS.discard(self.pid or 0)
         # the leader is gone; anything still in its group is a leftover grandchild
         if _group_alive(self.pid):
             await self._stop_group(grace=0.5)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._protocol.drained), 2.0)
-        code = self._transport.get_returncode()
-        self._transport.close()
-        reaper.LEADERS.discard(self.pid or 0)
-        self._close_spools()
-        if code is not None and code < 0:
-            return Exit(None, -code)
-        return Exit(code, None)
+            await asyncio.wait_for(asyncio.shield(self._drained), 2.0)
+        for fd in list(self._spools):
+            self._close_pipe(fd)  # a daemon outside the group still holds the pipe: let go
+        code = os.waitstatus_to_exitcode(status)
+        return Exit(None, -code) if code < 0 else Exit(code, None)
 
     async def stop(self, reason: str, grace: float) -> None:
         """SIGTERM the whole group, wait up to `grace`, then SIGKILL. Idempotent."""
@@ -180,11 +259,6 @@ class ChildProcess:
                 return
             await asyncio.sleep(0.02)
         _signal_group(self.pid, signal.SIGKILL)
-
-    def _close_spools(self) -> None:
-        for spool in self._spools.values():
-            spool.close()
-        self._spools = {}
 
 
 def _signal_group(pgid: int | None, sig: int) -> bool:

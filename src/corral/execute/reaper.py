@@ -14,16 +14,9 @@ import time
 
 _PR_SET_CHILD_SUBREAPER = 36
 
-# pids of the jobs' leaders: asyncio's child watcher reaps those, never this module
+# pids of the jobs' leaders: their ChildProcess reaps them, never this module. A leader is
+# added right after its (synchronous) spawn, before the event loop runs anything else
 LEADERS: set[int] = set()
-# spawns in flight: a new leader is our child before its pid is in LEADERS, and a fast
-# one (`true`) may already be a zombie then; reaping it would steal its exit status
-_spawning = 0
-
-
-def spawning(delta: int) -> None:
-    global _spawning  # noqa: PLW0603  # one counter for the one event loop of the process
-    _spawning += delta
 
 
 def become_subreaper() -> bool:
@@ -49,8 +42,6 @@ def _children() -> list[int]:
 
 def reap_orphans() -> None:
     """Collect the exit status of re-parented grandchildren that have died."""
-    if _spawning:
-        return  # the next call collects them
     for pid in _children():
         if pid in LEADERS:
             continue
