@@ -55,13 +55,20 @@ def _spawn_message(argv0: str, error: OSError) -> str:
     return f"cannot start {argv0}: {error.strerror or error}"
 
 
+_FOUND: dict[tuple[str, str], str] = {}  # (name, PATH) -> file: a PATH walk is ~16 stats
+
+
 def _resolve(argv0: str, env: Mapping[str, str]) -> str:
     """The file to execute: a name is looked up on the job's own PATH, like a shell does."""
     if os.sep in argv0:
         return argv0
-    found = shutil.which(argv0, path=env.get("PATH", os.defpath))
-    if found is None:
-        raise SpawnError(_spawn_message(argv0, OSError(errno.ENOENT, "not found")))
+    key = (argv0, env.get("PATH", os.defpath))
+    found = _FOUND.get(key)
+    if found is None or not os.access(found, os.X_OK):
+        found = shutil.which(argv0, path=key[1])
+        if found is None:
+            raise SpawnError(_spawn_message(argv0, OSError(errno.ENOENT, "not found")))
+        _FOUND[key] = found
     return found
 
 

@@ -35,6 +35,7 @@ class Admission(Protocol):
     def stopped(self) -> str | None: ...
     def admit(self, job: PlannedJob, tool: str) -> str | None: ...
     def wait_hint(self, tool: str) -> float | None: ...
+    def waiting_reason(self, tool: str) -> str | None: ...
     def take_kills(self) -> list[str]: ...
     def accounting(self, job: str, attempt: int) -> dict[str, object]: ...
 
@@ -48,6 +49,9 @@ class OpenAdmission:
         return None
 
     def wait_hint(self, tool: str) -> float | None:
+        return None
+
+    def waiting_reason(self, tool: str) -> str | None:
         return None
 
     def take_kills(self) -> list[str]:
@@ -130,6 +134,8 @@ class Scheduler:
         for name, count in self._missing.items():
             if count == 0:
                 self._consider(name)
+            else:
+                self._publish_needs(name)
         while True:
             if self._crash is not None:
                 self.cancel("internal error", hard=True)
@@ -261,7 +267,17 @@ class Scheduler:
             self._missing[dependent] -= 1
             if self._missing[dependent] == 0:
                 self._consider(dependent)
+            else:
+                self._publish_needs(dependent)
         self._wake.set()
+
+    def _publish_needs(self, name: str) -> None:
+        """Say which needs a waiting job still waits for (shown in the live view)."""
+        pending = [n for n in self.plan.jobs[name].needs if not self.states[n].status.is_final]
+        shown = ", ".join(pending[:4]) + (
+            f" and {len(pending) - 4} more" if len(pending) > 4 else ""
+        )
+        self._publish_waiting(name, f"waiting for {shown}", JobStatus.WAITING)
 
     def _close_undecided(self) -> None:
         for name, state in self.states.items():
@@ -288,7 +304,8 @@ class Scheduler:
                 self._skip(name, f"not started: {refusal}")
                 continue
             if (hint := self.admission.wait_hint(tool)) is not None and hint > 0:
-                self._publish_waiting(name, f"rate limited ({tool}); retrying in {hint:.0f}s")
+                why = self.admission.waiting_reason(tool) or f"rate limited ({tool})"
+                self._publish_waiting(name, f"{why}; starts in {hint:.0f}s")
                 deferred.append(entry)
                 wait = hint if wait is None else min(wait, hint)
                 continue
@@ -302,11 +319,11 @@ class Scheduler:
             heapq.heappush(self._ready, entry)
         return wait
 
-    def _publish_waiting(self, name: str, reason: str) -> None:
+    def _publish_waiting(self, name: str, reason: str, status: JobStatus = JobStatus.READY) -> None:
         state = self.states[name]
         if state.reason != reason:
             state.reason = reason
-            self.bus.publish(JobWaiting(job=name, reason=reason, status=JobStatus.READY))
+            self.bus.publish(JobWaiting(job=name, reason=reason, status=status))
 
     def _start(self, name: str) -> None:
         self._last_launch = self.clock()
@@ -341,7 +358,13 @@ class Scheduler:
                     break
                 if not policy.should_retry(attempt, outcome.error_kind, outcome.exit_code):
                     break
+                tool = _tool_of(job)
+                # a retry is a new launch: the budget may have run out meanwhile
+                if self.admission.stopped or self.admission.admit(job, tool):
+                    break
                 delay = policy.delay(attempt, self.rng)
+                # after a rate limit, wait at least until the tool may be used again
+                delay = max(delay, self.admission.wait_hint(tool) or 0.0)
                 state.status = JobStatus.RETRYING
                 self.bus.publish(
                     JobRetrying(
