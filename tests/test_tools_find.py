@@ -20,9 +20,12 @@ def fake(directory: Path, name: str, body: str = 'echo "1.2.3"') -> Path:
 
 
 @pytest.fixture(autouse=True)
-def no_system_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # this machine's /usr/local/bin must not decide the tests
+def no_system_dirs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # this machine's /usr/local/bin and its installed CLI cache must not decide the tests
     monkeypatch.setattr(base, "SYSTEM_DIRS", ())
+    monkeypatch.setenv("CORRAL_CLI_CACHE", str(tmp_path_factory.mktemp("no-cli-cache")))
 
 
 def test_pinned_variable_wins_over_path(tmp_path: Path) -> None:
@@ -71,6 +74,7 @@ def test_fallback_dirs_in_order(tmp_path: Path) -> None:
         fake(home / ".claude/local", "claude"),
         fake(npm / "bin", "claude"),
         fake(cli_dir, "claude"),
+        fake(base.cli_cache_bin(), "claude"),
     ]
     for path in order:
         assert claude.find_executable(env) == str(path)

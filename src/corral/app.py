@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +68,31 @@ def check_flow_document(
     if problems:
         raise FlowError(problems)
     return loaded, plan
+
+
+def missing_tools(plan: Plan, environ: Mapping[str, str]) -> None:
+    """Fail before anything starts when an agent CLI the plan needs cannot be found.
+
+    Raises ToolError naming each missing tool, the jobs that use it, and how to fix it.
+    """
+    from corral.errors import ToolError
+    from corral.execute.prepare import uses_tool
+    from corral.tools import get_tool
+
+    missing: dict[str, list[str]] = {}
+    for job in plan.jobs.values():
+        name = uses_tool(job.spec)
+        if name is None:
+            continue
+        if get_tool(name).find_executable({**environ, **job.spec.env}) is None:
+            missing.setdefault(name, []).append(job.name)
+    if missing:
+        what = "; ".join(f"{tool} (jobs: {', '.join(jobs)})" for tool, jobs in missing.items())
+        variable = f"CORRAL_{next(iter(missing)).upper().replace('-', '_')}_BIN"
+        raise ToolError(
+            f"not installed: {what}",
+            hint=f"install it, put it on PATH, or set {variable}; see `corral tools`",
+        )
 
 
 def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:

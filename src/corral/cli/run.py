@@ -91,12 +91,15 @@ def _execute(
     base_dir: Path | None = None,
     seed: Any = None,
 ) -> int:
-    from corral.app import RunOptions
+    import os
+
+    from corral.app import RunOptions, missing_tools
     from corral.render.format import usage_line
     from corral.render.summary import print_summary, summary_json
     from corral.render.ui import TerminalUI, choose_mode, output_stream
     from corral.session import RunSession
 
+    missing_tools(plan, os.environ)
     json_mode = params["json_mode"]
     stream = output_stream(json_mode)
     mode = choose_mode(params["output"], params["quiet"], stream)

@@ -3,9 +3,9 @@ and each CLI pointed at it through a private HOME (see `rehearsal.prepare`)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from corral.config.schema import JobSpec, RehearseSpec
@@ -15,9 +15,6 @@ from corral.plan import Plan, PlannedJob
 from corral.provider.rehearsal import TOOLS, prepare
 from corral.provider.scenarios import Scenario, Usage
 from corral.provider.server import SimulatedProvider
-
-_CACHE = os.environ.get("CORRAL_CLI_CACHE", str(Path.home() / ".cache" / "corral" / "clis"))
-CLI_CACHE_BIN = Path(_CACHE) / "node_modules" / ".bin"  # where scripts/install-clis.sh puts them
 
 # the model Codex gets when a rehearsal names none: its default uses "code mode" tools
 CODEX_REHEARSAL_MODEL = "gpt-5.5"
@@ -34,7 +31,8 @@ def scenario_for(spec: RehearseSpec | None) -> Scenario:  # one return per mode
         commands = (spec.command,) if spec.command else ()
         return Scenario.tool(*commands, text=spec.text or "", usage=usage)
     if spec.mode == "slow":
-        return Scenario.slow(spec.delay or 0.5, text=spec.text or Scenario().text)
+        slow = Scenario.slow(spec.delay or 0.5, text=spec.text or Scenario().text)
+        return replace(slow, usage=usage)  # Scenario.slow takes no usage
     if spec.mode == "hang":
         return Scenario.hang()
     if spec.mode == "big":
@@ -72,10 +70,7 @@ def rehearsal(plan: Plan) -> Iterator[Rehearse]:
         wants_shell = spec.rehearse is not None and spec.rehearse.mode in ("tool", "big")
         if tool == "gemini" and wants_shell and spec.permission_mode is None:
             update["permission_mode"] = "yolo"  # headless Gemini offers its shell only then
-        env = {**spec.env, **setup.env}
-        if "CORRAL_CLI_BIN_DIR" not in os.environ and CLI_CACHE_BIN.is_dir():
-            env["CORRAL_CLI_BIN_DIR"] = str(CLI_CACHE_BIN)
-        update["env"] = env
+        update["env"] = {**spec.env, **setup.env}
         return spec.model_copy(update=update)
 
     provider.start()

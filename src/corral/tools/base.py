@@ -68,6 +68,13 @@ def is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+def cli_cache_bin() -> Path:
+    """Where scripts/install-clis.sh installs the agent CLIs (CORRAL_CLI_CACHE, else
+    ~/.cache/corral/clis); read from corral's own environment, not a job's private HOME."""
+    cache = os.environ.get("CORRAL_CLI_CACHE") or str(Path.home() / ".cache" / "corral" / "clis")
+    return Path(cache) / "node_modules" / ".bin"
+
+
 def npm_prefix_bin(environ: Mapping[str, str], home: Path | None) -> Path | None:
     """`<prefix>/bin` of a user-configured npm global prefix, without running npm (slow)."""
     prefix = environ.get("NPM_CONFIG_PREFIX") or environ.get("npm_config_prefix")
@@ -168,6 +175,7 @@ class Tool(ABC):
             dirs.append(npm_bin)
         if environ.get("CORRAL_CLI_BIN_DIR"):
             dirs.append(Path(environ["CORRAL_CLI_BIN_DIR"]))
+        dirs.append(cli_cache_bin())
         return _unique(dirs)
 
     def version(self, executable: str) -> str | None:
