@@ -11,6 +11,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -145,7 +146,12 @@ def load_text(text: str, file: Path, source: str) -> LoadedFlow:
     if isinstance(data, dict) and "instances" in data and "jobs" not in data:
         from corral.config.legacy import convert
 
-        data = convert(data, source=source)
+        try:
+            data = convert(data, source=source)
+        except FlowError as error:
+            located = [_relocate(p, locate) for p in error.problems]
+            located.sort(key=lambda p: (p.line or 0, p.column or 0))
+            raise FlowError(located) from None
         legacy = True
     spec = validate_document(data, source=source, locate=locate)
     return LoadedFlow(spec, file, source, text, locate, legacy)
@@ -295,6 +301,19 @@ def _problems(
         seen.add((shown, message))
         problems.append(_problem(source, locate, moved, message, shown=shown))
     return problems
+
+
+def _relocate(problem: Problem, locate: Locator) -> Problem:
+    """Give a problem found on the converted document the line and column of its path."""
+    if problem.line is not None or not problem.path:
+        return problem
+    path: list[str | int] = []
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", problem.path):
+        path.append(int(part[1:-1]) if part.startswith("[") else part)
+    if problem.message.startswith("unknown key"):
+        path.append("<key>")
+    line, column = _position(locate, tuple(path))
+    return Problem(problem.file, line, column, problem.path, problem.message)
 
 
 def _strip_union(loc: Path_) -> Path_:
