@@ -111,7 +111,8 @@ class LinePrinter:
         self._lifecycle(event)
 
     def _note(self, job: str, text: str, code: str) -> None:
-        self._write(f"{self._prefix(job)} {self._paint(truncate(text, self.limit), code)}")
+        # corral's own notes are never cut: --max-line-length is for what jobs print
+        self._write(f"{self._prefix(job)} {self._paint(text, code)}")
 
     def _lifecycle(self, event: Event) -> None:
         if isinstance(event, JobStarted):

@@ -1,0 +1,120 @@
+"""What the user sees: the live table, the line printer, the summary, from events alone."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from rich.console import Console
+
+from corral.events.types import (
+    AssistantText,
+    JobFinished,
+    JobOutput,
+    JobSkipped,
+    JobStarted,
+    JobWaiting,
+    ToolCall,
+)
+from corral.models import Cost, CostSource, JobStatus, Usage
+from corral.render.live import LiveView
+from corral.render.printer import LinePrinter
+from corral.render.state import RunState
+from corral.render.summary import print_summary
+
+
+def started(job: str, tool: str = "generic") -> JobStarted:
+    return JobStarted(
+        job=job, attempt=1, pid=1, argv=("x",), log_dir="/l", started_at=0.0, tool=tool, model="m1"
+    )
+
+
+def finished(job: str, status: JobStatus = JobStatus.SUCCEEDED, code: int = 0) -> JobFinished:
+    return JobFinished(
+        job=job, attempt=1, status=status, exit_code=code, signal=None, duration_s=1.0
+    )
+
+
+def test_live_table_shows_status_tokens_cost_and_reasons() -> None:
+    state = RunState(["build", "review", "deploy"])
+    for event in (
+        started("build"),
+        JobOutput(job="build", stream="stdout", text="compiling 3 files", offset=0),
+        started("review", tool="claude"),
+        AssistantText(job="review", attempt=1, text="Looking at the diff"),
+        ToolCall(job="review", attempt=1, name="Bash"),
+        JobWaiting(job="deploy", reason="waiting for build, review"),
+    ):
+        state(event)
+    usage = Usage(
+        input_tokens=1200,
+        output_tokens=300,
+        cache_read_tokens=18000,
+        cache_write_5m_tokens=500,
+        tool_calls=1,
+    )
+
+    def accounts(job: str) -> tuple[Usage, Cost | None] | None:
+        return (usage, Cost(Decimal("0.0421"), CostSource.REPORTED)) if job == "review" else None
+
+    console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
+    view = LiveView(
+        state, console, title="demo", accounts=accounts, totals=lambda: "1.2k in · 300 out · $0.04"
+    )
+    console.print(view.render())
+    text = console.export_text()
+    assert "demo" in text and "0/3 done · 2 running" in text
+    build = next(line for line in text.splitlines() if line.startswith("build"))
+    assert "running" in build and "compiling 3 files" in build
+    review = next(line for line in text.splitlines() if line.startswith("review"))
+    for cell in ("claude/m1", "1.2k/300", "18.0k/500", "$0.04", "⚙ Bash"):
+        assert cell in review, cell
+    deploy = next(line for line in text.splitlines() if line.startswith("deploy"))
+    assert "waiting for build, review" in deploy
+
+
+def test_prefixed_lines_are_aligned_and_agents_narrated() -> None:
+    out = io.StringIO()
+    printer = LinePrinter(["a", "longer"], mode="prefixed", stream=out, max_line_length=12)
+    for event in (
+        started("a"),
+        JobOutput(job="a", stream="stdout", text="hello world, a long line", offset=0),
+        started("longer", tool="claude"),
+        JobOutput(job="longer", stream="stdout", text='{"type":"assistant"}', offset=0),
+        AssistantText(job="longer", attempt=1, text="first\nsecond"),
+        ToolCall(job="longer", attempt=1, name="Bash"),
+        finished("a"),
+        finished("longer", JobStatus.FAILED, 1),
+        JobSkipped(job="a", reason="skipped: needs 'x' failed"),
+    ):
+        printer(event)
+    assert out.getvalue().splitlines() == [
+        "a      | ▶ started",
+        "a      | hello world…",
+        "longer | ▶ started",
+        "longer | first",
+        "longer | second",
+        "longer | ⚙ Bash",
+        "a      | ✓ succeeded in 1.0s (exit 0)",
+        "longer | ✗ failed in 1.0s (exit 1)",
+        "a      | ↷ skipped: needs 'x' failed",
+    ]
+
+
+def test_big_run_summary_lists_only_what_did_not_succeed() -> None:
+    names = [f"j{i}" for i in range(50)]
+    state = RunState(names)
+    for name in names:
+        state(started(name))
+        state(
+            finished(
+                name,
+                JobStatus.FAILED if name == "j7" else JobStatus.SUCCEEDED,
+                1 if name == "j7" else 0,
+            )
+        )
+    console = Console(file=io.StringIO(), width=120, record=True, color_system=None)
+    print_summary(console, state, None, "run x")
+    text = console.export_text()
+    assert "j7" in text and "j8 " not in text
+    assert "50 jobs: 1 failed, 49 succeeded" in text
