@@ -131,10 +131,13 @@ class Scheduler:
     # -- public ----------------------------------------------------------------------------
 
     async def run(self) -> dict[str, JobState]:
+        # decided from a snapshot: deciding a root can settle other jobs on the spot (a skip),
+        # and a job whose needs all settled that way must not be considered a second time
+        roots = [name for name, count in self._missing.items() if count == 0]
+        for name in roots:
+            self._consider(name)
         for name, count in self._missing.items():
-            if count == 0:
-                self._consider(name)
-            else:
+            if count > 0:
                 self._publish_needs(name)
         while True:
             if self._crash is not None:
@@ -274,6 +277,8 @@ class Scheduler:
     def _publish_needs(self, name: str) -> None:
         """Say which needs a waiting job still waits for (shown in the live view)."""
         pending = [n for n in self.plan.jobs[name].needs if not self.states[n].status.is_final]
+        if not pending:
+            return  # the last need is final but not settled yet: the job is decided next
         shown = ", ".join(pending[:4]) + (
             f" and {len(pending) - 4} more" if len(pending) > 4 else ""
         )
@@ -372,11 +377,13 @@ class Scheduler:
                     )
                 )
                 await self._interruptible_sleep(delay, handle)
-                if handle.requested:
-                    break
+                # stopped while waiting: the next attempt ends at once with the stop's status
+                # (in `_attempt`), so the job does not stay RETRYING
                 state.status = JobStatus.RUNNING
         finally:
             self._running.pop(name, None)
+        # fail-fast judges the job, not an attempt that is about to be retried
+        self._after_failure(job, state.status)
         if self.durable is not None:
             # the history holds the final status before dependents or the summary see it
             await self.durable()
@@ -441,7 +448,6 @@ class Scheduler:
                 **accounting.get("event", {}),  # type: ignore[arg-type]  # by_model / cost fields
             )
         )
-        self._after_failure(job, final)
         return outcome
 
     def _apply_kills(self) -> None:
