@@ -80,3 +80,20 @@ def test_resume_runs_only_what_did_not_succeed(tmp_path: Path) -> None:
     third_log = Path(summary["jobs"][1]["log_dir"]) / "stdout.log"
     assert third_log.read_text() == "got first-result\n"
     assert "keeping 1 succeeded job" in resumed.stderr
+
+
+def test_from_takes_left_out_results_from_the_history(tmp_path: Path) -> None:
+    flow = write_flow(
+        tmp_path,
+        """
+        jobs:
+          build: {run: FAKE echo v1.2.3, outputs: {version: {regex: 'v(\\S+)'}}}
+          deploy: {needs: [build], run: "FAKE echo deploying {{ jobs.build.outputs.version }}"}
+        """,
+    )
+    assert corral("run", str(flow), "-q", cwd=tmp_path).returncode == 0
+    again = corral("run", str(flow), "--from", "deploy", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    jobs = json.loads(again.stdout)["jobs"]
+    assert [j["name"] for j in jobs] == ["deploy"]
+    assert (Path(jobs[0]["log_dir"]) / "stdout.log").read_text() == "deploying 1.2.3\n"

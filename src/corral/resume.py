@@ -4,6 +4,10 @@ Succeeded jobs are not run again: their recorded results feed their dependents'
 templates and conditions as before. Failed, cancelled, timed-out, skipped and
 never-started jobs run. Budgets count what the earlier run already spent. Before
 anything starts, processes the dead run left running are stopped.
+
+A resumed run records only the jobs it ran, so resuming it (after it was killed too)
+follows its `resumed_from` chain: a job keeps the status of the newest run of the chain
+that has it, and jobs an earlier run of the chain completed are kept as well.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from corral.budget.accounting import Ledger
 from corral.config.loader import LoadedFlow, load_flow, load_text
-from corral.errors import FlowError
+from corral.errors import FlowError, NotFoundError
 from corral.models import Cost, CostSource, JobStatus, Usage
 from corral.plan import JobView, Plan, build_plan, without
 from corral.store import JobRecord, RunningJob, RunRecord, Store, open_store
@@ -34,9 +38,10 @@ class Resumed:
     known: dict[str, JobView]
     base_dir: Path
     kept: tuple[str, ...]
+    earlier: tuple[RunRecord, ...] = ()  # the runs it was resumed from, newest first
 
     def seed(self, ledger: Ledger, record: RunRecord) -> None:
-        seed_ledger(ledger, record)
+        seed_ledger(ledger, record, self.earlier)
 
 
 def prepare_resume(
@@ -45,6 +50,7 @@ def prepare_resume(
     store = open_store(store_url, directory / ".corral" / "corral.db")
     try:
         record = store.get_run(run_id)
+        earlier = _earlier_runs(store, record)
         reaped = reap(store.running_jobs(record.run.id))
     finally:
         store.close()
@@ -52,10 +58,10 @@ def prepare_resume(
         echo(f"stopped job '{job.job}' of run {record.run.id} (process group {job.pgid})")
     loaded = _flow(record, echo)
     plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
-    kept = tuple(
-        j.name for j in record.jobs if j.status is JobStatus.SUCCEEDED and j.name in plan.jobs
-    )
-    known = {j.name: view_of(j) for j in record.jobs if j.status is JobStatus.SUCCEEDED}
+    latest = latest_jobs((record, *earlier))
+    succeeded = [j for j in latest.values() if j.status is JobStatus.SUCCEEDED]
+    kept = tuple(j.name for j in succeeded if j.name in plan.jobs)
+    known = {j.name: view_of(j) for j in succeeded}
     remaining = without(plan, kept)
     if not remaining.jobs:
         echo(f"run {record.run.id}: every job already succeeded; nothing to resume")
@@ -63,7 +69,62 @@ def prepare_resume(
         count = len(remaining.jobs)
         echo(f"resuming run {record.run.id}: keeping {len(kept)} succeeded job(s), running {count}")
     base_dir = Path(record.run.flow_path).parent
-    return Resumed(record.run.id, loaded, remaining, known, base_dir, kept), record
+    resumed = Resumed(record.run.id, loaded, remaining, known, base_dir, kept, earlier)
+    return resumed, record
+
+
+def _earlier_runs(store: Store, record: RunRecord) -> tuple[RunRecord, ...]:
+    """The runs `record` was resumed from, newest first (up to one deleted by gc)."""
+    chain: list[RunRecord] = []
+    seen = {record.run.id}
+    parent = record.run.resumed_from
+    while parent and parent not in seen:
+        try:
+            earlier = store.get_run(parent)
+        except NotFoundError:
+            break
+        chain.append(earlier)
+        seen.add(earlier.run.id)
+        parent = earlier.run.resumed_from
+    return tuple(chain)
+
+
+def latest_jobs(records: tuple[RunRecord, ...]) -> dict[str, JobRecord]:
+    """Each job as the newest of `records` (newest first) that has it recorded it."""
+    latest: dict[str, JobRecord] = {}
+    for record in records:
+        for job in record.jobs:
+            latest.setdefault(job.name, job)
+    return latest
+
+
+def known_from_history(
+    store_url: str | None, directory: Path, flow_path: Path, names: frozenset[str], scan: int = 20
+) -> dict[str, JobView]:
+    """The latest recorded success of each of `names` in this flow's earlier runs.
+
+    `--from JOB` leaves JOB's needs out of the run; their results (for templates and
+    conditions) come from the history when it has them.
+    """
+    has_history = store_url is not None or (directory / ".corral" / "corral.db").exists()
+    if not names or not has_history:
+        return {}
+    store = open_store(store_url, directory / ".corral" / "corral.db")
+    found: dict[str, JobView] = {}
+    try:
+        for row in store.list_runs(flow=str(flow_path.resolve()), limit=scan):
+            for job in store.get_run(row.id).jobs:
+                if (
+                    job.name in names
+                    and job.name not in found
+                    and job.status is JobStatus.SUCCEEDED
+                ):
+                    found[job.name] = view_of(job)
+            if len(found) == len(names):
+                break
+    finally:
+        store.close()
+    return found
 
 
 def _flow(record: RunRecord, echo: Callable[[str], None]) -> LoadedFlow:
@@ -103,18 +164,23 @@ def view_of(job: JobRecord) -> JobView:
     )
 
 
-def seed_ledger(ledger: Ledger, record: RunRecord) -> None:
-    """Put the earlier run's spend in the ledger, so budgets count it.
+def seed_ledger(ledger: Ledger, record: RunRecord, earlier: tuple[RunRecord, ...] = ()) -> None:
+    """Put the earlier runs' spend in the ledger, so budgets count it.
 
     Earlier attempts are recorded under attempt numbers 0, -1, ... so the new run's
     attempts (1, 2, ...) stay apart while the job's and the run's totals include both.
+    `earlier` are the runs `record` was itself resumed from: their spend counts too.
     """
-    for job in record.jobs:
+    for job in latest_jobs((record, *earlier)).values():
         ledger.set_tool(job.name, job.final.tool if job.final else "generic")
-        for index, attempt in enumerate(job.attempts):
-            by_model, cost = _attempt_usage(attempt)
-            if by_model:
-                ledger.record(job.name, -index, by_model, cost=cost)
+    index: dict[str, int] = {}
+    for run in (record, *earlier):
+        for job in run.jobs:
+            for attempt in job.attempts:
+                number = index[job.name] = index.get(job.name, 0) + 1
+                by_model, cost = _attempt_usage(attempt)
+                if by_model:
+                    ledger.record(job.name, 1 - number, by_model, cost=cost)
 
 
 def _attempt_usage(attempt: AttemptRow) -> tuple[dict[str, Usage], Cost | None]:

@@ -200,9 +200,20 @@ def run_command(
     from corral.app import check_flow
 
     loaded, plan = check_flow(flow, only=only, from_=from_)
+    known = _earlier_results(loaded, plan, params)
     if rehearse:
-        return _rehearsed(loaded, plan, params)
-    return _execute(loaded, plan, params, args=tuple(sys.argv[1:]))
+        return _rehearsed(loaded, plan, params, known=known)
+    return _execute(loaded, plan, params, args=tuple(sys.argv[1:]), known=known)
+
+
+def _earlier_results(loaded: Any, plan: Any, params: dict[str, Any]) -> Any:
+    """With --from, the needs left out keep their last recorded results (for templates)."""
+    if not plan.external_needs or params["no_store"]:
+        return None
+    from corral.resume import known_from_history
+
+    folder = loaded.path.resolve().parent
+    return known_from_history(params["store"], folder, loaded.path, plan.external_needs)
 
 
 @click.command("rehearse")
@@ -226,11 +237,13 @@ def rehearse_command(
     return _rehearsed(loaded, plan, params)
 
 
-def _rehearsed(loaded: Any, plan: Any, params: dict[str, Any]) -> int:
+def _rehearsed(loaded: Any, plan: Any, params: dict[str, Any], known: Any = None) -> int:
     from corral.provider.rehearse import rehearsal
 
     with rehearsal(plan) as rehearse:
-        return _execute(loaded, plan, params, rehearse=rehearse, args=tuple(sys.argv[1:]))
+        return _execute(
+            loaded, plan, params, rehearse=rehearse, args=tuple(sys.argv[1:]), known=known
+        )
 
 
 @click.command(
