@@ -90,7 +90,7 @@ def _earlier_runs(store: Store, record: RunRecord) -> tuple[RunRecord, ...]:
 
 
 def latest_jobs(records: tuple[RunRecord, ...]) -> dict[str, JobRecord]:
-    """Each job as the newest of `records` (newest first) that has it recorded it."""
+    """Each job as recorded by the newest of `records` (newest first) that has it."""
     latest: dict[str, JobRecord] = {}
     for record in records:
         for job in record.jobs:

@@ -3,9 +3,10 @@
 The subscriber only appends to a deque (the bus delivers synchronously on the event
 loop, so it must be cheap). A daemon thread wakes on the first event, waits up to
 `window_s` for more, and writes the batch in one transaction: SQLAlchemy is sync and a
-thread keeps it off the event loop. `sync()` makes everything published so far durable
-now: the scheduler awaits it after JobFinished so a job's final status is stored before
-corral reports it.
+thread keeps it off the event loop. Run and job starts are written at once, without the
+window: they carry the pids `corral resume` stops. `sync()` makes everything published
+so far durable now: the scheduler awaits it after JobFinished so a job's final status is
+stored before corral reports it.
 
 When the database goes away the run goes on: events stay buffered and the thread retries
 with exponential backoff (50 ms doubling to `max_backoff_s`). While it fails the buffer
@@ -29,12 +30,16 @@ from collections.abc import Callable
 from sqlalchemy import exc
 
 from corral.errors import StoreError
-from corral.events.types import Event, JobFinished, JobOutput, RunStarted
+from corral.events.types import Event, JobFinished, JobOutput, JobStarted, RunStarted
 from corral.store.apply import LIFECYCLE, Applier, Pending
 from corral.store.engine import IMMEDIATE
 from corral.store.history import Store
 
 _FIRST_BACKOFF_S = 0.05
+# written at once, not after the batching window: they carry the run and the pids that
+# `corral resume` needs to stop what a killed run left running (kill -9 in the window
+# used to leave jobs no record knew of)
+_URGENT = (RunStarted, JobStarted)
 
 
 _SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly")
@@ -121,6 +126,8 @@ class StoreWriter:
             raise RuntimeError("event published to a closed StoreWriter")
         self._queue.append((self._clock(), event))
         self._published += 1
+        if isinstance(event, _URGENT):
+            self._urgent.set()
         if not self._wake.is_set():
             self._wake.set()
 
