@@ -51,11 +51,13 @@ def prepare_resume(
     try:
         record = store.get_run(run_id)
         earlier = _earlier_runs(store, record)
-        reaped = reap(store.running_jobs(record.run.id))
+        run_ids = {record.run.id, *(run.run.id for run in earlier)}
+        running = [job for run_id in run_ids for job in store.running_jobs(run_id)]
+        reaped = reap(run_ids, running)
     finally:
         store.close()
-    for job in reaped:
-        echo(f"stopped job '{job.job}' of run {record.run.id} (process group {job.pgid})")
+    for line in reaped:
+        echo(f"stopped {line}, left running by run {record.run.id}")
     loaded = _flow(record, echo)
     plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
     latest = latest_jobs((record, *earlier))
@@ -203,29 +205,60 @@ def _attempt_usage(attempt: AttemptRow) -> tuple[dict[str, Usage], Cost | None]:
     return by_model, cost
 
 
-def reap(running: list[RunningJob], grace: float = 5.0) -> list[RunningJob]:
-    """Stop the process groups a dead run recorded as running; return those that existed."""
-    alive = [job for job in running if _group_exists(job.pgid)]
-    for job in alive:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(job.pgid, signal.SIGTERM)
+def reap(run_ids: set[str], running: list[RunningJob], grace: float = 5.0) -> list[str]:
+    """Stop what dead runs left running; return a description of what was stopped.
+
+    A process belongs to a run when its environment carries the run's CORRAL_RUN_ID
+    (every job gets it, and its children inherit it), which also finds grandchildren
+    that left their job's process group and jobs spawned just before the kill, too late
+    to be recorded. A recorded process group is signalled whole only when one of its
+    members carries the mark, so a process-group id reused since is never touched.
+    """
+    marked = _marked_processes(run_ids)
+    groups = {job.pgid: job for job in running if any(g == job.pgid for g, _ in marked.values())}
+    loose = [pid for pid, (pgid, _) in marked.items() if pgid not in groups]
+    stopped = [f"job '{job.job}' (process group {job.pgid})" for job in groups.values()]
+    stopped += [f"process {pid} of job '{marked[pid][1]}'" for pid in loose]
+    _signal_all(groups, loose, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_group_exists(j.pgid) for j in alive):
+    while time.monotonic() < deadline and _marked_processes(run_ids):
         time.sleep(0.05)
-    for job in alive:
+    _signal_all(groups, loose, signal.SIGKILL)
+    return stopped
+
+
+def _signal_all(groups: dict[int, RunningJob], pids: list[int], sig: int) -> None:
+    for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(job.pgid, signal.SIGKILL)
-    return alive
+            os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _marked_processes(run_ids: set[str]) -> dict[int, tuple[int, str]]:
+    """Live processes whose environment names one of `run_ids`: pid -> (pgid, job)."""
+    marks = {f"CORRAL_RUN_ID={run_id}".encode() for run_id in run_ids}
+    found: dict[int, tuple[int, str]] = {}
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                variables = handle.read().split(b"\0")
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == b"Z" or not marks.intersection(variables):
+            continue
+        job = next(
+            (v[11:].decode(errors="replace") for v in variables if v.startswith(b"CORRAL_JOB=")),
+            "?",
+        )
+        found[int(entry.name)] = (int(fields[2]), job)
+    return found
 
 
 __all__ = ["Resumed", "Store", "prepare_resume", "reap", "seed_ledger"]

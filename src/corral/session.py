@@ -222,6 +222,9 @@ class RunSession:
             list(self.plan.jobs),
         )
         bus.publish(header)
+        if writer is not None:
+            # the run is on record before its first job exists, so a crash leaves it resumable
+            await writer.sync()
         try:
             with self.ui:
                 if self.options.start_at is not None:

@@ -91,6 +91,10 @@ class Preparer:
         env.update(expand_env(spec.env, self.environ, job.name))
         cwd = str((self.base_dir / spec.cwd).resolve()) if spec.cwd else str(self.base_dir)
         env["PWD"] = cwd  # as a shell would: tools that read $PWD see where they run
+        # every process of the job inherits these: scripts can use them, and `corral
+        # resume` finds what a killed run left behind by them, even outside the group
+        env["CORRAL_RUN_ID"] = self.run_info.id
+        env["CORRAL_JOB"] = job.name
         log_dir = self.log_dir(job.name, attempt)
         tool_name = uses_tool(spec)
         parser: str | None = None
