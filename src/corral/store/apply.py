@@ -8,7 +8,7 @@ so no query ever has to replay the event log.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -108,9 +108,15 @@ def day_of(ts: float) -> str:
 class Applier:
     """Writes batches for one writer; remembers each run's flow name and next seq."""
 
-    def __init__(self) -> None:
+    # a run's totals are summed over all its attempts: after every batch that would make
+    # a run of n jobs cost O(n^2); they are refreshed at most this often, and at its end
+    TOTALS_EVERY_S = 1.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._flow_names: dict[str, str] = {}
         self._next_seq: dict[str, int] = {}
+        self._clock = clock
+        self._totals_at: dict[str, float] = {}
 
     def write(self, conn: Connection, batch: Sequence[Pending]) -> None:
         """Insert the batch's events and derive their rows; the caller commits."""
@@ -137,8 +143,12 @@ class Applier:
         for item in batch:
             if isinstance(item.event, DERIVED):
                 self._derive(conn, item, touched)
+        ended = {p.run_id for p in batch if isinstance(p.event, RunFinished)}
+        now = self._clock()
         for run_id in touched:
-            self._update_totals(conn, run_id)
+            if run_id in ended or now - self._totals_at.get(run_id, -1e9) >= self.TOTALS_EVERY_S:
+                self._update_totals(conn, run_id)
+                self._totals_at[run_id] = now
 
     def _take_seq(self, conn: Connection, run_id: str) -> int:
         if run_id not in self._next_seq:

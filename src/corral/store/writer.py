@@ -36,10 +36,10 @@ from corral.store.engine import IMMEDIATE
 from corral.store.history import Store
 
 _FIRST_BACKOFF_S = 0.05
-# written at once, not after the batching window: they carry the run and the pids that
-# `corral resume` needs to stop what a killed run left running (kill -9 in the window
-# used to leave jobs no record knew of)
-_URGENT = (RunStarted, JobStarted)
+# written at once, not after the batching window: a run killed early must be on record
+# to be resumable. Job starts need not be: `corral resume` finds what a killed run left
+# running by the CORRAL_RUN_ID in its processes' environment, recorded or not
+_URGENT = (RunStarted,)
 
 
 _SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly")
