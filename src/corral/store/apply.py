@@ -117,6 +117,9 @@ class Applier:
         self._next_seq: dict[str, int] = {}
         self._clock = clock
         self._totals_at: dict[str, float] = {}
+        # attempts this writer saw start / finish: their rows need no repair statements
+        self._started: set[tuple[str, str, int]] = set()
+        self._finished: set[tuple[str, str, int]] = set()
 
     def write(self, conn: Connection, batch: Sequence[Pending]) -> None:
         """Insert the batch's events and derive their rows; the caller commits."""
@@ -255,6 +258,7 @@ class Applier:
         }
         _upsert(conn, schema.attempts, values, ["run_id", "job", "attempt"])
         self._job(conn, run_id, event.job, JobStatus.RUNNING, attempt=event.attempt)
+        self._started.add((run_id, event.job, event.attempt))
 
     def _job_finished(self, conn: Connection, item: Pending) -> None:
         event = item.event
@@ -286,24 +290,29 @@ class Applier:
         if event.session_id is not None:  # else keep the one the agent announced
             values["session_id"] = event.session_id
         _upsert(conn, schema.attempts, values, ["run_id", "job", "attempt"])
-        # a job that never started (spawn failure) still gets its attempt row: backfill
-        conn.execute(
-            update(schema.attempts)
-            .where(
-                schema.attempts.c.run_id == run_id,
-                schema.attempts.c.job == event.job,
-                schema.attempts.c.attempt == event.attempt,
-                schema.attempts.c.started_at.is_(None),
+        ident = (run_id, event.job, event.attempt)
+        if ident not in self._started:
+            # a job that never started (spawn failure) still gets its attempt row: backfill
+            conn.execute(
+                update(schema.attempts)
+                .where(
+                    schema.attempts.c.run_id == run_id,
+                    schema.attempts.c.job == event.job,
+                    schema.attempts.c.attempt == event.attempt,
+                    schema.attempts.c.started_at.is_(None),
+                )
+                .values(started_at=item.ts - event.duration_s)
             )
-            .values(started_at=item.ts - event.duration_s)
-        )
         self._job(conn, run_id, event.job, event.status, attempt=event.attempt)
-        key = (
-            schema.job_models.c.run_id == run_id,
-            schema.job_models.c.job == event.job,
-            schema.job_models.c.attempt == event.attempt,
-        )
-        conn.execute(delete(schema.job_models).where(*key))
+        if ident in self._finished or ident not in self._started:
+            # written before (a retried batch, another process): replace, not add
+            key = (
+                schema.job_models.c.run_id == run_id,
+                schema.job_models.c.job == event.job,
+                schema.job_models.c.attempt == event.attempt,
+            )
+            conn.execute(delete(schema.job_models).where(*key))
+        self._finished.add(ident)
         base = {
             "run_id": run_id,
             "job": event.job,

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from sqlalchemy import exc
 
 from corral.errors import StoreError
-from corral.events.types import Event, JobFinished, JobOutput, JobStarted, RunStarted
+from corral.events.types import Event, JobFinished, JobOutput, RunStarted
 from corral.store.apply import LIFECYCLE, Applier, Pending
 from corral.store.engine import IMMEDIATE
 from corral.store.history import Store
