@@ -170,7 +170,7 @@ def main() -> None:
         report += flat(work, 300 if args.quick else 1000, runs)
         report += memory(work, 20 if args.quick else 100, 5)
         report += startup(work, 3 if args.quick else 10)
-        report += dag(work, 500 if args.quick else 2000, 1)
+        report += dag(work, 500 if args.quick else 10_000, 1)
         report += agents(work, 10 if args.quick else 50, 100 if args.quick else 400)
         for line in report:
             print(line)

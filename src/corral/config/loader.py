@@ -104,13 +104,13 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
             column = mark.column + 1 if mark else None
             what = getattr(error, "problem", None) or str(error)
             raise FlowError([Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
-        return data, make_locator(yaml_positions(text))
+        return data, make_locator(yaml_positions, text)
     if suffix == ".toml":
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise FlowError([Problem(source, None, None, "", f"invalid TOML: {error}")]) from None
-        return data, make_locator(toml_positions(text))
+        return data, make_locator(toml_positions, text)
     raise FlowError(
         [
             Problem(

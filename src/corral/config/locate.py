@@ -63,8 +63,15 @@ def toml_positions(text: str) -> dict[Path_, tuple[int, int]]:
     return out
 
 
-def make_locator(positions: dict[Path_, tuple[int, int]]) -> Locator:
+def make_locator(find: Callable[[str], dict[Path_, tuple[int, int]]], text: str) -> Locator:
+    """A locator that maps the text only when first asked: a valid flow never asks, and
+    mapping a big flow costs as much as parsing it again."""
+    positions: dict[Path_, tuple[int, int]] | None = None
+
     def locate(path: Path_) -> tuple[int, int] | None:
+        nonlocal positions
+        if positions is None:
+            positions = find(text)
         return positions.get(tuple(path))
 
     return locate
