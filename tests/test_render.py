@@ -59,11 +59,17 @@ def test_live_table_shows_status_tokens_cost_and_reasons() -> None:
 
     console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
     view = LiveView(
-        state, console, title="demo", accounts=accounts, totals=lambda: "1.2k in · 300 out · $0.04"
+        state,
+        console,
+        title="demo",
+        accounts=accounts,
+        totals=lambda: "1.2k in · 300 out · $0.04",
+        budgets=lambda: [("$0.04 of $1.00", 0.04), ("1.5k of 2.0k tokens", 0.75)],
     )
     console.print(view.render())
     text = console.export_text()
     assert "demo" in text and "0/3 done · 2 running" in text
+    assert "$0.04 of $1.00 (4%)" in text and "1.5k of 2.0k tokens (75%)" in text
     build = next(line for line in text.splitlines() if line.startswith("build"))
     assert "running" in build and "compiling 3 files" in build
     review = next(line for line in text.splitlines() if line.startswith("review"))
@@ -118,3 +124,18 @@ def test_big_run_summary_lists_only_what_did_not_succeed() -> None:
     text = console.export_text()
     assert "j7" in text and "j8 " not in text
     assert "50 jobs: 1 failed, 49 succeeded" in text
+
+
+def test_budget_meters_count_what_budgets_count() -> None:
+    from corral.budget.accounting import Account
+    from corral.config.schema import BudgetSpec
+    from corral.render.format import budget_meters
+
+    spent = Account(
+        usage=Usage(
+            input_tokens=100, output_tokens=50, cache_read_tokens=90_000, cache_write_5m_tokens=50
+        ),
+        cost=Cost(Decimal("1.25"), CostSource.REPORTED),
+    )
+    meters = budget_meters(BudgetSpec(usd=Decimal(5), tokens=1000), spent)
+    assert meters == [("$1.25 of $5.00", 0.25), ("200 of 1.0k tokens", 0.2)]  # cache reads left out

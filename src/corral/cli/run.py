@@ -94,7 +94,7 @@ def _execute(
     import os
 
     from corral.app import RunOptions, missing_tools
-    from corral.render.format import usage_line
+    from corral.render.format import budget_meters, usage_line
     from corral.render.summary import print_summary, summary_json
     from corral.render.ui import TerminalUI, choose_mode, output_stream
     from corral.session import RunSession
@@ -126,6 +126,12 @@ def _execute(
             return ""
         return usage_line(run.usage, run.cost)
 
+    def budgets() -> list[tuple[str, float]]:
+        budget = loaded.spec.budget
+        if budget is None or "session" not in holder:
+            return []
+        return budget_meters(budget, holder["session"].ledger.run())
+
     ui = TerminalUI(
         list(plan.jobs),
         mode=mode,
@@ -134,6 +140,7 @@ def _execute(
         max_line_length=params["max_line_length"],
         accounts=accounts,
         totals=totals,
+        budgets=budgets,
     )
     session = RunSession(
         loaded,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from rich.text import Text
 
@@ -42,6 +43,23 @@ def money(usd: Decimal) -> str:
     if usd < Decimal("0.01"):
         return f"${usd:.4f}"
     return f"${usd:.2f}"
+
+
+def budget_meters(budget: Any, spent: Any) -> list[tuple[str, float]]:
+    """(label, fraction spent) for a run budget's dollar and token limits.
+
+    `budget` is a BudgetSpec, `spent` an Account (usage, cost); tokens count as budgets
+    count them: fresh input, cache writes and output.
+    """
+    meters: list[tuple[str, float]] = []
+    if budget.usd:
+        usd = spent.cost.known_usd
+        meters.append((f"{money(usd)} of {money(budget.usd)}", float(usd / budget.usd)))
+    if budget.tokens:
+        used = spent.usage.budget_tokens
+        label = f"{tokens_text(used)} of {tokens_text(budget.tokens)} tokens"
+        meters.append((label, used / budget.tokens))
+    return meters
 
 
 def usage_line(usage: Usage, cost: Cost | None) -> str:

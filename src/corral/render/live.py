@@ -19,6 +19,8 @@ from corral.render.format import cost_text, status_text, tokens_text
 from corral.render.state import RunState
 
 Accounts = Callable[[str], tuple[Any, Cost | None] | None]
+# (label such as "$0.12 of $5.00", fraction spent) for each budget of the run
+Budgets = Callable[[], list[tuple[str, float]]]
 
 
 class LiveView:
@@ -30,6 +32,7 @@ class LiveView:
         title: str,
         accounts: Accounts | None = None,
         totals: Callable[[], str] | None = None,
+        budgets: Budgets | None = None,
         max_line_length: int | None = None,
     ) -> None:
         self.state = state
@@ -37,6 +40,7 @@ class LiveView:
         self.title = title
         self.accounts = accounts
         self.totals = totals
+        self.budgets = budgets
         self.limit = max_line_length
         self._live = Live(
             console=console, refresh_per_second=4, get_renderable=self.render, transient=False
@@ -116,4 +120,10 @@ class LiveView:
             summary.append(f" · {self.totals()}")
         head = Table.grid(padding=(0, 1))
         head.add_row(Text(self.title, style="bold"), bar, summary)
+        for label, spent in self.budgets() if self.budgets else ():
+            style = "red" if spent >= 1 else "yellow" if spent >= 0.8 else "green"
+            meter = ProgressBar(
+                total=1000, completed=min(spent, 1.0) * 1000, width=30, complete_style=style
+            )
+            head.add_row(Text("budget", style="dim"), meter, Text(f" {label} ({spent:.0%})"))
         return Group(head, table)

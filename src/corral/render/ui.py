@@ -38,6 +38,7 @@ class TerminalUI:
         max_line_length: int | None = None,
         accounts: Accounts | None = None,
         totals: Callable[[], str] | None = None,
+        budgets: Callable[[], list[tuple[str, float]]] | None = None,
     ) -> None:
         self.mode = mode
         self.stream = stream
@@ -65,6 +66,7 @@ class TerminalUI:
                 title=title,
                 accounts=accounts,
                 totals=totals,
+                budgets=budgets,
                 max_line_length=max_line_length,
             )
         else:
