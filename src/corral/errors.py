@@ -5,6 +5,8 @@
     ├── FlowError               a flow file that cannot be loaded or is invalid (2);
     │                           carries every problem, each with file:line:col
     ├── ToolError               an agent CLI that is unknown or cannot be started (2)
+    ├── TemplateError           a template that cannot be rendered at run time (2)
+    ├── PriceFileError          a price file that cannot be read (2)
     ├── StoreError              the run history cannot be opened or written (3)
     │   └── MissingExtraError   an optional dependency is not installed (3)
     └── NotFoundError           a run or job named on the command line does not exist (4)
@@ -85,6 +87,14 @@ class FlowError(CorralError):
 
 class ToolError(CorralError):
     """An agent CLI that is unknown, unsupported for a field, or not installed."""
+
+
+class TemplateError(CorralError):
+    """A template that cannot be rendered (a typo, a value that is missing at run time)."""
+
+
+class PriceFileError(CorralError):
+    """A price file (--prices) that cannot be read or holds a bad price."""
 
 
 class StoreError(CorralError):

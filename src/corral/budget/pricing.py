@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from corral.errors import CorralError
+from corral.errors import PriceFileError
 from corral.models import Cost, CostSource, Usage
 
 # The provider genai-prices should look in first for a tool's models. Qwen Code runs
@@ -190,7 +190,7 @@ def _read(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CorralError(f"{path}: cannot read the price file: {exc.strerror or exc}") from None
+        raise PriceFileError(f"{path}: cannot read the price file: {exc.strerror or exc}") from None
     try:
         if suffix in (".yaml", ".yml"):
             return yaml.safe_load(text)
@@ -246,5 +246,5 @@ def _price(path: Path, where: str, value: object) -> Decimal:
     return price
 
 
-def _file_error(path: Path, message: str, *, hint: str | None = None) -> CorralError:
-    return CorralError(f"{path}: {message}", hint=hint)
+def _file_error(path: Path, message: str, *, hint: str | None = None) -> PriceFileError:
+    return PriceFileError(f"{path}: {message}", hint=hint)

@@ -4,6 +4,7 @@ scheduler applies to it (conditions, templates, retries, ready order, outputs).
 Nothing here touches the clock or the network; only `capture_outputs` reads a file.
 """
 
+from corral.errors import TemplateError
 from corral.plan.build import build_plan
 from corral.plan.conditions import DEFAULT_CONDITION, Condition, Decision, compile_condition, decide
 from corral.plan.export import max_spend, render_text, render_tree, to_dot, to_json, to_mermaid
@@ -13,7 +14,7 @@ from corral.plan.outputs import capture_outputs
 from corral.plan.problems import Locator
 from corral.plan.retry import RetryPolicy
 from corral.plan.select import select, without
-from corral.plan.templates import RunInfo, TemplateContext, TemplateError, render, render_job
+from corral.plan.templates import RunInfo, TemplateContext, render, render_job
 from corral.plan.views import JobView
 
 __all__ = [

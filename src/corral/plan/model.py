@@ -91,32 +91,15 @@ class Plan:
         return [name for level in self.levels for name in level]
 
     def max_spend(self) -> Decimal | None:
-        """The most this plan can spend in dollars, if budgets bound it.
+        """The most this plan can spend in dollars, if budgets bound it (None otherwise).
 
-        The sum of the jobs' `budget.usd` (a job's budget covers all its attempts), capped
-        by the run's `budget.usd`; None when a job has no dollar budget and the run has
-        none either. A budget with `on_exceed: warn` bounds nothing and is ignored. With
-        `stop` the jobs already running finish, so this is the figure the guard enforces,
-        not a hard ceiling.
+        The rule is the budget guard's (`corral.budget.guard.max_spend`): the run's
+        `budget.usd`, or the sum of the jobs' when every job has one, whichever is lower;
+        `warn` budgets bound nothing.
         """
-        run_cap = _usd_cap(self.budget)
-        total: Decimal | None = Decimal(0)
-        for job in self.jobs.values():
-            cap = _usd_cap(job.spec.budget)
-            if cap is None:
-                total = None
-                break
-            assert total is not None
-            total += cap
-        if total is None:
-            return run_cap
-        return total if run_cap is None else min(total, run_cap)
+        from corral.budget.guard import max_spend
 
-
-def _usd_cap(budget: BudgetSpec | None) -> Decimal | None:
-    if budget is None or budget.usd is None or budget.on_exceed == "warn":
-        return None
-    return budget.usd
+        return max_spend(self.budget, {name: job.spec.budget for name, job in self.jobs.items()})
 
 
 def ready_key(job: PlannedJob) -> tuple[int, int]:

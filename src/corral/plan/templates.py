@@ -15,17 +15,13 @@ from typing import Any
 from jinja2.exceptions import TemplateError as JinjaError
 
 from corral.config.schema import JobSpec
-from corral.errors import CorralError
+from corral.errors import TemplateError
 from corral.plan.expressions import ENV, Namespace, has_template, normalize_template
 from corral.plan.model import PlannedJob
 from corral.plan.views import JobView, jobs_namespace
 
 TEMPLATE_NAMES = frozenset({"jobs", "matrix", "env", "run"})
 RUN_FIELDS = frozenset({"id", "name"})
-
-
-class TemplateError(CorralError):
-    """A template that cannot be rendered (a typo, a value that is missing at run time)."""
 
 
 @dataclass(frozen=True, slots=True)
