@@ -93,9 +93,12 @@ def test_select_unknown_name_suggests() -> None:
 
 def test_ready_queue_priority_then_plan_order() -> None:
     plan = _plan()
-    queue = ReadyQueue(plan.jobs[n] for n in ["report", "review-b.py", "analyze", "lint"])
-    assert queue.peek() == "lint"
+    names = ["report", "review-b.py", "analyze", "lint"]
+    queue = ReadyQueue(plan.jobs[n] for n in names)
     assert [queue.pop() for _ in range(len(queue))] == ["lint", "analyze", "review-b.py", "report"]
+    assert not queue
+    queue = ReadyQueue(plan.jobs[n] for n in names)
+    assert queue.drain() == ["lint", "analyze", "review-b.py", "report"]
     assert not queue
 
 

@@ -12,10 +12,9 @@ import os
 import secrets
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -155,7 +154,6 @@ class RunReport:
     totals: tuple[Usage, Cost | None]
     accounts: Callable[[str], tuple[Usage, Cost | None] | None]
     store_error: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Interrupts:
@@ -248,10 +246,6 @@ def exit_code_for(status: RunStatus, interrupts: Interrupts) -> int:
     if interrupts.exit_code is not None:
         return interrupts.exit_code
     return EXIT_OK if status is RunStatus.SUCCEEDED else EXIT_JOBS_FAILED
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
 
 
 __all__ = [

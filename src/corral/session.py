@@ -261,7 +261,6 @@ class RunSession:
             totals=(run.usage, run.cost if run.usage.total_tokens or run.cost.usd else None),
             accounts=self.accounts,
             store_error=self.store_error,
-            extras={"state": state, "guard": guard},
         )
 
     def accounts(self, job: str) -> tuple[Usage, Cost | None] | None:

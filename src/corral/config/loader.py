@@ -143,9 +143,9 @@ def load_text(text: str, file: Path, source: str) -> LoadedFlow:
     """Parse and validate flow text as if read from `file` (its suffix picks the format)."""
     data, locate = _parse(text, file.suffix.lower(), source)
     legacy = False
-    if isinstance(data, dict) and "instances" in data and "jobs" not in data:
-        from corral.config.legacy import convert
+    from corral.config.legacy import convert, is_legacy
 
+    if is_legacy(data):
         try:
             data = convert(data, source=source)
         except FlowError as error:

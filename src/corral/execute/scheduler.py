@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -21,7 +20,7 @@ from corral.events.bus import Bus
 from corral.events.types import JobFinished, JobRetrying, JobSkipped, JobWaiting
 from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle
 from corral.models import ErrorKind, JobStatus, Usage
-from corral.plan import JobView, Plan, PlannedJob, decide
+from corral.plan import JobView, Plan, PlannedJob, ReadyQueue, decide
 
 Sleep = Callable[[float], Awaitable[None]]
 Prepare = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
@@ -117,11 +116,10 @@ class Scheduler:
         self.known: dict[str, JobView] = dict(known or {})
         self.cancelled: str | None = None
         self.hard_cancelled = False
-        self._order = {name: index for index, name in enumerate(plan.jobs)}
         self._missing = {
             name: sum(1 for n in job.needs if n in plan.jobs) for name, job in plan.jobs.items()
         }
-        self._ready: list[tuple[int, int, str]] = []
+        self._ready = ReadyQueue()
         self._running: dict[str, StopHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -165,8 +163,7 @@ class Scheduler:
         self.hard_cancelled = self.hard_cancelled or hard
         for handle in self._running.values():
             handle.request(reason, JobStatus.CANCELLED, ErrorKind.CANCELLED, hard=hard)
-        queued, self._ready = self._ready, []
-        for _, _, name in queued:
+        for name in self._ready.drain():
             self._consider(name)  # decided again, now that the run is cancelled
         self._wake.set()
 
@@ -213,7 +210,7 @@ class Scheduler:
                 self._skip(name, decision.reason)
             return
         self.states[name].status = JobStatus.READY
-        heapq.heappush(self._ready, (-job.priority, self._order[name], name))
+        self._ready.push(job)
 
     def _skip(self, name: str, reason: str, status: JobStatus = JobStatus.SKIPPED) -> None:
         state = self.states[name]
@@ -296,10 +293,9 @@ class Scheduler:
     async def _launch_ready(self) -> float | None:
         """Start what may start; return how long until something may change by itself."""
         wait: float | None = None
-        deferred: list[tuple[int, int, str]] = []
+        deferred: list[PlannedJob] = []
         while self._ready and len(self._running) < self.settings.concurrency:
-            entry = heapq.heappop(self._ready)
-            name = entry[2]
+            name = self._ready.pop()
             job = self.plan.jobs[name]
             tool = _tool_of(job)
             if stopped := self.admission.stopped:
@@ -311,17 +307,17 @@ class Scheduler:
             if (hint := self.admission.wait_hint(tool)) is not None and hint > 0:
                 why = self.admission.waiting_reason(tool) or f"rate limited ({tool})"
                 self._publish_waiting(name, f"{why}; starts in {hint:.0f}s")
-                deferred.append(entry)
+                deferred.append(job)
                 wait = hint if wait is None else min(wait, hint)
                 continue
             gap = self._last_launch + self.settings.stagger - self.clock()
             if gap > 0:
-                deferred.append(entry)
+                deferred.append(job)
                 wait = gap if wait is None else min(wait, gap)
                 break
             self._start(name)
-        for entry in deferred:
-            heapq.heappush(self._ready, entry)
+        for job in deferred:
+            self._ready.push(job)
         return wait
 
     def _publish_waiting(self, name: str, reason: str, status: JobStatus = JobStatus.READY) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from graphlib import CycleError, TopologicalSorter
+from graphlib import TopologicalSorter
 
 Needs = Mapping[str, Sequence[str]]
 
@@ -23,14 +23,6 @@ def levels(needs: Needs, index: Mapping[str, int]) -> list[list[str]]:
         result.append(ready)
         sorter.done(*ready)
     return result
-
-
-def has_cycle(needs: Needs) -> bool:
-    try:
-        TopologicalSorter(needs).prepare()
-    except CycleError:
-        return True
-    return False
 
 
 def _components(needs: Needs) -> list[list[str]]:

@@ -122,8 +122,11 @@ class ReadyQueue:
         """The name of the next job to start; IndexError when empty."""
         return heapq.heappop(self._heap)[2]
 
-    def peek(self) -> str | None:
-        return self._heap[0][2] if self._heap else None
+    def drain(self) -> list[str]:
+        """Every queued name, in pop order; the queue is left empty."""
+        names = [entry[2] for entry in sorted(self._heap)]
+        self._heap = []
+        return names
 
     def __len__(self) -> int:
         return len(self._heap)
