@@ -366,3 +366,19 @@ def test_cleanup_job_runs_after_fail_fast(tmp_path: Path) -> None:
     assert jobs["long"]["status"] == "cancelled"
     assert jobs["after"]["status"] == "cancelled"
     assert jobs["cleanup"]["status"] == "succeeded"
+
+
+def test_more_bad_input_is_one_located_line(tmp_path: Path) -> None:
+    (tmp_path / "tool.yaml").write_text("jobs:\n  a: {tool: claud, prompt: x}\n")
+    (tmp_path / "none.yaml").write_text("jobs: {}\n")
+    (tmp_path / "broken.yaml").write_text("jobs:\n  a: [1,2\n")
+    result = corral("validate", "tool.yaml", "none.yaml", "broken.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "tool.yaml:2:13: jobs.a.tool: unknown tool 'claud' (did you mean 'claude'?)",
+        "none.yaml:1:7: jobs: no jobs: add at least one job under `jobs:` "
+        "(a name, then `run:` or `prompt:`)",
+        "broken.yaml:3:1: invalid YAML: did not find expected ',' or ']'",
+    ]
+    since = corral("runs", "--since", "yesterday", cwd=tmp_path)
+    assert since.returncode == 2 and "--since: invalid duration 'yesterday'" in since.stderr

@@ -115,7 +115,7 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
         try:
             tool = get_tool(name)
         except ToolError as error:
-            problems.append(loaded.problem(("jobs", job.group, "tool"), error.message))
+            problems.append(loaded.problem(("jobs", job.group, "tool"), error.lines()[0]))
             continue
         for message in tool.validate(job.spec):
             # point at the field the message names, when the job sets it

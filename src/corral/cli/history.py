@@ -157,7 +157,8 @@ def runs_command(
 ) -> int:
     """List recent runs."""
     store = _open(store_url, directory)
-    found = [] if store is None else store.list_runs(status, flow, _since(since), limit)
+    cutoff = _since(since)  # a bad --since is an error even with no history yet
+    found = [] if store is None else store.list_runs(status, flow, cutoff, limit)
     if store is not None:
         store.close()
     if as_json:
@@ -414,7 +415,8 @@ def usage_command(
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
     store = _open(store_url, directory)
-    rows = [] if store is None else store.usage(by, _since(since))
+    cutoff = _since(since)
+    rows = [] if store is None else store.usage(by, cutoff)
     if store is not None:
         store.close()
     if as_json:

@@ -260,6 +260,8 @@ def _message(error: Mapping[str, Any]) -> str:
             message = message[len(prefix) :]
     if kind in ("dict_type", "model_type"):
         message = "must be a mapping"
+    if kind == "too_short" and tuple(error["loc"]) == ("jobs",):
+        message = "no jobs: add at least one job under `jobs:` (a name, then `run:` or `prompt:`)"
     if kind == "string_type" and isinstance(error.get("input"), bool):
         word = "true" if error["input"] else "false"
         message = f"got the boolean {word} (YAML reads true/false/yes/no/on/off so): quote it"
