@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 FAKES = Path(__file__).parent / "fakes"
 PR_SET_CHILD_SUBREAPER = 36
@@ -67,6 +70,31 @@ def no_leftover_processes() -> Iterator[None]:
         except psutil.Error:
             pass
     pytest.fail("processes outlived the test: " + "; ".join(described))
+
+
+@pytest.fixture(scope="session")
+def cli_bin() -> Path:
+    """The folder with the real claude, codex and gemini: CORRAL_CLI_BIN_DIR, the
+    install cache, or a fresh `scripts/install-clis.sh` (skips only without npm)."""
+    given = os.environ.get("CORRAL_CLI_BIN_DIR")
+    if given:
+        return Path(given)
+    cache = Path(os.environ.get("CORRAL_CLI_CACHE", Path.home() / ".cache" / "corral" / "clis"))
+    cached = cache / "node_modules" / ".bin"
+    if all(os.access(cached / tool, os.X_OK) for tool in ("claude", "codex", "gemini")):
+        return cached
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed and CORRAL_CLI_BIN_DIR is not set")
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "install-clis.sh")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"install-clis.sh failed:\n{done.stderr[-3000:]}"
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

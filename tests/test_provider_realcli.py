@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -34,26 +33,6 @@ RUN_TIMEOUT = 90.0
 # model skips the router call, so its token counts are the scenario's alone
 CODEX_MODEL = ["-m", "gpt-5.5"]
 GEMINI_MODEL = ["-m", "gemini-2.5-pro"]
-
-
-@pytest.fixture(scope="session")
-def cli_bin() -> Path:
-    """The folder holding claude, codex and gemini: CORRAL_CLI_BIN_DIR, or an npm install."""
-    given = os.environ.get("CORRAL_CLI_BIN_DIR")
-    if given:
-        return Path(given)
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed and CORRAL_CLI_BIN_DIR is not set")
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "install-clis.sh")],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"install-clis.sh failed:\n{done.stderr[-3000:]}"
-    return Path(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -167,30 +166,6 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write
 
 
 # --- set-up
-
-
-@pytest.fixture(scope="session")
-def cli_bin() -> Path:
-    """claude, codex and gemini: CORRAL_CLI_BIN_DIR, the install cache, or a fresh install."""
-    given = os.environ.get("CORRAL_CLI_BIN_DIR")
-    if given:
-        return Path(given)
-    cache = Path(os.environ.get("CORRAL_CLI_CACHE", Path.home() / ".cache" / "corral" / "clis"))
-    cached = cache / "node_modules" / ".bin"
-    if all(os.access(cached / tool, os.X_OK) for tool in TOOLS):
-        return cached
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed and CORRAL_CLI_BIN_DIR is not set")
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "install-clis.sh")],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"install-clis.sh failed:\n{done.stderr[-3000:]}"
-    return Path(done.stdout.strip().splitlines()[-1])
 
 
 @dataclass(frozen=True)

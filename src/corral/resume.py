@@ -153,14 +153,7 @@ def view_of(job: JobRecord) -> JobView:
         result=final.result if final else None,
         exit_code=final.exit_code if final else None,
         session_id=final.session_id if final else None,
-        usage=Usage(
-            input_tokens=tokens.input,
-            output_tokens=tokens.output,
-            cache_read_tokens=tokens.cache_read,
-            cache_write_5m_tokens=tokens.cache_write,
-            reasoning_tokens=tokens.reasoning,
-            tool_calls=tokens.tool_calls,
-        ),
+        usage=tokens.to_usage(),
         cost_usd=float(cost.usd) if cost is not None and cost.usd is not None else None,
         outputs=dict(final.outputs or {}) if final else {},
     )
@@ -186,17 +179,7 @@ def seed_ledger(ledger: Ledger, record: RunRecord, earlier: tuple[RunRecord, ...
 
 
 def _attempt_usage(attempt: AttemptRow) -> tuple[dict[str, Usage], Cost | None]:
-    by_model = {
-        m.model: Usage(
-            input_tokens=m.tokens.input,
-            output_tokens=m.tokens.output,
-            cache_read_tokens=m.tokens.cache_read,
-            cache_write_5m_tokens=m.tokens.cache_write,
-            reasoning_tokens=m.tokens.reasoning,
-            tool_calls=m.tokens.tool_calls,
-        )
-        for m in attempt.models
-    }
+    by_model = {m.model: m.tokens.to_usage() for m in attempt.models}
     cost = (
         attempt.cost
         if attempt.cost is not None and attempt.cost.source is CostSource.REPORTED

@@ -39,6 +39,17 @@ class Tokens:
             tool_calls=usage.tool_calls,
         )
 
+    def to_usage(self) -> Usage:
+        """Back to a Usage; stored cache writes are one column, so they come back as 5m."""
+        return Usage(
+            input_tokens=self.input,
+            output_tokens=self.output,
+            cache_read_tokens=self.cache_read,
+            cache_write_5m_tokens=self.cache_write,
+            reasoning_tokens=self.reasoning,
+            tool_calls=self.tool_calls,
+        )
+
     def to_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
