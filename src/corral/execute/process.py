@@ -58,6 +58,21 @@ def _spawn_message(argv0: str, error: OSError) -> str:
 _FOUND: dict[tuple[str, str], str] = {}  # (name, PATH) -> file: a PATH walk is ~16 stats
 
 
+_DEVNULL: list[int] = []  # one read-only /dev/null for every child's stdin
+
+
+def _devnull() -> int:
+    if not _DEVNULL:
+        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _DEVNULL[0]
+
+
+def _same_dir(path: str) -> bool:
+    """Whether `path` is corral's working directory (compared cheaply when spelled alike)."""
+    here = os.getcwd()
+    return path == here or os.path.realpath(path) == os.path.realpath(here)
+
+
 def _resolve(argv0: str, env: Mapping[str, str]) -> str:
     """The file to execute: a name is looked up on the job's own PATH, like a shell does."""
     if os.sep in argv0:
@@ -130,10 +145,9 @@ class ChildProcess:
 
     def _spawn(self, out_write: int, err_write: int) -> int:
         cwd = self._cwd
-        here = cwd is None or os.path.realpath(cwd) == os.path.realpath(os.getcwd())
-        if here:
+        if cwd is None or _same_dir(cwd):
             executable = _resolve(self.argv[0], self._env)
-            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            devnull = _devnull()
             try:
                 return os.posix_spawn(
                     executable,
@@ -149,8 +163,6 @@ class ChildProcess:
                 )
             except OSError as error:
                 raise SpawnError(_spawn_message(self.argv[0], error)) from None
-            finally:
-                os.close(devnull)
         if not os.path.isdir(cwd):  # type: ignore[arg-type]  # not None when not `here`
             raise SpawnError(f"working directory not found: {cwd}")
         try:
