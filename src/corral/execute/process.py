@@ -163,7 +163,7 @@ class ChildProcess:
                 )
             except OSError as error:
                 raise SpawnError(_spawn_message(self.argv[0], error)) from None
-        if not os.path.isdir(cwd):  # type: ignore[arg-type]  # not None when not `here`
+        if not os.path.isdir(cwd):
             raise SpawnError(f"working directory not found: {cwd}")
         try:
             # posix_spawn cannot change directory (Python 3.11): Popen can, at a little more cost
