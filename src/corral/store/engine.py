@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from corral.errors import MissingExtraError, StoreError
 from corral.store.schema import HEAD_REVISION
@@ -118,18 +119,38 @@ def migrate(engine: Engine, target: str = "head") -> None:
     on SQLite, an advisory lock on PostgreSQL): a second process waits, then finds the
     schema current and does nothing.
     """
-    try:
-        with engine.connect() as probe:
-            if target in ("head", HEAD_REVISION) and current_revision(probe) == HEAD_REVISION:
-                return
-        with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
-            _run_alembic(conn, target)
-    except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        where = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"cannot open the run history at {where}: {reason}") from None
+    # SQLite answers "database is locked" at once, busy timeout or not, to a rival that
+    # switches a brand-new file to WAL (it needs an exclusive lock): retry that a while
+    deadline = time.monotonic() + 20.0
+    pause = 0.02
+    while True:
+        try:
+            _migrate_once(engine, target)
+            return
+        except OperationalError as error:
+            locked = "locked" in str(error.orig).lower() or "busy" in str(error.orig).lower()
+            if not locked or time.monotonic() + pause > deadline:
+                raise _open_error(engine, error) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        except SQLAlchemyError as error:
+            raise _open_error(engine, error) from None
+
+
+def _migrate_once(engine: Engine, target: str) -> None:
+    with engine.connect() as probe:
+        if target in ("head", HEAD_REVISION) and current_revision(probe) == HEAD_REVISION:
+            return
+    with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        _run_alembic(conn, target)
+
+
+def _open_error(engine: Engine, error: SQLAlchemyError) -> StoreError:
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    where = engine.url.render_as_string(hide_password=True)
+    return StoreError(f"cannot open the run history at {where}: {reason}")
 
 
 def _run_alembic(connection: Connection, target: str) -> None:
