@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -97,3 +101,57 @@ def test_from_takes_left_out_results_from_the_history(tmp_path: Path) -> None:
     jobs = json.loads(again.stdout)["jobs"]
     assert [j["name"] for j in jobs] == ["deploy"]
     assert (Path(jobs[0]["log_dir"]) / "stdout.log").read_text() == "deploying 1.2.3\n"
+
+
+def _start_hanging_run(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    # the job hangs until a file `fixed` exists, so a resume after the fix can finish
+    flow = write_flow(
+        tmp_path,
+        """
+        jobs:
+          slow: {run: "sh -c 'if [ -f fixed ]; then echo ok; else exec FAKE hang started; fi'"}
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", str(flow), "-q"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    logs: list[Path] = []
+    while time.monotonic() < deadline:
+        logs = list((tmp_path / ".corral" / "runs").glob("*/slow/stdout.log"))
+        if logs and "started" in logs[0].read_text():
+            break
+        time.sleep(0.05)
+    assert logs, "the run never started its job"
+    return proc, logs[0].parent.parent.name
+
+
+def test_resume_refuses_a_run_that_is_still_alive(tmp_path: Path) -> None:
+    proc, run_id = _start_hanging_run(tmp_path)
+    try:
+        result = corral("resume", run_id, cwd=tmp_path)
+        assert result.returncode == 2
+        assert f"run {run_id} is still running (corral process {proc.pid})" in result.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+
+
+def test_resume_after_kill_stops_leftovers_and_closes_the_dead_run(tmp_path: Path) -> None:
+    proc, run_id = _start_hanging_run(tmp_path)
+    proc.kill()  # the job is orphaned, still hanging
+    proc.wait(10)
+    (tmp_path / "fixed").touch()
+    resumed = corral("resume", run_id, "--json", cwd=tmp_path, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "stopped" in resumed.stderr and "left running by run" in resumed.stderr
+    assert json.loads(resumed.stdout)["jobs"][0]["status"] == "succeeded"
+    runs = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)
+    rows = runs if isinstance(runs, list) else runs["runs"]
+    old = next(r for r in rows if r["id"] == run_id)
+    assert old["status"] == "cancelled"

@@ -73,7 +73,7 @@ def test_runs_table_and_json_contract(folder: Path) -> None:
     assert "run-new1" in lines[1] and "2/4 ok, 1 failed" in lines[1] and "unpriced" in lines[1]
     code, out = invoke(folder, "runs", "--json", "--since", "7d")
     data = json.loads(out)
-    assert data["v"] == 1 and [r["id"] for r in data["runs"]] == ["run-new1"]
+    assert data["schema_version"] == 1 and [r["id"] for r in data["runs"]] == ["run-new1"]
     assert set(data["runs"][0]) == {
         "id", "flow_name", "flow_path", "status", "started_at", "ended_at", "duration_s",
         "log_root", "resumed_from", "user", "host", "error", "jobs", "tokens", "cost",
@@ -97,7 +97,7 @@ def test_show(folder: Path) -> None:
     assert "exit: exit status 2" in out  # lint's error, with its kind
     assert "needs lint, which failed" in out
     data = json.loads(invoke(folder, "show", "run-new1", "--json")[1])
-    assert data["v"] == 1 and [j["name"] for j in data["jobs"]][:2] == ["analyze", "tests"]
+    assert data["schema_version"] == 1 and [j["name"] for j in data["jobs"]][:2] == ["analyze", "tests"]
     code, message = invoke(folder, "show", "nope")
     assert code == 4 and "corral runs" in message
 
@@ -153,7 +153,7 @@ def test_usage(folder: Path) -> None:
     assert code == 0
     assert "claude-sonnet-4-5" in out and "total" in out and "REPORTED" in out
     data = json.loads(invoke(folder, "usage", "--by", "flow", "--since", "7d", "--json")[1])
-    assert data["v"] == 1 and data["by"] == "flow"
+    assert data["schema_version"] == 1 and data["by"] == "flow"
     assert [r["key"] for r in data["rows"]] == ["review"]
     # --since is on when attempts ended as recorded: both runs were written just now
     assert data["rows"][0]["cost"]["reported_usd"] == "0.080000"

@@ -190,7 +190,7 @@ def test_delete_runs_older_than(history: Store) -> None:
 
 def test_export_formats(history: Store) -> None:
     document = json.loads("".join(history.export("run-aaaa1111", "json")))
-    assert document["v"] == 1
+    assert document["schema_version"] == 1
     assert document["run"]["id"] == "run-aaaa1111"
     assert len(document["jobs"]) == 4
     assert document["events"][0]["event"]["kind"] == "run.started"

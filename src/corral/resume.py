@@ -23,10 +23,12 @@ from pathlib import Path
 
 from corral.budget.accounting import Ledger
 from corral.config.loader import LoadedFlow, load_flow, load_text
-from corral.errors import FlowError, NotFoundError
-from corral.models import Cost, CostSource, JobStatus, Usage
+from corral.errors import FlowError, NotFoundError, UsageError
+from corral.events.types import RunFinished
+from corral.execute.liveness import holder
+from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, build_plan, without
-from corral.store import JobRecord, RunningJob, RunRecord, Store, open_store
+from corral.store import JobRecord, RunningJob, RunRecord, Store, StoreWriter, open_store
 from corral.store.records import AttemptRow
 
 
@@ -51,9 +53,16 @@ def prepare_resume(
     try:
         record = store.get_run(run_id)
         earlier = _earlier_runs(store, record)
+        for run in (record, *earlier):
+            if (pid := holder(Path(run.run.log_root))) is not None:
+                raise UsageError(
+                    f"run {run.run.id} is still running (corral process {pid})",
+                    hint="stop it with Ctrl-C or `kill -INT`, or wait for it, then resume",
+                )
         run_ids = {record.run.id, *(run.run.id for run in earlier)}
         running = [job for run_id in run_ids for job in store.running_jobs(run_id)]
         reaped = reap(run_ids, running)
+        _close_dead(store, (record, *earlier))
     finally:
         store.close()
     for line in reaped:
@@ -127,6 +136,22 @@ def known_from_history(
     finally:
         store.close()
     return found
+
+
+def _close_dead(store: Store, runs: tuple[RunRecord, ...]) -> None:
+    """Runs whose corral died are recorded as running forever: end them as cancelled."""
+    dead = [r for r in runs if r.run.status is RunStatus.RUNNING]
+    for run in dead:
+        writer = StoreWriter(store, run_id=run.run.id)
+        writer(
+            RunFinished(
+                run_id=run.run.id,
+                status=RunStatus.CANCELLED,
+                ended_at=time.time(),
+                error="interrupted: corral stopped before the run ended (resumed)",
+            )
+        )
+        writer.close()
 
 
 def _flow(record: RunRecord, echo: Callable[[str], None]) -> LoadedFlow:

@@ -35,6 +35,7 @@ from corral.events.bus import Bus
 from corral.events.types import BudgetExceeded, Event, JobFinished, RateLimited
 from corral.execute import reaper
 from corral.execute.executor import AttemptOutcome, Executor, LocalExecutor
+from corral.execute.liveness import RunLock
 from corral.execute.prepare import Preparer, Rehearse, default_environ, uses_tool
 from corral.execute.scheduler import Scheduler, Settings
 from corral.models import Cost, JobStatus, RunStatus, Usage
@@ -213,6 +214,7 @@ class RunSession:
         interrupts = Interrupts(on_signal)
         interrupts.install(loop)
         reaper.become_subreaper()
+        lock = RunLock(prepared.log_root)  # `corral resume` must not touch a live run
         header = run_header(
             self.loaded,
             prepared.run_id,
@@ -238,6 +240,7 @@ class RunSession:
             interrupts.uninstall(loop)
             await asyncio.to_thread(reaper.sweep, settings.kill_grace)
             joblog.close()
+            lock.release()
         status = run_status(
             {
                 n: _Final(s.status, self.plan.jobs[n].spec.continue_on_error)

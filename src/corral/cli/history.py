@@ -1,7 +1,7 @@
 """The history commands: runs, show, logs, export, usage and gc.
 
 Each parses its options, asks the store one question and renders the answer: a rich
-table for people, versioned JSON (`{"v": 1, ...}`) or CSV for programs.
+table for people, versioned JSON (`{"schema_version": 1, ...}`) or CSV for programs.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def runs_command(
     if store is not None:
         store.close()
     if as_json:
-        _echo_json({"v": JSON_VERSION, "runs": [r.to_dict() for r in found]})
+        _echo_json({"schema_version": JSON_VERSION, "runs": [r.to_dict() for r in found]})
         return 0
     if not found:
         click.echo(
@@ -201,7 +201,7 @@ def show_command(*, run_id: str, as_json: bool, store_url: str | None, directory
     finally:
         store.close()
     if as_json:
-        _echo_json({"v": JSON_VERSION, **record.to_dict()})
+        _echo_json({"schema_version": JSON_VERSION, **record.to_dict()})
         return 0
     _render_record(record)
     return 0
@@ -420,7 +420,7 @@ def usage_command(
     if store is not None:
         store.close()
     if as_json:
-        _echo_json({"v": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
+        _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
         return 0
     columns = ("input", "output", "cache_read", "cache_write", "reasoning", "tool_calls")
     if as_csv:

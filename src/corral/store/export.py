@@ -59,7 +59,7 @@ def export(engine: Engine, run_id: str, fmt: str) -> Iterator[str]:
     if fmt == "json":
         with engine.connect() as conn:
             record = get_run(conn, run_id)
-        head = {"v": EXPORT_VERSION, **record.to_dict()}
+        head = {"schema_version": EXPORT_VERSION, **record.to_dict()}
         yield orjson.dumps(head).decode()[:-1] + ',"events":['
     first = True
     for line in _event_lines(engine, run_id):
