@@ -97,7 +97,8 @@ def test_show(folder: Path) -> None:
     assert "exit: exit status 2" in out  # lint's error, with its kind
     assert "needs lint, which failed" in out
     data = json.loads(invoke(folder, "show", "run-new1", "--json")[1])
-    assert data["schema_version"] == 1 and [j["name"] for j in data["jobs"]][:2] == ["analyze", "tests"]
+    assert data["schema_version"] == 1
+    assert [j["name"] for j in data["jobs"]][:2] == ["analyze", "tests"]
     code, message = invoke(folder, "show", "nope")
     assert code == 4 and "corral runs" in message
 
