@@ -88,7 +88,8 @@ class Admission:
             "cost_usd": float(cost.usd) if cost.usd is not None else None,
             "event": {
                 "by_model": dict(account.by_model),
-                "cost": account.cost,
+                # an attempt that called no model spent nothing: no cost, not a "$0" one
+                "cost": account.cost if account.by_model else None,
                 "cost_by_model": {
                     model: c.usd for model, c in account.cost_by_model.items() if c.usd is not None
                 },

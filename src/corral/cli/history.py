@@ -24,7 +24,8 @@ from rich.table import Table
 
 from corral.durations import format_duration, parse_duration
 from corral.errors import NotFoundError, UsageError
-from corral.models import Cost, CostSource, RunStatus
+from corral.models import Cost, RunStatus
+from corral.render.format import cost_text, money, tokens_text
 from corral.store import USAGE_KEYS, AttemptRow, RunRecord, RunRow, Store, Tokens, open_store
 
 JSON_VERSION = 1
@@ -95,32 +96,15 @@ def fmt_time(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def fmt_tokens(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.1f}M"
-    if n >= 10_000:
-        return f"{n / 1000:.0f}k"
-    return str(n)
-
-
-def fmt_usd(usd: Decimal) -> str:
-    return f"${usd:.2f}" if abs(usd) >= 1 else f"${usd:.4f}"
-
-
 def fmt_cost(cost: Cost | None) -> str:
-    """`$0.12` reported, `~$0.12` estimated, `$0.12+ unpriced`: never a bare $0 for unknown."""
-    if cost is None:
-        return "-"
-    if cost.source is CostSource.UNPRICED:
-        return "unpriced" if not cost.usd else f"{fmt_usd(cost.usd)}+ unpriced"
-    text = fmt_usd(cost.known_usd)
-    return f"~{text}" if cost.source is CostSource.ESTIMATED else text
+    """`$0.12` reported, `~$0.12` estimated, `$0.12+unpriced`; `-` when nothing was spent."""
+    return cost_text(cost) or "-"
 
 
 def fmt_token_kinds(t: Tokens) -> str:
-    text = f"{fmt_tokens(t.input)} in / {fmt_tokens(t.output)} out"
+    text = f"{tokens_text(t.input)} in / {tokens_text(t.output)} out"
     if t.cache_read or t.cache_write:
-        text += f" / {fmt_tokens(t.cache_read)}+{fmt_tokens(t.cache_write)} cache"
+        text += f" / {tokens_text(t.cache_read)}+{tokens_text(t.cache_write)} cache"
     return text
 
 
@@ -182,7 +166,7 @@ def runs_command(
             fmt_time(run.started_at),
             _duration(run.duration_s),
             _jobs(run),
-            fmt_tokens(run.tokens.total),
+            tokens_text(run.tokens.total),
             fmt_cost(run.cost),
         )
     _console().print(table)
@@ -251,7 +235,7 @@ def _render_record(record: RunRecord) -> None:
             "-" if final is None or not final.model else final.model,
             "-" if final is None else _duration(final.duration_s),
             _exit(final),
-            fmt_tokens(job.tokens.total) if job.attempts else "-",
+            tokens_text(job.tokens.total) if job.attempts else "-",
             fmt_cost(job.cost),
             note,
         )
@@ -445,18 +429,18 @@ def usage_command(
     table.add_column(by.upper(), footer="total")
     table.add_column("TRIES", justify="right", footer=str(sum(r.attempts for r in rows)))
     for header, column in zip(headers, columns, strict=True):
-        table.add_column(header, justify="right", footer=fmt_tokens(getattr(total, column)))
+        table.add_column(header, justify="right", footer=tokens_text(getattr(total, column)))
     for header, pick in (("REPORTED", "reported_usd"), ("ESTIMATED", "estimated_usd")):
-        footer = fmt_usd(sum((getattr(r, pick) for r in rows), Decimal(0)))
+        footer = money(sum((getattr(r, pick) for r in rows), Decimal(0)))
         table.add_column(header, justify="right", footer=footer)
     table.add_column("UNPRICED", justify="right", footer=str(sum(r.unpriced for r in rows)))
     for r in rows:
         table.add_row(
             r.key,
             str(r.attempts),
-            *(fmt_tokens(getattr(r.tokens, c)) for c in columns),
-            fmt_usd(r.reported_usd) if r.reported_usd else "-",
-            fmt_usd(r.estimated_usd) if r.estimated_usd else "-",
+            *(tokens_text(getattr(r.tokens, c)) for c in columns),
+            money(r.reported_usd) if r.reported_usd else "-",
+            money(r.estimated_usd) if r.estimated_usd else "-",
             str(r.unpriced) if r.unpriced else "-",
         )
     _console().print(table)
