@@ -26,7 +26,7 @@ from corral.errors import FlowError
 from corral.events.bus import Bus
 from corral.events.types import Event, JobFinished, JobRetrying, JobSkipped, JobWaiting
 from corral.execute.executor import JobRequest
-from corral.execute.scheduler import JobState, Scheduler, Settings
+from corral.execute.scheduler import JobState, Scheduler, Settings, Spent
 from corral.models import ErrorKind, JobStatus
 from corral.plan import JobView, Plan, PlannedJob, RetryPolicy, build_plan, decide
 from corral.render.state import RunState
@@ -821,9 +821,9 @@ class BudgetAdmission:
     def take_kills(self) -> list[str]:
         return []
 
-    def accounting(self, job: str, attempt: int) -> dict[str, object]:
+    def accounting(self, job: str, attempt: int) -> Spent:
         self.finished += 1
-        return {}
+        return Spent()
 
 
 def test_a_retry_asks_the_budget_first() -> None:

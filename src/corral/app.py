@@ -1,7 +1,8 @@
 """Use cases: what each command does, independent of how it is invoked or shown.
 
-`check_flow` loads and validates a flow (schema, graph, tools); `start_run` runs a plan
-and returns its report. The CLI parses arguments, calls these, and renders.
+`check_flow` loads and validates a flow (schema, graph, tools); the pieces here (options,
+report, interrupts, countdown, run header) serve `corral.session.RunSession`, which runs
+a plan. The CLI parses arguments, calls these, and renders.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 from corral.config.loader import LoadedFlow, load_flow
 from corral.errors import EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, FlowError, Problem
-from corral.events.types import Event, RunFinished, RunStarted
-from corral.models import Cost, JobStatus, RunStatus, Usage
+from corral.events.types import RunStarted
+from corral.models import Cost, RunStatus, Usage
 from corral.plan import Plan, build_plan, select
 
 
@@ -150,9 +151,7 @@ class RunReport:
     started_at: float
     ended_at: float
     log_root: Path
-    states: dict[str, Any]
     totals: tuple[Usage, Cost | None]
-    accounts: Callable[[str], tuple[Usage, Cost | None] | None]
     store_error: str | None = None
 
 
@@ -186,10 +185,9 @@ class Interrupts:
         return EXIT_SIGINT if self.received == signal.SIGINT else EXIT_SIGTERM
 
 
-def run_status(states: dict[str, Any], interrupted: bool) -> RunStatus:
+def run_status(failed: bool, interrupted: bool) -> RunStatus:
     if interrupted:
         return RunStatus.CANCELLED
-    failed = any(s.status.is_failure and not s.continue_on_error for s in states.values())
     return RunStatus.FAILED if failed else RunStatus.SUCCEEDED
 
 
@@ -238,10 +236,6 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def finished(run_id: str, status: RunStatus, error: str | None = None) -> Event:
-    return RunFinished(run_id=run_id, status=status, ended_at=time.time(), error=error)
-
-
 def exit_code_for(status: RunStatus, interrupts: Interrupts) -> int:
     if interrupts.exit_code is not None:
         return interrupts.exit_code
@@ -249,7 +243,6 @@ def exit_code_for(status: RunStatus, interrupts: Interrupts) -> int:
 
 
 __all__ = [
-    "JobStatus",
     "RunOptions",
     "RunReport",
     "check_flow",

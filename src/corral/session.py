@@ -4,9 +4,7 @@ interface and the scheduler together, handles signals, and returns the report.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +19,6 @@ from corral.app import (
     countdown,
     default_concurrency,
     exit_code_for,
-    finished,
     new_run_id,
     run_header,
     run_status,
@@ -32,12 +29,12 @@ from corral.budget.ratelimit import RateLimitGate
 from corral.config.loader import LoadedFlow
 from corral.config.schema import BudgetSpec
 from corral.events.bus import Bus
-from corral.events.types import BudgetExceeded, Event, JobFinished, RateLimited
+from corral.events.types import BudgetExceeded, Event, JobFinished, RateLimited, RunFinished
 from corral.execute import reaper
 from corral.execute.executor import AttemptOutcome, Executor, LocalExecutor
 from corral.execute.liveness import RunLock
 from corral.execute.prepare import Preparer, Rehearse, default_environ, uses_tool
-from corral.execute.scheduler import Scheduler, Settings
+from corral.execute.scheduler import Scheduler, Settings, Spent
 from corral.models import Cost, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, capture_outputs
 
@@ -54,11 +51,10 @@ class UI(Protocol):
 class Admission:
     """Budgets and rate limits as the scheduler sees them."""
 
-    def __init__(self, ledger: Ledger, guard: BudgetGuard, gate: RateLimitGate, plan: Plan) -> None:
+    def __init__(self, ledger: Ledger, guard: BudgetGuard, gate: RateLimitGate) -> None:
         self.ledger = ledger
         self.guard = guard
         self.gate = gate
-        self.plan = plan
 
     @property
     def stopped(self) -> str | None:
@@ -79,22 +75,17 @@ class Admission:
     def take_kills(self) -> list[str]:
         return self.guard.take_kills()
 
-    def accounting(self, job: str, attempt: int) -> dict[str, object]:
+    def accounting(self, job: str, attempt: int) -> Spent:
         account = self.ledger.attempt(job, attempt)
         total = self.ledger.job(job)
-        cost = total.cost
-        return {
-            "usage": total.usage,
-            "cost_usd": float(cost.usd) if cost.usd is not None else None,
-            "event": {
-                "by_model": dict(account.by_model),
-                # an attempt that called no model spent nothing: no cost, not a "$0" one
-                "cost": account.cost if account.by_model else None,
-                "cost_by_model": {
-                    model: c.usd for model, c in account.cost_by_model.items() if c.usd is not None
-                },
-            },
-        }
+        return Spent(
+            job_usage=total.usage,
+            job_cost_usd=float(total.cost.usd) if total.cost.usd is not None else None,
+            by_model=dict(account.by_model),
+            # an attempt that called no model spent nothing: no cost, not a "$0" one
+            cost=account.cost if account.by_model else None,
+            cost_by_model={m: c.usd for m, c in account.cost_by_model.items() if c.usd is not None},
+        )
 
 
 @dataclass
@@ -120,7 +111,6 @@ class RunSession:
         loaded: LoadedFlow,
         plan: Plan,
         options: RunOptions,
-        ui: UI,
         *,
         executor: Executor | None = None,
         known: Mapping[str, JobView] | None = None,
@@ -132,7 +122,6 @@ class RunSession:
         self.loaded = loaded
         self.plan = plan
         self.options = options
-        self.ui = ui
         self.executor = executor or LocalExecutor()
         self.known = dict(known or {})
         self.resumed_from = resumed_from
@@ -141,10 +130,10 @@ class RunSession:
         self.bus = Bus()
         self.ledger = Ledger(_prices(options.price_file))
         self.seed = seed
-        self.store_error: str | None = None
         self._store: Any = None
 
-    async def execute(self) -> RunReport:
+    async def execute(self, ui: UI) -> RunReport:
+        """Run the plan, shown through `ui`; returns when every job is final."""
         spec = self.loaded.spec
         prepared = self.prepared
         bus = self.bus
@@ -159,10 +148,8 @@ class RunSession:
         for name, job in self.plan.jobs.items():
             ledger.set_tool(name, uses_tool(job.spec) or "generic")
         writer = self._open_store()
-        from corral.render.state import RunState
         from corral.render.summary import JobLog
 
-        state = RunState(list(self.plan.jobs))
         joblog = JobLog(prepared.log_root / "joblog.tsv", list(self.plan.jobs))
         environ = default_environ()
         preparer = Preparer(
@@ -179,7 +166,7 @@ class RunSession:
             fail_fast=self.options.fail_fast or spec.fail_fast,
             kill_grace=preparer.kill_grace,
         )
-        admission = Admission(ledger, guard, gate, self.plan)
+        admission = Admission(ledger, guard, gate)
         scheduler = Scheduler(
             self.plan,
             settings,
@@ -198,11 +185,11 @@ class RunSession:
             ):
                 scheduler.poke()
 
-        for subscriber in (ledger, guard, gate, state, wake):
+        for subscriber in (ledger, guard, gate, wake):
             bus.subscribe(subscriber)
         if writer is not None:
             bus.subscribe(writer)
-        bus.subscribe(self.ui.subscriber())
+        bus.subscribe(ui.subscriber())
         bus.subscribe(joblog)
 
         loop = asyncio.get_running_loop()
@@ -229,11 +216,9 @@ class RunSession:
             # the run is on record before its first job exists, so a crash leaves it resumable
             await writer.sync()
         try:
-            with self.ui:
+            with ui:
                 if self.options.start_at is not None:
-                    started = await countdown(
-                        self.options.start_at, self.ui.countdown, stop_waiting
-                    )
+                    started = await countdown(self.options.start_at, ui.countdown, stop_waiting)
                     if not started:
                         scheduler.cancel("interrupted before the start time")
                 states = await scheduler.run()
@@ -242,16 +227,15 @@ class RunSession:
             await asyncio.to_thread(reaper.sweep, settings.kill_grace)
             joblog.close()
             lock.release()
-        status = run_status(
-            {
-                n: _Final(s.status, self.plan.jobs[n].spec.continue_on_error)
-                for n, s in states.items()
-            },
-            interrupts.exit_code is not None,
+        failed = any(
+            s.status.is_failure and not self.plan.jobs[n].spec.continue_on_error
+            for n, s in states.items()
         )
-        bus.publish(finished(prepared.run_id, status))
+        status = run_status(failed, interrupts.exit_code is not None)
+        bus.publish(RunFinished(run_id=prepared.run_id, status=status, ended_at=time.time()))
+        store_error = None
         if writer is not None:
-            self.store_error = await asyncio.to_thread(_close_writer, writer)
+            store_error = await asyncio.to_thread(_close_writer, writer)
             self._store.close()
         run = ledger.run()
         return RunReport(
@@ -261,10 +245,8 @@ class RunSession:
             started_at=header.started_at,
             ended_at=time.time(),
             log_root=prepared.log_root,
-            states=dict(states),
             totals=(run.usage, run.cost if run.usage.total_tokens or run.cost.usd else None),
-            accounts=self.accounts,
-            store_error=self.store_error,
+            store_error=store_error,
         )
 
     def accounts(self, job: str) -> tuple[Usage, Cost | None] | None:
@@ -294,12 +276,6 @@ class RunSession:
 
         self._store = open_store(self.options.store, self.prepared.corral_dir / "corral.db")
         return StoreWriter(self._store)
-
-
-@dataclass(frozen=True)
-class _Final:
-    status: JobStatus
-    continue_on_error: bool
 
 
 def search_log(path: Path) -> Callable[[re.Pattern[str]], re.Match[str] | None]:
@@ -334,11 +310,6 @@ def _prices(path: str | None) -> Any:
     from corral.budget.pricing import PriceBook
 
     return PriceBook.from_file(path) if path else PriceBook()
-
-
-def remove_tree(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(path)
 
 
 __all__ = ["RunSession", "RunStatus"]

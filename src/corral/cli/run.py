@@ -113,24 +113,17 @@ def _execute(
         base_dir=base_dir,
         price_file=params["price_file"],
     )
-    holder: dict[str, Any] = {}
-
-    def accounts(job: str) -> Any:
-        return holder["session"].accounts(job) if "session" in holder else None
+    session = RunSession(
+        loaded, plan, options, rehearse=rehearse, known=known, resumed_from=resumed_from, seed=seed
+    )
 
     def totals() -> str:
-        if "session" not in holder:
-            return ""
-        run = holder["session"].ledger.run()
-        if not run.usage.total_tokens:
-            return ""
-        return usage_line(run.usage, run.cost)
+        run = session.ledger.run()
+        return usage_line(run.usage, run.cost) if run.usage.total_tokens else ""
 
     def budgets() -> list[tuple[str, float]]:
         budget = loaded.spec.budget
-        if budget is None or "session" not in holder:
-            return []
-        return budget_meters(budget, holder["session"].ledger.run())
+        return budget_meters(budget, session.ledger.run()) if budget is not None else []
 
     ui = TerminalUI(
         list(plan.jobs),
@@ -138,22 +131,11 @@ def _execute(
         stream=stream,
         title=loaded.name,
         max_line_length=params["max_line_length"],
-        accounts=accounts,
+        accounts=session.accounts,
         totals=totals,
         budgets=budgets,
     )
-    session = RunSession(
-        loaded,
-        plan,
-        options,
-        ui,
-        rehearse=rehearse,
-        known=known,
-        resumed_from=resumed_from,
-        seed=seed,
-    )
-    holder["session"] = session
-    report = asyncio.run(session.execute())
+    report = asyncio.run(session.execute(ui))
     elapsed = report.ended_at - report.started_at
     footer = (
         f"run {report.run_id} {report.status.value} in {elapsed:.1f}s · logs: {report.log_root}"

@@ -14,17 +14,29 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 from corral.events.bus import Bus
 from corral.events.types import JobFinished, JobRetrying, JobSkipped, JobWaiting
 from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle
-from corral.models import ErrorKind, JobStatus, Usage
+from corral.models import Cost, ErrorKind, JobStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, ReadyQueue, decide
 
 Sleep = Callable[[float], Awaitable[None]]
 Prepare = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
 FinishAttempt = Callable[[PlannedJob, int, AttemptOutcome], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a finished attempt spent, as the ledger counted it."""
+
+    job_usage: Usage = field(default_factory=Usage)  # the job's total over its attempts
+    job_cost_usd: float | None = None  # the same in dollars, for conditions (`cost_usd < 1`)
+    by_model: dict[str, Usage] = field(default_factory=dict)  # this attempt, per model
+    cost: Cost | None = None  # this attempt; None when it called no model
+    cost_by_model: dict[str, Decimal] = field(default_factory=dict)
 
 
 class Admission(Protocol):
@@ -36,7 +48,7 @@ class Admission(Protocol):
     def wait_hint(self, tool: str) -> float | None: ...
     def waiting_reason(self, tool: str) -> str | None: ...
     def take_kills(self) -> list[str]: ...
-    def accounting(self, job: str, attempt: int) -> dict[str, object]: ...
+    def accounting(self, job: str, attempt: int) -> Spent: ...
 
 
 class OpenAdmission:
@@ -56,8 +68,8 @@ class OpenAdmission:
     def take_kills(self) -> list[str]:
         return []
 
-    def accounting(self, job: str, attempt: int) -> dict[str, object]:
-        return {}
+    def accounting(self, job: str, attempt: int) -> Spent:
+        return Spent()
 
 
 @dataclass
@@ -416,14 +428,11 @@ class Scheduler:
                 state.started_at = time.time()
                 outcome = await self.executor.run(request, self.bus.publish, handle)
         outputs = self.finish_attempt(job, attempt, outcome) if self.finish_attempt else {}
-        accounting = self.admission.accounting(name, attempt)
+        spent = self.admission.accounting(name, attempt)
         state.outcome = outcome
         state.outputs = outputs
-        usage = accounting.get("usage")
-        if isinstance(usage, Usage):
-            state.usage = usage
-        cost = accounting.get("cost_usd")
-        state.cost_usd = float(cost) if isinstance(cost, int | float) else state.cost_usd
+        state.usage = spent.job_usage
+        state.cost_usd = spent.job_cost_usd
         final = outcome.status
         state.status = final
         self.bus.publish(
@@ -441,7 +450,9 @@ class Scheduler:
                 session_id=outcome.session_id,
                 outputs=outputs,
                 unparsed_lines=outcome.unparsed_lines,
-                **accounting.get("event", {}),  # type: ignore[arg-type]  # by_model / cost fields
+                by_model=spent.by_model,
+                cost=spent.cost,
+                cost_by_model=spent.cost_by_model,
             )
         )
         return outcome

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from corral.events.types import (
     AssistantText,
-    BudgetExceeded,
     Event,
     JobFinished,
     JobOutput,
@@ -61,13 +60,11 @@ class JobRow:
 
 
 class RunState:
-    """A subscriber that keeps the latest view of every job, plus run-wide notices."""
+    """A subscriber that keeps the latest view of every job."""
 
     def __init__(self, jobs: list[str]) -> None:
         self.rows = {name: JobRow(name, index + 1) for index, name in enumerate(jobs)}
-        self.notices: list[str] = []
         self.started = time.monotonic()
-        self.budget_notes: list[BudgetExceeded] = []
 
     def row(self, name: str) -> JobRow:
         if name not in self.rows:
@@ -81,8 +78,6 @@ class RunState:
                 row.last_line = event.text
             return
         if not event.job:
-            if isinstance(event, BudgetExceeded):
-                self.budget_notes.append(event)
             return
         row = self.row(event.job)
         if isinstance(event, JobStarted):

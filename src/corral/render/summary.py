@@ -19,7 +19,6 @@ from corral.render.format import cost_text, status_text, tokens_text
 from corral.render.state import JobRow, RunState
 
 SUMMARY_SCHEMA_VERSION = 1
-JOB_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "skipped")
 
 Accounts = Callable[[str], tuple[Usage, Cost | None] | None]
 
