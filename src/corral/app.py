@@ -80,11 +80,15 @@ def missing_tools(plan: Plan, environ: Mapping[str, str]) -> None:
     from corral.tools import get_tool
 
     missing: dict[str, list[str]] = {}
+    found: dict[tuple[str, frozenset[tuple[str, str]]], bool] = {}  # one PATH walk per setup
     for job in plan.jobs.values():
         name = uses_tool(job.spec)
         if name is None:
             continue
-        if get_tool(name).find_executable({**environ, **job.spec.env}) is None:
+        key = (name, frozenset(job.spec.env.items()))
+        if key not in found:
+            found[key] = get_tool(name).find_executable({**environ, **job.spec.env}) is not None
+        if not found[key]:
             missing.setdefault(name, []).append(job.name)
     if missing:
         what = "; ".join(f"{tool} (jobs: {', '.join(jobs)})" for tool, jobs in missing.items())
