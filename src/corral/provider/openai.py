@@ -109,10 +109,15 @@ class OpenAIResponses:
         return SseEvent({"type": "response.failed", "response": response}, "response.failed")
 
     def error(self, status: int, message: str, retry_after: int | None) -> ErrorReply:
-        kind, code, default = ERRORS.get(status, ("server_error", None, f"simulated: {status}"))
-        body = {"error": {"message": message or default, "type": kind, "param": None, "code": code}}
-        headers = {"x-request-id": new_id("req_sim_"), **retry_headers(status, retry_after)}
-        return ErrorReply(status, body, headers)
+        return openai_error(status, message, retry_after)
+
+
+def openai_error(status: int, message: str, retry_after: int | None) -> ErrorReply:
+    """An OpenAI error body; the Responses and Chat Completions APIs share it."""
+    kind, code, default = ERRORS.get(status, ("server_error", None, f"simulated: {status}"))
+    body = {"error": {"message": message or default, "type": kind, "param": None, "code": code}}
+    headers = {"x-request-id": new_id("req_sim_"), **retry_headers(status, retry_after)}
+    return ErrorReply(status, body, headers)
 
 
 def usage_fields(usage: Usage) -> JsonObject:

@@ -1,4 +1,4 @@
-"""The simulated model provider: one threaded HTTP server speaking all three model APIs."""
+"""The simulated model provider: one threaded HTTP server speaking every model API it knows."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from types import TracebackType
 from typing import Any
 
 from corral.provider.anthropic import AnthropicMessages
+from corral.provider.chat import OpenAIChat
 from corral.provider.gemini import GeminiApi
 from corral.provider.openai import OpenAIResponses
 from corral.provider.scenarios import Kind, Scenario, next_reply
 from corral.provider.wire import Call, Dialect, ErrorReply, JsonObject, Route, SseEvent
 
-DIALECTS: tuple[Dialect, ...] = (AnthropicMessages(), OpenAIResponses(), GeminiApi())
+DIALECTS: tuple[Dialect, ...] = (AnthropicMessages(), OpenAIResponses(), OpenAIChat(), GeminiApi())
 _SCENARIO_PREFIX = re.compile(r"/s/(?P<id>[^/?]+)(?P<rest>/.*)?")
 # headers not worth keeping: transport details, identical on every request
 _UNRECORDED = frozenset({"content-length", "connection", "host", "accept-encoding"})
@@ -33,7 +34,7 @@ class RecordedRequest:
     """One request the provider received, as the CLI sent it."""
 
     scenario: str  # the id from the `/s/<id>/` prefix; "" without one
-    api: str  # "anthropic", "openai" or "gemini"
+    api: str  # "anthropic", "openai", "openai-chat" or "gemini"
     method: str
     path: str  # after the scenario prefix, query included
     headers: Mapping[str, str]  # lower-case names

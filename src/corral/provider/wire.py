@@ -1,4 +1,4 @@
-"""What the three API modules share: SSE events, calls, error replies, ids and the dialect seam."""
+"""What the API modules share: SSE events, calls, error replies, ids and the dialect seam."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True)
 class SseEvent:
-    """One server-sent event; `event` is None for APIs that send bare `data:` lines (Gemini)."""
+    """One server-sent event; `event` is None for APIs that send bare `data:` lines (Gemini,
+    Chat Completions). A `str` payload goes out as it is (Chat Completions' `[DONE]`)."""
 
-    data: JsonObject
+    data: JsonObject | str
     event: str | None = None
 
     def encode(self) -> bytes:
         """The event as it goes on the wire, blank line included."""
         head = f"event: {self.event}\n" if self.event else ""
-        return f"{head}data: {json.dumps(self.data)}\n\n".encode()
+        payload = self.data if isinstance(self.data, str) else json.dumps(self.data)
+        return f"{head}data: {payload}\n\n".encode()
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class ErrorReply:
 
 
 class Dialect(Protocol):
-    """One model API (Anthropic Messages, OpenAI Responses, Gemini) as the server drives it."""
+    """One model API (Anthropic Messages, OpenAI Responses or Chat Completions, Gemini) as
+    the server drives it."""
 
     name: str
 
@@ -122,12 +125,14 @@ def _declared_properties(tool: JsonObject) -> set[str]:
     return set()
 
 
-# tool name -> the argument holding the command (Claude, Codex classic tools, Gemini)
+# tool name -> the argument holding the command (Claude, Codex classic tools, Gemini and
+# Qwen Code, OpenCode)
 SHELL_TOOLS = {
     "Bash": "command",
     "exec_command": "cmd",
     "shell": "command",
     "run_shell_command": "command",
+    "bash": "command",
 }
 DEFAULT_SHELL_TOOL = "run_shell_command"
 
