@@ -36,6 +36,7 @@ JOB = {
     "reason",
     "tool",
     "models",
+    "model_source",
     "session_id",
     "usage",
     "cost",
@@ -83,7 +84,7 @@ def test_summary_keys_are_pinned(tmp_path: Path) -> None:
         assert job["status"] in STATUSES
         assert set(job["usage"]) == USAGE
         assert set(job["cost"]) == {"usd", "source"}
-        assert job["cost"]["source"] in {"reported", "estimated", "unpriced"}
+        assert job["cost"]["source"] in {"reported", "estimated", "unpriced", "none"}
     jobs = {j["name"]: j for j in summary["jobs"]}
     assert jobs["after"]["status"] == "skipped"
     assert jobs["after"]["reason"] == "skipped: needs 'bad' failed"

@@ -72,6 +72,7 @@ def test_formats_and_unknown_format() -> None:
         "qwen-stream-json",
         "opencode-json",
         "cursor-stream-json",
+        "copilot-jsonl",
         "generic",
     )
     for fmt in FORMATS:

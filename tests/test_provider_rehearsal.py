@@ -76,8 +76,8 @@ def test_gemini_settings_and_env(tmp_path: Path) -> None:
 
 
 def test_unknown_tool(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="qwen"):
-        prepare("qwen", URL, tmp_path)
+    with pytest.raises(ValueError, match=r"cursor-agent.*known: claude, codex, gemini, copilot"):
+        prepare("cursor-agent", URL, tmp_path)
 
 
 def test_public_surface() -> None:

@@ -107,8 +107,13 @@ def test_gemini_dash_prompt_and_json_format() -> None:
 def test_qwen() -> None:
     inv = build("qwen", prompt="fix", model="qwen3-coder-plus", permission_mode="acceptEdits")
     assert inv.argv == (
-        "/bin/qwen", "-p", "fix", "--output-format", "stream-json",
-        "-m", "qwen3-coder-plus", "--approval-mode", "auto-edit",
+        "/bin/qwen", "--output-format", "stream-json",
+        "-m", "qwen3-coder-plus", "--approval-mode", "auto-edit", "fix",
+    )  # fmt: skip
+    dashed = build("qwen", prompt="-v please", resume="s1", extra_args=["--max-session-turns", "3"])
+    assert dashed.argv == (
+        "/bin/qwen", "--output-format", "stream-json", "--resume", "s1",
+        "--max-session-turns", "3", "--", "-v please",
     )  # fmt: skip
     assert inv.parser == "qwen-stream-json"
 
@@ -117,13 +122,41 @@ def test_opencode() -> None:
     inv = build(
         "opencode", resume="ses_1", prompt="go", model="anthropic/claude-sonnet-4-5", home="/h"
     )
+    # an empty --title: OpenCode would otherwise spend an unreported model call on one
     assert inv.argv == (
-        "/bin/opencode", "run", "--format", "json",
+        "/bin/opencode", "run", "--title", "--format", "json",
         "--model", "anthropic/claude-sonnet-4-5", "--session", "ses_1", "go",
     )  # fmt: skip
     assert inv.env["HOME"] == "/h"
     assert inv.env["XDG_DATA_HOME"] == "/h/.local/share"
     assert inv.parser == "opencode-json"
+
+
+def test_opencode_keeps_a_users_title_and_maps_yolo_to_auto() -> None:
+    inv = build("opencode", prompt="go", permission_mode="yolo", extra_args=["--title=Fix"])
+    assert inv.argv == ("/bin/opencode", "run", "--format", "json", "--auto", "--title=Fix", "go")
+
+
+def test_copilot() -> None:
+    inv = build(
+        "copilot", resume="sess-3", prompt="-fix it", model="gpt-5.5",
+        permission_mode="bypassPermissions", home="/h", extra_args=["--add-dir", "lib"],
+    )  # fmt: skip
+    assert inv.argv == (
+        "/bin/copilot", "--prompt=-fix it", "--output-format", "json", "--model", "gpt-5.5",
+        "--allow-all-tools", "--resume", "sess-3", "--add-dir", "lib",
+    )  # fmt: skip
+    assert inv.env == {"HOME": "/h", "COPILOT_HOME": "/h/.copilot"}
+    assert inv.parser == "copilot-jsonl"
+
+
+@pytest.mark.parametrize("flag", ["--json", "--skip-git-repo-check"])
+def test_codex_adds_its_flags_only_when_the_user_has_not(flag: str) -> None:
+    # Codex exits 2 ("cannot be used multiple times") on a flag given twice
+    inv = build("codex", prompt="go", extra_args=[flag, "-c", "x=1"])
+    assert inv.argv.count(flag) == 1
+    assert inv.argv[:2] == ("/bin/codex", "exec")
+    assert inv.argv[-4:] == (flag, "-c", "x=1", "go")
 
 
 def test_cursor_agent() -> None:

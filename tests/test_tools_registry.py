@@ -44,7 +44,7 @@ def with_entry_points(monkeypatch: pytest.MonkeyPatch, *points: tuple[str, str])
 def test_builtins_come_from_the_package_entry_points() -> None:
     tools = all_tools()
     assert list(tools) == [
-        "claude", "codex", "cursor-agent", "gemini", "generic", "opencode", "qwen",
+        "claude", "codex", "copilot", "cursor-agent", "gemini", "generic", "opencode", "qwen",
     ]  # fmt: skip
     assert isinstance(tools["claude"], ClaudeTool)
     assert isinstance(tools["cursor-agent"], CursorAgentTool)

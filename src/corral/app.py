@@ -70,25 +70,27 @@ def check_flow_document(
     return loaded, plan
 
 
-def missing_tools(plan: Plan, environ: Mapping[str, str]) -> None:
+def missing_tools(plan: Plan, environ: Mapping[str, str]) -> set[tuple[str, str]]:
     """Fail before anything starts when an agent CLI the plan needs cannot be found.
 
-    Raises ToolError naming each missing tool, the jobs that use it, and how to fix it.
+    Raises ToolError naming each missing tool, the jobs that use it, and how to fix it;
+    returns the (tool, executable) pairs found.
     """
     from corral.errors import ToolError
     from corral.execute.prepare import uses_tool
     from corral.tools import get_tool
 
     missing: dict[str, list[str]] = {}
-    found: dict[tuple[str, frozenset[tuple[str, str]]], bool] = {}  # one PATH walk per setup
+    # one PATH walk per setup
+    found: dict[tuple[str, frozenset[tuple[str, str]]], str | None] = {}
     for job in plan.jobs.values():
         name = uses_tool(job.spec)
         if name is None:
             continue
         key = (name, frozenset(job.spec.env.items()))
         if key not in found:
-            found[key] = get_tool(name).find_executable({**environ, **job.spec.env}) is not None
-        if not found[key]:
+            found[key] = get_tool(name).find_executable({**environ, **job.spec.env})
+        if found[key] is None:
             missing.setdefault(name, []).append(job.name)
     if missing:
         what = "; ".join(f"{tool} (jobs: {', '.join(jobs)})" for tool, jobs in missing.items())
@@ -97,6 +99,19 @@ def missing_tools(plan: Plan, environ: Mapping[str, str]) -> None:
             f"not installed: {what}",
             hint=f"install it, put it on PATH, or set {variable}; see `corral tools`",
         )
+    return {(name, path) for (name, _), path in found.items() if path is not None}
+
+
+def version_warnings(located: set[tuple[str, str]]) -> list[str]:
+    """One warning per installed CLI whose version is not the one its adapter was
+    verified against (`corral tools` shows both)."""
+    from corral.tools import get_tool
+    from corral.tools.verify import installed_versions, version_warning
+
+    pairs = [(get_tool(name), path) for name, path in sorted(located)]
+    versions = installed_versions(pairs)
+    warnings = (version_warning(tool, versions.get(path)) for tool, path in pairs)
+    return sorted({warning for warning in warnings if warning})
 
 
 def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:

@@ -93,13 +93,15 @@ def _execute(
 ) -> int:
     import os
 
-    from corral.app import RunOptions, missing_tools
+    from corral.app import RunOptions, missing_tools, version_warnings
     from corral.render.format import budget_meters, usage_line
     from corral.render.summary import print_summary, summary_json
     from corral.render.ui import TerminalUI, choose_mode, output_stream
     from corral.session import RunSession
 
-    missing_tools(plan, os.environ)
+    located = missing_tools(plan, os.environ)
+    for warning in version_warnings(located):
+        click.echo(f"corral: warning: {warning}", err=True)
     json_mode = params["json_mode"]
     stream = output_stream(json_mode)
     mode = choose_mode(params["output"], params["quiet"], stream)

@@ -1,10 +1,10 @@
-"""`corral tools`: which agent CLIs are registered, installed, where, and which version."""
+"""`corral tools`: which agent CLIs are registered, installed, where, which version, and
+which version each adapter was verified against with the real CLI."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ import click
 
 from corral.errors import ToolError
 from corral.tools import Tool, all_tools
+from corral.tools.verify import installed_versions, verification, version_warning
 
 # bump when a key of the --json output changes meaning or disappears
 JSON_FORMAT_VERSION = 1
@@ -29,6 +30,9 @@ class ToolStatus:
     env_var: str
     supports: tuple[str, ...]
     error: str | None = None
+    verified_version: str | None = None  # the version proven with the real CLI
+    verification: str = "-"  # "verified: X" or "unverified: why"
+    warning: str | None = None  # the installed version is not the verified one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +40,9 @@ class ToolStatus:
             "installed": self.installed,
             "path": self.path,
             "version": self.version,
+            "verified_version": self.verified_version,
+            "verification": self.verification,
+            "warning": self.warning,
             "parser": self.parser,
             "env_var": self.env_var,
             "supports": list(self.supports),
@@ -47,7 +54,8 @@ def tool_statuses(environ: Mapping[str, str]) -> list[ToolStatus]:
     """Locate every registered tool and read the versions in parallel.
 
     Each `--version` is a process start (Gemini's takes over a second), so they run at
-    once on a thread pool, each under the adapter's short timeout.
+    once on a thread pool, each under the adapter's short timeout, and are remembered
+    while the executable stays the same (`corral.tools.verify`).
     """
     tools = all_tools()
     located: dict[str, tuple[str | None, str | None]] = {}
@@ -56,13 +64,9 @@ def tool_statuses(environ: Mapping[str, str]) -> list[ToolStatus]:
             located[name] = (tool.find_executable(environ), None)
         except ToolError as error:
             located[name] = (None, error.message)
-    with ThreadPoolExecutor(max_workers=max(1, len(tools))) as pool:
-        futures = {
-            name: pool.submit(tool.version, path)
-            for name, tool in tools.items()
-            if (path := located[name][0]) is not None
-        }
-        versions = {name: future.result() for name, future in futures.items()}
+    found = [(tool, path) for name, tool in tools.items() if (path := located[name][0])]
+    by_path = installed_versions(found)
+    versions = {tool.name: by_path.get(path) for tool, path in found}
     return [_status(tool, located[name], versions.get(name)) for name, tool in tools.items()]
 
 
@@ -79,15 +83,19 @@ def _status(tool: Tool, located: tuple[str | None, str | None], version: str | N
         env_var=tool.env_var,
         supports=tuple(sorted(tool.supports)),
         error=error,
+        verified_version=tool.verified.version if tool.verified is not None else None,
+        verification=verification(tool),
+        warning=version_warning(tool, version),
     )
 
 
 def _render_table(statuses: list[ToolStatus]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("tool", "installed", "version", "parser", "path"):
+    for column in ("tool", "installed", "version", "verified", "parser", "path"):
         table.add_column(column, overflow="fold")
     for s in statuses:
         if s.error:
@@ -99,9 +107,17 @@ def _render_table(statuses: list[ToolStatus]) -> None:
         else:
             where = "-"
         installed = "[green]yes[/green]" if s.installed else "[dim]no[/dim]"
-        table.add_row(s.name, installed, s.version or "-", s.parser, where)
+        proven = escape(s.verification)
+        if s.warning:
+            proven = f"[yellow]{proven} (installed differs)[/yellow]"
+        elif s.verified_version is None and s.verification != "-":
+            proven = f"[dim]{proven}[/dim]"
+        table.add_row(s.name, installed, s.version or "-", proven, s.parser, where)
     console = Console(soft_wrap=False)
     console.print(table)
+    for s in statuses:
+        if s.warning:
+            console.print(f"[yellow]warning:[/yellow] {escape(s.warning)}")
     if any(not s.installed for s in statuses):
         console.print("[dim]A CLI outside PATH: set CORRAL_<TOOL>_BIN to its path.[/dim]")
 

@@ -153,9 +153,13 @@ class BudgetExceeded(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionStarted(Event):
+    """The CLI named its session, or the model it uses. `model_source` says where the
+    model was read when the CLI's output did not name it (its session file, its config)."""
+
     kind: ClassVar[str] = "agent.session"
     session_id: str | None
     model: str | None = None
+    model_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

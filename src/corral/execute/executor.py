@@ -25,6 +25,7 @@ from corral.events.types import (
 )
 from corral.execute.process import ChildProcess, Exit, SpawnError
 from corral.models import ErrorKind, JobStatus
+from corral.tools.base import SessionReport
 
 Publish = Callable[[Event], None]
 
@@ -173,6 +174,21 @@ class _Attempt:
                 self.session_id = event.session_id or self.session_id
             self.publish(event)
 
+    def session_report(self) -> SessionReport | None:
+        """What the CLI's own files say (see `Tool.session_report`), read on the machine
+        that ran the CLI once the process has ended. Blocking: run it in a thread."""
+        if self.parser is None:
+            return None
+        from corral.tools import get_tool
+
+        request = self.request
+        tool = get_tool(request.tool)
+        return tool.session_report(request.env, self.session_id, model=request.model)
+
+    def cli_files(self, report: SessionReport | None) -> None:
+        if self.parser is not None and report is not None:
+            self._forward(self.parser.cli_files(report.model, report.source, report.lines))
+
     def finish(self, exit_code: int | None) -> None:
         if self.parser is not None:
             self._forward(self.parser.finish(exit_code))
@@ -234,6 +250,7 @@ class LocalExecutor:
             await asyncio.shield(child.stop("cancelled", request.kill_grace))
             await asyncio.shield(waiter)
             raise
+        attempt.cli_files(await asyncio.to_thread(attempt.session_report))
         attempt.finish(exit_.code)
         return self._outcome(request, attempt, child, stop, exit_.code, exit_.signal, started, pid)
 

@@ -137,8 +137,11 @@ class Preparer:
         from corral.tools import get_tool
 
         tool = get_tool(uses_tool(spec) or "generic")
+        # `<job>/home`, one per job (log_dir.parent was the run's folder for a first attempt:
+        # every job of the run shared one home)
+        private_home = (self.log_root / job.name / "home").resolve()
         if spec.home:
-            home = log_dir.parent / "home" if spec.home == "auto" else (self.base_dir / spec.home)
+            home = private_home if spec.home == "auto" else (self.base_dir / spec.home)
             home = home.resolve()
             home.mkdir(parents=True, exist_ok=True)
             spec = spec.model_copy(update={"home": str(home)})
@@ -153,7 +156,7 @@ class Preparer:
                 )
         extra_env: dict[str, str] = {}
         if self.rehearse is not None:
-            home = Path(spec.home) if spec.home else (log_dir.parent / "home").resolve()
+            home = Path(spec.home) if spec.home else private_home
             home.mkdir(parents=True, exist_ok=True)
             rehearsed = self.rehearse(job, spec, home)
             extra_env = {k: v for k, v in rehearsed.env.items() if spec.env.get(k) != v}

@@ -20,23 +20,26 @@ A parser does no I/O, reads no clock and keeps no global state. What every parse
 
 Formats:
     claude-stream-json, claude-json   Claude Code (exact `total_cost_usd`)
-    codex-jsonl                       Codex `exec --json`
+    codex-jsonl                       Codex `exec --json` (the model from its session file)
     gemini-stream-json, gemini-json   Gemini CLI (errors read from stderr at finish)
     qwen-stream-json                  Qwen Code (Claude's events, Gemini's counts)
     opencode-json                     OpenCode `run --format json`
+    copilot-jsonl                     Copilot CLI `--output-format json` (tokens from its
+                                      session log)
     cursor-stream-json                Cursor Agent
     generic                           any command; token counts read from its text
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from corral.events.types import Event
 from corral.parsing.base import UNKNOWN_MODEL, BaseParser
 from corral.parsing.claude import ClaudeJsonParser, ClaudeStreamParser
 from corral.parsing.codex import CodexParser
+from corral.parsing.copilot import CopilotParser
 from corral.parsing.gemini import GeminiJsonParser, GeminiStreamParser
 from corral.parsing.generic import GenericParser
 from corral.parsing.others import CursorStreamParser, OpenCodeParser, QwenStreamParser
@@ -56,6 +59,12 @@ class Parser(Protocol):
         """Events owed once the process ended (`None`: killed by a signal)."""
         ...
 
+    def cli_files(self, model: str | None, source: str, lines: Sequence[str]) -> list[Event]:
+        """What the CLI's own files say, read by its adapter once the process ended and
+        handed over before `finish`: the model it used (`source`: where that was read)
+        and records of its session log. No I/O here either."""
+        ...
+
 
 class UnknownFormatError(KeyError, ValueError):
     """`make_parser` was given a format name it does not know."""
@@ -73,6 +82,7 @@ _REGISTRY: dict[str, Callable[[str | None], BaseParser]] = {
     "qwen-stream-json": QwenStreamParser,
     "opencode-json": OpenCodeParser,
     "cursor-stream-json": CursorStreamParser,
+    "copilot-jsonl": CopilotParser,
     "generic": GenericParser,
 }
 

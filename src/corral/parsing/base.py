@@ -6,6 +6,7 @@ import json
 import math
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import fields
 from decimal import Decimal
 from typing import Any, Literal
@@ -265,6 +266,10 @@ class BaseParser:
 
     def on_finish(self, exit_code: int | None) -> list[Event]:
         raise NotImplementedError
+
+    def cli_files(self, model: str | None, source: str, lines: Sequence[str]) -> list[Event]:
+        """Facts from the CLI's own files (see `Parser.cli_files`); most CLIs need none."""
+        return []
 
     # -- helpers --
 

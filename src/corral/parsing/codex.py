@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from corral.events.types import (
@@ -15,7 +16,7 @@ from corral.events.types import (
     ToolResult,
     UsageUpdated,
 )
-from corral.models import Usage
+from corral.models import ErrorKind, Usage
 from corral.parsing.base import (
     UNKNOWN_MODEL,
     BaseParser,
@@ -29,6 +30,8 @@ from corral.parsing.base import (
 
 _BANNER_MODEL = re.compile(r"^model:\s*(\S+)\s*$")
 _RECONNECTING = re.compile(r"^Reconnecting\.\.\.\s*(\d+)/(\d+)")
+# Codex's own stream watchdog (`stream_idle_timeout_ms`): an idle stream, not an API error
+_IDLE_TIMEOUT = re.compile(r"idle timeout", re.IGNORECASE)
 _TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call", "web_search", "file_change"})
 
 
@@ -165,6 +168,8 @@ class CodexParser(BaseParser):
             return []
         self.result_sent = True
         kind, status = kind_of_message(message)
+        if status is None and _IDLE_TIMEOUT.search(message):
+            kind = ErrorKind.IDLE
         return failure(
             kind,
             message,
@@ -173,6 +178,14 @@ class CodexParser(BaseParser):
             num_turns=self.turns_done,
             session_id=self.session_id,
         )
+
+    def cli_files(self, model: str | None, source: str, lines: Sequence[str]) -> list[Event]:
+        """The model Codex used when the flow named none (its session file or config):
+        the final usage is keyed, and so priced, by it."""
+        if not model or model == self.model:
+            return []
+        self.model = model
+        return [SessionStarted(session_id=self.session_id, model=model, model_source=source)]
 
     def on_finish(self, exit_code: int | None) -> list[Event]:
         events: list[Event] = []

@@ -24,6 +24,7 @@ Shapes come from the CLIs' documentation and source (no recorded runs here):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -182,9 +183,18 @@ class OpenCodeParser(BaseParser):
     def usage(self, *, final: bool = False) -> UsageUpdated:
         usage = Usage(**{**self.total.to_dict(), "tool_calls": self.tool_calls})
         key = self.model_hint or UNKNOWN_MODEL
-        cost = Cost(self.cost, CostSource.REPORTED) if self.cost is not None else None
-        by_cost = {key: self.cost} if self.cost is not None else {}
+        # OpenCode says `cost: 0` for a model it has no price for (any custom provider) as
+        # for a free one: a zero is not a reported cost, corral prices the tokens itself
+        cost = Cost(self.cost, CostSource.REPORTED) if self.cost else None
+        by_cost = {key: self.cost} if self.cost else {}
         return UsageUpdated(by_model={key: usage}, final=final, cost=cost, cost_by_model=by_cost)
+
+    def cli_files(self, model: str | None, source: str, lines: Sequence[str]) -> list[Event]:
+        """The model OpenCode used when the flow named none (from its session database)."""
+        if not model or model == self.model_hint:
+            return []
+        self.model_hint = model
+        return [SessionStarted(session_id=self.session_id, model=model, model_source=source)]
 
     def on_object(self, obj: dict[str, Any], line: str) -> list[Event]:
         events: list[Event] = []

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.config.schema import JobSpec
 from corral.provider.wire import JsonObject
 
-TOOLS = ("claude", "codex", "gemini")
+TOOLS = ("claude", "codex", "gemini")  # set up here; the others through Tool.rehearse
 DUMMY_KEY = "dummy"
 CODEX_PROVIDER = "corral_sim"  # the name of the custom model provider in Codex's config
 CODEX_KEY_VAR = "CORRAL_SIM_API_KEY"  # the env var Codex reads the key from (its env_key)
@@ -26,16 +27,33 @@ class Rehearsal:
 
     env: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+    spec: dict[str, object] = field(default_factory=dict)  # JobSpec updates
 
 
-def prepare(tool: str, base_url: str, home: Path, *, max_retries: int = 0) -> Rehearsal:
+def rehearsable() -> tuple[str, ...]:
+    """Every tool `corral rehearse` can point at the simulated provider."""
+    from corral.tools import all_tools
+
+    hooked = [name for name, tool in all_tools().items() if tool.rehearsable]
+    return tuple(dict.fromkeys((*TOOLS, *hooked)))
+
+
+def prepare(
+    tool: str,
+    base_url: str,
+    home: Path,
+    *,
+    max_retries: int = 0,
+    job: JobSpec | None = None,
+) -> Rehearsal:
     """Write `tool`'s settings into the private `home` and return its env and flags.
 
     `base_url` is the provider's URL, usually `provider.scenario_url(id)`; `max_retries`
-    is how often the CLI retries a failed call (its default policy takes minutes).
+    is how often the CLI retries a failed call (its default policy takes minutes). `job`
+    is the job being rehearsed (its model and `rehearse:` settings shape some set-ups).
     """
     if tool not in _PREPARERS:
-        raise ValueError(f"no rehearsal set-up for {tool!r}; known: {', '.join(TOOLS)}")
+        return _hooked(tool, base_url.rstrip("/"), home, max_retries, job)
     home.mkdir(parents=True, exist_ok=True)
     tmp = home / "tmp"
     tmp.mkdir(exist_ok=True)
@@ -43,6 +61,21 @@ def prepare(tool: str, base_url: str, home: Path, *, max_retries: int = 0) -> Re
     # the CLIs litter /tmp (sockets, probes, crash reports); keep that inside the home too
     isolation = {"HOME": str(home), "TMPDIR": str(tmp)}
     return Rehearsal({**isolation, **rehearsal.env}, rehearsal.extra_args)
+
+
+def _hooked(
+    tool: str, base_url: str, home: Path, max_retries: int, job: JobSpec | None
+) -> Rehearsal:
+    from corral.tools import all_tools
+
+    adapter = all_tools().get(tool)
+    if adapter is None or not adapter.rehearsable:
+        known = ", ".join(rehearsable())
+        raise ValueError(f"no rehearsal set-up for {tool!r}; known: {known}")
+    home.mkdir(parents=True, exist_ok=True)
+    spec = job or JobSpec(tool=tool, prompt="rehearse")
+    done = adapter.rehearse(spec, base_url=base_url, home=home, max_retries=max_retries)
+    return Rehearsal(dict(done.env), list(done.extra_args), dict(done.spec))
 
 
 def _claude(base_url: str, home: Path, max_retries: int) -> Rehearsal:

@@ -12,7 +12,7 @@ from corral.config.schema import JobSpec, RehearseSpec
 from corral.errors import ToolError
 from corral.execute.prepare import Rehearse, uses_tool
 from corral.plan import Plan, PlannedJob
-from corral.provider.rehearsal import TOOLS, prepare
+from corral.provider.rehearsal import prepare, rehearsable
 from corral.provider.scenarios import Scenario, Usage
 from corral.provider.server import SimulatedProvider
 
@@ -51,9 +51,9 @@ def rehearsal(plan: Plan) -> Iterator[Rehearse]:
         tool = uses_tool(job.spec)
         if tool is None:
             continue  # plain commands run for real
-        if tool not in TOOLS:
+        if tool not in rehearsable():
             raise ToolError(
-                f"job '{job.name}': {tool} cannot be rehearsed (only {', '.join(TOOLS)})",
+                f"job '{job.name}': {tool} cannot be rehearsed (only {', '.join(rehearsable())})",
                 hint="run it for real, or rehearse the other jobs with --only",
             )
         ids[job.name] = f"j{index}"
@@ -61,7 +61,7 @@ def rehearsal(plan: Plan) -> Iterator[Rehearse]:
 
     def rehearse(job: PlannedJob, spec: JobSpec, home: Path) -> JobSpec:
         tool = uses_tool(spec) or "generic"
-        setup = prepare(tool, provider.scenario_url(ids[job.name]), home)
+        setup = prepare(tool, provider.scenario_url(ids[job.name]), home, job=spec)
         # the codex adapter always passes --skip-git-repo-check; codex refuses it twice
         extra = [arg for arg in setup.extra_args if arg != "--skip-git-repo-check"]
         update: dict[str, object] = {"home": str(home), "extra_args": [*extra, *spec.extra_args]}
@@ -70,6 +70,7 @@ def rehearsal(plan: Plan) -> Iterator[Rehearse]:
         wants_shell = spec.rehearse is not None and spec.rehearse.mode in ("tool", "big")
         if tool == "gemini" and wants_shell and spec.permission_mode is None:
             update["permission_mode"] = "yolo"  # headless Gemini offers its shell only then
+        update.update(setup.spec)
         update["env"] = {**spec.env, **setup.env}
         return spec.model_copy(update=update)
 

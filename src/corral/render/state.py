@@ -30,6 +30,7 @@ class JobRow:
     reason: str | None = None
     tool: str = "generic"
     model: str | None = None
+    model_source: str | None = None  # flow, output, or the CLI file it was read from
     attempts: int = 0
     pid: int | None = None
     started: float | None = None  # monotonic
@@ -86,7 +87,8 @@ class RunState:
             row.attempts = event.attempt
             row.pid = event.pid
             row.tool = event.tool
-            row.model = event.model or row.model
+            if event.model:
+                row.model, row.model_source = event.model, "flow"
             row.argv = event.argv
             row.log_dir = event.log_dir
             row.started = row.started or time.monotonic()
@@ -116,7 +118,9 @@ class RunState:
             row.reason = f"retry {event.attempt + 1} in {event.delay_s:.1f}s: {event.reason}"
         elif isinstance(event, SessionStarted):
             row.session_id = event.session_id or row.session_id
-            row.model = event.model or row.model
+            if event.model and (event.model != row.model or event.model_source):
+                row.model = event.model
+                row.model_source = event.model_source or "output"
         elif isinstance(event, UsageUpdated):
             row.models = tuple(dict.fromkeys((*row.models, *event.by_model)))
         elif isinstance(event, ToolCall):

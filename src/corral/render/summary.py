@@ -48,8 +48,10 @@ def usage_json(usage: Usage) -> dict[str, int]:
 
 
 def cost_json(cost: Cost | None) -> dict[str, str | None]:
+    """A cost, or `{"usd": null, "source": "none"}` when nothing was spent or reported
+    (a job that called no model, a CLI that failed before its first call)."""
     if cost is None:
-        return {"usd": "0", "source": "reported"}
+        return {"usd": None, "source": "none"}
     return cost.to_dict()
 
 
@@ -72,6 +74,7 @@ def job_json(row: JobRow, accounts: Accounts | None) -> dict[str, Any]:
         "reason": row.reason if status in (JobStatus.SKIPPED, JobStatus.CANCELLED) else None,
         "tool": row.tool,
         "models": list(row.models),
+        "model_source": row.model_source,
         "session_id": row.session_id,
         "usage": usage_json(usage),
         "cost": cost_json(cost),

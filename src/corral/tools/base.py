@@ -8,6 +8,7 @@ version are separate calls, so the scheduler can plan without touching the disk.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -54,6 +55,63 @@ class Invocation:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     parser: str = "generic"
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What one CLI run needs to talk only to the simulated provider (`corral rehearse`).
+
+    `env` is laid over the job's environment (HOME, base URL, dummy key ...); `extra_args`
+    are CLI flags, placed where the adapter puts the job's extra_args; `spec` holds JobSpec
+    field updates (a model the scenario needs, a permission mode that offers the shell).
+    """
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+    spec: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """What a CLI's own files say about a finished session, read by its adapter.
+
+    `model` is the model the CLI used when the flow named none, with `source` saying where
+    that was read; `lines` are records for the job's parser (fed as the `session` stream),
+    for CLIs that keep facts such as exact token counts out of their stdout.
+    """
+
+    source: str
+    model: str | None = None
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The CLI version an adapter was proven against, with the real program, in CI."""
+
+    version: str
+    how: str = "real CLI against the simulated provider"
+
+
+DUMMY_KEY = "dummy"  # the API key a rehearsed CLI sends; the simulated provider accepts any
+
+
+def rehearsal_env(home: Path) -> dict[str, str]:
+    """HOME, and TMPDIR inside it: the CLIs litter /tmp (sockets, probes, crash reports)."""
+    tmp = home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "TMPDIR": str(tmp)}
+
+
+def wants_shell(job: JobSpec) -> bool:
+    """Whether the rehearsed model will ask this job's CLI to run a shell command."""
+    return job.rehearse is not None and job.rehearse.mode in ("tool", "big")
+
+
+def write_json(path: Path, document: Mapping[str, object]) -> None:
+    """A settings file for a rehearsed CLI, its folder created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def is_set(job: JobSpec, name: str) -> bool:
@@ -125,6 +183,13 @@ class Tool(ABC):
     permission_modes: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     # output formats a user may pick with `--output-format X` in extra_args -> parser
     output_formats: ClassVar[Mapping[str, str]] = {}
+    # the version proven against the real CLI (scripts/install-clis.sh installs it), or
+    # None for an adapter written from documentation alone
+    verified: ClassVar[Verified | None] = None
+    # why an unverified adapter could not be proven (shown by `corral tools` and the docs)
+    unverified_reason: ClassVar[str] = "written from documentation"
+    # whether `rehearse()` can point the CLI at the simulated provider
+    rehearsable: ClassVar[bool] = False
 
     @property
     def env_var(self) -> str:
@@ -185,6 +250,23 @@ class Tool(ABC):
     @abstractmethod
     def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
         """The invocation for `job`. `job.home`, when set, is already a resolved path."""
+
+    def rehearse(
+        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+    ) -> Rehearsal:
+        """Settings files in `home`, env vars, flags and spec updates that make this CLI
+        talk only to the simulated provider at `base_url` (`max_retries`: the CLI's own)."""
+        raise ToolError(f"{self.name} cannot be rehearsed", hint="run it for real")
+
+    def session_report(
+        self, env: Mapping[str, str], session_id: str | None, *, model: str | None
+    ) -> SessionReport | None:
+        """After the process ended: what the CLI's own files say about the session.
+
+        `env` is the job's environment (HOME, CODEX_HOME ...), `model` the model the flow
+        named (None: the CLI chose). The default reads nothing.
+        """
+        return None
 
     def validate(self, job: JobSpec) -> list[str]:
         """One message per job field this tool cannot honour; empty when the job is fine."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from corral.config.schema import JobSpec
-from corral.tools.base import AGENT_FIELDS, Invocation, Tool
+from corral.tools.base import AGENT_FIELDS, Invocation, Tool, Verified
 
 
 class ClaudeTool(Tool):
@@ -15,6 +15,7 @@ class ClaudeTool(Tool):
     supports: ClassVar[frozenset[str]] = frozenset(AGENT_FIELDS)
     executable_names: ClassVar[tuple[str, ...]] = ("claude",)
     parser: ClassVar[str] = "claude-stream-json"
+    verified: ClassVar[Verified | None] = Verified("2.1.329")
     # the native installer's place (`claude migrate-installer`)
     home_dirs: ClassVar[tuple[str, ...]] = (".claude/local",)
     output_formats: ClassVar[dict[str, str]] = {

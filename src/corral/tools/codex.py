@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import ClassVar
 
 from corral.config.schema import JobSpec
-from corral.tools.base import Invocation, Tool, prompt_args
+from corral.tools.base import Invocation, SessionReport, Tool, Verified, prompt_args
 
 _READ_ONLY = ("--sandbox", "read-only")
 _WRITE = ("--sandbox", "workspace-write")
 _FULL = ("--sandbox", "danger-full-access")
 _BYPASS = ("--dangerously-bypass-approvals-and-sandbox",)
+# a Codex session id, as `thread.started` names it and its rollout file ends
+_SESSION_ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
 
 
 class CodexTool(Tool):
@@ -35,10 +42,16 @@ class CodexTool(Tool):
         "yolo": _BYPASS,
     }
 
+    verified: ClassVar[Verified | None] = Verified("0.169.0")
+
     def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
-        # corral picks each job's cwd on purpose, often a scratch directory outside git;
-        # Codex would refuse to start there without --skip-git-repo-check
-        argv = [executable, "exec", "--json", "--skip-git-repo-check"]
+        argv = [executable, "exec"]
+        # corral picks each job's cwd on purpose, often a scratch directory outside git,
+        # where Codex refuses to start without --skip-git-repo-check. Each flag is added
+        # only when the user has not: Codex exits 2 on a flag given twice.
+        for flag in ("--json", "--skip-git-repo-check"):
+            if flag not in job.extra_args:
+                argv.append(flag)
         if job.model:
             argv += ["--model", job.model]
         argv += self.permission_flags(job)
@@ -55,3 +68,69 @@ class CodexTool(Tool):
             # an inherited CODEX_HOME would win over HOME/.codex
             env["CODEX_HOME"] = f"{env['HOME']}/.codex"
         return env
+
+    def session_report(
+        self, env: Mapping[str, str], session_id: str | None, *, model: str | None
+    ) -> SessionReport | None:
+        """The model Codex used when the flow named none: its `--json` output never says.
+
+        The session's rollout file (`$CODEX_HOME/sessions/Y/M/D/rollout-*-<id>.jsonl`)
+        records each turn's model; without one, `model` in `$CODEX_HOME/config.toml`
+        (of the active profile, if any) is what Codex would have used.
+        """
+        if model is not None:
+            return None
+        codex_home = Path(env.get("CODEX_HOME") or f"{env.get('HOME', '')}/.codex")
+        if session_id and _SESSION_ID.match(session_id):
+            pattern = f"sessions/*/*/*/rollout-*-{session_id}.jsonl"
+            for rollout in sorted(codex_home.glob(pattern), reverse=True):
+                used = rollout_model(_read_lines(rollout))
+                if used:
+                    return SessionReport(source=f"codex session file {rollout}", model=used)
+        config = codex_home / "config.toml"
+        used = config_model(config)
+        if used:
+            return SessionReport(source=f"codex config {config}", model=used)
+        return None
+
+
+def rollout_model(lines: Iterable[str]) -> str | None:
+    """The model of the last turn in a Codex rollout file (`turn_context.payload.model`)."""
+    found = None
+    for line in lines:
+        if '"turn_context"' not in line[:200]:
+            continue  # tool outputs make other lines long: only turn contexts are decoded
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        payload = record.get("payload") if isinstance(record, dict) else None
+        if record.get("type") == "turn_context" and isinstance(payload, dict):
+            model = payload.get("model")
+            if isinstance(model, str) and model:
+                found = model
+    return found
+
+
+def config_model(path: Path) -> str | None:
+    """`model` from a Codex config.toml: the active profile's, else the top-level one."""
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    profile = config.get("profile")
+    profiles = config.get("profiles")
+    if isinstance(profile, str) and isinstance(profiles, dict):
+        chosen = profiles.get(profile)
+        if isinstance(chosen, dict) and isinstance(chosen.get("model"), str):
+            return str(chosen["model"])
+    model = config.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def _read_lines(path: Path) -> Iterable[str]:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            yield from handle
+    except OSError:
+        return

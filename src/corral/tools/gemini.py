@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from corral.config.schema import JobSpec
-from corral.tools.base import Invocation, Tool, prompt_args
+from corral.tools.base import Invocation, Tool, Verified, prompt_args
 
 _YOLO = ("--approval-mode", "yolo")
 _AUTO_EDIT = ("--approval-mode", "auto_edit")
@@ -23,6 +23,9 @@ class GeminiTool(Tool):
     )
     executable_names: ClassVar[tuple[str, ...]] = ("gemini",)
     parser: ClassVar[str] = "gemini-stream-json"
+    # `gemini --version` starts Node twice (it relaunches itself): 4 s on a busy machine
+    version_timeout: ClassVar[float] = 15.0
+    verified: ClassVar[Verified | None] = Verified("0.61.0")
     # --approval-mode rather than the older --yolo, which newer releases deprecate and
     # refuse to combine with --approval-mode
     permission_modes: ClassVar[dict[str, tuple[str, ...]]] = {
