@@ -194,3 +194,107 @@ def test_exec_agent_single_instance(tmp_path: Path, tool: str) -> None:
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["jobs"][0]
     assert job["tool"] == tool and job["usage"]["output_tokens"] > 0
+
+
+ROLLOUT = Path(__file__).parent / "data" / "tools" / "codex_home" / "sessions" / "2026" / "12"
+
+
+def _codex_home(tmp_path: Path, thread: str, model: str) -> Path:
+    """A CODEX_HOME whose session file says which model the turn used (a real rollout's
+    records, renamed for `thread`)."""
+    (recorded,) = (ROLLOUT / "03").glob("rollout-*.jsonl")
+    text = recorded.read_text().replace("gpt-6.1-sol", model)
+    folder = tmp_path / "codex_home" / "sessions" / "2026" / "12" / "03"
+    folder.mkdir(parents=True)
+    (folder / f"rollout-2026-12-03T08-22-02-{thread}.jsonl").write_text(text)
+    return tmp_path / "codex_home"
+
+
+def test_codex_without_a_model_is_priced_by_the_model_it_used(tmp_path: Path) -> None:
+    thread = last_json("codex_tool.out", value="thread.started")["thread_id"]
+    home = _codex_home(tmp_path, thread, "gpt-5")
+    code, summary, stderr = run_json(
+        tmp_path,
+        f"""
+        jobs:
+          tests:
+            tool: codex
+            prompt: tests
+            env: {{FAKE_AGENT_SCRIPT: codex_tool, CODEX_HOME: "{home}"}}
+        """,
+    )
+    assert code == 0, stderr
+    (job,) = summary["jobs"]
+    assert job["models"] == ["gpt-5"]
+    (rollout,) = home.glob("sessions/*/*/*/*.jsonl")
+    assert job["model_source"] == f"codex session file {rollout}"
+    assert job["cost"]["source"] == "estimated" and Decimal(job["cost"]["usd"]) > 0
+
+
+def test_codex_without_a_session_file_falls_back_to_its_config(tmp_path: Path) -> None:
+    home = tmp_path / "codex_home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'model = "gpt-4o"\nprofile = "fast"\n[profiles.fast]\nmodel = "gpt-4.1"\n'
+    )
+    code, summary, stderr = run_json(
+        tmp_path,
+        f"""
+        jobs:
+          tests:
+            tool: codex
+            prompt: t
+            env: {{FAKE_AGENT_SCRIPT: codex_tool, CODEX_HOME: "{home}"}}
+        """,
+    )
+    assert code == 0, stderr
+    (job,) = summary["jobs"]
+    assert job["models"] == ["gpt-4.1"]
+    assert job["model_source"] == f"codex config {home / 'config.toml'}"
+    assert job["cost"]["source"] == "estimated"
+
+
+def test_a_failed_codex_run_reported_no_cost(tmp_path: Path) -> None:
+    code, summary, _ = run_json(
+        tmp_path,
+        """
+        jobs:
+          broken: {tool: codex, prompt: t, model: gpt-5.5, env: {FAKE_AGENT_SCRIPT: codex_401}}
+        """,
+    )
+    assert code == 1
+    (job,) = summary["jobs"]
+    assert (job["status"], job["error_kind"]) == ("failed", "auth")
+    # nothing was reported or spent: no "$0 reported"
+    assert job["cost"] == {"usd": None, "source": "none"}
+    assert summary["totals"]["cost"] == {"usd": None, "source": "none"}
+
+
+def test_copilot_tokens_come_from_its_session_log(tmp_path: Path) -> None:
+    stdout = (DATA / "copilot_tool.out").read_text().splitlines()
+    session = json.loads(stdout[-1])["sessionId"]
+    copilot_home = tmp_path / "copilot_home"
+    log = copilot_home / "session-state" / session / "events.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text((DATA / "copilot_tool.session").read_text())
+    code, summary, stderr = run_json(
+        tmp_path,
+        f"""
+        jobs:
+          ask:
+            tool: copilot
+            prompt: run it
+            model: gpt-5.5
+            env: {{FAKE_AGENT_SCRIPT: copilot_tool, COPILOT_HOME: "{copilot_home}"}}
+        """,
+        CORRAL_COPILOT_BIN=str(FAKE_AGENT),
+    )
+    assert code == 0, stderr
+    (job,) = summary["jobs"]
+    shutdown = json.loads(log.read_text().splitlines()[-1])["data"]["accountingSnapshot"]
+    usage = shutdown["modelMetrics"]["gpt-5.5"]["usage"]
+    assert job["usage"]["input_tokens"] + job["usage"]["cache_read_tokens"] == usage["inputTokens"]
+    assert job["usage"]["output_tokens"] == usage["outputTokens"]
+    assert (job["usage"]["tool_calls"], job["usage"]["turns"]) == (1, 2)
+    assert job["session_id"] == session and job["models"] == ["gpt-5.5"]
+    assert job["cost"]["source"] == "estimated"

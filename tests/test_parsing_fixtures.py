@@ -180,6 +180,16 @@ CASES = [
     Case("codex/codex_error_500.jsonl", "codex-jsonl", ErrorKind.API),
     Case("codex/codex_error_500_default_retries.jsonl", "codex-jsonl", ErrorKind.API),
     Case("codex/codex_error_failed_stream.jsonl", "codex-jsonl", ErrorKind.API),
+    # Codex's own stream_idle_timeout_ms fired (recorded by issue 18): idle, as the watchdog
+    Case("codex/codex_idle_timeout.jsonl", "codex-jsonl", ErrorKind.IDLE, exit_code=1),
+    # no model named: Codex used its default (its rollout file says gpt-6.1-sol)
+    Case(
+        "codex/codex_default_model.jsonl",
+        "codex-jsonl",
+        session="01a23b10-a7c8-7a60-8ec8-dadb2d82b400",
+        text="Hello from the corral simulated provider!",
+        exit_code=0,
+    ),
     Case("codex/codex_text.txt", "generic", text="hello-from-mock-tool"),
     # Gemini CLI
     Case(
@@ -250,7 +260,9 @@ def test_every_capture_has_a_case() -> None:
         f"{p.parent.name}/{p.name}"
         for d in ("claude", "codex", "gemini")
         for p in (HERE / d).iterdir()
-        if not p.name.endswith(".stderr.txt") and p.name != "codex_last_message.txt"
+        if not p.name.endswith(".stderr.txt")
+        and p.name != "codex_last_message.txt"
+        and not p.name.startswith("PROVENANCE")
     }
     stderr_only = {
         f"{p.parent.name}/{p.name.removesuffix('.stderr.txt')}.json"

@@ -22,8 +22,11 @@ SAMPLES: list[tuple[str, Path]] = [
     *(("gemini-stream-json", p) for p in sorted(DATA.glob("gemini/*.jsonl"))),
     *(("gemini-json", p) for p in sorted(DATA.glob("gemini/*.json")) if p.stat().st_size),
     ("qwen-stream-json", DATA / "others" / "qwen_stream.jsonl"),
+    *(("qwen-stream-json", p) for p in sorted(DATA.glob("qwen/qwen_*.out")) if p.stat().st_size),
     ("opencode-json", DATA / "others" / "opencode.jsonl"),
-    ("cursor-stream-json", DATA / "others" / "cursor_stream.jsonl"),
+    *(("opencode-json", p) for p in sorted(DATA.glob("opencode/*.out")) if p.stat().st_size),
+    *(("copilot-jsonl", p) for p in sorted(DATA.glob("copilot/*.out"))),
+    ("cursor-stream-json", DATA / "others" / "cursor_documented.jsonl"),
     ("generic", DATA / "codex" / "codex_text.stderr.txt"),
 ]
 LINES = {path: path.read_text().splitlines() for _, path in SAMPLES}

@@ -10,10 +10,10 @@ Shapes come from the CLIs' documentation and source (no recorded runs here):
   `candidates`, and `total_tokens` also holds the thoughts. No cost.
 - Cursor Agent (`cursor-agent -p --output-format stream-json`, cursor.com/docs/cli/
   reference/output-format) mirrors Claude's `system/init`, `assistant`, `user`, `result`,
-  adds `tool_call{subtype: started|completed, call_id, tool_call{<kind>ToolCall{args,
-  result}}}` and `thinking` deltas; recent builds put `usage{inputTokens, outputTokens,
-  cacheReadTokens, cacheWriteTokens}` on the result (input excludes cache reads). On a
-  failure the stream just stops and the message is on stderr. No cost.
+  and adds `tool_call{subtype: started|completed, call_id, tool_call{<kind>ToolCall{args,
+  result}}}`. Its documented output has no token counts and no cost, so corral records
+  none. On a failure the stream just stops and the message is on stderr. Unverified: the
+  CLI cannot be installed here (see tests/data/parsing/others/README.md).
 - OpenCode (`opencode run --format json`, packages/opencode/src/cli/cmd/run.ts):
   `{type, timestamp, sessionID, part|error}` with types `step_start`, `text`,
   `tool_use` (part.tool, part.callID, part.state.status), `step_finish`
@@ -95,19 +95,6 @@ class QwenStreamParser(ClaudeStreamParser):
         return UsageUpdated(by_model=by_model, final=True)
 
 
-def cursor_usage(obj: dict[str, Any]) -> Usage | None:
-    usage = obj.get("usage")
-    source = usage if isinstance(usage, dict) else obj  # early builds: top-level camelCase
-    if not any(k in source for k in ("inputTokens", "outputTokens")):
-        return None
-    return Usage(
-        input_tokens=as_int(source.get("inputTokens")),
-        output_tokens=as_int(source.get("outputTokens")),
-        cache_read_tokens=as_int(source.get("cacheReadTokens")),
-        cache_write_5m_tokens=as_int(source.get("cacheWriteTokens")),
-    )
-
-
 class CursorStreamParser(ClaudeStreamParser):
     """Cursor Agent stream-json: Claude's envelope plus `tool_call` started/completed."""
 
@@ -133,16 +120,7 @@ class CursorStreamParser(ClaudeStreamParser):
         return [ToolResult(call_id=call_id, is_error=failed, permission_denied=denied)]
 
     def final_usage(self, obj: dict[str, Any]) -> UsageUpdated | None:
-        usage = cursor_usage(obj)
-        if usage is None:
-            return None
-        turns = opt_int(obj.get("num_turns"))
-        usage = Usage(
-            **{**usage.to_dict(), "tool_calls": self.tool_calls, "turns": turns or self.turns}
-        )
-        return UsageUpdated(
-            by_model={self.model or self.model_hint or UNKNOWN_MODEL: usage}, final=True
-        )
+        return None  # the documented result carries no token counts
 
 
 def _cursor_tool_name(kind: str, body: dict[str, Any]) -> str:
