@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 FAKES = Path(__file__).parent / "fakes"
 PR_SET_CHILD_SUBREAPER = 36
+# the agent CLIs scripts/install-clis.sh installs, each proven by the realcli tests
+REAL_CLIS = ("claude", "codex", "gemini", "qwen", "opencode", "copilot")
 
 
 def _become_subreaper() -> None:
@@ -74,14 +76,14 @@ def no_leftover_processes() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def cli_bin() -> Path:
-    """The folder with the real claude, codex and gemini: CORRAL_CLI_BIN_DIR, the
-    install cache, or a fresh `scripts/install-clis.sh` (skips only without npm)."""
+    """The folder with the real agent CLIs (REAL_CLIS): CORRAL_CLI_BIN_DIR, the install
+    cache, or a fresh `scripts/install-clis.sh` (skips only without npm)."""
     given = os.environ.get("CORRAL_CLI_BIN_DIR")
     if given:
         return Path(given)
     cache = Path(os.environ.get("CORRAL_CLI_CACHE", Path.home() / ".cache" / "corral" / "clis"))
     cached = cache / "node_modules" / ".bin"
-    if all(os.access(cached / tool, os.X_OK) for tool in ("claude", "codex", "gemini")):
+    if all(os.access(cached / tool, os.X_OK) for tool in REAL_CLIS):
         return cached
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed and CORRAL_CLI_BIN_DIR is not set")

@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +34,7 @@ from corral.execute.executor import AttemptOutcome, Executor, LocalExecutor
 from corral.execute.liveness import RunLock
 from corral.execute.prepare import Preparer, Rehearse, default_environ, uses_tool
 from corral.execute.scheduler import Scheduler, Settings, Spent
-from corral.models import Cost, JobStatus, RunStatus, Usage
+from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, capture_outputs
 
 
@@ -250,8 +249,12 @@ class RunSession:
         )
 
     def accounts(self, job: str) -> tuple[Usage, Cost | None] | None:
+        """The job's usage and cost. The cost is None when nothing was reported or spent (a
+        failed Codex run, a job that called no model): corral's own estimate of zero tokens
+        is no cost, while a CLI that said "$0" itself (Claude on an API error) keeps it."""
         account = self.ledger.job(job)
-        if not account.by_model and account.cost.usd == Decimal(0):
+        spent = account.usage.total_tokens or account.cost.source is CostSource.REPORTED
+        if not self.ledger.reported(job) or not spent:
             return account.usage, None
         return account.usage, account.cost
 

@@ -13,8 +13,8 @@ Measured with Copilot CLI 1.0.102 (tests/data/parsing/copilot): each line is
 
 The token counts are not on stdout: Copilot writes them to its session log
 (`session.usage_record{usage{model, inputTokens, outputTokens, cacheReadTokens,
-cacheWriteTokens, reasoningTokens}}` per call, `session.shutdown{accountingSnapshot
-{modelMetrics{<model>{usage{...}}}}}` with the totals), which the adapter reads after the
+cacheWriteTokens, reasoningTokens}}` per call, `session.shutdown{modelMetrics{<model>
+{usage{...}}}}` with the totals, also under `accountingSnapshot`), which the adapter reads after the
 process ended and passes to `cli_files`. `inputTokens` holds the cache reads and writes;
 `outputTokens` holds the reasoning. No dollar cost (Copilot bills premium requests).
 """
@@ -182,7 +182,8 @@ class CopilotParser(BaseParser):
                     name = as_str(usage.get("model")) or self.model or UNKNOWN_MODEL
                     records[name] = records.get(name, Usage()) + copilot_usage(usage)
                 elif obj.get("type") == "session.shutdown":
-                    metrics = as_dict(as_dict(data.get("accountingSnapshot")).get("modelMetrics"))
+                    snapshot = as_dict(data.get("accountingSnapshot"))
+                    metrics = as_dict(data.get("modelMetrics") or snapshot.get("modelMetrics"))
                     totals = {
                         name: copilot_usage(as_dict(as_dict(entry).get("usage")))
                         for name, entry in metrics.items()
