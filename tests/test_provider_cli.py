@@ -42,7 +42,7 @@ def test_serve_until_signalled(sig: signal.Signals, codes: tuple[int, ...]) -> N
         assert first.startswith("corral provider: serving on http://127.0.0.1:")
         url = first.split()[-1]
         printed = [first]
-        while "gemini -p" not in printed[-1]:  # the last instruction line
+        while "copilot -p" not in printed[-1]:  # the last instruction line
             printed.append(process.stdout.readline())
         request = urllib.request.Request(
             f"{url}/s/e/v1/messages", data=json.dumps({"model": "m"}).encode(), method="POST"
@@ -61,5 +61,13 @@ def test_serve_until_signalled(sig: signal.Signals, codes: tuple[int, ...]) -> N
     assert "Traceback" not in err
     assert "stopped after 1 requests" in err
     whole = "".join(printed) + out
-    for variable in ("ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "model_provider", "/s/e"):
+    for variable in (
+        "ANTHROPIC_BASE_URL",
+        "GOOGLE_GEMINI_BASE_URL",
+        "model_provider",
+        "OPENAI_BASE_URL",
+        "XDG_CONFIG_HOME",
+        "COPILOT_PROVIDER_BASE_URL",
+        "/s/e",
+    ):
         assert variable in whole

@@ -16,7 +16,8 @@ from corral.errors import EXIT_OK
 
 @click.group(name="provider")
 def provider_command() -> None:
-    """The simulated model provider (Anthropic, OpenAI Responses and Gemini APIs)."""
+    """The simulated model provider (Anthropic, OpenAI Responses and Chat Completions, and
+    Gemini APIs)."""
 
 
 @provider_command.command(name="serve")
@@ -87,6 +88,9 @@ def _instructions(url: str, homes: Path) -> str:
         "claude": "claude -p 'say hello' --output-format json",
         "codex": "codex exec --json {args} 'say hello' < /dev/null",
         "gemini": "gemini -p 'say hello' --output-format json",
+        "qwen": "qwen --output-format stream-json 'say hello' < /dev/null",
+        "opencode": "opencode run --title --format json 'say hello' < /dev/null",
+        "copilot": "copilot -p 'say hello' --output-format json < /dev/null",
     }
     lines = ["", "Point a CLI at it (append /s/<scenario-id> to the URL to pick a scenario):"]
     for tool, command in commands.items():

@@ -1,4 +1,5 @@
-"""A simulated model provider (Anthropic, OpenAI Responses, Gemini) for rehearsing real CLIs."""
+"""A simulated model provider (Anthropic, OpenAI Responses and Chat Completions, Gemini) for
+rehearsing real CLIs."""
 
 from __future__ import annotations
 
