@@ -298,3 +298,23 @@ def test_copilot_tokens_come_from_its_session_log(tmp_path: Path) -> None:
     assert (job["usage"]["tool_calls"], job["usage"]["turns"]) == (1, 2)
     assert job["session_id"] == session and job["models"] == ["gpt-5.5"]
     assert job["cost"]["source"] == "estimated"
+
+
+def test_run_warns_when_the_installed_cli_is_not_the_verified_version(tmp_path: Path) -> None:
+    # the fake agent answers `--version` with 9.9.9; the adapter was verified with 2.1.329
+    # (the fake reads FAKE_AGENT_SCRIPT even for --version, which runs in corral's env)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "FAKE_AGENT_SCRIPT": "claude_text"}
+    flow = """
+        jobs:
+          review: {tool: claude, prompt: "review", env: {FAKE_AGENT_SCRIPT: claude_text}}
+        """
+    code, _, stderr = run_json(tmp_path, flow, **env)
+    assert code == 0, stderr
+    warning = (
+        "corral: warning: claude 9.9.9 is installed; corral's claude adapter was verified"
+        " with 2.1.329, and a different version may print what corral cannot read"
+    )
+    assert stderr.count(warning) == 1
+    # the answer is remembered while the executable stays the same
+    assert (tmp_path / "cache" / "corral" / "cli-versions.json").is_file()
+    assert run_json(tmp_path, flow, **env)[2].count(warning) == 1
