@@ -47,11 +47,11 @@ def usage_json(usage: Usage) -> dict[str, int]:
     }
 
 
-def cost_json(cost: Cost | None) -> dict[str, str | None]:
-    """A cost, or `{"usd": null, "source": "none"}` when nothing was spent or reported
-    (a job that called no model, a CLI that failed before its first call)."""
+def cost_json(cost: Cost | None) -> dict[str, str | None] | None:
+    """A cost, or None (`null`) when nothing was spent or reported (a job that called no
+    model, a CLI that failed before its first call): the same as the history's JSON."""
     if cost is None:
-        return {"usd": None, "source": "none"}
+        return None
     return cost.to_dict()
 
 
