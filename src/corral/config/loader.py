@@ -28,6 +28,7 @@ from corral.config.locate import (
     make_locator,
     toml_positions,
     yaml_positions,
+    yaml_scalars,
 )
 from corral.config.schema import (
     JOB_FIELDS,
@@ -103,8 +104,9 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
             line = mark.line + 1 if mark else None
             column = mark.column + 1 if mark else None
             what = getattr(error, "problem", None) or str(error)
+            what += _tag_hint(text, mark.line if mark else None)
             raise FlowError([Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
-        return data, make_locator(yaml_positions, text)
+        return data, make_locator(yaml_positions, text, yaml_scalars)
     if suffix == ".toml":
         try:
             data = tomllib.loads(text)
@@ -121,6 +123,23 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
                 f"unknown flow file type {suffix!r}: use .yaml, .yml, .json or .toml",
             )
         ]
+    )
+
+
+_TAG = re.compile(r"(?:^|[:,{\[-])\s*(![^\s,}\]]*)")
+
+
+def _tag_hint(text: str, line: int | None) -> str:
+    """A value that starts with `!` is a YAML tag: say so (`if: !cancelled()`)."""
+    if line is None:
+        return ""
+    lines = text.splitlines()
+    found = _TAG.search(lines[line]) if line < len(lines) else None
+    if found is None:
+        return ""
+    return (
+        f" (`{found.group(1)}` starts with `!`, which YAML reads as a tag: quote the value "
+        "or wrap the expression, as on GitHub: if: ${{ !cancelled() }})"
     )
 
 
