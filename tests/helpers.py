@@ -34,3 +34,18 @@ def corral(
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def problems_of(text: str, name: str = "flow.yaml") -> list[str]:
+    """What `corral validate` prints for a flow with this text (one line a problem, then
+    the count), or [] when the flow is valid; in process, with real file positions."""
+    from corral.config.loader import load_text
+    from corral.errors import FlowError
+    from corral.plan import build_plan
+
+    try:
+        loaded = load_text(text, Path(name), name)
+        build_plan(loaded.spec, source=name, locate=loaded.locate)
+    except FlowError as error:
+        return error.lines()
+    return []

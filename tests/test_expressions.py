@@ -134,6 +134,7 @@ def test_parse_compiles_once_and_reports_what_it_reads() -> None:
         ("'abc", "lexing", 0, "Unexpected symbol: ''abc'", "no closing quote"),
         ("a }}", "lexing", 2, "Unexpected symbol: '}}'", "a stray `}}`"),
         ("github.ref", "parsing", 0, "Unrecognized named-value: 'github'", "no `github` context"),
+        ("a == succeeded", "parsing", 5, "Unrecognized named-value: 'succeeded'", "'succeeded'"),
         ("hashFiles('x')", "parsing", 0, "Unrecognized function: 'hashFiles'", "no checked-out"),
         ("startswith(a)", "parsing", 0, "Too few parameters supplied: 'startswith'", None),
     ],
@@ -171,6 +172,17 @@ def test_evaluation_errors() -> None:
     with pytest.raises(ExpressionEvaluationError) as caught:
         evaluate("fromJSON('NaN')")  # JSON has no NaN
     assert caught.value.kind == "evaluation"
+
+
+def test_hostile_nesting_is_an_error_not_a_crash() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ExpressionEvaluationError, match="nested too deeply"):
+        evaluate("fromJSON(a)", {"a": deep})
+    nested: list[object] = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(ExpressionEvaluationError, match="nested too deeply"):
+        evaluate("toJSON(a)", {"a": nested})
 
 
 def test_memory_is_capped_as_on_github() -> None:

@@ -246,6 +246,46 @@ def test_matrix_expands_names_and_values(tmp_path: Path) -> None:
     assert by_name["summary"]["needs"] == names
 
 
+def test_github_expressions_and_a_github_matrix_end_to_end(tmp_path: Path) -> None:
+    flow = write_flow(
+        tmp_path,
+        """
+        jobs:
+          build:
+            run: FAKE echo version 2.10
+            outputs: {version: {regex: 'version (\\S+)'}}
+          review:
+            needs: [build]
+            matrix:
+              model: [a, b]
+              include: [{model: c, extra: x}]
+              exclude: [{model: b}]
+            run: >-
+              FAKE echo
+              ${{ matrix.model }}-${{ matrix.extra }}-${{ needs.build.outputs.version }}
+          flaky:
+            matrix: {n: [1, 2]}
+            run: "FAKE ${{ case(matrix.n == 1, 'exit 4', 'hang') }}"
+          gate:
+            needs: [review]
+            if: "needs.review.result == 'SUCCESS' && jobs.build.outputs.version >= 2.1"
+            run: FAKE echo gate ${{ join(needs.*.result, '+') }}
+          after_flaky:
+            needs: [flaky]
+            if: ${{ always() && !cancelled() && needs.flaky.result == 'failure' }}
+            run: FAKE echo flaky failed
+        """,
+    )
+    jobs, summary = run_json(flow, code=1)
+    assert [stdout_of(jobs[n]) for n in ("review-a", "review-c-x")] == ["a--2.10\n", "c-x-2.10\n"]
+    assert "review-b" not in jobs
+    assert stdout_of(jobs["gate"]) == "gate success\n"
+    assert jobs["flaky-1"]["status"] == "failed"
+    assert jobs["flaky-2"]["status"] == "cancelled"  # fail_fast: GitHub's default
+    assert stdout_of(jobs["after_flaky"]) == "flaky failed\n"
+    assert summary["status"] == "failed"
+
+
 # -- --only and --from -----------------------------------------------------------------------
 
 CHAIN = """

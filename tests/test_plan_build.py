@@ -123,15 +123,17 @@ def test_bad_if_syntax_reports_job_and_column() -> None:
         }
     )
     assert problems == [
-        "flow.yaml: jobs.b.if: invalid `if` expression `${{ jobs.a.status == = 'x' }}` "
-        "at column 22: "
-        "unexpected '='"
+        "flow.yaml: jobs.b.if: invalid expression `${{ jobs.a.status == = 'x' }}`: "
+        "Unexpected symbol: '=' at position 22; compare with `==`; a single `=` is not an "
+        "operator"
     ]
-    assert _problems({"b": {"run": "b", "if": "always() and"}}) == [
-        "flow.yaml: jobs.b.if: invalid `if` expression `always() and` at column 13: unexpected end"
+    assert _problems({"b": {"run": "b", "if": "always() &&"}}) == [
+        "flow.yaml: jobs.b.if: invalid expression `always() &&`: "
+        "Unexpected end of expression: '&&' at position 10"
     ]
-    assert _problems({"b": {"run": "b", "if": "a ! b"}}) == [
-        "flow.yaml: jobs.b.if: invalid `if` expression `a ! b` at column 3: unexpected char '!'"
+    assert _problems({"b": {"run": "b", "if": "always() and failure()"}}) == [
+        "flow.yaml: jobs.b.if: invalid expression `always() and failure()`: "
+        "Unexpected symbol: 'and' at position 10; write `&&` for `and`"
     ]
 
 
@@ -185,7 +187,18 @@ def test_reference_checks() -> None:
                 "cwd": "{{ matrix.mode }}",
             },
             "mm": {"run": "{{ matrix.modle }}", "matrix": {"model": ["a"]}},
-            "cond": {"run": "x", "needs": ["m"], "if": "jobs.nope.status == 'x' and env.X"},
+            "cond": {
+                "run": "x",
+                "needs": ["m"],
+                "if": "jobs.nope.status == 'x' && env.X && needs.m.stauts && needs.mm.result "
+                "&& JOBS.M.result && flow.nam",
+            },
+            "gh": {
+                "run": "x ${{ jobs.my-build.outputs.verison }} "
+                "${{ needs.MY-BUILD.outputs.version }}",
+                "needs": ["my-build"],
+                "prompt": "{{ needs.x.result }}",
+            },
         }
     )
     assert problems == [
@@ -203,9 +216,18 @@ def test_reference_checks() -> None:
         "flow.yaml: jobs.use.prompt: run.idd: run has only id and name (did you mean 'id'?)",
         "flow.yaml: jobs.use.cwd: matrix.mode: job 'use' has no matrix",
         "flow.yaml: jobs.mm.run: matrix.modle: unknown matrix key 'modle' (did you mean 'model'?)",
-        "flow.yaml: jobs.cond.if: unknown name 'env' in `if`; conditions read jobs, matrix and "
-        "success(), failure(), always(), cancelled()",
         "flow.yaml: jobs.cond.if: jobs.nope.status: no job named 'nope'",
+        "flow.yaml: jobs.cond.if: needs.m.stauts: needs.m has only result and outputs "
+        "(corral's other fields are under jobs.m)",
+        "flow.yaml: jobs.cond.if: needs.mm.result: 'mm' is not a direct need of 'cond' (add it "
+        "to needs, or read jobs.NAME for a job further up)",
+        "flow.yaml: jobs.cond.if: JOBS.M.result: 'm' is a matrix job; read one expansion, such "
+        "as jobs['m-a'], or needs.m for all of them",
+        "flow.yaml: jobs.cond.if: flow.nam: flow has only name and run_id (did you mean 'name'?)",
+        "flow.yaml: jobs.gh.prompt: unknown name 'needs' in template (`needs` is read by `${{ }}` "
+        "expressions: write ${{ needs... }}); templates read jobs, matrix, env and run",
+        "flow.yaml: jobs.gh.run: jobs.my-build.outputs.verison: 'my-build' declares no output "
+        "'verison' (did you mean 'version'?)",
     ]
 
 
@@ -233,7 +255,7 @@ def test_every_problem_at_once_with_locations() -> None:
     assert lines == [
         "f.yaml:3:14: jobs.a.needs[0]: needs 'zz', which is not a job",
         "f.yaml: jobs.b.needs[0]: 'b' needs itself",
-        "f.yaml:9:9: jobs.c.if: invalid `if` expression `==` at column 1: unexpected '=='",
+        "f.yaml:9:9: jobs.c.if: invalid expression `==`: Unexpected symbol: '==' at position 1",
         "f.yaml: jobs.c.retry_on[0]: 'auth' is never retried",
         "f.yaml: jobs.c.retry_on[1]: unknown failure kind 'ratelimit'; use api, exit, idle, "
         "rate_limit, timeout or an exit code (did you mean 'rate_limit'?)",
@@ -242,7 +264,7 @@ def test_every_problem_at_once_with_locations() -> None:
         "f.yaml:12:3: jobs.d.outputs.j: invalid JSON path 'a..b' at '..b': use a.b[0].c",
         "f.yaml:12:3: jobs.d.prompt: unknown name 'oops' in template; templates read jobs, "
         "matrix, env and run",
-        "f.yaml: jobs.e.matrix: matrix key 'k' has no values",
+        "f.yaml: jobs.e.matrix.k: matrix key 'k' has no values",
         "f.yaml: jobs.e.run: invalid template at line 1: "
         "Expected an expression, got 'end of statement block'",
         "11 problems; nothing was run",

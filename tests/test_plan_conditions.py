@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from corral.config.schema import FlowSpec
+from corral.expressions import ExpressionSyntaxError
 from corral.models import JobStatus, Usage
-from corral.plan import JobView, Plan, build_plan, compile_condition, decide
+from corral.plan import JobView, Plan, RunScope, build_plan, compile_condition, decide
 
 S, F, T, C, K = (
     JobStatus.SUCCEEDED,
@@ -41,7 +42,9 @@ TABLE = {
     "failed": (X, X, R, R, X, X),
     "failed+coe": (R, R, X, R, X, R),
     "timed_out": (X, X, R, R, X, X),
-    "cancelled": (X, X, X, R, R, X),
+    # cancelled() asks whether the *run* was cancelled, as on GitHub (a need cancelled by
+    # a matrix's fail-fast is not a cancelled run)
+    "cancelled": (X, X, X, R, X, X),
     "skipped": (X, X, X, R, X, X),
 }
 # the same after the run was cancelled: only always() and cancelled() still start jobs
@@ -141,32 +144,52 @@ def _chain_plan() -> Plan:
     )
 
 
+def _settle(
+    plan: Plan, states: dict[str, JobView], name: str, ran: JobStatus, cancelled: bool = False
+) -> JobView:
+    """Decide `name` as the scheduler does and record its view: `ran` if it runs."""
+    decision = decide(plan.jobs[name], states, cancelled)
+    status = ran if decision.run else JobStatus.SKIPPED
+    states[name] = JobView(
+        status,
+        continue_on_error=plan.jobs[name].spec.continue_on_error,
+        upstream_ok=decision.upstream_ok,
+        upstream_failed=decision.upstream_failed,
+    )
+    return states[name]
+
+
 def test_skip_propagates_two_levels_and_failure_sees_upstream() -> None:
     plan = _chain_plan()
-    states = {"a": JobView(F, exit_code=2)}
+    states: dict[str, JobView] = {}
+    _settle(plan, states, "a", F)
     b = decide(plan.jobs["b"], states, False)
     assert (b.run, b.reason) == (False, "skipped: needs 'a' failed")
-    states["b"] = JobView(K)
+    _settle(plan, states, "b", S)
     c = decide(plan.jobs["c"], states, False)
     assert (c.run, c.reason) == (False, "skipped: needs 'b' was skipped")
-    states["c"] = JobView(K)
+    _settle(plan, states, "c", S)
     # failure() looks at every job upstream: a failed two levels up
     assert decide(plan.jobs["notify"], states, False).run
     assert decide(plan.jobs["cleanup"], states, False).run
     assert not decide(plan.jobs["on_cancel"], states, False).run
 
 
-def test_always_and_cancelled_after_a_cancelled_need_upstream() -> None:
+def test_cancelled_is_about_the_run_not_a_cancelled_job_upstream() -> None:
     plan = _chain_plan()
-    states = {"a": JobView(C), "b": JobView(K), "c": JobView(K)}
-    assert not decide(plan.jobs["b"], states, False).run
+    states: dict[str, JobView] = {}
+    _settle(plan, states, "a", C)
+    _settle(plan, states, "b", S)
+    _settle(plan, states, "c", S)
+    assert states["b"].status is K and states["c"].status is K
     assert decide(plan.jobs["cleanup"], states, False).run
-    assert decide(plan.jobs["on_cancel"], states, False).run
+    assert not decide(plan.jobs["on_cancel"], states, False).run
     assert not decide(plan.jobs["notify"], states, False).run
+    assert decide(plan.jobs["on_cancel"], states, True).run  # the run itself was cancelled
 
 
-def test_success_is_judged_on_direct_needs() -> None:
-    # a failed, b ran anyway (always) and succeeded: c trusts b (GitHub would skip c)
+def test_success_is_judged_on_every_job_upstream_as_on_github() -> None:
+    # a failed, b ran anyway (always) and succeeded: c is skipped, as GitHub skips it
     plan = build_plan(
         FlowSpec.model_validate(
             {
@@ -174,26 +197,45 @@ def test_success_is_judged_on_direct_needs() -> None:
                     "a": {"run": "a"},
                     "b": {"run": "b", "needs": ["a"], "if": "always()"},
                     "c": {"run": "c", "needs": ["b"]},
+                    "d": {
+                        "run": "d",
+                        "needs": ["b"],
+                        "if": "always() && needs.b.result == 'success'",
+                    },
+                    "e": {"run": "e", "needs": ["b"], "if": "needs.b.result == 'success'"},
                 }
             }
         )
     )
-    assert decide(plan.jobs["c"], {"a": JobView(F), "b": JobView(S)}, False).run
+    states: dict[str, JobView] = {}
+    _settle(plan, states, "a", F)
+    assert _settle(plan, states, "b", S).status is S
+    c = decide(plan.jobs["c"], states, False)
+    assert (c.run, c.reason) == (False, "skipped: a job upstream of 'b' did not succeed")
+    assert decide(plan.jobs["d"], states, False).run  # the way to run after b regardless
+    assert not decide(plan.jobs["e"], states, False).run  # implicit success() && ...
 
 
 @pytest.mark.parametrize(
     ("expression", "expected"),
     [
         ("jobs.a.status == 'succeeded'", True),
+        ("jobs.a.status == 'SUCCEEDED'", True),  # strings compare ignoring case
         ("jobs.a.cost_usd < 0.5", True),
         ("jobs.a.tokens.output > 1000", True),
         ("jobs.a.tokens.total == 1700", True),
-        ("'PASS' in jobs.a.result", True),
+        ("contains(jobs.a.result, 'pass')", True),
         ("jobs.a.exit_code == 0", True),
         ("jobs.a.outputs.verdict == 'ok'", True),
+        ("jobs.a.outputs.score >= 7", True),  # an output is text; '8' >= 7 as numbers
+        ("jobs.a.outputs.score == 8", True),
         ("jobs['a'].session_id == 's-1'", True),
-        ("jobs.a.cost_usd > 1 or jobs.a.tokens.input > 100", False),
-        ("${{ always() and jobs.a.result.startswith('All') }}", True),
+        ("jobs.a.cost_usd > 1 || jobs.a.tokens.input > 100", False),
+        ("${{ always() && startsWith(jobs.a.result, 'All') }}", True),
+        ("needs.a.result == 'success' && needs.a.outputs.verdict == 'ok'", True),
+        ("contains(needs.*.result, 'failure')", False),
+        ("env.DEPLOY == 'yes' && flow.name == 'nightly' && flow.run_id == 'r-7'", True),
+        ("JOBS.A.EXIT_CODE == 0 && Needs.a.Result == 'Success'", True),
     ],
 )
 def test_expressions_read_the_job_view(expression: str, expected: bool) -> None:
@@ -201,7 +243,13 @@ def test_expressions_read_the_job_view(expression: str, expected: bool) -> None:
         FlowSpec.model_validate(
             {
                 "jobs": {
-                    "a": {"run": "a", "outputs": {"verdict": {"regex": "V=(\\w+)"}}},
+                    "a": {
+                        "run": "a",
+                        "outputs": {
+                            "verdict": {"regex": "V=(\\w+)"},
+                            "score": {"regex": "S=(\\d+)"},
+                        },
+                    },
                     "b": {"run": "b", "needs": ["a"], "if": expression},
                 }
             }
@@ -214,17 +262,80 @@ def test_expressions_read_the_job_view(expression: str, expected: bool) -> None:
         session_id="s-1",
         usage=Usage(input_tokens=100, output_tokens=1500, cache_read_tokens=100),
         cost_usd=0.25,
-        outputs={"verdict": "ok"},
+        outputs={"verdict": "ok", "score": "8"},
     )
-    assert decide(plan.jobs["b"], {"a": view}, False).run is expected
+    scope = RunScope(env={"DEPLOY": "yes"}, flow_name="nightly", run_id="r-7")
+    decision = decide(plan.jobs["b"], {"a": view}, False, scope)
+    assert not decision.error, decision.reason
+    assert decision.run is expected, decision.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "continue_on_error", "result"),
+    [
+        (S, False, "success"),
+        (F, False, "failure"),
+        (T, False, "failure"),
+        (F, True, "success"),  # as on GitHub: continue-on-error makes the result a success
+        (T, True, "success"),
+        (C, False, "cancelled"),
+        (K, False, "skipped"),
+    ],
+)
+def test_needs_result_uses_githubs_words(
+    status: JobStatus, continue_on_error: bool, result: str
+) -> None:
+    plan = _plan(f"always() && needs.a.result == '{result}'")
+    view = JobView(status, continue_on_error=continue_on_error)
+    assert decide(plan.jobs["b"], {"a": view}, False).run
+
+
+def test_needs_of_a_matrix_job_is_one_entry_with_an_aggregate_result() -> None:
+    plan = build_plan(
+        FlowSpec.model_validate(
+            {
+                "jobs": {
+                    "m": {
+                        "run": "m",
+                        "matrix": {"n": [1, 2, 3]},
+                        "outputs": {"v": {"regex": "v=(\\d)"}},
+                        "continue_on_error": True,
+                    },
+                    "after": {"run": "x", "needs": ["m"], "if": "always()"},
+                }
+            }
+        )
+    )
+    job = plan.jobs["after"]
+    assert job.need_groups == (("m", ("m-1", "m-2", "m-3")),)
+
+    def result(*views: JobView) -> str:
+        from corral.plan.contexts import build_contexts
+
+        states = dict(zip(["m-1", "m-2", "m-3"], views, strict=True))
+        needs = build_contexts(job, states, RunScope(), ["needs"])["needs"]
+        return f"{needs['m']['result']}/{needs['m']['outputs'].get('v', '')}"
+
+    ok, bad = JobView(S, outputs={"v": "1"}), JobView(F, outputs={"v": "2"})
+    empty = JobView(S, outputs={"v": ""})
+    assert result(ok, ok, empty) == "success/1"  # an empty value does not win
+    assert result(ok, JobView(F, outputs={"v": "2"}, continue_on_error=False), ok) == "failure/1"
+    assert result(ok, JobView(C), bad) == "failure/2"  # failure beats cancelled
+    assert result(ok, JobView(C), ok) == "cancelled/1"
+    assert result(JobView(K), JobView(K), JobView(K)) == "skipped/"
 
 
 def test_an_expression_that_cannot_be_evaluated_is_an_error_not_a_skip() -> None:
-    plan = _plan("jobs.a.cost_usd < 0.5")
-    decision = decide(plan.jobs["b"], {"a": JobView(S)}, False)  # cost unknown: None < 0.5
+    plan = _plan("always() && fromJSON(jobs.a.result).ok")
+    decision = decide(plan.jobs["b"], {"a": JobView(S, result="not json")}, False)
     assert decision.error
     assert not decision.run
-    assert "could not be evaluated" in decision.reason
+    assert decision.reason.startswith(
+        "condition `always() && fromJSON(jobs.a.result).ok` could not be evaluated: "
+        "Error parsing fromJson"
+    )
+    # GitHub's coercion: an unknown cost is null, and null < 0.5 (as 0 < 0.5)
+    assert decide(_plan("jobs.a.cost_usd < 0.5").jobs["b"], {"a": JobView(S)}, False).run
 
 
 def test_decide_refuses_to_run_before_needs_finish() -> None:
@@ -237,6 +348,26 @@ def test_decide_refuses_to_run_before_needs_finish() -> None:
 
 def test_compile_condition_flags() -> None:
     assert compile_condition("jobs.a.exit_code == 0").implicit_success
-    assert not compile_condition("always() and jobs.a.exit_code == 0").implicit_success
+    assert not compile_condition("always() && jobs.a.exit_code == 0").implicit_success
+    assert not compile_condition("ALWAYS()").implicit_success  # names ignore case
     assert compile_condition("${{ failure() }}").looks_upstream
     assert compile_condition("${{ failure() }}").expression == "failure()"
+    assert compile_condition("{{ always() }}").expression == "always()"  # the old wrapper
+    assert compile_condition("  ").is_default  # empty, as on GitHub: success()
+    assert compile_condition("${{ needs.a.result }}").roots == {"needs"}
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "hint"),
+    [
+        ("${{ always() }} && ${{ failure() }}", 0, "an `if:` is one expression"),
+        ("${{ }}", 3, "write a condition"),
+        ("always() and failure()", 9, "write `&&` for `and`"),
+        ("${{ jobs.a.status === 'x' }}", 20, "`===` is JavaScript"),
+    ],
+)
+def test_bad_conditions_are_refused_with_a_position(text: str, offset: int, hint: str) -> None:
+    with pytest.raises(ExpressionSyntaxError) as caught:
+        compile_condition(text)
+    assert caught.value.offset == offset
+    assert caught.value.hint is not None and hint in caught.value.hint

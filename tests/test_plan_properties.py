@@ -12,7 +12,7 @@ from corral.config.schema import FlowSpec
 from corral.models import JobStatus
 from corral.plan import JobView, Plan, ReadyQueue, build_plan, decide, select
 
-CONDITIONS = [None, "success()", "failure()", "always()", "cancelled()", "failure() or cancelled()"]
+CONDITIONS = [None, "success()", "failure()", "always()", "cancelled()", "failure() || cancelled()"]
 RAN = [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED]
 
 
@@ -97,7 +97,12 @@ def _simulate(plan: Plan, rng: random.Random, run_cancelled: bool) -> dict[str, 
         else:
             assert decision.reason.startswith("skipped: ")
             status = JobStatus.SKIPPED
-        states[name] = JobView(status, continue_on_error=job.spec.continue_on_error)
+        states[name] = JobView(
+            status,
+            continue_on_error=job.spec.continue_on_error,
+            upstream_ok=decision.upstream_ok,
+            upstream_failed=decision.upstream_failed,
+        )
         for dependent in plan.dependents(name):
             waiting[dependent].discard(name)
             if not waiting[dependent]:
@@ -112,8 +117,13 @@ def test_simulated_runs_decide_every_job_once(plan: Plan, seed: int, cancelled: 
     assert set(states) == set(plan.jobs)
     for name, job in plan.jobs.items():
         ran = states[name].status is not JobStatus.SKIPPED
-        if job.condition.is_default:  # runs exactly when every need is ok
-            assert ran == (not cancelled and all(states[n].ok for n in job.needs))
+        upstream = plan.transitive_needs(name)
+        if job.condition.is_default:  # runs exactly when every job upstream is ok (GitHub)
+            assert ran == (not cancelled and all(states[n].ok for n in upstream))
+        if job.condition.expression == "failure()":  # some job upstream failed
+            assert ran == any(states[n].failed for n in upstream)
+        if job.condition.expression == "cancelled()":
+            assert ran == cancelled
         if job.condition.expression == "always()":
             assert ran
 
@@ -126,11 +136,15 @@ def test_when_everything_succeeds_only_trouble_handlers_skip(plan: Plan) -> None
         job = plan.jobs[name]
         decision = decide(job, states, False)
         expression = job.condition.expression
-        if expression in ("failure()", "cancelled()", "failure() or cancelled()"):
+        if expression in ("failure()", "cancelled()", "failure() || cancelled()"):
             assert not decision.run  # nothing failed, nothing was cancelled
         elif expression == "always()":
             assert decision.run
-        else:  # success(): a skipped need still skips, even when nothing failed
-            ran = all(states[n].status is JobStatus.SUCCEEDED for n in job.needs)
+        else:  # success(): a skipped job upstream still skips, even when nothing failed
+            ran = all(states[n].status is JobStatus.SUCCEEDED for n in plan.transitive_needs(name))
             assert decision.run is ran
-        states[name] = JobView(JobStatus.SUCCEEDED if decision.run else JobStatus.SKIPPED)
+        states[name] = JobView(
+            JobStatus.SUCCEEDED if decision.run else JobStatus.SKIPPED,
+            upstream_ok=decision.upstream_ok,
+            upstream_failed=decision.upstream_failed,
+        )

@@ -21,6 +21,7 @@ from corral.plan import (
     render,
     render_job,
 )
+from helpers import problems_of
 
 DONE = JobView(
     JobStatus.SUCCEEDED,
@@ -147,3 +148,106 @@ def test_capture_outputs(tmp_path: Path) -> None:
     assert capture_outputs(
         {"s": OutputSpec(json_path="a")}, stdout_tail="", result="not json", cwd=tmp_path
     ) == {"s": ""}
+
+
+# -- GitHub's ${{ }} -------------------------------------------------------------------------
+
+
+def _context(**extra: object) -> TemplateContext:
+    fields: dict[str, object] = {
+        "jobs": {"a": DONE, "b": JobView(JobStatus.FAILED, continue_on_error=True)},
+        "matrix": {"os": "linux", "flags": ["-x"]},
+        "env": {"HOME": "/h"},
+        "run": RunInfo("r1", "nightly"),
+        "need_groups": (("a", ("a",)), ("b", ("b",))),
+        **extra,
+    }
+    return TemplateContext(**fields)  # type: ignore[arg-type]  # keyword bag built above
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("${{ jobs.a.result }}", "42 files"),
+        ("v${{ needs.a.outputs.version }}-${{ needs.b.result }}", "v1.2-success"),
+        (
+            "${{ matrix.os }} ${{ env.home }} ${{ flow.name }}/${{ flow.run_id }}",
+            "linux /h nightly/r1",
+        ),
+        ("${{ jobs.a.tokens.total > 10 }} ${{ jobs.a.session_id }}|${{ 1.50 }}", "true |1.5"),
+        ("${{ matrix.flags }} ${{ toJSON(matrix.flags) }}", 'Array [\n  "-x"\n]'),
+        ("${{ format('{0} of {1}', needs.a.result, 'job a') }}", "success of job a"),
+        ("${{ '${{' }} stays", "${{ stays"),
+    ],
+)
+def test_github_expressions_in_templates(template: str, expected: str) -> None:
+    assert render(template, _context()) == expected
+
+
+def test_both_syntaxes_in_one_field_and_values_are_not_read_again() -> None:
+    context = _context(jobs={"a": JobView(JobStatus.SUCCEEDED, result="{{ env.HOME }}")})
+    text = "${{ jobs.a.result }} / {{ jobs.a.result }} / {% if true %}${{ matrix.os }}{% endif %}"
+    # what a job printed is text, whichever syntax inserts it: never a template
+    assert render(text, context) == "{{ env.HOME }} / {{ env.HOME }} / linux"
+    # a `${{` is GitHub's even inside Jinja syntax
+    assert render("{{ 'x' ~ '${{ matrix.os }}' }}", context) != "x${{ matrix.os }}"
+
+
+def test_an_expression_that_fails_at_run_time_names_the_job_and_field() -> None:
+    with pytest.raises(TemplateError) as caught:
+        render("${{ fromJSON(jobs.a.result) }}", _context(job="report"), where="prompt")
+    assert str(caught.value) == (
+        "job 'report', prompt: cannot render `${{ fromJSON(jobs.a.result) }}`: Error parsing "
+        "fromJson: Extra data: line 1 column 4 (char 3)"
+    )
+
+
+FLOW = """\
+jobs:
+  a: {run: a, outputs: {v: {regex: "v=(.*)"}}}
+  b:
+    needs: [a]
+    prompt: |
+      Review ${{ needs.a.outputs.v }}
+      and ${{ jobs.a.result | upper }} please
+    run: echo ${{ needs.a.outputs.w }}
+    env:
+      X: "${{ needs.c.result }}"
+      Y: "${{ always() }}"
+    cwd: "${{ matrix.x }"
+"""
+
+
+def test_template_mistakes_are_found_at_load_with_the_character() -> None:
+    assert problems_of(FLOW) == [
+        "flow.yaml:7:29: jobs.b.prompt: invalid expression `Review ${{ needs.a.outputs.v }}\\nand "
+        "${{ jobs.a.result | upper }} please\\n`: Unexpected symbol: '|' at position 55; `|` is a "
+        "Jinja filter: GitHub expressions call functions instead, such as contains, startsWith, "
+        "endsWith, format, join, toJSON, fromJSON, case; write `||` for or",
+        "flow.yaml:11:15: jobs.b.env.Y: invalid expression `${{ always() }}`: Unrecognized "
+        "function: 'always' at position 5; always() is a status function: it works only in `if:`",
+        "flow.yaml:12:11: jobs.b.cwd: invalid expression `${{ matrix.x }`: Unclosed expression: "
+        "'${{' at position 1; close it with `}}` (a `}}` inside quotes does not count)",
+        "flow.yaml:8:19: jobs.b.run: needs.a.outputs.w: 'a' declares no output 'w'",
+        "flow.yaml:10:15: jobs.b.env.X: needs.c.result: 'c' is not a direct need of 'b'",
+        "5 problems; nothing was run",
+    ]
+
+
+def test_a_jobs_own_env_is_in_the_env_context_of_its_other_fields() -> None:
+    plan = build_plan(
+        FlowSpec.model_validate(
+            {
+                "jobs": {
+                    "a": {
+                        "run": "echo ${{ env.OUT }} {{ env.OUT }} ${{ env.HOME }}",
+                        "env": {"OUT": "${{ env.HOME }}/out", "HOME": "/job"},
+                    }
+                }
+            }
+        )
+    )
+    spec = render_job(plan.jobs["a"], {}, {"HOME": "/h"}, RunInfo("r", "n"))
+    # env values see corral's environment; the other fields see the job's env on top
+    assert spec.env == {"OUT": "/h/out", "HOME": "/job"}
+    assert spec.run == "echo /h/out /h/out /job"

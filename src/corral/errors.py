@@ -6,6 +6,8 @@
     │                           carries every problem, each with file:line:col
     ├── ToolError               an agent CLI that is unknown or cannot be started (2)
     ├── TemplateError           a template that cannot be rendered at run time (2)
+    ├── ExpressionError         an expression of GitHub's language that cannot be read or
+    │                           evaluated (2); see corral.expressions.errors
     ├── PriceFileError          a price file that cannot be read (2)
     ├── StoreError              the run history cannot be opened or written (3)
     │   └── MissingExtraError   an optional dependency is not installed (3)

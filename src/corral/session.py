@@ -35,7 +35,7 @@ from corral.execute.liveness import RunLock
 from corral.execute.prepare import Preparer, Rehearse, default_environ, uses_tool
 from corral.execute.scheduler import Scheduler, Settings, Spent
 from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
-from corral.plan import JobView, Plan, PlannedJob, RunInfo, capture_outputs
+from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
 
 
 class UI(Protocol):
@@ -176,6 +176,7 @@ class RunSession:
             finish_attempt=self._outputs_capturer(preparer),
             known=self.known,
             durable=writer.sync if writer is not None else None,
+            scope=RunScope(env=environ, flow_name=self.loaded.name, run_id=prepared.run_id),
         )
 
         def wake(event: Event) -> None:

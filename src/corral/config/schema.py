@@ -132,7 +132,24 @@ class JobSpec(_Strict):
     retry_max_delay: Duration | None = None
     retry_on: list[str | int] | None = None
     outputs: dict[str, OutputSpec] = Field(default_factory=dict)
-    matrix: dict[str, list[Any]] | None = None
+    matrix: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "One job per combination of the axes' values (`name: [values]`), as GitHub "
+            "does: `exclude` (list of partial combinations) removes, `include` (list of "
+            "mappings) extends or adds; `max_parallel` caps how many run at once; "
+            "`fail_fast` (default true) cancels the others when one fails."
+        ),
+        json_schema_extra={
+            "properties": {
+                "include": {"type": "array", "items": {"type": "object"}},
+                "exclude": {"type": "array", "items": {"type": "object"}},
+                "max_parallel": {"type": "integer", "minimum": 1},
+                "fail_fast": {"type": "boolean"},
+            },
+            "additionalProperties": {"type": "array", "minItems": 1},
+        },
+    )
     priority: int = 0
     # rehearsal
     rehearse: RehearseSpec | None = None

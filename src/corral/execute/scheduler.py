@@ -21,7 +21,7 @@ from corral.events.bus import Bus
 from corral.events.types import JobFinished, JobRetrying, JobSkipped, JobWaiting
 from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle
 from corral.models import Cost, ErrorKind, JobStatus, Usage
-from corral.plan import JobView, Plan, PlannedJob, ReadyQueue, decide
+from corral.plan import JobView, Plan, PlannedJob, ReadyQueue, RunScope, decide, matrix_options
 
 Sleep = Callable[[float], Awaitable[None]]
 Prepare = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
@@ -85,6 +85,9 @@ class JobState:
     cost_usd: float | None = None
     started_at: float | None = None
     history: list[AttemptOutcome] = field(default_factory=list)
+    # what the decision found upstream, for the conditions of the jobs below
+    upstream_ok: bool = True
+    upstream_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class Scheduler:
         finish_attempt: FinishAttempt | None = None,
         known: Mapping[str, JobView] | None = None,
         durable: Callable[[], Awaitable[object]] | None = None,
+        scope: RunScope | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -120,6 +124,7 @@ class Scheduler:
         self.admission = admission or OpenAdmission()
         self.finish_attempt = finish_attempt
         self.durable = durable  # awaited after a job's final status is published
+        self.scope = scope or RunScope()  # `env` and `flow` for conditions
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
@@ -137,6 +142,9 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._last_launch = -1e18
         self._crash: BaseException | None = None
+        # matrix jobs: how many expansions run now, and those cancelled by fail_fast
+        self._group_running: dict[str, int] = {}
+        self._group_failed: dict[str, str] = {}
 
     # -- public ----------------------------------------------------------------------------
 
@@ -201,6 +209,8 @@ class Scheduler:
             cost_usd=state.cost_usd,
             outputs=state.outputs,
             continue_on_error=job.spec.continue_on_error,
+            upstream_ok=state.upstream_ok,
+            upstream_failed=state.upstream_failed,
         )
 
     def _consider(self, name: str) -> None:
@@ -209,8 +219,13 @@ class Scheduler:
         if self.hard_cancelled:
             self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
             return
+        if job.group in self._group_failed:
+            self._skip(name, f"not started: {self._group_failed[job.group]}", JobStatus.CANCELLED)
+            return
         # a cancelled run still runs what asks to (`if: always()`, `cancelled()`): cleanup
-        decision = decide(job, self.views(), run_cancelled=self.cancelled is not None)
+        decision = decide(job, self.views(), self.cancelled is not None, self.scope)
+        state = self.states[name]
+        state.upstream_ok, state.upstream_failed = decision.upstream_ok, decision.upstream_failed
         if decision.error:
             # a condition that cannot be evaluated is a mistake to notice, not a quiet skip
             self._fail_unstarted(name, decision.reason)
@@ -263,6 +278,9 @@ class Scheduler:
         self._settled(name)
 
     def _after_failure(self, job: PlannedJob, status: JobStatus) -> None:
+        failed = status in (JobStatus.FAILED, JobStatus.TIMED_OUT)
+        if failed and job.matrix is not None and not job.spec.continue_on_error:
+            self._matrix_fail_fast(job, status)
         stops_run = self.settings.fail_fast and not job.spec.continue_on_error
         if (
             stops_run
@@ -271,6 +289,16 @@ class Scheduler:
             and not self.cancelled
         ):
             self.cancel(f"fail-fast: '{job.name}' {status.value}")
+
+    def _matrix_fail_fast(self, job: PlannedJob, status: JobStatus) -> None:
+        """A failed expansion cancels its matrix's others (GitHub's fail-fast, the default)."""
+        if job.group in self._group_failed or not matrix_options(job.spec.matrix).fail_fast:
+            return
+        reason = f"fail-fast: '{job.name}' {status.value}"
+        self._group_failed[job.group] = reason
+        for name, handle in self._running.items():
+            if name != job.name and self.plan.jobs[name].group == job.group:
+                handle.request(reason, JobStatus.CANCELLED, ErrorKind.CANCELLED)
 
     def _settled(self, name: str) -> None:
         for dependent in self.plan.dependents(name):
@@ -316,6 +344,17 @@ class Scheduler:
             if refusal := self.admission.admit(job, tool):
                 self._skip(name, f"not started: {refusal}")
                 continue
+            if job.group in self._group_failed:
+                self._skip(
+                    name, f"not started: {self._group_failed[job.group]}", JobStatus.CANCELLED
+                )
+                continue
+            if (limit := self._group_limit(job)) is not None:
+                self._publish_waiting(
+                    name, f"waiting: {job.group} runs at most {limit} at once (max_parallel)"
+                )
+                deferred.append(job)
+                continue
             if (hint := self.admission.wait_hint(tool)) is not None and hint > 0:
                 why = self.admission.waiting_reason(tool) or f"rate limited ({tool})"
                 self._publish_waiting(name, f"{why}; starts in {hint:.0f}s")
@@ -332,6 +371,15 @@ class Scheduler:
             self._ready.push(job)
         return wait
 
+    def _group_limit(self, job: PlannedJob) -> int | None:
+        """The matrix's `max_parallel` when it is reached (so `job` must wait), else None."""
+        if job.matrix is None:
+            return None
+        limit = matrix_options(job.spec.matrix).max_parallel
+        if limit is None or self._group_running.get(job.group, 0) < limit:
+            return None
+        return limit
+
     def _publish_waiting(self, name: str, reason: str, status: JobStatus = JobStatus.READY) -> None:
         state = self.states[name]
         if state.reason != reason:
@@ -342,6 +390,8 @@ class Scheduler:
         self._last_launch = self.clock()
         handle = StopHandle()
         self._running[name] = handle
+        group = self.plan.jobs[name].group
+        self._group_running[group] = self._group_running.get(group, 0) + 1
         self.states[name].status = JobStatus.RUNNING
         task = asyncio.create_task(self._run_job(name, handle), name=f"job:{name}")
         self._tasks.add(task)
@@ -390,6 +440,7 @@ class Scheduler:
                 state.status = JobStatus.RUNNING
         finally:
             self._running.pop(name, None)
+            self._group_running[job.group] -= 1
         # fail-fast judges the job, not an attempt that is about to be retried
         self._after_failure(job, state.status)
         if self.durable is not None:

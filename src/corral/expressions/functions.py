@@ -139,7 +139,11 @@ def join(scope: Scope, args: Sequence[Any]) -> str:
 
 
 def to_json_(scope: Scope, args: Sequence[Any]) -> str:
-    return count_memory(scope, to_json(args[0]))
+    try:
+        text = to_json(args[0])
+    except RecursionError:
+        raise _fail("toJSON: the value is nested too deeply", scope) from None
+    return count_memory(scope, text)
 
 
 def from_json_(scope: Scope, args: Sequence[Any]) -> Any:
@@ -150,6 +154,8 @@ def from_json_(scope: Scope, args: Sequence[Any]) -> Any:
         return from_json(text)
     except ValueError as error:
         raise _fail(f"Error parsing fromJson: {error}", scope) from None
+    except RecursionError:  # hostile input ("[[[[..."): an error, not a crash
+        raise _fail("Error parsing fromJson: nested too deeply", scope) from None
 
 
 def case(scope: Scope, args: Sequence[Compiled]) -> Any:

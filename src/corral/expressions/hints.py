@@ -127,7 +127,7 @@ def _context_hint(word: str, contexts: Sequence[str]) -> str:
     close = _near(word, contexts)
     if close:
         return f"did you mean `{close}`? The contexts here are: {known}"
-    return f"the contexts here are: {known}"
+    return f"the contexts here are: {known}; to mean the text {word}, quote it: '{word}'"
 
 
 def _function_hint(word: str, status_allowed: bool) -> str:

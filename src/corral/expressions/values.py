@@ -89,22 +89,32 @@ class Record(Mapping[str, Any]):
 
 
 _NUMBER_TYPES = (int, float, Decimal)
+_KIND_OF_TYPE: dict[type, Kind] = {
+    type(None): Kind.NULL,
+    bool: Kind.BOOLEAN,
+    int: Kind.NUMBER,
+    float: Kind.NUMBER,
+    str: Kind.STRING,
+    list: Kind.ARRAY,
+    tuple: Kind.ARRAY,
+    FilteredArray: Kind.ARRAY,
+    dict: Kind.OBJECT,
+    Record: Kind.OBJECT,
+}
 
 
 def kind_of(value: Any) -> Kind:
-    if value is None:
-        return Kind.NULL
-    cls = type(value)
-    if cls is str:
-        return Kind.STRING
-    if cls is bool:
-        return Kind.BOOLEAN
-    if cls is float or cls is int:
-        return Kind.NUMBER
-    return _slow_kind(value)
+    kind = _KIND_OF_TYPE.get(type(value))
+    if kind is None:
+        kind = _slow_kind(value)
+        if len(_KIND_OF_TYPE) < 256:  # a type's kind never changes: remember it
+            _KIND_OF_TYPE[type(value)] = kind
+    return kind
 
 
 def _slow_kind(value: Any) -> Kind:
+    if value is None:
+        return Kind.NULL
     if isinstance(value, bool):
         return Kind.BOOLEAN
     if isinstance(value, str):  # str enums (a job status) are strings
@@ -123,6 +133,8 @@ def is_primitive(value: Any) -> bool:
 
 
 def truthy(value: Any) -> bool:
+    if value is True or value is False:
+        return value
     kind = kind_of(value)
     if kind is Kind.NULL:
         return False
@@ -270,6 +282,8 @@ def _coerce(left: Any, right: Any) -> tuple[Any, Any, Kind, Kind]:
 
 
 def equals(left: Any, right: Any) -> bool:
+    if type(left) is str and type(right) is str:  # the common case, first
+        return left == right or fold(left) == fold(right)
     left, right, kind, right_kind = _coerce(left, right)
     if kind is not right_kind:
         return False

@@ -7,7 +7,9 @@ Nothing here touches the clock or the network; only `capture_outputs` reads a fi
 from corral.errors import TemplateError
 from corral.plan.build import build_plan
 from corral.plan.conditions import DEFAULT_CONDITION, Condition, Decision, compile_condition, decide
+from corral.plan.contexts import RunScope
 from corral.plan.export import max_spend, render_text, render_tree, to_dot, to_json, to_mermaid
+from corral.plan.matrix import options as matrix_options
 from corral.plan.matrix import value_label
 from corral.plan.model import Plan, PlannedJob, ReadyQueue, ready_key
 from corral.plan.outputs import capture_outputs
@@ -28,12 +30,14 @@ __all__ = [
     "ReadyQueue",
     "RetryPolicy",
     "RunInfo",
+    "RunScope",
     "TemplateContext",
     "TemplateError",
     "build_plan",
     "capture_outputs",
     "compile_condition",
     "decide",
+    "matrix_options",
     "max_spend",
     "ready_key",
     "render",

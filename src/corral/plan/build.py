@@ -4,53 +4,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from graphlib import CycleError
 from types import MappingProxyType
-from typing import Any
 
 from pydantic import ValidationError
 
 from corral.config.schema import JOB_FIELDS, NOT_DEFAULTABLE, FlowSpec, JobSpec
+from corral.expressions import ExpressionSyntaxError
 from corral.plan import graph
-from corral.plan.conditions import CONDITION_NAMES, DEFAULT_CONDITION, Condition, compile_condition
+from corral.plan import matrix as matrix_rules
+from corral.plan.conditions import compile_condition
 from corral.plan.expressions import (
     ENV,
-    ExpressionSyntaxError,
+    JinjaSyntaxError,
     free_names,
-    normalize_template,
+    has_template,
     parse_template,
     references,
-    strip_wrapper,
 )
-from corral.plan.matrix import expand
 from corral.plan.model import Plan, PlannedJob
 from corral.plan.outputs import output_problem
 from corral.plan.problems import Locator, Problems, did_you_mean
+from corral.plan.references import Checker, Group, Path, Ref
 from corral.plan.retry import RETRYABLE, RetryPolicy, check_retry_on
-from corral.plan.templates import RUN_FIELDS, TEMPLATE_NAMES, template_fields
-from corral.plan.views import JOB_FIELDS as VIEW_FIELDS
-from corral.plan.views import TOKEN_FIELDS
-
-Chain = tuple[str, ...]
+from corral.plan.templates import PLACEHOLDER, TEMPLATE_NAMES, split_template, template_fields
 
 
 def _nowhere(path: tuple[str | int, ...]) -> tuple[int, int] | None:
     return None
-
-
-@dataclass
-class _Group:
-    """A job as written in the flow, with what is shared by all its expansions."""
-
-    name: str
-    spec: JobSpec
-    members: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
-    needs: list[str] = field(default_factory=list)
-    condition: Condition = DEFAULT_CONDITION
-    # (path inside the job, chain, names the text may use) for every reference read
-    refs: list[tuple[tuple[str | int, ...], Chain]] = field(default_factory=list)
-    reads: set[str] = field(default_factory=set)
 
 
 def _with_defaults(flow: FlowSpec, problems: Problems) -> dict[str, JobSpec]:
@@ -90,26 +71,30 @@ def _with_defaults(flow: FlowSpec, problems: Problems) -> dict[str, JobSpec]:
     return jobs
 
 
-def _expand(specs: Mapping[str, JobSpec], problems: Problems) -> dict[str, _Group]:
-    groups = {name: _Group(name, spec) for name, spec in specs.items()}
+def _expand(specs: Mapping[str, JobSpec], problems: Problems) -> dict[str, Group]:
+    groups = {name: Group(name, spec) for name, spec in specs.items()}
     taken = set(specs)
     seen: set[str] = set()
     for group in groups.values():
-        if not group.spec.matrix:
+        matrix = group.spec.matrix
+        if not matrix:
             group.members.append((group.name, None))
             seen.add(group.name)
             continue
+        path = ("jobs", group.name, "matrix")
+        found = matrix_rules.problems(matrix)
+        for where, message in found:
+            problems.add((*path, *where), message)
+        if found:
+            continue
         try:
-            expansions = expand(group.name, group.spec.matrix, taken - {group.name})
+            expansions = matrix_rules.expand(group.name, matrix, taken - {group.name})
         except ValueError as exc:
-            problems.add(("jobs", group.name, "matrix"), str(exc))
+            problems.add(path, str(exc))
             continue
         for item in expansions:
             if item.name in seen:
-                problems.add(
-                    ("jobs", group.name, "matrix"),
-                    f"expansion {item.name!r} clashes with another job",
-                )
+                problems.add(path, f"expansion {item.name!r} clashes with another job")
                 continue
             seen.add(item.name)
             taken.add(item.name)
@@ -117,17 +102,18 @@ def _expand(specs: Mapping[str, JobSpec], problems: Problems) -> dict[str, _Grou
     return groups
 
 
-def _resolve_needs(groups: dict[str, _Group], problems: Problems) -> None:
+def _resolve_needs(groups: dict[str, Group], problems: Problems) -> None:
     member_of = {name: g.name for g in groups.values() for name, _ in g.members}
     # what a need names: a job, every expansion of a matrix job, or one expansion
-    targets = {name: [name] for name in member_of}
-    targets.update((g.name, [name for name, _ in g.members]) for g in groups.values())
+    targets: dict[str, tuple[str, ...]] = {name: (name,) for name in member_of}
+    targets.update((g.name, tuple(name for name, _ in g.members)) for g in groups.values())
     for group in groups.values():
         resolved: dict[str, None] = {}
         for i, need in enumerate(group.spec.needs):
             found = targets.get(need)
             if found is not None and member_of.get(found[0] if found else "") != group.name:
                 resolved.update(dict.fromkeys(found))
+                group.need_groups.append((need, found))
                 continue
             path = ("jobs", group.name, "needs", i)
             if found is not None:
@@ -138,53 +124,78 @@ def _resolve_needs(groups: dict[str, _Group], problems: Problems) -> None:
         group.needs = list(resolved)
 
 
-def _check_condition(group: _Group, problems: Problems) -> None:
+def _syntax_problem(
+    problems: Problems, path: Path, text: str, error: ExpressionSyntaxError
+) -> None:
+    flat = text.replace("\n", "\\n")  # one line, whatever the field holds
+    shown = flat if len(flat) <= 80 else flat[:77] + "..."
+    where = "" if error.offset is None else f" at position {error.offset + 1}"
+    message = f"invalid expression `{shown}`: {error.description}{where}"
+    if error.hint:
+        message += f"; {error.hint}"
+    problems.add(path, message, at=error.offset)
+
+
+def _check_condition(group: Group, problems: Problems) -> None:
     spec, path = group.spec, ("jobs", group.name, "if")
     if spec.if_ is None:
         return
     try:
         group.condition = compile_condition(spec.if_)
-    except ExpressionSyntaxError as exc:
-        column = exc.column
-        if column is not None and exc.line == 1:
-            column += strip_wrapper(spec.if_)[1]  # count the `${{` the user wrote
-        where = "" if column is None else f" at column {column}"
-        if exc.line > 1:
-            where = f" at line {exc.line}" + ("" if column is None else f", column {column}")
-        problems.add(path, f"invalid `if` expression `{spec.if_}`{where}: {exc.message}")
+    except ExpressionSyntaxError as error:
+        _syntax_problem(problems, path, spec.if_, error)
         return
-    names = set(group.condition.calls) | {chain[0] for chain in group.condition.refs}
-    for name in sorted(names - CONDITION_NAMES):
-        problems.add(
-            path,
-            f"unknown name {name!r} in `if`{did_you_mean(name, CONDITION_NAMES)}; conditions "
-            "read jobs, matrix and success(), failure(), always(), cancelled()",
+    group.refs.extend(Ref(path, chain, at, exact=False) for chain, at in group.condition.refs)
+
+
+def _check_template(
+    group: Group, problems: Problems, path: Path, text: str, parts: frozenset[str]
+) -> None:
+    try:
+        jinja_text, expressions = split_template(text)
+    except ExpressionSyntaxError as error:
+        _syntax_problem(problems, path, text, error)
+        return
+    for span, expression in expressions:
+        group.refs.extend(
+            Ref(path, chain, span.inner_start + at, exact=False)
+            for chain, at in expression.references
         )
-    group.refs.extend((path, chain) for chain in group.condition.refs)
+    if has_template(jinja_text):
+        _check_jinja(group, problems, path, jinja_text, parts)
 
 
-def _check_templates(group: _Group, problems: Problems, parts: frozenset[str]) -> None:
+def _check_jinja(
+    group: Group, problems: Problems, path: Path, text: str, parts: frozenset[str]
+) -> None:
     # `jobs.my-job.result` parses as `jobs.my - job.result`: the reference check explains
     # that, so the stray `job` is not reported as an unknown name as well
-    allowed = TEMPLATE_NAMES | set(ENV.globals) | parts
+    allowed = TEMPLATE_NAMES | set(ENV.globals) | {PLACEHOLDER} | parts
+    try:
+        tree = parse_template(text)
+    except JinjaSyntaxError as exc:
+        at = f"line {exc.line}" + ("" if exc.column is None else f", column {exc.column}")
+        problems.add(path, f"invalid template at {at}: {exc.message}")
+        return
+    for name in sorted(free_names(tree) - allowed):
+        hint = did_you_mean(name, TEMPLATE_NAMES)
+        if name in ("needs", "flow"):
+            hint = f" (`{name}` is read by `${{{{ }}}}` expressions: write ${{{{ {name}... }}}})"
+        problems.add(
+            path,
+            f"unknown name {name!r} in template{hint}; templates read jobs, matrix, env and run",
+        )
+    group.refs.extend(
+        Ref(path, chain) for chain in references(tree) if chain[0] in ("jobs", "matrix", "run")
+    )
+
+
+def _check_templates(group: Group, problems: Problems, parts: frozenset[str]) -> None:
     for where, text in template_fields(group.spec):
-        path = ("jobs", group.name, *where)
-        try:
-            tree = parse_template(normalize_template(text))
-        except ExpressionSyntaxError as exc:
-            at = f"line {exc.line}" + ("" if exc.column is None else f", column {exc.column}")
-            problems.add(path, f"invalid template at {at}: {exc.message}")
-            continue
-        for name in sorted(free_names(tree) - allowed):
-            problems.add(
-                path,
-                f"unknown name {name!r} in template{did_you_mean(name, TEMPLATE_NAMES)}; "
-                "templates read jobs, matrix, env and run",
-            )
-        group.refs.extend((path, c) for c in references(tree) if c[0] in ("jobs", "matrix", "run"))
+        _check_template(group, problems, ("jobs", group.name, *where), text, parts)
 
 
-def _check_fields(group: _Group, problems: Problems, parts: frozenset[str]) -> None:
+def _check_fields(group: Group, problems: Problems, parts: frozenset[str]) -> None:
     """`if`, `retry_on`, `outputs` and templates of one job (shared by its expansions)."""
     base = ("jobs", group.name)
     _check_condition(group, problems)
@@ -201,105 +212,8 @@ def _check_fields(group: _Group, problems: Problems, parts: frozenset[str]) -> N
     _check_templates(group, problems, parts)
 
 
-class _Checker:
-    """Checks `jobs.X...`, `matrix.K` and `run.F` references against the graph."""
-
-    def __init__(
-        self, groups: dict[str, _Group], needs: Mapping[str, list[str]], problems: Problems
-    ) -> None:
-        self.groups = groups
-        self.needs = needs
-        self.problems = problems
-        self.group_of = {name: g.name for g in groups.values() for name, _ in g.members}
-
-    def upstream(self, group: _Group) -> frozenset[str]:
-        seen: set[str] = set()
-        stack = list(group.needs)
-        while stack:
-            name = stack.pop()
-            if name not in seen:
-                seen.add(name)
-                stack.extend(self.needs.get(name, ()))
-        return frozenset(seen)
-
-    def check(self, group: _Group) -> None:
-        if not group.refs:
-            return
-        upstream = self.upstream(group)
-        for path, chain in group.refs:
-            shown = ".".join(chain)
-            if chain[0] == "jobs" and len(chain) > 1:
-                self._job(group, path, chain, upstream, shown)
-            elif chain[0] == "matrix" and len(chain) > 1:
-                keys = list(group.spec.matrix or ())
-                if not keys:
-                    self.problems.add(path, f"{shown}: job {group.name!r} has no matrix")
-                elif chain[1] not in keys:
-                    self.problems.add(
-                        path,
-                        f"{shown}: unknown matrix key {chain[1]!r}{did_you_mean(chain[1], keys)}",
-                    )
-            elif chain[0] == "run" and len(chain) > 1 and chain[1] not in RUN_FIELDS:
-                self.problems.add(
-                    path, f"{shown}: run has only id and name{did_you_mean(chain[1], RUN_FIELDS)}"
-                )
-
-    def _job(
-        self,
-        group: _Group,
-        path: tuple[str | int, ...],
-        chain: Chain,
-        upstream: frozenset[str],
-        shown: str,
-    ) -> None:
-        target = chain[1]
-        if target not in self.group_of:
-            if target in self.groups:  # a matrix job with no expansion of that name
-                example = (
-                    self.groups[target].members[0][0] if self.groups[target].members else target
-                )
-                self.problems.add(
-                    path,
-                    f"{shown}: {target!r} is a matrix job; read one expansion, "
-                    f"such as jobs[{example!r}]",
-                )
-                return
-            hint = did_you_mean(target, self.group_of)
-            dashed = [n for n in self.group_of if n.startswith((target + "-", target + "."))]
-            if dashed:
-                hint = f" (a name with '-' or '.' is read as jobs[{dashed[0]!r}])"
-            self.problems.add(path, f"{shown}: no job named {target!r}{hint}")
-            return
-        if target not in upstream:
-            self.problems.add(
-                path,
-                f"{shown}: {target!r} is not among the needs of {group.name!r} (add it to needs)",
-            )
-            return
-        group.reads.add(target)
-        if len(chain) < 3:
-            return
-        attr = chain[2]
-        if attr not in VIEW_FIELDS:
-            self.problems.add(
-                path, f"{shown}: a job has no {attr!r}{did_you_mean(attr, VIEW_FIELDS)}"
-            )
-        elif attr == "outputs" and len(chain) > 3:
-            declared = self.groups[self.group_of[target]].spec.outputs
-            if chain[3] not in declared:
-                self.problems.add(
-                    path,
-                    f"{shown}: {target!r} declares no output {chain[3]!r}"
-                    f"{did_you_mean(chain[3], declared)}",
-                )
-        elif attr == "tokens" and len(chain) > 3 and chain[3] not in TOKEN_FIELDS:
-            self.problems.add(
-                path, f"{shown}: tokens has no {chain[3]!r}{did_you_mean(chain[3], TOKEN_FIELDS)}"
-            )
-
-
 def _report_cycles(
-    groups: dict[str, _Group],
+    groups: dict[str, Group],
     needs: dict[str, list[str]],
     order: Mapping[str, int],
     problems: Problems,
@@ -328,7 +242,7 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
         _check_fields(group, problems, parts)
     needs = {name: group.needs for group in groups.values() for name, _ in group.members}
     order = {name: i for i, name in enumerate(needs)}
-    checker = _Checker(groups, needs, problems)
+    checker = Checker(groups, needs, problems)
     levels: list[list[str]] = []
     try:
         levels = graph.levels(needs, order)
@@ -345,6 +259,7 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
         retry = RetryPolicy.from_spec(group.spec)
         ancestors = checker.upstream(group) if group.condition.looks_upstream else None
         reads = frozenset(group.reads)
+        need_groups = tuple(group.need_groups)
         for name, values in group.members:
             jobs[name] = PlannedJob(
                 name=name,
@@ -358,6 +273,7 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
                 retry=retry,
                 ancestors=ancestors,
                 reads=reads,
+                need_groups=need_groups,
             )
     return Plan(
         jobs=MappingProxyType(jobs),

@@ -1,18 +1,16 @@
-"""`if:` conditions: GitHub Actions' status functions over Jinja2 sandboxed expressions.
+"""`if:` conditions: GitHub Actions' expression language and its status functions.
 
-Status functions, judged when every need of the job has finished:
+Status functions, judged when every need of the job has finished, as on GitHub:
 
-- `success()`: the run was not cancelled and every need (direct) ended ok: succeeded,
-  or failed / timed out with `continue_on_error`. The default condition. A skipped need
-  is not ok, so a failure skips everything below it unless a condition says otherwise.
-- `failure()`: some job upstream (any transitive need) failed or timed out without
-  `continue_on_error`. Transitive so a final `notify` job fires even when the failure
-  was several levels up and the jobs between were skipped.
-- `cancelled()`: the run was cancelled (`run_cancelled`), or some job upstream ended
-  CANCELLED (a kill by fail_fast, a budget, or the user).
+- `success()`: the run was not cancelled and every job upstream (the needs, their needs,
+  and so on) ended ok: succeeded, or failed / timed out with `continue_on_error`. The
+  default condition. A skipped job is not ok, so a failure skips everything below it
+  unless a condition says otherwise, even below a job that ran with `always()`.
+- `failure()`: some job upstream failed or timed out without `continue_on_error`.
+- `cancelled()`: the run was cancelled (Ctrl-C, `corral cancel`, the flow's `fail_fast`).
 - `always()`: true.
 
-An expression that calls none of these means `success() and (expression)`, as on
+An expression that calls none of these means `success() && (expression)`, as on
 GitHub: `if: jobs.t.exit_code == 0` never runs after a failed need.
 """
 
@@ -20,39 +18,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from jinja2.environment import TemplateExpression
-from jinja2.exceptions import TemplateError
-
+from corral.expressions import Expression, ExpressionEvaluationError, ExpressionSyntaxError, parse
+from corral.expressions.expression import strip_wrapper
+from corral.expressions.parser import Arity
+from corral.expressions.spans import OPEN
+from corral.expressions.values import truthy
 from corral.models import JobStatus
-from corral.plan.expressions import (
-    call_names,
-    compile_ast,
-    parse_expression,
-    references,
-    strip_wrapper,
-)
-from corral.plan.views import JobView, jobs_namespace
+from corral.plan.contexts import CONTEXTS, RunScope, build_contexts
+from corral.plan.views import JobView
 
 if TYPE_CHECKING:
     from corral.plan.model import PlannedJob
 
 STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
 UPSTREAM_FUNCTIONS = frozenset({"failure", "cancelled"})
-CONDITION_NAMES = frozenset({"jobs", "matrix"}) | STATUS_FUNCTIONS
+STATUS_ARITIES: Mapping[str, Arity] = {name: Arity(0, 0) for name in sorted(STATUS_FUNCTIONS)}
 
 
 @dataclass(frozen=True)
 class Condition:
-    """A compiled `if:`. `source` is None for the default, `success()`."""
+    """A compiled `if:`. `source` is None for the default, `success()`.
+
+    `expression` is the text evaluated (without a `${{ }}` wrapper) and `offset` where it
+    starts in `source`; `refs` are its static access chains with their offsets in
+    `source`, such as (("needs", "build", "result"), 4).
+    """
 
     source: str | None
     expression: str
-    offset: int = 0  # where `expression` starts inside `source` (after a `${{`)
+    offset: int = 0
     calls: frozenset[str] = frozenset({"success"})
-    refs: tuple[tuple[str, ...], ...] = ()
-    compiled: TemplateExpression | None = field(default=None, compare=False, repr=False)
+    refs: tuple[tuple[tuple[str, ...], int], ...] = ()
+    compiled: Expression | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_default(self) -> bool:
@@ -65,24 +64,68 @@ class Condition:
 
     @property
     def looks_upstream(self) -> bool:
-        """Needs the outcomes of every transitive need, not only the direct ones."""
+        """May read any job upstream (failure handlers look at what failed)."""
         return bool(self.calls & UPSTREAM_FUNCTIONS)
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """The contexts the expression reads (lower case)."""
+        return frozenset(chain[0].lower() for chain, _ in self.refs)
 
 
 DEFAULT_CONDITION = Condition(None, "success()")
 
 
+def _jinja_wrapper(text: str) -> tuple[str, int]:
+    """The `{{ expr }}` wrapper earlier versions accepted: (`expr`, its offset) or (text, 0)."""
+    stripped = text.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+        start = text.index("{{") + 2
+        return text[start : text.rindex("}}")], start
+    return text, 0
+
+
 def compile_condition(text: str) -> Condition:
-    """Compile an `if:`; raises ExpressionSyntaxError (column relative to `text`)."""
-    expression, offset = strip_wrapper(text)
-    tree = parse_expression(expression)
+    """Compile an `if:`; raises ExpressionSyntaxError (offsets relative to `text`).
+
+    The expression may be bare, or the whole value wrapped in `${{ }}`. Text with a
+    `${{ }}` that is not the whole value is refused: GitHub would read it as a string
+    (always true), which is never what was meant.
+    """
+    if not text.strip():
+        return DEFAULT_CONDITION
+    inner, offset = strip_wrapper(text)
+    if not offset:
+        inner, offset = _jinja_wrapper(text)
+    if OPEN in inner:
+        raise ExpressionSyntaxError(
+            "parsing",
+            "Unexpected symbol: '${{'",
+            text,
+            text.find(OPEN, offset),
+            hint="an `if:` is one expression: write it bare, `a && b`, or wrap all of it "
+            "once, `${{ a && b }}`; text around a `${{ }}` makes GitHub read a string, "
+            "which is always true",
+        )
+    if not inner.strip():
+        raise ExpressionSyntaxError(
+            "parsing",
+            "An expression was expected: '${{ }}'",
+            text,
+            offset,
+            hint="write a condition, or leave `if:` out",
+        )
+    try:
+        compiled = parse(inner, CONTEXTS, STATUS_ARITIES)
+    except ExpressionSyntaxError as error:
+        raise error.within(text, offset) from None
     return Condition(
         source=text,
-        expression=expression.strip(),
-        offset=offset,
-        calls=frozenset(call_names(tree)),
-        refs=tuple(references(tree)),
-        compiled=compile_ast(tree),
+        expression=inner.strip(),
+        offset=offset + len(inner) - len(inner.lstrip()),
+        calls=compiled.calls,
+        refs=tuple((chain, offset + at) for chain, at in compiled.references),
+        compiled=compiled,
     )
 
 
@@ -90,13 +133,16 @@ def compile_condition(text: str) -> Condition:
 class Decision:
     """Whether a job whose needs have all finished should start, and why (for the log).
 
-    `error` is True when the condition itself could not be evaluated (comparing a missing
-    cost, say): the scheduler should mark the job failed, not skipped, so it is noticed.
+    `error` is True when the condition itself could not be evaluated (an invalid format
+    string, say): the scheduler should mark the job failed, not skipped, so it is noticed.
+    `upstream_ok` / `upstream_failed` describe the job's ancestors, for its JobView.
     """
 
     run: bool
     reason: str
     error: bool = False
+    upstream_ok: bool = True
+    upstream_failed: bool = False
 
 
 _BLOCKED = {
@@ -125,44 +171,48 @@ def _blocked_reason(needs: list[tuple[str, JobView]], run_cancelled: bool) -> st
     for name, view in needs:
         if not view.ok:
             return f"skipped: needs {name!r} {_BLOCKED[view.status]}"
+    for name, view in needs:
+        if not view.upstream_ok:
+            return f"skipped: a job upstream of {name!r} did not succeed"
     raise AssertionError("blocked without a reason")  # pragma: no cover - callers check first
 
 
-def decide(job: PlannedJob, states: Mapping[str, JobView], run_cancelled: bool) -> Decision:
+def decide(
+    job: PlannedJob,
+    states: Mapping[str, JobView],
+    run_cancelled: bool,
+    scope: RunScope | None = None,
+) -> Decision:
     """Start or skip `job`, once every one of `job.needs` has a final state in `states`.
 
     `states` may hold any other jobs too (a previous run's, on resume); only the job's
-    needs, its upstream (for failure()/cancelled()) and the jobs its condition names are read.
+    needs and the jobs its condition reads are looked at. `scope` gives `env` and `flow`.
     """
     needs = _outcomes(job, job.needs, states)
-    success = not run_cancelled and all(view.ok for _name, view in needs)
+    upstream_ok = all(view.ok and view.upstream_ok for _name, view in needs)
+    upstream_failed = any(view.failed or view.upstream_failed for _name, view in needs)
+    flags = {"upstream_ok": upstream_ok, "upstream_failed": upstream_failed}
+    success = not run_cancelled and upstream_ok
     condition = job.condition
     if condition.is_default or condition.implicit_success:
         if not success:
-            return Decision(False, _blocked_reason(needs, run_cancelled))
+            return Decision(False, _blocked_reason(needs, run_cancelled), **flags)
         if condition.is_default:
-            return Decision(True, "needs succeeded" if needs else "no needs")
-    upstream = [states[n] for n in (job.ancestors or job.needs) if n in states]
+            return Decision(True, "needs succeeded" if needs else "no needs", **flags)
     functions: dict[str, Callable[[], bool]] = {
         "success": lambda: success,
-        "failure": lambda: any(view.failed for view in upstream),
-        "cancelled": lambda: (
-            run_cancelled or any(view.status is JobStatus.CANCELLED for view in upstream)
-        ),
+        "failure": lambda: upstream_failed,
+        "cancelled": lambda: run_cancelled,
         "always": lambda: True,
     }
-    context: dict[str, Any] = {
-        "jobs": jobs_namespace(states, job.readable()),
-        "matrix": job.matrix_namespace(),
-        **functions,
-    }
+    contexts = build_contexts(job, states, scope or RunScope(), condition.roots)
     shown = f"`{condition.expression}`"
     assert condition.compiled is not None  # not the default, checked above
     try:
-        # bool() of a StrictUndefined raises: a typo is an error, not a silent false
-        value = bool(condition.compiled(**context))
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        return Decision(False, f"condition {shown} could not be evaluated: {exc}", error=True)
+        value = truthy(condition.compiled.evaluate(contexts, functions))
+    except ExpressionEvaluationError as exc:
+        reason = f"condition {shown} could not be evaluated: {exc.description}"
+        return Decision(False, reason, error=True, **flags)
     if value:
-        return Decision(True, f"condition {shown} is true")
-    return Decision(False, f"skipped: condition {shown} is false")
+        return Decision(True, f"condition {shown} is true", **flags)
+    return Decision(False, f"skipped: condition {shown} is false", **flags)

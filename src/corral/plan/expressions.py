@@ -1,5 +1,8 @@
-"""The Jinja2 sandbox shared by conditions and templates: parsing with positions, and the
-static analysis (which `jobs.X...` and `matrix.K` a template or expression reads)."""
+"""The Jinja2 sandbox of `{{ }}` templates: parsing with positions, and the static
+analysis (which `jobs.X...` and `matrix.K` a template reads).
+
+`if:` and `${{ }}` are GitHub's expression language instead (`corral.expressions`).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, meta, nodes
-from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateSyntaxError
-from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
 _LEXER_AT = re.compile(r" at (\d+)$")
-_WRAPPER = re.compile(r"^(\s*\$?\{\{)(.*)\}\}\s*$", re.DOTALL)
-_IGNORED_TOKENS = frozenset({"whitespace", "comment", "linecomment"})
 
 
 def _finalize(value: Any) -> Any:
@@ -75,80 +74,18 @@ class Namespace:
 
 
 @dataclass(frozen=True)
-class ExpressionSyntaxError(Exception):
-    """A syntax error with its 1-based line and column inside the text given."""
+class JinjaSyntaxError(Exception):
+    """A Jinja syntax error with its 1-based line and column inside the text given."""
 
     message: str
     line: int
     column: int | None
 
 
-def strip_wrapper(text: str) -> tuple[str, int]:
-    """`${{ expr }}` or `{{ expr }}` -> (`expr`, offset of expr in text); else (text, 0)."""
-    match = _WRAPPER.match(text)
-    if match is None:
-        return text, 0
-    return match.group(2), len(match.group(1))
-
-
 def _offset_to_column(source: str, offset: int) -> tuple[int, int]:
     before = source[:offset]
     line = before.count("\n") + 1
     return line, offset - (before.rfind("\n") + 1) + 1
-
-
-def _parser_offset(source: str, parser: Parser) -> int | None:
-    """Where the parser stopped: count what it had left and walk the raw tokens."""
-    remaining = 0
-    try:
-        while not parser.stream.eos:
-            remaining += 1
-            next(parser.stream)
-        raw = list(ENV.lexer.tokeniter(source, None, None, "variable"))
-    except TemplateSyntaxError:
-        return None
-    offset, starts = 0, []
-    for _line, kind, value in raw:
-        if kind not in _IGNORED_TOKENS:
-            starts.append(offset)
-        offset += len(value)
-    if offset != len(source):  # the lexer normalised something: no reliable column
-        return None
-    index = len(starts) - remaining
-    return starts[index] if 0 <= index < len(starts) else len(source)
-
-
-def parse_expression(source: str) -> nodes.Expr:
-    """Parse one expression; a syntax error carries the line and column where it is."""
-    parser: Parser | None = None
-    try:
-        parser = Parser(ENV, source, state="variable")
-        expr = parser.parse_expression()
-        if not parser.stream.eos:
-            raise TemplateSyntaxError(
-                f"unexpected {parser.stream.current.value!r} after the expression",
-                parser.stream.current.lineno,
-            )
-        return expr
-    except TemplateSyntaxError as exc:
-        message = (exc.message or "invalid syntax").replace("'end of template'", "end")
-        lexed = _LEXER_AT.search(message)
-        if lexed is not None:
-            offset: int | None = int(lexed.group(1))
-            message = message[: lexed.start()]
-        else:
-            offset = _parser_offset(source, parser) if parser is not None else None
-        if offset is None:
-            raise ExpressionSyntaxError(message, exc.lineno, None) from None
-        line, column = _offset_to_column(source, offset)
-        raise ExpressionSyntaxError(message, line, column) from None
-
-
-def compile_ast(expr: nodes.Expr) -> TemplateExpression:
-    """Compile a parsed expression (what `Environment.compile_expression` does after parsing)."""
-    body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
-    template = ENV.from_string(nodes.Template(body, lineno=1))
-    return TemplateExpression(template, undefined_to_none=False)
 
 
 def parse_template(source: str) -> nodes.Template:
@@ -160,13 +97,8 @@ def parse_template(source: str) -> nodes.Template:
         lexed = _LEXER_AT.search(message)
         if lexed is not None:
             line, column = _offset_to_column(source, int(lexed.group(1)))
-            raise ExpressionSyntaxError(message[: lexed.start()], line, column) from None
-        raise ExpressionSyntaxError(message, exc.lineno, None) from None
-
-
-def normalize_template(text: str) -> str:
-    """Accept GitHub's `${{ ... }}` in templates as `{{ ... }}`."""
-    return text.replace("${{", "{{") if "${{" in text else text
+            raise JinjaSyntaxError(message[: lexed.start()], line, column) from None
+        raise JinjaSyntaxError(message, exc.lineno, None) from None
 
 
 def has_template(text: str) -> bool:
@@ -216,10 +148,3 @@ def references(tree: nodes.Node) -> list[tuple[str, ...]]:
 def free_names(tree: nodes.Template) -> set[str]:
     """Names a template reads that it does not define itself (loops, `set`)."""
     return set(meta.find_undeclared_variables(tree))
-
-
-def call_names(tree: nodes.Node) -> set[str]:
-    """Names of the functions an expression calls (`success()` -> "success")."""
-    calls = [tree] if isinstance(tree, nodes.Call) else []  # find_all skips the root
-    calls.extend(tree.find_all(nodes.Call))
-    return {call.node.name for call in calls if isinstance(call.node, nodes.Name)}

@@ -24,6 +24,8 @@ class PlannedJob:
     `select(from_=...)`, to be treated as already satisfied. `ancestors` holds every
     transitive need, computed only when the condition looks upstream (failure(),
     cancelled()); `reads` are the jobs the condition and templates name.
+    `need_groups` pairs each need as written with the plan jobs it stands for (all the
+    expansions of a matrix job): the `needs` context of conditions and `${{ }}`.
     """
 
     name: str
@@ -38,6 +40,7 @@ class PlannedJob:
     ancestors: frozenset[str] | None = None
     reads: frozenset[str] = frozenset()
     external_needs: tuple[str, ...] = ()
+    need_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def readable(self) -> frozenset[str]:
         """Jobs whose values this job's condition and templates may read."""

@@ -19,6 +19,8 @@ def format_path(path: Path) -> str:
     """`("jobs", "build", "needs", 1)` as `jobs.build.needs[1]`."""
     text = ""
     for part in path:
+        if part == "<key>":  # the key itself, not its value: the same path for the reader
+            continue
         if isinstance(part, int):
             text += f"[{part}]"
         else:
@@ -41,8 +43,11 @@ class Problems:
         self.items: list[Problem] = []
         self._paths: list[Path] = []
 
-    def add(self, path: Path, message: str) -> None:
-        where = self._find(path)
+    def add(self, path: Path, message: str, *, at: int | None = None) -> None:
+        """Record a problem at `path`; `at` is a character offset inside the text value
+        there, so the location points at that character when the loader can map it."""
+        where = self.locate((*path, "<char>", at)) if at is not None else None
+        where = where or self._find(path)
         line, column = where if where is not None else (None, None)
         self.items.append(Problem(self.source, line, column, format_path(path), message))
         self._paths.append(path)

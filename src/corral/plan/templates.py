@@ -1,13 +1,21 @@
-"""Rendering `prompt`, `run`, `env` and `cwd` with Jinja2 (sandboxed, StrictUndefined).
+"""Rendering `prompt`, `run`, `env` and `cwd`: GitHub's `${{ }}` and Jinja2's `{{ }}`.
 
-Context: `jobs` (the needs and the jobs the template names), `matrix` (this
-expansion's values), `env` (the environment snapshot given), `run` (`id`, `name`).
-GitHub's `${{ ... }}` is read as `{{ ... }}`. Text without `{{`, `{%` or `{#` is
-returned untouched, so commands full of shell braces need no escaping.
+- `${{ expression }}` is GitHub's expression language (`corral.expressions`), reading the
+  contexts of `if:`: `jobs`, `needs`, `matrix`, `env`, `flow`. Its value is written as
+  GitHub writes one (null as nothing, `true`, `1.5`, `Array`...).
+- `{{ ... }}`, `{% ... %}` are Jinja2 (sandboxed, StrictUndefined), reading `jobs`,
+  `matrix`, `env` and `run` (`id`, `name`).
+
+Where both appear, `${{ ... }}` is found first (GitHub's rule: from `${{` to the first
+`}}` outside a quoted string), even inside Jinja syntax; its value goes into the text
+through Jinja's output, like a `{{ }}` value, and is never read again as a template.
+Text with neither is returned untouched, so commands full of shell braces need no escaping.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +24,19 @@ from jinja2.exceptions import TemplateError as JinjaError
 
 from corral.config.schema import JobSpec
 from corral.errors import TemplateError
-from corral.plan.expressions import ENV, Namespace, has_template, normalize_template
+from corral.expressions import Expression, ExpressionError
+from corral.expressions.spans import OPEN, Span, find_expressions
+from corral.expressions.template import split
+from corral.expressions.values import to_string
+from corral.plan.contexts import CONTEXTS, RunScope, build_contexts
+from corral.plan.expressions import ENV, Namespace, has_template
 from corral.plan.model import PlannedJob
 from corral.plan.views import JobView, jobs_namespace
 
 TEMPLATE_NAMES = frozenset({"jobs", "matrix", "env", "run"})
 RUN_FIELDS = frozenset({"id", "name"})
+# what a `${{ }}` becomes in the Jinja text: a call of this (context) function
+PLACEHOLDER = "_corral_expression"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +47,8 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class TemplateContext:
-    """What a template can read. `jobs` maps job names to their finished views."""
+    """What a template can read. `jobs` maps job names to their finished views;
+    `need_groups` pairs each need as written with the jobs it stands for (`needs`)."""
 
     jobs: Mapping[str, JobView] = field(default_factory=dict)
     matrix: Mapping[str, Any] | None = None
@@ -40,30 +56,68 @@ class TemplateContext:
     run: RunInfo = RunInfo("", "")
     visible: frozenset[str] | None = None  # the jobs exposed; None exposes all of `jobs`
     job: str = ""  # named in error messages
+    need_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def readable(self) -> frozenset[str]:
+        return frozenset(self.jobs) if self.visible is None else self.visible
 
     def variables(self) -> dict[str, Any]:
-        names = self.jobs.keys() if self.visible is None else self.visible
         return {
-            "jobs": jobs_namespace(self.jobs, names),
+            "jobs": jobs_namespace(self.jobs, self.readable()),
             "matrix": Namespace("matrix", dict(self.matrix or {})),
             "env": Namespace("env", dict(self.env)),
             "run": Namespace("run", {"id": self.run.id, "name": self.run.name}),
         }
 
+    def scope(self) -> RunScope:
+        return RunScope(env=self.env, flow_name=self.run.name, run_id=self.run.id)
+
+
+@functools.lru_cache(maxsize=1024)
+def split_template(text: str) -> tuple[str, tuple[tuple[Span, Expression], ...]]:
+    """The Jinja text of `text`, each `${{ }}` replaced by a placeholder, and the parsed
+    expressions in order. Raises ExpressionSyntaxError with offsets into `text`."""
+    if OPEN not in text:
+        return text, ()
+    spans = find_expressions(text)
+    parsed = [piece for piece in split(text, CONTEXTS) if isinstance(piece, Expression)]
+    out: list[str] = []
+    last = 0
+    for number, span in enumerate(spans):
+        out.append(text[last : span.start])
+        out.append(f"{{{{ {PLACEHOLDER}({number}) }}}}")
+        last = span.end
+    out.append(text[last:])
+    return "".join(out), tuple(zip(spans, parsed, strict=True))
+
+
+def is_template(text: str) -> bool:
+    return OPEN in text or has_template(text)
+
 
 def render(template: str, context: TemplateContext, *, where: str = "") -> str:
     """Render one template; raises TemplateError naming the job, the field and the cause."""
-    text = normalize_template(template)
-    if not has_template(text):
+    if not is_template(template):
         return template
     try:
-        return ENV.from_string(text).render(context.variables())
-    except JinjaError as exc:
+        text, expressions = split_template(template)
+        variables = context.variables()
+        if expressions:
+            roots = {chain[0].lower() for _, e in expressions for chain, _at in e.references}
+            values = build_contexts(context, context.jobs, context.scope(), roots)
+
+            def evaluate(number: int) -> str:
+                return to_string(expressions[number][1].evaluate(values))
+
+            variables[PLACEHOLDER] = evaluate
+        return ENV.from_string(text).render(variables)
+    except (JinjaError, ExpressionError) as exc:
         place = f"job {context.job!r}" if context.job else "template"
         if where:
             place += f", {where}"
         shown = template if len(template) <= 80 else template[:77] + "..."
-        raise TemplateError(f"{place}: cannot render `{shown}`: {exc}") from None
+        cause = exc.description if isinstance(exc, ExpressionError) else exc
+        raise TemplateError(f"{place}: cannot render `{shown}`: {cause}") from None
 
 
 def render_job(
@@ -74,19 +128,24 @@ def render_job(
 ) -> JobSpec:
     """The job's spec with `prompt`, `run`, `env` values and `cwd` rendered.
 
-    `env` is the environment snapshot templates see as `env` (not the job's `env:`).
+    `env` is corral's environment: what the job's `env:` values see as `env`. The other
+    fields see it with the job's own `env:` (rendered) on top, as a GitHub job sees its
+    `env:` in the `env` context.
     """
-    context = TemplateContext(states, job.matrix, env, run_info, job.readable(), job.name)
+    context = TemplateContext(
+        states, job.matrix, env, run_info, job.readable(), job.name, job.need_groups
+    )
     spec = job.spec
     update: dict[str, Any] = {}
+    if spec.env:
+        update["env"] = {k: render(v, context, where=f"env.{k}") for k, v in spec.env.items()}
+        context = dataclasses.replace(context, env={**env, **update["env"]})
     if spec.prompt is not None:
         update["prompt"] = render(spec.prompt, context, where="prompt")
     if isinstance(spec.run, str):
         update["run"] = render(spec.run, context, where="run")
     elif spec.run is not None:
         update["run"] = [render(a, context, where=f"run[{i}]") for i, a in enumerate(spec.run)]
-    if spec.env:
-        update["env"] = {k: render(v, context, where=f"env.{k}") for k, v in spec.env.items()}
     if spec.cwd is not None:
         update["cwd"] = render(spec.cwd, context, where="cwd")
     return spec.model_copy(update=update)
@@ -104,4 +163,4 @@ def template_fields(spec: JobSpec) -> list[tuple[tuple[str | int, ...], str]]:
     found.extend((("env", k), v) for k, v in spec.env.items())
     if spec.cwd is not None:
         found.append((("cwd",), spec.cwd))
-    return [(path, text) for path, text in found if has_template(normalize_template(text))]
+    return [(path, text) for path, text in found if is_template(text)]

@@ -32,6 +32,9 @@ class JobView:
     `cost_usd` is a float because it is only compared (`jobs.x.cost_usd < 0.5`);
     accounting keeps Decimal. `continue_on_error` is the job's own setting: a FAILED or
     TIMED_OUT job with it set counts as a success for `success()` and `failure()`.
+    `upstream_ok` / `upstream_failed` say whether every job upstream of this one ended
+    ok, and whether one failed: what `success()` and `failure()` of the jobs below read
+    (they look at every ancestor, as on GitHub), filled in when the job is decided.
     """
 
     status: JobStatus
@@ -42,6 +45,8 @@ class JobView:
     cost_usd: float | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
     continue_on_error: bool = False
+    upstream_ok: bool = True
+    upstream_failed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -56,15 +61,19 @@ class JobView:
         return not self.ok and self.status in (JobStatus.FAILED, JobStatus.TIMED_OUT)
 
 
-def view_namespace(name: str, view: JobView) -> Namespace:
-    usage = view.usage
-    tokens = {
+def token_counts(usage: Usage) -> dict[str, int]:
+    """`jobs.NAME.tokens`: the TOKEN_FIELDS of a job's usage."""
+    return {
         "input": usage.input_tokens,
         "output": usage.output_tokens,
         "cache_read": usage.cache_read_tokens,
         "cache_write": usage.cache_write_tokens,
         "total": usage.total_tokens,
     }
+
+
+def view_namespace(name: str, view: JobView) -> Namespace:
+    tokens = token_counts(view.usage)
     values: dict[str, Any] = {
         "status": view.status.value,
         # "" rather than None so `'PASS' in jobs.x.result` works for a job with no result
