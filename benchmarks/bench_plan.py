@@ -4,6 +4,10 @@
 
 Prints a table of the best and median time of each stage. Pydantic validation of the
 JobSpecs belongs to loading (config/), so it is timed apart from build_plan.
+
+It also decides every job (`decide`, what the scheduler calls once per job) twice: with
+the flow's few conditions, and with a GitHub expression on every job that reads `needs`
+(compiled once at plan time), and prints the cost per job of both.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from corral.config.schema import FlowSpec
-from corral.plan import build_plan, select, to_json
+from corral.models import JobStatus
+from corral.plan import JobView, Plan, build_plan, decide, select, to_json
 
 BUDGET_SECONDS = 0.5
 
@@ -39,8 +44,25 @@ def make_flow(jobs: int, edges: int, seed: int = 1) -> dict[str, Any]:
     }
     # a few conditions and templates, so those paths are part of the figure
     for i in range(1, jobs, 500):
-        body[names[i]]["if"] = "always()" if i % 2 else "failure() or cancelled()"
+        body[names[i]]["if"] = "always()" if i % 2 else "failure() || cancelled()"
     return {"name": "bench", "jobs": body}
+
+
+EVERY_JOB_IF = (
+    "!cancelled() && !contains(needs.*.result, 'failure') && "
+    "!contains(needs.*.result, 'cancelled') && format('{0}', flow.run_id) == ''"
+)
+
+
+def decide_all(plan: Plan) -> int:
+    """Decide every job in order, each need having succeeded; returns how many run."""
+    views: dict[str, JobView] = {}
+    ran = 0
+    for name in plan.order:
+        decision = decide(plan.jobs[name], views, False)
+        ran += decision.run
+        views[name] = JobView(JobStatus.SUCCEEDED if decision.run else JobStatus.SKIPPED)
+    return ran
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
@@ -66,6 +88,12 @@ def main() -> None:
     best_s, med_s, _ = timed(lambda: select(plan, only=[last]), args.repeat)
     best_j, med_j, _ = timed(lambda: to_json(plan), args.repeat)
 
+    best_d, med_d, _ = timed(lambda: decide_all(plan), args.repeat)
+    with_if = dict(data, jobs={n: {**j, "if": EVERY_JOB_IF} for n, j in data["jobs"].items()})
+    plan_if = build_plan(FlowSpec.model_validate(with_if))
+    best_e, med_e, ran = timed(lambda: decide_all(plan_if), args.repeat)
+    assert ran == len(plan_if.jobs)
+
     edges = sum(len(job.needs) for job in plan.jobs.values())
     size = f"{len(plan.jobs):,} jobs, {edges:,} edges, {len(plan.levels)} levels"
     print(f"{size}, best and median of {args.repeat}")
@@ -75,9 +103,13 @@ def main() -> None:
         ("build_plan (validate, expand, levels)", best_p, med_p),
         ("select(only=[last job])", best_s, med_s),
         ("to_json", best_j, med_j),
+        ("decide every job (the flow's conditions)", best_d, med_d),
+        ("decide every job (an `if:` on each)", best_e, med_e),
     ]
     for label, best, median in rows:
         print(f"{label:<42}{best * 1000:>8.1f}ms{median * 1000:>8.1f}ms")
+    per_job = (best_e - best_d) / len(plan.jobs) * 1e6
+    print(f"an `if:` expression costs {per_job:.1f} us per job more than the default condition")
     verdict = "ok" if best_p < BUDGET_SECONDS else "SLOW"
     print(f"build_plan budget {BUDGET_SECONDS * 1000:.0f}ms: {verdict}")
 
