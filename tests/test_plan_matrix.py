@@ -80,6 +80,12 @@ jobs:
     matrix:
       os: [a]
       exclude: [{os: a}]
+  v:
+    run: z
+    matrix:
+      os: [a, b]
+      exlude: [{os: a}]
+      max_paralel: 2
 """
 
 
@@ -97,7 +103,11 @@ def test_validate_reports_every_matrix_mistake_where_it_is() -> None:
         "or more",
         "flow.yaml:12:18: jobs.t.matrix.fail_fast: fail_fast must be true or false",
         "flow.yaml:17:7: jobs.u.matrix: exclude removes every combination: the job would never run",
-        "7 problems; nothing was run",
+        "flow.yaml:23:7: jobs.v.matrix.exlude: unknown matrix key 'exlude' (did you mean "
+        "'exclude'?)",
+        "flow.yaml:24:7: jobs.v.matrix.max_paralel: unknown matrix key 'max_paralel' (did you "
+        "mean 'max_parallel'?)",
+        "9 problems; nothing was run",
     ]
 
 

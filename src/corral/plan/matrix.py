@@ -20,6 +20,7 @@ combination number appended: `review-a_b-3`.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -115,12 +116,25 @@ def _check_option(matrix: Mapping[str, Any], key: str) -> list[tuple[Path, str]]
     return []
 
 
+def _misspelt_option(key: str, value: Any) -> str | None:
+    """`exlude: [...]` or `max_paralel: 2` would silently be an axis: name the option."""
+    close = difflib.get_close_matches(key.replace("-", "_"), sorted(RESERVED), n=1, cutoff=0.75)
+    if key in GITHUB_SPELLINGS or not close:
+        return None
+    if isinstance(value, list) and not any(isinstance(item, Mapping) for item in value):
+        return None  # a list of values: an axis that happens to look like an option
+    return f"unknown matrix key {key!r} (did you mean {close[0]!r}?)"
+
+
 def problems(matrix: Mapping[str, Any]) -> list[tuple[Path, str]]:
     """What is wrong with a matrix, each with its path inside the matrix."""
     found: list[tuple[Path, str]] = []
     names = [key for key in axes(matrix) if key not in GITHUB_SPELLINGS]
     for key, value in axes(matrix).items():
-        if key in GITHUB_SPELLINGS:
+        misspelt = _misspelt_option(key, value)
+        if misspelt is not None:
+            found.append(((key, "<key>"), misspelt))
+        elif key in GITHUB_SPELLINGS:
             found.append(
                 (
                     (key, "<key>"),
