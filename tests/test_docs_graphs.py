@@ -60,8 +60,7 @@ def test_the_matrix_example_prompts_read_include_values() -> None:
     example = next(flow for flow in FLOWS if "include:" in flow and "review:" in flow)
     loaded = load_text(example, Path("flow.yaml"), "flow.yaml")
     plan = build_plan(loaded.spec)
-    prompts = {
-        name: render_job(job, {}, {}, RunInfo("r", "n")).prompt for name, job in plan.jobs.items()
-    }
-    assert prompts["review-sonnet-src_app.py"] == "Review src/app.py, focus: general"
-    assert prompts["review-opus-src_app.py"] == "Review src/app.py, focus: security"
+    specs = {name: render_job(job, {}, {}, RunInfo("r", "n")) for name, job in plan.jobs.items()}
+    assert specs["review-sonnet-src_app.py"].prompt == "Review src/app.py, focus: general"
+    assert specs["review-opus-src_app.py"].prompt == "Review src/app.py, focus: security"
+    assert [spec.model for spec in specs.values()] == ["sonnet", "sonnet", "opus", "haiku"]

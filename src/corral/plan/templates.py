@@ -1,4 +1,4 @@
-"""Rendering `prompt`, `run`, `env` and `cwd`: GitHub's `${{ }}` and Jinja2's `{{ }}`.
+"""Rendering `prompt`, `model`, `run`, `env` and `cwd`: GitHub's `${{ }}` and Jinja2's `{{ }}`.
 
 - `${{ expression }}` is GitHub's expression language (`corral.expressions`), reading the
   contexts of `if:`: `jobs`, `needs`, `matrix`, `env`, `flow`. Its value is written as
@@ -126,7 +126,7 @@ def render_job(
     env: Mapping[str, str],
     run_info: RunInfo,
 ) -> JobSpec:
-    """The job's spec with `prompt`, `run`, `env` values and `cwd` rendered.
+    """The job's spec with `prompt`, `model`, `run`, `env` values and `cwd` rendered.
 
     `env` is corral's environment: what the job's `env:` values see as `env`. The other
     fields see it with the job's own `env:` (rendered) on top, as a GitHub job sees its
@@ -142,6 +142,8 @@ def render_job(
         context = dataclasses.replace(context, env={**env, **update["env"]})
     if spec.prompt is not None:
         update["prompt"] = render(spec.prompt, context, where="prompt")
+    if spec.model is not None:
+        update["model"] = render(spec.model, context, where="model")
     if isinstance(spec.run, str):
         update["run"] = render(spec.run, context, where="run")
     elif spec.run is not None:
@@ -156,6 +158,8 @@ def template_fields(spec: JobSpec) -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     if spec.prompt is not None:
         found.append((("prompt",), spec.prompt))
+    if spec.model is not None:
+        found.append((("model",), spec.model))
     if isinstance(spec.run, str):
         found.append((("run",), spec.run))
     elif spec.run is not None:
