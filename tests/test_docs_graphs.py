@@ -13,7 +13,7 @@ from corral.plan import build_plan
 from helpers import problems_of
 
 PAGE = (Path(__file__).resolve().parent.parent / "docs" / "graphs.md").read_text()
-BLOCKS = re.findall(r"```(yaml)?\n(.*?)```", PAGE, re.DOTALL)
+BLOCKS = re.findall(r"```(\w*)\n(.*?)```", PAGE, re.DOTALL)
 FLOWS = [body for kind, body in BLOCKS if kind == "yaml" and body.startswith("jobs:")]
 
 
@@ -64,3 +64,15 @@ def test_the_matrix_example_prompts_read_include_values() -> None:
     assert specs["review-sonnet-src_app.py"].prompt == "Review src/app.py, focus: general"
     assert specs["review-opus-src_app.py"].prompt == "Review src/app.py, focus: security"
     assert [spec.model for spec in specs.values()] == ["sonnet", "sonnet", "opus", "haiku"]
+
+
+def test_the_python_examples_of_the_page_run_as_shown() -> None:
+    import doctest
+
+    section = PAGE.split("### From Python", 1)[1].split("###", 1)[0]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    test = doctest.DocTestParser().get_doctest(example, {}, "graphs.md", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert runner.summarize(verbose=False).attempted == 3

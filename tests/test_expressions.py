@@ -84,8 +84,14 @@ def test_functions_can_be_added_and_are_case_insensitive() -> None:
         "SUCCESS() && !failure()", functions={"success": record, "failure": lambda: False}
     )
     assert calls == [()]
-    with pytest.raises(ExpressionSyntaxError, match="Unrecognized function: 'success'"):
-        evaluate("success()")
+    assert evaluate("twice(2)", functions={"twice": lambda x: 2 * x}) == 4
+    # without functions, the status functions describe needs that all succeeded
+    assert evaluate("success() && always() && !failure() && !cancelled()") is True
+    assert evaluate("cancelled()", functions={"CANCELLED": lambda: True}) is True
+    with pytest.raises(ExpressionSyntaxError, match="Too many parameters supplied: 'always'"):
+        evaluate("always(1)")
+    with pytest.raises(ExpressionSyntaxError, match="Unrecognized function: 'hashFiles'"):
+        evaluate("hashFiles('**/*.py')")
 
 
 def test_a_trailing_wrapper_close_is_tolerated_only_by_evaluate() -> None:

@@ -15,6 +15,14 @@ from corral.expressions.spans import OPEN, find_expressions
 
 # functions a caller adds take any number of arguments (up to GitHub's 255)
 _ANY_ARITY = Arity(0, 255)
+# what `evaluate` says of the status functions unless told otherwise: the needs succeeded
+STATUS_DEFAULTS: Mapping[str, Callable[[], bool]] = {
+    "success": lambda: True,
+    "failure": lambda: False,
+    "cancelled": lambda: False,
+    "always": lambda: True,
+}
+STATUS_ARITIES: Mapping[str, Arity] = {name: Arity(0, 0) for name in STATUS_DEFAULTS}
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,8 +129,10 @@ def evaluate(
     """Evaluate one expression of GitHub Actions' language, as corral's `if:` does.
 
     `contexts` maps names (case-insensitive) to JSON-like values; only those names may be
-    read, as GitHub refuses an unknown context. `functions` adds functions (such as
-    corral's status functions `success()`...) beyond GitHub's built-in ones. The result
+    read, as GitHub refuses an unknown context. The status functions of `if:` exist and
+    describe a job whose needs all succeeded in a run that goes on (`success()` and
+    `always()` true, `failure()` and `cancelled()` false); `functions` replaces them or
+    adds others (a name to a callable taking the evaluated arguments). The result
     is None, a bool, a number (float, or an int taken as is from `contexts`), a str, a
     list or a mapping. Raises ExpressionSyntaxError (kind "lexing" or "parsing") or
     ExpressionEvaluationError (kind "evaluation"), both ExpressionError.
@@ -131,8 +141,10 @@ def evaluate(
     whose `${{` the caller already removed (as act and actionlint hand expressions over).
     """
     contexts = contexts or {}
-    parsed = parse(_unclosed_wrapper(expression), contexts.keys(), list(functions or ()))
-    return parsed.evaluate(contexts, functions)
+    available = {**STATUS_DEFAULTS, **_lowered(functions or {})}
+    arities = {name: STATUS_ARITIES.get(name, _ANY_ARITY) for name in available}
+    parsed = parse(_unclosed_wrapper(expression), contexts.keys(), arities)
+    return parsed.evaluate(contexts, available)
 
 
 def _unclosed_wrapper(text: str) -> str:

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from corral.expressions import Expression, ExpressionEvaluationError, ExpressionSyntaxError, parse
-from corral.expressions.expression import strip_wrapper
-from corral.expressions.parser import Arity
+from corral.expressions.expression import STATUS_ARITIES, strip_wrapper
 from corral.expressions.spans import OPEN
 from corral.expressions.values import truthy
 from corral.models import JobStatus
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
 UPSTREAM_FUNCTIONS = frozenset({"failure", "cancelled"})
-STATUS_ARITIES: Mapping[str, Arity] = {name: Arity(0, 0) for name in sorted(STATUS_FUNCTIONS)}
 
 
 @dataclass(frozen=True)
