@@ -111,6 +111,14 @@ def test_validate_reports_every_matrix_mistake_where_it_is() -> None:
     ]
 
 
+def test_githubs_strategy_key_points_at_the_matrix() -> None:
+    flow = "jobs:\n  a:\n    run: x\n    strategy:\n      matrix: {os: [a]}\n"
+    assert problems_of(flow) == [
+        "flow.yaml:4:5: jobs.a.strategy: unknown key 'strategy'; corral has no `strategy:`: "
+        "give the job a `matrix:`, with `max_parallel` and `fail_fast` inside it"
+    ]
+
+
 def test_options_default_like_github() -> None:
     assert matrix_options({"a": [1]}).fail_fast is True
     assert matrix_options({"a": [1]}).max_parallel is None

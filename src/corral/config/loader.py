@@ -238,7 +238,17 @@ def _merge_defaults(
     return {**data, "jobs": merged_jobs}
 
 
+# GitHub Actions keys a flow spells otherwise
+_GITHUB_KEYS = {
+    "strategy": "corral has no `strategy:`: give the job a `matrix:`, with `max_parallel` "
+    "and `fail_fast` inside it",
+    "continue-on-error": "write `continue_on_error`",
+}
+
+
 def _unknown(key: str, candidates: list[str]) -> str:
+    if key in _GITHUB_KEYS and "matrix" in candidates:
+        return f"unknown key '{key}'; {_GITHUB_KEYS[key]}"
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"unknown key '{key}'{hint}"
