@@ -193,6 +193,22 @@ def test_both_syntaxes_in_one_field_and_values_are_not_read_again() -> None:
     assert render("{{ 'x' ~ '${{ matrix.os }}' }}", context) != "x${{ matrix.os }}"
 
 
+def test_jinja_errors_keep_their_line_after_a_multi_line_expression() -> None:
+    from corral.plan.templates import split_template
+
+    text = "${{ format('{0}',\n  matrix.os) }}\n{{ jobs.a.result }}\n{% if %}"
+    jinja_text, _ = split_template(text)
+    assert jinja_text.count("\n") == text.count("\n")
+    assert problems_of(
+        f"jobs:\n  a:\n    run: |\n      {text.replace(chr(10), chr(10) + '      ')}"
+        "\n    matrix: {os: [x]}\n"
+    )[0].endswith(
+        "invalid template at line 4: Expected an expression, got 'end of statement block'"
+    )
+    with pytest.raises(TemplateError, match="is not an expression"):
+        render("${{ 1 }} {{ _corral_expression(3) }}", _context())
+
+
 def test_an_expression_that_fails_at_run_time_names_the_job_and_field() -> None:
     with pytest.raises(TemplateError) as caught:
         render("${{ fromJSON(jobs.a.result) }}", _context(job="report"), where="prompt")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2.exceptions import TemplateError as JinjaError
+from jinja2.exceptions import UndefinedError
 
 from corral.config.schema import JobSpec
 from corral.errors import TemplateError
@@ -85,7 +86,9 @@ def split_template(text: str) -> tuple[str, tuple[tuple[Span, Expression], ...]]
     last = 0
     for number, span in enumerate(spans):
         out.append(text[last : span.start])
-        out.append(f"{{{{ {PLACEHOLDER}({number}) }}}}")
+        # the same line breaks as the expression had, so Jinja's line numbers stay true
+        breaks = "\n" * text.count("\n", span.start, span.end)
+        out.append(f"{{{{ {PLACEHOLDER}({number}){breaks} }}}}")
         last = span.end
     out.append(text[last:])
     return "".join(out), tuple(zip(spans, parsed, strict=True))
@@ -107,6 +110,8 @@ def render(template: str, context: TemplateContext, *, where: str = "") -> str:
             values = build_contexts(context, context.jobs, context.scope(), roots)
 
             def evaluate(number: int) -> str:
+                if not 0 <= number < len(expressions):  # only the placeholders call it
+                    raise UndefinedError(f"{PLACEHOLDER}({number}) is not an expression")
                 return to_string(expressions[number][1].evaluate(values))
 
             variables[PLACEHOLDER] = evaluate
