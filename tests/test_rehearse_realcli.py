@@ -34,12 +34,10 @@ pytestmark = pytest.mark.realcli
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("claude", "codex", "gemini", "qwen", "opencode", "copilot")
 RUN_TIMEOUT = 300.0
-# a job that fails at once with the CLI's own retries off; Claude and Gemini need minutes
-# with their default retries, Codex about 5 s
-QUICK_FAILURE_S = 30.0  # six CLIs start at once on two cores: seconds, not minutes
+# a failing job is judged by its events and attempts (no retry by corral, none by the CLI
+# where its retries are off), never by its wall time: the CI machine is shared and noisy.
 # Qwen Code, OpenCode and Copilot CLI retry a 429 five or six times whatever their settings
-# say (waiting the provider's retry-after: 1 s); their 401 is at most one retry
-RETRYING_FAILURE_S = 60.0
+# say (waiting the provider's retry-after: 1 s); their 401 is at most one retry.
 # the model corral names when a rehearsed job names none, where the CLI's output has none
 REHEARSAL_MODELS = {"codex": "gpt-5.5", "opencode": "corral/sim-model"}
 
@@ -742,7 +740,6 @@ def test_http_errors_fail_fast_with_their_kind(
     events = cli_events(job)
     assert {key: job["usage"][key] for key in USAGE_KEYS} == dict.fromkeys(USAGE_KEYS, 0)
     if tool in ("qwen", "opencode", "copilot"):
-        assert job["duration_s"] < RETRYING_FAILURE_S
         # nothing was reported or spent: no "$0 reported"
         assert job["cost"] is None
         said = {
@@ -753,7 +750,6 @@ def test_http_errors_fail_fast_with_their_kind(
         assert str(status) in said
         assert job["exit_code"] == 1
         return
-    assert job["duration_s"] < QUICK_FAILURE_S
     kinds = [event["type"] for event in events]
     # one request and no retry: no api_retry event, no "Reconnecting..." error
     expected = {
