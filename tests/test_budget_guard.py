@@ -1,4 +1,8 @@
-"""BudgetGuard: crossing fires once, warn/stop/kill, pre-launch refusal, plan-time bounds."""
+"""BudgetGuard: crossing fires once, warn/stop/kill, pre-launch refusal, plan-time bounds.
+
+The guard reads the spend from the ledger's `SpendUpdated` events, as in a run: the
+harness wires a ledger that prices usage and publishes them on the same bus.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,29 @@ from decimal import Decimal
 
 import pytest
 
+from corral.budget import max_spend, max_tokens
 from corral.budget.accounting import Ledger
-from corral.budget.guard import BudgetGuard, max_spend, max_tokens
+from corral.budget.guard import BudgetGuard
 from corral.budget.pricing import PriceBook, Rates
 from corral.config.schema import BudgetSpec
 from corral.events.bus import Bus
-from corral.events.types import BudgetExceeded, Event, JobFinished, JobStarted, UsageUpdated
-from corral.models import Cost, CostSource, JobStatus, Usage
+from corral.events.types import (
+    BudgetExceeded,
+    Event,
+    JobFinished,
+    JobStarted,
+    SpendUpdated,
+    UsageUpdated,
+)
+from corral.models import (
+    BudgetAction,
+    BudgetScope,
+    BudgetUnit,
+    Cost,
+    CostSource,
+    JobStatus,
+    Usage,
+)
 
 M = 1_000_000
 RATES = {"m": Rates.fill(input=Decimal(1), output=Decimal(2))}  # $1 per M input, $2 per M output
@@ -21,14 +41,16 @@ RATES = {"m": Rates.fill(input=Decimal(1), output=Decimal(2))}  # $1 per M input
 class Harness:
     def __init__(self, run: BudgetSpec | None, jobs: dict[str, BudgetSpec] | None = None) -> None:
         self.bus = Bus()
-        self.ledger = Ledger(PriceBook(RATES, genai_prices=False))
-        self.guard = BudgetGuard(self.ledger, run, jobs or {}, self.bus.publish)
+        self.ledger = Ledger(PriceBook(RATES, genai_prices=False), self.bus.publish)
+        self.guard = BudgetGuard(run, jobs or {}, self.bus.publish)
         self.exceeded: list[BudgetExceeded] = []
+        self.order: list[str] = []
         self.bus.subscribe(self.ledger)
         self.bus.subscribe(self.guard)
         self.bus.subscribe(self._collect)
 
     def _collect(self, event: Event) -> None:
+        self.order.append(event.kind)
         if isinstance(event, BudgetExceeded):
             self.exceeded.append(event)
 
@@ -63,8 +85,17 @@ def test_run_budget_fires_once_and_warn_only_reports() -> None:
     h.start("a")
     for millions in (2, 5, 6, 9):
         h.spend("a", Usage(input_tokens=millions * M))
-    assert [(e.scope, e.limit, e.spent, e.action, e.job) for e in h.exceeded] == [
-        ("run", "usd 5.00", "usd 5", "warn", "")
+    assert [(e.scope, e.unit, e.limit, e.spent, e.action, e.job) for e in h.exceeded] == [
+        (BudgetScope.RUN, BudgetUnit.USD, Decimal("5.00"), Decimal(5), BudgetAction.WARN, "")
+    ]
+    # every subscriber sees the usage, then its price, then the crossing: in that order
+    assert h.order[:6] == [
+        "job.started",
+        "agent.usage",
+        "spend.updated",
+        "agent.usage",
+        "spend.updated",
+        "budget.exceeded",
     ]
     assert not h.guard.stopped
     assert h.guard.admit("b", usd("100")) is None
@@ -93,7 +124,8 @@ def test_run_budget_kill_kills_every_running_job_once() -> None:
     assert h.guard.take_kills() == []
     h.spend("a", Usage(output_tokens=600))
     assert h.guard.take_kills() == [] and len(h.exceeded) == 1
-    assert h.exceeded[0].limit == "tokens 100" and h.exceeded[0].spent == "tokens 120"
+    assert h.exceeded[0].unit is BudgetUnit.TOKENS
+    assert (h.exceeded[0].limit, h.exceeded[0].spent) == (100, 120)
 
 
 def test_job_budget_kill_names_that_job_and_blocks_its_retry() -> None:
@@ -103,7 +135,12 @@ def test_job_budget_kill_names_that_job_and_blocks_its_retry() -> None:
     h.spend("a", Usage(input_tokens=M))
     assert h.guard.take_kills() == ["a"]
     event = h.exceeded[0]
-    assert (event.scope, event.job, event.attempt, event.action) == ("job", "a", 1, "kill")
+    assert (event.scope, event.job, event.attempt, event.action) == (
+        BudgetScope.JOB,
+        "a",
+        1,
+        BudgetAction.KILL,
+    )
     h.finish("a")
     assert h.guard.admit("a") == "job budget reached: spent usd 1 of usd 1"
     assert h.guard.admit("b") is None and not h.guard.stopped
@@ -148,7 +185,7 @@ def test_unpriced_usage_cannot_be_charged_in_usd_but_counts_in_tokens() -> None:
     assert h.ledger.run().cost == Cost(None, CostSource.UNPRICED)
     assert not h.guard.stopped
     h.bus.publish(UsageUpdated(job="a", attempt=1, by_model={"mystery": Usage(input_tokens=1000)}))
-    assert h.exceeded[0].limit == "tokens 1000"
+    assert (h.exceeded[0].unit, h.exceeded[0].limit) == (BudgetUnit.TOKENS, 1000)
 
 
 def test_zero_budget_is_crossed_by_the_first_token_not_by_an_empty_report() -> None:
@@ -229,5 +266,17 @@ def test_max_spend(
 ) -> None:
     assert max_spend(run, jobs) == dollars
     assert max_tokens(run, jobs) == tokens
-    guard = BudgetGuard(Ledger(), run, {}, lambda e: None)
-    assert guard.max_spend(jobs) == dollars
+    # the core's budget values read the same as the flow file's
+    limits = {name: None if spec is None else spec.limits() for name, spec in jobs.items()}
+    assert max_spend(None if run is None else run.limits(), limits) == dollars
+
+
+def test_the_guard_needs_no_ledger_only_spend_events() -> None:
+    exceeded: list[Event] = []
+    guard = BudgetGuard(BudgetSpec(usd=Decimal(1)).limits(), {}, exceeded.append)
+    spend = Cost(Decimal("1.5"), CostSource.REPORTED)
+    guard(
+        SpendUpdated(job="a", attempt=1, by_model={}, cost=spend, run_usage=Usage(), run_cost=spend)
+    )
+    assert guard.stopped and guard.admit("b") == "run budget reached: spent usd 1.5 of usd 1"
+    assert [type(e) for e in exceeded] == [BudgetExceeded]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from corral.budget.accounting import Account, Ledger
 from corral.budget.pricing import PriceBook, Rates
-from corral.events.types import Event, JobFinished, JobStarted, UsageUpdated
+from corral.events.types import Event, JobFinished, JobStarted, SpendUpdated, UsageUpdated
 from corral.models import Cost, CostSource, JobStatus, Usage
 
 M = 1_000_000
@@ -143,12 +143,32 @@ def _finished(job: str, by_model: dict[str, Usage] | None = None) -> JobFinished
     )
 
 
-def test_job_finished_carries_the_final_figures_or_leaves_them() -> None:
+def test_job_finished_is_not_counted_again() -> None:
+    # the figures a JobFinished carries are the ones the ledger published: counting them
+    # a second time would be the data loop the fold removed
     ledger = _feed(_ledger(), _usage("a", cheap=Usage(input_tokens=M)))
-    ledger(_finished("a"))  # a tool that reports no usage at the end: the figures stand
+    ledger(_finished("a"))
     assert ledger.job("a").usage == Usage(input_tokens=M)
     ledger(_finished("a", {"cheap": Usage(input_tokens=2 * M)}))
-    assert ledger.job("a").usage == Usage(input_tokens=2 * M)
+    assert ledger.job("a").usage == Usage(input_tokens=M)
+
+
+def test_every_priced_update_is_published_with_the_totals_after_it() -> None:
+    published: list[Event] = []
+    ledger = Ledger(PriceBook(RATES, genai_prices=False), published.append)
+    _feed(ledger, _started("a"), _started("b"))
+    ledger(_usage("a", cheap=Usage(input_tokens=M)))
+    ledger(_usage("b", dear=Usage(output_tokens=M)))
+    ledger(_usage("a", cheap=Usage(input_tokens=3 * M)))  # a running total: replaces
+    assert all(isinstance(e, SpendUpdated) for e in published) and len(published) == 3
+    last = published[-1]
+    assert isinstance(last, SpendUpdated)
+    assert (last.job, last.attempt, last.by_model) == ("a", 1, {"cheap": Usage(input_tokens=3 * M)})
+    assert last.cost == Cost(Decimal(3), CostSource.ESTIMATED)
+    assert last.cost_by_model == {"cheap": Cost(Decimal(3), CostSource.ESTIMATED)}
+    assert (last.job_usage, last.job_cost) == (Usage(input_tokens=3 * M), last.cost)
+    assert last.run_usage == Usage(input_tokens=3 * M, output_tokens=M)
+    assert last.run_cost == Cost(Decimal(23), CostSource.ESTIMATED)
 
 
 def test_unknown_job_and_empty_run() -> None:

@@ -301,3 +301,45 @@ def test_plan_is_frozen() -> None:
         plan.name = "x"  # type: ignore[misc]  # the point of the test
     with pytest.raises(TypeError):
         plan.jobs["b"] = plan.jobs["a"]  # type: ignore[index]  # a read-only mapping
+
+
+@pytest.mark.parametrize(
+    ("job", "defaults", "tool"),
+    [
+        ({"prompt": "p"}, {}, "claude"),  # a prompt alone runs the default agent
+        ({"prompt": "p", "tool": "codex"}, {}, "codex"),
+        ({"run": "ls"}, {}, None),  # a command
+        ({"run": "ls"}, {"tool": "codex"}, None),  # whatever defaults.tool says
+        ({"run": "ls", "prompt": "p"}, {}, None),
+        ({"run": "ls", "tool": "generic"}, {}, None),
+        ({"extra_args": ["ls"], "tool": "generic"}, {}, None),
+        ({"prompt": "p"}, {"tool": "gemini"}, "gemini"),
+        ({"run": "ls", "tool": "codex"}, {"tool": "gemini"}, "codex"),  # written on the job
+    ],
+)
+def test_the_tool_is_decided_once_at_plan_time(
+    job: dict[str, Any], defaults: dict[str, Any], tool: str | None
+) -> None:
+    plan = build_plan(_flow({"j": job}, defaults=defaults))
+    planned = plan.jobs["j"]
+    assert planned.tool == tool
+    assert planned.is_agent is (tool is not None)
+    assert planned.adapter == (tool or "generic")
+
+
+def test_budgets_become_core_values() -> None:
+    from decimal import Decimal
+
+    from corral.models import BudgetAction, BudgetLimits
+
+    plan = build_plan(
+        _flow(
+            {"a": {"run": "ls", "budget": {"usd": "1.5", "on_exceed": "kill"}}, "b": {"run": "ls"}},
+            budget={"tokens": 10, "on_exceed": "warn"},
+        )
+    )
+    assert plan.budget == BudgetLimits(None, 10, BudgetAction.WARN)
+    assert plan.job_budgets() == {
+        "a": BudgetLimits(Decimal("1.5"), None, BudgetAction.KILL),
+        "b": None,
+    }

@@ -102,13 +102,17 @@ def test_ready_queue_priority_then_plan_order() -> None:
     assert not queue
 
 
+def _max_spend(plan: Plan) -> Decimal | None:
+    return max_spend(plan.budget, plan.job_budgets())
+
+
 def test_max_spend() -> None:
-    assert max_spend(_plan()) == Decimal("3.75")  # 1.50 + 1 + 1 + 0 + 0.25, under the run's 5
-    assert max_spend(_plan(budget={"usd": 2})) == Decimal(2)
+    assert _max_spend(_plan()) == Decimal("3.75")  # 1.50 + 1 + 1 + 0 + 0.25, under the run's 5
+    assert _max_spend(_plan(budget={"usd": 2})) == Decimal(2)
     jobs = {**FLOW["jobs"], "free": {"run": "x"}}
-    assert max_spend(_plan(jobs=jobs)) == Decimal("5.00")  # one job unbounded: the run cap
-    assert max_spend(_plan(jobs=jobs, budget=None)) is None
-    assert max_spend(_plan(jobs=jobs, budget={"usd": 3, "on_exceed": "warn"})) is None
+    assert _max_spend(_plan(jobs=jobs)) == Decimal("5.00")  # one job unbounded: the run cap
+    assert _max_spend(_plan(jobs=jobs, budget=None)) is None
+    assert _max_spend(_plan(jobs=jobs, budget={"usd": 3, "on_exceed": "warn"})) is None
 
 
 def test_render_tree_text() -> None:

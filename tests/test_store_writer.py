@@ -261,9 +261,11 @@ def test_fast_payload_is_exactly_event_to_dict() -> None:
     from corral.events.types import event_to_dict
     from corral.models import Cost, CostSource
     from corral.store.apply import _payload, dumps
+    from test_events import SAMPLES
 
     events = [
         *scripted_run(),
+        *SAMPLES,  # one of every kind
         UsageUpdated(job="a", attempt=1, by_model={}, cost=Cost(None, CostSource.UNPRICED)),
         JobStartedWithOddSpec,
     ]

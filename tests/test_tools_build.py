@@ -170,11 +170,16 @@ def test_cursor_agent() -> None:
     assert inv.parser == "cursor-stream-json"
 
 
-def test_generic_from_extra_args_then_run() -> None:
+def test_generic_from_run_then_extra_args() -> None:
     assert build("generic", extra_args=["pytest", "-q"]).argv == ("pytest", "-q")
     assert build("generic", run="ruff check 'a b'").argv == ("ruff", "check", "a b")
     assert build("generic", run="echo $HOME", shell=True).argv == ("/bin/sh", "-c", "echo $HOME")
-    assert build("generic", run=["ls", "-l"]).parser == "generic"
+    assert build("generic", run=["a b", "c"], shell=True).argv == ("/bin/sh", "-c", "'a b' c")
+    # `run` wins over agent fields a command job inherits from `defaults`
+    assert build("generic", run=["ls", "-l"], extra_args=["--verbose"]).argv == ("ls", "-l")
+    assert build("generic", run=["ls", "-l"]).parser is None  # plain text is not parsed
+    with pytest.raises(ToolError, match="cannot split `run`"):
+        build("generic", run="echo 'unbalanced")
 
 
 def test_home_auto_must_be_resolved_by_the_runner() -> None:

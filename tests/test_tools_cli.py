@@ -58,7 +58,8 @@ def test_table(fake_clis: Path) -> None:
         "cursor-agent", "no", "-", "unverified:", "written", "from", "documentation",
         "cursor-stream-json", "-",
     ]  # fmt: skip
-    assert rows["generic"] == ["generic", "yes", "-", "-", "generic", "(runs", "any", "command)"]
+    # a plain command's output is not parsed: no parser
+    assert rows["generic"] == ["generic", "yes", "-", "-", "-", "(runs", "any", "command)"]
     assert "CORRAL_<TOOL>_BIN" in result.output
     assert "warning" not in result.output
 
@@ -120,5 +121,6 @@ def test_json_contract(fake_clis: Path, monkeypatch: pytest.MonkeyPatch) -> None
     }
     assert tools["cursor-agent"]["verified_version"] is None
     assert tools["cursor-agent"]["verification"] == "unverified: written from documentation"
+    assert tools["generic"]["parser"] is None
     assert tools["qwen"]["installed"] is False
     assert tools["qwen"]["error"] == "CORRAL_QWEN_BIN=/nowhere/qwen is not an executable file"

@@ -77,14 +77,13 @@ def missing_tools(plan: Plan, environ: Mapping[str, str]) -> set[tuple[str, str]
     returns the (tool, executable) pairs found.
     """
     from corral.errors import ToolError
-    from corral.execute.prepare import uses_tool
     from corral.tools import get_tool
 
     missing: dict[str, list[str]] = {}
     # one PATH walk per setup
     found: dict[tuple[str, frozenset[tuple[str, str]]], str | None] = {}
     for job in plan.jobs.values():
-        name = uses_tool(job.spec)
+        name = job.tool
         if name is None:
             continue
         key = (name, frozenset(job.spec.env.items()))
@@ -94,7 +93,7 @@ def missing_tools(plan: Plan, environ: Mapping[str, str]) -> set[tuple[str, str]
             missing.setdefault(name, []).append(job.name)
     if missing:
         what = "; ".join(f"{tool} (jobs: {', '.join(jobs)})" for tool, jobs in missing.items())
-        variable = f"CORRAL_{next(iter(missing)).upper().replace('-', '_')}_BIN"
+        variable = get_tool(next(iter(missing))).env_var
         raise ToolError(
             f"not installed: {what}",
             hint=f"install it, put it on PATH, or set {variable}; see `corral tools`",
@@ -116,13 +115,13 @@ def version_warnings(located: set[tuple[str, str]]) -> list[str]:
 
 def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
     from corral.errors import ToolError
-    from corral.execute.prepare import uses_tool
+    from corral.plan.build import tool_inherited
     from corral.tools import get_tool
     from corral.tools.base import AGENT_FIELDS
 
     problems: list[Problem] = []
     for job in plan.jobs.values():
-        name = uses_tool(job.spec)
+        name = job.tool
         if name is None:
             if job.spec.run is None:
                 problems.append(
@@ -137,6 +136,12 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
         except ToolError as error:
             problems.append(loaded.problem(("jobs", job.group, "tool"), error.lines()[0]))
             continue
+        # a tool the job does not name itself comes from `defaults`: say so
+        origin = (
+            f" (the job's tool comes from defaults.tool: {name})"
+            if tool_inherited(loaded.spec, job.group, loaded.locate)
+            else ""
+        )
         for message in tool.validate(job.spec):
             # point at the field the message names, when the job sets it
             field = next(
@@ -145,7 +150,7 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
             where: tuple[str | int, ...] = (
                 ("jobs", job.group, field, "<key>") if field else ("jobs", job.group)
             )
-            problems.append(loaded.problem(where, message))
+            problems.append(loaded.problem(where, message + origin))
     return problems
 
 

@@ -1,8 +1,10 @@
-"""Domain values shared by every layer: job states, error kinds, token usage and cost."""
+"""Domain values shared by every layer: job states, error kinds, budgets, token usage
+and cost, and the one spelling of the token counts the history keeps."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -42,6 +44,8 @@ _FINAL = frozenset(
 
 
 class RunStatus(enum.StrEnum):
+    """Where a run is: running until its last job is final, then how it ended."""
+
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -66,6 +70,8 @@ class ErrorKind(enum.StrEnum):
 
 
 class CostSource(enum.StrEnum):
+    """Where a cost figure came from; the worst source of a sum wins."""
+
     REPORTED = "reported"  # the CLI computed it (Claude's total_cost_usd)
     ESTIMATED = "estimated"  # corral priced the tokens with genai-prices or a price file
     UNPRICED = "unpriced"  # no price known for at least one model: never shown as $0
@@ -90,6 +96,14 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @classmethod
+    def sum(cls, values: Iterable[Usage]) -> Usage:
+        """The total of several usages (a job's models, a run's jobs); Usage() when none."""
+        total = cls()
+        for usage in values:
+            total = total + usage
+        return total
 
     @property
     def cache_write_tokens(self) -> int:
@@ -118,8 +132,22 @@ class Usage:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Usage:
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
         return cls(**{f.name: int(data.get(f.name, 0) or 0) for f in fields(cls)})
+
+    def to_json(self) -> dict[str, int]:
+        """The form the `--json` summary prints: every field, plus the cache-write total."""
+        data = self.to_dict()
+        return {
+            "input_tokens": data["input_tokens"],
+            "output_tokens": data["output_tokens"],
+            "cache_read_tokens": data["cache_read_tokens"],
+            "cache_write_tokens": self.cache_write_tokens,
+            **{k: v for k, v in data.items() if k not in _JSON_FIRST},
+        }
+
+
+_JSON_FIRST = frozenset({"input_tokens", "output_tokens", "cache_read_tokens"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,4 +179,123 @@ class Cost:
         return self.usd if self.usd is not None else Decimal(0)
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"usd": None if self.usd is None else str(self.usd), "source": str(self.source)}
+        return {"usd": money_json(self.usd), "source": str(self.source)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cost:
+        usd = data.get("usd")
+        return cls(None if usd is None else Decimal(usd), CostSource(data["source"]))
+
+    @staticmethod
+    def total(costs: Iterable[Cost | None]) -> Cost | None:
+        """Add costs with `+`'s rules (the worst source wins); None when there are none."""
+        total: Cost | None = None
+        for cost in costs:
+            if cost is not None:
+                total = cost if total is None else total + cost
+        return total
+
+
+def money_json(usd: Decimal | None) -> str | None:
+    """Dollars in every JSON document corral writes: exact decimal text, or null."""
+    return None if usd is None else str(usd)
+
+
+def decimal_text(amount: Decimal | int) -> str:
+    """6.000000 as 6, 0.092428 as is; never in exponent form (for messages)."""
+    if isinstance(amount, int):
+        return str(amount)
+    return format(amount.normalize(), "f")
+
+
+# -- budgets ---------------------------------------------------------------------------------
+
+
+class BudgetScope(enum.StrEnum):
+    """Whose budget: the whole run's, or one job's."""
+
+    RUN = "run"
+    JOB = "job"
+
+
+class BudgetAction(enum.StrEnum):
+    """What corral does when a budget is reached (a flow's `on_exceed`)."""
+
+    WARN = "warn"  # report only
+    STOP = "stop"  # start nothing more (for a job: no further attempt)
+    KILL = "kill"  # as stop, and stop the running jobs that breach
+
+
+class BudgetUnit(enum.StrEnum):
+    """What a budget limits: dollars or budget tokens (see `Usage.budget_tokens`)."""
+
+    USD = "usd"
+    TOKENS = "tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    """A run's or a job's budget as the core uses it (a flow's `budget:`, validated)."""
+
+    usd: Decimal | None = None
+    tokens: int | None = None
+    on_exceed: BudgetAction = BudgetAction.STOP
+
+
+# -- the token counts the history keeps ------------------------------------------------------
+
+# (field of `Tokens` and key in the history's JSON, column in the history's tables and
+# CSV exports): the one spelling of the six counts stored per attempt and per model
+TOKEN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("input", "input_tokens"),
+    ("output", "output_tokens"),
+    ("cache_read", "cache_read_tokens"),
+    ("cache_write", "cache_write_tokens"),
+    ("reasoning", "reasoning_tokens"),
+    ("tool_calls", "tool_calls"),
+)
+TOKEN_FIELDS: tuple[str, ...] = tuple(name for name, _ in TOKEN_COLUMNS)
+TOKEN_COLUMN_NAMES: tuple[str, ...] = tuple(column for _, column in TOKEN_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Token totals as the history keeps them: cache writes are one count (5m and 1h)."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+    tool_calls: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every token that went through a model (reasoning is part of output)."""
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @classmethod
+    def from_usage(cls, usage: Usage) -> Tokens:
+        # every column is a Usage attribute of the same name (cache_write_tokens a sum)
+        return cls(*(getattr(usage, column) for column in TOKEN_COLUMN_NAMES))
+
+    def to_usage(self) -> Usage:
+        """Back to a Usage; stored cache writes are one count, so they come back as 5m."""
+        values = self.columns()
+        values["cache_write_5m_tokens"] = values.pop("cache_write_tokens")
+        return Usage(**values)
+
+    @classmethod
+    def from_columns(cls, row: Mapping[str, Any]) -> Tokens:
+        """From a row keyed by column name (None reads as 0)."""
+        return cls(*(int(row[column] or 0) for column in TOKEN_COLUMN_NAMES))
+
+    def columns(self) -> dict[str, int]:
+        """Keyed by column name, for the history's tables and CSV."""
+        return {column: getattr(self, name) for name, column in TOKEN_COLUMNS}
+
+    def to_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in TOKEN_FIELDS}

@@ -26,13 +26,12 @@ from corral.budget.accounting import Ledger
 from corral.budget.guard import BudgetGuard
 from corral.budget.ratelimit import RateLimitGate
 from corral.config.loader import LoadedFlow
-from corral.config.schema import BudgetSpec
 from corral.events.bus import Bus
 from corral.events.types import BudgetExceeded, Event, JobFinished, RateLimited, RunFinished
 from corral.execute import reaper
 from corral.execute.executor import AttemptOutcome, Executor, LocalExecutor
 from corral.execute.liveness import RunLock
-from corral.execute.prepare import Preparer, Rehearse, default_environ, uses_tool
+from corral.execute.prepare import Rehearse, RequestBuilder, default_environ
 from corral.execute.scheduler import Scheduler, Settings, Spent
 from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
@@ -127,7 +126,7 @@ class RunSession:
         self.prepared = prepare_run(loaded, options, run_id)
         self.rehearse = rehearse
         self.bus = Bus()
-        self.ledger = Ledger(_prices(options.price_file))
+        self.ledger = Ledger(_prices(options.price_file), self.bus.publish)
         self.seed = seed
         self._store: Any = None
 
@@ -137,21 +136,19 @@ class RunSession:
         prepared = self.prepared
         bus = self.bus
         ledger = self.ledger
-        job_budgets: dict[str, BudgetSpec] = {
-            n: j.spec.budget for n, j in self.plan.jobs.items() if j.spec.budget
-        }
-        guard = BudgetGuard(ledger, spec.budget, job_budgets, bus.publish)
+        job_budgets = {n: j.budget for n, j in self.plan.jobs.items() if j.budget is not None}
+        guard = BudgetGuard(self.plan.budget, job_budgets, bus.publish)
         gate = RateLimitGate()
         if self.seed is not None:
             self.seed(ledger)  # a resumed run's earlier spend counts against its budgets
         for name, job in self.plan.jobs.items():
-            ledger.set_tool(name, uses_tool(job.spec) or "generic")
+            ledger.set_tool(name, job.adapter)
         writer = self._open_store()
         from corral.render.summary import JobLog
 
         joblog = JobLog(prepared.log_root / "joblog.tsv", list(self.plan.jobs))
         environ = default_environ()
-        preparer = Preparer(
+        preparer = RequestBuilder(
             base_dir=self.loaded.path.resolve().parent,
             log_root=prepared.log_root,
             environ=environ,
@@ -260,7 +257,7 @@ class RunSession:
         return account.usage, account.cost
 
     def _outputs_capturer(
-        self, preparer: Preparer
+        self, preparer: RequestBuilder
     ) -> Callable[[PlannedJob, int, AttemptOutcome], dict[str, str]]:
         def capture(job: PlannedJob, attempt: int, outcome: AttemptOutcome) -> dict[str, str]:
             if not job.spec.outputs or outcome.status is not JobStatus.SUCCEEDED:

@@ -1,14 +1,18 @@
-"""The ledger: tokens and dollars per attempt, job, model, tool and run, as running totals."""
+"""The ledger: tokens and dollars per attempt, job, model, tool and run, as running totals.
+
+It is the one place usage becomes money: it prices each `UsageUpdated` and publishes the
+result as `SpendUpdated`, which the budget guard, the run's fold and the views consume.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from operator import attrgetter
 
 from corral.budget.pricing import PriceBook
-from corral.events.types import Event, JobFinished, JobStarted, UsageUpdated
+from corral.events.types import Event, JobStarted, SpendUpdated, UsageUpdated
 from corral.models import Cost, CostSource, Usage
 
 UNKNOWN_TOOL = "unknown"  # an attempt whose job never announced its tool
@@ -132,11 +136,18 @@ class Ledger:
 
     A `UsageUpdated` carries the attempt's running total per model, so it replaces the
     attempt's last figures; the job, tool, model and run totals move by the difference,
-    which keeps an event O(models in the attempt) however many jobs the run has.
+    which keeps an event O(models in the attempt) however many jobs the run has. Each
+    recorded figure is published as `SpendUpdated` through `publish` (when given).
+    `JobFinished` is not counted: its figures are the ones published here.
     """
 
-    def __init__(self, prices: PriceBook | None = None) -> None:
+    def __init__(
+        self,
+        prices: PriceBook | None = None,
+        publish: Callable[[Event], None] | None = None,
+    ) -> None:
         self._prices = prices if prices is not None else PriceBook()
+        self._publish = publish
         self._tools: dict[str, str] = {}
         self._attempts: dict[tuple[str, int], _Attempt] = {}
         self._jobs: dict[str, _Bucket] = {}
@@ -156,16 +167,6 @@ class Ledger:
             )
         elif isinstance(event, JobStarted):
             self.set_tool(event.job, event.tool)
-        elif isinstance(event, JobFinished) and event.by_model:
-            # the attempt's final accounting; a tool that reports no usage sends none,
-            # and then the figures from the usage events stand
-            self.record(
-                event.job,
-                event.attempt,
-                event.by_model,
-                cost=event.cost,
-                cost_by_model=event.cost_by_model,
-            )
 
     def set_tool(self, job: str, tool: str) -> None:
         """Say which tool runs `job` (prices its models and files it under the tool)."""
@@ -180,7 +181,11 @@ class Ledger:
         cost: Cost | None = None,
         cost_by_model: Mapping[str, Decimal] | None = None,
     ) -> None:
-        """Replace the attempt's totals. `cost` is the CLI's own figure when it gave one."""
+        """Replace the attempt's totals and publish them as `SpendUpdated`.
+
+        `cost` is the CLI's own figure when it gave one. A resumed run records the spend
+        of earlier runs under attempts 0, -1, ... so that its budgets count it.
+        """
         tool = self._tools.get(job, UNKNOWN_TOOL)
         new = self._price(tool, by_model, cost, cost_by_model or {})
         old = self._attempts.get((job, attempt))
@@ -195,6 +200,20 @@ class Ledger:
         for bucket in (job_bucket, self._tool_bucket(tool), self._run):
             bucket.add(new, 1)
         self._attempts[(job, attempt)] = new
+        if self._publish is not None:
+            self._publish(
+                SpendUpdated(
+                    job=job,
+                    attempt=attempt,
+                    by_model=dict(new.by_model),
+                    cost=new.cost,
+                    cost_by_model=dict(new.cost_by_model),
+                    job_usage=job_bucket.usage.value(),
+                    job_cost=job_bucket.cost.value(),
+                    run_usage=self._run.usage.value(),
+                    run_cost=self._run.cost.value(),
+                )
+            )
 
     def _tool_bucket(self, tool: str) -> _Bucket:
         bucket = self._by_tool.get(tool)

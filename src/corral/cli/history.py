@@ -24,9 +24,9 @@ from rich.table import Table
 
 from corral.durations import format_duration, parse_duration
 from corral.errors import NotFoundError, UsageError
-from corral.models import Cost, RunStatus
-from corral.render.format import cost_text, money, tokens_text
-from corral.store import USAGE_KEYS, AttemptRow, RunRecord, RunRow, Store, Tokens, open_store
+from corral.models import TOKEN_FIELDS, Cost, RunStatus, Tokens
+from corral.render.format import cost_text, money_text, tokens_text
+from corral.store import USAGE_KEYS, AttemptRow, RunRecord, RunRow, Store, open_store
 
 JSON_VERSION = 1
 _POLL_S = 0.25
@@ -406,7 +406,7 @@ def usage_command(
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
         return 0
-    columns = ("input", "output", "cache_read", "cache_write", "reasoning", "tool_calls")
+    columns = TOKEN_FIELDS
     if as_csv:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -431,7 +431,7 @@ def usage_command(
     for header, column in zip(headers, columns, strict=True):
         table.add_column(header, justify="right", footer=tokens_text(getattr(total, column)))
     for header, pick in (("REPORTED", "reported_usd"), ("ESTIMATED", "estimated_usd")):
-        footer = money(sum((getattr(r, pick) for r in rows), Decimal(0)))
+        footer = money_text(sum((getattr(r, pick) for r in rows), Decimal(0)))
         table.add_column(header, justify="right", footer=footer)
     table.add_column("UNPRICED", justify="right", footer=str(sum(r.unpriced for r in rows)))
     for r in rows:
@@ -439,8 +439,8 @@ def usage_command(
             r.key,
             str(r.attempts),
             *(tokens_text(getattr(r.tokens, c)) for c in columns),
-            money(r.reported_usd) if r.reported_usd else "-",
-            money(r.estimated_usd) if r.estimated_usd else "-",
+            money_text(r.reported_usd) if r.reported_usd else "-",
+            money_text(r.estimated_usd) if r.estimated_usd else "-",
             str(r.unpriced) if r.unpriced else "-",
         )
     _console().print(table)

@@ -26,7 +26,7 @@ class ToolStatus:
     installed: bool
     path: str | None
     version: str | None
-    parser: str
+    parser: str | None  # None: plain text, not parsed
     env_var: str
     supports: tuple[str, ...]
     error: str | None = None
@@ -112,7 +112,7 @@ def _render_table(statuses: list[ToolStatus]) -> None:
             proven = f"[yellow]{proven} (installed differs)[/yellow]"
         elif s.verified_version is None and s.verification != "-":
             proven = f"[dim]{proven}[/dim]"
-        table.add_row(s.name, installed, s.version or "-", proven, s.parser, where)
+        table.add_row(s.name, installed, s.version or "-", proven, s.parser or "-", where)
     console = Console(soft_wrap=False)
     console.print(table)
     for s in statuses:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from corral.durations import parse_duration
+from corral.models import BudgetAction, BudgetLimits
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -54,6 +55,10 @@ class BudgetSpec(_Strict):
         "stop",
         description="warn: report only; stop: start no new job; kill: also stop jobs that breach.",
     )
+
+    def limits(self) -> BudgetLimits:
+        """The core's value of this budget."""
+        return BudgetLimits(self.usd, self.tokens, BudgetAction(self.on_exceed))
 
 
 class OutputSpec(_Strict):

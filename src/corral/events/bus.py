@@ -2,11 +2,15 @@
 
 Delivery is synchronous and in publish order: subscribers are cheap (they update state
 or enqueue work for their own task), which keeps the hot path free of per-event tasks.
-A subscriber that raises is a bug and propagates.
+A subscriber may publish in turn (the ledger publishes `SpendUpdated` when it sees
+`UsageUpdated`): such an event waits in a queue until the current one has reached every
+subscriber, so all subscribers see all events in one and the same order. A subscriber
+that raises is a bug and propagates (the queue is then dropped with the bug).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from corral.events.types import Event
@@ -15,8 +19,12 @@ Subscriber = Callable[[Event], None]
 
 
 class Bus:
+    """One run's event bus; see the module docstring for the delivery order."""
+
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self._queue: deque[Event] = deque()
+        self._delivering = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -25,5 +33,18 @@ class Bus:
         self._subscribers.remove(subscriber)
 
     def publish(self, event: Event) -> None:
+        if self._delivering:
+            self._queue.append(event)  # after the current event reached everyone
+            return
+        self._delivering = True
+        try:
+            self._deliver(event)
+            while self._queue:
+                self._deliver(self._queue.popleft())
+        finally:
+            self._delivering = False
+            self._queue.clear()
+
+    def _deliver(self, event: Event) -> None:
         for subscriber in self._subscribers:
             subscriber(event)

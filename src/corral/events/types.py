@@ -1,26 +1,44 @@
 """The events of a run: frozen values with a stable `kind` name and a schema version.
 
-Two families share one base:
-- run and job lifecycle events, emitted by the scheduler;
+Three families share one base:
+- run and job lifecycle events, emitted by the run use case, the scheduler and the
+  executor (`JobStarted`);
 - agent events, emitted by the pure parsers (`corral.parsing`). A parser knows nothing
-  of jobs, so it leaves `job` empty and `attempt` 0; the runner stamps them with
-  `dataclasses.replace` before publishing.
+  of jobs, so it leaves `job` empty and `attempt` 0; the attempt pipeline stamps them
+  with `dataclasses.replace` before publishing;
+- accounting events, emitted by the ledger and the budget guard (`SpendUpdated`,
+  `BudgetExceeded`).
 
-`event_to_dict` / `event_from_dict` give the JSON form the store and the web server use.
+`event_to_dict` / `event_from_dict` give the JSON form the store and the web server use;
+decoding goes by each field's declared type, so a new event needs no decoder of its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Usage
+from corral.models import (
+    BudgetAction,
+    BudgetScope,
+    BudgetUnit,
+    Cost,
+    ErrorKind,
+    JobStatus,
+    RunStatus,
+    Usage,
+)
 
 SCHEMA_VERSION = 1
 
 E = TypeVar("E", bound="Event")
+Stream = Literal["stdout", "stderr"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +55,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted(Event):
+    """A run begins: what it runs, where its logs go, and who started it where."""
+
     kind: ClassVar[str] = "run.started"
     run_id: str
     flow_name: str
@@ -54,6 +74,8 @@ class RunStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished(Event):
+    """The run's last job is final (or the run was found dead): how it ended."""
+
     kind: ClassVar[str] = "run.finished"
     run_id: str
     status: RunStatus
@@ -72,6 +94,9 @@ class JobWaiting(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobStarted(Event):
+    """An attempt's process exists. Its executor publishes this before any output of
+    the attempt; `pid` is the process (group) a later `corral resume` may stop."""
+
     kind: ClassVar[str] = "job.started"
     pid: int
     argv: tuple[str, ...]
@@ -91,7 +116,7 @@ class JobOutput(Event):
     """
 
     kind: ClassVar[str] = "job.output"
-    stream: str  # "stdout" | "stderr"
+    stream: Stream
     text: str
     offset: int
     truncated: bool = False
@@ -99,6 +124,8 @@ class JobOutput(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobRetrying(Event):
+    """Attempt `attempt` failed and another starts after `delay_s`."""
+
     kind: ClassVar[str] = "job.retrying"
     delay_s: float
     reason: str
@@ -106,12 +133,22 @@ class JobRetrying(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobSkipped(Event):
+    """A job will not run: its condition is false, a need failed, or the run stopped."""
+
     kind: ClassVar[str] = "job.skipped"
     reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobFinished(Event):
+    """An attempt ended (or a job was settled without one: attempt 0).
+
+    The accounting fields are the attempt's figures as the run's fold holds them when
+    the event is published (from the ledger's `SpendUpdated`); `cost` is None for an
+    attempt that called no model. `ended_at` is the wall-clock end, so a fold of stored
+    events needs no clock.
+    """
+
     kind: ClassVar[str] = "job.finished"
     status: JobStatus
     exit_code: int | None
@@ -128,24 +165,55 @@ class JobFinished(Event):
     cost: Cost | None = None
     cost_by_model: dict[str, Decimal] = field(default_factory=dict)
     unparsed_lines: int = 0
+    ended_at: float | None = None
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for usage in self.by_model.values():
-            total = total + usage
-        return total
+        return Usage.sum(self.by_model.values())
+
+
+# -- accounting ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendUpdated(Event):
+    """The ledger priced an attempt's usage: its figures now, and the totals after them.
+
+    Published after every `UsageUpdated` (and for the spend a resumed run carries over
+    from earlier runs, with attempts 0, -1, ...). `cost` is the attempt's (the CLI's own
+    figure when it reported one, else corral's estimate), `cost_by_model` its split;
+    `job_*` and `run_*` are the job's and the run's totals over every attempt, so a
+    subscriber needs no ledger of its own.
+    """
+
+    kind: ClassVar[str] = "spend.updated"
+    by_model: dict[str, Usage]
+    cost: Cost
+    cost_by_model: dict[str, Cost] = field(default_factory=dict)
+    job_usage: Usage = field(default_factory=Usage)
+    job_cost: Cost = field(default_factory=Cost.zero)
+    run_usage: Usage = field(default_factory=Usage)
+    run_cost: Cost = field(default_factory=Cost.zero)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage.sum(self.by_model.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BudgetExceeded(Event):
-    """A run or job budget was crossed; `action` is what corral does about it."""
+    """A run or job budget was reached; `action` is what corral does about it.
+
+    `limit` and `spent` are in `unit`: exact dollars, or budget tokens. A run budget's
+    event belongs to no job (`job` is empty).
+    """
 
     kind: ClassVar[str] = "budget.exceeded"
-    scope: str  # "run" or "job"
-    limit: str  # e.g. "usd 5.00" or "tokens 2000000"
-    spent: str
-    action: str  # "warn" | "stop" | "kill"
+    scope: BudgetScope
+    unit: BudgetUnit
+    limit: Decimal | int
+    spent: Decimal | int
+    action: BudgetAction
 
 
 # -- agent events (emitted by parsers) ---------------------------------------------------
@@ -164,12 +232,16 @@ class SessionStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AssistantText(Event):
+    """What the agent said (for the narrative; never interpreted)."""
+
     kind: ClassVar[str] = "agent.text"
     text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCall(Event):
+    """The agent called one of its tools."""
+
     kind: ClassVar[str] = "agent.tool_call"
     name: str
     call_id: str | None = None
@@ -177,6 +249,8 @@ class ToolCall(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolResult(Event):
+    """A tool call's answer came back (denied, failed or not)."""
+
     kind: ClassVar[str] = "agent.tool_result"
     call_id: str | None
     is_error: bool = False
@@ -200,10 +274,7 @@ class UsageUpdated(Event):
 
     @property
     def total(self) -> Usage:
-        total = Usage()
-        for usage in self.by_model.values():
-            total = total + usage
-        return total
+        return Usage.sum(self.by_model.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,6 +304,8 @@ class AgentResult(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentError(Event):
+    """The CLI reported a failure (an API error, an auth problem...) with its kind."""
+
     kind: ClassVar[str] = "agent.error"
     error_kind: ErrorKind
     message: str
@@ -270,21 +343,51 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return data
 
 
-def _decode_field(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name == "by_model":
-        return {k: Usage.from_dict(v) for k, v in value.items()}
-    if name == "cost":
-        usd = value.get("usd")
-        return Cost(None if usd is None else Decimal(usd), CostSource(value["source"]))
-    if name == "cost_by_model":
-        return {k: Decimal(v) for k, v in value.items()}
-    if name in ("status", "spec", "outputs"):
-        return value
-    if isinstance(value, list):
-        return tuple(value)
+def _identity(value: Any) -> Any:
     return value
+
+
+def _decoder(hint: Any) -> Callable[[Any], Any]:  # one return per type
+    """How to turn the JSON form of a value back into a value of type `hint`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        if set(kinds) == {Decimal, int}:
+            return lambda v: v if v is None or isinstance(v, int) else Decimal(v)
+        if len(kinds) == 1:
+            inner = _decoder(kinds[0])
+            return lambda v: None if v is None else inner(v)
+        return _identity
+    if origin is tuple:
+        return tuple
+    if origin is dict:
+        values = _decoder(args[1]) if len(args) == 2 else _identity
+        if values is _identity:
+            return _identity
+        return lambda v: {k: values(x) for k, x in v.items()}
+    if hint is Decimal:
+        return Decimal
+    if hint is Usage:
+        return Usage.from_dict
+    if hint is Cost:
+        return Cost.from_dict
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    return _identity
+
+
+_DECODERS: dict[str, dict[str, Callable[[Any], Any]]] = {}
+
+
+def _decoders(cls: type[Event]) -> dict[str, Callable[[Any], Any]]:
+    """Each field's decoder, worked out once per event class from its type hints."""
+    found = _DECODERS.get(cls.kind)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _DECODERS[cls.kind] = {
+            f.name: _decoder(hints[f.name]) for f in dataclasses.fields(cls)
+        }
+    return found
 
 
 def _event_class(kind: str) -> type[Event]:
@@ -301,21 +404,9 @@ def _event_class(kind: str) -> type[Event]:
 def event_from_dict(data: dict[str, Any]) -> Event:
     """Rebuild an event written by `event_to_dict` (unknown keys are ignored)."""
     cls = _event_class(data["kind"])
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: _decode_field(k, v) for k, v in data.items() if k in names}
-    event = cls(**kwargs)
-    # enums come back as plain strings; restore them where the field is typed so
-    if isinstance(event, JobFinished):
-        event = dataclasses.replace(
-            event,
-            status=JobStatus(event.status),
-            error_kind=ErrorKind(event.error_kind) if event.error_kind else None,
-        )
-    elif isinstance(event, RunFinished):
-        event = dataclasses.replace(event, status=RunStatus(event.status))
-    elif isinstance(event, AgentResult | AgentError) and event.error_kind:
-        event = dataclasses.replace(event, error_kind=ErrorKind(event.error_kind))
-    return event
+    decoders = _decoders(cls)
+    kwargs = {k: decoders[k](v) for k, v in data.items() if k in decoders}
+    return cls(**kwargs)
 
 
 def stamp(event: E, job: str, attempt: int) -> E:

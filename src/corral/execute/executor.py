@@ -21,6 +21,7 @@ from corral.events.types import (
     JobOutput,
     JobStarted,
     SessionStarted,
+    Stream,
     stamp,
 )
 from corral.execute.process import ChildProcess, Exit, SpawnError
@@ -126,13 +127,13 @@ class _Attempt:
         self.last_stdout: str | None = None
         # lines can arrive while the spawn is still being awaited: hold them until the
         # JobStarted event is out, so every subscriber sees start before output
-        self.pending: list[tuple[str, bytes, int, bool]] | None = []
+        self.pending: list[tuple[Stream, bytes, int, bool]] | None = []
         self.result: AgentResult | None = None
         self.result_at: float | None = None
         self.error: AgentError | None = None
         self.session_id: str | None = None
 
-    def on_line(self, stream: str, raw: bytes, offset: int, cut: bool) -> None:
+    def on_line(self, stream: Stream, raw: bytes, offset: int, cut: bool) -> None:
         if self.pending is not None:
             self.pending.append((stream, raw, offset, cut))
             return
@@ -152,7 +153,7 @@ class _Attempt:
         if stream == "stdout" and text.strip():
             self.last_stdout = shown
         if self.parser is not None:
-            self._forward(self.parser.feed(text, stream))  # type: ignore[arg-type]  # stream is "stdout" | "stderr"
+            self._forward(self.parser.feed(text, stream))
 
     def started(self) -> None:
         pending, self.pending = self.pending or [], None

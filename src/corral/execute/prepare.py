@@ -1,12 +1,11 @@
 """Turn a planned job into a concrete attempt: templates rendered, environment expanded,
-argv built (a plain command, or an agent CLI through its tool adapter), log folder chosen.
+argv built by the job's tool adapter (`generic` for a plain command), log folder chosen.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from corral.config.schema import JobSpec
 from corral.errors import ToolError
 from corral.execute.executor import JobRequest
 from corral.plan import JobView, PlannedJob, RunInfo, render_job
+from corral.plan.model import COMMAND_TOOL
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -46,33 +46,9 @@ def expand_env(values: Mapping[str, str], base: Mapping[str, str], job: str) -> 
     return out
 
 
-def uses_tool(spec: JobSpec) -> str | None:
-    """The agent tool a job runs, or None for a plain command."""
-    if spec.tool and spec.tool != "generic":
-        return spec.tool
-    if spec.tool is None and spec.run is None and spec.prompt is not None:
-        return "claude"
-    return None
-
-
-def command_argv(spec: JobSpec) -> tuple[str, ...]:
-    run = spec.run
-    assert run is not None
-    if spec.shell:
-        return ("/bin/sh", "-c", run if isinstance(run, str) else shlex.join(run))
-    if isinstance(run, list):
-        return tuple(run)
-    try:
-        return tuple(shlex.split(run))
-    except ValueError as error:
-        raise ToolError(
-            f"cannot split `run`: {error}", hint="check the quotes, or set shell: true"
-        ) from None
-
-
 @dataclass
-class Preparer:
-    """Builds JobRequests for one run."""
+class RequestBuilder:
+    """Builds the JobRequest of each attempt of one run (the scheduler calls it)."""
 
     base_dir: Path
     log_root: Path
@@ -96,19 +72,20 @@ class Preparer:
         env["CORRAL_RUN_ID"] = self.run_info.id
         env["CORRAL_JOB"] = job.name
         log_dir = self.log_dir(job.name, attempt)
-        tool_name = uses_tool(spec)
-        parser: str | None = None
         model = spec.model
-        if tool_name is None:
-            if spec.run is None:
-                raise ToolError(
-                    f"job '{job.name}' has nothing to run", hint="give it `run:` or `prompt:`"
-                )
-            argv = command_argv(spec)
-            tool_name = "generic"
+        if job.tool is None:
+            from corral.tools import get_tool
+
+            # a command keeps the user's HOME: `home:` is for agent CLIs (and is often
+            # inherited from `defaults`, as agent fields are)
+            invocation = get_tool(COMMAND_TOOL).build(
+                spec.model_copy(update={"home": None}), executable="", resume_session=None
+            )
+            argv, parser, tool_name = invocation.argv, invocation.parser, COMMAND_TOOL
         else:
-            argv, extra_env, parser, model = self._agent(job, spec, views, env, log_dir)
+            argv, extra_env, parser, model = self._agent(job, job.tool, spec, views, env, log_dir)
             env.update(extra_env)
+            tool_name = job.tool
         grace = spec.kill_grace if spec.kill_grace is not None else self.kill_grace
         return JobRequest(
             job=job.name,
@@ -129,14 +106,15 @@ class Preparer:
     def _agent(
         self,
         job: PlannedJob,
+        name: str,
         spec: JobSpec,
         views: Mapping[str, JobView],
         env: dict[str, str],
         log_dir: Path,
-    ) -> tuple[tuple[str, ...], dict[str, str], str, str | None]:
+    ) -> tuple[tuple[str, ...], dict[str, str], str | None, str | None]:
         from corral.tools import get_tool
 
-        tool = get_tool(uses_tool(spec) or "generic")
+        tool = get_tool(name)
         # `<job>/home`, one per job (log_dir.parent was the run's folder for a first attempt:
         # every job of the run shared one home)
         private_home = (self.log_root / job.name / "home").resolve()
@@ -163,10 +141,9 @@ class Preparer:
             spec = rehearsed
         executable = tool.find_executable({**env, **extra_env})
         if executable is None:
-            variable = f"CORRAL_{tool.name.upper().replace('-', '_')}_BIN"
             raise ToolError(
                 f"{tool.name} is not installed (job '{job.name}')",
-                hint=f"install it, put it on PATH, or set {variable}; see `corral tools`",
+                hint=f"install it, put it on PATH, or set {tool.env_var}; see `corral tools`",
             )
         invocation = tool.build(spec, executable=executable, resume_session=resume_session)
         return (

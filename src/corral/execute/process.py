@@ -22,11 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.events.types import Stream
 from corral.execute import reaper
 from corral.execute.lines import LineSpool
 
 # (stream name, line bytes, offset in that stream's log, cut short in memory?)
-OnLine = Callable[[str, bytes, int, bool], None]
+OnLine = Callable[[Stream, bytes, int, bool], None]
 
 _CHUNK = 65536
 _CHUNKS_PER_TURN = 16  # read at most 1 MiB from one pipe before letting others run
@@ -180,7 +181,7 @@ class ChildProcess:
             raise SpawnError(_spawn_message(self.argv[0], error)) from None
         return self._popen.pid
 
-    def _sink(self, stream: str) -> Callable[[bytes, int, bool], None]:
+    def _sink(self, stream: Stream) -> Callable[[bytes, int, bool], None]:
         on_line = self._on_line
 
         def sink(line: bytes, offset: int, cut: bool) -> None:

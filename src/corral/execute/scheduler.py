@@ -254,7 +254,7 @@ class Scheduler:
                     duration_s=0.0,
                     error=reason,
                     error_kind=ErrorKind.CANCELLED,
-                    tool=_tool_of(self.plan.jobs[name]),
+                    tool=self.plan.jobs[name].adapter,
                 )
             )
         self._settled(name)
@@ -271,7 +271,7 @@ class Scheduler:
                 signal=None,
                 duration_s=0.0,
                 error=reason,
-                tool=_tool_of(self.plan.jobs[name]),
+                tool=self.plan.jobs[name].adapter,
             )
         )
         self._after_failure(self.plan.jobs[name], JobStatus.FAILED)
@@ -337,7 +337,7 @@ class Scheduler:
         while self._ready and len(self._running) < self.settings.concurrency:
             name = self._ready.pop()
             job = self.plan.jobs[name]
-            tool = _tool_of(job)
+            tool = job.adapter
             if stopped := self.admission.stopped:
                 self._skip(name, f"not started: {stopped}")
                 continue
@@ -421,7 +421,7 @@ class Scheduler:
                     break
                 if not policy.should_retry(attempt, outcome.error_kind, outcome.exit_code):
                     break
-                tool = _tool_of(job)
+                tool = job.adapter
                 # a retry is a new launch: the budget may have run out meanwhile
                 if self.admission.stopped or self.admission.admit(job, tool):
                     break
@@ -497,7 +497,7 @@ class Scheduler:
                 error=outcome.error,
                 error_kind=outcome.error_kind,
                 result=outcome.result,
-                tool=_tool_of(job),
+                tool=job.adapter,
                 session_id=outcome.session_id,
                 outputs=outputs,
                 unparsed_lines=outcome.unparsed_lines,
@@ -540,10 +540,3 @@ class _Views(Mapping[str, JobView]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._scheduler.states or name in self._scheduler.known
-
-
-def _tool_of(job: PlannedJob) -> str:
-    spec = job.spec
-    if spec.tool:
-        return spec.tool
-    return "claude" if spec.prompt is not None and spec.run is None else "generic"

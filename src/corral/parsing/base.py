@@ -9,14 +9,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import fields
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from corral.events.types import AgentError, AgentResult, Event, Unparsed
+from corral.events.types import Stream as Stream  # noqa: PLC0414  # re-exported: parsers import it here
 from corral.models import ErrorKind, Usage
-
-Stream = Literal["stdout", "stderr"]
 
 UNKNOWN_MODEL = "unknown"
 """The `by_model` key used when a CLI never names its model (priced as unknown, never $0)."""
@@ -96,13 +95,6 @@ def loads_exact(line: str) -> Any:
 def shortfall(expected: Usage, got: Usage) -> Usage:
     """What `got` lacks to reach `expected`, field by field (never negative)."""
     return Usage(*(max(getattr(expected, f.name) - getattr(got, f.name), 0) for f in fields(Usage)))
-
-
-def total_of(by_model: dict[str, Usage]) -> Usage:
-    total = Usage()
-    for usage in by_model.values():
-        total = total + usage
-    return total
 
 
 # -- errors ----------------------------------------------------------------------------------

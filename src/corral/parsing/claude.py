@@ -32,7 +32,6 @@ from corral.parsing.base import (
     opt_int,
     shortfall,
     status_kind,
-    total_of,
 )
 
 _ALLOWED = frozenset({"accept", "allow", "allowed", "approved", "approve"})
@@ -350,7 +349,7 @@ class ClaudeStreamParser(BaseParser):
                     cost_by_model[name] = usd
         top = obj.get("usage")
         if isinstance(top, dict):
-            missing = shortfall(message_usage(top), total_of(by_model))
+            missing = shortfall(message_usage(top), Usage.sum(by_model.values()))
             if missing != Usage():
                 main = self.primary_model(by_model)
                 by_model[main] = by_model.get(main, Usage()) + missing

@@ -8,7 +8,7 @@ from corral.errors import TemplateError
 from corral.plan.build import build_plan
 from corral.plan.conditions import DEFAULT_CONDITION, Condition, Decision, compile_condition, decide
 from corral.plan.contexts import RunScope
-from corral.plan.export import max_spend, render_text, render_tree, to_dot, to_json, to_mermaid
+from corral.plan.limits import max_spend, max_tokens
 from corral.plan.matrix import options as matrix_options
 from corral.plan.matrix import value_label
 from corral.plan.model import Plan, PlannedJob, ReadyQueue, ready_key
@@ -16,6 +16,7 @@ from corral.plan.outputs import capture_outputs
 from corral.plan.problems import Locator
 from corral.plan.retry import RetryPolicy
 from corral.plan.select import select, without
+from corral.plan.show import render_text, render_tree, to_dot, to_json, to_mermaid
 from corral.plan.templates import RunInfo, TemplateContext, render, render_job
 from corral.plan.views import JobView
 
@@ -39,6 +40,7 @@ __all__ = [
     "decide",
     "matrix_options",
     "max_spend",
+    "max_tokens",
     "ready_key",
     "render",
     "render_job",

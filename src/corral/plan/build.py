@@ -1,4 +1,7 @@
-"""build_plan: a FlowSpec in, a validated Plan out, or a FlowError with every problem."""
+"""build_plan: a FlowSpec in, a validated Plan out, or a FlowError with every problem.
+
+It is also where each job's tool is decided, once (`tool_of`): nothing later guesses.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +25,45 @@ from corral.plan.expressions import (
     parse_template,
     references,
 )
-from corral.plan.model import Plan, PlannedJob
+from corral.plan.model import COMMAND_TOOL, Plan, PlannedJob
 from corral.plan.outputs import output_problem
 from corral.plan.problems import Locator, Problems, did_you_mean
 from corral.plan.references import Checker, Group, Path, Ref
 from corral.plan.retry import RETRYABLE, RetryPolicy, check_retry_on
 from corral.plan.templates import PLACEHOLDER, TEMPLATE_NAMES, split_template, template_fields
+
+# the agent a job with a `prompt:` and no `tool:` runs
+DEFAULT_AGENT = "claude"
+
+
+def tool_of(spec: JobSpec, *, inherited: bool) -> str | None:
+    """The agent tool that runs a job, or None for a plain command.
+
+    `inherited` says the job's `tool` came from `defaults` rather than from the job
+    itself: a `run:` job is a command whatever `defaults.tool` says. A `tool:` written
+    on the job wins (`generic` means a command); a `prompt:` without a tool runs
+    DEFAULT_AGENT; a `run:` without a tool is a command.
+    """
+    tool = spec.tool
+    if tool is not None and inherited and spec.run is not None:
+        tool = None
+    if tool is not None:
+        return None if tool == COMMAND_TOOL else tool
+    if spec.run is None and spec.prompt is not None:
+        return DEFAULT_AGENT
+    return None
+
+
+def tool_inherited(flow: FlowSpec, name: str, locate: Locator) -> bool:
+    """Whether job `name` has its `tool` from `defaults` (the loader merges them in, so a
+    tool the job does not write itself has no position of its own in the file)."""
+    default = flow.defaults.get("tool")
+    if default is None or name not in flow.jobs:
+        return False
+    own = flow.jobs[name]
+    if "tool" not in own.model_fields_set:
+        return True
+    return own.tool == default and locate(("jobs", name, "tool")) is None
 
 
 def _nowhere(path: tuple[str | int, ...]) -> tuple[int, int] | None:
@@ -260,6 +296,8 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
         ancestors = checker.upstream(group) if group.condition.looks_upstream else None
         reads = frozenset(group.reads)
         need_groups = tuple(group.need_groups)
+        tool = tool_of(group.spec, inherited=tool_inherited(flow, group.name, locate))
+        budget = group.spec.budget.limits() if group.spec.budget is not None else None
         for name, values in group.members:
             jobs[name] = PlannedJob(
                 name=name,
@@ -274,12 +312,14 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
                 ancestors=ancestors,
                 reads=reads,
                 need_groups=need_groups,
+                tool=tool,
+                budget=budget,
             )
     return Plan(
         jobs=MappingProxyType(jobs),
         levels=levels,
         name=flow.name,
-        budget=flow.budget,
+        budget=flow.budget.limits() if flow.budget is not None else None,
         fail_fast=flow.fail_fast,
         _dependents=graph.dependents_map(needs, order),
     )

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from corral.expressions import Expression, ExpressionEvaluationError, ExpressionSyntaxError, parse
 from corral.expressions.expression import STATUS_ARITIES, strip_wrapper
 from corral.expressions.spans import OPEN
 from corral.expressions.values import truthy
 from corral.models import JobStatus
-from corral.plan.contexts import CONTEXTS, RunScope, build_contexts
+from corral.plan.contexts import CONTEXTS, ContextSource, RunScope, build_contexts
 from corral.plan.views import JobView
-
-if TYPE_CHECKING:
-    from corral.plan.model import PlannedJob
 
 STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
 UPSTREAM_FUNCTIONS = frozenset({"failure", "cancelled"})
@@ -81,6 +78,17 @@ def _jinja_wrapper(text: str) -> tuple[str, int]:
         start = text.index("{{") + 2
         return text[start : text.rindex("}}")], start
     return text, 0
+
+
+class Decidable(ContextSource, Protocol):
+    """What `decide` reads of a planned job (`corral.plan.model.PlannedJob` has it all)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def needs(self) -> tuple[str, ...]: ...
+    @property
+    def condition(self) -> Condition: ...
 
 
 def compile_condition(text: str) -> Condition:
@@ -152,7 +160,7 @@ _BLOCKED = {
 
 
 def _outcomes(
-    job: PlannedJob, names: Iterable[str], states: Mapping[str, JobView]
+    job: Decidable, names: Iterable[str], states: Mapping[str, JobView]
 ) -> list[tuple[str, JobView]]:
     found = []
     for name in names:
@@ -176,7 +184,7 @@ def _blocked_reason(needs: list[tuple[str, JobView]], run_cancelled: bool) -> st
 
 
 def decide(
-    job: PlannedJob,
+    job: Decidable,
     states: Mapping[str, JobView],
     run_cancelled: bool,
     scope: RunScope | None = None,

@@ -5,14 +5,18 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from corral.config.schema import BudgetSpec, JobSpec
+from corral.config.schema import JobSpec
+from corral.models import BudgetLimits
 from corral.plan.conditions import DEFAULT_CONDITION, Condition
 from corral.plan.expressions import Namespace
 from corral.plan.graph import closure
 from corral.plan.retry import RetryPolicy
+
+# the adapter name of a plain command (a `run:` job): events and the history file such
+# jobs under it
+COMMAND_TOOL = "generic"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class PlannedJob:
     cancelled()); `reads` are the jobs the condition and templates name.
     `need_groups` pairs each need as written with the plan jobs it stands for (all the
     expansions of a matrix job): the `needs` context of conditions and `${{ }}`.
+
+    `tool` is decided once, here: the agent adapter that runs the job, or None for a
+    plain command (see `build_plan`). `budget` is the job's budget, if it has one.
     """
 
     name: str
@@ -41,6 +48,18 @@ class PlannedJob:
     reads: frozenset[str] = frozenset()
     external_needs: tuple[str, ...] = ()
     need_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    tool: str | None = None
+    budget: BudgetLimits | None = None
+
+    @property
+    def is_agent(self) -> bool:
+        """Runs an agent CLI through its adapter (not a plain command)."""
+        return self.tool is not None
+
+    @property
+    def adapter(self) -> str:
+        """The tool adapter that builds its argv: `tool`, or `generic` for a command."""
+        return self.tool or COMMAND_TOOL
 
     def readable(self) -> frozenset[str]:
         """Jobs whose values this job's condition and templates may read."""
@@ -64,7 +83,7 @@ class Plan:
     levels: list[list[str]]
     external_needs: frozenset[str] = frozenset()
     name: str | None = None
-    budget: BudgetSpec | None = None
+    budget: BudgetLimits | None = None
     fail_fast: bool = False
     _dependents: Mapping[str, tuple[str, ...]] = field(
         default_factory=dict, repr=False, compare=False
@@ -93,16 +112,9 @@ class Plan:
         """A topological order: level by level, plan order inside a level."""
         return [name for level in self.levels for name in level]
 
-    def max_spend(self) -> Decimal | None:
-        """The most this plan can spend in dollars, if budgets bound it (None otherwise).
-
-        The rule is the budget guard's (`corral.budget.guard.max_spend`): the run's
-        `budget.usd`, or the sum of the jobs' when every job has one, whichever is lower;
-        `warn` budgets bound nothing.
-        """
-        from corral.budget.guard import max_spend
-
-        return max_spend(self.budget, {name: job.spec.budget for name, job in self.jobs.items()})
+    def job_budgets(self) -> dict[str, BudgetLimits | None]:
+        """Every job's budget (None: it has none), for `max_spend` and the guard."""
+        return {name: job.budget for name, job in self.jobs.items()}
 
 
 def ready_key(job: PlannedJob) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from corral.config.schema import JobSpec, RehearseSpec
 from corral.errors import ToolError
-from corral.execute.prepare import Rehearse, uses_tool
+from corral.execute.prepare import Rehearse
 from corral.plan import Plan, PlannedJob
 from corral.provider.rehearsal import prepare, rehearsable
 from corral.provider.scenarios import Scenario, Usage
@@ -48,7 +48,7 @@ def rehearsal(plan: Plan) -> Iterator[Rehearse]:
     provider = SimulatedProvider()
     ids: dict[str, str] = {}
     for index, job in enumerate(plan.jobs.values()):
-        tool = uses_tool(job.spec)
+        tool = job.tool
         if tool is None:
             continue  # plain commands run for real
         if tool not in rehearsable():
@@ -60,7 +60,7 @@ def rehearsal(plan: Plan) -> Iterator[Rehearse]:
         provider.add_scenario(ids[job.name], scenario_for(job.spec.rehearse))
 
     def rehearse(job: PlannedJob, spec: JobSpec, home: Path) -> JobSpec:
-        tool = uses_tool(spec) or "generic"
+        tool = job.adapter
         setup = prepare(tool, provider.scenario_url(ids[job.name]), home, job=spec)
         # the codex adapter always passes --skip-git-repo-check; codex refuses it twice
         extra = [arg for arg in setup.extra_args if arg != "--skip-git-repo-check"]

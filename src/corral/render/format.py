@@ -37,7 +37,8 @@ def tokens_text(count: int) -> str:
     return f"{count / 1_000_000:.2f}M"
 
 
-def money(usd: Decimal) -> str:
+def money_text(usd: Decimal) -> str:
+    """`$1.25`, `$0.0042`, `$0`: dollars for people (JSON keeps the exact decimal)."""
     if usd == 0:
         return "$0"
     if usd < Decimal("0.01"):
@@ -54,7 +55,7 @@ def budget_meters(budget: Any, spent: Any) -> list[tuple[str, float]]:
     meters: list[tuple[str, float]] = []
     if budget.usd:
         usd = spent.cost.known_usd
-        meters.append((f"{money(usd)} of {money(budget.usd)}", float(usd / budget.usd)))
+        meters.append((f"{money_text(usd)} of {money_text(budget.usd)}", float(usd / budget.usd)))
     if budget.tokens:
         used = spent.usage.budget_tokens
         label = f"{tokens_text(used)} of {tokens_text(budget.tokens)} tokens"
@@ -72,7 +73,7 @@ def cost_text(cost: Cost | None) -> str:
     if cost is None:
         return ""
     if cost.source is CostSource.UNPRICED:
-        return f"{money(cost.usd)}+unpriced" if cost.usd else "unpriced"
+        return f"{money_text(cost.usd)}+unpriced" if cost.usd else "unpriced"
     assert cost.usd is not None
     mark = "" if cost.source is CostSource.REPORTED else "~"
-    return f"{mark}{money(cost.usd)}"
+    return f"{mark}{money_text(cost.usd)}"

@@ -22,7 +22,7 @@ from corral.events.types import (
     RateLimited,
     ToolCall,
 )
-from corral.models import JobStatus
+from corral.models import JobStatus, decimal_text
 
 _COLOURS = ["36", "33", "35", "32", "34", "91", "96", "93", "95", "92", "94"]
 _MARK = {
@@ -138,7 +138,9 @@ class LinePrinter:
             self._note(event.job, "rate limited: " + event.message, "33")
         elif isinstance(event, BudgetExceeded):
             where = f"job {event.job}" if event.job else "run"
-            text = f"budget ({where}) exceeded: {event.spent} of {event.limit}; {event.action}"
+            unit = event.unit
+            spent, limit = decimal_text(event.spent), event.limit
+            text = f"budget ({where}) exceeded: {unit} {spent} of {unit} {limit}; {event.action}"
             self._write(self._paint(text, "31"))
 
     def _narrate(self, event: AssistantText | ToolCall | AgentError) -> None:

@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from corral.models import Tokens
     from corral.store.history import Store, open_store
     from corral.store.queries import USAGE_KEYS, UsageBy
     from corral.store.records import (
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
         RunningJob,
         RunRecord,
         RunRow,
-        Tokens,
         UsageRow,
     )
     from corral.store.writer import StoreWriter

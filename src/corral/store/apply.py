@@ -32,9 +32,8 @@ from corral.events.types import (
     SessionStarted,
     event_to_dict,
 )
-from corral.models import Cost, CostSource, JobStatus, RunStatus
+from corral.models import TOKEN_COLUMN_NAMES, Cost, CostSource, JobStatus, RunStatus, Tokens
 from corral.store import schema
-from corral.store.records import Tokens, sum_costs
 
 UNATTRIBUTED = "(unattributed)"
 # events that build the runs/jobs/attempts rows: never dropped from a full buffer
@@ -283,7 +282,7 @@ class Applier:
             "unparsed_lines": event.unparsed_lines,
             "cost_usd": None if cost is None else cost.usd,
             "cost_source": None if cost is None else str(cost.source),
-            **_token_values(tokens),
+            **tokens.columns(),
         }
         if len(event.by_model) == 1:
             values["model"] = next(iter(event.by_model))
@@ -337,7 +336,7 @@ class Applier:
     def _update_totals(self, conn: Connection, run_id: str) -> None:
         a = schema.attempts
         sums = conn.execute(
-            select(*(func.coalesce(func.sum(a.c[n]), 0) for n in schema.TOKEN_NAMES)).where(
+            select(*(func.coalesce(func.sum(a.c[n]), 0) for n in TOKEN_COLUMN_NAMES)).where(
                 a.c.run_id == run_id
             )
         ).one()
@@ -346,22 +345,11 @@ class Applier:
                 a.c.run_id == run_id, a.c.cost_source.is_not(None)
             )
         ).all()
-        total = sum_costs(Cost(usd, CostSource(source)) for usd, source in costs)
-        values: dict[str, Any] = {n: int(v) for n, v in zip(schema.TOKEN_NAMES, sums, strict=True)}
+        total = Cost.total(Cost(usd, CostSource(source)) for usd, source in costs)
+        values: dict[str, Any] = {n: int(v) for n, v in zip(TOKEN_COLUMN_NAMES, sums, strict=True)}
         values["cost_usd"] = None if total is None else total.usd
         values["cost_source"] = None if total is None else str(total.source)
         conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
-
-
-def _token_values(tokens: Tokens) -> dict[str, int]:
-    return {
-        "input_tokens": tokens.input,
-        "output_tokens": tokens.output,
-        "cache_read_tokens": tokens.cache_read,
-        "cache_write_tokens": tokens.cache_write,
-        "reasoning_tokens": tokens.reasoning,
-        "tool_calls": tokens.tool_calls,
-    }
 
 
 def model_rows(event: JobFinished) -> Iterable[dict[str, Any]]:
@@ -388,10 +376,10 @@ def model_rows(event: JobFinished) -> Iterable[dict[str, Any]]:
         elif single:
             share = usd
         row: dict[str, Any] = {"model": model, "cost_usd": share, "cost_source": str(model_source)}
-        row.update(_token_values(Tokens.from_usage(usage)))
+        row.update(Tokens.from_usage(usage).columns())
         yield row
     rest = None if usd is None else usd - sum(priced.values(), Decimal(0))
     if rest and not single:
         row = {"model": UNATTRIBUTED, "cost_usd": rest, "cost_source": str(source)}
-        row.update(_token_values(Tokens()))
+        row.update(Tokens().columns())
         yield row

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from corral.errors import UsageError
+from corral.models import TOKEN_COLUMN_NAMES
 from corral.store import schema
 from corral.store.queries import get_run, resolve_run_id
 
@@ -35,12 +36,7 @@ CSV_COLUMNS = (
     "exit_code",
     "signal",
     "error_kind",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "tool_calls",
+    *TOKEN_COLUMN_NAMES,
     "cost_usd",
     "cost_source",
     "log_dir",
@@ -91,7 +87,6 @@ def _csv(engine: Engine, run_id: str) -> Iterator[str]:
     writer.writerow(CSV_COLUMNS)
     for job in record.jobs:
         for a in job.attempts:
-            t = a.tokens
             writer.writerow(
                 [
                     run_id,
@@ -106,12 +101,7 @@ def _csv(engine: Engine, run_id: str) -> Iterator[str]:
                     a.exit_code,
                     a.signal,
                     a.error_kind or "",
-                    t.input,
-                    t.output,
-                    t.cache_read,
-                    t.cache_write,
-                    t.reasoning,
-                    t.tool_calls,
+                    *a.tokens.columns().values(),
                     "" if a.cost is None or a.cost.usd is None else a.cost.usd,
                     "" if a.cost is None else a.cost.source,
                     a.log_dir,

@@ -16,7 +16,15 @@ from sqlalchemy import String, cast, delete, func, select
 from sqlalchemy.engine import Connection, Row
 
 from corral.errors import NotFoundError, UsageError
-from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus
+from corral.models import (
+    TOKEN_COLUMN_NAMES,
+    Cost,
+    CostSource,
+    ErrorKind,
+    JobStatus,
+    RunStatus,
+    Tokens,
+)
 from corral.store import schema
 from corral.store.records import (
     AttemptRow,
@@ -25,7 +33,6 @@ from corral.store.records import (
     RunningJob,
     RunRecord,
     RunRow,
-    Tokens,
     UsageRow,
 )
 
@@ -35,15 +42,7 @@ _HINT = "`corral runs` lists them"
 
 
 def _tokens(row: Any) -> Tokens:
-    m = row._mapping
-    return Tokens(
-        input=int(m["input_tokens"] or 0),
-        output=int(m["output_tokens"] or 0),
-        cache_read=int(m["cache_read_tokens"] or 0),
-        cache_write=int(m["cache_write_tokens"] or 0),
-        reasoning=int(m["reasoning_tokens"] or 0),
-        tool_calls=int(m["tool_calls"] or 0),
-    )
+    return Tokens.from_columns(row._mapping)
 
 
 def _cost(row: Any) -> Cost | None:
@@ -221,7 +220,7 @@ def usage(conn: Connection, by: UsageBy, *, since: float | None = None) -> list[
     key = key if key is not None else (jm.c.flow_name if by == "flow" else jm.c.day)
     where = [] if since is None else [jm.c.ended_at >= since]
     attempt_id = jm.c.run_id + "/" + jm.c.job + "/" + cast(jm.c.attempt, String)
-    sums = [func.coalesce(func.sum(jm.c[n]), 0).label(n) for n in schema.TOKEN_NAMES]
+    sums = [func.coalesce(func.sum(jm.c[n]), 0).label(n) for n in TOKEN_COLUMN_NAMES]
     totals = conn.execute(
         select(key.label("key"), func.count(func.distinct(attempt_id)), *sums)
         .where(*where)

@@ -2,56 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Usage
-
-
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    """Token totals as stored: cache writes are one column (5m and 1h summed)."""
-
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-    reasoning: int = 0
-    tool_calls: int = 0
-
-    @property
-    def total(self) -> int:
-        """Every token that went through a model (reasoning is part of output)."""
-        return self.input + self.output + self.cache_read + self.cache_write
-
-    def __add__(self, other: Tokens) -> Tokens:
-        return Tokens(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    @classmethod
-    def from_usage(cls, usage: Usage) -> Tokens:
-        return cls(
-            input=usage.input_tokens,
-            output=usage.output_tokens,
-            cache_read=usage.cache_read_tokens,
-            cache_write=usage.cache_write_tokens,
-            reasoning=usage.reasoning_tokens,
-            tool_calls=usage.tool_calls,
-        )
-
-    def to_usage(self) -> Usage:
-        """Back to a Usage; stored cache writes are one column, so they come back as 5m."""
-        return Usage(
-            input_tokens=self.input,
-            output_tokens=self.output,
-            cache_read_tokens=self.cache_read,
-            cache_write_5m_tokens=self.cache_write,
-            reasoning_tokens=self.reasoning,
-            tool_calls=self.tool_calls,
-        )
-
-    def to_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Tokens, money_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +22,7 @@ class ModelUsage:
         return {
             "model": self.model,
             "tokens": self.tokens.to_dict(),
-            "cost_usd": _money(self.cost_usd),
+            "cost_usd": money_json(self.cost_usd),
             "cost_source": str(self.cost_source),
         }
 
@@ -97,7 +52,7 @@ class AttemptRow:
     outputs: dict[str, str] | None = None
     log_dir: str = ""
     unparsed_lines: int = 0
-    tokens: Tokens = Tokens()
+    tokens: Tokens = field(default_factory=Tokens)
     cost: Cost | None = None
     models: tuple[ModelUsage, ...] = ()
 
@@ -152,7 +107,7 @@ class JobRecord:
 
     @property
     def cost(self) -> Cost | None:
-        return sum_costs(a.cost for a in self.attempts)
+        return Cost.total(a.cost for a in self.attempts)
 
     def to_dict(self) -> dict[str, Any]:
         final = self.final
@@ -288,17 +243,3 @@ class RunningJob:
     pgid: int
     started_at: float | None
     log_dir: str
-
-
-def sum_costs(costs: Any) -> Cost | None:
-    """Add costs with Cost's rules (the worst source wins); None when there are none."""
-    total: Cost | None = None
-    for cost in costs:
-        if cost is None:
-            continue
-        total = cost if total is None else total + cost
-    return total
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from corral.models import TOKEN_COLUMN_NAMES
+
 HEAD_REVISION = "0002"
 
 
@@ -46,25 +48,14 @@ metadata = MetaData()
 def token_columns() -> list[Column[Any]]:
     """The usage columns every accounting table carries (fresh copies per table)."""
     return [
-        Column("input_tokens", BigInteger, nullable=False, server_default="0"),
-        Column("output_tokens", BigInteger, nullable=False, server_default="0"),
-        Column("cache_read_tokens", BigInteger, nullable=False, server_default="0"),
-        Column("cache_write_tokens", BigInteger, nullable=False, server_default="0"),
-        Column("reasoning_tokens", BigInteger, nullable=False, server_default="0"),
-        Column("tool_calls", BigInteger, nullable=False, server_default="0"),
+        *(
+            Column(name, BigInteger, nullable=False, server_default="0")
+            for name in TOKEN_COLUMN_NAMES
+        ),
         Column("cost_usd", Money, nullable=True),
         Column("cost_source", String(16), nullable=True),
     ]
 
-
-TOKEN_NAMES = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "tool_calls",
-)
 
 runs = Table(
     "runs",

@@ -49,12 +49,13 @@ class Invocation:
 
     `env` holds only what the adapter adds (HOME, CODEX_HOME ...); the runner merges it
     over the parent environment and the job's own `env`. `parser` names the output
-    format of the line parser that reads the child's stdout.
+    format of the line parser that reads the child's stdout (a `corral.parsers` entry
+    point); None for plain text, which is not parsed.
     """
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
-    parser: str = "generic"
+    parser: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,8 +173,8 @@ class Tool(ABC):
     name: ClassVar[str]
     supports: ClassVar[frozenset[str]]
     executable_names: ClassVar[tuple[str, ...]]
-    # parser format of the output corral asks for (shown by `corral tools`)
-    parser: ClassVar[str]
+    # parser format of the output corral asks for (shown by `corral tools`); None: plain
+    parser: ClassVar[str | None]
     # extra install places relative to HOME, searched after the common ones
     home_dirs: ClassVar[tuple[str, ...]] = ()
     version_timeout: ClassVar[float] = 5.0
@@ -292,7 +293,7 @@ class Tool(ABC):
             )
         return problems
 
-    def chosen_format(self, job: JobSpec) -> tuple[str | None, str]:
+    def chosen_format(self, job: JobSpec) -> tuple[str | None, str | None]:
         """The output format the user forced in extra_args (or None) and the parser to use."""
         chosen = output_format_in(job.extra_args)
         if chosen is None:

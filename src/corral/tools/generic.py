@@ -1,5 +1,6 @@
-"""Any command. Flow jobs with `run:` are started by the runner itself; this adapter
-serves `corral exec -- CMD ...`, where the command arrives as extra_args."""
+"""Any command: the adapter that turns every `run:` job (and `tool: generic` with its
+command in `extra_args`) into an argv. Its output is plain text: not parsed, and the
+outcome is the exit status."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ class GenericTool(Tool):
     name: ClassVar[str] = "generic"
     supports: ClassVar[frozenset[str]] = frozenset({"extra_args", "home"})
     executable_names: ClassVar[tuple[str, ...]] = ()
-    parser: ClassVar[str] = "generic"
+    # plain text: corral reads no tokens from it (what a command prints never counts
+    # against a budget), the last stdout line is its result
+    parser: ClassVar[str | None] = None
     needs_prompt: ClassVar[bool] = False
 
     def find_executable(self, environ: Mapping[str, str]) -> str | None:
@@ -35,14 +38,23 @@ class GenericTool(Tool):
         return problems
 
     def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
-        """argv from extra_args, else from `run`; `executable` is ignored."""
-        argv: list[str]
-        if job.extra_args:
-            argv = list(job.extra_args)
-        elif isinstance(job.run, list):
-            argv = list(job.run)
-        elif isinstance(job.run, str):
-            argv = ["/bin/sh", "-c", job.run] if job.shell else shlex.split(job.run)
+        """argv from `run` (a list as is, a string split like a shell would, or given to
+        `/bin/sh -c` with `shell: true`), else from `extra_args`; `executable` is ignored."""
+        run = job.run
+        argv: tuple[str, ...]
+        if run is None:
+            if not job.extra_args:
+                raise ToolError("generic needs a command: `run`, or the words after `--`")
+            return Invocation(tuple(job.extra_args), self.home_env(job), None)
+        if job.shell:
+            argv = ("/bin/sh", "-c", run if isinstance(run, str) else shlex.join(run))
+        elif isinstance(run, list):
+            argv = tuple(run)
         else:
-            raise ToolError("generic needs a command: `run`, or the words after `--`")
-        return Invocation(tuple(argv), self.home_env(job), self.parser)
+            try:
+                argv = tuple(shlex.split(run))
+            except ValueError as error:
+                raise ToolError(
+                    f"cannot split `run`: {error}", hint="check the quotes, or set shell: true"
+                ) from None
+        return Invocation(argv, self.home_env(job), None)

@@ -13,23 +13,24 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
-from corral.config.schema import BudgetSpec
+from corral.models import BudgetAction, BudgetLimits
+from corral.plan.limits import Limits, max_spend
 from corral.plan.model import Plan, PlannedJob
 
 SCHEMA_VERSION = 1
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
-def max_spend(plan: Plan) -> Decimal | None:
-    """The most the plan can spend in dollars, or None when nothing bounds it."""
-    return plan.max_spend()
-
-
 def _money(value: Decimal) -> str:
+    # a plan shows whole cents with thousands separators: budgets, not measured spend
     return f"${value:,.2f}"
 
 
-def _budget(budget: BudgetSpec | None) -> str:
+def _max_spend(plan: Plan) -> Decimal | None:
+    return max_spend(plan.budget, plan.job_budgets())
+
+
+def _budget(budget: Limits | None) -> str:
     if budget is None:
         return ""
     parts = []
@@ -46,7 +47,7 @@ def _what(job: PlannedJob) -> str:
         command = spec.run if isinstance(spec.run, str) else " ".join(spec.run)
         command = " ".join(command.split())
         return "run: " + (command if len(command) <= 40 else command[:39] + "…")
-    return " · ".join(p for p in (spec.tool or "agent", spec.model) if p)
+    return " · ".join(p for p in (job.tool or "agent", spec.model) if p)
 
 
 def _needs_label(plan: Plan, job: PlannedJob) -> str:
@@ -82,8 +83,8 @@ def _details(plan: Plan, job: PlannedJob) -> list[str]:
         parts.append("continue on error")
     if job.retry.retries:
         parts.append(f"retries {job.retry.retries}")
-    if spec.budget is not None:
-        parts.append("budget " + _budget(spec.budget))
+    if job.budget is not None:
+        parts.append("budget " + _budget(job.budget))
     if job.priority:
         parts.append(f"priority {job.priority}")
     return parts
@@ -95,23 +96,24 @@ def _headline(plan: Plan) -> str:
     parts.append(f"{len(plan.levels)} level{'s' * (len(plan.levels) != 1)}")
     if plan.budget is not None:
         parts.append("budget " + _budget(plan.budget))
-    spend = plan.max_spend()
+    spend = _max_spend(plan)
     parts.append("max spend " + (_money(spend) if spend is not None else "unbounded"))
     return " · ".join(parts)
 
 
-def _override(plan: Plan, title: str | None, run_budget: BudgetSpec | None) -> Plan:
+def _override(plan: Plan, title: str | None, run_budget: Limits | None) -> Plan:
     # the loader may know a better title (the file name) than the flow's `name:`
     if title is None and run_budget is None:
         return plan
-    return dataclasses.replace(
-        plan, name=title or plan.name, budget=run_budget if run_budget is not None else plan.budget
-    )
+    budget = _limits(run_budget) if run_budget is not None else plan.budget
+    return dataclasses.replace(plan, name=title or plan.name, budget=budget)
 
 
-def render_tree(
-    plan: Plan, *, title: str | None = None, run_budget: BudgetSpec | None = None
-) -> Tree:
+def _limits(budget: Limits) -> BudgetLimits:
+    return BudgetLimits(budget.usd, budget.tokens, BudgetAction(budget.on_exceed))
+
+
+def render_tree(plan: Plan, *, title: str | None = None, run_budget: Limits | None = None) -> Tree:
     """A rich Tree: one branch per level (what runs in parallel), one leaf per job.
 
     `title` and `run_budget` override the plan's own `name` and `budget` when given.
@@ -232,14 +234,14 @@ def to_dot(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
-def _budget_json(budget: BudgetSpec | None) -> dict[str, Any] | None:
+def _budget_json(budget: Limits | None) -> dict[str, Any] | None:
     if budget is None:
         return None
     usd = None if budget.usd is None else str(budget.usd)
-    return {"usd": usd, "tokens": budget.tokens, "on_exceed": budget.on_exceed}
+    return {"usd": usd, "tokens": budget.tokens, "on_exceed": str(budget.on_exceed)}
 
 
-def to_json(plan: Plan, *, run_budget: BudgetSpec | None = None) -> dict[str, Any]:
+def to_json(plan: Plan, *, run_budget: Limits | None = None) -> dict[str, Any]:
     """A machine-readable plan. Keys are a contract: bump SCHEMA_VERSION to change them.
 
     Money is a decimal string ("4.00"), as everywhere in corral's JSON.
@@ -262,13 +264,13 @@ def to_json(plan: Plan, *, run_budget: BudgetSpec | None = None) -> dict[str, An
                 "priority": job.priority,
                 "retries": job.retry.retries,
                 "retry_on": None if spec.retry_on is None else list(spec.retry_on),
-                "tool": spec.tool,
+                "tool": job.tool,
                 "model": spec.model,
                 "run": spec.run,
-                "budget": _budget_json(spec.budget),
+                "budget": _budget_json(job.budget),
             }
         )
-    spend = plan.max_spend()
+    spend = _max_spend(plan)
     return {
         "schema_version": SCHEMA_VERSION,
         "name": plan.name,
