@@ -35,7 +35,7 @@ from corral.events.types import (
     UsageUpdated,
 )
 from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
-from corral.store import Store, StoreWriter, open_store
+from corral.store import SqlHistory, StoreWriter, open_store
 
 MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "gpt-5-codex", "gemini-2.5-pro")
 TOOLS = ("claude", "claude", "codex", "gemini")
@@ -120,7 +120,7 @@ def stored_count(jobs: list[list[Event]]) -> int:
     return sum(not isinstance(e, JobOutput) for events in jobs for e in events)
 
 
-def throughput(store: Store, events: int) -> tuple[int, float, float]:
+def throughput(store: SqlHistory, events: int) -> tuple[int, float, float]:
     per_job = 1000
     jobs = run_events("bench-throughput", max(1, events // per_job), per_job)
     writer = StoreWriter(store)
@@ -131,7 +131,7 @@ def throughput(store: Store, events: int) -> tuple[int, float, float]:
     return stored_count(jobs), elapsed, inside
 
 
-def fill(store: Store, events: int) -> tuple[int, float]:
+def fill(store: SqlHistory, events: int) -> tuple[int, float]:
     per_job, jobs = 100, 10
     runs = max(1, events // (per_job * jobs))
     writer = StoreWriter(store)

@@ -26,11 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from corral.config.schema import JobSpec
-from corral.provider import Scenario, SimulatedProvider, Usage
-from corral.provider.rehearsal import prepare
-from corral.tools import get_tool
+from corral.provider import Scenario, ScenarioUsage, SimulatedProvider
+from corral.tools import get_tool, rehearsal_for
 
-CHOSEN = Usage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
+CHOSEN = ScenarioUsage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
 CASES: dict[str, tuple[Scenario, dict[str, object]]] = {
     "text": (Scenario.answer("Hello from the corral simulated provider!"), {}),
     "usage": (Scenario.answer("Counted.", usage=CHOSEN), {}),
@@ -67,9 +66,9 @@ def record(tool_name: str, out: Path, bin_dir: Path, cases: list[str]) -> dict[s
             home, workspace = root / "home", root / "work"
             workspace.mkdir(parents=True)
             spec = JobSpec(tool=tool_name, prompt="Do the thing.", rehearse=rehearse or None)
-            setup = prepare(tool_name, provider.scenario_url(case), home, job=spec)
+            setup = rehearsal_for(tool, spec, base_url=provider.scenario_url(case), home=home)
             spec = spec.model_copy(
-                update={**setup.spec, "home": str(home), "extra_args": setup.extra_args}
+                update={**setup.spec, "home": str(home), "extra_args": list(setup.extra_args)}
             )
             invocation = tool.build(spec, executable=executable, resume_session=None)
             env = {**os.environ, **invocation.env, **setup.env, "PWD": str(workspace)}

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from corral.events.bus import Bus
+from corral.events.codec import event_from_dict, event_to_dict
 from corral.events.types import (
     AgentError,
     AgentResult,
@@ -30,8 +31,6 @@ from corral.events.types import (
     ToolResult,
     Unparsed,
     UsageUpdated,
-    event_from_dict,
-    event_to_dict,
 )
 from corral.models import (
     BudgetAction,

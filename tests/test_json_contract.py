@@ -87,6 +87,8 @@ def test_summary_keys_are_pinned(tmp_path: Path) -> None:
             assert set(job["cost"]) == {"usd", "source"}
             assert job["cost"]["source"] in {"reported", "estimated", "unpriced"}
     jobs = {j["name"]: j for j in summary["jobs"]}
+    # a job that called no model has no cost: null, as the history JSON says
+    assert jobs["ok"]["cost"] is None and jobs["bad"]["cost"] is None
     assert jobs["after"]["status"] == "skipped"
     assert jobs["after"]["reason"] == "skipped: needs 'bad' failed"
     assert jobs["agent"]["cost"]["source"] == "reported"

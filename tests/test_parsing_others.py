@@ -63,17 +63,18 @@ def the_result(events: list[Event]) -> AgentResult:
 
 
 def test_formats_and_unknown_format() -> None:
+    # the `corral.parsers` entry points corral registers, sorted
     assert FORMATS == (
-        "claude-stream-json",
         "claude-json",
+        "claude-stream-json",
         "codex-jsonl",
-        "gemini-stream-json",
-        "gemini-json",
-        "qwen-stream-json",
-        "opencode-json",
-        "cursor-stream-json",
         "copilot-jsonl",
+        "cursor-stream-json",
+        "gemini-json",
+        "gemini-stream-json",
         "generic",
+        "opencode-json",
+        "qwen-stream-json",
     )
     for fmt in FORMATS:
         assert make_parser(fmt).unparsed == 0

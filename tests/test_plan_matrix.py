@@ -13,7 +13,7 @@ from corral.events.types import JobWaiting
 from corral.models import JobStatus
 from corral.plan import matrix_options
 from corral.plan.matrix import combinations, expand
-from fakes.fake_executor import fail, ok
+from corral.testing import fail, ok
 from helpers import problems_of
 from test_scheduler import execute, plan_of
 

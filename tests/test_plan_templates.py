@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +14,7 @@ from corral.plan import (
     RunInfo,
     TemplateContext,
     TemplateError,
+    TextOutput,
     build_plan,
     capture_outputs,
     render,
@@ -110,9 +109,7 @@ def test_render_job_exposes_only_what_the_job_may_read() -> None:
     assert spec.run == "x 1"
 
 
-def test_capture_outputs(tmp_path: Path) -> None:
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "verdict.txt").write_text("PASS\n")
+def test_capture_outputs() -> None:
     specs = {
         "version": OutputSpec(regex=r"^version: (\S+)$"),
         "whole": OutputSpec(regex=r"v\d"),
@@ -126,7 +123,8 @@ def test_capture_outputs(tmp_path: Path) -> None:
     }
     result = json.dumps({"scores": [{"value": 1}, {"value": 0.5}], "meta": {"a": [1]}, "ok": True})
     stdout = "building\nversion: 2.0.1\nv3\n"
-    values = capture_outputs(specs, stdout_tail=stdout, result=result, cwd=tmp_path)
+    output = TextOutput(stdout, {"out/verdict.txt": b"PASS\n"})
+    values = capture_outputs(specs, output=output, result=result)
     assert values == {
         "version": "2.0.1",
         "whole": "v3",
@@ -139,14 +137,13 @@ def test_capture_outputs(tmp_path: Path) -> None:
         "nofile": "",
     }
 
-    def scan(pattern: re.Pattern[str]) -> re.Match[str] | None:
-        return pattern.search("from the log file: version: 9\n")
-
     assert capture_outputs(
-        {"v": OutputSpec(regex=r"version: (\d)")}, stdout_tail=scan, result="not json", cwd=tmp_path
+        {"v": OutputSpec(regex=r"version: (\d)")},
+        output=TextOutput("from the log file: version: 9\n"),
+        result="not json",
     ) == {"v": "9"}
     assert capture_outputs(
-        {"s": OutputSpec(json_path="a")}, stdout_tail="", result="not json", cwd=tmp_path
+        {"s": OutputSpec(json_path="a")}, output=TextOutput(), result="not json"
     ) == {"s": ""}
 
 

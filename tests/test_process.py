@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from corral.events.types import Event, JobOutput, JobStarted
-from corral.execute.executor import JobRequest, LocalExecutor, StopHandle
+from corral.execute.executor import AttemptOutcome, JobRequest, StopHandle
 from corral.execute.lines import LineSpool
+from corral.execute.local import LocalExecutor
 from corral.models import ErrorKind, JobStatus
 
 FAKE = str(Path(__file__).parent / "fakes" / "fake_cli.py")
@@ -54,14 +55,16 @@ def request(tmp_path: Path, *args: str, **fields: object) -> JobRequest:
         cwd=str(tmp_path),
         env=dict(os.environ),
         log_dir=tmp_path / "logs",
-        **fields,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]  # the tests pass JobRequest's own fields
     )
 
 
-def run(req: JobRequest, stop: StopHandle | None = None, events: list[Event] | None = None):  # type: ignore[no-untyped-def]
+def run(
+    req: JobRequest, stop: StopHandle | None = None, events: list[Event] | None = None
+) -> AttemptOutcome:
     sink = events if events is not None else []
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go() -> AttemptOutcome:
         return await LocalExecutor().run(req, sink.append, stop or StopHandle())
 
     return asyncio.run(go())
@@ -173,7 +176,7 @@ def test_setsid_grandchildren_are_swept(tmp_path: Path) -> None:
 def test_stop_request_cancels(tmp_path: Path) -> None:
     stop = StopHandle()
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go() -> AttemptOutcome:
         task = asyncio.ensure_future(
             LocalExecutor().run(request(tmp_path, "hang", "x"), lambda e: None, stop)
         )

@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from corral.provider import Scenario, SimulatedProvider, Usage
+from corral.provider import Scenario, ScenarioUsage, SimulatedProvider
 
 CHAT = "/v1/chat/completions"
 REQUESTS = Path(__file__).parent / "data" / "provider" / "requests"
 SAMPLE = REQUESTS / "sample_request_openai_chat.json"
-USAGE = Usage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
+USAGE = ScenarioUsage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
 
 
 @pytest.fixture

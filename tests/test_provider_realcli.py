@@ -20,14 +20,16 @@ from typing import Any
 
 import pytest
 
-from corral.provider import Scenario, SimulatedProvider, Usage, prepare
+from corral.config.schema import JobSpec
+from corral.provider import Scenario, ScenarioUsage, SimulatedProvider
+from corral.tools import get_tool, rehearsal_for
 
 pytestmark = pytest.mark.realcli
 
 ROOT = Path(__file__).parent.parent
 TOOLS = ("claude", "codex", "gemini")
 MARKER = "corral-rehearsal-marker"
-USAGE = Usage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
+USAGE = ScenarioUsage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
 RUN_TIMEOUT = 90.0
 # Codex's classic function tools (exec_command) come only with this model; Gemini's pinned
 # model skips the router call, so its token counts are the scenario's alone
@@ -80,11 +82,13 @@ class Runner:
         home = self.tmp / f"home-{tool}"
         workspace = self.tmp / f"ws-{tool}"
         workspace.mkdir(parents=True, exist_ok=True)
-        rehearsal = prepare(tool, self.provider.scenario_url(scenario_id), home)
+        url = self.provider.scenario_url(scenario_id)
+        rehearsal = rehearsal_for(get_tool(tool), JobSpec(), base_url=url, home=home)
         prompt = "rehearse please"
         argv = {
             "claude": [tool, "-p", prompt, *rehearsal.extra_args, *args],
-            "codex": [tool, "exec", *rehearsal.extra_args, *args, prompt],
+            # the adapter's own flag: a rehearsal adds only the provider's settings
+            "codex": [tool, "exec", "--skip-git-repo-check", *rehearsal.extra_args, *args, prompt],
             "gemini": [tool, "-p", prompt, *rehearsal.extra_args, *args],
         }[tool]
         argv[0] = str(self.bin_dir / tool)

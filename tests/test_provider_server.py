@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from corral.provider import Kind, Scenario, SimulatedProvider, Usage
+from corral.provider import Kind, Scenario, ScenarioUsage, SimulatedProvider
 
 WIRE = Path(__file__).parent / "data" / "provider" / "wire"
 SAMPLES = Path(__file__).parent / "data" / "provider" / "requests"
-USAGE = Usage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
+USAGE = ScenarioUsage(input=123, output=45, cache_read=6789, cache_write=1011, reasoning=7)
 
 ANTHROPIC = "/v1/messages?beta=true"
 OPENAI = "/v1/responses"

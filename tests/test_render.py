@@ -14,12 +14,13 @@ from corral.events.types import (
     JobSkipped,
     JobStarted,
     JobWaiting,
+    SpendUpdated,
     ToolCall,
 )
-from corral.models import Cost, CostSource, JobStatus, Usage
+from corral.journal import RunJournal
+from corral.models import BudgetLimits, Cost, CostSource, JobStatus, Usage
 from corral.render.live import LiveView
 from corral.render.printer import LinePrinter
-from corral.render.state import RunState
 from corral.render.summary import print_summary
 
 
@@ -36,7 +37,8 @@ def finished(job: str, status: JobStatus = JobStatus.SUCCEEDED, code: int = 0) -
 
 
 def test_live_table_shows_status_tokens_cost_and_reasons() -> None:
-    state = RunState(["build", "review", "deploy"])
+    budget = BudgetLimits(usd=Decimal(1), tokens=4000)
+    state = RunJournal(["build", "review", "deploy"], budget=budget)
     for event in (
         started("build"),
         JobOutput(job="build", stream="stdout", text="compiling 3 files", offset=0),
@@ -54,22 +56,27 @@ def test_live_table_shows_status_tokens_cost_and_reasons() -> None:
         tool_calls=1,
     )
 
-    def accounts(job: str) -> tuple[Usage, Cost | None] | None:
-        return (usage, Cost(Decimal("0.0421"), CostSource.REPORTED)) if job == "review" else None
-
-    console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
-    view = LiveView(
-        state,
-        console,
-        title="demo",
-        accounts=accounts,
-        totals=lambda: "1.2k in · 300 out · $0.04",
-        budgets=lambda: [("$0.04 of $1.00", 0.04), ("1.5k of 2.0k tokens", 0.75)],
+    cost = Cost(Decimal("0.0421"), CostSource.REPORTED)
+    # the ledger's figures, as the bus brings them: live cost comes from the journal
+    state(
+        SpendUpdated(
+            job="review",
+            attempt=1,
+            by_model={"m1": usage},
+            cost=cost,
+            job_usage=usage,
+            job_cost=cost,
+            run_usage=usage,
+            run_cost=cost,
+        )
     )
+    console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
+    view = LiveView(state, console, title="demo", clock=lambda: 0.0)
     console.print(view.render())
     text = console.export_text()
     assert "demo" in text and "0/3 done · 2 running" in text
-    assert "$0.04 of $1.00 (4%)" in text and "1.5k of 2.0k tokens (75%)" in text
+    assert "1.2k in · 300 out · $0.04" in text  # the run's totals
+    assert "$0.04 of $1.00 (4%)" in text and "2.0k of 4.0k tokens (50%)" in text
     build = next(line for line in text.splitlines() if line.startswith("build"))
     assert "running" in build and "compiling 3 files" in build
     review = next(line for line in text.splitlines() if line.startswith("review"))
@@ -109,7 +116,7 @@ def test_prefixed_lines_are_aligned_and_agents_narrated() -> None:
 
 def test_big_run_summary_lists_only_what_did_not_succeed() -> None:
     names = [f"j{i}" for i in range(50)]
-    state = RunState(names)
+    state = RunJournal(names)
     for name in names:
         state(started(name))
         state(
@@ -120,22 +127,18 @@ def test_big_run_summary_lists_only_what_did_not_succeed() -> None:
             )
         )
     console = Console(file=io.StringIO(), width=120, record=True, color_system=None)
-    print_summary(console, state, None, "run x")
+    print_summary(console, state, "run x")
     text = console.export_text()
     assert "j7" in text and "j8 " not in text
     assert "50 jobs: 1 failed, 49 succeeded" in text
 
 
 def test_budget_meters_count_what_budgets_count() -> None:
-    from corral.budget.accounting import Account
-    from corral.config.schema import BudgetSpec
     from corral.render.format import budget_meters
 
-    spent = Account(
-        usage=Usage(
-            input_tokens=100, output_tokens=50, cache_read_tokens=90_000, cache_write_5m_tokens=50
-        ),
-        cost=Cost(Decimal("1.25"), CostSource.REPORTED),
+    usage = Usage(
+        input_tokens=100, output_tokens=50, cache_read_tokens=90_000, cache_write_5m_tokens=50
     )
-    meters = budget_meters(BudgetSpec(usd=Decimal(5), tokens=1000), spent)
+    cost = Cost(Decimal("1.25"), CostSource.REPORTED)
+    meters = budget_meters(BudgetLimits(usd=Decimal(5), tokens=1000), usage, cost)
     assert meters == [("$1.25 of $5.00", 0.25), ("200 of 1.0k tokens", 0.2)]  # cache reads left out

@@ -7,8 +7,7 @@ import subprocess
 import sys
 import time
 
-from corral.resume import reap
-from corral.store import RunningJob
+from corral.execute.reaper import RecordedGroup, reap_marked
 
 
 def _sleeper(run_id: str, job: str, *, new_session: bool) -> subprocess.Popen[bytes]:
@@ -25,8 +24,8 @@ def test_marked_processes_are_stopped_unmarked_left_alone() -> None:
     other = _sleeper("run-b", "lint", new_session=True)
     try:
         time.sleep(0.3)
-        recorded = [RunningJob("run-a", "build", 1, grouped.pid, grouped.pid, None, "")]
-        stopped = reap({"run-a"}, recorded, grace=2.0)
+        recorded = [RecordedGroup("build", grouped.pid)]
+        stopped = reap_marked({"run-a"}, recorded, grace=2.0)
         assert f"job 'build' (process group {grouped.pid})" in stopped
         assert f"process {escaped.pid} of job 'build'" in stopped
         assert grouped.wait(5) != 0 and escaped.wait(5) != 0
@@ -44,8 +43,8 @@ def test_a_recorded_group_without_the_mark_is_not_signalled() -> None:
     try:
         time.sleep(0.2)
         # the dead run's group id was reused by an unrelated process
-        recorded = [RunningJob("run-a", "build", 1, stranger.pid, stranger.pid, None, "")]
-        assert reap({"run-a"}, recorded, grace=0.5) == []
+        recorded = [RecordedGroup("build", stranger.pid)]
+        assert reap_marked({"run-a"}, recorded, grace=0.5) == []
         assert stranger.poll() is None
     finally:
         stranger.kill()

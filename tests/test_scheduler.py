@@ -26,11 +26,11 @@ from corral.errors import FlowError
 from corral.events.bus import Bus
 from corral.events.types import Event, JobFinished, JobRetrying, JobSkipped, JobWaiting
 from corral.execute.executor import JobRequest
-from corral.execute.scheduler import JobState, Scheduler, Settings, Spent
+from corral.execute.scheduler import JobState, Scheduler, Settings
+from corral.journal import RunJournal
 from corral.models import ErrorKind, JobStatus
 from corral.plan import JobView, Plan, PlannedJob, RetryPolicy, build_plan, decide
-from corral.render.state import RunState
-from fakes.fake_executor import (
+from corral.testing import (
     FakeExecutor,
     RecordingSleep,
     Step,
@@ -60,7 +60,7 @@ class Run:
     executor: FakeExecutor
     sleep: RecordingSleep
     events: list[tuple[float, Event]]
-    rows: RunState
+    rows: RunJournal
     ended: float
     # (virtual time, reason, hard, executor attempts started before it) per cancel() call
     cancels: list[tuple[float, str, bool, int]] = field(default_factory=list)
@@ -108,9 +108,11 @@ def execute(
         executor = FakeExecutor(script, clock=loop.time, default=default or ok())
         bus = Bus()
         events: list[tuple[float, Event]] = []
-        rows = RunState(list(plan.jobs))
+        rows = RunJournal(plan.jobs)
         bus.subscribe(lambda event: events.append((loop.time(), event)))
         bus.subscribe(rows)
+        if callable(admission):
+            bus.subscribe(admission)
         prepared: list[tuple[str, int]] = []
         holder: list[Scheduler] = []
 
@@ -137,8 +139,10 @@ def execute(
             bus,
             prepare,
             admission=admission,
+            journal=rows,
             sleep=sleep,
             clock=loop.time,
+            wall=loop.time,
             rng=random.Random(seed),
         )
         holder.append(scheduler)
@@ -288,7 +292,7 @@ def check_invariants(run: Run, concurrency: int, stagger: float) -> None:
     # the store are built from) agrees with the scheduler
     for name, state in states.items():
         assert state.status.is_final, (name, state.status)
-        assert run.rows.rows[name].status is state.status, (name, run.rows.rows[name].status)
+        assert run.rows.jobs[name].status is state.status, (name, run.rows.jobs[name].status)
     # each attempt runs at most once, attempts are numbered 1..n in order, one at a time
     assert not executor.overlaps
     for name in plan.jobs:
@@ -761,7 +765,7 @@ def test_cancel_during_a_retry_backoff_ends_the_job_and_its_dependents() -> None
     assert len(run.executor.of("a")) == 1  # the retry never ran
     assert run.status("a") is JobStatus.CANCELLED
     assert run.error("a") == "interrupted"
-    assert run.rows.rows["a"].status is JobStatus.CANCELLED
+    assert run.rows.jobs["a"].status is JobStatus.CANCELLED
     assert run.reason("b") == "not started: interrupted"
     assert run.status("cleanup") is JobStatus.SUCCEEDED
     assert run.ended == 4  # stopped at 3, cleanup ran 1 s; the 10 s wait was cut short
@@ -817,7 +821,7 @@ class BudgetAdmission:
             return "run budget exceeded"
         return None
 
-    def admit(self, job: PlannedJob, tool: str) -> str | None:
+    def admit(self, job: PlannedJob) -> str | None:
         return None
 
     def wait_hint(self, tool: str) -> float | None:
@@ -829,9 +833,9 @@ class BudgetAdmission:
     def take_kills(self) -> list[str]:
         return []
 
-    def accounting(self, job: str, attempt: int) -> Spent:
-        self.finished += 1
-        return Spent()
+    def __call__(self, event: Event) -> None:  # on the bus: counts finished attempts
+        if isinstance(event, JobFinished) and event.attempt > 0:
+            self.finished += 1
 
 
 def test_a_retry_asks_the_budget_first() -> None:
@@ -863,7 +867,7 @@ def test_a_run_with_nothing_to_do_after_skips_ends_at_once() -> None:
 
 
 def test_deadlock_detector_catches_a_run_that_cannot_finish() -> None:
-    from fakes.fake_executor import Deadlock
+    from corral.testing import Deadlock
 
     async def never(loop: VirtualTimeLoop) -> None:
         await asyncio.Event().wait()
@@ -880,3 +884,26 @@ def test_virtual_loop_runs_timeouts_on_virtual_time() -> None:
         return loop.time()
 
     assert run_virtual(main) == pytest.approx(3600.5)
+
+
+def test_a_bug_in_a_job_task_stops_the_run_and_is_raised_as_itself() -> None:
+    plan = plan_of({"a": {}, "long": {}, "b": {"needs": ["a"]}})
+
+    class Bug(Exception):
+        pass
+
+    def prepare(job: PlannedJob, views: Mapping[str, JobView], attempt: int) -> JobRequest:
+        if job.name == "b":
+            raise Bug("not a CorralError: a bug in corral itself")
+        return JobRequest(job.name, attempt, ("x",), None, {}, Path("/nonexistent"))
+
+    async def main(loop: VirtualTimeLoop) -> FakeExecutor:
+        executor = FakeExecutor({"a": [ok(1)], "long": [hang()]}, clock=loop.time)
+        scheduler = Scheduler(plan, Settings(concurrency=4), executor, Bus(), prepare)
+        with pytest.raises(Bug):
+            await scheduler.run()
+        return executor
+
+    executor = run_virtual(main)
+    # the hanging job was stopped (its task cancelled), not left running
+    assert [a.job for a in executor.attempts if a.ended is None] == []

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from corral.models import JobStatus
-from fakes.fake_executor import Step, fail, hang, ok, timed_out
+from corral.testing import Step, fail, hang, ok, timed_out
 from test_scheduler import Cancel, execute, plan_of
 
 DATA = json.loads(

@@ -12,22 +12,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from corral.budget.attribution import UNATTRIBUTED, model_shares
 from corral.errors import NotFoundError, UsageError
 from corral.events.types import JobFinished, JobOutput, JobStarted
 from corral.models import Cost, CostSource, JobStatus, RunStatus
-from corral.store import Store, StoreWriter, Tokens, schema
-from corral.store.apply import UNATTRIBUTED, model_rows
+from corral.store import SqlHistory, StoreWriter, Tokens, schema
 from test_store_support import BACKENDS, T0, make_store, scripted_run, sonnet
 
 DAY = 86400.0
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlHistory]:
     yield from make_store(request.param, tmp_path)
 
 
-def write(store: Store, events: list, start: float = T0) -> None:
+def write(store: SqlHistory, events: list, start: float = T0) -> None:
     ticks = iter(range(10_000))
     writer = StoreWriter(store, clock=lambda: start + next(ticks))
     for event in events:
@@ -36,7 +36,7 @@ def write(store: Store, events: list, start: float = T0) -> None:
 
 
 @pytest.fixture
-def history(store: Store) -> Store:
+def history(store: SqlHistory) -> SqlHistory:
     """An old nightly run (10 days before) and the scripted review run."""
     write(store, scripted_run("old-bbbb2222", flow="nightly", started=T0 - 10 * DAY), T0 - 10 * DAY)
     write(store, scripted_run("run-aaaa1111"), T0)
@@ -48,7 +48,7 @@ EXPECTED_TOKENS = Tokens(
 )
 
 
-def test_list_runs_newest_first_with_totals(history: Store) -> None:
+def test_list_runs_newest_first_with_totals(history: SqlHistory) -> None:
     runs = history.list_runs()
     assert [r.id for r in runs] == ["run-aaaa1111", "old-bbbb2222"]
     run = runs[0]
@@ -61,7 +61,7 @@ def test_list_runs_newest_first_with_totals(history: Store) -> None:
     assert (run.user, run.host, run.log_root) == ("dev", "box", "/logs/run-aaaa1111")
 
 
-def test_list_runs_filters(history: Store) -> None:
+def test_list_runs_filters(history: SqlHistory) -> None:
     assert [r.id for r in history.list_runs(flow="nightly")] == ["old-bbbb2222"]
     assert [r.id for r in history.list_runs(flow="flows/review.yaml")] == ["run-aaaa1111"]
     assert [r.id for r in history.list_runs(since=T0 - DAY)] == ["run-aaaa1111"]
@@ -69,7 +69,7 @@ def test_list_runs_filters(history: Store) -> None:
     assert len(history.list_runs(status="failed", limit=1)) == 1
 
 
-def test_get_run_by_prefix_with_every_attempt(history: Store) -> None:
+def test_get_run_by_prefix_with_every_attempt(history: SqlHistory) -> None:
     record = history.get_run("run-a")
     assert record.run.id == "run-aaaa1111"
     assert record.args == ("--concurrency", "2")
@@ -102,7 +102,7 @@ def test_get_run_by_prefix_with_every_attempt(history: Store) -> None:
     assert lint is not None and lint.final is not None and lint.final.cost is None
 
 
-def test_unknown_and_ambiguous_run_ids(history: Store) -> None:
+def test_unknown_and_ambiguous_run_ids(history: SqlHistory) -> None:
     with pytest.raises(NotFoundError) as caught:
         history.get_run("zzz")
     assert "corral runs" in caught.value.lines()[0]
@@ -114,12 +114,14 @@ def test_unknown_and_ambiguous_run_ids(history: Store) -> None:
         history.get_run("run_")
 
 
-def test_events_round_trip_without_output_lines(history: Store) -> None:
+def test_events_round_trip_without_output_lines(history: SqlHistory) -> None:
     expected = [e for e in scripted_run("run-aaaa1111") if not isinstance(e, JobOutput)]
-    assert list(history.events("run-aaaa1111")) == expected
+    stored = list(history.events("run-aaaa1111"))
+    assert [s.event for s in stored] == expected
+    assert [s.seq for s in stored] == list(range(1, len(expected) + 1))
 
 
-def test_usage_by_model_splits_cost_by_source(history: Store) -> None:
+def test_usage_by_model_splits_cost_by_source(history: SqlHistory) -> None:
     rows = {r.key: r for r in history.usage("model")}
     assert set(rows) == {"claude-sonnet-4-5", "claude-haiku-4-5", "gpt-5-codex", "mystery-model"}
     sonnet_row = rows["claude-sonnet-4-5"]
@@ -144,7 +146,7 @@ def test_usage_by_model_splits_cost_by_source(history: Store) -> None:
         ("day", {"2027-01-05", "2027-01-15"}),
     ],
 )
-def test_usage_groupings(history: Store, by: str, keys: set[str]) -> None:
+def test_usage_groupings(history: SqlHistory, by: str, keys: set[str]) -> None:
     rows = history.usage(by)  # type: ignore[arg-type]  # parametrised literal
     assert {r.key for r in rows} == keys
     total = Tokens()
@@ -154,14 +156,14 @@ def test_usage_groupings(history: Store, by: str, keys: set[str]) -> None:
     assert sum(r.known_usd for r in rows) == Decimal("0.1050")
 
 
-def test_usage_since_and_bad_key(history: Store) -> None:
+def test_usage_since_and_bad_key(history: SqlHistory) -> None:
     recent = history.usage("flow", since=T0 - DAY)
     assert [r.key for r in recent] == ["review"]
     with pytest.raises(UsageError):
         history.usage("colour")  # type: ignore[arg-type]  # the error path
 
 
-def test_running_jobs_for_resume(store: Store) -> None:
+def test_running_jobs_for_resume(store: SqlHistory) -> None:
     events = scripted_run("run-cccc3333", finish=False)
     # cut the run short: analyze's second attempt and the jobs after it never finish
     cut = next(i for i, e in enumerate(events) if isinstance(e, JobFinished) and e.attempt == 2)
@@ -173,7 +175,7 @@ def test_running_jobs_for_resume(store: Store) -> None:
     assert running[0].log_dir.endswith("analyze/attempt-2")
 
 
-def test_delete_runs_older_than(history: Store) -> None:
+def test_delete_runs_older_than(history: SqlHistory) -> None:
     dry = history.delete_runs_older_than(5 * DAY, now=T0 + 60, dry_run=True)
     assert [r.id for r in dry] == ["old-bbbb2222"]
     gone = history.delete_runs_older_than(5 * DAY, now=T0 + 60)
@@ -188,7 +190,7 @@ def test_delete_runs_older_than(history: Store) -> None:
     assert {r.key for r in history.usage("flow")} == {"review"}
 
 
-def test_export_formats(history: Store) -> None:
+def test_export_formats(history: SqlHistory) -> None:
     document = json.loads("".join(history.export("run-aaaa1111", "json")))
     assert document["schema_version"] == 1
     assert document["run"]["id"] == "run-aaaa1111"
@@ -219,6 +221,11 @@ def _finished(by_model: dict, cost: Cost | None, by_cost: dict | None = None) ->
         cost=cost,
         cost_by_model=by_cost or {},
     )
+
+
+def model_rows(event: JobFinished) -> list[dict[str, object]]:
+    shares = model_shares(event.by_model, event.cost, event.cost_by_model)
+    return [{"model": s.model, "cost_usd": s.usd, "cost_source": str(s.source)} for s in shares]
 
 
 def test_model_rows_always_add_up_to_the_attempt_cost() -> None:

@@ -29,7 +29,7 @@ from corral.events.types import (
     UsageUpdated,
 )
 from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Usage
-from corral.store import Store, open_store
+from corral.store import SqlHistory, open_store
 from corral.store.engine import create_store_engine
 
 PG_ENV = "CORRAL_TEST_PG_URL"
@@ -77,7 +77,7 @@ def backend_url(backend: str, tmp_path: Path) -> Iterator[str]:
         drop_pg_database(admin, name)
 
 
-def make_store(backend: str, tmp_path: Path, *, migrate: bool = True) -> Iterator[Store]:
+def make_store(backend: str, tmp_path: Path, *, migrate: bool = True) -> Iterator[SqlHistory]:
     for url in backend_url(backend, tmp_path):
         store = open_store(url, tmp_path / "unused.db", migrate=migrate)
         try:
@@ -86,8 +86,8 @@ def make_store(backend: str, tmp_path: Path, *, migrate: bool = True) -> Iterato
             store.close()
 
 
-def unmigrated(url: str) -> Store:
-    return Store(create_store_engine(url))
+def unmigrated(url: str) -> SqlHistory:
+    return SqlHistory(create_store_engine(url))
 
 
 # -- scripted runs -----------------------------------------------------------------------------

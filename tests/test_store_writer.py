@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from corral.errors import StoreError
 from corral.events.types import AssistantText, JobOutput, RunStarted, UsageUpdated
 from corral.models import JobStatus, RunStatus
-from corral.store import Store, StoreWriter, open_store, schema
+from corral.store import SqlHistory, StoreWriter, open_store, schema
 from corral.store.engine import create_store_engine
 from test_store_support import BACKENDS, T0, backend_url, make_store, scripted_run
 
@@ -24,11 +24,11 @@ DATA = Path(__file__).parent / "data" / "store"
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlHistory]:
     yield from make_store(request.param, tmp_path)
 
 
-def count_events(store: Store, run_id: str) -> int:
+def count_events(store: SqlHistory, run_id: str) -> int:
     with store.engine.connect() as conn:
         return int(
             conn.execute(select(func.count()).where(schema.events.c.run_id == run_id)).scalar_one()
@@ -43,7 +43,7 @@ def text(n: int) -> AssistantText:
     return AssistantText(job="a", attempt=1, text=f"t{n}")
 
 
-def test_job_output_is_not_stored_and_close_writes_the_rest(store: Store) -> None:
+def test_job_output_is_not_stored_and_close_writes_the_rest(store: SqlHistory) -> None:
     writer = StoreWriter(store)
     events = scripted_run()
     for event in events:
@@ -56,7 +56,7 @@ def test_job_output_is_not_stored_and_close_writes_the_rest(store: Store) -> Non
         writer(text(1))
 
 
-def test_sync_makes_a_final_status_durable_before_it_returns(store: Store) -> None:
+def test_sync_makes_a_final_status_durable_before_it_returns(store: SqlHistory) -> None:
     writer = StoreWriter(store, window_s=10.0)  # only sync can make this fast
     events = scripted_run(finish=False)
 
@@ -70,14 +70,14 @@ def test_sync_makes_a_final_status_durable_before_it_returns(store: Store) -> No
     elapsed = asyncio.run(scheduler())
     assert elapsed < 1.0
     # read through a separate engine: committed, not just visible to the writer
-    other = Store(create_store_engine(store.engine.url.render_as_string(hide_password=False)))
+    other = SqlHistory(create_store_engine(store.engine.url.render_as_string(hide_password=False)))
     record = other.get_run("run-aaaa1111")
     assert record.job("lint").status is JobStatus.FAILED  # type: ignore[union-attr]  # exists
     other.close()
     writer.close()
 
 
-def test_events_flush_within_a_window_without_sync(store: Store) -> None:
+def test_events_flush_within_a_window_without_sync(store: SqlHistory) -> None:
     writer = StoreWriter(store, window_s=0.05)
     writer(start())
     writer(text(1))
@@ -88,7 +88,7 @@ def test_events_flush_within_a_window_without_sync(store: Store) -> None:
     writer.close()
 
 
-def test_a_second_writer_continues_the_sequence_of_a_run(store: Store) -> None:
+def test_a_second_writer_continues_the_sequence_of_a_run(store: SqlHistory) -> None:
     first = StoreWriter(store)
     first(start())
     first(text(1))
@@ -101,16 +101,16 @@ def test_a_second_writer_continues_the_sequence_of_a_run(store: Store) -> None:
         assert list(seqs) == [1, 2, 3]
 
 
-def test_events_before_run_started_are_attributed_to_it(store: Store) -> None:
+def test_events_before_run_started_are_attributed_to_it(store: SqlHistory) -> None:
     writer = StoreWriter(store)
     writer(text(0))
     writer(start("r9"))
     writer.close()
-    kinds = [e.kind for e in store.events("r9")]
+    kinds = [e.event.kind for e in store.events("r9")]
     assert sorted(kinds) == ["agent.text", "run.started"]
 
 
-def test_flush_now_blocks_until_written(store: Store) -> None:
+def test_flush_now_blocks_until_written(store: SqlHistory) -> None:
     writer = StoreWriter(store, window_s=10.0)
     writer(start())
     assert writer.flush_now()
@@ -135,8 +135,8 @@ def locked(path: Path) -> sqlite3.Connection:
     return holder
 
 
-def impatient(path: Path) -> Store:
-    return Store(create_store_engine(f"sqlite:///{path}", busy_timeout_ms=20))
+def impatient(path: Path) -> SqlHistory:
+    return SqlHistory(create_store_engine(f"sqlite:///{path}", busy_timeout_ms=20))
 
 
 def test_a_locked_database_is_retried_until_it_comes_back(sqlite_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_close_reports_what_was_lost_when_the_database_never_returns(sqlite_path
 
 def test_a_rejected_batch_is_reported_not_retried(tmp_path: Path) -> None:
     # an empty file with no tables: "no such table" is a mistake, not an outage
-    store = Store(create_store_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
+    store = SqlHistory(create_store_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
     writer = StoreWriter(store)
     writer(start())
     assert writer.flush_now() is False
@@ -258,9 +258,10 @@ def test_two_processes_on_one_fresh_database(backend: str, tmp_path: Path) -> No
 def test_fast_payload_is_exactly_event_to_dict() -> None:
     import orjson
 
-    from corral.events.types import event_to_dict
+    from corral.events.codec import event_to_dict
     from corral.models import Cost, CostSource
-    from corral.store.apply import _payload, dumps
+    from corral.store.apply import _payload
+    from corral.store.rows import dumps
     from test_events import SAMPLES
 
     events = [

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib.metadata import EntryPoint
 from typing import ClassVar
 
 import pytest
 
+from corral import plugins
 from corral.config.schema import JobSpec
 from corral.errors import ToolError
+from corral.events.types import AgentResult, Event
 from corral.tools import Invocation, Tool, all_tools, get_tool, registry
 from corral.tools.claude import ClaudeTool
 from corral.tools.cursor import CursorAgentTool
@@ -30,14 +32,17 @@ class EchoTool(Tool):
 @pytest.fixture
 def fresh_registry() -> Iterator[None]:
     registry.all_tools.cache_clear()
+    plugins.entries.cache_clear()
     yield
     registry.all_tools.cache_clear()
+    plugins.entries.cache_clear()
 
 
 def with_entry_points(monkeypatch: pytest.MonkeyPatch, *points: tuple[str, str]) -> None:
+    # the one place every registry reads its entry points from
     eps = [EntryPoint(name, value, registry.GROUP) for name, value in points]
     monkeypatch.setattr(
-        registry, "entry_points", lambda group: eps if group == registry.GROUP else []
+        plugins, "entry_points", lambda group: eps if group == registry.GROUP else []
     )
 
 
@@ -96,3 +101,73 @@ def test_broken_plugins_name_themselves(
     with_entry_points(monkeypatch, *points)
     with pytest.raises(ToolError, match=message):
         all_tools()
+
+
+class ShoutParser:
+    """A third-party parser: every stdout line is the agent's answer, in capitals."""
+
+    unparsed = 0
+
+    def __init__(self, model: str | None = None) -> None:
+        self.last = ""
+
+    def feed(self, line: str, stream: str) -> list[Event]:
+        if stream == "stdout":
+            self.last = line.upper()
+        return []
+
+    def cli_files(self, model: str | None, source: str, lines: Sequence[str]) -> list[Event]:
+        return []
+
+    def finish(self, exit_code: int | None) -> list[Event]:
+        return [AgentResult(text=self.last, is_error=exit_code != 0)]
+
+
+def test_a_plugin_tool_ships_its_parser(
+    monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> None:
+    from corral.parsing import formats, make_parser
+
+    points = {
+        plugins.PARSERS: [
+            EntryPoint("shout", f"{__name__}:ShoutParser", plugins.PARSERS),
+            EntryPoint("claude-json", "corral.parsing.claude:ClaudeJsonParser", plugins.PARSERS),
+        ],
+        plugins.TOOLS: [EntryPoint("echo-agent", f"{__name__}:ShoutingEcho", plugins.TOOLS)],
+    }
+    monkeypatch.setattr(plugins, "entry_points", lambda group: points.get(group, []))
+    assert formats() == ("claude-json", "shout")
+    parser = make_parser("shout")
+    parser.feed("hello", "stdout")
+    assert parser.finish(0) == [AgentResult(text="HELLO")]
+    # the tool names the parser by its entry-point name, as a built-in does
+    inv = get_tool("echo-agent").build(JobSpec(prompt="x"), executable="e", resume_session=None)
+    assert inv.parser == "shout"
+
+
+class ShoutingEcho(EchoTool):
+    parser: ClassVar[str] = "shout"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("no.such.module:Parser", "parser plugin 'bad' .* failed to load"),
+        ("corral.errors:EXIT_OK", "parser plugin 'bad' .* is not callable"),
+        ("builtins:str", "parser plugin 'bad' .* does not make a parser"),
+        ("builtins:dict", "parser plugin 'bad' .* failed to make a parser"),
+    ],
+)
+def test_a_broken_parser_plugin_names_itself(
+    monkeypatch: pytest.MonkeyPatch, fresh_registry: None, value: str, message: str
+) -> None:
+    from corral import parsing
+
+    parsing._FACTORIES.clear()
+    points = [EntryPoint("bad", value, plugins.PARSERS)]
+    monkeypatch.setattr(
+        plugins, "entry_points", lambda group: points if group == plugins.PARSERS else []
+    )
+    with pytest.raises(plugins.PluginError, match=message):
+        parsing.make_parser("bad")
+    parsing._FACTORIES.clear()

@@ -257,10 +257,6 @@ class Ledger:
             return Account()
         return Account(found.usage, dict(found.by_model), found.cost, dict(found.cost_by_model))
 
-    def reported(self, name: str) -> bool:
-        """Whether any attempt of the job reported usage or a cost (even an empty one)."""
-        return name in self._jobs
-
     def job(self, name: str) -> Account:
         """A job's figures: the sum over its attempts."""
         bucket = self._jobs.get(name)

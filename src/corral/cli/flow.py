@@ -17,7 +17,7 @@ def validate_command(flows: tuple[str, ...], quiet: bool) -> int:
 
     Every problem is printed as FILE:LINE:COL: PATH: MESSAGE; exit 2 if any.
     """
-    from corral.app import check_flow
+    from corral.app.check import check_flow
     from corral.errors import EXIT_USAGE, FlowError
 
     code = 0
@@ -62,7 +62,7 @@ def schema_command() -> int:
 def plan_command(flow: str, fmt: str, only: tuple[str, ...], from_: tuple[str, ...]) -> int:
     """Show FLOW's order (levels), what runs in parallel, conditions, retries and the
     most it can spend; --format mermaid|dot|json exports the graph."""
-    from corral.app import check_flow
+    from corral.app.check import check_flow
     from corral.plan import render_tree, to_dot, to_json, to_mermaid
 
     loaded, plan = check_flow(flow, only=only, from_=from_)

@@ -1,38 +1,32 @@
 """The history commands: runs, show, logs, export, usage and gc.
 
-Each parses its options, asks the store one question and renders the answer: a rich
-table for people, versioned JSON (`{"schema_version": 1, ...}`) or CSV for programs.
+Each parses its options, calls one use case of `corral.app.history` and renders the
+answer: a table for people (`corral.render.history`), versioned JSON
+(`{"schema_version": 1, ...}`) or CSV for programs.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
-from corral.durations import format_duration, parse_duration
-from corral.errors import NotFoundError, UsageError
-from corral.models import TOKEN_FIELDS, Cost, RunStatus, Tokens
-from corral.render.format import cost_text, money_text, tokens_text
-from corral.store import USAGE_KEYS, AttemptRow, RunRecord, RunRow, Store, open_store
+from corral.durations import parse_duration
+from corral.errors import UsageError
+from corral.models import RunStatus
+from corral.store.protocols import USAGE_KEYS, UsageBy
 
 JSON_VERSION = 1
-_POLL_S = 0.25
+
+Command = Callable[..., int]
 
 
-def _store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def _store_options(command: Command) -> Command:
     command = click.option(
         "--dir",
         "directory",
@@ -46,26 +40,9 @@ def _store_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "store_url",
         envvar="CORRAL_STORE",
         metavar="URL",
-        help="History database URL (sqlite:///... or postgresql+psycopg://...). Env: CORRAL_STORE.",
+        help="History URL (sqlite:///..., postgresql+psycopg://..., or a plugin's scheme). "
+        "Env: CORRAL_STORE.",
     )(command)
-
-
-def _open(store_url: str | None, directory: Path) -> Store | None:
-    """The history, or None when the default SQLite file does not exist yet."""
-    default = directory / ".corral" / "corral.db"
-    if not store_url and not default.exists():
-        return None
-    return open_store(store_url, default)
-
-
-def _require(store_url: str | None, directory: Path) -> Store:
-    store = _open(store_url, directory)
-    if store is None:
-        raise NotFoundError(
-            f"no run history in {directory / '.corral'}",
-            hint="run a flow first, or point --dir or --store at the history",
-        )
-    return store
 
 
 def _since(value: str | None, option: str = "--since") -> float | None:
@@ -77,49 +54,8 @@ def _since(value: str | None, option: str = "--since") -> float | None:
         raise UsageError(f"{option}: {error}") from None
 
 
-def _echo_json(data: Any) -> None:
+def _echo_json(data: object) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-def _console() -> Console:
-    console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:
-        # piped or captured: never cut a cell to fit a made-up 80-column width
-        console = Console(highlight=False, soft_wrap=False, width=400)
-    return console
-
-
-# -- formatting ----------------------------------------------------------------------------
-
-
-def fmt_time(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def fmt_cost(cost: Cost | None) -> str:
-    """`$0.12` reported, `~$0.12` estimated, `$0.12+unpriced`; `-` when nothing was spent."""
-    return cost_text(cost) or "-"
-
-
-def fmt_token_kinds(t: Tokens) -> str:
-    text = f"{tokens_text(t.input)} in / {tokens_text(t.output)} out"
-    if t.cache_read or t.cache_write:
-        text += f" / {tokens_text(t.cache_read)}+{tokens_text(t.cache_write)} cache"
-    return text
-
-
-def _duration(seconds: float | None) -> str:
-    return "-" if seconds is None else format_duration(seconds)
-
-
-def _jobs(run: RunRow) -> str:
-    text = f"{run.jobs_succeeded}/{run.jobs_total} ok"
-    if run.jobs_failed:
-        text += f", {run.jobs_failed} failed"
-    return text
-
-
-# -- runs, show ----------------------------------------------------------------------------
 
 
 @click.command("runs")
@@ -140,36 +76,21 @@ def runs_command(
     directory: Path,
 ) -> int:
     """List recent runs."""
-    store = _open(store_url, directory)
+    from corral.app.history import list_runs
+
     cutoff = _since(since)  # a bad --since is an error even with no history yet
-    found = [] if store is None else store.list_runs(status, flow, cutoff, limit)
-    if store is not None:
-        store.close()
+    found = list_runs(store_url, directory, status=status, flow=flow, since=cutoff, limit=limit)
     if as_json:
-        _echo_json({"schema_version": JSON_VERSION, "runs": [r.to_dict() for r in found]})
+        rows = [r.to_dict() for r in found or []]
+        _echo_json({"schema_version": JSON_VERSION, "runs": rows})
         return 0
     if not found:
-        click.echo(
-            "No runs recorded."
-            if store is None or not (status or flow or since)
-            else "No runs match."
-        )
+        filtered = found is not None and (status or flow or since)
+        click.echo("No runs match." if filtered else "No runs recorded.")
         return 0
-    table = Table(box=None, header_style="bold")
-    for name in ("RUN", "FLOW", "STATUS", "STARTED", "DURATION", "JOBS", "TOKENS", "COST"):
-        table.add_column(name, justify="right" if name in ("TOKENS", "COST") else "left")
-    for run in found:
-        table.add_row(
-            run.id,
-            run.flow_name,
-            str(run.status),
-            fmt_time(run.started_at),
-            _duration(run.duration_s),
-            _jobs(run),
-            tokens_text(run.tokens.total),
-            fmt_cost(run.cost),
-        )
-    _console().print(table)
+    from corral.render.history import console, runs_table
+
+    console().print(runs_table(found))
     return 0
 
 
@@ -179,79 +100,16 @@ def runs_command(
 @_store_options
 def show_command(*, run_id: str, as_json: bool, store_url: str | None, directory: Path) -> int:
     """Show one run and every job in it, as at the end of the run."""
-    store = _require(store_url, directory)
-    try:
-        record = store.get_run(run_id)
-    finally:
-        store.close()
+    from corral.app.history import show_run
+
+    record = show_run(store_url, directory, run_id)
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, **record.to_dict()})
         return 0
-    _render_record(record)
+    from corral.render.history import console, print_record
+
+    print_record(console(), record)
     return 0
-
-
-def _render_record(record: RunRecord) -> None:
-    run = record.run
-    console = _console()
-    lines = [
-        ("run", run.id + (f" (resumed from {run.resumed_from})" if run.resumed_from else "")),
-        ("flow", f"{run.flow_name} ({run.flow_path})"),
-        ("status", str(run.status) + (f": {run.error}" if run.error else "")),
-        ("started", fmt_time(run.started_at)),
-        ("duration", _duration(run.duration_s)),
-        ("jobs", _jobs(run) + (f", {run.jobs_skipped} skipped" if run.jobs_skipped else "")),
-        ("tokens", fmt_token_kinds(run.tokens)),
-        ("cost", fmt_cost(run.cost)),
-        ("logs", run.log_root or "-"),
-    ]
-    for label, value in lines:
-        console.print(f"{label + ':':<10}{value}")
-    table = Table(box=None, header_style="bold")
-    for name in (
-        "JOB",
-        "STATUS",
-        "TRY",
-        "TOOL",
-        "MODEL",
-        "DURATION",
-        "EXIT",
-        "TOKENS",
-        "COST",
-        "NOTE",
-    ):
-        table.add_column(name)
-    for job in record.jobs:
-        final = job.final
-        note = job.reason or ""
-        if final is not None and final.error:
-            kind = f"{final.error_kind}: " if final.error_kind else ""
-            note = f"{kind}{final.error}"
-        table.add_row(
-            job.name,
-            str(job.status),
-            str(len(job.attempts)) if job.attempts else "-",
-            "-" if final is None else final.tool,
-            "-" if final is None or not final.model else final.model,
-            "-" if final is None else _duration(final.duration_s),
-            _exit(final),
-            tokens_text(job.tokens.total) if job.attempts else "-",
-            fmt_cost(job.cost),
-            note,
-        )
-    console.print()
-    console.print(table)
-
-
-def _exit(attempt: AttemptRow | None) -> str:
-    if attempt is None:
-        return "-"
-    if attempt.signal:
-        return f"sig {attempt.signal}"
-    return "-" if attempt.exit_code is None else str(attempt.exit_code)
-
-
-# -- logs ------------------------------------------------------------------------------------
 
 
 @click.command("logs")
@@ -272,83 +130,33 @@ def logs_command(
     directory: Path,
 ) -> int:
     """Print the output of a run's job (every job when JOB is left out)."""
-    store = _require(store_url, directory)
-    try:
-        record = store.get_run(run_id)
-        names = [j.name for j in record.jobs]
-        if job is not None and job not in names:
-            raise NotFoundError(
-                f"no job {job!r} in run {record.run.id}", hint="jobs: " + ", ".join(names)
-            )
-        chosen = [job] if job is not None else names
-        if follow and len(chosen) != 1:
-            raise UsageError("--follow needs a JOB when the run has several jobs")
-        out = sys.stdout.buffer  # bytes as logged (click 8.3 deprecates get_binary_stream)
-        name = "stderr.log" if stderr else "stdout.log"
-        for each in chosen:
-            path = _log_path(record, each, attempt) / name
-            if len(chosen) > 1:
-                out.write(f"==> {each} <==\n".encode())
-            if follow:
-                _follow(store, record.run.id, each, path, out)
-            elif path.exists():
-                with path.open("rb") as log:
-                    shutil.copyfileobj(log, out)
-            elif len(chosen) == 1:
-                click.echo(f"corral: no {name} for job {each} (not started?): {path}", err=True)
+    from corral.app.history import follow_log, log_files, show_run
+
+    record = show_run(store_url, directory, run_id)
+    files = log_files(record, job, attempt=attempt, stderr=stderr)
+    if follow and len(files) != 1:
+        raise UsageError("--follow needs a JOB when the run has several jobs")
+    out = sys.stdout.buffer  # bytes as logged (click 8.3 deprecates get_binary_stream)
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
         out.flush()
-    finally:
-        store.close()
+
+    for log in files:
+        if len(files) > 1:
+            out.write(f"==> {log.job} <==\n".encode())
+        if follow:
+            follow_log(store_url, directory, record.run.id, log, write)
+        elif log.path.exists():
+            with log.path.open("rb") as handle:
+                shutil.copyfileobj(handle, out)
+        elif len(files) == 1:
+            click.echo(
+                f"corral: no {log.path.name} for job {log.job} (not started?): {log.path}",
+                err=True,
+            )
+    out.flush()
     return 0
-
-
-def _log_path(record: RunRecord, job: str, attempt: int | None) -> Path:
-    found = record.job(job)
-    attempts = () if found is None else found.attempts
-    if attempt is not None:
-        chosen = next((a for a in attempts if a.attempt == attempt), None)
-        if chosen is None:
-            raise NotFoundError(
-                f"job {job} has no attempt {attempt}", hint=f"it has {len(attempts)}"
-            )
-    else:
-        chosen = attempts[-1] if attempts else None
-    if chosen is not None and chosen.log_dir:
-        return Path(chosen.log_dir)
-    return Path(record.run.log_root) / job
-
-
-def _follow(store: Store, run_id: str, job: str, path: Path, out: IO[bytes]) -> None:
-    """Copy the file as it grows until the job is over (final status or the run ended)."""
-    position = 0
-    checked = 0.0
-    done = False
-    while True:
-        if path.exists():
-            with path.open("rb") as log:
-                log.seek(position)
-                chunk = log.read()
-            if chunk:
-                out.write(chunk)
-                out.flush()
-                position += len(chunk)
-                continue
-        if done:
-            return
-        if time.monotonic() - checked >= 1.0:
-            checked = time.monotonic()
-            record = store.get_run(run_id)
-            found = record.job(job)
-            # read once more after the end is seen: the last lines may land with it
-            done = record.run.status is not RunStatus.RUNNING or (
-                found is not None and found.status.is_final
-            )
-            if done:
-                continue
-        time.sleep(_POLL_S)
-
-
-# -- export, usage, gc -------------------------------------------------------------------
 
 
 @click.command("export")
@@ -366,17 +174,15 @@ def export_command(
     *, run_id: str, fmt: str, output: Path | None, store_url: str | None, directory: Path
 ) -> int:
     """Export a run: JSON (record and events), JSONL (events) or CSV (attempts)."""
-    store = _require(store_url, directory)
-    try:
-        chunks = store.export(run_id, fmt)
-        if output is None:
-            for chunk in chunks:
-                click.echo(chunk, nl=False)
-        else:
-            with output.open("w", encoding="utf-8", newline="") as file:
-                file.writelines(chunks)
-    finally:
-        store.close()
+    from corral.app.history import export_run
+
+    chunks = export_run(store_url, directory, run_id, fmt)
+    if output is None:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as file:
+            file.writelines(chunks)
     return 0
 
 
@@ -388,7 +194,7 @@ def export_command(
 @_store_options
 def usage_command(
     *,
-    by: Any,
+    by: UsageBy,
     since: str | None,
     as_json: bool,
     as_csv: bool,
@@ -396,54 +202,22 @@ def usage_command(
     directory: Path,
 ) -> int:
     """Tokens by kind and cost by source, grouped by model, tool, job, flow or day."""
+    from corral.app.history import usage
+
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
-    store = _open(store_url, directory)
-    cutoff = _since(since)
-    rows = [] if store is None else store.usage(by, cutoff)
-    if store is not None:
-        store.close()
+    rows = usage(store_url, directory, by, since=_since(since))
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
         return 0
-    columns = TOKEN_FIELDS
+    from corral.render.history import console, usage_csv, usage_table
+
     if as_csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([by, "attempts", *columns, "reported_usd", "estimated_usd", "unpriced"])
-        for r in rows:
-            tokens = [getattr(r.tokens, c) for c in columns]
-            writer.writerow(
-                [r.key, r.attempts, *tokens, r.reported_usd, r.estimated_usd, r.unpriced]
-            )
-        click.echo(buffer.getvalue(), nl=False)
-        return 0
-    if not rows:
+        click.echo(usage_csv(by, rows), nl=False)
+    elif not rows:
         click.echo("No usage recorded.")
-        return 0
-    table = Table(box=None, header_style="bold", show_footer=len(rows) > 1)
-    total = Tokens()
-    for r in rows:
-        total = total + r.tokens
-    headers = ["INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING", "TOOL CALLS"]
-    table.add_column(by.upper(), footer="total")
-    table.add_column("TRIES", justify="right", footer=str(sum(r.attempts for r in rows)))
-    for header, column in zip(headers, columns, strict=True):
-        table.add_column(header, justify="right", footer=tokens_text(getattr(total, column)))
-    for header, pick in (("REPORTED", "reported_usd"), ("ESTIMATED", "estimated_usd")):
-        footer = money_text(sum((getattr(r, pick) for r in rows), Decimal(0)))
-        table.add_column(header, justify="right", footer=footer)
-    table.add_column("UNPRICED", justify="right", footer=str(sum(r.unpriced for r in rows)))
-    for r in rows:
-        table.add_row(
-            r.key,
-            str(r.attempts),
-            *(tokens_text(getattr(r.tokens, c)) for c in columns),
-            money_text(r.reported_usd) if r.reported_usd else "-",
-            money_text(r.estimated_usd) if r.estimated_usd else "-",
-            str(r.unpriced) if r.unpriced else "-",
-        )
-    _console().print(table)
+    else:
+        console().print(usage_table(by, rows))
     return 0
 
 
@@ -453,27 +227,22 @@ def usage_command(
 @_store_options
 def gc_command(*, older_than: str, dry_run: bool, store_url: str | None, directory: Path) -> int:
     """Delete runs started longer ago than --older-than, with their log folders."""
+    from corral.app.history import gc
+    from corral.render.format import time_text
+
     try:
         seconds = parse_duration(older_than)
     except ValueError as error:
         raise UsageError(f"--older-than: {error}") from None
-    store = _open(store_url, directory)
-    old = [] if store is None else store.delete_runs_older_than(seconds, dry_run=dry_run)
-    if store is not None:
-        store.close()
+    collected = gc(store_url, directory, seconds, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    for run in old:
-        logs = Path(run.log_root) if run.log_root else None
+    for item in collected:
+        run = item.run
         note = ""
-        if logs is not None and logs.is_dir():
-            if run.id not in logs.parts and not any(run.id in part for part in logs.parts):
-                # never remove a folder that is not the run's own (a shared or odd log_root)
-                note = f" (kept {logs}: its path does not name the run)"
-            elif not dry_run:
-                shutil.rmtree(logs, ignore_errors=True)
-                note = f" and {logs}"
-            else:
-                note = f" and {logs}"
-        click.echo(f"{verb} run {run.id} ({run.flow_name}, {fmt_time(run.started_at)}){note}")
-    click.echo(f"{verb} {len(old)} run{'s' if len(old) != 1 else ''}")
+        if item.kept_because is not None:
+            note = f" (kept {item.logs}: {item.kept_because})"
+        elif item.logs is not None:
+            note = f" and {item.logs}"
+        click.echo(f"{verb} run {run.id} ({run.flow_name}, {time_text(run.started_at)}){note}")
+    click.echo(f"{verb} {len(collected)} run{'s' if len(collected) != 1 else ''}")
     return 0

@@ -1,53 +1,56 @@
-"""The `corral` command group. Subcommands are imported only when used, so --help is fast."""
+"""The `corral` command group. Commands come from the `corral.commands` entry points
+(the built-ins too) and are imported only when used, so --help is fast."""
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import NoReturn
 
 import click
 
-from corral import __version__
+from corral import __version__, plugins
+from corral.cli.commands import CommandEntry
 
-# command name -> "module:attribute"; each module holds one click command
-COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("corral.cli.run", "Run every job of a flow file."),
-    "exec": ("corral.cli.run", "Run one command or one agent prompt (single-instance mode)."),
-    "rehearse": ("corral.cli.run", "Run a flow with the real CLIs against a simulated provider."),
-    "validate": ("corral.cli.flow", "Check a flow file without running it."),
-    "schema": ("corral.cli.flow", "Print the JSON Schema of the flow file."),
-    "plan": ("corral.cli.flow", "Show the order, parallelism, conditions and worst-case spend."),
-    "tools": (
-        "corral.cli.tools",
-        "List the agent CLIs corral knows, where they are and their versions.",
-    ),
-    "runs": ("corral.cli.history", "List recent runs."),
-    "show": ("corral.cli.history", "Show one run and every job in it."),
-    "logs": ("corral.cli.history", "Print the output of a run's job."),
-    "export": ("corral.cli.history", "Export a run as JSON, JSONL or CSV."),
-    "usage": ("corral.cli.history", "Tokens and cost grouped by model, tool, job, flow or day."),
-    "gc": ("corral.cli.history", "Delete old runs and their logs."),
-    "resume": ("corral.cli.run", "Finish an interrupted or failed run."),
-    "provider": ("corral.cli.provider", "The simulated model provider."),
-}
+
+def _command(name: str) -> CommandEntry | click.Command:
+    """A registered command, lazily (`CommandEntry`) or as the plugin gave it."""
+    ep = plugins.entries(plugins.COMMANDS)[name]
+    found = plugins.load(ep, plugins.COMMANDS, _is_command)
+    assert isinstance(found, CommandEntry | click.Command)  # checked by _is_command
+    return found
+
+
+def _is_command(value: object) -> str | None:
+    if isinstance(value, CommandEntry | click.Command):
+        return None
+    return "is neither a corral.cli.commands.CommandEntry nor a click command"
 
 
 class LazyGroup(click.Group):
+    """A click group whose commands are the `corral.commands` entry points."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return list(plugins.entries(plugins.COMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
+        if cmd_name not in plugins.entries(plugins.COMMANDS):
             return None
-        module = importlib.import_module(entry[0])
-        command: click.Command = getattr(module, f"{cmd_name}_command")
+        found = _command(cmd_name)
+        if isinstance(found, click.Command):
+            return found
+        command = getattr(importlib.import_module(found.module), found.attribute)
+        if not isinstance(command, click.Command):
+            raise plugins.PluginError(f"command '{cmd_name}' ({found.target}) is not a command")
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # short help comes from the table, so --help imports no command module
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        # short help comes from the entries, so --help imports no command module
+        rows = []
+        for name in self.list_commands(ctx):
+            found = _command(name)
+            text = found.help if isinstance(found, CommandEntry) else found.get_short_help_str()
+            rows.append((name, text or ""))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -55,10 +58,11 @@ class LazyGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else None
-        if name is not None and name not in COMMANDS and not name.startswith("-"):
+        names = self.list_commands(ctx)
+        if name is not None and name not in names and not name.startswith("-"):
             import difflib
 
-            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            close = difflib.get_close_matches(name, names, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             ctx.fail(f"No such command '{name}'.{hint}")
         return super().resolve_command(ctx, args)
@@ -71,8 +75,8 @@ def cli() -> None:
     in parallel or as a dependency graph, with live token and cost accounting."""
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the `corral` console script."""
     from corral.cli.errors import run_cli
 
-    return run_cli(cli, sys.argv[1:] if argv is None else argv)
+    run_cli(cli, sys.argv[1:] if argv is None else argv)

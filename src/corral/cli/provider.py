@@ -81,12 +81,14 @@ def _wait(stop: threading.Event) -> None:
 
 
 def _instructions(url: str, homes: Path) -> str:
-    """Shell lines that run each CLI against `url`, each with its own prepared HOME."""
-    from corral.provider import prepare
+    """Shell lines that run each CLI against `url`, each with its own prepared HOME
+    (from its tool adapter's rehearsal hook, as `corral rehearse` uses it)."""
+    from corral.config.schema import JobSpec
+    from corral.tools import get_tool, rehearsal_for
 
     commands = {
         "claude": "claude -p 'say hello' --output-format json",
-        "codex": "codex exec --json {args} 'say hello' < /dev/null",
+        "codex": "codex exec --json --skip-git-repo-check {args} 'say hello' < /dev/null",
         "gemini": "gemini -p 'say hello' --output-format json",
         "qwen": "qwen --output-format stream-json 'say hello' < /dev/null",
         "opencode": "opencode run --title --format json 'say hello' < /dev/null",
@@ -94,7 +96,7 @@ def _instructions(url: str, homes: Path) -> str:
     }
     lines = ["", "Point a CLI at it (append /s/<scenario-id> to the URL to pick a scenario):"]
     for tool, command in commands.items():
-        rehearsal = prepare(tool, url, homes / tool)
+        rehearsal = rehearsal_for(get_tool(tool), JobSpec(), base_url=url, home=homes / tool)
         env = " ".join(f"{key}={shlex.quote(value)}" for key, value in rehearsal.env.items())
         args = " ".join(shlex.quote(arg) for arg in rehearsal.extra_args)
         lines += [f"  # {tool}", f"  env {env} \\", f"    {command.format(args=args)}"]

@@ -1,167 +1,149 @@
-"""`corral run`, `corral exec`, `corral rehearse` and `corral resume`."""
+"""`corral run`, `corral exec`, `corral rehearse` and `corral resume`: parse the options,
+call the run use case (`corral.app.run.start_run`), render its report.
+
+Signals are this edge's business: SIGINT/SIGTERM cancel the run through its
+`RunControl` (a second SIGINT kills at once), and the exit code says which one came.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
-from corral.errors import UsageError
+from corral.cli.options import RunFlags, run_options
+from corral.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
+
+if TYPE_CHECKING:
+    from corral.app.run import RunControl, RunReport
+    from corral.config.loader import LoadedFlow
+    from corral.plan import Plan
+    from corral.render.ui import TerminalUI
+
+Start = Callable[["TerminalUI", "RunControl"], Awaitable["RunReport | None"]]
 
 
-def _start_at(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    from corral.durations import parse_start_at
+class Interrupts:
+    """SIGINT/SIGTERM: the first cancels the run gracefully, a second SIGINT kills at once."""
 
-    try:
-        return parse_start_at(value, datetime.now().astimezone())
-    except ValueError as error:
-        raise UsageError(f"--start-at: {error}") from None
+    def __init__(self, control: RunControl) -> None:
+        self.control = control
+        self.received: int | None = None
+        self._count = 0
 
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._handle, sig)
 
-def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every command that runs jobs shares."""
-    options = [
-        click.option(
-            "-j",
-            "--jobs",
-            type=click.IntRange(min=1),
-            help="Most jobs at once (default: the flow's concurrency, else CPUs, at least 2).",
-        ),
-        click.option(
-            "--output",
-            type=click.Choice(["auto", "live", "prefixed", "grouped", "quiet"]),
-            default="auto",
-            show_default=True,
-            help="How output is shown: live table on a terminal, prefixed lines otherwise.",
-        ),
-        click.option("-q", "--quiet", is_flag=True, help="Print only the summary and errors."),
-        click.option(
-            "--json",
-            "json_mode",
-            is_flag=True,
-            help="Print a machine-readable summary on stdout (and nothing else there).",
-        ),
-        click.option(
-            "--max-line-length",
-            type=click.IntRange(min=10),
-            help="Truncate displayed lines to N characters (logs keep everything).",
-        ),
-        click.option("--fail-fast", is_flag=True, help="Cancel everything at the first failure."),
-        click.option(
-            "--start-at",
-            metavar="WHEN",
-            help="Delay the start: 30m, 1.5h, 2am, 14:30 (tomorrow if past).",
-        ),
-        click.option(
-            "--store",
-            metavar="URL",
-            envvar="CORRAL_STORE",
-            help="Run history database (default: SQLite in .corral/).",
-        ),
-        click.option("--no-store", is_flag=True, help="Keep no history for this run."),
-        click.option(
-            "--prices",
-            "price_file",
-            type=click.Path(exists=True, dir_okay=False),
-            help="Price file that overrides or adds model prices.",
-        ),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    def _handle(self, sig: int) -> None:
+        self._count += 1
+        self.received = self.received or sig
+        name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
+        self.control.cancel(f"interrupted by {name}", hard=self._count > 1)
+
+    @property
+    def exit_code(self) -> int | None:
+        if self.received is None:
+            return None
+        return EXIT_SIGINT if self.received == signal.SIGINT else EXIT_SIGTERM
 
 
-def _execute(
-    loaded: Any,
-    plan: Any,
-    params: dict[str, Any],
-    *,
-    rehearse: Any = None,
-    known: Any = None,
-    resumed_from: str | None = None,
-    args: tuple[str, ...] = (),
-    base_dir: Path | None = None,
-    seed: Any = None,
-) -> int:
-    import os
-
-    from corral.app import RunOptions, missing_tools, version_warnings
-    from corral.render.format import budget_meters, usage_line
-    from corral.render.summary import print_summary, summary_json
+def _view(flags: RunFlags, title: str) -> TerminalUI:
     from corral.render.ui import TerminalUI, choose_mode, output_stream
-    from corral.session import RunSession
 
-    located = missing_tools(plan, os.environ)
-    for warning in version_warnings(located):
-        click.echo(f"corral: warning: {warning}", err=True)
-    json_mode = params["json_mode"]
-    stream = output_stream(json_mode)
-    mode = choose_mode(params["output"], params["quiet"], stream)
-    options = RunOptions(
-        jobs=params["jobs"],
-        fail_fast=params["fail_fast"],
-        start_at=_start_at(params["start_at"]),
-        store=params["store"],
-        no_store=params["no_store"],
-        args=args,
-        base_dir=base_dir,
-        price_file=params["price_file"],
-    )
-    session = RunSession(
-        loaded, plan, options, rehearse=rehearse, known=known, resumed_from=resumed_from, seed=seed
-    )
+    stream = output_stream(flags.json_mode)
+    mode = choose_mode(flags.output, flags.quiet, stream)
+    return TerminalUI(mode=mode, stream=stream, title=title, max_line_length=flags.max_line_length)
 
-    def totals() -> str:
-        run = session.ledger.run()
-        return usage_line(run.usage, run.cost) if run.usage.total_tokens else ""
 
-    def budgets() -> list[tuple[str, float]]:
-        budget = loaded.spec.budget
-        return budget_meters(budget, session.ledger.run()) if budget is not None else []
+def _run(flags: RunFlags, title: str, start: Start) -> int:
+    """Run the use case `start` under signal handling, then render its report."""
+    from corral.app.run import RunControl
 
-    ui = TerminalUI(
-        list(plan.jobs),
-        mode=mode,
-        stream=stream,
-        title=loaded.name,
-        max_line_length=params["max_line_length"],
-        accounts=session.accounts,
-        totals=totals,
-        budgets=budgets,
-    )
-    report = asyncio.run(session.execute(ui))
+    ui = _view(flags, title)
+    control = RunControl()
+    interrupts = Interrupts(control)
+
+    async def main() -> RunReport | None:
+        loop = asyncio.get_running_loop()
+        interrupts.install(loop)
+        try:
+            return await start(ui, control)
+        finally:
+            interrupts.uninstall(loop)
+
+    report = asyncio.run(main())
+    if report is None:
+        return 0  # nothing was left to run
+    _render(report, ui, flags.json_mode)
+    return interrupts.exit_code or report.exit_code
+
+
+def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
+    from corral.journal import summary_json
+    from corral.render.format import usage_line
+    from corral.render.summary import print_summary
+
     elapsed = report.ended_at - report.started_at
     footer = (
         f"run {report.run_id} {report.status.value} in {elapsed:.1f}s · logs: {report.log_root}"
     )
-    if report.totals[1] is not None:
-        footer += " · " + usage_line(*report.totals)
+    usage, cost = report.totals
+    if cost is not None:
+        footer += " · " + usage_line(usage, cost)
     if report.store_error:
         click.echo(f"corral: warning: history not saved: {report.store_error}", err=True)
-    print_summary(ui.console, ui.state, session.accounts, footer)
+    print_summary(ui.console, report.journal, footer)
     if json_mode:
         document = summary_json(
-            run_id=report.run_id,
-            flow=loaded.name,
-            status=report.status.value,
-            started_at=report.started_at,
-            ended_at=report.ended_at,
-            state=ui.state,
-            log_root=str(report.log_root),
-            accounts=session.accounts,
-            totals=report.totals,
+            report.journal, started_at=report.started_at, ended_at=report.ended_at
         )
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         sys.stdout.flush()
-    return report.exit_code
+
+
+def _warn(message: str) -> None:
+    click.echo(f"corral: warning: {message}", err=True)
+
+
+def _flow_run(
+    loaded: LoadedFlow,
+    plan: Plan,
+    flags: RunFlags,
+    *,
+    base_dir: Path | None = None,
+    rehearse: bool = False,
+) -> int:
+    """`run`, `exec` and `rehearse`: run the plan (with its rehearsal, if asked)."""
+    from corral.app.run import start_run
+
+    options = flags.options(base_dir=base_dir)
+
+    def start(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport]:
+        return start_run(loaded, plan, options, view=ui, control=control, warn=_warn)
+
+    if not rehearse:
+        return _run(flags, loaded.name, start)
+    from corral.app.rehearse import rehearsal
+
+    with rehearsal(plan) as hook:
+
+        def start_rehearsed(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport]:
+            return start_run(
+                loaded, plan, options, view=ui, control=control, rehearse=hook, warn=_warn
+            )
+
+        return _run(flags, loaded.name, start_rehearsed)
 
 
 @click.command("run")
@@ -181,30 +163,17 @@ def _execute(
 )
 @run_options
 def run_command(
-    flow: str, only: tuple[str, ...], from_: tuple[str, ...], rehearse: bool, **params: Any
+    flow: str, only: tuple[str, ...], from_: tuple[str, ...], rehearse: bool, flags: RunFlags
 ) -> int:
     """Run every job of FLOW (YAML, JSON or TOML), at most --jobs at a time.
 
     Exits 0 when every job succeeded, 1 when any failed, 2 on a usage or flow
     error, 130/143 when interrupted.
     """
-    from corral.app import check_flow
+    from corral.app.check import check_flow
 
     loaded, plan = check_flow(flow, only=only, from_=from_)
-    known = _earlier_results(loaded, plan, params)
-    if rehearse:
-        return _rehearsed(loaded, plan, params, known=known)
-    return _execute(loaded, plan, params, args=tuple(sys.argv[1:]), known=known)
-
-
-def _earlier_results(loaded: Any, plan: Any, params: dict[str, Any]) -> Any:
-    """With --from, the needs left out keep their last recorded results (for templates)."""
-    if not plan.external_needs or params["no_store"]:
-        return None
-    from corral.resume import known_from_history
-
-    folder = loaded.path.resolve().parent
-    return known_from_history(params["store"], folder, loaded.path, plan.external_needs)
+    return _flow_run(loaded, plan, flags, rehearse=rehearse)
 
 
 @click.command("rehearse")
@@ -215,26 +184,17 @@ def _earlier_results(loaded: Any, plan: Any, params: dict[str, Any]) -> Any:
 )
 @run_options
 def rehearse_command(
-    flow: str, only: tuple[str, ...], from_: tuple[str, ...], **params: Any
+    flow: str, only: tuple[str, ...], from_: tuple[str, ...], flags: RunFlags
 ) -> int:
     """Run FLOW with the real agent CLIs against a simulated provider on 127.0.0.1.
 
     Nothing leaves the machine and nothing is billed; each job's `rehearse:` says
     what the simulated model does.
     """
-    from corral.app import check_flow
+    from corral.app.check import check_flow
 
     loaded, plan = check_flow(flow, only=only, from_=from_)
-    return _rehearsed(loaded, plan, params)
-
-
-def _rehearsed(loaded: Any, plan: Any, params: dict[str, Any], known: Any = None) -> int:
-    from corral.provider.rehearse import rehearsal
-
-    with rehearsal(plan) as rehearse:
-        return _execute(
-            loaded, plan, params, rehearse=rehearse, args=tuple(sys.argv[1:]), known=known
-        )
+    return _flow_run(loaded, plan, flags, rehearse=True)
 
 
 @click.command(
@@ -252,7 +212,7 @@ def exec_command(
     timeout: str | None,
     idle_timeout: str | None,
     name: str | None,
-    **params: Any,
+    flags: RunFlags,
 ) -> int:
     """Run one command or one agent prompt, with corral's logs, limits and summary.
 
@@ -261,12 +221,12 @@ def exec_command(
       corral exec claude "/analyze-repository"
       corral exec codex "write tests for utils.py" --model gpt-5.5
     """
-    from corral.app import check_flow_document
+    from corral.app.check import check_flow_document
 
     loaded, plan = check_flow_document(
         _exec_document(command, model, timeout, idle_timeout, name), base_dir=Path.cwd()
     )
-    return _execute(loaded, plan, params, args=tuple(sys.argv[1:]), base_dir=Path.cwd())
+    return _flow_run(loaded, plan, flags, base_dir=Path.cwd())
 
 
 def _exec_document(
@@ -275,11 +235,11 @@ def _exec_document(
     timeout: str | None,
     idle: str | None,
     name: str | None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     from corral.tools import all_tools
 
     first = command[0]
-    job: dict[str, Any]
+    job: dict[str, object]
     tools = all_tools()
     if first in tools and first != "generic" and len(command) >= 2:
         job = {"tool": first, "prompt": " ".join(command[1:])}
@@ -316,25 +276,20 @@ def _safe_name(text: str) -> str:
     help="Where .corral lives (default: here).",
 )
 @run_options
-def resume_command(run_id: str, directory: str, **params: Any) -> int:
+def resume_command(run_id: str, directory: str, flags: RunFlags) -> int:
     """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run."""
-    from corral.resume import prepare_resume
+    from corral.app.resume import resume_run
 
-    resumed, record = prepare_resume(
-        run_id,
-        store_url=params["store"],
-        directory=Path(directory),
-        echo=lambda m: click.echo(m, err=True),
-    )
-    if not resumed.plan.jobs:
-        return 0
-    return _execute(
-        resumed.loaded,
-        resumed.plan,
-        params,
-        known=resumed.known,
-        resumed_from=resumed.run_id,
-        seed=lambda ledger: resumed.seed(ledger, record),
-        args=tuple(sys.argv[1:]),
-        base_dir=Path(directory).resolve(),
-    )
+    options = flags.options(base_dir=Path(directory).resolve())
+
+    def start(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport | None]:
+        return resume_run(
+            run_id,
+            options,
+            directory=Path(directory),
+            echo=lambda m: click.echo(m, err=True),
+            view=ui,
+            control=control,
+        )
+
+    return _run(flags, "", start)  # the live view takes the flow's name from the run

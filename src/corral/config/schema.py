@@ -184,6 +184,11 @@ class FlowSpec(_Strict):
     fail_fast: bool = False
     kill_grace: Duration | None = None
     budget: BudgetSpec | None = None
+    executor: str | None = Field(
+        None,
+        description="Where the jobs run: an executor from the corral.executors entry points "
+        "(default: local; `corral run --executor` overrides it).",
+    )
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="Job fields applied to every job."
     )

@@ -1,6 +1,8 @@
-"""Typed, versioned events and the in-process bus every subscriber listens on."""
+"""Typed, versioned events, their JSON form, and the in-process bus every subscriber
+listens on."""
 
 from corral.events.bus import Bus, Subscriber
+from corral.events.codec import event_from_dict, event_to_dict
 from corral.events.types import (
     AgentError,
     AgentResult,
@@ -17,12 +19,11 @@ from corral.events.types import (
     RunFinished,
     RunStarted,
     SessionStarted,
+    SpendUpdated,
     ToolCall,
     ToolResult,
     Unparsed,
     UsageUpdated,
-    event_from_dict,
-    event_to_dict,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "RunFinished",
     "RunStarted",
     "SessionStarted",
+    "SpendUpdated",
     "Subscriber",
     "ToolCall",
     "ToolResult",

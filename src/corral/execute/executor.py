@@ -1,38 +1,37 @@
-"""The executor seam: run one attempt of one job and report how it ended.
+"""The executor seam: the protocol every executor implements, and the values it trades.
 
-`LocalExecutor` runs the attempt as a child process on this machine; a distributed
-executor implements the same protocol. Everything a job says goes on the bus as events.
+The scheduler decides *what* runs and *when*; an executor runs one attempt of one job
+*somewhere* (`corral.execute.local` as child processes of this corral; a distributed
+executor on other machines) and reports how it ended. Executors are registered under
+the `corral.executors` entry-point group (`local` is registered that way by corral
+itself) and chosen with `corral run --executor NAME` or a flow's `executor:` key.
+
+What every executor must do is written on `Executor`; `corral.testing.conformance`
+checks it, and any executor can run those checks against itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, runtime_checkable
 
-from corral.events.types import (
-    AgentError,
-    AgentResult,
-    Event,
-    JobOutput,
-    JobStarted,
-    SessionStarted,
-    Stream,
-    stamp,
-)
-from corral.execute.process import ChildProcess, Exit, SpawnError
+from corral.events.bus import Subscriber
 from corral.models import ErrorKind, JobStatus
-from corral.tools.base import SessionReport
+from corral.plan.outputs import OutputReader
 
-Publish = Callable[[Event], None]
+Publish = Subscriber  # what an executor is given to publish with: the run's bus
 
-DISPLAY_LINE_BYTES = 64 * 1024  # what a JobOutput event carries for display
-PLAIN_KEEP_BYTES = 256 * 1024  # held in memory per line of a plain command (result, outputs)
-AGENT_KEEP_BYTES = 512 * 1024 * 1024  # agent lines are parsed whole: tool results can be huge
+
+@dataclass(frozen=True)
+class ExecutorContext:
+    """The run an executor serves, given when the run creates it from the registry."""
+
+    run_id: str
+    log_root: Path  # where the run's logs and lock live (local to the coordinator)
+    kill_grace: float = 5.0  # SIGTERM to SIGKILL, for what the executor stops at its end
 
 
 @dataclass(frozen=True)
@@ -47,16 +46,21 @@ class JobRequest:
     log_dir: Path
     tool: str = "generic"
     model: str | None = None
-    parser: str | None = None  # parser format name, None for a plain command
+    parser: str | None = None  # a `corral.parsers` format; None for plain text
     timeout: float | None = None
     idle_timeout: float | None = None
     kill_grace: float = 5.0
-    result_grace: float = 10.0  # an agent that printed its result and lingers is stopped
+    # an agent that printed its result and lingers is stopped; a loaded machine can take
+    # seconds to let a Node CLI exit (Qwen Code after a tool call: over 10 s), and the CLI
+    # may still be writing the session files corral reads afterwards
+    result_grace: float = 30.0
     spec: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class AttemptOutcome:
+    """How an attempt ended: a status, the exit (code or signal) and what it said."""
+
     status: JobStatus
     exit_code: int | None
     signal: int | None
@@ -68,9 +72,25 @@ class AttemptOutcome:
     unparsed_lines: int = 0
     pid: int | None = None
 
+    @classmethod
+    def unstarted(
+        cls,
+        status: JobStatus,
+        error: str | None,
+        error_kind: ErrorKind | None,
+        duration_s: float = 0.0,
+    ) -> AttemptOutcome:
+        """An attempt that never had a process: it could not be built, started or was
+        stopped before it began."""
+        return cls(status, None, None, duration_s, error, error_kind)
+
 
 class StopHandle:
-    """A request to stop a running attempt, with the status it should end in."""
+    """A request to stop a running attempt, with the status it should end in.
+
+    The scheduler requests (Ctrl-C, fail-fast, a budget kill); the executor watches
+    `wait()` and stops the attempt, at once when `hard` (see `on_hard`).
+    """
 
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -107,290 +127,50 @@ class StopHandle:
         await self._event.wait()
 
 
+@runtime_checkable
 class Executor(Protocol):
-    async def run(
-        self, request: JobRequest, publish: Publish, stop: StopHandle
-    ) -> AttemptOutcome: ...
+    """Runs attempts somewhere and reports them. What an implementation must do:
 
+    Lifecycle. A run enters the executor once (`async with executor:`) before its first
+    attempt and leaves it after its last: whatever the executor needs for the whole run
+    happens there (the local executor becomes a child subreaper, holds the run's lock
+    so `corral resume` can tell a live run from a dead one, and at the end stops and
+    reaps every process the run left behind). `run()` is only called inside.
 
-class _Attempt:
-    """Per-attempt state: feeds lines to the parser and remembers what the job said."""
+    Publishing. For each attempt, in this order, through `publish`:
+    1. `JobStarted` (pid, argv, log_dir, tool, model, spec) once the attempt's process
+       exists and before any of its output; nothing if it could not be started;
+    2. every output line as `JobOutput`, and what the job's parser reads from it
+       (`UsageUpdated`, `AgentResult`...): use `corral.execute.attempt.AttemptPipeline`,
+       which does both, stamps the events with the job and attempt and holds lines that
+       arrive before `JobStarted` is out;
+    3. when the process has ended, what the CLI's own files say
+       (`AttemptPipeline.session_report`, read where the CLI ran) and the parser's last
+       events (`AttemptPipeline.finish`).
+    The scheduler publishes `JobFinished` itself, with the returned outcome.
 
-    def __init__(self, request: JobRequest, publish: Publish) -> None:
-        self.request = request
-        self.publish = publish
-        self.parser = None
-        if request.parser:
-            from corral.parsing import make_parser
+    Ownership. The executor owns the attempt's processes: it enforces the request's
+    `timeout`, `idle_timeout` (no output for that long) and `result_grace` (an agent
+    that printed its result and lingers), stops the attempt when `stop` is requested
+    (SIGTERM, `kill_grace`, SIGKILL; at once after a hard request), never leaves a
+    process behind, even when `run()` is cancelled, and classifies the end with
+    `AttemptPipeline.outcome` so every executor reports failures alike.
 
-            self.parser = make_parser(request.parser, model=request.model)
-        self.last_stdout: str | None = None
-        # lines can arrive while the spawn is still being awaited: hold them until the
-        # JobStarted event is out, so every subscriber sees start before output
-        self.pending: list[tuple[Stream, bytes, int, bool]] | None = []
-        self.result: AgentResult | None = None
-        self.result_at: float | None = None
-        self.error: AgentError | None = None
-        self.session_id: str | None = None
+    Output. `output(request)` reads a finished attempt's stdout and the files it wrote
+    in its working directory, wherever they are, for the job's `outputs:`.
+    """
 
-    def on_line(self, stream: Stream, raw: bytes, offset: int, cut: bool) -> None:
-        if self.pending is not None:
-            self.pending.append((stream, raw, offset, cut))
-            return
-        text = raw.decode("utf-8", errors="replace")
-        request = self.request
-        shown = text if len(raw) <= DISPLAY_LINE_BYTES else text[:DISPLAY_LINE_BYTES]
-        self.publish(
-            JobOutput(
-                job=request.job,
-                attempt=request.attempt,
-                stream=stream,
-                text=shown,
-                offset=offset,
-                truncated=cut or len(raw) > DISPLAY_LINE_BYTES,
-            )
-        )
-        if stream == "stdout" and text.strip():
-            self.last_stdout = shown
-        if self.parser is not None:
-            self._forward(self.parser.feed(text, stream))
+    async def __aenter__(self) -> object: ...
 
-    def started(self) -> None:
-        pending, self.pending = self.pending or [], None
-        for line in pending:
-            self.on_line(*line)
-
-    def _forward(self, events: list[Event]) -> None:
-        request = self.request
-        for raw in events:
-            event = stamp(raw, request.job, request.attempt)
-
-            if isinstance(event, AgentResult):
-                self.result = event
-                self.result_at = time.monotonic()
-                self.session_id = event.session_id or self.session_id
-            elif isinstance(event, AgentError):
-                self.error = event
-            elif isinstance(event, SessionStarted):
-                self.session_id = event.session_id or self.session_id
-            self.publish(event)
-
-    def session_report(self) -> SessionReport | None:
-        """What the CLI's own files say (see `Tool.session_report`), read on the machine
-        that ran the CLI once the process has ended. Blocking: run it in a thread."""
-        if self.parser is None:
-            return None
-        from corral.tools import get_tool
-
-        request = self.request
-        tool = get_tool(request.tool)
-        return tool.session_report(request.env, self.session_id, model=request.model)
-
-    def cli_files(self, report: SessionReport | None) -> None:
-        if self.parser is not None and report is not None:
-            self._forward(self.parser.cli_files(report.model, report.source, report.lines))
-
-    def finish(self, exit_code: int | None) -> None:
-        if self.parser is not None:
-            self._forward(self.parser.finish(exit_code))
-
-    @property
-    def unparsed(self) -> int:
-        return int(getattr(self.parser, "unparsed", 0)) if self.parser is not None else 0
-
-
-class LocalExecutor:
-    """Runs attempts as child processes of this corral process."""
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def run(self, request: JobRequest, publish: Publish, stop: StopHandle) -> AttemptOutcome:
-        started = time.monotonic()
-        request.log_dir.mkdir(parents=True, exist_ok=True)
-        attempt = _Attempt(request, publish)
-        keep = AGENT_KEEP_BYTES if request.parser else PLAIN_KEEP_BYTES
-        child = ChildProcess(
-            request.argv,
-            cwd=request.cwd,
-            env=request.env,
-            log_dir=request.log_dir,
-            on_line=attempt.on_line,
-            keep_line_bytes=keep,
-        )
-        try:
-            pid = await child.start()
-        except SpawnError as error:
-            attempt.started()
-            return AttemptOutcome(
-                JobStatus.FAILED,
-                None,
-                None,
-                time.monotonic() - started,
-                str(error),
-                ErrorKind.SPAWN,
-            )
-        publish(
-            JobStarted(
-                job=request.job,
-                attempt=request.attempt,
-                pid=pid,
-                argv=request.argv,
-                log_dir=str(request.log_dir),
-                started_at=time.time(),
-                tool=request.tool,
-                model=request.model,
-                spec=dict(request.spec),
-            )
-        )
-        attempt.started()
-        stop.on_hard(child.kill_now)
-        waiter = asyncio.ensure_future(child.wait())
-        try:
-            await self._watch(request, child, attempt, stop, waiter, started)
-            exit_ = await asyncio.shield(waiter)
-        except asyncio.CancelledError:
-            # cancellation never leaves a process behind: stop, then reap, shielded
-            await asyncio.shield(child.stop("cancelled", request.kill_grace))
-            await asyncio.shield(waiter)
-            raise
-        attempt.cli_files(await asyncio.to_thread(attempt.session_report))
-        attempt.finish(exit_.code)
-        return self._outcome(request, attempt, child, stop, exit_.code, exit_.signal, started, pid)
+        """Run one attempt to its end and say how it ended."""
+        ...
 
-    async def _watch(
-        self,
-        request: JobRequest,
-        child: ChildProcess,
-        attempt: _Attempt,
-        stop: StopHandle,
-        waiter: asyncio.Future[Exit],
-        started: float,
-    ) -> None:
-        """Wait for the child while enforcing timeout, idle timeout, lingering and stop requests."""
-        stop_wait = asyncio.ensure_future(stop.wait())
-        try:
-            while not waiter.done():
-                now = time.monotonic()
-                deadlines = [now + 3600.0]
-                if request.timeout is not None:
-                    deadlines.append(started + request.timeout)
-                if request.idle_timeout is not None:
-                    deadlines.append(child.last_output + request.idle_timeout)
-                if attempt.result_at is not None:
-                    deadlines.append(attempt.result_at + request.result_grace)
-                wake = max(0.0, min(deadlines) - now)
-                pending: set[asyncio.Future[Any]] = {waiter, stop_wait}
-                await asyncio.wait(pending, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
-                if waiter.done():
-                    return
-                reason = self._why_stop(request, child, attempt, stop, started)
-                if reason is not None:
-                    grace = 0.0 if stop.hard else request.kill_grace
-                    await child.stop(reason, grace)
-                    # after SIGKILL the group is gone; the waiter finishes promptly
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(waiter), grace + 5.0)
-                    return
-        finally:
-            stop_wait.cancel()
-
-    @staticmethod
-    def _why_stop(
-        request: JobRequest,
-        child: ChildProcess,
-        attempt: _Attempt,
-        stop: StopHandle,
-        started: float,
-    ) -> str | None:
-        now = time.monotonic()
-        if stop.requested:
-            return "stop"
-        if request.timeout is not None and now - started >= request.timeout:
-            return "timeout"
-        if request.idle_timeout is not None and now - child.last_output >= request.idle_timeout:
-            return "idle"
-        if attempt.result_at is not None and now - attempt.result_at >= request.result_grace:
-            return "linger"
-        return None
-
-    @staticmethod
-    def _outcome(
-        request: JobRequest,
-        attempt: _Attempt,
-        child: ChildProcess,
-        stop: StopHandle,
-        code: int | None,
-        sig: int | None,
-        started: float,
-        pid: int,
-    ) -> AttemptOutcome:
-        duration = time.monotonic() - started
-        result = attempt.result
-        text = result.text if result is not None else attempt.last_stdout
-        base = AttemptOutcome(
-            JobStatus.SUCCEEDED,
-            code,
-            sig,
-            duration,
-            result=text,
-            session_id=attempt.session_id,
-            unparsed_lines=attempt.unparsed,
-            pid=pid,
-        )
-        reason = child.stop_reason
-        if reason == "stop":
-            return replace(base, status=stop.status, error=stop.reason, error_kind=stop.error_kind)
-        if reason == "timeout":
-            return replace(
-                base,
-                status=JobStatus.TIMED_OUT,
-                error=f"timed out after {request.timeout:g}s",
-                error_kind=ErrorKind.TIMEOUT,
-            )
-        if reason == "idle":
-            return replace(
-                base,
-                status=JobStatus.TIMED_OUT,
-                error=f"no output for {request.idle_timeout:g}s (idle_timeout)",
-                error_kind=ErrorKind.IDLE,
-            )
-        if result is not None and result.is_error:
-            kind = result.error_kind or (
-                attempt.error.error_kind if attempt.error else ErrorKind.API
-            )
-            error = _first_line(result.text) or (
-                _first_line(attempt.error.message) if attempt.error else None
-            )
-            return replace(
-                base,
-                status=JobStatus.FAILED,
-                error=error or f"{kind} (exit code {code})",
-                error_kind=kind,
-            )
-        if reason == "linger" and result is not None:
-            # the agent finished its work and then did not exit: keep the result
-            return replace(base, error=None)
-        if attempt.error is not None and (code != 0 or result is None):
-            return replace(
-                base,
-                status=JobStatus.FAILED,
-                error=_first_line(attempt.error.message),
-                error_kind=attempt.error.error_kind,
-            )
-        if sig is not None:
-            return replace(
-                base,
-                status=JobStatus.FAILED,
-                error=f"killed by signal {sig}",
-                error_kind=ErrorKind.EXIT,
-            )
-        if code != 0:
-            return replace(
-                base, status=JobStatus.FAILED, error=f"exit code {code}", error_kind=ErrorKind.EXIT
-            )
-        return base
+    def output(self, request: JobRequest) -> OutputReader:
+        """The finished attempt's stdout and working-directory files."""
+        ...
 
 
-def _first_line(text: str | None) -> str | None:
-    if not text:
-        return None
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line[:300] or None
+ExecutorFactory = Callable[[ExecutorContext], Executor]

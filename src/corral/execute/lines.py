@@ -14,6 +14,8 @@ LineSink = Callable[[bytes, int, bool], None]
 
 
 class LineSpool:
+    """One stream of a child: every byte to its log, each line to `sink` (see above)."""
+
     def __init__(self, path: str, sink: LineSink, keep: int) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self._sink = sink

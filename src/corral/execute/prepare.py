@@ -14,7 +14,7 @@ from corral.config.schema import JobSpec
 from corral.errors import ToolError
 from corral.execute.executor import JobRequest
 from corral.plan import JobView, PlannedJob, RunInfo, render_job
-from corral.plan.model import COMMAND_TOOL
+from corral.plan.adapter import COMMAND_TOOL
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -155,4 +155,5 @@ class RequestBuilder:
 
 
 def default_environ() -> dict[str, str]:
+    """The environment jobs start from: corral's own."""
     return dict(os.environ)

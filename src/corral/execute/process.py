@@ -267,31 +267,22 @@ class ChildProcess:
 
     def kill_now(self) -> None:
         """SIGKILL the whole group at once (second Ctrl-C)."""
-        _signal_group(self.pid, signal.SIGKILL)
+        reaper.signal_group(self.pid, signal.SIGKILL)
 
     async def _stop_group(self, grace: float) -> None:
-        assert self._exited is not None
-        if not _signal_group(self.pid, signal.SIGTERM):
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if self._exited.done() and not _group_alive(self.pid):
-                return
-            await asyncio.sleep(0.02)
-        _signal_group(self.pid, signal.SIGKILL)
+        exited = self._exited
+        assert exited is not None
 
+        def send(sig: int) -> bool:
+            return reaper.signal_group(self.pid, sig)
 
-def _signal_group(pgid: int | None, sig: int) -> bool:
-    if pgid is None:
-        return False
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        def alive() -> bool:
+            return not exited.done() or _group_alive(self.pid)
+
+        await reaper.stop_async(send, alive, grace)
 
 
 def _group_alive(pgid: int | None) -> bool:
     # dead grandchildren re-parented to us stay zombies (still group members) until reaped
     reaper.reap_orphans()
-    return _signal_group(pgid, 0)
+    return reaper.signal_group(pgid, 0)

@@ -1,9 +1,10 @@
 """The scheduler: runs a plan's jobs through an executor, at most N at once, in dependency
 order, with conditions, retries, fail-fast, budgets and rate-limit pauses.
 
-Only state transitions live here; how a job is turned into a process is `prepare`'s
-job, what a condition means is `corral.plan`'s, what a budget allows is the guard's.
-The clock and the sleep are injected so tests replay histories without waiting.
+Only state transitions live here; how a job is turned into a request is `prepare`'s
+job, where it runs the executor's, what a condition means is `corral.plan`'s, what a
+budget allows the admission's, and what a job spent the run's journal's. The clock and
+the sleep are injected so tests replay histories without waiting.
 """
 
 from __future__ import annotations
@@ -12,86 +13,30 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from corral.events.bus import Bus
-from corral.events.types import JobFinished, JobRetrying, JobSkipped, JobWaiting
+from corral.events.types import JobRetrying, JobSkipped, JobWaiting
+from corral.execute.admission import Admission, OpenAdmission
 from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle
-from corral.models import Cost, ErrorKind, JobStatus, Usage
-from corral.plan import JobView, Plan, PlannedJob, ReadyQueue, RunScope, decide, matrix_options
+from corral.execute.matrix import MatrixGroups
+from corral.execute.views import JobState, JobViews, finished_event
+from corral.journal.state import RunJournal
+from corral.models import ErrorKind, JobStatus
+from corral.plan import JobView, Plan, PlannedJob, ReadyQueue, RunScope, decide
 
 Sleep = Callable[[float], Awaitable[None]]
-Prepare = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
-FinishAttempt = Callable[[PlannedJob, int, AttemptOutcome], dict[str, str]]
-
-
-@dataclass(frozen=True)
-class Spent:
-    """What a finished attempt spent, as the ledger counted it."""
-
-    job_usage: Usage = field(default_factory=Usage)  # the job's total over its attempts
-    job_cost_usd: float | None = None  # the same in dollars, for conditions (`cost_usd < 1`)
-    by_model: dict[str, Usage] = field(default_factory=dict)  # this attempt, per model
-    cost: Cost | None = None  # this attempt; None when it called no model
-    cost_by_model: dict[str, Decimal] = field(default_factory=dict)
-
-
-class Admission(Protocol):
-    """What may start now: budgets and rate limits (see corral.budget)."""
-
-    @property
-    def stopped(self) -> str | None: ...
-    def admit(self, job: PlannedJob, tool: str) -> str | None: ...
-    def wait_hint(self, tool: str) -> float | None: ...
-    def waiting_reason(self, tool: str) -> str | None: ...
-    def take_kills(self) -> list[str]: ...
-    def accounting(self, job: str, attempt: int) -> Spent: ...
-
-
-class OpenAdmission:
-    """Admits everything; used when no budget or rate-limit gate is configured."""
-
-    stopped: str | None = None
-
-    def admit(self, job: PlannedJob, tool: str) -> str | None:
-        return None
-
-    def wait_hint(self, tool: str) -> float | None:
-        return None
-
-    def waiting_reason(self, tool: str) -> str | None:
-        return None
-
-    def take_kills(self) -> list[str]:
-        return []
-
-    def accounting(self, job: str, attempt: int) -> Spent:
-        return Spent()
-
-
-@dataclass
-class JobState:
-    """What the scheduler knows of one job."""
-
-    status: JobStatus = JobStatus.WAITING
-    attempts: int = 0
-    outcome: AttemptOutcome | None = None
-    reason: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float | None = None
-    started_at: float | None = None
-    history: list[AttemptOutcome] = field(default_factory=list)
-    # what the decision found upstream, for the conditions of the jobs below
-    upstream_ok: bool = True
-    upstream_failed: bool = False
+BuildRequest = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
+FinishAttempt = Callable[[PlannedJob, JobRequest | None, AttemptOutcome], dict[str, str]]
 
 
 @dataclass(frozen=True)
 class Settings:
+    """How the scheduler runs a plan: at most `concurrency` attempts at once, `stagger`
+    seconds between two launches, everything cancelled at the first failure with
+    `fail_fast`."""
+
     concurrency: int
     stagger: float = 0.0
     fail_fast: bool = False
@@ -99,21 +44,31 @@ class Settings:
 
 
 class Scheduler:
+    """Runs a plan's jobs through an executor (see the module docstring).
+
+    `run()` returns each job's final state once every job is final; `cancel()` and
+    `poke()` may be called meanwhile from the same event loop. `journal` is the run's
+    fold (a fresh one subscribed to `bus` when not given): finished jobs' usage and cost
+    for conditions and templates, and each attempt's figures for its `JobFinished`.
+    """
+
     def __init__(
         self,
         plan: Plan,
         settings: Settings,
         executor: Executor,
         bus: Bus,
-        prepare: Prepare,
+        prepare: BuildRequest,
         *,
         admission: Admission | None = None,
         finish_attempt: FinishAttempt | None = None,
         known: Mapping[str, JobView] | None = None,
         durable: Callable[[], Awaitable[object]] | None = None,
         scope: RunScope | None = None,
+        journal: RunJournal | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
         self.plan = plan
@@ -121,12 +76,17 @@ class Scheduler:
         self.executor = executor
         self.bus = bus
         self.prepare = prepare
+        if journal is None:
+            journal = RunJournal(plan.jobs)
+            bus.subscribe(journal)
+        self.journal = journal
         self.admission = admission or OpenAdmission()
         self.finish_attempt = finish_attempt
         self.durable = durable  # awaited after a job's final status is published
         self.scope = scope or RunScope()  # `env` and `flow` for conditions
         self.sleep = sleep
         self.clock = clock
+        self.wall = wall  # stamps JobFinished.ended_at
         self.rng = rng or random.Random()
         self.states: dict[str, JobState] = {name: JobState() for name in plan.jobs}
         # results of jobs outside this plan (a resumed run's finished jobs, --from's needs)
@@ -138,17 +98,17 @@ class Scheduler:
         }
         self._ready = ReadyQueue()
         self._running: dict[str, StopHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._task_group: asyncio.TaskGroup | None = None
+        self._live = 0  # job tasks not yet done
         self._wake = asyncio.Event()
         self._last_launch = -1e18
-        self._crash: BaseException | None = None
-        # matrix jobs: how many expansions run now, and those cancelled by fail_fast
-        self._group_running: dict[str, int] = {}
-        self._group_failed: dict[str, str] = {}
+        self._matrices = MatrixGroups()  # max_parallel and fail_fast per matrix
 
     # -- public ----------------------------------------------------------------------------
 
     async def run(self) -> dict[str, JobState]:
+        """Run every job to a final state. A bug in corral itself (an exception in a job's
+        task) stops every running attempt and is raised from here, with its traceback."""
         # decided from a snapshot: deciding a root can settle other jobs on the spot (a skip),
         # and a job whose needs all settled that way must not be considered a second time
         roots = [name for name, count in self._missing.items() if count == 0]
@@ -157,23 +117,30 @@ class Scheduler:
         for name, count in self._missing.items():
             if count > 0:
                 self._publish_needs(name)
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._task_group = group
+                await self._loop()
+        except BaseExceptionGroup as crash:
+            errors = crash.exceptions
+            raise (errors[0] if len(errors) == 1 else crash) from None
+        finally:
+            self._task_group = None
+        self._close_undecided()
+        return self.states
+
+    async def _loop(self) -> None:
         while True:
-            if self._crash is not None:
-                self.cancel("internal error", hard=True)
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-                raise self._crash
             self._apply_kills()
             delay = await self._launch_ready()
-            if not self._running and not self._ready and not self._tasks:
-                break
+            if not self._running and not self._ready and not self._live:
+                return
             self._wake.clear()
             if delay is None:
                 await self._wake.wait()
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-        self._close_undecided()
-        return self.states
 
     def cancel(self, reason: str, *, hard: bool = False) -> None:
         """Stop the run: running jobs are stopped (hard: SIGKILL now). Jobs not started yet
@@ -193,25 +160,9 @@ class Scheduler:
 
     def views(self) -> Mapping[str, JobView]:
         """Every job's outcome as conditions and templates see it, built on access."""
-        return _Views(self)
+        return JobViews(self.plan, self.states, self.known, self.journal)
 
     # -- deciding --------------------------------------------------------------------------
-
-    def _view(self, name: str, state: JobState) -> JobView:
-        outcome = state.outcome
-        job = self.plan.jobs[name]
-        return JobView(
-            status=state.status,
-            result=outcome.result if outcome else None,
-            exit_code=outcome.exit_code if outcome else None,
-            session_id=outcome.session_id if outcome else None,
-            usage=state.usage,
-            cost_usd=state.cost_usd,
-            outputs=state.outputs,
-            continue_on_error=job.spec.continue_on_error,
-            upstream_ok=state.upstream_ok,
-            upstream_failed=state.upstream_failed,
-        )
 
     def _consider(self, name: str) -> None:
         """All needs of `name` are final: run it (queue it) or skip it."""
@@ -219,8 +170,8 @@ class Scheduler:
         if self.hard_cancelled:
             self._skip(name, f"not started: {self.cancelled}", JobStatus.CANCELLED)
             return
-        if job.group in self._group_failed:
-            self._skip(name, f"not started: {self._group_failed[job.group]}", JobStatus.CANCELLED)
+        if stopped := self._matrices.cancelled(job):
+            self._skip(name, f"not started: {stopped}", JobStatus.CANCELLED)
             return
         # a cancelled run still runs what asks to (`if: always()`, `cancelled()`): cleanup
         decision = decide(job, self.views(), self.cancelled is not None, self.scope)
@@ -245,42 +196,32 @@ class Scheduler:
         state.reason = reason
         self.bus.publish(JobSkipped(job=name, reason=reason))
         if status is JobStatus.CANCELLED:
-            self.bus.publish(
-                JobFinished(
-                    job=name,
-                    status=status,
-                    exit_code=None,
-                    signal=None,
-                    duration_s=0.0,
-                    error=reason,
-                    error_kind=ErrorKind.CANCELLED,
-                    tool=self.plan.jobs[name].adapter,
-                )
-            )
+            outcome = AttemptOutcome.unstarted(status, reason, ErrorKind.CANCELLED)
+            self._publish_finished(self.plan.jobs[name], 0, outcome, {})
         self._settled(name)
 
     def _fail_unstarted(self, name: str, reason: str) -> None:
         state = self.states[name]
         state.status = JobStatus.FAILED
         state.reason = reason
-        self.bus.publish(
-            JobFinished(
-                job=name,
-                status=JobStatus.FAILED,
-                exit_code=None,
-                signal=None,
-                duration_s=0.0,
-                error=reason,
-                tool=self.plan.jobs[name].adapter,
-            )
-        )
+        outcome = AttemptOutcome.unstarted(JobStatus.FAILED, reason, None)
+        self._publish_finished(self.plan.jobs[name], 0, outcome, {})
         self._after_failure(self.plan.jobs[name], JobStatus.FAILED)
         self._settled(name)
 
+    def _publish_finished(
+        self, job: PlannedJob, attempt: int, outcome: AttemptOutcome, outputs: dict[str, str]
+    ) -> None:
+        """`JobFinished` for an attempt (0: a job settled without one)."""
+        spent = self.journal.attempt(job.name, attempt)
+        self.bus.publish(finished_event(job, attempt, outcome, outputs, spent, self.wall()))
+
     def _after_failure(self, job: PlannedJob, status: JobStatus) -> None:
-        failed = status in (JobStatus.FAILED, JobStatus.TIMED_OUT)
-        if failed and job.matrix is not None and not job.spec.continue_on_error:
-            self._matrix_fail_fast(job, status)
+        if reason := self._matrices.failed(job, status):
+            # a failed expansion cancels its matrix's others (GitHub's fail-fast)
+            for name, handle in self._running.items():
+                if name != job.name and self.plan.jobs[name].group == job.group:
+                    handle.request(reason, JobStatus.CANCELLED, ErrorKind.CANCELLED)
         stops_run = self.settings.fail_fast and not job.spec.continue_on_error
         if (
             stops_run
@@ -289,16 +230,6 @@ class Scheduler:
             and not self.cancelled
         ):
             self.cancel(f"fail-fast: '{job.name}' {status.value}")
-
-    def _matrix_fail_fast(self, job: PlannedJob, status: JobStatus) -> None:
-        """A failed expansion cancels its matrix's others (GitHub's fail-fast, the default)."""
-        if job.group in self._group_failed or not matrix_options(job.spec.matrix).fail_fast:
-            return
-        reason = f"fail-fast: '{job.name}' {status.value}"
-        self._group_failed[job.group] = reason
-        for name, handle in self._running.items():
-            if name != job.name and self.plan.jobs[name].group == job.group:
-                handle.request(reason, JobStatus.CANCELLED, ErrorKind.CANCELLED)
 
     def _settled(self, name: str) -> None:
         for dependent in self.plan.dependents(name):
@@ -341,15 +272,13 @@ class Scheduler:
             if stopped := self.admission.stopped:
                 self._skip(name, f"not started: {stopped}")
                 continue
-            if refusal := self.admission.admit(job, tool):
+            if refusal := self.admission.admit(job):
                 self._skip(name, f"not started: {refusal}")
                 continue
-            if job.group in self._group_failed:
-                self._skip(
-                    name, f"not started: {self._group_failed[job.group]}", JobStatus.CANCELLED
-                )
+            if stopped := self._matrices.cancelled(job):
+                self._skip(name, f"not started: {stopped}", JobStatus.CANCELLED)
                 continue
-            if (limit := self._group_limit(job)) is not None:
+            if (limit := self._matrices.limit(job)) is not None:
                 self._publish_waiting(
                     name, f"waiting: {job.group} runs at most {limit} at once (max_parallel)"
                 )
@@ -371,15 +300,6 @@ class Scheduler:
             self._ready.push(job)
         return wait
 
-    def _group_limit(self, job: PlannedJob) -> int | None:
-        """The matrix's `max_parallel` when it is reached (so `job` must wait), else None."""
-        if job.matrix is None:
-            return None
-        limit = matrix_options(job.spec.matrix).max_parallel
-        if limit is None or self._group_running.get(job.group, 0) < limit:
-            return None
-        return limit
-
     def _publish_waiting(self, name: str, reason: str, status: JobStatus = JobStatus.READY) -> None:
         state = self.states[name]
         if state.reason != reason:
@@ -387,22 +307,19 @@ class Scheduler:
             self.bus.publish(JobWaiting(job=name, reason=reason, status=status))
 
     def _start(self, name: str) -> None:
+        assert self._task_group is not None  # launched only from inside run()
         self._last_launch = self.clock()
         handle = StopHandle()
         self._running[name] = handle
-        group = self.plan.jobs[name].group
-        self._group_running[group] = self._group_running.get(group, 0) + 1
+        self._matrices.started(self.plan.jobs[name])
         self.states[name].status = JobStatus.RUNNING
-        task = asyncio.create_task(self._run_job(name, handle), name=f"job:{name}")
-        self._tasks.add(task)
+        self._live += 1
+        task = self._task_group.create_task(self._run_job(name, handle), name=f"job:{name}")
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._live -= 1
         self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
-            # a bug in corral itself: stop the run and raise it from run(), with its traceback
-            self._crash = self._crash or task.exception()
 
     async def _run_job(self, name: str, handle: StopHandle) -> None:
         job = self.plan.jobs[name]
@@ -423,7 +340,7 @@ class Scheduler:
                     break
                 tool = job.adapter
                 # a retry is a new launch: the budget may have run out meanwhile
-                if self.admission.stopped or self.admission.admit(job, tool):
+                if self.admission.stopped or self.admission.admit(job):
                     break
                 delay = policy.delay(attempt, self.rng)
                 # after a rate limit, wait at least until the tool may be used again
@@ -440,7 +357,7 @@ class Scheduler:
                 state.status = JobStatus.RUNNING
         finally:
             self._running.pop(name, None)
-            self._group_running[job.group] -= 1
+            self._matrices.ended(job)
         # fail-fast judges the job, not an attempt that is about to be retried
         self._after_failure(job, state.status)
         if self.durable is not None:
@@ -460,6 +377,7 @@ class Scheduler:
     async def _attempt(self, job: PlannedJob, attempt: int, handle: StopHandle) -> AttemptOutcome:
         name = job.name
         state = self.states[name]
+        request: JobRequest | None = None
         try:
             request = self.prepare(job, self.views(), attempt)
         except Exception as error:  # a template or tool problem found at launch time
@@ -467,45 +385,18 @@ class Scheduler:
 
             if not isinstance(error, CorralError):
                 raise
-            outcome = AttemptOutcome(
-                JobStatus.FAILED, None, None, 0.0, error.lines()[0], ErrorKind.SPAWN
-            )
+            outcome = AttemptOutcome.unstarted(JobStatus.FAILED, error.lines()[0], ErrorKind.SPAWN)
         else:
             if handle.requested:
-                outcome = AttemptOutcome(
-                    handle.status, None, None, 0.0, handle.reason, handle.error_kind
-                )
+                outcome = AttemptOutcome.unstarted(handle.status, handle.reason, handle.error_kind)
             else:
-                state.started_at = time.time()
+                state.started_at = self.wall()
                 outcome = await self.executor.run(request, self.bus.publish, handle)
-        outputs = self.finish_attempt(job, attempt, outcome) if self.finish_attempt else {}
-        spent = self.admission.accounting(name, attempt)
+        outputs = self.finish_attempt(job, request, outcome) if self.finish_attempt else {}
         state.outcome = outcome
         state.outputs = outputs
-        state.usage = spent.job_usage
-        state.cost_usd = spent.job_cost_usd
-        final = outcome.status
-        state.status = final
-        self.bus.publish(
-            JobFinished(
-                job=name,
-                attempt=attempt,
-                status=final,
-                exit_code=outcome.exit_code,
-                signal=outcome.signal,
-                duration_s=outcome.duration_s,
-                error=outcome.error,
-                error_kind=outcome.error_kind,
-                result=outcome.result,
-                tool=job.adapter,
-                session_id=outcome.session_id,
-                outputs=outputs,
-                unparsed_lines=outcome.unparsed_lines,
-                by_model=spent.by_model,
-                cost=spent.cost,
-                cost_by_model=spent.cost_by_model,
-            )
-        )
+        state.status = outcome.status
+        self._publish_finished(job, attempt, outcome, outputs)
         return outcome
 
     def _apply_kills(self) -> None:
@@ -513,30 +404,3 @@ class Scheduler:
             handle = self._running.get(name)
             if handle is not None:
                 handle.request("budget exceeded", JobStatus.FAILED, ErrorKind.BUDGET)
-
-
-class _Views(Mapping[str, JobView]):
-    """A read-only mapping of job outcomes that builds each view when asked, so that
-    deciding one job costs what its needs cost, not what the whole plan costs."""
-
-    def __init__(self, scheduler: Scheduler) -> None:
-        self._scheduler = scheduler
-
-    def __getitem__(self, name: str) -> JobView:
-        scheduler = self._scheduler
-        state = scheduler.states.get(name)
-        if state is None:
-            return scheduler.known[name]
-        return scheduler._view(name, state)
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self._scheduler.states
-        yield from (n for n in self._scheduler.known if n not in self._scheduler.states)
-
-    def __len__(self) -> int:
-        return len(self._scheduler.states) + sum(
-            1 for n in self._scheduler.known if n not in self._scheduler.states
-        )
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._scheduler.states or name in self._scheduler.known

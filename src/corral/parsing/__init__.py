@@ -18,7 +18,8 @@ A parser does no I/O, reads no clock and keeps no global state. What every parse
 - `Unparsed` for each stdout line that is not the format's JSON (counted in `unparsed`;
   blank lines and stderr are never counted).
 
-Formats:
+Formats are entry points of the `corral.parsers` group (format name = parser class taking
+the job's model): a plugin tool ships its parser the way the built-ins below are shipped.
     claude-stream-json, claude-json   Claude Code (exact `total_cost_usd`)
     codex-jsonl                       Codex `exec --json` (the model from its session file)
     gemini-stream-json, gemini-json   Gemini CLI (errors read from stderr at finish)
@@ -27,24 +28,22 @@ Formats:
     copilot-jsonl                     Copilot CLI `--output-format json` (tokens from its
                                       session log)
     cursor-stream-json                Cursor Agent
-    generic                           any command; token counts read from its text
+    generic                           text output; token counts read where it prints them
+                                      (for a tool whose CLI prints text; plain commands,
+                                      the `generic` tool, are not parsed at all)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from corral import plugins
 from corral.events.types import Event
-from corral.parsing.base import UNKNOWN_MODEL, BaseParser
-from corral.parsing.claude import ClaudeJsonParser, ClaudeStreamParser
-from corral.parsing.codex import CodexParser
-from corral.parsing.copilot import CopilotParser
-from corral.parsing.gemini import GeminiJsonParser, GeminiStreamParser
-from corral.parsing.generic import GenericParser
-from corral.parsing.others import CursorStreamParser, OpenCodeParser, QwenStreamParser
+from corral.parsing.base import UNKNOWN_MODEL
 
 
+@runtime_checkable
 class Parser(Protocol):
     """Reads one job's output, line by line."""
 
@@ -73,35 +72,43 @@ class UnknownFormatError(KeyError, ValueError):
         return str(self.args[0]) if self.args else "unknown format"
 
 
-_REGISTRY: dict[str, Callable[[str | None], BaseParser]] = {
-    "claude-stream-json": ClaudeStreamParser,
-    "claude-json": ClaudeJsonParser,
-    "codex-jsonl": CodexParser,
-    "gemini-stream-json": GeminiStreamParser,
-    "gemini-json": GeminiJsonParser,
-    "qwen-stream-json": QwenStreamParser,
-    "opencode-json": OpenCodeParser,
-    "cursor-stream-json": CursorStreamParser,
-    "copilot-jsonl": CopilotParser,
-    "generic": GenericParser,
-}
-
-FORMATS: tuple[str, ...] = tuple(_REGISTRY)
+def formats() -> tuple[str, ...]:
+    """Every registered output format, sorted."""
+    return tuple(plugins.entries(plugins.PARSERS))
 
 
 def make_parser(fmt: str, *, model: str | None = None) -> Parser:
-    """A fresh parser for output format `fmt` (one of `FORMATS`).
+    """A fresh parser for output format `fmt` (one of `formats()`).
 
     `model` is the model the job asked for: it keys the usage of CLIs whose output never
     names a model (Codex `--json`, OpenCode). Raises `UnknownFormatError` (a `ValueError`
     and a `KeyError`) for an unknown format.
     """
+    ep = plugins.entries(plugins.PARSERS).get(fmt)
+    if ep is None:
+        known = ", ".join(formats())
+        raise UnknownFormatError(f"unknown output format {fmt!r} (known: {known})")
+    factory = _FACTORIES.get(fmt)
+    if factory is None:
+        factory = _FACTORIES[fmt] = plugins.load(ep, plugins.PARSERS, plugins.callable_check)
     try:
-        factory = _REGISTRY[fmt]
-    except KeyError:
-        known = ", ".join(FORMATS)
-        raise UnknownFormatError(f"unknown output format {fmt!r} (known: {known})") from None
-    return factory(model)
+        parser = factory(model) if callable(factory) else None
+    except Exception as error:  # a broken plugin must name itself, whatever it raised
+        raise plugins.PluginError(
+            f"parser plugin '{fmt}' ({ep.value}) failed to make a parser: {error}"
+        ) from error
+    if not isinstance(parser, Parser):
+        raise plugins.PluginError(f"parser plugin '{fmt}' ({ep.value}) does not make a parser")
+    return parser
+
+
+_FACTORIES: dict[str, object] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FORMATS":  # the registered formats, read when first asked for
+        return formats()
+    raise AttributeError(f"module 'corral.parsing' has no attribute {name!r}")
 
 
 __all__ = ["FORMATS", "UNKNOWN_MODEL", "Parser", "UnknownFormatError", "make_parser"]

@@ -1,7 +1,8 @@
 """The planning layer: a flow becomes a validated DAG of jobs, and the pure rules a
 scheduler applies to it (conditions, templates, retries, ready order, outputs).
 
-Nothing here touches the clock or the network; only `capture_outputs` reads a file.
+Nothing here touches the clock, the disk or the network: a job's output is read through
+the `OutputReader` its executor gives.
 """
 
 from corral.errors import TemplateError
@@ -12,7 +13,7 @@ from corral.plan.limits import max_spend, max_tokens
 from corral.plan.matrix import options as matrix_options
 from corral.plan.matrix import value_label
 from corral.plan.model import Plan, PlannedJob, ReadyQueue, ready_key
-from corral.plan.outputs import capture_outputs
+from corral.plan.outputs import OutputReader, TextOutput, capture_outputs
 from corral.plan.problems import Locator
 from corral.plan.retry import RetryPolicy
 from corral.plan.select import select, without
@@ -26,6 +27,7 @@ __all__ = [
     "Decision",
     "JobView",
     "Locator",
+    "OutputReader",
     "Plan",
     "PlannedJob",
     "ReadyQueue",
@@ -34,6 +36,7 @@ __all__ = [
     "RunScope",
     "TemplateContext",
     "TemplateError",
+    "TextOutput",
     "build_plan",
     "capture_outputs",
     "compile_condition",

@@ -1,6 +1,6 @@
 """build_plan: a FlowSpec in, a validated Plan out, or a FlowError with every problem.
 
-It is also where each job's tool is decided, once (`tool_of`): nothing later guesses.
+It is also where each job's tool is decided, once (`corral.plan.adapter.tool_of`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from corral.config.schema import JOB_FIELDS, NOT_DEFAULTABLE, FlowSpec, JobSpec
 from corral.expressions import ExpressionSyntaxError
 from corral.plan import graph
 from corral.plan import matrix as matrix_rules
+from corral.plan.adapter import tool_inherited, tool_of
 from corral.plan.conditions import compile_condition
 from corral.plan.expressions import (
     ENV,
@@ -25,45 +26,12 @@ from corral.plan.expressions import (
     parse_template,
     references,
 )
-from corral.plan.model import COMMAND_TOOL, Plan, PlannedJob
+from corral.plan.model import Plan, PlannedJob
 from corral.plan.outputs import output_problem
 from corral.plan.problems import Locator, Problems, did_you_mean
 from corral.plan.references import Checker, Group, Path, Ref
 from corral.plan.retry import RETRYABLE, RetryPolicy, check_retry_on
 from corral.plan.templates import PLACEHOLDER, TEMPLATE_NAMES, split_template, template_fields
-
-# the agent a job with a `prompt:` and no `tool:` runs
-DEFAULT_AGENT = "claude"
-
-
-def tool_of(spec: JobSpec, *, inherited: bool) -> str | None:
-    """The agent tool that runs a job, or None for a plain command.
-
-    `inherited` says the job's `tool` came from `defaults` rather than from the job
-    itself: a `run:` job is a command whatever `defaults.tool` says. A `tool:` written
-    on the job wins (`generic` means a command); a `prompt:` without a tool runs
-    DEFAULT_AGENT; a `run:` without a tool is a command.
-    """
-    tool = spec.tool
-    if tool is not None and inherited and spec.run is not None:
-        tool = None
-    if tool is not None:
-        return None if tool == COMMAND_TOOL else tool
-    if spec.run is None and spec.prompt is not None:
-        return DEFAULT_AGENT
-    return None
-
-
-def tool_inherited(flow: FlowSpec, name: str, locate: Locator) -> bool:
-    """Whether job `name` has its `tool` from `defaults` (the loader merges them in, so a
-    tool the job does not write itself has no position of its own in the file)."""
-    default = flow.defaults.get("tool")
-    if default is None or name not in flow.jobs:
-        return False
-    own = flow.jobs[name]
-    if "tool" not in own.model_fields_set:
-        return True
-    return own.tool == default and locate(("jobs", name, "tool")) is None
 
 
 def _nowhere(path: tuple[str | int, ...]) -> tuple[int, int] | None:

@@ -9,14 +9,11 @@ from typing import Any
 
 from corral.config.schema import JobSpec
 from corral.models import BudgetLimits
+from corral.plan.adapter import COMMAND_TOOL
 from corral.plan.conditions import DEFAULT_CONDITION, Condition
 from corral.plan.expressions import Namespace
 from corral.plan.graph import closure
 from corral.plan.retry import RetryPolicy
-
-# the adapter name of a plain command (a `run:` job): events and the history file such
-# jobs under it
-COMMAND_TOOL = "generic"
 
 
 @dataclass(frozen=True)

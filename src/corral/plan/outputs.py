@@ -1,5 +1,8 @@
 """Capturing a finished job's `outputs`: a regex over stdout, a JSON path into the
-result, or a file the job wrote. The only module of `corral.plan` that does I/O.
+result, or a file the job wrote.
+
+The job's stdout and files are read through an `OutputReader` that its executor gives
+(they may be on another machine), so this module does no I/O itself.
 
 A declared output that is not found is the empty string (as on GitHub Actions), so a
 condition such as `jobs.x.outputs.verdict == 'pass'` is simply false.
@@ -9,16 +12,42 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from corral.config.schema import OutputSpec
 
 _SEGMENT = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]")
 MAX_FILE_BYTES = 1 << 20  # an output is a value, not a payload: read at most 1 MiB
 
-StdoutSource = str | Callable[[re.Pattern[str]], re.Match[str] | None]
+
+class OutputReader(Protocol):
+    """A finished attempt's output, wherever it ran (see `Executor.output`)."""
+
+    def search(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        """The first match of `pattern` in the attempt's stdout (multi-line patterns
+        may span lines), without holding a large log in memory."""
+        ...
+
+    def read_file(self, name: str, limit: int) -> bytes | None:
+        """At most `limit` bytes of a file relative to the attempt's working directory;
+        None when it cannot be read."""
+        ...
+
+
+class TextOutput:
+    """An `OutputReader` over text held in memory (tests, fake executors)."""
+
+    def __init__(self, stdout: str = "", files: Mapping[str, bytes] | None = None) -> None:
+        self.stdout = stdout
+        self.files = dict(files or {})
+
+    def search(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        return pattern.search(self.stdout)
+
+    def read_file(self, name: str, limit: int) -> bytes | None:
+        data = self.files.get(name)
+        return None if data is None else data[:limit]
 
 
 def parse_json_path(text: str) -> list[str | int]:
@@ -84,40 +113,37 @@ def _from_json(path: str, result: str | None) -> str:
     return _as_text(value)
 
 
-def _from_regex(pattern: str, stdout: StdoutSource) -> str:
+def _from_regex(pattern: str, output: OutputReader) -> str:
     compiled = re.compile(pattern, re.MULTILINE)
-    match = compiled.search(stdout) if isinstance(stdout, str) else stdout(compiled)
+    match = output.search(compiled)
     if match is None:
         return ""
     return match.group(1) if compiled.groups else match.group(0)
 
 
-def _from_file(name: str, cwd: Path) -> str:
-    try:
-        with (cwd / name).open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES)
-    except OSError:
+def _from_file(name: str, output: OutputReader) -> str:
+    data = output.read_file(name, MAX_FILE_BYTES)
+    if data is None:
         return ""
     return data.decode("utf-8", errors="replace").rstrip("\n")
 
 
 def capture_outputs(
-    specs: Mapping[str, OutputSpec], *, stdout_tail: StdoutSource, result: str | None, cwd: Path
+    specs: Mapping[str, OutputSpec], *, output: OutputReader, result: str | None
 ) -> dict[str, str]:
     """Every declared output of a finished job, "" for those not found.
 
-    `stdout_tail` is the stdout text, or a function that searches the job's log for a
-    compiled pattern (so a large log is scanned from disk rather than held in memory).
-    Regexes use MULTILINE; the first group is the value, or the whole match without one.
+    `output` reads the job's stdout and files (`Executor.output`). Regexes use
+    MULTILINE; the first group is the value, or the whole match without one.
     """
     values: dict[str, str] = {}
     for key, spec in specs.items():
         if spec.regex is not None:
-            values[key] = _from_regex(spec.regex, stdout_tail)
+            values[key] = _from_regex(spec.regex, output)
         elif spec.json_path is not None:
             values[key] = _from_json(spec.json_path, result)
         elif spec.file is not None:
-            values[key] = _from_file(spec.file, cwd)
+            values[key] = _from_file(spec.file, output)
         else:
             values[key] = ""
     return values

@@ -42,6 +42,8 @@ PLACEHOLDER = "_corral_expression"
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
+    """What a template reads as `run`: the run's id and its flow's name."""
+
     id: str
     name: str
 

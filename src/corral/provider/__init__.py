@@ -1,18 +1,18 @@
 """A simulated model provider (Anthropic, OpenAI Responses and Chat Completions, Gemini) for
-rehearsing real CLIs."""
+rehearsing real CLIs.
+
+How each CLI is pointed at it is the CLI's tool adapter's business (`Tool.rehearse`).
+"""
 
 from __future__ import annotations
 
-from corral.provider.rehearsal import Rehearsal, prepare
-from corral.provider.scenarios import Kind, Scenario, Usage
+from corral.provider.scenarios import Kind, Scenario, ScenarioUsage
 from corral.provider.server import RecordedRequest, SimulatedProvider
 
 __all__ = [
     "Kind",
     "RecordedRequest",
-    "Rehearsal",
     "Scenario",
+    "ScenarioUsage",
     "SimulatedProvider",
-    "Usage",
-    "prepare",
 ]

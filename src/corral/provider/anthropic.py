@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from corral.provider.scenarios import Reply, ToolCall, Usage, chunk_text
+from corral.provider.scenarios import Reply, ScenarioUsage, ToolCall, chunk_text
 from corral.provider.wire import (
     Call,
     ErrorReply,
@@ -111,7 +111,7 @@ class AnthropicMessages:
         return ErrorReply(status, body, headers)
 
 
-def usage_fields(usage: Usage) -> JsonObject:
+def usage_fields(usage: ScenarioUsage) -> JsonObject:
     """A Messages API `usage` object: input counts only the uncached tokens."""
     return {
         "input_tokens": usage.input,

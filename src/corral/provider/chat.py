@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from corral.provider.openai import openai_error
-from corral.provider.scenarios import Reply, ToolCall, Usage, chunk_text
+from corral.provider.scenarios import Reply, ScenarioUsage, ToolCall, chunk_text
 from corral.provider.wire import (
     Call,
     ErrorReply,
@@ -99,7 +99,7 @@ class OpenAIChat:
         return openai_error(status, message, retry_after)
 
 
-def usage_fields(usage: Usage) -> JsonObject:
+def usage_fields(usage: ScenarioUsage) -> JsonObject:
     """A Chat Completions `usage`: the prompt includes cached tokens (cache writes too: the
     API has no count of its own for them), completion includes reasoning."""
     return {

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from corral.provider.scenarios import Answer, Reply, ToolCall, Usage, chunk_text
+from corral.provider.scenarios import Answer, Reply, ScenarioUsage, ToolCall, chunk_text
 from corral.provider.wire import (
     Call,
     ErrorReply,
@@ -101,7 +101,7 @@ class GeminiApi:
         return ErrorReply(status, body, retry_headers(status, retry_after))
 
 
-def usage_fields(usage: Usage) -> JsonObject:
+def usage_fields(usage: ScenarioUsage) -> JsonObject:
     """A Gemini `usageMetadata`: the prompt includes cached tokens; thoughts are apart."""
     return {
         "promptTokenCount": usage.prompt_total,

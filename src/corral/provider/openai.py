@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from corral.provider.scenarios import Reply, ToolCall, Usage, chunk_text
+from corral.provider.scenarios import Reply, ScenarioUsage, ToolCall, chunk_text
 from corral.provider.wire import (
     Call,
     ErrorReply,
@@ -120,7 +120,7 @@ def openai_error(status: int, message: str, retry_after: int | None) -> ErrorRep
     return ErrorReply(status, body, headers)
 
 
-def usage_fields(usage: Usage) -> JsonObject:
+def usage_fields(usage: ScenarioUsage) -> JsonObject:
     """A Responses API `usage`: input and output totals include cached and reasoning tokens."""
     return {
         "input_tokens": usage.prompt_total,

@@ -22,7 +22,7 @@ class Kind(StrEnum):
 
 
 @dataclass(frozen=True)
-class Usage:
+class ScenarioUsage:
     """Token counts reported on every response of a scenario.
 
     Counted as Anthropic counts them: `input` is the uncached input, and `reasoning` is
@@ -50,7 +50,7 @@ class Scenario:
     kind: Kind = Kind.TEXT
     text: str = DEFAULT_TEXT
     commands: tuple[str, ...] = ()
-    usage: Usage = field(default_factory=Usage)
+    usage: ScenarioUsage = field(default_factory=ScenarioUsage)
     status: int = 429  # ERROR: the HTTP status
     retry_after: int | None = 1  # ERROR: seconds, sent as retry-after on 429/529/503
     message: str = ""  # ERROR / FAILED: the error message (a per-status default if empty)
@@ -59,20 +59,20 @@ class Scenario:
     model: str = ""  # the model named in responses; empty = echo the requested one
 
     @classmethod
-    def answer(cls, text: str = DEFAULT_TEXT, *, usage: Usage | None = None) -> Scenario:
+    def answer(cls, text: str = DEFAULT_TEXT, *, usage: ScenarioUsage | None = None) -> Scenario:
         """The model answers `text`."""
-        return cls(Kind.TEXT, text=text, usage=usage or Usage())
+        return cls(Kind.TEXT, text=text, usage=usage or ScenarioUsage())
 
     @classmethod
     def tool(
-        cls, *commands: str, text: str = "", usage: Usage | None = None, delay: float = 0.0
+        cls, *commands: str, text: str = "", usage: ScenarioUsage | None = None, delay: float = 0.0
     ) -> Scenario:
         """The model runs each shell command in turn, then answers (with the last output)."""
         return cls(
             Kind.TOOL,
             text=text,
             commands=commands or (DEFAULT_COMMAND,),
-            usage=usage or Usage(),
+            usage=usage or ScenarioUsage(),
             delay=delay,
         )
 

@@ -1,13 +1,14 @@
-"""Small text helpers shared by the renderers: statuses, token counts, money."""
+"""Small text helpers shared by the renderers: statuses, token counts, money, times."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from rich.text import Text
 
-from corral.models import Cost, CostSource, JobStatus, Usage
+from corral.durations import format_duration
+from corral.models import BudgetLimits, Cost, CostSource, JobStatus, Tokens, Usage
 
 STYLE = {
     JobStatus.WAITING: "dim",
@@ -23,6 +24,7 @@ STYLE = {
 
 
 def status_text(status: JobStatus, attempts: int = 0) -> Text:
+    """A status as the tables show it ("failed" and its attempt count after retries), coloured."""
     label = status.value.replace("_", " ")
     if attempts > 1:
         label += f" ×{attempts}"
@@ -30,6 +32,7 @@ def status_text(status: JobStatus, attempts: int = 0) -> Text:
 
 
 def tokens_text(count: int) -> str:
+    """`950`, `1.2k`, `3.40M`: a token count for people."""
     if count < 1000:
         return str(count)
     if count < 1_000_000:
@@ -46,18 +49,18 @@ def money_text(usd: Decimal) -> str:
     return f"${usd:.2f}"
 
 
-def budget_meters(budget: Any, spent: Any) -> list[tuple[str, float]]:
-    """(label, fraction spent) for a run budget's dollar and token limits.
-
-    `budget` is a BudgetSpec, `spent` an Account (usage, cost); tokens count as budgets
-    count them: fresh input, cache writes and output.
-    """
+def budget_meters(budget: BudgetLimits | None, usage: Usage, cost: Cost) -> list[tuple[str, float]]:
+    """(label, fraction spent) for a run budget's dollar and token limits, such as
+    ("$0.12 of $5.00", 0.024); tokens count as budgets count them: fresh input, cache
+    writes and output."""
     meters: list[tuple[str, float]] = []
+    if budget is None:
+        return meters
     if budget.usd:
-        usd = spent.cost.known_usd
+        usd = cost.known_usd
         meters.append((f"{money_text(usd)} of {money_text(budget.usd)}", float(usd / budget.usd)))
     if budget.tokens:
-        used = spent.usage.budget_tokens
+        used = usage.budget_tokens
         label = f"{tokens_text(used)} of {tokens_text(budget.tokens)} tokens"
         meters.append((label, used / budget.tokens))
     return meters
@@ -70,6 +73,7 @@ def usage_line(usage: Usage, cost: Cost | None) -> str:
 
 
 def cost_text(cost: Cost | None) -> str:
+    """`$0.12` reported, `~$0.12` estimated, `$0.12+unpriced`; "" for no cost."""
     if cost is None:
         return ""
     if cost.source is CostSource.UNPRICED:
@@ -77,3 +81,26 @@ def cost_text(cost: Cost | None) -> str:
     assert cost.usd is not None
     mark = "" if cost.source is CostSource.REPORTED else "~"
     return f"{mark}{money_text(cost.usd)}"
+
+
+def cost_or_dash(cost: Cost | None) -> str:
+    """`$0.12` reported, `~$0.12` estimated, `$0.12+unpriced`; `-` when nothing was spent."""
+    return cost_text(cost) or "-"
+
+
+def time_text(ts: float | None) -> str:
+    """A POSIX time in local time, to the second; `-` when unknown."""
+    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration_or_dash(seconds: float | None) -> str:
+    """`1m 05s`, or `-` when unknown."""
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def token_kinds_text(t: Tokens) -> str:
+    """`1.2k in / 300 out / 18.0k+500 cache`: a history total by kind."""
+    text = f"{tokens_text(t.input)} in / {tokens_text(t.output)} out"
+    if t.cache_read or t.cache_write:
+        text += f" / {tokens_text(t.cache_read)}+{tokens_text(t.cache_write)} cache"
+    return text

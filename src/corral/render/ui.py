@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 
+from corral.events.bus import Subscriber
 from corral.events.types import Event
-from corral.models import Cost, Usage
+from corral.journal import RunJournal
 from corral.render.printer import LinePrinter
-from corral.render.state import RunState
 
-Accounts = Callable[[str], tuple[Usage, Cost | None] | None]
+if TYPE_CHECKING:
+    from corral.render.live import LiveView
 
 
 def wants_colour(stream: TextIO) -> bool:
+    """Colour on a terminal unless NO_COLOR; FORCE_COLOR forces it."""
     if os.environ.get("NO_COLOR"):
         return False
     if os.environ.get("FORCE_COLOR"):
@@ -26,23 +27,22 @@ def wants_colour(stream: TextIO) -> bool:
 
 
 class TerminalUI:
-    """`mode`: live, prefixed, grouped or quiet. With --json everything goes to stderr."""
+    """A run's view on a terminal (the CLI's `RunView`): `mode` is live, prefixed,
+    grouped or quiet. With --json everything goes to stderr."""
 
     def __init__(
         self,
-        names: list[str],
         *,
         mode: str,
         stream: TextIO,
         title: str,
         max_line_length: int | None = None,
-        accounts: Accounts | None = None,
-        totals: Callable[[], str] | None = None,
-        budgets: Callable[[], list[tuple[str, float]]] | None = None,
     ) -> None:
         self.mode = mode
         self.stream = stream
-        colour = wants_colour(stream)
+        self.title = title
+        self.max_line_length = max_line_length
+        self.colour = colour = wants_colour(stream)
         # off a terminal rich assumes 80 columns; a log or CI page is wider than that
         width = None if stream.isatty() else 160
         self.console = Console(
@@ -53,38 +53,26 @@ class TerminalUI:
             soft_wrap=False,
             width=width,
         )
-        self.state = RunState(names)
-        self._printer: LinePrinter | None = None
-        self._live: Any = None
+        self._live: LiveView | None = None
         self._countdown_shown = False
-        if mode == "live":
+
+    def subscriber(self, journal: RunJournal) -> Subscriber:
+        """What the bus gives this view: the live table redraws from `journal` by itself,
+        the line printer prints each event."""
+        if self.mode == "live":
             from corral.render.live import LiveView
 
             self._live = LiveView(
-                self.state,
-                self.console,
-                title=title,
-                accounts=accounts,
-                totals=totals,
-                budgets=budgets,
-                max_line_length=max_line_length,
+                journal, self.console, title=self.title, max_line_length=self.max_line_length
             )
-        else:
-            self._printer = LinePrinter(
-                names, mode=mode, colour=colour, max_line_length=max_line_length, stream=stream
-            )
-
-    def subscriber(self) -> Callable[[Event], None]:
-        printer = self._printer
-        state = self.state
-        if printer is None:
-            return state
-
-        def both(event: Event) -> None:
-            state(event)
-            printer(event)
-
-        return both
+            return _ignore
+        return LinePrinter(
+            list(journal.jobs),
+            mode=self.mode,
+            colour=self.colour,
+            max_line_length=self.max_line_length,
+            stream=self.stream,
+        )
 
     def countdown(self, seconds_left: float) -> None:
         from corral.durations import format_duration
@@ -111,7 +99,13 @@ class TerminalUI:
         self.stream.flush()
 
 
+def _ignore(event: Event) -> None:
+    return None
+
+
 def choose_mode(requested: str | None, quiet: bool, stream: TextIO) -> str:
+    """The output mode: quiet, the one asked for, else live on a terminal and prefixed
+    lines off one."""
     if quiet:
         return "quiet"
     if requested and requested != "auto":
@@ -120,4 +114,5 @@ def choose_mode(requested: str | None, quiet: bool, stream: TextIO) -> str:
 
 
 def output_stream(json_mode: bool) -> TextIO:
+    """Where the run is shown: stderr with --json (stdout holds the document), else stdout."""
     return sys.stderr if json_mode else sys.stdout

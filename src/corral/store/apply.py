@@ -1,16 +1,16 @@
-"""From events to rows: what the writer executes for one batch, inside one transaction.
+"""Writing one batch for the writer, inside one transaction.
 
-Every event becomes a row of `events` (one multi-row insert: the hot path). Lifecycle
-events also upsert the runs, jobs, attempts and job_models rows that the queries read,
-so no query ever has to replay the event log.
+Every event becomes a row of `events` (one multi-row insert: the hot path). The events
+that change the runs, jobs, attempts and job_models rows (the ones the queries read, so
+no query ever has to replay the event log) come with those rows' values, read from the
+run's journal when they were published (`corral.store.rows`): this module stores them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from corral.events.codec import SCHEMA_VERSION, event_to_dict
 from corral.events.types import (
-    SCHEMA_VERSION,
     Event,
     JobFinished,
     JobRetrying,
@@ -29,33 +29,28 @@ from corral.events.types import (
     JobWaiting,
     RunFinished,
     RunStarted,
-    SessionStarted,
-    event_to_dict,
 )
-from corral.models import TOKEN_COLUMN_NAMES, Cost, CostSource, JobStatus, RunStatus, Tokens
+from corral.models import TOKEN_COLUMN_NAMES, Cost, CostSource
 from corral.store import schema
+from corral.store.rows import Rows, day_of, dumps
 
-UNATTRIBUTED = "(unattributed)"
 # events that build the runs/jobs/attempts rows: never dropped from a full buffer
 LIFECYCLE = (RunStarted, RunFinished, JobWaiting, JobStarted, JobRetrying, JobSkipped, JobFinished)
-DERIVED = (*LIFECYCLE, SessionStarted)  # the events that update rows besides `events`
 
 
 @dataclass(slots=True)
 class Pending:
-    """One event waiting to be written; run and seq are fixed once, so retries reuse them."""
+    """One event waiting to be written; run and seq are fixed once, so retries reuse them.
+
+    `rows` is what the event changes in the derived tables (None: nothing)."""
 
     ts: float
     event: Event
+    rows: Rows | None = None
     run_id: str = ""
     seq: int = 0
     payload: str = ""
     counted: bool = False  # already counted as resolved by the writer's sync()
-
-
-def dumps(value: Any) -> str:
-    # str() for the odd value a job spec may hold (paths, dates): never fail a write on it
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _payload(event: Event) -> str:
@@ -99,11 +94,6 @@ def _upsert(conn: Connection, table: Table, values: dict[str, Any], keys: Sequen
     conn.execute(stmt, values)
 
 
-def day_of(ts: float) -> str:
-    """The UTC calendar day of a timestamp, as `corral usage --by day` groups it."""
-    return time.strftime("%Y-%m-%d", time.gmtime(ts))
-
-
 class Applier:
     """Writes batches for one writer; remembers each run's flow name and next seq."""
 
@@ -143,8 +133,8 @@ class Applier:
         conn.execute(_insert(conn, schema.events).on_conflict_do_nothing(), rows)
         touched: set[str] = set()
         for item in batch:
-            if isinstance(item.event, DERIVED):
-                self._derive(conn, item, touched)
+            if item.rows is not None:
+                self._derive(conn, item, item.rows, touched)
         ended = {p.run_id for p in batch if isinstance(p.event, RunFinished)}
         now = self._clock()
         for run_id in touched:
@@ -163,167 +153,62 @@ class Applier:
         self._next_seq[run_id] = seq + 1
         return seq
 
-    def _derive(self, conn: Connection, item: Pending, touched: set[str]) -> None:
+    def _derive(self, conn: Connection, item: Pending, rows: Rows, touched: set[str]) -> None:
         event, run_id = item.event, item.run_id
-        if isinstance(event, RunStarted):
-            self._run_started(conn, event)
-        elif isinstance(event, RunFinished):
-            conn.execute(
-                update(schema.runs)
-                .where(schema.runs.c.id == run_id)
-                .values(status=str(event.status), ended_at=event.ended_at, error=event.error)
-            )
+        if isinstance(event, RunStarted) and rows.run is not None:
+            self._flow_names[run_id] = event.flow_name
+            _upsert(conn, schema.runs, rows.run, ["id"])
+            if rows.jobs:
+                jobs = [{"run_id": run_id, **job} for job in rows.jobs]
+                conn.execute(_insert(conn, schema.jobs).on_conflict_do_nothing(), jobs)
+            return
+        if rows.run is not None:  # the run ended
+            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**rows.run))
             touched.add(run_id)
-        elif isinstance(event, JobWaiting):
-            self._job(conn, run_id, event.job, JobStatus.WAITING, reason=event.reason)
-        elif isinstance(event, JobRetrying):
-            self._job(conn, run_id, event.job, JobStatus.RETRYING, reason=event.reason)
-        elif isinstance(event, JobSkipped):
-            self._job(conn, run_id, event.job, JobStatus.SKIPPED, reason=event.reason)
-        elif isinstance(event, JobStarted):
-            self._job_started(conn, run_id, event)
+        if rows.session is not None:
+            values = dict(rows.session)
+            ident = _attempt_key(schema.attempts, run_id, values.pop("job"), values.pop("attempt"))
+            conn.execute(update(schema.attempts).where(*ident).values(**values))
+        if rows.attempt is not None:
+            attempt = {"run_id": run_id, "job": event.job, **rows.attempt}
+            _upsert(conn, schema.attempts, attempt, ["run_id", "job", "attempt"])
+        if isinstance(event, JobStarted):
+            self._started.add((run_id, event.job, event.attempt))
         elif isinstance(event, JobFinished):
-            self._job_finished(conn, item)
+            self._job_finished(conn, item, rows)
             touched.add(run_id)
-        elif isinstance(event, SessionStarted):
-            values: dict[str, Any] = {"session_id": event.session_id}
-            if event.model:
-                values["model"] = event.model
-            conn.execute(
-                update(schema.attempts)
-                .where(
-                    schema.attempts.c.run_id == run_id,
-                    schema.attempts.c.job == event.job,
-                    schema.attempts.c.attempt == event.attempt,
-                )
-                .values(**values)
-            )
+        for job in rows.jobs:
+            _upsert(conn, schema.jobs, {"run_id": run_id, **job}, ["run_id", "name"])
 
-    def _run_started(self, conn: Connection, event: RunStarted) -> None:
-        self._flow_names[event.run_id] = event.flow_name
-        values = {
-            "id": event.run_id,
-            "flow_name": event.flow_name,
-            "flow_path": event.flow_path,
-            "flow_content": event.flow_content,
-            "flow_hash": event.flow_hash,
-            "args": dumps(list(event.args)),
-            "user": event.user,
-            "host": event.host,
-            "log_root": event.log_root,
-            "started_at": event.started_at,
-            "ended_at": None,
-            "status": str(RunStatus.RUNNING),
-            "error": None,
-            "resumed_from": event.resumed_from,
-        }
-        _upsert(conn, schema.runs, values, ["id"])
-        if event.jobs:
-            rows = [
-                {"run_id": event.run_id, "name": name, "position": i, "status": "waiting"}
-                for i, name in enumerate(event.jobs)
-            ]
-            conn.execute(_insert(conn, schema.jobs).on_conflict_do_nothing(), rows)
-
-    def _job(
-        self,
-        conn: Connection,
-        run_id: str,
-        name: str,
-        status: JobStatus,
-        *,
-        reason: str | None = None,
-        attempt: int | None = None,
-    ) -> None:
-        values: dict[str, Any] = {"run_id": run_id, "name": name, "status": str(status)}
-        values["reason"] = reason
-        if attempt is not None:
-            values["attempts"] = attempt
-        _upsert(conn, schema.jobs, values, ["run_id", "name"])
-
-    def _job_started(self, conn: Connection, run_id: str, event: JobStarted) -> None:
-        values = {
-            "run_id": run_id,
-            "job": event.job,
-            "attempt": event.attempt,
-            "status": str(JobStatus.RUNNING),
-            "started_at": event.started_at,
-            "pid": event.pid,
-            "argv": dumps(list(event.argv)),
-            "spec": dumps(event.spec),
-            "tool": event.tool,
-            "model": event.model,
-            "log_dir": event.log_dir,
-        }
-        _upsert(conn, schema.attempts, values, ["run_id", "job", "attempt"])
-        self._job(conn, run_id, event.job, JobStatus.RUNNING, attempt=event.attempt)
-        self._started.add((run_id, event.job, event.attempt))
-
-    def _job_finished(self, conn: Connection, item: Pending) -> None:
-        event = item.event
-        assert isinstance(event, JobFinished)  # narrowed by _derive's dispatch
-        run_id = item.run_id
-        tokens = Tokens.from_usage(event.usage)
-        cost = event.cost
-        values: dict[str, Any] = {
-            "run_id": run_id,
-            "job": event.job,
-            "attempt": event.attempt,
-            "status": str(event.status),
-            "ended_at": item.ts,
-            "duration_s": event.duration_s,
-            "exit_code": event.exit_code,
-            "signal": event.signal,
-            "error": event.error,
-            "error_kind": None if event.error_kind is None else str(event.error_kind),
-            "tool": event.tool,
-            "result": event.result,
-            "outputs": dumps(event.outputs),
-            "unparsed_lines": event.unparsed_lines,
-            "cost_usd": None if cost is None else cost.usd,
-            "cost_source": None if cost is None else str(cost.source),
-            **tokens.columns(),
-        }
-        if len(event.by_model) == 1:
-            values["model"] = next(iter(event.by_model))
-        if event.session_id is not None:  # else keep the one the agent announced
-            values["session_id"] = event.session_id
-        _upsert(conn, schema.attempts, values, ["run_id", "job", "attempt"])
+    def _job_finished(self, conn: Connection, item: Pending, rows: Rows) -> None:
+        event, run_id = item.event, item.run_id
         ident = (run_id, event.job, event.attempt)
-        if ident not in self._started:
+        key = _attempt_key(schema.attempts, *ident)
+        if ident not in self._started and rows.ended_at is not None:
             # a job that never started (spawn failure) still gets its attempt row: backfill
             conn.execute(
                 update(schema.attempts)
-                .where(
-                    schema.attempts.c.run_id == run_id,
-                    schema.attempts.c.job == event.job,
-                    schema.attempts.c.attempt == event.attempt,
-                    schema.attempts.c.started_at.is_(None),
-                )
-                .values(started_at=item.ts - event.duration_s)
+                .where(*key, schema.attempts.c.started_at.is_(None))
+                .values(started_at=rows.ended_at - rows.duration_s)
             )
-        self._job(conn, run_id, event.job, event.status, attempt=event.attempt)
+        models = _attempt_key(schema.job_models, *ident)
         if ident in self._finished or ident not in self._started:
             # written before (a retried batch, another process): replace, not add
-            key = (
-                schema.job_models.c.run_id == run_id,
-                schema.job_models.c.job == event.job,
-                schema.job_models.c.attempt == event.attempt,
-            )
-            conn.execute(delete(schema.job_models).where(*key))
+            conn.execute(delete(schema.job_models).where(*models))
         self._finished.add(ident)
+        if not rows.models:
+            return
+        ended = rows.ended_at if rows.ended_at is not None else item.ts
         base = {
             "run_id": run_id,
             "job": event.job,
             "attempt": event.attempt,
-            "tool": event.tool,
+            "tool": rows.attempt["tool"] if rows.attempt else "generic",
             "flow_name": self._flow_name(conn, run_id),
-            "ended_at": item.ts,
-            "day": day_of(item.ts),
+            "ended_at": ended,
+            "day": day_of(ended),
         }
-        rows = [dict(base, **row) for row in model_rows(event)]
-        if rows:
-            conn.execute(schema.job_models.insert(), rows)
+        conn.execute(schema.job_models.insert(), [{**base, **row} for row in rows.models])
 
     def _flow_name(self, conn: Connection, run_id: str) -> str:
         if run_id not in self._flow_names:
@@ -352,34 +237,6 @@ class Applier:
         conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
 
 
-def model_rows(event: JobFinished) -> Iterable[dict[str, Any]]:
-    """One row per model of the attempt, with its share of the cost and its source.
-
-    The shares always add up to the attempt's cost: a model missing from cost_by_model
-    is unpriced when others were priced; a single model takes a cost reported for the
-    whole job; what no model can take goes to an `(unattributed)` row with no tokens.
-    """
-    cost = event.cost
-    usd = None if cost is None else cost.usd
-    source = CostSource.UNPRICED if cost is None else cost.source
-    priced = event.cost_by_model
-    single = len(event.by_model) == 1 and not priced
-    for model, usage in event.by_model.items():
-        share: Decimal | None = None
-        model_source = source
-        if model in priced:
-            share = priced[model]
-            if source is CostSource.UNPRICED:  # this part was priced; others were not
-                model_source = CostSource.ESTIMATED
-        elif priced or usd is None:
-            model_source = CostSource.UNPRICED
-        elif single:
-            share = usd
-        row: dict[str, Any] = {"model": model, "cost_usd": share, "cost_source": str(model_source)}
-        row.update(Tokens.from_usage(usage).columns())
-        yield row
-    rest = None if usd is None else usd - sum(priced.values(), Decimal(0))
-    if rest and not single:
-        row = {"model": UNATTRIBUTED, "cost_usd": rest, "cost_source": str(source)}
-        row.update(Tokens().columns())
-        yield row
+def _attempt_key(table: Table, run_id: str, job: str, attempt: int) -> tuple[Any, ...]:
+    """The where-clause of one attempt's rows in `table`."""
+    return (table.c.run_id == run_id, table.c.job == job, table.c.attempt == attempt)

@@ -29,9 +29,11 @@ _MIGRATION_LOCK_KEY = 0x636F7272616C
 IMMEDIATE = "corral_immediate"
 
 
-def resolve_url(url: str | None, default_path: Path) -> str:
+def resolve_url(url: str | None, default_path: Path | None) -> str:
     """The SQLAlchemy URL to open: `url` as given (normalised), else SQLite at default_path."""
     if not url:
+        if default_path is None:
+            raise StoreError("no history URL given")
         return f"sqlite:///{default_path}"
     if url.startswith(("postgres://", "postgresql://")):
         # the bare scheme would pick psycopg2; corral[postgres] installs psycopg 3

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import Literal
 
 import orjson
 from sqlalchemy import select
@@ -18,10 +17,9 @@ from sqlalchemy.engine import Engine
 from corral.errors import UsageError
 from corral.models import TOKEN_COLUMN_NAMES
 from corral.store import schema
+from corral.store.protocols import EXPORT_FORMATS
 from corral.store.queries import get_run, resolve_run_id
 
-ExportFormat = Literal["json", "jsonl", "csv"]
-FORMATS: tuple[ExportFormat, ...] = ("json", "jsonl", "csv")
 EXPORT_VERSION = 1
 CSV_COLUMNS = (
     "run_id",
@@ -45,7 +43,7 @@ CSV_COLUMNS = (
 
 def export(engine: Engine, run_id: str, fmt: str) -> Iterator[str]:
     """Chunks of the export of one run (resolved by id or unique prefix)."""
-    if fmt not in FORMATS:
+    if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r}", hint="use json, jsonl or csv")
     with engine.connect() as conn:
         run_id = resolve_run_id(conn, run_id)

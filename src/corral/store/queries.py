@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from sqlalchemy import String, cast, delete, func, select
@@ -26,6 +26,7 @@ from corral.models import (
     Tokens,
 )
 from corral.store import schema
+from corral.store.protocols import USAGE_KEYS, UsageBy
 from corral.store.records import (
     AttemptRow,
     JobRecord,
@@ -36,8 +37,6 @@ from corral.store.records import (
     UsageRow,
 )
 
-UsageBy = Literal["model", "tool", "job", "flow", "day"]
-USAGE_KEYS: tuple[UsageBy, ...] = ("model", "tool", "job", "flow", "day")
 _HINT = "`corral runs` lists them"
 
 

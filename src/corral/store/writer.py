@@ -33,7 +33,8 @@ from corral.errors import StoreError
 from corral.events.types import Event, JobFinished, JobOutput, RunStarted
 from corral.store.apply import LIFECYCLE, Applier, Pending
 from corral.store.engine import IMMEDIATE
-from corral.store.history import Store
+from corral.store.rows import RowMaker, Rows
+from corral.store.sql import SqlHistory
 
 _FIRST_BACKOFF_S = 0.05
 # written at once, not after the batching window: a run killed early must be on record
@@ -60,7 +61,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 class StoreWriter:
-    """Subscribe an instance to the bus: `bus.subscribe(writer)`.
+    """The SQL history's `HistoryWriter`: subscribe an instance to the bus.
 
     Events are attributed to the run of the last RunStarted (or to `run_id` if given);
     JobOutput is not stored (the log files hold the output). Not reusable after close().
@@ -68,7 +69,7 @@ class StoreWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: SqlHistory,
         *,
         run_id: str | None = None,
         clock: Callable[[], float] = time.time,
@@ -89,7 +90,8 @@ class StoreWriter:
         self._close_timeout_s = close_timeout_s
         self._max_backoff_s = max_backoff_s
         self._applier = Applier()
-        self._queue: deque[tuple[float, Event]] = deque()
+        self._rows = RowMaker()  # the fold that says what each event changes in the tables
+        self._queue: deque[tuple[float, Event, Rows | None]] = deque()
         self._pending: list[Pending] = []
         self._orphans: list[Pending] = []  # published before any RunStarted
         self._published = 0  # touched by the publishing thread only
@@ -124,7 +126,9 @@ class StoreWriter:
             return
         if self._closed:
             raise RuntimeError("event published to a closed StoreWriter")
-        self._queue.append((self._clock(), event))
+        ts = self._clock()
+        # the rows are read now, on the publishing thread, as the fold stands after it
+        self._queue.append((ts, event, self._rows(event, ts)))
         self._published += 1
         if isinstance(event, _URGENT):
             self._urgent.set()
@@ -196,8 +200,7 @@ class StoreWriter:
             self._abandon.set()
             self._wake.set()
             self._thread.join(10.0)
-        self._closed = True
-        self._store.engine.dispose()
+        self._closed = True  # the engine is the store's: it stays open for its owner
         unwritten = len(self._pending) + len(self._orphans) + len(self._queue)
         error = self._last_error
         if error is not None and not isinstance(error, exc.SQLAlchemyError | StoreError):
@@ -243,14 +246,14 @@ class StoreWriter:
 
     def _drain(self) -> None:
         while self._queue:
-            ts, event = self._queue.popleft()
+            ts, event, rows = self._queue.popleft()
             if isinstance(event, RunStarted):
                 self._run_id = event.run_id
                 for orphan in self._orphans:
                     orphan.run_id = event.run_id
                 self._pending.extend(self._orphans)
                 self._orphans.clear()
-            item = Pending(ts=ts, event=event, run_id=self._run_id)
+            item = Pending(ts=ts, event=event, rows=rows, run_id=self._run_id)
             if self._run_id:
                 self._pending.append(item)
             else:

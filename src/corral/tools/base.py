@@ -2,12 +2,12 @@
 
 An adapter turns a validated `JobSpec` into an `Invocation` (argv, extra environment,
 parser format). It does no I/O in `build`: finding the executable and reading its
-version are separate calls, so the scheduler can plan without touching the disk.
+version are separate calls, so the scheduler can plan without touching the disk. An
+adapter whose CLI can talk to corral's simulated provider says how in `rehearse`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -324,6 +324,19 @@ class Tool(ABC):
         return {"HOME": job.home}
 
 
+def rehearsal_for(
+    tool: Tool, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+) -> Rehearsal:
+    """`tool.rehearse(...)` in a private `home` that also holds the CLI's temporary files
+    (`corral rehearse` and `corral provider serve` set every CLI up through this)."""
+    if not tool.rehearsable:
+        tool.rehearse(job, base_url=base_url, home=home, max_retries=max_retries)  # raises
+    home.mkdir(parents=True, exist_ok=True)
+    isolation = rehearsal_env(home)
+    setup = tool.rehearse(job, base_url=base_url.rstrip("/"), home=home, max_retries=max_retries)
+    return Rehearsal({**isolation, **setup.env}, tuple(setup.extra_args), setup.spec)
+
+
 def _path_dirs(environ: Mapping[str, str]) -> list[Path]:
     return [Path(p) for p in environ.get("PATH", "").split(os.pathsep) if p]
 
@@ -370,8 +383,9 @@ def read_version(argv: list[str], *, timeout: float) -> str | None:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    from corral.execute.reaper import signal_group
+
+    signal_group(proc.pid, signal.SIGKILL)
     proc.communicate()
 
 

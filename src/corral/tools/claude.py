@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from corral.config.schema import JobSpec
-from corral.tools.base import AGENT_FIELDS, Invocation, Tool, Verified
+from corral.tools.base import AGENT_FIELDS, DUMMY_KEY, Invocation, Rehearsal, Tool, Verified
 
 
 class ClaudeTool(Tool):
@@ -22,6 +23,23 @@ class ClaudeTool(Tool):
         "stream-json": "claude-stream-json",
         "json": "claude-json",
     }
+    rehearsable: ClassVar[bool] = True
+
+    def rehearse(
+        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+    ) -> Rehearsal:
+        return Rehearsal(
+            env={
+                "ANTHROPIC_BASE_URL": base_url,
+                "ANTHROPIC_API_KEY": DUMMY_KEY,
+                # without these four it probes the base URL, resolves hosts and spools telemetry
+                "DISABLE_TELEMETRY": "1",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_AUTOUPDATER": "1",
+                "DISABLE_ERROR_REPORTING": "1",
+                "CLAUDE_CODE_MAX_RETRIES": str(max_retries),
+            }
+        )
 
     def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
         prompt = job.prompt or ""

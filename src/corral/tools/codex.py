@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from corral.config.schema import JobSpec
-from corral.tools.base import Invocation, SessionReport, Tool, Verified, prompt_args
+from corral.tools.base import (
+    DUMMY_KEY,
+    Invocation,
+    Rehearsal,
+    SessionReport,
+    Tool,
+    Verified,
+    prompt_args,
+)
 
 _READ_ONLY = ("--sandbox", "read-only")
 _WRITE = ("--sandbox", "workspace-write")
@@ -18,6 +26,11 @@ _FULL = ("--sandbox", "danger-full-access")
 _BYPASS = ("--dangerously-bypass-approvals-and-sandbox",)
 # a Codex session id, as `thread.started` names it and its rollout file ends
 _SESSION_ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
+
+REHEARSAL_PROVIDER = "corral_sim"  # the name of the custom model provider in Codex's config
+REHEARSAL_KEY_VAR = "CORRAL_SIM_API_KEY"  # the env var Codex reads the key from (its env_key)
+# the model Codex gets when a rehearsal names none: its default uses "code mode" tools
+REHEARSAL_MODEL = "gpt-5.5"
 
 
 class CodexTool(Tool):
@@ -61,6 +74,33 @@ class CodexTool(Tool):
             argv += ["resume", resume_session]
         argv += prompt_args(None, job.prompt or "")
         return Invocation(tuple(argv), self.home_env(job), self.parser)
+
+    rehearsable: ClassVar[bool] = True
+
+    def rehearse(
+        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+    ) -> Rehearsal:
+        codex_home = home / ".codex"
+        codex_home.mkdir(parents=True, exist_ok=True)
+        table = f"model_providers.{REHEARSAL_PROVIDER}"
+        settings = {
+            "model_provider": REHEARSAL_PROVIDER,
+            f"{table}.name": "corral simulated provider",
+            # Codex posts to {base_url}/responses, so the API version goes into the base URL
+            f"{table}.base_url": f"{base_url}/v1",
+            f"{table}.env_key": REHEARSAL_KEY_VAR,
+            f"{table}.wire_api": "responses",
+            f"{table}.request_max_retries": max_retries,
+            f"{table}.stream_max_retries": max_retries,
+        }
+        args: list[str] = []
+        for key, value in settings.items():
+            args += ["-c", f"{key}={json.dumps(value)}"]  # `-c key=value` reads value as TOML
+        return Rehearsal(
+            env={"CODEX_HOME": str(codex_home), REHEARSAL_KEY_VAR: DUMMY_KEY},
+            extra_args=tuple(args),
+            spec={} if job.model is not None else {"model": REHEARSAL_MODEL},
+        )
 
     def home_env(self, job: JobSpec) -> dict[str, str]:
         env = super().home_env(job)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import ClassVar
 
 from corral.config.schema import JobSpec
-from corral.tools.base import Invocation, Tool, Verified, prompt_args
+from corral.tools.base import DUMMY_KEY, Invocation, Rehearsal, Tool, Verified, prompt_args
 
 _YOLO = ("--approval-mode", "yolo")
 _AUTO_EDIT = ("--approval-mode", "auto_edit")
@@ -40,6 +42,39 @@ class GeminiTool(Tool):
         "stream-json": "gemini-stream-json",
         "json": "gemini-json",
     }
+
+    rehearsable: ClassVar[bool] = True
+
+    def rehearse(
+        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+    ) -> Rehearsal:
+        settings = {
+            # the base URL alone selects the "gateway" auth type, which headless mode rejects
+            "security": {"auth": {"selectedType": "gemini-api-key"}},
+            "privacy": {"usageStatisticsEnabled": False},
+            "telemetry": {"enabled": False},
+            "general": {
+                "enableAutoUpdate": False,
+                "enableAutoUpdateNotification": False,
+                "maxAttempts": max_retries + 1,
+            },
+        }
+        folder = home / ".gemini"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        # headless Gemini offers its shell tool only in yolo mode: a rehearsal that asks
+        # the model to run commands needs it
+        wants_shell = job.rehearse is not None and job.rehearse.mode in ("tool", "big")
+        spec = {"permission_mode": "yolo"} if wants_shell and job.permission_mode is None else {}
+        return Rehearsal(
+            env={
+                "GOOGLE_GEMINI_BASE_URL": base_url,
+                "GEMINI_API_KEY": DUMMY_KEY,
+                # a fresh home trusts no folder, and headless mode exits 55 in an untrusted one
+                "GEMINI_CLI_TRUST_WORKSPACE": "true",
+            },
+            spec=spec,
+        )
 
     def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
         chosen, parser = self.chosen_format(job)

@@ -1,5 +1,5 @@
 """`corral rehearse`: one simulated provider for the whole run, one scenario per agent job,
-and each CLI pointed at it through a private HOME (see `rehearsal.prepare`)."""
+and each CLI pointed at it by its tool adapter's `rehearse` hook, in a private HOME."""
 
 from __future__ import annotations
 
@@ -12,19 +12,16 @@ from corral.config.schema import JobSpec, RehearseSpec
 from corral.errors import ToolError
 from corral.execute.prepare import Rehearse
 from corral.plan import Plan, PlannedJob
-from corral.provider.rehearsal import prepare, rehearsable
-from corral.provider.scenarios import Scenario, Usage
+from corral.provider.scenarios import Scenario, ScenarioUsage
 from corral.provider.server import SimulatedProvider
-
-# the model Codex gets when a rehearsal names none: its default uses "code mode" tools
-CODEX_REHEARSAL_MODEL = "gpt-5.5"
+from corral.tools import all_tools, get_tool, rehearsal_for
 
 
 def scenario_for(spec: RehearseSpec | None) -> Scenario:  # one return per mode
     """The simulated model's behaviour for one job (a plausible text answer by default)."""
     if spec is None:
         return Scenario.answer()
-    usage = Usage(**spec.usage.model_dump()) if spec.usage else Usage()
+    usage = ScenarioUsage(**spec.usage.model_dump()) if spec.usage else ScenarioUsage()
     if spec.error is not None:
         return Scenario.error(spec.error)
     if spec.mode == "tool":
@@ -42,36 +39,43 @@ def scenario_for(spec: RehearseSpec | None) -> Scenario:  # one return per mode
     return Scenario.answer(spec.text or Scenario().text, usage=usage)
 
 
+def rehearsable(plan: Plan) -> None:
+    """ToolError naming the first agent job whose tool cannot be rehearsed."""
+    for job in plan.jobs.values():
+        if job.tool is None:
+            continue  # plain commands run for real
+        if not get_tool(job.tool).rehearsable:
+            known = sorted(name for name, tool in all_tools().items() if tool.rehearsable)
+            raise ToolError(
+                f"job '{job.name}': {job.tool} cannot be rehearsed (only {', '.join(known)})",
+                hint="run it for real, or rehearse the other jobs with --only",
+            )
+
+
 @contextmanager
 def rehearsal(plan: Plan) -> Iterator[Rehearse]:
-    """Start the provider, register every agent job's scenario, and stop it afterwards."""
+    """Start the provider, register every agent job's scenario, and stop it afterwards.
+
+    Yields the hook the request builder applies to each agent job's spec.
+    """
+    rehearsable(plan)
     provider = SimulatedProvider()
     ids: dict[str, str] = {}
     for index, job in enumerate(plan.jobs.values()):
-        tool = job.tool
-        if tool is None:
-            continue  # plain commands run for real
-        if tool not in rehearsable():
-            raise ToolError(
-                f"job '{job.name}': {tool} cannot be rehearsed (only {', '.join(rehearsable())})",
-                hint="run it for real, or rehearse the other jobs with --only",
-            )
-        ids[job.name] = f"j{index}"
-        provider.add_scenario(ids[job.name], scenario_for(job.spec.rehearse))
+        if job.tool is not None:
+            ids[job.name] = f"j{index}"
+            provider.add_scenario(ids[job.name], scenario_for(job.spec.rehearse))
 
     def rehearse(job: PlannedJob, spec: JobSpec, home: Path) -> JobSpec:
-        tool = job.adapter
-        setup = prepare(tool, provider.scenario_url(ids[job.name]), home, job=spec)
-        # the codex adapter always passes --skip-git-repo-check; codex refuses it twice
-        extra = [arg for arg in setup.extra_args if arg != "--skip-git-repo-check"]
-        update: dict[str, object] = {"home": str(home), "extra_args": [*extra, *spec.extra_args]}
-        if tool == "codex" and spec.model is None:
-            update["model"] = CODEX_REHEARSAL_MODEL
-        wants_shell = spec.rehearse is not None and spec.rehearse.mode in ("tool", "big")
-        if tool == "gemini" and wants_shell and spec.permission_mode is None:
-            update["permission_mode"] = "yolo"  # headless Gemini offers its shell only then
-        update.update(setup.spec)
-        update["env"] = {**spec.env, **setup.env}
+        setup = rehearsal_for(
+            get_tool(job.adapter), spec, base_url=provider.scenario_url(ids[job.name]), home=home
+        )
+        update: dict[str, object] = {
+            **setup.spec,
+            "home": str(home),
+            "extra_args": [*setup.extra_args, *spec.extra_args],
+            "env": {**spec.env, **setup.env},
+        }
         return spec.model_copy(update=update)
 
     provider.start()

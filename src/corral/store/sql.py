@@ -1,24 +1,34 @@
-"""The run history: `open_store` and the Store whose methods the commands and runner call."""
+"""The SQL history: SQLite by default, PostgreSQL by URL, through SQLAlchemy.
+
+`SqlHistory` implements `corral.store.protocols.HistoryStore`; `open_sql` is what the
+`sqlite` and `postgresql` entry points of `corral.stores` name.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from corral.events.types import Event, event_from_dict
+from corral.events.codec import event_from_dict
 from corral.models import RunStatus
 from corral.store import queries, schema
 from corral.store.engine import create_store_engine, migrate, resolve_url
+from corral.store.protocols import StoredEvent, UsageBy
 from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
 
+if TYPE_CHECKING:
+    from corral.store.writer import StoreWriter
 
-class Store:
-    """A history database. Thread-safe: the writer thread and queries share the engine."""
+
+class SqlHistory:
+    """A history database. Thread-safe: the writer thread and queries share the engine,
+    which this object owns (its writers never dispose of it)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -55,16 +65,22 @@ class Store:
         with self.engine.connect() as conn:
             return queries.resolve_run_id(conn, run_id)
 
-    def events(self, run_id: str) -> Iterator[Event]:
-        """The run's stored events in publish order (JobOutput is never stored)."""
+    def events(self, run_id: str, after_seq: int = 0) -> Iterator[StoredEvent]:
+        """The run's stored events after `after_seq`, in publish order (JobOutput is never
+        stored). Each call reads what is committed by then: a live tail calls again
+        with the last seq it saw."""
         full = self.resolve_run_id(run_id)
         e = schema.events
-        stmt = select(e.c.payload).where(e.c.run_id == full).order_by(e.c.seq)
+        stmt = (
+            select(e.c.seq, e.c.ts, e.c.payload)
+            .where(e.c.run_id == full, e.c.seq > after_seq)
+            .order_by(e.c.seq)
+        )
         with self.engine.connect() as conn:
-            for (payload,) in conn.execution_options(yield_per=2000).execute(stmt):
-                yield event_from_dict(orjson.loads(payload))
+            for seq, ts, payload in conn.execution_options(yield_per=2000).execute(stmt):
+                yield StoredEvent(int(seq), float(ts), event_from_dict(orjson.loads(payload)))
 
-    def usage(self, by: queries.UsageBy, since: float | None = None) -> list[UsageRow]:
+    def usage(self, by: UsageBy, since: float | None = None) -> list[UsageRow]:
         """Tokens by kind and cost by source, grouped by model, tool, job, flow or day."""
         with self.engine.connect() as conn:
             return queries.usage(conn, by, since=since)
@@ -92,14 +108,29 @@ class Store:
 
         return export(self.engine, run_id, fmt)
 
+    def writer(self, *, run_id: str | None = None) -> StoreWriter:
+        """A batching writer on a thread (see `corral.store.writer`)."""
+        from corral.store.writer import StoreWriter
 
-def open_store(url: str | None, default_path: Path, *, migrate: bool = True) -> Store:
+        return StoreWriter(self, run_id=run_id)
+
+
+def open_store(url: str | None, default_path: Path, *, migrate: bool = True) -> SqlHistory:
     """Open (and by default migrate) the history at `url`, else SQLite at `default_path`.
 
     Raises StoreError for a bad URL or an unreachable database, MissingExtraError when a
     PostgreSQL URL is given without `corral[postgres]` installed.
     """
-    store = Store(create_store_engine(resolve_url(url, default_path)))
+    return _open(resolve_url(url, default_path), migrate=migrate)
+
+
+def open_sql(url: str) -> SqlHistory:
+    """The `corral.stores` factory for `sqlite://` and `postgresql://` URLs."""
+    return _open(resolve_url(url, None), migrate=True)
+
+
+def _open(url: str, *, migrate: bool) -> SqlHistory:
+    store = SqlHistory(create_store_engine(url))
     if migrate:
         store.migrate()
     return store

@@ -1,0 +1,273 @@
+"""The history use cases: list runs, show one, follow a job's log, usage, export, gc,
+and the earlier results `--from` reads. Each opens the history, asks, and closes it.
+
+`url` is a history URL (any registered scheme) or None for the default SQLite history
+under `directory`; the read-only use cases do not create a history that does not exist.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from corral.app.location import corral_dir, open_history
+from corral.errors import NotFoundError
+from corral.models import JobStatus, RunStatus
+from corral.store.protocols import HistoryReader, HistoryStore, UsageBy
+from corral.store.records import RunRecord, RunRow, UsageRow
+
+if TYPE_CHECKING:  # the planner (and pydantic) is not loaded for the read-only commands
+    from corral.plan import JobView
+
+POLL_S = 0.25  # how often a followed log is read again
+STATUS_EVERY_S = 1.0  # how often a follow asks the history whether the job is over
+
+
+def _require(url: str | None, directory: Path) -> HistoryStore:
+    history = open_history(url, directory, must_exist=True)
+    if history is None:
+        raise NotFoundError(
+            f"no run history in {corral_dir(directory)}",
+            hint="run a flow first, or point --dir or --store at the history",
+        )
+    return history
+
+
+def list_runs(
+    url: str | None,
+    directory: Path,
+    *,
+    status: RunStatus | str | None = None,
+    flow: str | None = None,
+    since: float | None = None,
+    limit: int | None = 50,
+) -> list[RunRow] | None:
+    """Runs newest first; None when there is no history at all yet."""
+    history = open_history(url, directory, must_exist=True)
+    if history is None:
+        return None
+    try:
+        return history.list_runs(status, flow, since, limit)
+    finally:
+        history.close()
+
+
+def show_run(url: str | None, directory: Path, run_id: str) -> RunRecord:
+    """One run (by id or unique prefix) with every job and attempt."""
+    history = _require(url, directory)
+    try:
+        return history.get_run(run_id)
+    finally:
+        history.close()
+
+
+def usage(
+    url: str | None, directory: Path, by: UsageBy, *, since: float | None = None
+) -> list[UsageRow]:
+    """Tokens and cost grouped by `by`; empty when there is no history yet."""
+    history = open_history(url, directory, must_exist=True)
+    if history is None:
+        return []
+    try:
+        return history.usage(by, since)
+    finally:
+        history.close()
+
+
+def export_run(url: str | None, directory: Path, run_id: str, fmt: str) -> Iterator[str]:
+    """The run as json, jsonl or csv, in chunks; the history stays open until the last."""
+    history = _require(url, directory)
+    try:
+        chunks = history.export(run_id, fmt)
+        first = next(chunks, None)  # errors (unknown run, format) before any output
+    except BaseException:
+        history.close()
+        raise
+    return _chunks(history, first, chunks)
+
+
+def _chunks(history: HistoryReader, first: str | None, rest: Iterator[str]) -> Iterator[str]:
+    try:
+        if first is not None:
+            yield first
+        yield from rest
+    finally:
+        history.close()
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobLogFile:
+    """Where one job's log is (the file may not exist: a job that never started)."""
+
+    job: str
+    path: Path
+
+
+def log_files(
+    record: RunRecord, job: str | None, *, attempt: int | None = None, stderr: bool = False
+) -> list[JobLogFile]:
+    """The stdout (or stderr) log of `job`'s attempt (default: its last), or of every
+    job; NotFoundError for a job or attempt the run does not have."""
+    names = [j.name for j in record.jobs]
+    if job is not None and job not in names:
+        raise NotFoundError(
+            f"no job {job!r} in run {record.run.id}", hint="jobs: " + ", ".join(names)
+        )
+    name = "stderr.log" if stderr else "stdout.log"
+    chosen = [job] if job is not None else names
+    return [JobLogFile(each, _log_dir(record, each, attempt) / name) for each in chosen]
+
+
+def _log_dir(record: RunRecord, job: str, attempt: int | None) -> Path:
+    found = record.job(job)
+    attempts = () if found is None else found.attempts
+    if attempt is not None:
+        chosen = next((a for a in attempts if a.attempt == attempt), None)
+        if chosen is None:
+            raise NotFoundError(
+                f"job {job} has no attempt {attempt}", hint=f"it has {len(attempts)}"
+            )
+    else:
+        chosen = attempts[-1] if attempts else None
+    if chosen is not None and chosen.log_dir:
+        return Path(chosen.log_dir)
+    return Path(record.run.log_root) / job
+
+
+def follow_log(
+    url: str | None,
+    directory: Path,
+    run_id: str,
+    log: JobLogFile,
+    write: Callable[[bytes], None],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Copy the log to `write` as it grows until the job is over (final status, or the
+    run ended). The history is asked at most once a second; the last lines, which may
+    land with the end, are read once more after it is seen."""
+    history = _require(url, directory)
+    position, checked, done = 0, -STATUS_EVERY_S, False
+    try:
+        while True:
+            chunk = _read_from(log.path, position)
+            if chunk:
+                write(chunk)
+                position += len(chunk)
+                continue
+            if done:
+                return
+            if clock() - checked >= STATUS_EVERY_S:
+                checked = clock()
+                done = _over(history, run_id, log.job)
+                if done:
+                    continue
+            sleep(POLL_S)
+    finally:
+        history.close()
+
+
+def _read_from(path: Path, position: int) -> bytes:
+    if not path.exists():
+        return b""
+    with path.open("rb") as handle:
+        handle.seek(position)
+        return handle.read()
+
+
+def _over(history: HistoryReader, run_id: str, job: str) -> bool:
+    record = history.get_run(run_id)
+    found = record.job(job)
+    return record.run.status is not RunStatus.RUNNING or (
+        found is not None and found.status.is_final
+    )
+
+
+# -- gc --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Collected:
+    """One run gc deleted (or would): its log folder, and whether that went too."""
+
+    run: RunRow
+    logs: Path | None  # the run's log folder, when it exists
+    logs_removed: bool
+    kept_because: str | None = None  # why the folder was kept
+
+
+def gc(
+    url: str | None,
+    directory: Path,
+    older_than_s: float,
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> list[Collected]:
+    """Delete runs started more than `older_than_s` ago, with their log folders.
+
+    A folder is removed only when its path names the run (a shared or odd log_root is
+    never deleted); `dry_run` deletes nothing and says what would go.
+    """
+    history = open_history(url, directory, must_exist=True)
+    if history is None:
+        return []
+    try:
+        old = history.delete_runs_older_than(older_than_s, now=now, dry_run=dry_run)
+    finally:
+        history.close()
+    return [_collect(run, dry_run) for run in old]
+
+
+def _collect(run: RunRow, dry_run: bool) -> Collected:
+    logs = Path(run.log_root) if run.log_root else None
+    if logs is None or not logs.is_dir():
+        return Collected(run, None, False)
+    if not any(run.id in part for part in logs.parts):
+        return Collected(run, logs, False, "its path does not name the run")
+    if not dry_run:
+        shutil.rmtree(logs, ignore_errors=True)
+    return Collected(run, logs, not dry_run)
+
+
+# -- --from ----------------------------------------------------------------------------------
+
+
+def earlier_results(
+    url: str | None, directory: Path, flow_path: Path, names: frozenset[str], scan: int = 20
+) -> dict[str, JobView]:
+    """The latest recorded success of each of `names` in this flow's earlier runs.
+
+    `--from JOB` leaves JOB's needs out of the run; their results (for templates and
+    conditions) come from the history when it has them.
+    """
+    if not names:
+        return {}
+    history = open_history(url, directory, must_exist=True)
+    if history is None:
+        return {}
+    from corral.app.resume import view_of
+
+    found: dict[str, JobView] = {}
+    try:
+        for row in history.list_runs(flow=str(flow_path.resolve()), limit=scan):
+            for job in history.get_run(row.id).jobs:
+                if (
+                    job.name in names
+                    and job.name not in found
+                    and job.status is JobStatus.SUCCEEDED
+                ):
+                    found[job.name] = view_of(job)
+            if len(found) == len(names):
+                break
+    finally:
+        history.close()
+    return found

@@ -1,0 +1,50 @@
+"""Where a run's files live: the `.corral` folder, its logs and its default history.
+
+These names are spelt here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from corral.store.protocols import HistoryStore
+
+CORRAL_DIR = ".corral"
+HISTORY_FILE = "corral.db"  # the default history: SQLite in the .corral folder
+RUNS_DIR = "runs"  # one folder of logs per run
+
+
+def corral_dir(base: Path) -> Path:
+    """The `.corral` folder of a flow's (or the current) folder."""
+    return base / CORRAL_DIR
+
+
+def default_history(base: Path) -> Path:
+    """`<base>/.corral/corral.db`: the history when no --store URL is given."""
+    return corral_dir(base) / HISTORY_FILE
+
+
+def run_logs(base: Path, run_id: str) -> Path:
+    """`<base>/.corral/runs/<run id>`: where a run's logs and joblog go."""
+    return corral_dir(base) / RUNS_DIR / run_id
+
+
+def open_history(
+    url: str | None, directory: Path, *, must_exist: bool = False
+) -> HistoryStore | None:
+    """The history at `url` (any registered scheme), else SQLite under `directory`.
+
+    With `must_exist`, a default history that was never written is None rather than
+    created (the read-only commands say "no runs" instead of making a database).
+    Raises StoreError for a bad URL or an unreachable database.
+    """
+    if url:
+        from corral.store.registry import open_url
+
+        return open_url(url)
+    path = default_history(directory)
+    if must_exist and not path.exists():
+        return None
+    from corral.store.sql import open_store
+
+    return open_store(None, path)

@@ -1,0 +1,239 @@
+"""`corral resume RUN`: finish an interrupted or failed run.
+
+Succeeded jobs are not run again: their recorded results feed their dependents'
+templates and conditions as before. Failed, cancelled, timed-out, skipped and
+never-started jobs run. Budgets count what the earlier runs already spent. Before
+anything starts, processes the dead run left running are stopped (by the reaper).
+
+A resumed run records only the jobs it ran, so resuming it (after it was killed too)
+follows its `resumed_from` chain: a job keeps the status of the newest run of the chain
+that has it, and jobs an earlier run of the chain completed are kept as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.app.location import open_history
+from corral.app.run import RunControl, RunOptions, RunReport, RunView, start_run
+from corral.budget.accounting import Ledger
+from corral.config.loader import LoadedFlow, load_flow, load_text
+from corral.errors import FlowError, NotFoundError, UsageError
+from corral.events.bus import Subscriber
+from corral.events.types import RunFinished
+from corral.execute import reaper
+from corral.execute.executor import Executor
+from corral.execute.liveness import holder
+from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
+from corral.plan import JobView, Plan, build_plan, without
+from corral.store.protocols import HistoryReader, HistoryStore
+from corral.store.records import AttemptRow, JobRecord, RunRecord
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ResumedRun:
+    """A run to finish: what is left of its plan, and what its earlier runs leave it.
+
+    `records` are the run and the runs it was itself resumed from, newest first.
+    """
+
+    run_id: str
+    loaded: LoadedFlow
+    plan: Plan  # the jobs still to run
+    known: dict[str, JobView]  # the results of the jobs kept
+    records: tuple[RunRecord, ...]
+
+    def carry_into(self, ledger: Ledger) -> None:
+        """Put the earlier runs' spend in the ledger (which publishes it), so budgets
+        count it. Earlier attempts are numbered 0, -1, ... so the new run's attempts
+        (1, 2, ...) stay apart while the job's and the run's totals include both."""
+        for job in latest_jobs(self.records).values():
+            ledger.set_tool(job.name, job.final.tool if job.final else "generic")
+        index: dict[str, int] = {}
+        for run in self.records:
+            for job in run.jobs:
+                for attempt in job.attempts:
+                    number = index[job.name] = index.get(job.name, 0) + 1
+                    by_model, cost = _attempt_usage(attempt)
+                    if by_model:
+                        ledger.record(job.name, 1 - number, by_model, cost=cost)
+
+
+def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Echo) -> ResumedRun:
+    """Find the run, stop what it left running, close it if it died, and plan the rest.
+
+    Raises NotFoundError for an unknown run, UsageError for a run still alive.
+    """
+    history = open_history(store_url, directory)
+    assert history is not None  # opened, not merely looked for
+    try:
+        record = history.get_run(run_id)
+        records = (record, *_earlier_runs(history, record))
+        for run in records:
+            if (pid := holder(Path(run.run.log_root))) is not None:
+                raise UsageError(
+                    f"run {run.run.id} is still running (corral process {pid})",
+                    hint="stop it with Ctrl-C or `kill -INT`, or wait for it, then resume",
+                )
+        run_ids = [run.run.id for run in records]
+        recorded = [
+            reaper.RecordedGroup(job.job, job.pgid)
+            for run in run_ids
+            for job in history.running_jobs(run)
+        ]
+        reaped = reaper.reap_marked(run_ids, recorded)
+        _close_dead(history, records)
+    finally:
+        history.close()
+    for line in reaped:
+        echo(f"stopped {line}, left running by run {record.run.id}")
+    loaded = _flow(record, echo)
+    plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
+    succeeded = [j for j in latest_jobs(records).values() if j.status is JobStatus.SUCCEEDED]
+    kept = [j.name for j in succeeded if j.name in plan.jobs]
+    remaining = without(plan, kept)
+    if not remaining.jobs:
+        echo(f"run {record.run.id}: every job already succeeded; nothing to resume")
+    elif kept:
+        count = len(remaining.jobs)
+        echo(f"resuming run {record.run.id}: keeping {len(kept)} succeeded job(s), running {count}")
+    known = {j.name: view_of(j) for j in succeeded}
+    return ResumedRun(record.run.id, loaded, remaining, known, records)
+
+
+async def resume_run(
+    run_id: str,
+    options: RunOptions,
+    *,
+    directory: Path,
+    echo: Echo,
+    view: RunView | None = None,
+    subscribers: Sequence[Subscriber] = (),
+    executor: Executor | None = None,
+    control: RunControl | None = None,
+) -> RunReport | None:
+    """Finish run `run_id` (see `plan_resume`); None when every job already succeeded.
+
+    `options.store` is where the history is (by default under `directory`); the other
+    keywords are `start_run`'s.
+    """
+    resumed = await asyncio.to_thread(
+        plan_resume, run_id, store_url=options.store, directory=directory, echo=echo
+    )
+    if not resumed.plan.jobs:
+        return None
+    return await finish_run(
+        resumed, options, view=view, subscribers=subscribers, executor=executor, control=control
+    )
+
+
+async def finish_run(
+    resumed: ResumedRun,
+    options: RunOptions,
+    *,
+    view: RunView | None = None,
+    subscribers: Sequence[Subscriber] = (),
+    executor: Executor | None = None,
+    control: RunControl | None = None,
+) -> RunReport:
+    """Run what `plan_resume` left to run (the keywords are `start_run`'s)."""
+    return await start_run(
+        resumed.loaded,
+        resumed.plan,
+        options,
+        view=view,
+        subscribers=subscribers,
+        executor=executor,
+        control=control,
+        known=resumed.known,
+        resumed=resumed,
+    )
+
+
+def _earlier_runs(history: HistoryReader, record: RunRecord) -> tuple[RunRecord, ...]:
+    """The runs `record` was resumed from, newest first (up to one deleted by gc)."""
+    chain: list[RunRecord] = []
+    seen = {record.run.id}
+    parent = record.run.resumed_from
+    while parent and parent not in seen:
+        try:
+            earlier = history.get_run(parent)
+        except NotFoundError:
+            break
+        chain.append(earlier)
+        seen.add(earlier.run.id)
+        parent = earlier.run.resumed_from
+    return tuple(chain)
+
+
+def latest_jobs(records: tuple[RunRecord, ...]) -> dict[str, JobRecord]:
+    """Each job as recorded by the newest of `records` (newest first) that has it."""
+    latest: dict[str, JobRecord] = {}
+    for record in records:
+        for job in record.jobs:
+            latest.setdefault(job.name, job)
+    return latest
+
+
+def _close_dead(history: HistoryStore, runs: tuple[RunRecord, ...]) -> None:
+    """Runs whose corral died are recorded as running forever: end them as cancelled."""
+    for run in runs:
+        if run.run.status is not RunStatus.RUNNING:
+            continue
+        writer = history.writer(run_id=run.run.id)
+        writer(
+            RunFinished(
+                run_id=run.run.id,
+                status=RunStatus.CANCELLED,
+                ended_at=time.time(),
+                error="interrupted: corral stopped before the run ended (resumed)",
+            )
+        )
+        writer.close()
+
+
+def _flow(record: RunRecord, echo: Echo) -> LoadedFlow:
+    """The flow as it was run: the file if unchanged, else the content stored with the run."""
+    path = Path(record.run.flow_path)
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        if hashlib.sha256(text.encode()).hexdigest() == record.flow_hash:
+            return load_flow(path)
+        echo(f"{path} changed since run {record.run.id}; resuming with the version stored then")
+    elif record.flow_content:
+        echo(f"{path} is gone; resuming with the version stored with run {record.run.id}")
+    if not record.flow_content:
+        raise FlowError([])  # pragma: no cover  # every run stores its flow
+    return load_text(record.flow_content, path, f"{path} (as of run {record.run.id})")
+
+
+def view_of(job: JobRecord) -> JobView:
+    """A recorded job as conditions and templates see a finished one."""
+    final = job.final
+    cost = job.cost
+    return JobView(
+        status=job.status,
+        result=final.result if final else None,
+        exit_code=final.exit_code if final else None,
+        session_id=final.session_id if final else None,
+        usage=job.tokens.to_usage(),
+        cost_usd=float(cost.usd) if cost is not None and cost.usd is not None else None,
+        outputs=dict(final.outputs or {}) if final else {},
+    )
+
+
+def _attempt_usage(attempt: AttemptRow) -> tuple[dict[str, Usage], Cost | None]:
+    by_model = {m.model: m.tokens.to_usage() for m in attempt.models}
+    cost = (
+        attempt.cost
+        if attempt.cost is not None and attempt.cost.source is CostSource.REPORTED
+        else None
+    )
+    return by_model, cost

@@ -1,0 +1,228 @@
+"""The attempt pipeline every executor shares: output lines in, events out, and the
+classification of how the attempt ended.
+
+An executor feeds each line its job prints to `AttemptPipeline.line`; the pipeline
+publishes it as `JobOutput`, hands it to the job's parser (a `corral.parsers` entry
+point) and publishes what the parser reads, stamped with the job and attempt. When the
+process has ended, `finish` flushes the parser and `outcome` says how the attempt went,
+from the exit, the reason the executor stopped it (if it did) and what the agent said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable
+
+from corral.events.types import (
+    AgentError,
+    AgentResult,
+    Event,
+    JobOutput,
+    SessionStarted,
+    Stream,
+    stamp,
+)
+from corral.execute.executor import AttemptOutcome, JobRequest, Publish, StopHandle
+from corral.models import ErrorKind, JobStatus
+from corral.tools.base import SessionReport
+
+DISPLAY_LINE_BYTES = 64 * 1024  # what a JobOutput event carries for display
+PLAIN_KEEP_BYTES = 256 * 1024  # held in memory per line of a plain command (result, outputs)
+AGENT_KEEP_BYTES = 512 * 1024 * 1024  # agent lines are parsed whole: tool results can be huge
+
+
+class StopReason(enum.StrEnum):
+    """Why an executor stopped an attempt before it ended by itself."""
+
+    STOP = "stop"  # the StopHandle asked (Ctrl-C, fail-fast, a budget kill)
+    TIMEOUT = "timeout"  # the request's timeout
+    IDLE = "idle"  # no output for the request's idle_timeout
+    LINGER = "linger"  # an agent printed its result, then did not exit (result_grace)
+
+
+def keep_bytes(request: JobRequest) -> int:
+    """How much of one line to hold in memory: agent lines whole, a command's bounded."""
+    return AGENT_KEEP_BYTES if request.parser else PLAIN_KEEP_BYTES
+
+
+def first_line(text: str | None) -> str | None:
+    """The first non-blank line, at most 300 characters (for one-line error messages)."""
+    if not text or not text.strip():
+        return None
+    return text.strip().splitlines()[0][:300] or None
+
+
+class AttemptPipeline:
+    """One attempt's lines -> parser -> events, and what the job said about its end."""
+
+    def __init__(
+        self, request: JobRequest, publish: Publish, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.request = request
+        self.publish = publish
+        self.clock = clock
+        self.parser = None
+        if request.parser:
+            from corral.parsing import make_parser
+
+            self.parser = make_parser(request.parser, model=request.model)
+        self.last_stdout: str | None = None
+        # lines can arrive while the spawn is still being awaited: hold them until the
+        # JobStarted event is out, so every subscriber sees start before output
+        self._held: list[tuple[Stream, bytes, int, bool]] | None = []
+        self.result: AgentResult | None = None
+        self.result_at: float | None = None  # on `clock`: when the agent said it was done
+        self.result_seen = asyncio.Event()  # set with result_at: a watchdog wakes for it
+        self.error: AgentError | None = None
+        self.session_id: str | None = None
+
+    def line(self, stream: Stream, raw: bytes, offset: int, cut: bool) -> None:
+        """One line of output (without its newline), as bytes; `offset` is where it
+        starts in that stream's log, `cut` says it was cut short in memory."""
+        if self._held is not None:
+            self._held.append((stream, raw, offset, cut))
+            return
+        text = raw.decode("utf-8", errors="replace")
+        request = self.request
+        shown = text if len(raw) <= DISPLAY_LINE_BYTES else text[:DISPLAY_LINE_BYTES]
+        self.publish(
+            JobOutput(
+                job=request.job,
+                attempt=request.attempt,
+                stream=stream,
+                text=shown,
+                offset=offset,
+                truncated=cut or len(raw) > DISPLAY_LINE_BYTES,
+            )
+        )
+        if stream == "stdout" and text.strip():
+            self.last_stdout = shown
+        if self.parser is not None:
+            self._forward(self.parser.feed(text, stream))
+
+    def started(self) -> None:
+        """`JobStarted` is out (or the attempt could not start): release held lines."""
+        held, self._held = self._held or [], None
+        for line in held:
+            self.line(*line)
+
+    def _forward(self, events: list[Event]) -> None:
+        request = self.request
+        for raw in events:
+            event = stamp(raw, request.job, request.attempt)
+            if isinstance(event, AgentResult):
+                self.result = event
+                self.result_at = self.clock()
+                self.result_seen.set()
+                self.session_id = event.session_id or self.session_id
+            elif isinstance(event, AgentError):
+                self.error = event
+            elif isinstance(event, SessionStarted):
+                self.session_id = event.session_id or self.session_id
+            self.publish(event)
+
+    def session_report(self) -> SessionReport | None:
+        """What the CLI's own files say about the session (see `Tool.session_report`),
+        read on the machine that ran the CLI once the process has ended. Blocking: an
+        executor runs it in a thread, then hands it to `finish`."""
+        if self.parser is None:
+            return None
+        from corral.tools import get_tool
+
+        request = self.request
+        tool = get_tool(request.tool)
+        return tool.session_report(request.env, self.session_id, model=request.model)
+
+    def finish(self, exit_code: int | None, report: SessionReport | None = None) -> None:
+        """The process ended (`None`: by a signal): publish what the CLI's own files say
+        (`report`), then what the parser still owes."""
+        if self.parser is not None:
+            if report is not None:
+                self._forward(self.parser.cli_files(report.model, report.source, report.lines))
+            self._forward(self.parser.finish(exit_code))
+
+    @property
+    def unparsed(self) -> int:
+        return int(getattr(self.parser, "unparsed", 0)) if self.parser is not None else 0
+
+    def outcome(
+        self,
+        *,
+        exit_code: int | None,
+        signal: int | None,
+        stopped: StopReason | None,
+        stop: StopHandle,
+        duration_s: float,
+        pid: int | None,
+    ) -> AttemptOutcome:
+        """How the attempt ended (see `classify`)."""
+        result = self.result
+        status, error, kind = classify(self, exit_code, signal, stopped, stop)
+        return AttemptOutcome(
+            status,
+            exit_code,
+            signal,
+            duration_s,
+            error,
+            kind,
+            result=result.text if result is not None else self.last_stdout,
+            session_id=self.session_id,
+            unparsed_lines=self.unparsed,
+            pid=pid,
+        )
+
+
+# what a stop by the executor's own watchdogs means: (status, kind, message template)
+_WATCHDOGS: dict[StopReason, tuple[JobStatus, ErrorKind, str]] = {
+    StopReason.TIMEOUT: (JobStatus.TIMED_OUT, ErrorKind.TIMEOUT, "timed out after {timeout:g}s"),
+    StopReason.IDLE: (
+        JobStatus.TIMED_OUT,
+        ErrorKind.IDLE,
+        "no output for {idle:g}s (idle_timeout)",
+    ),
+}
+
+Verdict = tuple[JobStatus, str | None, ErrorKind | None]
+_OK: Verdict = (JobStatus.SUCCEEDED, None, None)
+
+
+def classify(
+    said: AttemptPipeline,
+    exit_code: int | None,
+    signal: int | None,
+    stopped: StopReason | None,
+    stop: StopHandle,
+) -> Verdict:
+    """(status, error, error kind) of an ended attempt, the first rule that applies:
+
+    1. stopped on request: the status and reason the request gave;
+    2. stopped by a watchdog: timed out (`timeout` or `idle`);
+    3. the agent's result says it failed: its kind (else its error's, else `api`);
+    4. an agent that lingered after its result was stopped: success, result kept;
+    5. the agent reported an error and failed to finish cleanly: that error;
+    6. killed by a signal, or a non-zero exit code: failed (`exit`);
+    7. otherwise: success.
+    """
+    request = said.request
+    if stopped is StopReason.STOP:
+        return stop.status, stop.reason, stop.error_kind
+    if stopped in _WATCHDOGS:
+        status, kind, template = _WATCHDOGS[stopped]
+        message = template.format(timeout=request.timeout or 0, idle=request.idle_timeout or 0)
+        return status, message, kind
+    result, error = said.result, said.error
+    if result is not None and result.is_error:
+        kind = result.error_kind or (error.error_kind if error else ErrorKind.API)
+        text = first_line(result.text) or (first_line(error.message) if error else None)
+        return JobStatus.FAILED, text or f"{kind} (exit code {exit_code})", kind
+    if stopped is StopReason.LINGER and result is not None:
+        return _OK  # the agent finished its work and then did not exit: keep the result
+    if error is not None and (exit_code != 0 or result is None):
+        return JobStatus.FAILED, first_line(error.message), error.error_kind
+    if signal is not None:
+        return JobStatus.FAILED, f"killed by signal {signal}", ErrorKind.EXIT
+    if exit_code != 0:
+        return JobStatus.FAILED, f"exit code {exit_code}", ErrorKind.EXIT
+    return _OK

@@ -1,0 +1,206 @@
+"""The local executor: each attempt is a child process of this corral process.
+
+Registered as `local` under the `corral.executors` entry points. Its lifecycle owns what
+only makes sense on this machine: corral becomes a child subreaper, holds the run's lock
+(`corral resume` tells a live run from a dead one by it) and, at the run's end, stops and
+reaps every process the jobs left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from corral.events.types import JobStarted
+from corral.execute import reaper
+from corral.execute.attempt import AttemptPipeline, StopReason, keep_bytes
+from corral.execute.executor import (
+    AttemptOutcome,
+    ExecutorContext,
+    JobRequest,
+    Publish,
+    StopHandle,
+)
+from corral.execute.liveness import RunLock
+from corral.execute.process import ChildProcess, Exit, SpawnError
+from corral.models import ErrorKind, JobStatus
+
+WHOLE_LOG_BYTES = 8 * 1024 * 1024  # a log this small is searched whole (multi-line patterns)
+
+
+class LogOutput:
+    """An attempt's output on this machine: its stdout log and its working directory."""
+
+    def __init__(self, stdout_log: Path, cwd: Path) -> None:
+        self.stdout_log = stdout_log
+        self.cwd = cwd
+
+    def search(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        """Line by line, and on the whole text only when the log is small, so a large log
+        is never held in memory."""
+        path = self.stdout_log
+        if not path.exists():
+            return None
+        if path.stat().st_size <= WHOLE_LOG_BYTES:
+            return pattern.search(path.read_text(encoding="utf-8", errors="replace"))
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if match := pattern.search(line.rstrip("\n")):
+                    return match
+        return None
+
+    def read_file(self, name: str, limit: int) -> bytes | None:
+        try:
+            with (self.cwd / name).open("rb") as handle:
+                return handle.read(limit)
+        except OSError:
+            return None
+
+
+class LocalExecutor:
+    """Runs attempts as child processes of this corral process (see the module docstring)."""
+
+    def __init__(self, context: ExecutorContext | None = None) -> None:
+        self.context = context
+        self._lock: RunLock | None = None
+
+    async def __aenter__(self) -> LocalExecutor:
+        reaper.become_subreaper()
+        if self.context is not None:
+            self._lock = RunLock(self.context.log_root)  # `corral resume` must not touch it
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        grace = self.context.kill_grace if self.context is not None else 5.0
+        run_id = self.context.run_id if self.context is not None else None
+        try:
+            await asyncio.to_thread(reaper.sweep, grace, run_id)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def output(self, request: JobRequest) -> LogOutput:
+        cwd = Path(request.cwd) if request.cwd else Path.cwd()
+        return LogOutput(request.log_dir / "stdout.log", cwd)
+
+    async def run(self, request: JobRequest, publish: Publish, stop: StopHandle) -> AttemptOutcome:
+        started = time.monotonic()
+        request.log_dir.mkdir(parents=True, exist_ok=True)
+        pipeline = AttemptPipeline(request, publish)
+        child = ChildProcess(
+            request.argv,
+            cwd=request.cwd,
+            env=request.env,
+            log_dir=request.log_dir,
+            on_line=pipeline.line,
+            keep_line_bytes=keep_bytes(request),
+        )
+        try:
+            pid = await child.start()
+        except SpawnError as error:
+            pipeline.started()
+            return AttemptOutcome.unstarted(
+                JobStatus.FAILED, str(error), ErrorKind.SPAWN, time.monotonic() - started
+            )
+        publish(
+            JobStarted(
+                job=request.job,
+                attempt=request.attempt,
+                pid=pid,
+                argv=request.argv,
+                log_dir=str(request.log_dir),
+                started_at=time.time(),
+                tool=request.tool,
+                model=request.model,
+                spec=dict(request.spec),
+            )
+        )
+        pipeline.started()
+        stop.on_hard(child.kill_now)
+        waiter = asyncio.ensure_future(child.wait())
+        try:
+            stopped = await self._watch(request, child, pipeline, stop, waiter, started)
+            exit_ = await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            # cancellation never leaves a process behind: stop, then reap, shielded
+            await asyncio.shield(child.stop("cancelled", request.kill_grace))
+            await asyncio.shield(waiter)
+            raise
+        # the CLI's own files (its session log, its config) may say what stdout did not
+        pipeline.finish(exit_.code, await asyncio.to_thread(pipeline.session_report))
+        return pipeline.outcome(
+            exit_code=exit_.code,
+            signal=exit_.signal,
+            stopped=stopped,
+            stop=stop,
+            duration_s=time.monotonic() - started,
+            pid=pid,
+        )
+
+    async def _watch(
+        self,
+        request: JobRequest,
+        child: ChildProcess,
+        pipeline: AttemptPipeline,
+        stop: StopHandle,
+        waiter: asyncio.Future[Exit],
+        started: float,
+    ) -> StopReason | None:
+        """Wait for the child while enforcing timeout, idle timeout, lingering and stop
+        requests; the reason it was stopped, if it was."""
+        stop_wait = asyncio.ensure_future(stop.wait())
+        # an agent that printed its result starts the linger clock: look again then
+        result_wait = asyncio.ensure_future(pipeline.result_seen.wait())
+        try:
+            while not waiter.done():
+                now = time.monotonic()
+                deadlines = [now + 3600.0]
+                if request.timeout is not None:
+                    deadlines.append(started + request.timeout)
+                if request.idle_timeout is not None:
+                    deadlines.append(child.last_output + request.idle_timeout)
+                if pipeline.result_at is not None:
+                    deadlines.append(pipeline.result_at + request.result_grace)
+                wake = max(0.0, min(deadlines) - now)
+                pending: set[asyncio.Future[Any]] = {waiter, stop_wait}
+                if not result_wait.done():
+                    pending.add(result_wait)
+                await asyncio.wait(pending, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    return None
+                reason = _why_stop(request, child, pipeline, stop, started)
+                if reason is not None:
+                    grace = 0.0 if stop.hard else request.kill_grace
+                    await child.stop(reason, grace)
+                    # after SIGKILL the group is gone; the waiter finishes promptly
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(waiter), grace + 5.0)
+                    return reason
+            return None
+        finally:
+            stop_wait.cancel()
+            result_wait.cancel()
+
+
+def _why_stop(
+    request: JobRequest,
+    child: ChildProcess,
+    pipeline: AttemptPipeline,
+    stop: StopHandle,
+    started: float,
+) -> StopReason | None:
+    now = time.monotonic()
+    if stop.requested:
+        return StopReason.STOP
+    if request.timeout is not None and now - started >= request.timeout:
+        return StopReason.TIMEOUT
+    if request.idle_timeout is not None and now - child.last_output >= request.idle_timeout:
+        return StopReason.IDLE
+    if pipeline.result_at is not None and now - pipeline.result_at >= request.result_grace:
+        return StopReason.LINGER
+    return None

@@ -1,0 +1,47 @@
+"""GNU parallel style `--joblog`: `joblog.tsv` in the run's log folder, one row per
+finished attempt, written as it happens (a subscriber, like the journal)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from corral.events.types import Event, JobFinished, JobStarted
+
+
+class JobLog:
+    """Writes one TSV row per finished attempt (see the module docstring)."""
+
+    HEADER = ("Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Signal", "Command", "Job")
+
+    def __init__(self, path: Path, order: list[str]) -> None:
+        self._handle = path.open("w", encoding="utf-8", buffering=1)
+        self._handle.write("\t".join(self.HEADER) + "\n")
+        self._host = socket.gethostname()
+        self._seq = {name: index + 1 for index, name in enumerate(order)}
+        self._started: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, JobStarted):
+            self._started[(event.job, event.attempt)] = (event.started_at, event.argv)
+        elif isinstance(event, JobFinished) and event.attempt > 0:
+            ended = event.ended_at if event.ended_at is not None else time.time()
+            start, argv = self._started.pop(
+                (event.job, event.attempt), (ended - event.duration_s, ())
+            )
+            command = " ".join(argv).replace("\t", " ").replace("\n", " ")
+            row = (
+                str(self._seq.get(event.job, 0)),
+                self._host,
+                f"{start:.3f}",
+                f"{max(ended - start, 0.0):.3f}",
+                str(event.exit_code if event.exit_code is not None else -1),
+                str(event.signal or 0),
+                command,
+                event.job,
+            )
+            self._handle.write("\t".join(row) + "\n")
+
+    def close(self) -> None:
+        self._handle.close()

@@ -1,0 +1,87 @@
+"""Entry-point registries: how corral finds its tools, parsers, executors, stores and
+commands, the built-in ones exactly as a plugin's.
+
+Each extension point is an entry-point group; corral's own `pyproject.toml` registers the
+built-ins in it, so nothing in the code names them. `load` reads a group once per process
+and reports, by name, a plugin that is registered twice under different targets, fails
+to import, or is not what the group expects.
+
+    corral.tools       NAME = module:ToolSubclass           an agent CLI adapter
+    corral.parsers     FORMAT = module:ParserClass          a line parser (`make_parser`)
+    corral.executors   NAME = module:factory(ExecutorContext) -> Executor
+    corral.stores      SCHEME = module:factory(url) -> HistoryStore
+    corral.commands    NAME = module:CommandEntry or a click command
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable, Iterable
+from importlib.metadata import EntryPoint, entry_points
+
+from corral.errors import CorralError
+
+TOOLS = "corral.tools"
+PARSERS = "corral.parsers"
+EXECUTORS = "corral.executors"
+STORES = "corral.stores"
+COMMANDS = "corral.commands"
+
+
+class PluginError(CorralError):
+    """A plugin that cannot be used: registered twice, broken, or of the wrong kind."""
+
+
+Error = type[CorralError]
+Check = Callable[[object], str | None]  # what is wrong with a loaded object, or None
+
+
+@functools.cache
+def entries(group: str, error: Error = PluginError) -> dict[str, EntryPoint]:
+    """The group's entry points by name, sorted; a name registered twice with different
+    targets is an `error` (the same target twice, as a stale egg-info beside a dist-info
+    lists it, is not). Read once per process."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=group):
+        other = found.get(ep.name)
+        if other is not None and other.value != ep.value:
+            raise error(
+                f"{_kind(group)} '{ep.name}' is registered twice: {other.value} and {ep.value}",
+                hint="uninstall one of the two plugins",
+            )
+        found[ep.name] = ep
+    return {name: found[name] for name in sorted(found)}
+
+
+def load(ep: EntryPoint, group: str, check: Check, error: Error = PluginError) -> object:
+    """Import one entry point; `check` says what is wrong with the object, or None."""
+    try:
+        value = ep.load()
+    except Exception as cause:  # a broken plugin must name itself, whatever it raised
+        raise error(
+            f"{_kind(group)} plugin '{ep.name}' ({ep.value}) failed to load: {cause}",
+            hint="fix or uninstall the plugin",
+        ) from cause
+    problem = check(value)
+    if problem is not None:
+        raise error(f"{_kind(group)} plugin '{ep.name}' ({ep.value}) {problem}")
+    return value
+
+
+def unknown(group: str, name: str, known: Iterable[str], error: Error = PluginError) -> CorralError:
+    """The error for a name no plugin registers, with a did-you-mean."""
+    names = list(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    plural = _kind(group) + "s"
+    hint = f"did you mean '{close[0]}'?" if close else f"known {plural}: {', '.join(names)}"
+    return error(f"unknown {_kind(group)} '{name}'", hint=hint)
+
+
+def _kind(group: str) -> str:
+    return group.removeprefix("corral.").rstrip("s")
+
+
+def callable_check(value: object) -> str | None:
+    """The check of a group whose entry points name factories: callable or not."""
+    return None if callable(value) else "is not callable"

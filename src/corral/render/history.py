@@ -1,0 +1,145 @@
+"""The history commands' tables: runs, one run, usage (and the CSV of usage)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+
+from corral.models import TOKEN_FIELDS, Tokens
+from corral.render.format import (
+    cost_or_dash,
+    duration_or_dash,
+    money_text,
+    time_text,
+    token_kinds_text,
+    tokens_text,
+)
+from corral.store.records import AttemptRow, RunRecord, RunRow, UsageRow
+
+
+def console() -> Console:
+    """A console for tables: never cut a cell to fit a made-up 80-column width."""
+    found = Console(highlight=False, soft_wrap=False)
+    if not found.is_terminal:
+        found = Console(highlight=False, soft_wrap=False, width=400)
+    return found
+
+
+def _jobs(run: RunRow) -> str:
+    text = f"{run.jobs_succeeded}/{run.jobs_total} ok"
+    if run.jobs_failed:
+        text += f", {run.jobs_failed} failed"
+    return text
+
+
+def runs_table(runs: list[RunRow]) -> Table:
+    """`corral runs`: one line per run."""
+    table = Table(box=None, header_style="bold")
+    for name in ("RUN", "FLOW", "STATUS", "STARTED", "DURATION", "JOBS", "TOKENS", "COST"):
+        table.add_column(name, justify="right" if name in ("TOKENS", "COST") else "left")
+    for run in runs:
+        table.add_row(
+            run.id,
+            run.flow_name,
+            str(run.status),
+            time_text(run.started_at),
+            duration_or_dash(run.duration_s),
+            _jobs(run),
+            tokens_text(run.tokens.total),
+            cost_or_dash(run.cost),
+        )
+    return table
+
+
+def print_record(out: Console, record: RunRecord) -> None:
+    """`corral show`: the run's facts, then one line per job."""
+    run = record.run
+    lines = [
+        ("run", run.id + (f" (resumed from {run.resumed_from})" if run.resumed_from else "")),
+        ("flow", f"{run.flow_name} ({run.flow_path})"),
+        ("status", str(run.status) + (f": {run.error}" if run.error else "")),
+        ("started", time_text(run.started_at)),
+        ("duration", duration_or_dash(run.duration_s)),
+        ("jobs", _jobs(run) + (f", {run.jobs_skipped} skipped" if run.jobs_skipped else "")),
+        ("tokens", token_kinds_text(run.tokens)),
+        ("cost", cost_or_dash(run.cost)),
+        ("logs", run.log_root or "-"),
+    ]
+    for label, value in lines:
+        out.print(f"{label + ':':<10}{value}")
+    table = Table(box=None, header_style="bold")
+    for name in ("JOB", "STATUS", "TRY", "TOOL", "MODEL", "DURATION", "EXIT", "TOKENS", "COST"):
+        table.add_column(name)
+    table.add_column("NOTE")
+    for job in record.jobs:
+        final = job.final
+        note = job.reason or ""
+        if final is not None and final.error:
+            kind = f"{final.error_kind}: " if final.error_kind else ""
+            note = f"{kind}{final.error}"
+        table.add_row(
+            job.name,
+            str(job.status),
+            str(len(job.attempts)) if job.attempts else "-",
+            "-" if final is None else final.tool,
+            "-" if final is None or not final.model else final.model,
+            "-" if final is None else duration_or_dash(final.duration_s),
+            _exit(final),
+            tokens_text(job.tokens.total) if job.attempts else "-",
+            cost_or_dash(job.cost),
+            note,
+        )
+    out.print()
+    out.print(table)
+
+
+def _exit(attempt: AttemptRow | None) -> str:
+    if attempt is None:
+        return "-"
+    if attempt.signal:
+        return f"sig {attempt.signal}"
+    return "-" if attempt.exit_code is None else str(attempt.exit_code)
+
+
+_TOKEN_HEADERS = ("INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING", "TOOL CALLS")
+
+
+def usage_table(by: str, rows: list[UsageRow]) -> Table:
+    """`corral usage`: one line per group, with totals under them when there are several."""
+    table = Table(box=None, header_style="bold", show_footer=len(rows) > 1)
+    total = Tokens()
+    for r in rows:
+        total = total + r.tokens
+    table.add_column(by.upper(), footer="total")
+    table.add_column("TRIES", justify="right", footer=str(sum(r.attempts for r in rows)))
+    for header, name in zip(_TOKEN_HEADERS, TOKEN_FIELDS, strict=True):
+        table.add_column(header, justify="right", footer=tokens_text(getattr(total, name)))
+    for header, pick in (("REPORTED", "reported_usd"), ("ESTIMATED", "estimated_usd")):
+        footer = money_text(sum((getattr(r, pick) for r in rows), Decimal(0)))
+        table.add_column(header, justify="right", footer=footer)
+    table.add_column("UNPRICED", justify="right", footer=str(sum(r.unpriced for r in rows)))
+    for r in rows:
+        table.add_row(
+            r.key,
+            str(r.attempts),
+            *(tokens_text(getattr(r.tokens, name)) for name in TOKEN_FIELDS),
+            money_text(r.reported_usd) if r.reported_usd else "-",
+            money_text(r.estimated_usd) if r.estimated_usd else "-",
+            str(r.unpriced) if r.unpriced else "-",
+        )
+    return table
+
+
+def usage_csv(by: str, rows: list[UsageRow]) -> str:
+    """`corral usage --csv`: one line per group, tokens by kind, cost by source."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([by, "attempts", *TOKEN_FIELDS, "reported_usd", "estimated_usd", "unpriced"])
+    for r in rows:
+        tokens = [getattr(r.tokens, name) for name in TOKEN_FIELDS]
+        writer.writerow([r.key, r.attempts, *tokens, r.reported_usd, r.estimated_usd, r.unpriced])
+    return buffer.getvalue()

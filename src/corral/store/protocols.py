@@ -1,0 +1,127 @@
+"""The history behind two protocols: reading it and writing it.
+
+`HistoryReader` is what the history commands, resume and a server ask; `HistoryWriter` is
+the bus subscriber that records a run. A `HistoryStore` is both (it makes writers).
+SQLAlchemy over SQLite or PostgreSQL (`corral.store.sql`) is one implementation; another
+registers its URL scheme under the `corral.stores` entry points with a factory
+`(url) -> HistoryStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from corral.events.types import Event
+from corral.models import RunStatus
+from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
+
+UsageBy = Literal["model", "tool", "job", "flow", "day"]
+USAGE_KEYS: tuple[UsageBy, ...] = ("model", "tool", "job", "flow", "day")
+ExportFormat = Literal["json", "jsonl", "csv"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("json", "jsonl", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the history holds it: its place in the run's log and when it came."""
+
+    seq: int  # 1, 2, ... in publish order within the run
+    ts: float  # when the writer received it (POSIX seconds)
+    event: Event
+
+
+@runtime_checkable
+class HistoryReader(Protocol):
+    """Questions about past (and running) runs."""
+
+    @property
+    def display_url(self) -> str:
+        """Where the history is, with any password hidden (for messages)."""
+        ...
+
+    def list_runs(
+        self,
+        status: RunStatus | str | None = None,
+        flow: str | None = None,
+        since: float | None = None,
+        limit: int | None = 50,
+    ) -> list[RunRow]:
+        """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run by id or unique prefix; NotFoundError (with a hint) if there is none."""
+        ...
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full id of a run given its id or a unique prefix."""
+        ...
+
+    def events(self, run_id: str, after_seq: int = 0) -> Iterator[StoredEvent]:
+        """The run's stored events after `after_seq`, in publish order (JobOutput is
+        never stored): a live tail or a reconnecting client asks from its last seq on."""
+        ...
+
+    def usage(self, by: UsageBy, since: float | None = None) -> list[UsageRow]:
+        """Tokens by kind and cost by source, grouped by model, tool, job, flow or day."""
+        ...
+
+    def running_jobs(self, run_id: str) -> list[RunningJob]:
+        """Attempts recorded as running (pid and process group), for resume to reap."""
+        ...
+
+    def delete_runs_older_than(
+        self, seconds: float, *, now: float | None = None, dry_run: bool = False
+    ) -> list[RunRow]:
+        """Delete runs started more than `seconds` ago; returns them (to remove their logs)."""
+        ...
+
+    def export(self, run_id: str, fmt: str) -> Iterator[str]:
+        """The run as `json`, `jsonl` or `csv`, in chunks of text."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections; the store is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class HistoryWriter(Protocol):
+    """A bus subscriber that records a run's events (and what they mean) in the history.
+
+    Subscribing must stay cheap (it runs on the event loop for every event); the writing
+    happens elsewhere. `sync()` returns once everything published so far is durable (or
+    says it is not), `close()` writes what is left and raises StoreError for what could
+    not be written.
+    """
+
+    def __call__(self, event: Event) -> None: ...
+
+    async def sync(self) -> bool:
+        """Wait until every event published so far is committed; True if it is."""
+        ...
+
+    def flush_now(self, timeout: float | None = None) -> bool:
+        """Block until everything published so far is committed; True if it is."""
+        ...
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is left and stop; StoreError if anything was lost."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """False while the history cannot be written (the writer keeps retrying)."""
+        ...
+
+
+@runtime_checkable
+class HistoryStore(HistoryReader, Protocol):
+    """A history that can be read and written: the reader that makes writers."""
+
+    def writer(self, *, run_id: str | None = None) -> HistoryWriter:
+        """A new writer; its events belong to the run of the last RunStarted it sees,
+        or to `run_id` (a run resumed or closed by another process)."""
+        ...
