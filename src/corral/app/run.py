@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import os
-import secrets
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from corral.app.check import missing_tools, version_warnings
+from corral.app.header import new_run_id, run_header
 from corral.app.history import earlier_results
 from corral.app.location import open_history, run_logs
 from corral.budget.accounting import Ledger
@@ -40,7 +38,6 @@ from corral.events.types import (
     JobFinished,
     RateLimited,
     RunFinished,
-    RunStarted,
 )
 from corral.execute.admission import GuardedAdmission
 from corral.execute.executor import AttemptOutcome, Executor, ExecutorContext, JobRequest
@@ -61,12 +58,6 @@ DEFAULT_KILL_GRACE = 5.0
 def default_concurrency() -> int:
     """How many jobs run at once when neither the flow nor --jobs says: the CPUs, >= 2."""
     return max(os.cpu_count() or 2, 2)
-
-
-def new_run_id(now: float | None = None) -> str:
-    """`20250131-140502-a3f9`: sortable by time, unique by its random end."""
-    stamp = datetime.fromtimestamp(now or time.time()).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 @dataclass(frozen=True)
@@ -386,35 +377,3 @@ async def countdown(until: datetime, tick: Callable[[float], None], stop: asynci
             return False
         except TimeoutError:
             continue
-
-
-def run_header(
-    loaded: LoadedFlow,
-    run_id: str,
-    log_root: Path,
-    args: Sequence[str],
-    resumed_from: str | None,
-    jobs: Iterable[str],
-) -> RunStarted:
-    """The run's first event: what runs, from which flow, where, by whom."""
-    return RunStarted(
-        run_id=run_id,
-        flow_name=loaded.name,
-        flow_path=str(loaded.path.resolve()),
-        jobs=tuple(jobs),
-        started_at=time.time(),
-        flow_hash=loaded.digest,
-        flow_content=loaded.text,
-        args=tuple(args),
-        user=_user(),
-        host=socket.gethostname(),
-        log_root=str(log_root),
-        resumed_from=resumed_from,
-    )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

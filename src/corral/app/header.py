@@ -1,0 +1,54 @@
+"""A run's identity: its id, and its first event (what runs, from which flow, where, by
+whom)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from corral.config.loader import LoadedFlow
+from corral.events.types import RunStarted
+
+
+def new_run_id(now: float | None = None) -> str:
+    """`20250131-140502-a3f9`: sortable by time, unique by its random end."""
+    stamp = datetime.fromtimestamp(now or time.time()).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def run_header(
+    loaded: LoadedFlow,
+    run_id: str,
+    log_root: Path,
+    args: Sequence[str],
+    resumed_from: str | None,
+    jobs: Iterable[str],
+) -> RunStarted:
+    """The run's first event: what runs, from which flow, where, by whom."""
+    return RunStarted(
+        run_id=run_id,
+        flow_name=loaded.name,
+        flow_path=str(loaded.path.resolve()),
+        jobs=tuple(jobs),
+        started_at=time.time(),
+        flow_hash=loaded.digest,
+        flow_content=loaded.text,
+        args=tuple(args),
+        user=_user(),
+        host=socket.gethostname(),
+        log_root=str(log_root),
+        resumed_from=resumed_from,
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
