@@ -56,3 +56,7 @@ USAGE = CommandEntry(
 )
 GC = CommandEntry("corral.cli.history:gc_command", "Delete old runs and their logs.")
 PROVIDER = CommandEntry("corral.cli.provider:provider_command", "The simulated model provider.")
+VERSION = CommandEntry(
+    "corral.cli.version:version_command",
+    "Print the version (--verbose: commit, build, artifact, Python, dependencies).",
+)
