@@ -9,6 +9,9 @@
     ├── ExpressionError         an expression of GitHub's language that cannot be read or
     │                           evaluated (2); see corral.expressions.errors
     ├── PriceFileError          a price file that cannot be read (2)
+    ├── PolicyError             a Rego policy that cannot be read or evaluated, or the
+    │   │                       `policy` extra missing (2); nothing runs
+    │   └── PolicyDenied        a policy denied the flow (2); nothing runs
     ├── StoreError              the run history cannot be opened or written (3)
     │   └── MissingExtraError   an optional dependency is not installed (3)
     └── NotFoundError           a run or job named on the command line does not exist (4)
@@ -20,6 +23,7 @@ Interruption exits 130 (SIGINT) or 143 (SIGTERM).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 EXIT_OK = 0
 EXIT_JOBS_FAILED = 1
@@ -97,6 +101,39 @@ class TemplateError(CorralError):
 
 class PriceFileError(CorralError):
     """A price file (--prices) that cannot be read or holds a bad price."""
+
+
+class PolicyError(CorralError):
+    """A policy that cannot be loaded or evaluated; with policies asked for, nothing runs."""
+
+    def __init__(self, message: str, *, hint: str | None = None, context: list[str] | None = None):
+        super().__init__(message, hint=hint)
+        self.context = context or []
+
+    def lines(self) -> list[str]:
+        return [*super().lines(), *self.context]
+
+
+class PolicyDenied(PolicyError):
+    """A policy denied the flow. `denials` are the printed lines (one per denial);
+    `document` is the JSON form (`corral.policy.Verdict.to_json`); `run_id` names the
+    refusal in the history when one was recorded."""
+
+    def __init__(
+        self,
+        denials: list[str],
+        summary: str,
+        *,
+        document: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(summary)
+        self.denials = denials
+        self.document = document or {}
+        self.run_id = run_id
+
+    def lines(self) -> list[str]:
+        return [*self.denials, self.message]
 
 
 class StoreError(CorralError):

@@ -50,6 +50,7 @@ class RunStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    REFUSED = "refused"  # a policy denied the flow: nothing ran
 
 
 class ErrorKind(enum.StrEnum):

@@ -60,3 +60,6 @@ VERSION = CommandEntry(
     "corral.cli.version:version_command",
     "Print the version (--verbose: commit, build, artifact, Python, dependencies).",
 )
+POLICY = CommandEntry(
+    "corral.cli.policy:policy_command", "Check a flow against Rego policies before it runs."
+)

@@ -10,7 +10,14 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from corral.durations import parse_duration
 from corral.models import BudgetAction, BudgetLimits
@@ -36,6 +43,17 @@ def _str_or_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], BeforeValidator(_str_or_list)]
+
+
+def _one_or_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+PathList = Annotated[
+    list[str],
+    BeforeValidator(_one_or_list),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
 
 
 class _Strict(BaseModel):
@@ -188,6 +206,11 @@ class FlowSpec(_Strict):
         None,
         description="Where the jobs run: an executor from the corral.executors entry points "
         "(default: local; `corral run --executor` overrides it).",
+    )
+    policy: PathList | None = Field(
+        None,
+        description="Rego policy files or folders (relative to this file) that must allow "
+        "the flow before anything runs.",
     )
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="Job fields applied to every job."

@@ -77,6 +77,18 @@ class RunFinished(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunRefused(RunFinished):
+    """A policy denied the flow before anything started (status REFUSED).
+
+    `denials` are the policy findings in their JSON form (rule, job, message, file,
+    line, details, location); the run has no jobs and no logs.
+    """
+
+    kind: ClassVar[str] = "run.refused"
+    denials: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobWaiting(Event):
     """A job cannot start yet; `reason` says why (needs, concurrency, rate limit, budget)."""
 
