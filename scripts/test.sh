@@ -14,6 +14,14 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' || exit 1
 
+# the release tests sign with minisign (Debian's package): CI installs it when missing
+if [[ "${CI:-}" == "true" ]] && ! command -v minisign >/dev/null 2>&1; then
+  sudo=()
+  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  { "${sudo[@]}" apt-get update -q && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q minisign; } >&2 \
+    || { echo "test.sh: installing minisign failed" >&2; exit 1; }
+fi
+
 pytest_args=()
 if [[ "${CI:-}" == "true" || -z "${CORRAL_SKIP_REALCLI:-}" ]]; then
   bin_dir="$(scripts/install-clis.sh | tail -n 1)" || { echo "test.sh: installing the agent CLIs failed" >&2; exit 1; }

@@ -4,6 +4,7 @@ conventions, bad policies, and `corral policy check` / `corral policy input`."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -328,3 +329,16 @@ def test_check_exit_codes_and_output(tmp_path: Path) -> None:
     nothing = corral("policy", "check", "flow.yaml", cwd=tmp_path, env={"CORRAL_POLICY": ""})
     assert nothing.returncode == 2
     assert "no policy to check" in nothing.stderr and "--policy" in nothing.stderr
+
+
+def test_the_flow_in_the_docs_passes_the_example_policies(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "policy.md").read_text()
+    (flow,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL) if "jobs:" in b]
+    (tmp_path / "policies").symlink_to(EXAMPLES)
+    loaded, plan = check_flow(write_flow(tmp_path, flow))
+    verdict = evaluate(loaded, plan, environ={})
+    assert verdict is not None and verdict.allowed, verdict and verdict.denial_lines()
+    rego = re.findall(r"```rego\n(.*?)```", text, re.DOTALL)
+    (tmp_path / "doc.rego").write_text(rego[0])
+    shell = verdict_of(tmp_path, "jobs:\n  a: {run: x, shell: true}\n", tmp_path / "doc.rego")
+    assert denied(shell) == {("corral.shell.deny_shell", "a")}
