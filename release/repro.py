@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, ReleaseError, log, run
+from common import ROOT, ReleaseError, log, run, sha256
 
 
 def sums(path: Path) -> dict[str, str]:
@@ -34,7 +34,12 @@ def main(container: bool) -> dict[str, bool]:
             log(f"building the {attempt} clone in {clone}")
             if subprocess.run(argv, env=env, cwd=clone, check=False).returncode != 0:
                 raise ReleaseError(f"the {attempt} build failed")
-            results.append(sums(clone / "dist" / "SHA256SUMS"))
+            dist = clone / "dist"
+            listed = sums(dist / "SHA256SUMS")
+            for name in ("SHA256SUMS", "SHA256SUMS.minisig", "SHA256SUMS.asc"):
+                if (dist / name).is_file():
+                    listed[name] = sha256(dist / name)
+            results.append(listed)
     first, second = results
     verdict = {name: first.get(name) == second.get(name) for name in sorted({*first, *second})}
     for name, same in verdict.items():

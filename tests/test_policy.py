@@ -342,3 +342,17 @@ def test_the_flow_in_the_docs_passes_the_example_policies(tmp_path: Path) -> Non
     (tmp_path / "doc.rego").write_text(rego[0])
     shell = verdict_of(tmp_path, "jobs:\n  a: {run: x, shell: true}\n", tmp_path / "doc.rego")
     assert denied(shell) == {("corral.shell.deny_shell", "a")}
+
+
+def test_dates_in_a_matrix_and_linked_folders(tmp_path: Path) -> None:
+    policies = tmp_path / "p"
+    policies.mkdir()
+    (policies / "loop").symlink_to(policies)  # a link back up the tree is read once
+    (policies / "d.rego").write_text(
+        'package d\nimport rego.v1\ndeny contains j if { some j, job in input.jobs\n'
+        '  job.matrix.day == "2024-01-02" }\n'
+    )
+    body = "jobs:\n  a: {run: [echo], matrix: {day: [2024-01-02]}}\n"
+    verdict = verdict_of(tmp_path, body, policies)
+    assert [f.message for f in verdict.denials] == ["a-2024-01-02"]
+    assert len(verdict.files) == 1

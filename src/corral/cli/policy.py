@@ -44,7 +44,7 @@ def policy_command() -> None:
     """
 
 
-@policy_command.command("check")
+@policy_command.command("check", short_help="Check FLOW against the policies (exit 2 if denied).")
 @click.argument("flow", type=click.Path(dir_okay=False))
 @policy_option
 @selection_options
@@ -88,7 +88,7 @@ def check_command(
     return EXIT_OK if verdict.allowed else EXIT_USAGE
 
 
-@policy_command.command("input")
+@policy_command.command("input", short_help="Print the `input` document policies see for FLOW.")
 @click.argument("flow", type=click.Path(dir_okay=False))
 @selection_options
 def input_command(flow: str, only: tuple[str, ...], from_: tuple[str, ...]) -> int:

@@ -109,12 +109,15 @@ class PolicyFiles:
         return cls(tuple(dict.fromkeys(rego)), tuple(data))
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def _walk(root: Path, seen: frozenset[Path] = frozenset()) -> Iterable[Path]:
+    here = root.resolve()
+    if here in seen:
+        return  # a symbolic link back up the tree
     for entry in root.iterdir():
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            yield from _walk(entry)
+            yield from _walk(entry, seen | {here})
         elif entry.is_file():
             yield entry
 
@@ -198,7 +201,8 @@ class PolicySet:
 
     def evaluate(self, document: Mapping[str, Any]) -> Outcome:
         """Every denial and warning the policies produce for `document` (as `input`)."""
-        self._engine.set_input_json(json.dumps(document))
+        # default=str: a YAML date or time in a matrix is text to a policy, not an error
+        self._engine.set_input_json(json.dumps(document, default=str))
         denials: list[Finding] = []
         warnings: list[Finding] = []
         for query in self._packages:
