@@ -70,7 +70,7 @@ def test_input_is_the_flow_as_it_will_run(tmp_path: Path) -> None:
     assert review["timeout"] == 600.0  # from defaults, in seconds
     assert review["budget"]["usd"] == 1.5  # a number, from defaults
     assert review["tool"] == "claude" and review["agent"] is True
-    assert review["prompt"] == "Review {{ matrix.file }}"  # templates stay unrendered
+    assert review["prompt"] == "Review b.py"  # a template that reads only matrix is rendered
     lint = document["jobs"]["lint"]
     assert lint["tool"] == "generic" and lint["agent"] is False
     assert lint["needs"] == ["review-a.py", "review-b.py"]
@@ -356,3 +356,29 @@ def test_dates_in_a_matrix_and_linked_folders(tmp_path: Path) -> None:
     verdict = verdict_of(tmp_path, body, policies)
     assert [f.message for f in verdict.denials] == ["a-2024-01-02"]
     assert len(verdict.files) == 1
+
+
+def test_matrix_templates_are_rendered_others_fail_closed(tmp_path: Path) -> None:
+    body = """
+    defaults: {timeout: 1m, budget: {usd: 1}}
+    jobs:
+      review:
+        tool: claude
+        model: ${{ matrix.model }}
+        prompt: "Review {{ matrix.file }} for ${{ env.USER }}"
+        matrix: {model: [claude-sonnet-4-5, gpt-4o], file: [a.py]}
+      hidden:
+        tool: codex
+        model: ${{ env.MODEL }}
+        prompt: x
+    """
+    loaded, plan = check_flow(write_flow(tmp_path, body))
+    jobs = flow_input(loaded, plan)["jobs"]
+    assert jobs["review-claude-sonnet-4-5-a.py"]["model"] == "claude-sonnet-4-5"
+    # the prompt also reads env: known only when the run goes, so it stays as written
+    assert jobs["review-gpt-4o-a.py"]["prompt"] == "Review {{ matrix.file }} for ${{ env.USER }}"
+    verdict = verdict_of(tmp_path, body, EXAMPLES)
+    assert denied(verdict) == {
+        ("corral.tools.deny_model", "review-gpt-4o-a.py"),
+        ("corral.tools.deny_model", "hidden"),  # ${{ env.MODEL }} is not an allowed model
+    }
