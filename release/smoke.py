@@ -203,8 +203,10 @@ def subjects(layout: Layout, work: Path, container: bool) -> list[Subject]:
     if layout.container.is_file() and container:
         image = f"localhost/corral:{layout.version}"
         run(["podman", "load", "--quiet", "--input", layout.container], quiet=True)
-        # this machine's runc may not raise limits: run with modest ones, no systemd timer
-        podman = ["podman", "run", "--rm", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
+        # no network needed; this machine's runc may not raise limits: modest ones; no
+        # systemd here for the health check's timer
+        podman = ["podman", "run", "--rm", "--network", "none", "--runtime", "runc"]
+        podman += ["--cgroup-manager=cgroupfs"]
         podman += ["--ulimit", "nofile=8192:8192", "--ulimit", "nproc=8192:8192"]
         podman += ["--no-healthcheck", "--volume", f"{work / 'container'}:/work", image, "corral"]
         # the image carries no agent CLIs: no rehearsal inside it
