@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.app import check_flow
+from corral.app.check import check_flow
 from corral.errors import FlowError, PolicyError
 from corral.policy import PolicyFiles, PolicySet, Verdict, evaluate, flow_input
 from helpers import corral, write_flow
@@ -349,7 +349,7 @@ def test_dates_in_a_matrix_and_linked_folders(tmp_path: Path) -> None:
     policies.mkdir()
     (policies / "loop").symlink_to(policies)  # a link back up the tree is read once
     (policies / "d.rego").write_text(
-        'package d\nimport rego.v1\ndeny contains j if { some j, job in input.jobs\n'
+        "package d\nimport rego.v1\ndeny contains j if { some j, job in input.jobs\n"
         '  job.matrix.day == "2024-01-02" }\n'
     )
     body = "jobs:\n  a: {run: [echo], matrix: {day: [2024-01-02]}}\n"

@@ -1,6 +1,6 @@
 """Policy before execution: `run`, `rehearse`, `exec` and `resume` check the policies
 first; a denied flow runs nothing and leaves only the refusal in the history; the hook
-(`corral.policy.enforce`) is the function the server calls."""
+(`corral.app.policy.admit`, which `start_run` calls first) is what the server gets."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from corral.app import check_flow
+from corral.app.check import check_flow
+from corral.app.policy import admit
+from corral.app.run import RunOptions, start_run
 from corral.errors import PolicyDenied
 from corral.events.types import RunRefused, RunStarted
 from corral.models import RunStatus
-from corral.policy import HistoryRecorder, enforce
-from corral.store import open_store
+from corral.store.sql import open_store
 from corral.store import schema as tables
 from helpers import corral, write_flow
 
@@ -54,7 +55,7 @@ def history(folder: Path) -> dict[str, object]:
                 for table in (tables.runs, tables.jobs, tables.attempts, tables.job_models)
             }
         runs = store.list_runs()
-        events = list(store.events(runs[0].id)) if runs else []
+        events = [stored.event for stored in store.events(runs[0].id)] if runs else []
     finally:
         store.close()
     return {"counts": counts, "runs": runs, "events": events}
@@ -162,28 +163,42 @@ def test_allowed_run_shows_warnings_and_runs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["run", "rehearse"])
 def test_the_hook_the_server_calls(tmp_path: Path, mode: str) -> None:
-    """What the server does with a submitted flow, for a run and for a rehearsal: check,
-    then enforce with a recorder on its history, before starting anything."""
+    """What a server does with a submitted flow, for a run and for a rehearsal: admit it
+    with its configured policies and history before starting anything."""
     body = DENIED.replace("name: guarded", f"name: submitted-{mode}")
     loaded, plan = check_flow(write_flow(tmp_path, body))
-    recorder = HistoryRecorder(None, tmp_path / ".corral" / "corral.db", ("serve", mode))
+    options = RunOptions(policies=(str(EXAMPLES),), args=("serve", mode))
+    warnings: list[str] = []
     with pytest.raises(PolicyDenied) as caught:
-        enforce(loaded, plan, policies=[EXAMPLES], environ={}, record=recorder)
+        admit(loaded, plan, options, environ={}, warn=warnings.append)
     denied = caught.value
-    assert denied.run_id is not None and recorder.error is None
+    assert denied.run_id is not None and warnings == []
     assert denied.document["status"] == "refused" and denied.document["run_id"] == denied.run_id
     assert_only_a_refusal(tmp_path, denied.run_id)
     allowed = check_flow(write_flow(tmp_path, ALLOWED, "fine.yaml"))
-    verdict = enforce(*allowed, policies=[EXAMPLES], environ={}, record=recorder)
-    assert verdict is not None and verdict.allowed
-    assert enforce(*allowed, environ={}, record=recorder) is None  # no policy: nothing to do
+    admitted = admit(*allowed, options, environ={})
+    assert admitted.verdict is not None and admitted.verdict.allowed
+    assert admit(*allowed, RunOptions(), environ={}).verdict is None  # no policy applies
+
+
+async def test_start_run_admits_first(tmp_path: Path) -> None:
+    """`start_run` (what the CLI and a server call) checks the policies itself: a denied
+    flow raises before the executor, the log folder or the history writer exist."""
+    loaded, plan = check_flow(write_flow(tmp_path, DENIED))
+    options = RunOptions(policies=(str(EXAMPLES),))
+    with pytest.raises(PolicyDenied) as caught:
+        await start_run(loaded, plan, options)
+    assert caught.value.run_id is not None
+    assert_only_a_refusal(tmp_path, caught.value.run_id)
 
 
 def test_an_unwritable_history_does_not_turn_a_refusal_into_a_run(tmp_path: Path) -> None:
     loaded, plan = check_flow(write_flow(tmp_path, DENIED))
     (tmp_path / "a-file").write_text("")  # a history under a file cannot be created
-    recorder = HistoryRecorder(f"sqlite:///{tmp_path}/a-file/h.db", tmp_path / "unused.db")
+    options = RunOptions(policies=(str(EXAMPLES),), store=f"sqlite:///{tmp_path}/a-file/h.db")
+    warnings: list[str] = []
     with pytest.raises(PolicyDenied) as caught:
-        enforce(loaded, plan, policies=[EXAMPLES], environ={}, record=recorder)
+        admit(loaded, plan, options, environ={}, warn=warnings.append)
     assert caught.value.run_id is None
-    assert recorder.error is not None and "cannot create the history folder" in recorder.error
+    (warning,) = warnings
+    assert warning.startswith("refusal not recorded: ") and "cannot create" in warning

@@ -75,6 +75,11 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
     assert history is not None  # opened, not merely looked for
     try:
         record = history.get_run(run_id)
+        if record.run.status is RunStatus.REFUSED:
+            raise UsageError(
+                f"run {record.run.id} was refused by policy: nothing ran, so nothing resumes",
+                hint="see `corral show` for the denials; fix the flow and `corral run` it",
+            )
         records = (record, *_earlier_runs(history, record))
         for run in records:
             if (pid := holder(Path(run.run.log_root))) is not None:
@@ -118,6 +123,7 @@ async def resume_run(
     subscribers: Sequence[Subscriber] = (),
     executor: Executor | None = None,
     control: RunControl | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunReport | None:
     """Finish run `run_id` (see `plan_resume`); None when every job already succeeded.
 
@@ -130,7 +136,13 @@ async def resume_run(
     if not resumed.plan.jobs:
         return None
     return await finish_run(
-        resumed, options, view=view, subscribers=subscribers, executor=executor, control=control
+        resumed,
+        options,
+        view=view,
+        subscribers=subscribers,
+        executor=executor,
+        control=control,
+        warn=warn,
     )
 
 
@@ -142,8 +154,10 @@ async def finish_run(
     subscribers: Sequence[Subscriber] = (),
     executor: Executor | None = None,
     control: RunControl | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Run what `plan_resume` left to run (the keywords are `start_run`'s)."""
+    """Run what `plan_resume` left to run (the keywords are `start_run`'s; the policies
+    that apply now must allow what is left, as for any run)."""
     return await start_run(
         resumed.loaded,
         resumed.plan,
@@ -154,6 +168,7 @@ async def finish_run(
         control=control,
         known=resumed.known,
         resumed=resumed,
+        warn=warn,
     )
 
 

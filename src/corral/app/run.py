@@ -25,6 +25,7 @@ from corral.app.check import missing_tools, version_warnings
 from corral.app.header import new_run_id, run_header
 from corral.app.history import earlier_results
 from corral.app.location import open_history, run_logs
+from corral.app.policy import Admitted, admit
 from corral.budget.accounting import Ledger
 from corral.budget.guard import BudgetGuard
 from corral.budget.pricing import PriceBook
@@ -67,7 +68,8 @@ class RunOptions:
     `jobs`, `fail_fast` and `executor` override the flow's `concurrency`, `fail_fast`
     and `executor`; `store` is a history URL (default: SQLite in `.corral/`) and
     `no_store` keeps none; `base_dir` is where `.corral` lives (default: the flow's
-    folder); `args` are recorded with the run.
+    folder); `args` are recorded with the run; `policies` are Rego policy files or
+    folders that must allow the flow, on top of its own `policy:` and CORRAL_POLICY.
     """
 
     jobs: int | None = None
@@ -80,6 +82,7 @@ class RunOptions:
     base_dir: Path | None = None
     price_file: str | None = None
     run_id: str | None = None
+    policies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ async def start_run(
     resumed: ResumedRun | None = None,
     rehearse: Rehearse | None = None,
     warn: Callable[[str], None] | None = None,
+    admitted: Admitted | None = None,
 ) -> RunReport:
     """Run `plan` to its end and report how it went.
 
@@ -188,7 +192,14 @@ async def start_run(
     to the one `options` or the flow names; with the local one, a missing agent CLI is a
     ToolError before anything starts, and `warn` hears of each installed CLI whose
     version is not the one its adapter was verified with.
+
+    Before anything else the policies that apply must allow the flow
+    (`corral.app.policy.admit`; its warnings go to `warn`): a denial raises PolicyDenied
+    with nothing started and only the refusal recorded. `admitted` is the result of an
+    `admit` the caller already made.
     """
+    if admitted is None:
+        admit(loaded, plan, options, warn=warn)
     control = control or RunControl()
     spec = loaded.spec
     base_dir = options.base_dir or loaded.path.resolve().parent

@@ -21,6 +21,24 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Command = Callable[..., int]
 
+POLICY_HELP = (
+    "Rego policy file or folder that must allow the flow (repeatable); the flow's "
+    "`policy:` and CORRAL_POLICY apply as well."
+)
+
+
+def policy_option(function: Callable[..., T]) -> Callable[..., T]:
+    """`--policy PATH` (repeatable), for `policy check` and every command that runs jobs."""
+    option = click.option(
+        "--policy",
+        "policies",
+        multiple=True,
+        metavar="PATH",
+        type=click.Path(exists=True),
+        help=POLICY_HELP,
+    )
+    return option(function)
+
 
 def run_options(function: Command) -> Command:
     """The options every command that runs jobs shares; the command gets them as one
@@ -82,7 +100,7 @@ def run_options(function: Command) -> Command:
             help="Where jobs run: an executor plugin (default: the flow's, else local).",
         ),
     ]
-    command: Command = with_flags
+    command: Command = policy_option(with_flags)
     for option in reversed(options):
         command = option(command)
     return command
@@ -103,6 +121,7 @@ class RunFlags:
     no_store: bool
     price_file: str | None
     executor: str | None
+    policies: tuple[str, ...]
 
     @classmethod
     def take(cls, values: dict[str, object]) -> RunFlags:
@@ -120,6 +139,7 @@ class RunFlags:
             no_store=bool(taken["no_store"]),
             price_file=_optional(taken, "price_file", str),
             executor=_optional(taken, "executor", str),
+            policies=tuple(str(path) for path in _sequence(taken["policies"])),
         )
 
     def options(self, *, base_dir: Path | None = None) -> RunOptions:
@@ -135,12 +155,18 @@ class RunFlags:
             args=tuple(sys.argv[1:]),
             base_dir=base_dir,
             price_file=self.price_file,
+            policies=self.policies,
         )
 
 
 def _optional(values: Mapping[str, object], name: str, kind: type[T]) -> T | None:
     value = values[name]
     assert value is None or isinstance(value, kind), f"--{name}: {value!r}"  # click typed it
+    return value
+
+
+def _sequence(value: object) -> tuple[object, ...]:
+    assert isinstance(value, tuple), value  # click gives a multiple option as a tuple
     return value
 
 

@@ -9,21 +9,7 @@ from typing import Any
 import click
 import orjson
 
-POLICY_HELP = (
-    "Rego policy file or folder (repeatable). The flow's `policy:` and CORRAL_POLICY apply as well."
-)
-
-
-def policy_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """`--policy PATH`, shared by `policy check` and every command that runs jobs."""
-    return click.option(
-        "--policy",
-        "policies",
-        multiple=True,
-        metavar="PATH",
-        type=click.Path(exists=True),
-        help=POLICY_HELP,
-    )(function)
+from corral.cli.options import policy_option
 
 
 def selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,12 +50,12 @@ def check_command(
     Exit 0 when allowed (warnings are printed), 2 when any policy denies, when a
     policy is invalid, or when no policy applies.
     """
-    from corral.app import check_flow
+    from corral.app.check import check_flow
+    from corral.app.policy import check_policies
     from corral.errors import EXIT_OK, EXIT_USAGE, UsageError
-    from corral.policy import evaluate
 
     loaded, plan = check_flow(flow, only=only, from_=from_)
-    verdict = evaluate(loaded, plan, policies=policies)
+    verdict = check_policies(loaded, plan, policies=policies)
     if verdict is None:
         raise UsageError(
             f"{flow}: no policy to check",
@@ -94,7 +80,7 @@ def check_command(
 def input_command(flow: str, only: tuple[str, ...], from_: tuple[str, ...]) -> int:
     """Print the document policies see as `input` for FLOW (JSON), to write policies
     against."""
-    from corral.app import check_flow
+    from corral.app.check import check_flow
     from corral.policy import flow_input
 
     loaded, plan = check_flow(flow, only=only, from_=from_)

@@ -8,9 +8,10 @@ Signals are this edge's business: SIGINT/SIGTERM cancel the run through its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ import click
 import orjson
 
 from corral.cli.options import RunFlags, run_options
-from corral.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
+from corral.errors import EXIT_SIGINT, EXIT_SIGTERM, PolicyDenied, UsageError
 
 if TYPE_CHECKING:
     from corral.app.run import RunControl, RunReport
@@ -82,7 +83,8 @@ def _run(flags: RunFlags, title: str, start: Start) -> int:
         finally:
             interrupts.uninstall(loop)
 
-    report = asyncio.run(main())
+    with _refusal_document(flags):  # `resume` is checked once the run is planned
+        report = asyncio.run(main())
     if report is None:
         return 0  # nothing was left to run
     _render(report, ui, flags.json_mode)
@@ -116,6 +118,20 @@ def _warn(message: str) -> None:
     click.echo(f"corral: warning: {message}", err=True)
 
 
+@contextlib.contextmanager
+def _refusal_document(flags: RunFlags) -> Iterator[None]:
+    """With --json, a run refused by policy still puts a document on stdout: the
+    verdict, with `"status": "refused"` and the refusal's run id."""
+    try:
+        yield
+    except PolicyDenied as denied:
+        if flags.json_mode:
+            sys.stdout.buffer.write(orjson.dumps(denied.document, option=orjson.OPT_INDENT_2))
+            sys.stdout.buffer.write(b"\n")
+            sys.stdout.flush()
+        raise
+
+
 def _flow_run(
     loaded: LoadedFlow,
     plan: Plan,
@@ -125,14 +141,20 @@ def _flow_run(
     rehearse: bool = False,
 ) -> int:
     """`run`, `exec` and `rehearse`: run the plan (with its rehearsal, if asked)."""
+    from corral.app.policy import admit
     from corral.app.run import start_run
 
     options = flags.options(base_dir=base_dir)
-
-    def start(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport]:
-        return start_run(loaded, plan, options, view=ui, control=control, warn=_warn)
-
+    with _refusal_document(flags):
+        # the policies first: a refused rehearsal does not even start its provider
+        admitted = admit(loaded, plan, options, warn=_warn)
     if not rehearse:
+
+        def start(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport]:
+            return start_run(
+                loaded, plan, options, view=ui, control=control, warn=_warn, admitted=admitted
+            )
+
         return _run(flags, loaded.name, start)
     from corral.app.rehearse import rehearsal
 
@@ -140,7 +162,14 @@ def _flow_run(
 
         def start_rehearsed(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport]:
             return start_run(
-                loaded, plan, options, view=ui, control=control, rehearse=hook, warn=_warn
+                loaded,
+                plan,
+                options,
+                view=ui,
+                control=control,
+                rehearse=hook,
+                warn=_warn,
+                admitted=admitted,
             )
 
         return _run(flags, loaded.name, start_rehearsed)
@@ -290,6 +319,7 @@ def resume_command(run_id: str, directory: str, flags: RunFlags) -> int:
             echo=lambda m: click.echo(m, err=True),
             view=ui,
             control=control,
+            warn=_warn,
         )
 
     return _run(flags, "", start)  # the live view takes the flow's name from the run

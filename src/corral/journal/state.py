@@ -25,6 +25,7 @@ from corral.events.types import (
     JobWaiting,
     RateLimited,
     RunFinished,
+    RunRefused,
     RunStarted,
     SessionStarted,
     SpendUpdated,
@@ -160,6 +161,7 @@ class RunJournal:
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.error: str | None = None
+        self.denials: tuple[dict[str, Any], ...] = ()  # a run refused by policy: why
         self.usage = Usage()  # the run's, spend carried over from earlier runs included
         self.spent = Cost.zero()
 
@@ -198,6 +200,10 @@ class RunJournal:
     def _run_finished(self, event: RunFinished) -> None:
         self.run_id = self.run_id or event.run_id
         self.status, self.ended_at, self.error = event.status, event.ended_at, event.error
+
+    def _run_refused(self, event: RunRefused) -> None:
+        self._run_finished(event)
+        self.denials = event.denials
 
     def _breach(self, event: BudgetExceeded) -> None:
         self.breaches.append(event)
@@ -355,6 +361,7 @@ _FOLDS: dict[type[Event], Callable[[RunJournal, Any], None]] = {
     SpendUpdated: RunJournal._spend,
     RunStarted: RunJournal._run_started,
     RunFinished: RunJournal._run_finished,
+    RunRefused: RunJournal._run_refused,
     BudgetExceeded: RunJournal._breach,
     JobStarted: _job_event(RunJournal._started),
     JobFinished: _job_event(RunJournal._finished),

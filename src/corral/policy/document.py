@@ -25,7 +25,7 @@ from typing import Any
 from corral import __version__
 from corral.config.loader import LoadedFlow
 from corral.errors import CorralError
-from corral.plan import Plan, PlannedJob
+from corral.plan import Plan, PlannedJob, max_spend
 
 SCHEMA_VERSION = 1
 
@@ -36,7 +36,7 @@ def flow_input(loaded: LoadedFlow, plan: Plan) -> dict[str, Any]:
     document: dict[str, Any] = _plain(spec.model_dump(by_alias=True, exclude={"defaults", "jobs"}))
     document["name"] = loaded.name
     document["jobs"] = {name: _job(job) for name, job in plan.jobs.items()}
-    spend = plan.max_spend()
+    spend = max_spend(plan.budget, plan.job_budgets())
     document["plan"] = {
         "levels": [list(level) for level in plan.levels],
         "max_spend_usd": None if spend is None else _plain(spend),
@@ -50,20 +50,17 @@ def flow_input(loaded: LoadedFlow, plan: Plan) -> dict[str, Any]:
 
 
 def _job(job: PlannedJob) -> dict[str, Any]:
-    from corral.execute.prepare import uses_tool
-
     spec = job.spec
     entry: dict[str, Any] = _plain(spec.model_dump(by_alias=True))
     if job.matrix is not None:
         entry.update(_matrix_rendered(job))
-    tool = uses_tool(spec)
     entry.update(
         name=job.name,
         group=job.group,
         needs=list(job.needs),
         matrix=_plain(dict(job.matrix)) if job.matrix is not None else None,
-        tool=tool or "generic",
-        agent=tool is not None,
+        tool=job.adapter,
+        agent=job.is_agent,
     )
     return entry
 

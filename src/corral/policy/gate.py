@@ -5,22 +5,21 @@ relative to the flow file), the paths given by whoever starts the run (`--policy
 the command line, the server's configuration) and `CORRAL_POLICY` (paths separated by
 `:`). A flow cannot switch off a policy its environment imposes.
 
-`enforce` is the one hook every way of running a flow calls after the flow is checked
-and before anything starts: `corral run`, `rehearse`, `exec` and `resume` call it, and
-so does the server when it accepts a run. When a policy denies, nothing runs: `enforce`
-records the refusal (if given a recorder) and raises PolicyDenied.
+`evaluate` gives the verdict; refusing a run (and recording the refusal) is the use
+case's business: `corral.app.policy.admit`, which every way of starting a run goes
+through before anything starts.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from corral.config.loader import LoadedFlow
-from corral.errors import FlowError, PolicyDenied, PolicyError
+from corral.errors import FlowError, PolicyError
 from corral.plan import Plan
 from corral.policy.document import flow_input
 from corral.policy.engine import Finding, PolicyFiles, PolicySet
@@ -160,33 +159,4 @@ def _place(file: str, line: int | None, column: int | None) -> str:
     return f"{file}:{line}" + (f":{column}" if column is not None else "")
 
 
-Recorder = Callable[[LoadedFlow, Verdict], str | None]
-
-
-def enforce(
-    loaded: LoadedFlow,
-    plan: Plan,
-    *,
-    policies: Sequence[str | Path] = (),
-    environ: Mapping[str, str] | None = None,
-    record: Recorder | None = None,
-) -> Verdict | None:
-    """Check the flow against every policy that applies, before anything starts.
-
-    Returns the verdict (its warnings are for the caller to show), or None when no
-    policy applies. When a policy denies, `record(loaded, verdict)` stores the refusal
-    (returning its run id) and PolicyDenied is raised: the caller must not run anything.
-    A policy that cannot be read or evaluated raises PolicyError: nothing runs either.
-    """
-    verdict = evaluate(loaded, plan, policies=policies, environ=environ)
-    if verdict is None or verdict.allowed:
-        return verdict
-    run_id = record(loaded, verdict) if record is not None else None
-    summary = verdict.summary() + "; nothing was run"
-    if run_id is not None:
-        summary += f" (refusal recorded as run {run_id})"
-    document = {**verdict.to_json(), "status": "refused", "run_id": run_id}
-    raise PolicyDenied(verdict.denial_lines(), summary, document=document, run_id=run_id)
-
-
-__all__ = ["ENV_VAR", "Recorder", "Verdict", "enforce", "evaluate", "policy_paths"]
+__all__ = ["ENV_VAR", "Verdict", "evaluate", "policy_paths"]

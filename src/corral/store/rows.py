@@ -21,6 +21,7 @@ from corral.events.types import (
     JobWaiting,
     RateLimited,
     RunFinished,
+    RunRefused,
     RunStarted,
     SessionStarted,
     SpendUpdated,
@@ -41,7 +42,7 @@ DERIVED = (
 )
 
 # ...and the events their values read besides: the priced spend, a job's waiting reason
-_FOLDED = frozenset((*DERIVED, SpendUpdated, RateLimited))
+_FOLDED = frozenset((*DERIVED, RunRefused, SpendUpdated, RateLimited))
 
 Values = dict[str, Any]
 
