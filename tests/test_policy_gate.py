@@ -16,8 +16,8 @@ from corral.app.run import RunOptions, start_run
 from corral.errors import PolicyDenied
 from corral.events.types import RunRefused, RunStarted
 from corral.models import RunStatus
-from corral.store.sql import open_store
 from corral.store import schema as tables
+from corral.store.sql import open_store
 from helpers import corral, write_flow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,3 +202,20 @@ def test_an_unwritable_history_does_not_turn_a_refusal_into_a_run(tmp_path: Path
     assert caught.value.run_id is None
     (warning,) = warnings
     assert warning.startswith("refusal not recorded: ") and "cannot create" in warning
+
+
+def test_resume_is_checked_against_the_policies_too(tmp_path: Path) -> None:
+    write_flow(tmp_path, ALLOWED.replace("[touch, safe-ran]", "[sh, -c, 'touch tried; false']"))
+    first = corral("run", "flow.yaml", cwd=tmp_path)
+    assert first.returncode == 1, first.stderr
+    run_id = corral("runs", "--json", cwd=tmp_path)
+    failed = json.loads(run_id.stdout)["runs"][0]["id"]
+    (tmp_path / "tried").unlink()
+    (tmp_path / "closed.rego").write_text(
+        'package closed\nimport rego.v1\ndeny contains "closed for maintenance" if true\n'
+    )
+    resumed = corral("resume", failed, "--policy", "closed.rego", cwd=tmp_path)
+    assert resumed.returncode == 2
+    assert "closed for maintenance (denied by closed.deny" in resumed.stderr
+    assert "refusal recorded as run " in resumed.stderr
+    assert not (tmp_path / "tried").exists()  # the failed job did not run again

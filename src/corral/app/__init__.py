@@ -5,6 +5,7 @@ view, a WebSocket hub) is passed in as subscribers.
 
     check     check_flow, check_flow_document, missing_tools, version_warnings,
               tool_problems
+    policy    check_policies, admit (start_run calls it first), record_refusal
     run       start_run (RunOptions -> RunReport), RunControl, RunView
     resume    plan_resume, resume_run
     history   list_runs, show_run, log_files, follow_log, usage, export_run, gc,
