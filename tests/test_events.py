@@ -24,6 +24,7 @@ from corral.events.types import (
     JobWaiting,
     RateLimited,
     RunFinished,
+    RunRefused,
     RunStarted,
     SessionStarted,
     SpendUpdated,
@@ -117,6 +118,13 @@ SAMPLES: list[Event] = [
     ),
     AgentError(job="a", attempt=1, error_kind=ErrorKind.RATE_LIMIT, message="m", status=429),
     Unparsed(job="a", attempt=1, preview="{"),
+    RunRefused(
+        run_id="r",
+        status=RunStatus.REFUSED,
+        ended_at=2.5,
+        error="denied by policy: flow.yaml: no",
+        denials=({"rule": "corral.shell.deny_shell", "job": "a", "message": "no", "line": 7},),
+    ),
 ]
 
 
