@@ -208,6 +208,8 @@ def onefile(layout: Layout, src: Source, bundled: Path) -> Path:
             for arg in ("--copy-metadata", extra)
         ),
         *(arg for module in excluded for arg in ("--exclude-module", module)),
+        # uvicorn (the server extra) imports its protocols and loops by name
+        *(["--collect-submodules", "uvicorn"] if (bundled / "uvicorn").is_dir() else []),
         HERE / "entry.py",
     ]
     env = src.env()

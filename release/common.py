@@ -17,6 +17,19 @@ HERE = Path(__file__).resolve().parent  # release/
 ROOT = HERE.parent
 # the Python versions the zipapp carries native wheels for (CPython, Linux x86-64)
 ZIPAPP_PYTHONS = ("3.11", "3.12", "3.13")
+# the extras every artifact carries, those pyproject.toml defines (`server` comes with
+# `corral serve`, the image's default command)
+EXTRAS = ("policy", "postgres", "server")
+
+
+def shipped_extras() -> tuple[str, ...]:
+    """The EXTRAS pyproject.toml defines, in that order."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return tuple(e for e in EXTRAS if e in project.get("optional-dependencies", {}))
+
+
 # the glibc platforms the bundled wheels may target: regorus needs 2.34, the host has 2.36
 PLATFORMS = (
     *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)),

@@ -1,7 +1,8 @@
 """Regenerate the two hash-pinned locks the release builds from (`make release-lock`).
 
-- `requirements.txt`: corral's runtime dependencies with the `policy` and `postgres`
-  extras, exactly what the one-file executable, the zipapp and the container carry.
+- `requirements.txt`: corral's runtime dependencies with the extras it ships (`policy`,
+  `postgres` and, once defined, `server`), exactly what the one-file executable, the
+  zipapp and the container carry.
   Resolved for each Python the zipapp supports on Linux x86-64 (binary wheels only);
   each pin lists the hash of every wheel used, and a marker when only some Pythons
   need it.
@@ -21,9 +22,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from common import HERE, ROOT, ZIPAPP_PYTHONS, log, platform_args, run
+from common import HERE, ROOT, ZIPAPP_PYTHONS, log, platform_args, run, shipped_extras
 
-EXTRAS = ("policy", "postgres")
 TOOLS = (
     "pip",
     "build",
@@ -42,7 +42,7 @@ HEADER = """\
 def requirements() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
-    return [*project["dependencies"], *(r for extra in EXTRAS for r in extras[extra])]
+    return [*project["dependencies"], *(r for extra in shipped_extras() for r in extras[extra])]
 
 
 def resolve(pip: list[str], requested: list[str], extra: list[str]) -> list[dict[str, object]]:
@@ -115,9 +115,8 @@ def lock_runtime(pip: list[str]) -> None:
             known[2].add(version)
     write(
         HERE / "requirements.txt",
-        "corral's runtime dependencies with the policy and postgres extras, for CPython "
-        + ", ".join(ZIPAPP_PYTHONS)
-        + " on Linux x86-64.",
+        f"corral's runtime dependencies with the {' and '.join(shipped_extras())} extras, for "
+        "CPython " + ", ".join(ZIPAPP_PYTHONS) + " on Linux x86-64.",
         pins,
         set(ZIPAPP_PYTHONS),
     )

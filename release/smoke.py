@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import ROOT, ZIPAPP_PYTHONS, Layout, ReleaseError, Source, log, run
+from common import ROOT, ZIPAPP_PYTHONS, Layout, ReleaseError, Source, log, run, shipped_extras
 
 DENIED_FLOW = """\
 version: 1
@@ -169,7 +169,7 @@ def subjects(layout: Layout, work: Path, container: bool) -> list[Subject]:
         venv = work / "wheel-venv"
         shutil.rmtree(venv, ignore_errors=True)
         run(["python3", "-m", "venv", venv], quiet=True)
-        extras = f"{layout.wheel}[policy,postgres]"
+        extras = f"{layout.wheel}[{','.join(shipped_extras())}]"
         run(
             [
                 venv / "bin" / "pip",
