@@ -99,6 +99,10 @@ class TemplateError(CorralError):
     """A template that cannot be rendered (a typo, a value that is missing at run time)."""
 
 
+class InputError(CorralError):
+    """A job's argv, environment or working directory holds what no process can take."""
+
+
 class PriceFileError(CorralError):
     """A price file (--prices) that cannot be read or holds a bad price."""
 

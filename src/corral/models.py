@@ -66,6 +66,8 @@ class ErrorKind(enum.StrEnum):
     PERMISSION = "permission"
     EXIT = "exit"
     SPAWN = "spawn"
+    TEMPLATE = "template"  # a template of the job failed to render (any error it raised)
+    INPUT = "input"  # its argv, env or cwd hold what no process can take (a NUL byte)
     CANCELLED = "cancelled"
     BUDGET = "budget"
 

@@ -26,6 +26,7 @@ from corral.app.header import new_run_id, run_header
 from corral.app.history import earlier_results
 from corral.app.location import open_history, run_logs
 from corral.app.policy import Admitted, admit
+from corral.app.secrets import run_redactor
 from corral.budget.accounting import Ledger
 from corral.budget.guard import BudgetGuard
 from corral.budget.pricing import PriceBook
@@ -33,6 +34,7 @@ from corral.budget.ratelimit import RateLimitGate
 from corral.config.loader import LoadedFlow
 from corral.errors import EXIT_JOBS_FAILED, EXIT_OK, StoreError
 from corral.events.bus import Bus, Subscriber
+from corral.events.redaction import redacting
 from corral.events.types import (
     BudgetExceeded,
     Event,
@@ -48,6 +50,7 @@ from corral.execute.scheduler import Scheduler, Settings
 from corral.journal import JobLog, RunJournal
 from corral.models import Cost, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
+from corral.redact import Redactor
 from corral.store.protocols import HistoryStore, HistoryWriter
 
 if TYPE_CHECKING:
@@ -219,14 +222,15 @@ async def start_run(
         # the needs `--from` left out: their last recorded results, for templates
         known = earlier_results(options.store, base_dir, loaded.path, plan.external_needs)
     log_root.mkdir(parents=True, exist_ok=True)
-    wiring = _wire(plan, options, resumed)
+    environ = default_environ()
+    redactor = run_redactor(loaded, plan, environ)
+    wiring = _wire(plan, options, resumed, redactor)
     try:
         wiring.history = None if options.no_store else open_history(options.store, base_dir)
         wiring.writer = wiring.history.writer() if wiring.history is not None else None
     except BaseException:
         _close_history(wiring)
         raise
-    environ = default_environ()
     builder = RequestBuilder(
         base_dir=loaded.path.resolve().parent,
         log_root=log_root,
@@ -234,6 +238,7 @@ async def start_run(
         run_info=RunInfo(run_id, loaded.name),
         kill_grace=kill_grace,
         rehearse=rehearse,
+        redactor=redactor,
     )
     settings = Settings(
         concurrency=options.jobs or spec.concurrency or default_concurrency(),
@@ -296,9 +301,11 @@ async def start_run(
     )
 
 
-def _wire(plan: Plan, options: RunOptions, resumed: ResumedRun | None) -> _Wiring:
+def _wire(
+    plan: Plan, options: RunOptions, resumed: ResumedRun | None, redactor: Redactor
+) -> _Wiring:
     """The bus and the core subscribers, in the order they see each event."""
-    bus = Bus()
+    bus = Bus(transform=redacting(redactor))
     prices = PriceBook.from_file(options.price_file) if options.price_file else PriceBook()
     ledger = Ledger(prices, bus.publish)
     budgets = {name: job.budget for name, job in plan.jobs.items() if job.budget is not None}

@@ -23,6 +23,8 @@ from corral.durations import parse_duration
 from corral.models import BudgetAction, BudgetLimits
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# a job's name is a folder name under its run's logs: file systems hold 255 bytes at most
+MAX_JOB_NAME = 255
 
 
 def _duration(value: Any) -> float:
@@ -128,6 +130,11 @@ class JobSpec(_Strict):
     env: dict[str, str] = Field(
         default_factory=dict, description="Merged over the parent environment; ${VAR} expands."
     )
+    secret_env: StrList = Field(
+        default_factory=list,
+        description="Names of env entries whose values are secret: redacted wherever corral "
+        "writes (names like *_KEY, *_TOKEN, *SECRET*, *PASSWORD* are secret anyway).",
+    )
     # agent fields
     tool: str | None = Field(
         None, description="Agent CLI adapter: claude, codex, gemini, ... or generic."
@@ -215,6 +222,11 @@ class FlowSpec(_Strict):
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="Job fields applied to every job."
     )
+    secret_names: StrList = Field(
+        default_factory=list,
+        description="More environment variable name patterns (fnmatch, any case) whose "
+        "values are secret, on top of *_KEY, *_TOKEN, *SECRET*, *PASSWORD*.",
+    )
     jobs: dict[str, JobSpec] = Field(min_length=1)
 
     @field_validator("jobs")
@@ -224,6 +236,12 @@ class FlowSpec(_Strict):
             if not JOB_NAME.match(name):
                 raise ValueError(
                     f"job name {name!r} may hold only letters, digits, '_', '-' and '.'"
+                )
+            if len(name.encode()) > MAX_JOB_NAME:
+                raise ValueError(
+                    f"job name {name[:20]}... is {len(name.encode())} bytes long: a job's "
+                    f"logs folder is named after it and file systems hold {MAX_JOB_NAME} "
+                    "at most; shorten it"
                 )
         return jobs
 

@@ -21,7 +21,9 @@ Subscriber = Callable[[Event], None]
 class Bus:
     """One run's event bus; see the module docstring for the delivery order."""
 
-    def __init__(self) -> None:
+    def __init__(self, transform: Callable[[Event], Event] | None = None) -> None:
+        # applied to each event as it is published (a run's redaction of secrets)
+        self._transform = transform
         self._subscribers: list[Subscriber] = []
         self._queue: deque[Event] = deque()
         self._delivering = False
@@ -33,6 +35,8 @@ class Bus:
         self._subscribers.remove(subscriber)
 
     def publish(self, event: Event) -> None:
+        if self._transform is not None:
+            event = self._transform(event)
         if self._delivering:
             self._queue.append(event)  # after the current event reached everyone
             return

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corral.config.schema import JobSpec
-from corral.errors import ToolError
+from corral.errors import InputError, ToolError
 from corral.execute.executor import JobRequest
 from corral.plan import JobView, PlannedJob, RunInfo, render_job
 from corral.plan.adapter import COMMAND_TOOL
+from corral.redact import Redactor
+
+if TYPE_CHECKING:
+    from corral.tools.base import Invocation, Tool
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -56,6 +61,8 @@ class RequestBuilder:
     run_info: RunInfo
     kill_grace: float = 5.0
     rehearse: Rehearse | None = None
+    # learns the secret values of each job's env as they are expanded (corral.redact)
+    redactor: Redactor | None = None
 
     def log_dir(self, job: str, attempt: int) -> Path:
         folder = self.log_root / job
@@ -64,7 +71,10 @@ class RequestBuilder:
     def __call__(self, job: PlannedJob, views: Mapping[str, JobView], attempt: int) -> JobRequest:
         spec = render_job(job, views, self.environ, self.run_info)
         env = dict(self.environ)
-        env.update(expand_env(spec.env, self.environ, job.name))
+        expanded = expand_env(spec.env, self.environ, job.name)
+        env.update(expanded)
+        if self.redactor is not None:
+            self.redactor.add_environ(expanded, spec.secret_env)
         cwd = str((self.base_dir / spec.cwd).resolve()) if spec.cwd else str(self.base_dir)
         env["PWD"] = cwd  # as a shell would: tools that read $PWD see where they run
         # every process of the job inherits these: scripts can use them, and `corral
@@ -78,8 +88,11 @@ class RequestBuilder:
 
             # a command keeps the user's HOME: `home:` is for agent CLIs (and is often
             # inherited from `defaults`, as agent fields are)
-            invocation = get_tool(COMMAND_TOOL).build(
-                spec.model_copy(update={"home": None}), executable="", resume_session=None
+            invocation = _build(
+                get_tool(COMMAND_TOOL),
+                spec.model_copy(update={"home": None}),
+                executable="",
+                resume_session=None,
             )
             argv, parser, tool_name = invocation.argv, invocation.parser, COMMAND_TOOL
         else:
@@ -87,6 +100,7 @@ class RequestBuilder:
             env.update(extra_env)
             tool_name = job.tool
         grace = spec.kill_grace if spec.kill_grace is not None else self.kill_grace
+        _check_bytes(job.name, argv, env, cwd)
         return JobRequest(
             job=job.name,
             attempt=attempt,
@@ -145,13 +159,40 @@ class RequestBuilder:
                 f"{tool.name} is not installed (job '{job.name}')",
                 hint=f"install it, put it on PATH, or set {tool.env_var}; see `corral tools`",
             )
-        invocation = tool.build(spec, executable=executable, resume_session=resume_session)
+        invocation = _build(tool, spec, executable=executable, resume_session=resume_session)
         return (
             tuple(invocation.argv),
             {**dict(invocation.env), **extra_env},
             invocation.parser,
             spec.model,
         )
+
+
+def _build(tool: Tool, spec: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    """The adapter's argv; whatever it raises on this job's data fails the job alone."""
+    try:
+        return tool.build(spec, executable=executable, resume_session=resume_session)
+    except ToolError:
+        raise
+    except Exception as error:  # noqa: BLE001 (an adapter choking on data fails its job)
+        raise ToolError(
+            f"the {tool.name} adapter cannot build the command: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _check_bytes(job: str, argv: Sequence[str], env: Mapping[str, str], cwd: str) -> None:
+    """No process takes a NUL byte in its argv, environment or directory: say where it is
+    (the value often comes from what an upstream job printed)."""
+    places = [(f"argv[{i}]", a) for i, a in enumerate(argv)]
+    places += [(f"env {k}", k + v) for k, v in env.items()]
+    places.append(("cwd", cwd))
+    for where, text in places:
+        if "\0" in text:
+            raise InputError(
+                f"job '{job}': its {where} holds a NUL byte, which no process can take",
+                hint="an interpolated value carried it: clean it upstream, or pass the "
+                "value through a file (outputs.file)",
+            )
 
 
 def default_environ() -> dict[str, str]:

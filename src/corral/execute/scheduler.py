@@ -380,18 +380,22 @@ class Scheduler:
         request: JobRequest | None = None
         try:
             request = self.prepare(job, self.views(), attempt)
-        except Exception as error:  # a template or tool problem found at launch time
+        except Exception as error:  # a template, tool or file problem found at launch time
             from corral.errors import CorralError
 
-            if not isinstance(error, CorralError):
-                raise
-            outcome = AttemptOutcome.unstarted(JobStatus.FAILED, error.lines()[0], ErrorKind.SPAWN)
+            if not isinstance(error, CorralError | OSError):
+                raise  # a bug in corral: stop the run and show it
+            outcome = AttemptOutcome.unstarted(JobStatus.FAILED, *_unprepared(error))
         else:
             if handle.requested:
                 outcome = AttemptOutcome.unstarted(handle.status, handle.reason, handle.error_kind)
             else:
                 state.started_at = self.wall()
-                outcome = await self.executor.run(request, self.bus.publish, handle)
+                try:
+                    outcome = await self.executor.run(request, self.bus.publish, handle)
+                except OSError as error:  # its files or its process could not be made
+                    message = f"cannot start: {error.strerror or error}"
+                    outcome = AttemptOutcome.unstarted(JobStatus.FAILED, message, ErrorKind.SPAWN)
         outputs = self.finish_attempt(job, request, outcome) if self.finish_attempt else {}
         state.outcome = outcome
         state.outputs = outputs
@@ -404,3 +408,16 @@ class Scheduler:
             handle = self._running.get(name)
             if handle is not None:
                 handle.request("budget exceeded", JobStatus.FAILED, ErrorKind.BUDGET)
+
+
+def _unprepared(error: Exception) -> tuple[str, ErrorKind]:
+    """Why a job's attempt could not be built: the message and its error kind."""
+    from corral.errors import CorralError, InputError, TemplateError
+
+    if isinstance(error, TemplateError):
+        return error.lines()[0], ErrorKind.TEMPLATE
+    if isinstance(error, InputError):
+        return error.lines()[0], ErrorKind.INPUT
+    if isinstance(error, CorralError):
+        return error.lines()[0], ErrorKind.SPAWN
+    return f"cannot prepare the job: {error}", ErrorKind.SPAWN

@@ -15,18 +15,18 @@ from jinja2 import StrictUndefined, meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from corral.plan.quoting import RAW_FILTER, finalize, unsafe_raw
+
 _LEXER_AT = re.compile(r" at (\d+)$")
 
 
-def _finalize(value: Any) -> Any:
-    # a job that printed no result renders as nothing, not as the word "None"
-    return "" if value is None else value
-
-
 # One configured sandbox. It holds no per-run state: templates are compiled per call.
+# `finalize` writes a job that printed no result as nothing (not the word "None") and,
+# while a `run:` command renders, turns each value into a marker (corral.plan.quoting).
 ENV = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=finalize
 )
+ENV.filters[RAW_FILTER] = unsafe_raw
 
 
 class Namespace:

@@ -29,6 +29,11 @@ from typing import Any
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_VALUE = 40
+# the most combinations one matrix may have: more is an error when the flow loads (a
+# 7-axis typo can ask for ten million jobs; docs/graphs.md says so)
+MAX_COMBINATIONS = 10_000
+# a job name is a folder name (255 bytes): longer expansion names are cut, then numbered
+_MAX_NAME = 255
 
 INCLUDE, EXCLUDE, MAX_PARALLEL, FAIL_FAST = "include", "exclude", "max_parallel", "fail_fast"
 RESERVED = frozenset({INCLUDE, EXCLUDE, MAX_PARALLEL, FAIL_FAST})
@@ -158,7 +163,32 @@ def problems(matrix: Mapping[str, Any]) -> list[tuple[Path, str]]:
     found.extend(_check_option(matrix, FAIL_FAST))
     if not names and not matrix.get(INCLUDE):
         found.append(((), "the matrix has no axes and no `include`: give at least one"))
+    size = upper_bound(matrix)
+    if size > MAX_COMBINATIONS:
+        found.append(
+            (
+                (),
+                f"the matrix has up to {size:,} combinations; corral runs at most "
+                f"{MAX_COMBINATIONS:,} per matrix: split the job or drop values",
+            )
+        )
     return found
+
+
+def upper_bound(matrix: Mapping[str, Any]) -> int:
+    """How many combinations the matrix can have at most, without making them."""
+    size = 1
+    have_axes = False
+    for key, value in axes(matrix).items():
+        if key in GITHUB_SPELLINGS or not isinstance(value, list):
+            continue
+        have_axes = True
+        size *= max(len(value), 1)
+        if size > MAX_COMBINATIONS:  # enough to know it is too many
+            break
+    include = matrix.get(INCLUDE)
+    extra = len(include) if isinstance(include, list) else 0
+    return (size if have_axes else 0) + extra
 
 
 def same(left: Any, right: Any) -> bool:
@@ -239,6 +269,8 @@ def expand(group: str, matrix: Mapping[str, Any], taken: set[str]) -> list[Expan
 
     The matrix must be free of `problems`. Raises ValueError when `exclude` leaves nothing.
     """
+    if upper_bound(matrix) > MAX_COMBINATIONS:
+        raise ValueError(f"the matrix has more than {MAX_COMBINATIONS:,} combinations")
     found = combinations(matrix)
     if not found:
         raise ValueError("exclude removes every combination: the job would never run")
@@ -252,5 +284,7 @@ def expand(group: str, matrix: Mapping[str, Any], taken: set[str]) -> list[Expan
     result = []
     for number, (name, item) in enumerate(zip(names, found, strict=True), start=1):
         unique = f"{name}-{number}" if counts[name] > 1 or name in taken else name
+        if len(unique) > _MAX_NAME:
+            unique = f"{name[: _MAX_NAME - 12]}-{number}"
         result.append(Expansion(unique, item.values))
     return result

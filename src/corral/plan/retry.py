@@ -13,7 +13,17 @@ RETRYABLE = frozenset(
     {ErrorKind.RATE_LIMIT, ErrorKind.API, ErrorKind.TIMEOUT, ErrorKind.IDLE, ErrorKind.EXIT}
 )
 # retrying these would repeat the same refusal or spend money the user capped
-NEVER = frozenset({ErrorKind.AUTH, ErrorKind.BUDGET, ErrorKind.MAX_BUDGET, ErrorKind.CANCELLED})
+# (a template or an input error would fail the same way again)
+NEVER = frozenset(
+    {
+        ErrorKind.AUTH,
+        ErrorKind.BUDGET,
+        ErrorKind.MAX_BUDGET,
+        ErrorKind.CANCELLED,
+        ErrorKind.TEMPLATE,
+        ErrorKind.INPUT,
+    }
+)
 DEFAULT_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
 _MAX_EXPONENT = 60  # 2**60 seconds is already past any cap; avoids float overflow

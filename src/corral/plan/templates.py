@@ -32,6 +32,7 @@ from corral.expressions.values import to_string
 from corral.plan.contexts import CONTEXTS, RunScope, build_contexts
 from corral.plan.expressions import ENV, Namespace, has_template
 from corral.plan.model import PlannedJob
+from corral.plan.quoting import capture, has_markers, quote_command
 from corral.plan.views import JobView, jobs_namespace
 
 TEMPLATE_NAMES = frozenset({"jobs", "matrix", "env", "run"})
@@ -105,26 +106,57 @@ def render(template: str, context: TemplateContext, *, where: str = "") -> str:
     if not is_template(template):
         return template
     try:
-        text, expressions = split_template(template)
-        variables = context.variables()
-        if expressions:
-            roots = {chain[0].lower() for _, e in expressions for chain, _at in e.references}
-            values = build_contexts(context, context.jobs, context.scope(), roots)
+        return _render(template, context)
+    except Exception as exc:  # noqa: BLE001 (any error a template raises fails its job, never the run)
+        raise _template_error(template, context, where, exc) from None
 
-            def evaluate(number: int) -> str:
-                if not 0 <= number < len(expressions):  # only the placeholders call it
-                    raise UndefinedError(f"{PLACEHOLDER}({number}) is not an expression")
-                return to_string(expressions[number][1].evaluate(values))
 
-            variables[PLACEHOLDER] = evaluate
-        return ENV.from_string(text).render(variables)
-    except (JinjaError, ExpressionError) as exc:
-        place = f"job {context.job!r}" if context.job else "template"
-        if where:
-            place += f", {where}"
-        shown = template if len(template) <= 80 else template[:77] + "..."
-        cause = exc.description if isinstance(exc, ExpressionError) else exc
-        raise TemplateError(f"{place}: cannot render `{shown}`: {cause}") from None
+def render_command(template: str, context: TemplateContext, *, shell: bool) -> str:
+    """Render a `run:` string so each interpolated value stays one argument: quoted for
+    `/bin/sh` with `shell: true`, else for the split that makes its argv
+    (corral.plan.quoting)."""
+    if not is_template(template):
+        return template
+    try:
+        if has_markers(template):
+            raise ValueError("the command contains U+E000, which corral reserves")
+        with capture() as values:
+            text = _render(template, context)
+        return quote_command(text, values, shell=shell)
+    except Exception as exc:  # noqa: BLE001 (any error a template raises fails its job, never the run)
+        raise _template_error(template, context, "run", exc) from None
+
+
+def _render(template: str, context: TemplateContext) -> str:
+    text, expressions = split_template(template)
+    variables = context.variables()
+    if expressions:
+        roots = {chain[0].lower() for _, e in expressions for chain, _at in e.references}
+        values = build_contexts(context, context.jobs, context.scope(), roots)
+
+        def evaluate(number: int) -> str:
+            if not 0 <= number < len(expressions):  # only the placeholders call it
+                raise UndefinedError(f"{PLACEHOLDER}({number}) is not an expression")
+            return to_string(expressions[number][1].evaluate(values))
+
+        variables[PLACEHOLDER] = evaluate
+    return ENV.from_string(text).render(variables)
+
+
+def _template_error(
+    template: str, context: TemplateContext, where: str, exc: Exception
+) -> TemplateError:
+    place = f"job {context.job!r}" if context.job else "template"
+    if where:
+        place += f", {where}"
+    shown = template if len(template) <= 80 else template[:77] + "..."
+    if isinstance(exc, ExpressionError):
+        cause: object = exc.description
+    elif isinstance(exc, (JinjaError, ValueError)):
+        cause = exc
+    else:
+        cause = f"{type(exc).__name__}: {exc}"
+    return TemplateError(f"{place}: cannot render `{shown}`: {cause}")
 
 
 def render_job(
@@ -152,7 +184,7 @@ def render_job(
     if spec.model is not None:
         update["model"] = render(spec.model, context, where="model")
     if isinstance(spec.run, str):
-        update["run"] = render(spec.run, context, where="run")
+        update["run"] = render_command(spec.run, context, shell=spec.shell)
     elif spec.run is not None:
         update["run"] = [render(a, context, where=f"run[{i}]") for i, a in enumerate(spec.run)]
     if spec.cwd is not None:

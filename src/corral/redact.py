@@ -1,0 +1,105 @@
+"""No secret at rest: which values are secret, and their removal from what corral writes.
+
+A value is secret when it is the value of an environment variable whose name looks secret
+(`*_KEY`, `*_TOKEN`, `*SECRET*`, `*PASSWORD*`, plus the patterns of `CORRAL_SECRET_NAMES`
+and of a flow's `secret_names`), or of a job `env:` entry named in its `secret_env`.
+A `Redactor` knows a run's secret values and replaces each of them by `***` in every
+event before the history, the joblog, the `--json` summary or the terminal see it;
+passwords in URLs (`scheme://user:PASSWORD@host`) go the same way. Values shorter than
+`MIN_SECRET` characters are not searched for (they would blank out ordinary words), but
+an env entry with a secret name is always shown as `***`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+MASK = "***"
+MIN_SECRET = 6
+DEFAULT_PATTERNS = ("*_KEY", "*_TOKEN", "*SECRET*", "*PASSWORD*", "*_PASS", "*_PAT")
+PATTERNS_VAR = "CORRAL_SECRET_NAMES"
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)[^\s/@]+(?=@)")
+
+T = TypeVar("T")
+
+
+def name_patterns(environ: Mapping[str, str], extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The secret-name patterns: the defaults, `CORRAL_SECRET_NAMES` (comma-separated)
+    and `extra` (a flow's `secret_names`)."""
+    configured = [p.strip() for p in environ.get(PATTERNS_VAR, "").split(",") if p.strip()]
+    return (*DEFAULT_PATTERNS, *configured, *extra)
+
+
+def is_secret_name(name: str, patterns: Iterable[str]) -> bool:
+    upper = name.upper()
+    return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in patterns)
+
+
+def strip_url_passwords(text: str) -> str:
+    """`postgresql://u:pw@host/db` becomes `postgresql://u:***@host/db`."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+
+
+class Redactor:
+    """A run's secret values, and their replacement in text, values and events."""
+
+    def __init__(self, patterns: Iterable[str] = DEFAULT_PATTERNS) -> None:
+        self.patterns = tuple(patterns)
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: str) -> None:
+        if len(value) >= MIN_SECRET and value not in self._values:
+            self._values.add(value)
+            longest_first = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(map(re.escape, longest_first)))
+
+    def add_environ(self, environ: Mapping[str, str], marked: Iterable[str] = ()) -> None:
+        """Learn the values of `environ` whose names are secret or `marked`."""
+        chosen = set(marked)
+        for name, value in environ.items():
+            if name in chosen or is_secret_name(name, self.patterns):
+                self.add(value)
+
+    def is_secret(self, name: str, marked: Iterable[str] = ()) -> bool:
+        return name in marked or is_secret_name(name, self.patterns)
+
+    def text(self, text: str) -> str:
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        if "://" in text:
+            text = strip_url_passwords(text)
+        return text
+
+    def value(self, value: T) -> T:
+        """`value` with every string inside it redacted (dicts, lists, tuples, dataclasses)."""
+        return self._walk(value)  # type: ignore[no-any-return]  # same shape as given
+
+    def env(self, env: Mapping[str, Any], marked: Iterable[str] = ()) -> dict[str, Any]:
+        """A job's env as stored: secret names show `***`, the rest is redacted text."""
+        return {
+            k: MASK if self.is_secret(k, marked) else self._walk(v) for k, v in env.items()
+        }
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self._walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._walk(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self._walk(v) for v in value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes = {
+                f.name: self._walk(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if f.init and isinstance(getattr(value, f.name), str | dict | list | tuple)
+            }
+            return dataclasses.replace(value, **changes) if changes else value
+        return value
