@@ -82,13 +82,12 @@ class Redactor:
 
     def env(self, env: Mapping[str, Any], marked: Iterable[str] = ()) -> dict[str, Any]:
         """A job's env as stored: secret names show `***`, the rest is redacted text."""
-        return {
-            k: MASK if self.is_secret(k, marked) else self._walk(v) for k, v in env.items()
-        }
+        return {k: MASK if self.is_secret(k, marked) else self._walk(v) for k, v in env.items()}
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
-            return self.text(value)
+            # an enum member is a str too: its value is vocabulary, never a secret
+            return self.text(value) if type(value) is str else value
         if isinstance(value, dict):
             return {k: self._walk(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -6,6 +6,7 @@ The CLI's `validate`, `plan`, `run` and `exec` call these; a server would too.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,46 @@ def check_flow_document(
     if problems:
         raise FlowError(problems)
     return loaded, plan
+
+
+# a `{{ }}` or `${{ }}` that reads another job's result, outputs or status
+_READS_JOBS = re.compile(r"\$?\{\{(?:(?!\}\}).)*\b(?:jobs|needs)\b(?:(?!\}\}).)*\}\}", re.DOTALL)
+
+
+def security_warnings(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
+    """Where a flow puts what an agent printed into a shell (docs/security.md): each
+    `shell: true` command that interpolates job results, and every `unsafe_raw`."""
+    from corral.plan.quoting import RAW_FILTER
+
+    warnings: list[Problem] = []
+    seen: set[str] = set()
+    for job in plan.jobs.values():
+        if job.group in seen:
+            continue
+        seen.add(job.group)
+        run = job.spec.run
+        texts = [run] if isinstance(run, str) else list(run or [])
+        where = ("jobs", job.group, "run")
+        if job.spec.shell and any(_READS_JOBS.search(text) for text in texts):
+            warnings.append(
+                loaded.problem(
+                    where,
+                    "warning: `shell: true` runs a command built from another job's result; "
+                    "corral quotes each value, but a command that runs it again (sh -c, "
+                    "eval, ssh) would not: prefer `env: {VALUE: \"{{ jobs.X.result }}\"}` "
+                    "and \"$VALUE\" in the command",
+                )
+            )
+        fields = [*texts, job.spec.prompt or "", job.spec.cwd or "", *job.spec.env.values()]
+        if any(RAW_FILTER in text for text in fields):
+            warnings.append(
+                loaded.problem(
+                    ("jobs", job.group),
+                    f"warning: `{RAW_FILTER}` interpolates a value unquoted: what it holds "
+                    "runs as shell syntax or becomes several arguments",
+                )
+            )
+    return warnings
 
 
 def missing_tools(plan: Plan, environ: Mapping[str, str]) -> set[tuple[str, str]]:
@@ -141,5 +182,6 @@ __all__ = [
     "check_flow_document",
     "missing_tools",
     "tool_problems",
+    "security_warnings",
     "version_warnings",
 ]

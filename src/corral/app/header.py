@@ -15,11 +15,19 @@ from pathlib import Path
 from corral.config.loader import LoadedFlow
 from corral.events.types import RunStarted
 
+# Crockford's base32 (no I, L, O, U), lower case: 16 characters carry 80 random bits
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+RANDOM_BITS = 80
+
 
 def new_run_id(now: float | None = None) -> str:
-    """`20250131-140502-a3f9`: sortable by time, unique by its random end."""
+    """`20250131-140502-7mq3x0c9k2f8h1vd`: sortable by time (to the second), unique by
+    its 80 random bits, as a ULID is (two runs in the same second collide with odds
+    of about n**2 / 2**81)."""
     stamp = datetime.fromtimestamp(now or time.time()).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
+    bits = secrets.randbits(RANDOM_BITS)
+    tail = "".join(_ALPHABET[(bits >> shift) & 31] for shift in range(RANDOM_BITS - 5, -1, -5))
+    return f"{stamp}-{tail}"
 
 
 def run_header(

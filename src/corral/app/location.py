@@ -45,6 +45,9 @@ def open_history(
     path = default_history(directory)
     if must_exist and not path.exists():
         return None
+    from corral.private import private_dir
+
+    private_dir(corral_dir(directory), below=corral_dir(directory))
     from corral.store.sql import open_store
 
     return open_store(None, path)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from corral.app.check import missing_tools, version_warnings
 from corral.app.header import new_run_id, run_header
 from corral.app.history import earlier_results
-from corral.app.location import open_history, run_logs
+from corral.app.location import corral_dir, open_history, run_logs
 from corral.app.policy import Admitted, admit
 from corral.app.secrets import run_redactor
 from corral.budget.accounting import Ledger
@@ -32,7 +32,7 @@ from corral.budget.guard import BudgetGuard
 from corral.budget.pricing import PriceBook
 from corral.budget.ratelimit import RateLimitGate
 from corral.config.loader import LoadedFlow
-from corral.errors import EXIT_JOBS_FAILED, EXIT_OK, StoreError
+from corral.errors import EXIT_JOBS_FAILED, EXIT_OK, StoreError, UsageError
 from corral.events.bus import Bus, Subscriber
 from corral.events.redaction import redacting
 from corral.events.types import (
@@ -50,6 +50,7 @@ from corral.execute.scheduler import Scheduler, Settings
 from corral.journal import JobLog, RunJournal
 from corral.models import Cost, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
+from corral.private import new_private_dir
 from corral.redact import Redactor
 from corral.store.protocols import HistoryStore, HistoryWriter
 
@@ -206,8 +207,7 @@ async def start_run(
     control = control or RunControl()
     spec = loaded.spec
     base_dir = options.base_dir or loaded.path.resolve().parent
-    run_id = options.run_id or new_run_id()
-    log_root = run_logs(base_dir, run_id)
+    run_id, log_root = _claim_run_folder(base_dir, options.run_id)
     kill_grace = spec.kill_grace if spec.kill_grace is not None else DEFAULT_KILL_GRACE
     if executor is None:
         name = options.executor or spec.executor or DEFAULT_EXECUTOR
@@ -221,7 +221,6 @@ async def start_run(
     if known is None and plan.external_needs and not options.no_store:
         # the needs `--from` left out: their last recorded results, for templates
         known = earlier_results(options.store, base_dir, loaded.path, plan.external_needs)
-    log_root.mkdir(parents=True, exist_ok=True)
     environ = default_environ()
     redactor = run_redactor(loaded, plan, environ)
     wiring = _wire(plan, options, resumed, redactor)
@@ -299,6 +298,23 @@ async def start_run(
         journal=wiring.journal,
         store_error=store_error,
     )
+
+
+def _claim_run_folder(base_dir: Path, wanted: str | None) -> tuple[str, Path]:
+    """A new run's id and its logs folder, made 0700 by this call and no other: a run
+    never writes into another run's folder, even with an id drawn twice."""
+    for _ in range(8):
+        run_id = wanted or new_run_id()
+        log_root = run_logs(base_dir, run_id)
+        try:
+            return run_id, new_private_dir(log_root, below=corral_dir(base_dir))
+        except FileExistsError:
+            if wanted:
+                raise UsageError(
+                    f"run {wanted} already exists in {log_root.parent}",
+                    hint="give a new run id, or let corral choose one",
+                ) from None
+    raise StoreError(f"cannot find a free run id under {log_root.parent}")
 
 
 def _wire(

@@ -15,20 +15,23 @@ import orjson
 def validate_command(flows: tuple[str, ...], quiet: bool) -> int:
     """Check FLOWS (schema, graph, conditions, templates, tools) without running them.
 
-    Every problem is printed as FILE:LINE:COL: PATH: MESSAGE; exit 2 if any.
+    Every problem is printed as FILE:LINE:COL: PATH: MESSAGE; exit 2 if any. Warnings
+    (a `shell: true` command built from job results, `unsafe_raw`) go to stderr too.
     """
-    from corral.app.check import check_flow
+    from corral.app.check import check_flow, security_warnings
     from corral.errors import EXIT_USAGE, FlowError
 
     code = 0
     for flow in flows:
         try:
-            _, plan = check_flow(flow)
+            loaded, plan = check_flow(flow)
         except FlowError as error:
             for line in error.lines():
                 click.echo(line, err=True)
             code = EXIT_USAGE
             continue
+        for warning in security_warnings(loaded, plan):
+            click.echo(str(warning), err=True)
         if not quiet:
             levels = len(plan.levels)
             click.echo(

@@ -7,7 +7,6 @@ answer: a table for people (`corral.render.history`), versioned JSON
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -118,6 +117,11 @@ def show_command(*, run_id: str, as_json: bool, store_url: str | None, directory
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the run is running.")
 @click.option("--stderr", "stderr", is_flag=True, help="Print stderr.log instead of stdout.log.")
 @click.option("--attempt", type=click.IntRange(min=1), help="Which attempt (default: the last).")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="On a terminal too, print the bytes as logged (control sequences included).",
+)
 @_store_options
 def logs_command(
     *,
@@ -126,10 +130,14 @@ def logs_command(
     follow: bool,
     stderr: bool,
     attempt: int | None,
+    raw: bool,
     store_url: str | None,
     directory: Path,
 ) -> int:
-    """Print the output of a run's job (every job when JOB is left out)."""
+    """Print the output of a run's job (every job when JOB is left out).
+
+    To a pipe or a file the bytes are as logged; on a terminal, control and escape
+    sequences are shown as text (`\\x1b]0;...`) unless --raw."""
     from corral.app.history import follow_log, log_files, show_run
 
     record = show_run(store_url, directory, run_id)
@@ -138,9 +146,15 @@ def logs_command(
         raise UsageError("--follow needs a JOB when the run has several jobs")
     out = sys.stdout.buffer  # bytes as logged (click 8.3 deprecates get_binary_stream)
 
-    def write(chunk: bytes) -> None:
+    def emit(chunk: bytes) -> None:
         out.write(chunk)
         out.flush()
+
+    write = emit
+    if not raw and sys.stdout.isatty():
+        from corral.render.safe import visible_writer
+
+        write = visible_writer(emit)
 
     for log in files:
         if len(files) > 1:
@@ -149,7 +163,9 @@ def logs_command(
             follow_log(store_url, directory, record.run.id, log, write)
         elif log.path.exists():
             with log.path.open("rb") as handle:
-                shutil.copyfileobj(handle, out)
+                while chunk := handle.read(1 << 16):
+                    write(chunk)
+                write(b"")  # the end: what the decoder held back
         elif len(files) == 1:
             click.echo(
                 f"corral: no {log.path.name} for job {log.job} (not started?): {log.path}",

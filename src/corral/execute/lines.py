@@ -17,7 +17,7 @@ class LineSpool:
     """One stream of a child: every byte to its log, each line to `sink` (see above)."""
 
     def __init__(self, path: str, sink: LineSink, keep: int) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self._sink = sink
         self._keep = keep
         self._parts: list[bytes] = []

@@ -90,7 +90,7 @@ class LocalExecutor:
 
     async def run(self, request: JobRequest, publish: Publish, stop: StopHandle) -> AttemptOutcome:
         started = time.monotonic()
-        request.log_dir.mkdir(parents=True, exist_ok=True)
+        request.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         pipeline = AttemptPipeline(request, publish)
         child = ChildProcess(
             request.argv,

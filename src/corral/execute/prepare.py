@@ -174,7 +174,7 @@ def _build(tool: Tool, spec: JobSpec, *, executable: str, resume_session: str | 
         return tool.build(spec, executable=executable, resume_session=resume_session)
     except ToolError:
         raise
-    except Exception as error:  # noqa: BLE001 (an adapter choking on data fails its job)
+    except Exception as error:
         raise ToolError(
             f"the {tool.name} adapter cannot build the command: {type(error).__name__}: {error}"
         ) from error

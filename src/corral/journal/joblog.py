@@ -3,6 +3,7 @@ finished attempt, written as it happens (a subscriber, like the journal)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -16,7 +17,9 @@ class JobLog:
     HEADER = ("Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Signal", "Command", "Job")
 
     def __init__(self, path: Path, order: list[str]) -> None:
-        self._handle = path.open("w", encoding="utf-8", buffering=1)
+        # 0600: it lists every command the run ran
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        self._handle = open(fd, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by close())
         self._handle.write("\t".join(self.HEADER) + "\n")
         self._host = socket.gethostname()
         self._seq = {name: index + 1 for index, name in enumerate(order)}

@@ -67,7 +67,6 @@ def has_markers(text: str) -> bool:
     return _OPEN in text
 
 
-
 def _double_quoted(value: str, shell: bool) -> str:
     # inside "...", only \ $ ` and " keep a meaning to sh (only \ and " to shlex);
     # escaped, they are plain characters
@@ -79,60 +78,69 @@ def _single_quoted(value: str) -> str:
     return value.replace("'", "'\\''")
 
 
+# the pieces the lexer tells apart: a marker, an escaped character, a quote or a
+# bracket that opens or closes a context, and runs of anything else
+_TOKEN = re.compile(
+    f"(?P<marker>{_OPEN}\\d+{_CLOSE})|\\\\[^{_OPEN}]|\\$\\(|[\"'`()]|[^\"'`()\\\\{_OPEN}$]+|.",
+    re.DOTALL,
+)
+
+
+def _quote(value: str, stack: list[str], shell: bool) -> str:
+    top = stack[-1] if stack else ""
+    if top == "'":
+        quoted = _single_quoted(value)
+    elif top == '"':
+        quoted = _double_quoted(value, shell)
+    else:
+        quoted = shlex.quote(value)
+    # inside backticks the shell first strips one level of \ before ` $ and \
+    for _level in range(stack.count("`")):
+        quoted = re.sub(r"([\\`$])", r"\\\1", quoted)
+    return quoted
+
+
+def _step(stack: list[str], token: str, shell: bool) -> None:
+    """Follow the quoting context through one token of the command."""
+    top = stack[-1] if stack else ""
+    if top == "'":
+        if token == "'":
+            stack.pop()
+    elif token == '"':
+        _toggle(stack, '"')
+    elif token == "'" and top != '"':
+        stack.append("'")
+    elif not shell:
+        return  # corral's own split knows only quotes and backslashes
+    elif token == "`":
+        _toggle(stack, "`")
+    elif token == "$(" or (token == "(" and top != '"'):
+        stack.append(token)
+    elif token == ")" and top in ("$(", "("):
+        stack.pop()
+
+
+def _toggle(stack: list[str], quote: str) -> None:
+    if stack and stack[-1] == quote:
+        stack.pop()
+    else:
+        stack.append(quote)
+
+
 def quote_command(text: str, values: list[str], *, shell: bool) -> str:
     """`text` with each marker replaced by its value, quoted for the context it stands in
     (read by a small POSIX sh lexer): for `/bin/sh -c` with `shell`, else for the
     `shlex.split` that makes the argv of a command string."""
     out: list[str] = []
-    stack: list[str] = []  # "'", '"', "$(", "`": the contexts we are inside
-    i, n = 0, len(text)
-    while i < n:
-        char = text[i]
-        top = stack[-1] if stack else ""
-        marker = _MARKER.match(text, i) if char == _OPEN else None
-        if marker is not None:
-            value = values[int(marker.group(1))]
-            if top == "'":
-                quoted = _single_quoted(value)
-            elif top == '"':
-                quoted = _double_quoted(value, shell)
-            else:
-                quoted = shlex.quote(value)
-            # inside backticks the shell first strips one level of \ before ` $ and \
-            for _level in range(stack.count("`")):
-                quoted = re.sub(r"([\\`$])", r"\\\1", quoted)
-            out.append(quoted)
-            i = marker.end()
-            continue
-        out.append(char)
-        i += 1
-        if top == "'":
-            if char == "'":
-                stack.pop()
-            continue
-        if char == "\\" and i < n and text[i] != _OPEN:
-            out.append(text[i])
-            i += 1
-        elif char == '"':
-            if top == '"':
-                stack.pop()
-            else:
-                stack.append('"')
-        elif char == "'" and top != '"':
-            stack.append("'")
-        elif not shell:
-            continue
-        elif char == "`":
-            if top == "`":
-                stack.pop()
-            else:
-                stack.append("`")
-        elif char == "$" and i < n and text[i] == "(":
-            out.append("(")
-            i += 1
-            stack.append("$(")
-        elif char == "(" and top in ("", "$(", "(", "`"):
-            stack.append("(")
-        elif char == ")" and top in ("$(", "("):
-            stack.pop()
+    stack: list[str] = []  # "'", '"', "$(", "(", "`": the contexts we are inside
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if match.group("marker"):
+            out.append(_quote(values[int(token[1:-1])], stack, shell))
+        else:
+            out.append(token)
+            if not token.startswith("\\"):
+                _step(stack, token, shell)
+            elif stack and stack[-1] == "'":  # a backslash is plain inside '...'
+                _step(stack, token[1], shell)
     return "".join(out)

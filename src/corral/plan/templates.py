@@ -107,7 +107,7 @@ def render(template: str, context: TemplateContext, *, where: str = "") -> str:
         return template
     try:
         return _render(template, context)
-    except Exception as exc:  # noqa: BLE001 (any error a template raises fails its job, never the run)
+    except Exception as exc:
         raise _template_error(template, context, where, exc) from None
 
 
@@ -123,7 +123,7 @@ def render_command(template: str, context: TemplateContext, *, shell: bool) -> s
         with capture() as values:
             text = _render(template, context)
         return quote_command(text, values, shell=shell)
-    except Exception as exc:  # noqa: BLE001 (any error a template raises fails its job, never the run)
+    except Exception as exc:
         raise _template_error(template, context, "run", exc) from None
 
 

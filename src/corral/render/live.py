@@ -16,6 +16,7 @@ from rich.text import Text
 from corral.durations import format_duration
 from corral.journal import JobEntry, RunJournal
 from corral.models import JobStatus
+from corral.render.safe import visible_line
 from corral.render.format import budget_meters, cost_text, status_text, tokens_text, usage_line
 
 
@@ -92,7 +93,8 @@ class LiveView:
                     ]
                 else:
                     cells += ["", "", "", ""]
-            cells.append(Text(detail or "", style="dim"))
+            # what a job printed is data: its control sequences are shown, never obeyed
+            cells.append(Text(visible_line(detail or ""), style="dim"))
             table.add_row(*cells)
         return Group(self._head(rows, now), table)
 

@@ -23,6 +23,7 @@ from corral.events.types import (
     ToolCall,
 )
 from corral.models import JobStatus, decimal_text
+from corral.render.safe import visible_line
 
 _COLOURS = ["36", "33", "35", "32", "34", "91", "96", "93", "95", "92", "94"]
 _MARK = {
@@ -96,7 +97,7 @@ class LinePrinter:
             if event.job in self._agents and event.stream == "stdout":
                 return
             if self.mode == "prefixed":
-                text = truncate(event.text, self.limit)
+                text = truncate(visible_line(event.text), self.limit)
                 if event.stream == "stderr":
                     text = self._paint(text, "2")
                 self._write(f"{self._prefix(event.job)} {text}")
@@ -111,8 +112,9 @@ class LinePrinter:
         self._lifecycle(event)
 
     def _note(self, job: str, text: str, code: str) -> None:
-        # corral's own notes are never cut: --max-line-length is for what jobs print
-        self._write(f"{self._prefix(job)} {self._paint(text, code)}")
+        # corral's own notes are never cut: --max-line-length is for what jobs print; they
+        # quote what jobs printed (a tool's name, an error), so they are made visible too
+        self._write(f"{self._prefix(job)} {self._paint(visible_line(text), code)}")
 
     def _lifecycle(self, event: Event) -> None:
         if isinstance(event, JobStarted):
@@ -147,7 +149,8 @@ class LinePrinter:
         if isinstance(event, AssistantText):
             for line in event.text.splitlines() or [""]:
                 if line.strip():
-                    self._write(f"{self._prefix(event.job)} {truncate(line, self.limit)}")
+                    shown = truncate(visible_line(line), self.limit)
+                    self._write(f"{self._prefix(event.job)} {shown}")
         elif isinstance(event, ToolCall):
             self._note(event.job, "⚙ " + event.name, "36")
         else:
@@ -159,7 +162,7 @@ class LinePrinter:
         if event.exit_code is not None:
             detail += f" (exit {event.exit_code})"
         if event.error and event.status is not JobStatus.SUCCEEDED:
-            detail += f": {event.error}"
+            detail += f": {visible_line(event.error)}"
         return f"{self._prefix(event.job)} {self._paint(mark + ' ' + detail, code)}"
 
     def _replay(self, event: JobFinished) -> None:
@@ -174,4 +177,5 @@ class LinePrinter:
             with path.open("rb") as handle:
                 for raw in handle:
                     text = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
-                    self._write(f"{self._prefix(event.job)} {truncate(text, self.limit)}")
+                    shown = truncate(visible_line(text), self.limit)
+                    self._write(f"{self._prefix(event.job)} {shown}")

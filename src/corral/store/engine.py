@@ -8,6 +8,7 @@ lock is taken up front, so SQLite never has to refuse an upgrade from read to wr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import time
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from corral.errors import MissingExtraError, StoreError
+from corral.private import private_dir, private_file
 from corral.store.schema import HEAD_REVISION
 
 BUSY_TIMEOUT_MS = 30_000
@@ -75,9 +77,13 @@ def create_store_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> 
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         try:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(database).parent)
         except OSError as error:
             raise StoreError(f"cannot create the history folder for {database}: {error}") from None
+        # 0600 before SQLite makes it (its -wal and -shm files copy the mode); a folder
+        # we cannot write is reported by the open itself, with its own message
+        with contextlib.suppress(OSError):
+            private_file(Path(database))
     engine = create_engine(url, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin)
