@@ -18,7 +18,9 @@ import pytest
 from helpers import corral, write_flow
 
 # the audit's payloads (6a): command substitution, backticks, `;`, a quote break-out
-SUBST = "$(touch {d}/pwned-subst) `touch {d}/pwned-backtick`; touch {d}/pwned-semi && echo \"dq\" 'sq'"
+SUBST = (
+    "$(touch {d}/pwned-subst) `touch {d}/pwned-backtick`; touch {d}/pwned-semi && echo \"dq\" 'sq'"
+)
 QUOTE = "x'; touch {d}/pwned-quote; echo '"
 SPLIT = "a 'b c' ; touch {d}/pwned-split --version"
 
@@ -56,7 +58,8 @@ def test_no_payload_runs_and_each_value_is_one_argument(tmp_path: Path) -> None:
           github: {{needs: [up], shell: true, run: "echo ${{{{ jobs.up.result }}}}"}}
           words: {{needs: [up3], run: "{echo} {{{{ jobs.up3.result }}}}"}}
           listed: {{needs: [up], run: [sh, -c, 'echo "$1"', x, "{{{{ jobs.up.result }}}}"]}}
-          viaenv: {{needs: [up], shell: true, env: {{R: "{{{{ jobs.up.result }}}}"}}, run: 'echo "$R"'}}
+          viaenv:
+            {{needs: [up], shell: true, env: {{R: "{{{{ jobs.up.result }}}}"}}, run: 'echo "$R"'}}
         """,
     )
     result = corral("run", str(flow), "--json", "--no-store", cwd=tmp_path)
@@ -98,7 +101,12 @@ def test_validate_is_quiet_about_safe_shell_commands(tmp_path: Path) -> None:
         """
         jobs:
           up: {run: echo x}
-          down: {needs: [up], shell: true, env: {R: "{{ jobs.up.result }}"}, run: 'echo "$R" {{ matrix.m }}', matrix: {m: [1]}}
+          down:
+            needs: [up]
+            shell: true
+            env: {R: "{{ jobs.up.result }}"}
+            run: 'echo "$R" {{ matrix.m }}'
+            matrix: {m: [1]}
         """,
     )
     checked = corral("validate", str(flow), cwd=tmp_path)
@@ -259,7 +267,7 @@ def test_logs_neutralised_on_a_tty_byte_exact_to_a_pipe_raw_on_request(tmp_path:
     assert _reaching(shown) == [] and not CONTROLS & set(text)
     assert b"\\x1b]52;c;cHduZWQ=\\x07" in shown
     raw = _on_a_tty([*base, "--raw"], tmp_path)
-    assert "\x1b]52;c;cHduZWQ=\x07".encode() in raw
+    assert b"\x1b]52;c;cHduZWQ=\x07" in raw
 
 
 # -- secrets at rest (6c) ------------------------------------------------------------
@@ -295,7 +303,10 @@ def test_no_planted_secret_is_written_anywhere(tmp_path: Path) -> None:
           copy: {{env: {{TOKEN_COPY: "${{GITHUB_TOKEN}}"}}, run: "true"}}
           templated: {{run: [sh, -c, "true", "{{{{ env.ANTHROPIC_API_KEY }}}}"]}}
           shelled: {{shell: true, run: "test -n {{{{ env.ANTHROPIC_API_KEY }}}}"}}
-          marked: {{env: {{DB_LOGIN: {PLANTED["marked"]}, X_CUSTOM: {PLANTED["custom"]}}}, secret_env: [DB_LOGIN], run: "true"}}
+          marked:
+            env: {{DB_LOGIN: {PLANTED["marked"]}, X_CUSTOM: {PLANTED["custom"]}}}
+            secret_env: [DB_LOGIN]
+            run: "true"
           failing: {{env: {{GITHUB_TOKEN: {PLANTED["fail"]}}}, run: [sh, -c, "exit 3"]}}
           bad_template: {{run: "echo {{{{ env.ANTHROPIC_API_KEY ~ (1/0) }}}}"}}
         """,
@@ -345,7 +356,7 @@ def test_history_and_logs_are_private_whatever_the_umask(tmp_path: Path) -> None
     loose = []
     for path in [corral_dir, *corral_dir.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
-        if path.is_dir() and path.parent.name == "runs" or path == corral_dir:
+        if (path.is_dir() and path.parent.name == "runs") or path == corral_dir:
             if mode != 0o700:
                 loose.append((str(path), oct(mode)))
         elif path.is_file() and mode & 0o077:

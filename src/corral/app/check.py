@@ -72,8 +72,8 @@ def security_warnings(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
                     where,
                     "warning: `shell: true` runs a command built from another job's result; "
                     "corral quotes each value, but a command that runs it again (sh -c, "
-                    "eval, ssh) would not: prefer `env: {VALUE: \"{{ jobs.X.result }}\"}` "
-                    "and \"$VALUE\" in the command",
+                    'eval, ssh) would not: prefer `env: {VALUE: "{{ jobs.X.result }}"}` '
+                    'and "$VALUE" in the command',
                 )
             )
         fields = [*texts, job.spec.prompt or "", job.spec.cwd or "", *job.spec.env.values()]
@@ -181,7 +181,7 @@ __all__ = [
     "check_flow",
     "check_flow_document",
     "missing_tools",
-    "tool_problems",
     "security_warnings",
+    "tool_problems",
     "version_warnings",
 ]

@@ -207,7 +207,8 @@ async def start_run(
     control = control or RunControl()
     spec = loaded.spec
     base_dir = options.base_dir or loaded.path.resolve().parent
-    run_id, log_root = _claim_run_folder(base_dir, options.run_id)
+    run_id = options.run_id or new_run_id()
+    log_root = run_logs(base_dir, run_id)
     kill_grace = spec.kill_grace if spec.kill_grace is not None else DEFAULT_KILL_GRACE
     if executor is None:
         name = options.executor or spec.executor or DEFAULT_EXECUTOR
@@ -221,6 +222,7 @@ async def start_run(
     if known is None and plan.external_needs and not options.no_store:
         # the needs `--from` left out: their last recorded results, for templates
         known = earlier_results(options.store, base_dir, loaded.path, plan.external_needs)
+    _claim_run_folder(base_dir, log_root)
     environ = default_environ()
     redactor = run_redactor(loaded, plan, environ)
     wiring = _wire(plan, options, resumed, redactor)
@@ -300,21 +302,16 @@ async def start_run(
     )
 
 
-def _claim_run_folder(base_dir: Path, wanted: str | None) -> tuple[str, Path]:
-    """A new run's id and its logs folder, made 0700 by this call and no other: a run
-    never writes into another run's folder, even with an id drawn twice."""
-    for _ in range(8):
-        run_id = wanted or new_run_id()
-        log_root = run_logs(base_dir, run_id)
-        try:
-            return run_id, new_private_dir(log_root, below=corral_dir(base_dir))
-        except FileExistsError:
-            if wanted:
-                raise UsageError(
-                    f"run {wanted} already exists in {log_root.parent}",
-                    hint="give a new run id, or let corral choose one",
-                ) from None
-    raise StoreError(f"cannot find a free run id under {log_root.parent}")
+def _claim_run_folder(base_dir: Path, log_root: Path) -> None:
+    """Make the run's logs folder, 0700, by this call and no other: a run never writes
+    into another run's folder (an id given twice, or drawn twice: 80 random bits)."""
+    try:
+        new_private_dir(log_root, below=corral_dir(base_dir))
+    except FileExistsError:
+        raise UsageError(
+            f"run {log_root.name} already has a folder: {log_root}",
+            hint="start it again: a new run gets a new id",
+        ) from None
 
 
 def _wire(

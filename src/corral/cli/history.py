@@ -150,7 +150,7 @@ def logs_command(
         out.write(chunk)
         out.flush()
 
-    write = emit
+    write: Callable[[bytes], None] = emit
     if not raw and sys.stdout.isatty():
         from corral.render.safe import visible_writer
 

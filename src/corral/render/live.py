@@ -16,8 +16,8 @@ from rich.text import Text
 from corral.durations import format_duration
 from corral.journal import JobEntry, RunJournal
 from corral.models import JobStatus
-from corral.render.safe import visible_line
 from corral.render.format import budget_meters, cost_text, status_text, tokens_text, usage_line
+from corral.render.safe import visible_line
 
 
 class LiveView:
