@@ -42,7 +42,7 @@ from corral.events.types import (
     RateLimited,
     RunFinished,
 )
-from corral.execute.admission import GuardedAdmission
+from corral.execute.admission import GuardedAdmission, descriptor_concurrency
 from corral.execute.executor import AttemptOutcome, Executor, ExecutorContext, JobRequest
 from corral.execute.prepare import Rehearse, RequestBuilder, default_environ
 from corral.execute.registry import DEFAULT_EXECUTOR, create_executor
@@ -210,9 +210,12 @@ async def start_run(
     run_id = options.run_id or new_run_id()
     log_root = run_logs(base_dir, run_id)
     kill_grace = spec.kill_grace if spec.kill_grace is not None else DEFAULT_KILL_GRACE
+    concurrency = options.jobs or spec.concurrency or default_concurrency()
     if executor is None:
         name = options.executor or spec.executor or DEFAULT_EXECUTOR
         if name == DEFAULT_EXECUTOR:
+            # the jobs' pipes and logs are this process's descriptors
+            concurrency = descriptor_concurrency(concurrency, warn)
             # the agent CLIs run here: say which are missing before anything starts
             located = missing_tools(plan, default_environ())
             if warn is not None:
@@ -242,7 +245,7 @@ async def start_run(
         redactor=redactor,
     )
     settings = Settings(
-        concurrency=options.jobs or spec.concurrency or default_concurrency(),
+        concurrency=concurrency,
         stagger=spec.stagger or 0.0,
         fail_fast=options.fail_fast or spec.fail_fast,
         kill_grace=kill_grace,

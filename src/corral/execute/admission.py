@@ -87,3 +87,52 @@ class GuardedAdmission:
 
     def take_kills(self) -> list[str]:
         return self.guard.take_kills()
+
+
+# what one running local job holds open: the read ends of its stdout and stderr pipes,
+# its pidfd and its two log files, and one for the spawn's own brief pipes
+FDS_PER_JOB = 6
+# the history (SQLite and its WAL, or PostgreSQL), the lock, the terminal, Python's own
+FD_RESERVE = 64
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (the kernel lets any process do
+    so); the soft limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # an unlimited hard limit: as far as the kernel's per-process maximum goes
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        for value in (target, 1 << 20, 65536):
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (min(value, target), hard))
+            except (ValueError, OSError):
+                continue
+            return min(value, target)
+    return soft
+
+
+def descriptor_concurrency(wanted: int, warn: Callable[[str], None] | None = None) -> int:
+    """The most jobs that may run at once here without running out of file descriptors
+    (never below 1): `wanted`, or fewer with a warning that says why."""
+    import os
+    import resource
+
+    limit = raise_fd_limit()
+    if limit == resource.RLIM_INFINITY:
+        return wanted
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 16
+    room = max((limit - in_use - FD_RESERVE) // FDS_PER_JOB, 1)
+    if wanted <= room:
+        return wanted
+    if warn is not None:
+        warn(
+            f"at most {room} jobs run at once, not {wanted}: the open-file limit is "
+            f"{limit} and each job holds {FDS_PER_JOB} (raise the hard limit: ulimit -Hn)"
+        )
+    return room
