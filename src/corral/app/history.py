@@ -202,6 +202,7 @@ class Collected:
     logs: Path | None  # the run's log folder, when it exists
     logs_removed: bool
     kept_because: str | None = None  # why the folder was kept
+    deleted: bool = True  # False: the whole run was kept (it is still running)
 
 
 def gc(
@@ -215,16 +216,31 @@ def gc(
     """Delete runs started more than `older_than_s` ago, with their log folders.
 
     A folder is removed only when its path names the run (a shared or odd log_root is
-    never deleted); `dry_run` deletes nothing and says what would go.
+    never deleted); a run whose corral or supervisor still holds its lock is kept whole
+    (listed with `deleted` False); `dry_run` deletes nothing and says what would go.
     """
     history = open_history(url, directory, must_exist=True)
     if history is None:
         return []
+    live: list[Collected] = []
+
+    def running(run: RunRow) -> bool:
+        # the corral (or the supervisor) of a live run holds its lock: never touch it
+        from corral.execute.liveness import holder
+
+        pid = holder(Path(run.log_root)) if run.log_root else None
+        if pid is not None:
+            why = f"it is running (pid {pid})" if pid > 0 else "it is running"
+            live.append(Collected(run, Path(run.log_root), False, why, deleted=False))
+        return pid is not None
+
     try:
-        old = history.delete_runs_older_than(older_than_s, now=now, dry_run=dry_run)
+        old = history.delete_runs_older_than(
+            older_than_s, now=now, dry_run=dry_run, keep=running
+        )
     finally:
         history.close()
-    return [_collect(run, dry_run) for run in old]
+    return [*live, *(_collect(run, dry_run) for run in old)]
 
 
 def _collect(run: RunRow, dry_run: bool) -> Collected:

@@ -255,10 +255,14 @@ def gc_command(*, older_than: str, dry_run: bool, store_url: str | None, directo
     for item in collected:
         run = item.run
         note = ""
+        if not item.deleted:
+            click.echo(f"kept run {run.id} ({run.flow_name}): {item.kept_because}")
+            continue
         if item.kept_because is not None:
             note = f" (kept {item.logs}: {item.kept_because})"
         elif item.logs is not None:
             note = f" and {item.logs}"
         click.echo(f"{verb} run {run.id} ({run.flow_name}, {time_text(run.started_at)}){note}")
-    click.echo(f"{verb} {len(collected)} run{'s' if len(collected) != 1 else ''}")
+    count = sum(1 for item in collected if item.deleted)
+    click.echo(f"{verb} {count} run{'s' if count != 1 else ''}")
     return 0

@@ -9,7 +9,7 @@ registers its URL scheme under the `corral.stores` entry points with a factory
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -73,9 +73,15 @@ class HistoryReader(Protocol):
         ...
 
     def delete_runs_older_than(
-        self, seconds: float, *, now: float | None = None, dry_run: bool = False
+        self,
+        seconds: float,
+        *,
+        now: float | None = None,
+        dry_run: bool = False,
+        keep: Callable[[RunRow], bool] | None = None,
     ) -> list[RunRow]:
-        """Delete runs started more than `seconds` ago; returns them (to remove their logs)."""
+        """Delete runs started more than `seconds` ago, except those `keep` holds on to
+        (a run still running); returns them (to remove their logs)."""
         ...
 
     def export(self, run_id: str, fmt: str) -> Iterator[str]:

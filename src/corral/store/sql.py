@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,12 +91,20 @@ class SqlHistory:
             return queries.running_jobs(conn, run_id)
 
     def delete_runs_older_than(
-        self, seconds: float, *, now: float | None = None, dry_run: bool = False
+        self,
+        seconds: float,
+        *,
+        now: float | None = None,
+        dry_run: bool = False,
+        keep: Callable[[RunRow], bool] | None = None,
     ) -> list[RunRow]:
-        """Delete runs started more than `seconds` ago; returns them (to remove their logs)."""
+        """Delete runs started more than `seconds` ago, except those `keep` holds on to;
+        returns them (to remove their logs)."""
         cutoff = (time.time() if now is None else now) - seconds
         with self.engine.connect() as conn:
             old = queries.list_runs(conn, until=cutoff, limit=None)
+        if keep is not None:
+            old = [run for run in old if not keep(run)]
         if old and not dry_run:
             with self.engine.begin() as conn:
                 queries.delete_runs(conn, [run.id for run in old])

@@ -189,9 +189,12 @@ class JsonlHistory:
             if a.status is JobStatus.RUNNING and a.pid is not None
         ]
 
-    def delete_runs_older_than(self, seconds, *, now=None, dry_run=False) -> list[RunRow]:
+    def delete_runs_older_than(
+        self, seconds, *, now=None, dry_run=False, keep=None
+    ) -> list[RunRow]:
         cutoff = (time.time() if now is None else now) - seconds
         old = [r for r in self.list_runs(limit=None) if r.started_at < cutoff]
+        old = [r for r in old if keep is None or not keep(r)]
         if not dry_run:
             for row in old:
                 (self.folder / f"{row.id}.jsonl").unlink()
