@@ -51,6 +51,13 @@ def serve_command(host: str, port: int, scenarios: tuple[str, ...], home: Path |
         except ValueError as error:
             raise click.BadParameter(f"{option!r}: {error}", param_hint="--scenario") from None
 
+    if not _loopback(host):
+        click.echo(
+            f"corral provider: WARNING: --host {host} is reachable from other machines; "
+            "the provider has no authentication and answers anyone who connects "
+            "(use 127.0.0.1 unless you mean it)",
+            err=True,
+        )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
     with tempfile.TemporaryDirectory(prefix="corral-provider-") as scratch:
@@ -101,3 +108,15 @@ def _instructions(url: str, homes: Path) -> str:
         args = " ".join(shlex.quote(arg) for arg in rehearsal.extra_args)
         lines += [f"  # {tool}", f"  env {env} \\", f"    {command.format(args=args)}"]
     return "\n".join(lines)
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything

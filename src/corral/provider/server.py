@@ -24,6 +24,10 @@ from corral.provider.wire import Call, Dialect, ErrorReply, JsonObject, Route, S
 DIALECTS: tuple[Dialect, ...] = (AnthropicMessages(), OpenAIResponses(), OpenAIChat(), GeminiApi())
 _SCENARIO_PREFIX = re.compile(r"/s/(?P<id>[^/?]+)(?P<rest>/.*)?")
 # headers not worth keeping: transport details, identical on every request
+# a model request is a few MB at most (a long conversation); more is refused with 413
+MAX_BODY_BYTES = 32 * 1024 * 1024
+# one thread per connection: past this many, a new connection gets 503 and is closed
+MAX_CONNECTIONS = 256
 _UNRECORDED = frozenset({"content-length", "connection", "host", "accept-encoding"})
 # how many streamed events a `hang` or `failed` scenario sends before it stalls or fails
 _EVENTS_BEFORE_TROUBLE = 2
@@ -56,8 +60,12 @@ class SimulatedProvider:
         *,
         scenarios: Mapping[str, Scenario] | None = None,
         default: Scenario | None = None,
+        max_body: int = MAX_BODY_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self._address = (host, port)
+        self.max_body = max_body
+        self.max_connections = max_connections
         self._scenarios: dict[str, Scenario] = dict(scenarios or {})
         self.default = default or Scenario()
         self._recorded: list[RecordedRequest] = []
@@ -161,7 +169,13 @@ class SimulatedProvider:
         target, _, query = handler.path.partition("?")
         scenario_id, path = _split_scenario(target)
         found = _find_dialect(path)
-        body_bytes = handler.read_body()
+        body_bytes = handler.read_body(self.max_body)
+        if body_bytes is None:
+            handler.close_connection = True
+            handler.send_json(
+                413, {"error": {"message": f"simulated: bodies stop at {self.max_body} bytes"}}
+            )
+            return
         if found is None:
             handler.send_json(404, {"error": {"message": f"simulated: no API at {path}"}})
             return
@@ -249,9 +263,28 @@ class _Server(ThreadingHTTPServer):
         self, address: tuple[str, int], handler: type[_Handler], provider: SimulatedProvider
     ) -> None:
         self.provider = provider
+        self._slots = threading.BoundedSemaphore(provider.max_connections)
         self._open: dict[socket.socket, threading.Thread] = {}
         self._open_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # full: answer without a thread, so idle connections cannot exhaust threads
+            with contextlib.suppress(OSError):
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def opened(self, sock: socket.socket) -> None:
         with self._open_lock:
@@ -311,16 +344,30 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return  # tests and `provider serve` print their own summary; stderr stays quiet
 
-    def read_body(self) -> bytes:
+    def read_body(self, limit: int) -> bytes | None:
+        """The request's body, or None when it is longer than `limit` (not read whole)."""
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            return b"".join(self._chunks())
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
+            parts: list[bytes] = []
+            total = 0
+            for chunk in self._chunks(limit):
+                total += len(chunk)
+                if total > limit:
+                    return None
+                parts.append(chunk)
+            return b"".join(parts)
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            return None
+        return self.rfile.read(max(length, 0))
 
-    def _chunks(self) -> Iterator[bytes]:
-        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-            yield self.rfile.read(size)
-            self.rfile.readline()
-        self.rfile.readline()  # the blank line after the last chunk
+    def _chunks(self, limit: int) -> Iterator[bytes]:
+        while size := int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16):
+            yield self.rfile.read(min(size, limit + 1))
+            self.rfile.readline(64)
+        self.rfile.readline(64)  # the blank line after the last chunk
 
     def send_json(
         self, status: int, body: JsonObject, headers: Mapping[str, str] | None = None
