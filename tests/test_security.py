@@ -362,3 +362,128 @@ def test_history_and_logs_are_private_whatever_the_umask(tmp_path: Path) -> None
         elif path.is_file() and mode & 0o077:
             loose.append((str(path), oct(mode)))
     assert loose == []
+
+
+# -- resources (5c, 6e, 7b, 7c, 7f) ---------------------------------------------------
+
+
+def test_more_jobs_than_descriptors_allow_all_complete(tmp_path: Path) -> None:
+    import resource
+
+    jobs = {f"j{i}": {"run": ["sh", "-c", "sleep 0.2"]} for i in range(150)}
+    (tmp_path / "flow.json").write_text(json.dumps({"jobs": jobs}))
+
+    def small_limit() -> None:  # as `ulimit -n 200` (soft and hard) would
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "corral", "run", "flow.json", "-j", "150", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=small_limit,  # noqa: PLW1509 (only sets a limit, before exec)
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "jobs run at once, not 150: the open-file limit is 200" in result.stderr
+    statuses = [j["status"] for j in json.loads(result.stdout)["jobs"]]
+    assert statuses == ["succeeded"] * 150
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
+    code = (
+        "import resource; from corral.execute.admission import raise_fd_limit; "
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)); "
+        "print(raise_fd_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["4096", "4096"]
+
+
+def test_run_ids_carry_80_random_bits_and_a_folder_is_never_shared(tmp_path: Path) -> None:
+    import re
+
+    from corral.app.header import new_run_id
+    from corral.app.run import _claim_run_folder
+    from corral.errors import UsageError
+
+    ids = {new_run_id(now=1_700_000_000) for _ in range(20_000)}
+    assert len(ids) == 20_000  # one second, no collision
+    assert all(re.fullmatch(r"\d{8}-\d{6}-[0-9a-hjkmnp-tv-z]{16}", i) for i in ids)
+    folder = tmp_path / ".corral" / "runs" / "r1"
+    _claim_run_folder(tmp_path, folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    with pytest.raises(UsageError, match="already has a folder"):
+        _claim_run_folder(tmp_path, folder)
+
+
+def test_gc_never_touches_a_live_run(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path, "jobs:\n  old: {run: echo old}\n", name="old.yaml")
+    assert corral("run", str(flow), cwd=tmp_path).returncode == 0
+    live_flow = write_flow(tmp_path, "jobs:\n  slow: {run: [sh, -c, 'sleep 3']}\n")
+    live = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", str(live_flow), "--output", "quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import time
+
+        runs_dir = tmp_path / ".corral" / "runs"
+        deadline = time.monotonic() + 20
+        while len(list(runs_dir.glob("*/slow"))) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        swept = corral("gc", "--older-than", "0s", cwd=tmp_path)
+        assert swept.returncode == 0, swept.stderr
+        assert "kept run" in swept.stdout and "it is running" in swept.stdout
+        assert "deleted 1 run" in swept.stdout
+        assert list(runs_dir.glob("*/slow"))
+    finally:
+        assert live.wait(timeout=30) == 0
+    listed = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)
+    assert [r["status"] for r in listed["runs"]] == ["succeeded"]
+
+
+def test_provider_caps_bodies_and_connections() -> None:
+    import http.client
+    import socket
+
+    from corral.provider import SimulatedProvider
+
+    with SimulatedProvider(max_body=1024, max_connections=3) as provider:
+        host, port = provider.url.removeprefix("http://").split(":")
+        big = http.client.HTTPConnection(host, int(port), timeout=10)
+        big.putrequest("POST", "/v1/messages")
+        big.putheader("Content-Length", str(4 * 1024**3))  # claims 4 GiB, sends nothing
+        big.endheaders()
+        assert big.getresponse().status == 413
+        big.close()
+        idle = [socket.create_connection((host, int(port))) for _ in range(3)]
+        try:
+            import time
+
+            time.sleep(0.3)
+            extra = socket.create_connection((host, int(port)), timeout=10)
+            assert extra.recv(64).startswith(b"HTTP/1.1 503")
+            extra.close()
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_provider_serve_warns_on_a_non_loopback_host(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "corral", "provider", "serve", "--host", "0.0.0.0", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=20)
+    assert "WARNING: --host 0.0.0.0 is reachable from other machines" in err
