@@ -381,7 +381,7 @@ def test_more_jobs_than_descriptors_allow_all_complete(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        preexec_fn=small_limit,  # noqa: PLW1509 (only sets a limit, before exec)
+        preexec_fn=small_limit,
         timeout=120,
         check=False,
     )

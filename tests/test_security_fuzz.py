@@ -51,9 +51,8 @@ TEMPLATES = st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=6).map("".
 def _flow(template: str, shell: bool) -> dict[str, object]:
     # the bad job fails whatever its template renders to (`exit 1` ignores its argument):
     # by its template, by its argv, or by its exit status; never the run
-    run: object = (
-        f"exit 1 ; : {template}" if shell else [sys.executable, "-c", "raise SystemExit(1)", template]
-    )
+    argv = [sys.executable, "-c", "raise SystemExit(1)", template]
+    run: object = f"exit 1 ; : {template}" if shell else argv
     return {
         "jobs": {
             "up": {"run": ["cat", "payload.bin"]},
@@ -90,7 +89,9 @@ def test_random_bytes_and_templates_fail_one_job(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    value=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60),
+    value=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60
+    ),
     shell=st.booleans(),
 )
 def test_any_value_reaches_the_command_as_exactly_one_argument(value: str, shell: bool) -> None:

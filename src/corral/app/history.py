@@ -235,9 +235,7 @@ def gc(
         return pid is not None
 
     try:
-        old = history.delete_runs_older_than(
-            older_than_s, now=now, dry_run=dry_run, keep=running
-        )
+        old = history.delete_runs_older_than(older_than_s, now=now, dry_run=dry_run, keep=running)
     finally:
         history.close()
     return [*live, *(_collect(run, dry_run) for run in old)]

@@ -30,7 +30,9 @@ from corral.tools.base import SessionReport
 
 DISPLAY_LINE_BYTES = 64 * 1024  # what a JobOutput event carries for display
 PLAIN_KEEP_BYTES = 256 * 1024  # held in memory per line of a plain command (result, outputs)
-AGENT_KEEP_BYTES = 512 * 1024 * 1024  # agent lines are parsed whole: tool results can be huge
+# an agent line is parsed whole up to this; a longer one is shrunk as it is read (its
+# strings cut, corral.execute.jsonshrink), so memory stays far below the line's size
+AGENT_KEEP_BYTES = 32 * 1024 * 1024
 
 
 class StopReason(enum.StrEnum):

@@ -1,13 +1,17 @@
 """Split a byte stream into lines of any length while spooling every byte to a log file.
 
 Memory stays bounded: a line longer than `keep` bytes is cut in memory (and flagged),
-never in the log. A last line without a newline is still delivered at `close()`.
+never in the log; with `compact_json` (an agent's JSON stream) it is shrunk instead, its
+strings cut while it is read (corral.execute.jsonshrink), so its structure and token
+counts survive. A last line without a newline is still delivered at `close()`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+
+from corral.execute.jsonshrink import Shrinker
 
 # (line bytes without the newline, offset of the line in the log, cut short in memory?)
 LineSink = Callable[[bytes, int, bool], None]
@@ -16,13 +20,15 @@ LineSink = Callable[[bytes, int, bool], None]
 class LineSpool:
     """One stream of a child: every byte to its log, each line to `sink` (see above)."""
 
-    def __init__(self, path: str, sink: LineSink, keep: int) -> None:
+    def __init__(self, path: str, sink: LineSink, keep: int, *, compact_json: bool = False) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self._sink = sink
         self._keep = keep
         self._parts: list[bytes] = []
         self._held = 0  # bytes of the current line held in memory
         self._cut = False
+        self._compact = compact_json
+        self._shrinker: Shrinker | None = None  # the current line, past `keep`, shrinking
         self._line_start = 0
         self.size = 0
 
@@ -47,7 +53,17 @@ class LineSpool:
             self._hold(data, start, len(data))
 
     def _hold(self, data: bytes, start: int, end: int) -> None:
+        if self._shrinker is not None:
+            self._shrinker.feed(data[start:end])
+            return
         room = self._keep - self._held
+        if self._compact and end - start > room:
+            self._shrinker = Shrinker()
+            for part in self._parts:
+                self._shrinker.feed(part)
+            self._shrinker.feed(data[start:end])
+            self._parts, self._held = [], 0
+            return
         if room <= 0:
             self._cut = self._cut or end > start
             return
@@ -59,6 +75,9 @@ class LineSpool:
             self._held += end - start
 
     def _emit(self) -> None:
+        if self._shrinker is not None:
+            self._parts, self._cut = [self._shrinker.result()], True
+            self._shrinker = None
         line = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -68,6 +87,6 @@ class LineSpool:
         self._cut = False
 
     def close(self) -> None:
-        if self._parts or self._cut:
+        if self._parts or self._cut or self._shrinker is not None:
             self._emit()
         os.close(self._fd)

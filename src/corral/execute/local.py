@@ -99,6 +99,7 @@ class LocalExecutor:
             log_dir=request.log_dir,
             on_line=pipeline.line,
             keep_line_bytes=keep_bytes(request),
+            compact_json=request.parser is not None,
         )
         try:
             pid = await child.start()

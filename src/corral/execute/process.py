@@ -100,6 +100,7 @@ class ChildProcess:
         log_dir: Path,
         on_line: OnLine,
         keep_line_bytes: int,
+        compact_json: bool = False,
     ) -> None:
         self.argv = tuple(argv)
         self._cwd = cwd
@@ -107,6 +108,7 @@ class ChildProcess:
         self._log_dir = log_dir
         self._on_line = on_line
         self._keep = keep_line_bytes
+        self._compact = compact_json  # stdout is an agent's JSON: shrink huge lines
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spools: dict[int, LineSpool] = {}  # pipe read end -> its log
         self._exited: asyncio.Future[int] | None = None  # the wait status
@@ -135,7 +137,12 @@ class ChildProcess:
         reaper.LEADERS.add(self.pid)
         logs = self._log_dir
         self._spools = {
-            out_read: LineSpool(str(logs / "stdout.log"), self._sink("stdout"), self._keep),
+            out_read: LineSpool(
+                str(logs / "stdout.log"),
+                self._sink("stdout"),
+                self._keep,
+                compact_json=self._compact,
+            ),
             err_read: LineSpool(str(logs / "stderr.log"), self._sink("stderr"), self._keep),
         }
         for fd in self._spools:
