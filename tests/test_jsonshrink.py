@@ -28,7 +28,7 @@ DOCS = st.fixed_dictionaries(
 @pytest.fixture(autouse=True)
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonshrink, "STRING_KEEP", 40)
-    monkeypatch.setattr(jsonshrink, "SMALL_KEEP", 8)
+    monkeypatch.setattr(jsonshrink, "SMALL_KEEP", 16)  # keys stay whole
     monkeypatch.setattr(jsonshrink, "TOTAL_KEEP", 200)
 
 
