@@ -332,6 +332,10 @@ def test_no_planted_secret_is_written_anywhere(tmp_path: Path) -> None:
     url = f"sqlite://user:{PLANTED['pw']}@/{store}"
     other = corral("run", str(flow), "--store", url, "--json", "--output", "quiet", cwd=tmp_path)
     outputs += [other.stdout, other.stderr]
+    for bad in (f"mysql://u:{PLANTED['pw']}@h/db", f"sqlite://u:{PLANTED['pw']}@h:x/db"):
+        refused = corral("runs", "--store", bad, cwd=tmp_path)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        outputs += [refused.stdout, refused.stderr]
     written = _everything_written(tmp_path)
     assert any(p.endswith("joblog.tsv") for p in written)
     found = [

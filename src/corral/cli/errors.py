@@ -15,8 +15,11 @@ def run_cli(group: click.Group, args: list[str]) -> NoReturn:
         # commands return their exit code; click returns it (or Exit's code) unchanged
         result = group.main(args=args, prog_name="corral", standalone_mode=False)
     except CorralError as error:
+        from corral.redact import strip_url_passwords
+
         for line in error.lines():
-            click.echo(f"corral: error: {line}", err=True)
+            # an error may quote a --store URL: never print its password
+            click.echo(f"corral: error: {strip_url_passwords(line)}", err=True)
         sys.exit(error.exit_code)
     except click.ClickException as error:
         error.show()

@@ -42,7 +42,7 @@ def resolve_url(url: str | None, default_path: Path | None) -> str:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
+    except (ArgumentError, ValueError) as error:  # a bad port is a ValueError
         raise StoreError(
             f"invalid store URL {url!r}: {error}",
             hint="use sqlite:///path/to/corral.db or postgresql+psycopg://user@host/db",
