@@ -95,10 +95,15 @@ class Redactor:
         if isinstance(value, tuple):
             return tuple(self._walk(v) for v in value)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            changes = {
-                f.name: self._walk(getattr(value, f.name))
-                for f in dataclasses.fields(value)
-                if f.init and isinstance(getattr(value, f.name), str | dict | list | tuple)
-            }
+            changes = {}
+            for f in dataclasses.fields(value):
+                if not f.init:
+                    continue
+                before = getattr(value, f.name)
+                if isinstance(before, str | dict | list | tuple):
+                    after = self._walk(before)
+                    if after != before:
+                        changes[f.name] = after
+            # unchanged events stay the same objects (the bus's hot path)
             return dataclasses.replace(value, **changes) if changes else value
         return value
