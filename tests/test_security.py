@@ -425,7 +425,11 @@ def test_run_ids_carry_80_random_bits_and_a_folder_is_never_shared(tmp_path: Pat
 def test_gc_never_touches_a_live_run(tmp_path: Path) -> None:
     flow = write_flow(tmp_path, "jobs:\n  old: {run: echo old}\n", name="old.yaml")
     assert corral("run", str(flow), cwd=tmp_path).returncode == 0
-    live_flow = write_flow(tmp_path, "jobs:\n  slow: {run: [sh, -c, 'sleep 3']}\n")
+    # the live run's job waits until the test lets it go: alive for as long as gc takes
+    live_flow = write_flow(
+        tmp_path,
+        "jobs:\n  slow: {run: [sh, -c, 'while [ ! -e release ]; do sleep 0.05; done']}\n",
+    )
     live = subprocess.Popen(
         [sys.executable, "-m", "corral", "run", str(live_flow), "--output", "quiet"],
         cwd=tmp_path,
@@ -445,7 +449,8 @@ def test_gc_never_touches_a_live_run(tmp_path: Path) -> None:
         assert "deleted 1 run" in swept.stdout
         assert list(runs_dir.glob("*/slow"))
     finally:
-        assert live.wait(timeout=30) == 0
+        (tmp_path / "release").touch()
+        assert live.wait(timeout=60) == 0
     listed = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)
     assert [r["status"] for r in listed["runs"]] == ["succeeded"]
 
@@ -479,7 +484,6 @@ def test_provider_caps_bodies_and_connections() -> None:
 
 def test_provider_serve_warns_on_a_non_loopback_host(tmp_path: Path) -> None:
     import signal
-    import time
 
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "provider", "serve", "--host", "0.0.0.0", "--port", "0"],
@@ -487,7 +491,10 @@ def test_provider_serve_warns_on_a_non_loopback_host(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=20)
-    assert "WARNING: --host 0.0.0.0 is reachable from other machines" in err
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # printed before it serves
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert "WARNING: --host 0.0.0.0 is reachable from other machines" in first
