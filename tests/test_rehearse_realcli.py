@@ -29,7 +29,10 @@ import psutil
 import pytest
 import yaml
 
-pytestmark = pytest.mark.realcli
+# The module's flows run the six real CLIs side by side; its own subprocess limit is RUN_TIMEOUT,
+# so the test timeout (which counts the module fixture's setup) must not cut it first on a
+# loaded machine.
+pytestmark = [pytest.mark.realcli, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("claude", "codex", "gemini", "qwen", "opencode", "copilot")
