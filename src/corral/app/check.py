@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from corral.config.loader import LoadedFlow, load_flow, validate_document
+from corral.config.loader import LoadedFlow, load_flow, load_text, validate_document
 from corral.errors import FlowError, Problem, ToolError
 from corral.plan import Plan, build_plan, select
 from corral.plan.adapter import COMMAND_TOOL, tool_inherited
@@ -21,13 +21,25 @@ def check_flow(
     path: str | Path, *, only: Sequence[str] = (), from_: Sequence[str] = ()
 ) -> tuple[LoadedFlow, Plan]:
     """Load, validate and plan a flow; every problem (schema, graph, tools) at once."""
-    loaded = load_flow(path)
+    loaded, plan = _planned(load_flow(path))
+    if only or from_:
+        plan = select(plan, only=only, from_=from_)
+    return loaded, plan
+
+
+def check_flow_text(text: str, filename: str, *, base_dir: Path) -> tuple[LoadedFlow, Plan]:
+    """Load, validate and plan flow text sent by a client (a server's submission), as if
+    it were the file `base_dir/filename`: the same problems, worded as `corral validate`
+    words them, located in `filename`."""
+    name = Path(filename).name or "flow.yaml"
+    return _planned(load_text(text, base_dir / name, name))
+
+
+def _planned(loaded: LoadedFlow) -> tuple[LoadedFlow, Plan]:
     plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
     problems = tool_problems(loaded, plan)
     if problems:
         raise FlowError(problems)
-    if only or from_:
-        plan = select(plan, only=only, from_=from_)
     return loaded, plan
 
 

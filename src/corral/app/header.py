@@ -37,8 +37,11 @@ def run_header(
     args: Sequence[str],
     resumed_from: str | None,
     jobs: Iterable[str],
+    *,
+    owner: str | None = None,
 ) -> RunStarted:
-    """The run's first event: what runs, from which flow, where, by whom."""
+    """The run's first event: what runs, from which flow, where, by whom (`owner`, else
+    the user running corral)."""
     return RunStarted(
         run_id=run_id,
         flow_name=loaded.name,
@@ -48,7 +51,7 @@ def run_header(
         flow_hash=loaded.digest,
         flow_content=loaded.text,
         args=tuple(args),
-        user=_user(),
+        user=owner or _user(),
         host=socket.gethostname(),
         log_root=str(log_root),
         resumed_from=resumed_from,

@@ -87,6 +87,7 @@ class RunOptions:
     price_file: str | None = None
     run_id: str | None = None
     policies: tuple[str, ...] = ()
+    owner: str | None = None  # who the run belongs to (a server's caller); default: the user
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,13 @@ async def start_run(
     wiring.bus.subscribe(joblog)
     waiting = control._bind(scheduler)
     header = run_header(
-        loaded, run_id, log_root, options.args, resumed.run_id if resumed else None, plan.jobs
+        loaded,
+        run_id,
+        log_root,
+        options.args,
+        resumed.run_id if resumed else None,
+        plan.jobs,
+        owner=options.owner,
     )
     try:
         async with executor:

@@ -63,3 +63,10 @@ VERSION = CommandEntry(
 POLICY = CommandEntry(
     "corral.cli.policy:policy_command", "Check a flow against Rego policies before it runs."
 )
+SERVE = CommandEntry(
+    "corral.server.serve:serve_command",
+    "Serve the history and run flows over an HTTP API with live events (corral[server]).",
+)
+LOGIN = CommandEntry(
+    "corral.server.serve:login_command", "Store a server's API token for --server (corral[server])."
+)

@@ -1,0 +1,290 @@
+"""The live event hub: follows the history and fans its new events out to live clients.
+
+The store is the source of truth and the only source: one follower task asks it for
+what each active run wrote since it last looked (`HistoryReader.events(run, after_seq)`),
+so runs this server starts and runs a terminal started on the same history look the
+same, and a seq means the same thing to every client and after every restart.
+
+Each client has a bounded queue. A client that falls `queue_size` frames behind is
+marked overflowed: it gets no more frames and is told to resync from its last seq (it
+reconnects and replays from the store), so a slow client never slows the follower, the
+run or the other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from corral.events.codec import event_to_dict
+from corral.events.types import RunFinished, RunStarted
+from corral.models import RunStatus
+from corral.store.protocols import HistoryReader, StoredEvent
+
+DISCOVER_EVERY_S = 0.25  # how often the history is asked for runs started elsewhere
+RECENT_S = 600.0  # how far back a run may have started and still be discovered
+IDLE_AFTER_S = 10.0  # a run silent this long is asked less often (a dead terminal's run)
+IDLE_POLL_S = 1.0
+STARTUP_SLACK_S = 60.0  # a run started this long before the server may not be on record yet
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFrame:
+    """One stored event as the live clients get it."""
+
+    run_id: str
+    seq: int
+    ts: float  # when the writer received it: the benchmark's delivery latency starts here
+    owner: str
+    kind: str
+    event: dict[str, Any]
+
+    def body(self, cursor: int | str) -> bytes:
+        return orjson.dumps(
+            {
+                "seq": cursor,
+                "run_id": self.run_id,
+                "owner": self.owner,
+                "type": self.kind,
+                "ts": self.ts,
+                "event": self.event,
+            }
+        )
+
+
+def frame_of(run_id: str, owner: str, stored: StoredEvent) -> LiveFrame:
+    data = event_to_dict(stored.event)
+    return LiveFrame(run_id, stored.seq, stored.ts, owner, stored.event.kind, data)
+
+
+@dataclass
+class _Tracked:
+    seq: int
+    owner: str
+    finished: bool = False
+    last_change: float = 0.0
+    last_poll: float = 0.0
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One live client: the run it follows (None: all runs) and its bounded queue."""
+
+    run: str | None
+    limit: int
+    frames: deque[LiveFrame] = field(default_factory=deque)
+    overflowed: bool = False
+    closing: bool = False
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, frame: LiveFrame) -> bool:
+        """Queue `frame`; False (and overflowed from now on) when the queue is full."""
+        if self.overflowed:
+            return False
+        if len(self.frames) >= self.limit:
+            self.overflowed = True
+            self.frames.clear()
+            self.ready.set()
+            return False
+        self.frames.append(frame)
+        self.ready.set()
+        return True
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait for frames (or overflow, or closing); False after `seconds` without."""
+        if self.frames or self.overflowed or self.closing:
+            return True
+        self.ready.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self.ready.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+class EventHub:
+    """Follows the history; `subscribe` to get its new events as they are committed."""
+
+    def __init__(
+        self,
+        history: HistoryReader,
+        *,
+        poll_s: float,
+        queue_size: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.history = history
+        self.poll_s = poll_s
+        self.queue_size = queue_size
+        self._clock = clock
+        self._runs: dict[str, _Tracked] = {}
+        self._subs: set[Subscription] = set()
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._last_discovery = 0.0
+        self._since = 0.0
+        self.delivered = 0
+        self.overflows = 0
+        self.lag_s = 0.0  # how old the newest event was when the follower read it
+        self.ready = False  # the first look at the history is done
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def subscribe(self, run: str | None) -> Subscription:
+        sub = Subscription(run, self.queue_size)
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def clients(self) -> int:
+        return len(self._subs)
+
+    def poke(self) -> None:
+        """Look at the history now (a run this server runs has just written)."""
+        self._wake.set()
+
+    def track(self, run_id: str, owner: str) -> None:
+        """Follow `run_id` from its first event (a run this server just started)."""
+        self._runs.setdefault(run_id, _Tracked(0, owner, last_change=self._clock()))
+        self.poke()
+
+    def active_positions(self) -> dict[str, int]:
+        """Each unfinished run the hub follows and the last seq it dispatched."""
+        return {r: t.seq for r, t in self._runs.items() if not t.finished}
+
+    async def owner_of(self, run_id: str) -> str:
+        """Who a run belongs to: the user its RunStarted names."""
+        tracked = self._runs.get(run_id)
+        if tracked is not None and tracked.owner:
+            return tracked.owner
+        first = await asyncio.to_thread(_page, self.history, run_id, 0, 1)
+        if first and isinstance(first[0].event, RunStarted):
+            return first[0].event.user
+        return ""
+
+    def position(self, run_id: str) -> int | None:
+        tracked = self._runs.get(run_id)
+        return None if tracked is None else tracked.seq
+
+    # -- the follower ----------------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """Poll the history until `close`; each new event goes to every matching client."""
+        while not self._closed:
+            await self.step()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def step(self) -> None:
+        """One look at the history, and the dispatch of what it found."""
+        found = await asyncio.to_thread(self._read)
+        for frame in found:
+            self._dispatch(frame)
+        self.ready = True
+
+    def _read(self) -> list[LiveFrame]:
+        now = self._clock()
+        if now - self._last_discovery >= DISCOVER_EVERY_S:
+            self._discover(now)
+        frames: list[LiveFrame] = []
+        for run_id, tracked in list(self._runs.items()):
+            if tracked.finished:
+                continue
+            idle = now - tracked.last_change > IDLE_AFTER_S
+            if idle and now - tracked.last_poll < IDLE_POLL_S:
+                continue
+            tracked.last_poll = now
+            for stored in self.history.events(run_id, tracked.seq):
+                if isinstance(stored.event, RunStarted):
+                    tracked.owner = stored.event.user or tracked.owner
+                frames.append(frame_of(run_id, tracked.owner, stored))
+                tracked.seq = stored.seq
+                tracked.last_change = now
+                self.lag_s = max(0.0, now - stored.ts)
+                if isinstance(stored.event, RunFinished):
+                    tracked.finished = True
+        return frames
+
+    def _discover(self, now: float) -> None:
+        """Runs started elsewhere (a terminal) or before this server: follow them."""
+        first = self._last_discovery == 0.0
+        self._last_discovery = now
+        if first:
+            self._since = now - STARTUP_SLACK_S
+            # what exists when the server comes is the past: clients replay it from the
+            # store; the follower dispatches only what is written from now on
+            rows = self.history.list_runs(status=RunStatus.RUNNING, limit=None)
+            rows += self.history.list_runs(since=self._since, limit=None)
+            for row in rows:
+                if row.id not in self._runs:
+                    last = max((s.seq for s in self.history.events(row.id, 0)), default=0)
+                    finished = row.status is not RunStatus.RUNNING
+                    self._runs[row.id] = _Tracked(last, row.user, finished, last_change=now)
+            return
+        for row in self.history.list_runs(since=max(self._since, now - RECENT_S), limit=None):
+            if row.id not in self._runs:
+                self._runs[row.id] = _Tracked(0, row.user, last_change=now)
+        cutoff = now - RECENT_S
+        for run_id in [r for r, t in self._runs.items() if t.finished and t.last_change < cutoff]:
+            del self._runs[run_id]
+
+    def _dispatch(self, frame: LiveFrame) -> None:
+        for sub in self._subs:
+            if sub.run is None or sub.run == frame.run_id:
+                if sub.offer(frame):
+                    self.delivered += 1
+                else:
+                    self.overflows += 1
+
+    async def close(self) -> None:
+        """Read what is committed one last time, hand it out, and end every client."""
+        self._closed = True
+        self._wake.set()
+        with contextlib.suppress(Exception):  # a dead store must not stop the shutdown
+            await self.step()
+        for sub in self._subs:
+            sub.closing = True
+            sub.ready.set()
+
+
+async def frames_of(
+    history: HistoryReader, run_id: str, after: int
+) -> AsyncIterator[list[StoredEvent]]:
+    """A run's stored events after `after`, in pages read off the event loop."""
+    while True:
+        page = await asyncio.to_thread(_page, history, run_id, after)
+        if not page:
+            return
+        yield page
+        after = page[-1].seq
+
+
+def _page(history: HistoryReader, run_id: str, after: int, size: int = 2000) -> list[StoredEvent]:
+    found: list[StoredEvent] = []
+    events = history.events(run_id, after)
+    try:
+        for stored in events:
+            found.append(stored)
+            if len(found) >= size:
+                break
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # a generator left early gives its connection back now
+    return found
