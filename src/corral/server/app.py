@@ -43,8 +43,8 @@ def token_folder(settings: ServerSettings) -> Path:
 
 
 class BodyLimit:
-    """Refuse a request body over `limit` bytes with 413, by its Content-Length or as
-    it streams in (a chunked body that grows too large)."""
+    """Refuse a request body over `limit` bytes with 413: by its Content-Length, or, for
+    a body sent without one (chunked), by reading it (up to the limit) before the app."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -54,32 +54,40 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length = None
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+        if length is not None:
+            if length > self.limit:
                 await self._refuse(send)
                 return
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
                 await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         error = ApiError(
@@ -87,10 +95,6 @@ class BodyLimit:
         )
         response = error.response()
         await response({"type": "http"}, _no_receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 async def _no_receive() -> Message:

@@ -188,7 +188,13 @@ class GracefulServer:
                 from corral.server.app import drain
 
                 task = asyncio.ensure_future(drain(app))
-                task.add_done_callback(lambda _: uvicorn.Server.handle_exit(self, sig, frame))
+                task.add_done_callback(lambda _: self._exit(sig, frame))
+
+            def _exit(self, sig: int, frame: FrameType | None) -> None:
+                uvicorn.Server.handle_exit(self, sig, frame)
+                # a drained stop is a clean exit (0), not death by the signal uvicorn
+                # would raise again once it is done
+                self._captured_signals.clear()
 
         return _Server(config)
 
