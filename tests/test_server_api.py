@@ -135,7 +135,9 @@ def test_a_malformed_flow_gets_the_cli_messages_and_the_server_keeps_serving(
 ) -> None:
     from tests.helpers import corral
 
-    broken = "version: 1\njobs:\n  a:\n    run: echo\n    needs: [ghost]\n  b: {timeout: 5x, run: x}\n"
+    broken = (
+        "version: 1\njobs:\n  a:\n    run: echo\n    needs: [ghost]\n  b: {timeout: 5x, run: x}\n"
+    )
     (tmp_path / "flow.yaml").write_text(broken)
     cli = corral("validate", "flow.yaml", cwd=tmp_path)
     with server.client() as http:
@@ -148,7 +150,9 @@ def test_a_malformed_flow_gets_the_cli_messages_and_the_server_keeps_serving(
             assert said and all(line in cli.stderr for line in said)
             assert all(e["line"] for e in error["errors"])
         for body in ("not json", b"\xff\xfe"):
-            response = http.post("/runs", content=body, headers={"content-type": "application/json"})
+            response = http.post(
+                "/runs", content=body, headers={"content-type": "application/json"}
+            )
             assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
         response = http.post("/runs", json={"filename": "flow.yaml"})
         assert response.status_code == 400 and "flow" in response.json()["error"]["message"]
@@ -197,7 +201,9 @@ def test_cancel_and_resume(server: LiveServer) -> None:
     run_id = submit(server, sleeping_flow(3, 30, concurrency=1))
     with server.client() as http:
         deadline = time.monotonic() + 20
-        while not any(j["status"] == "running" for j in http.get(f"/runs/{run_id}/jobs").json()["jobs"]):
+        while not any(
+            j["status"] == "running" for j in http.get(f"/runs/{run_id}/jobs").json()["jobs"]
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         response = http.post(f"/runs/{run_id}/cancel")
@@ -210,7 +216,9 @@ def test_cancel_and_resume(server: LiveServer) -> None:
     wait_run(server, done)
     with server.client() as http:
         nothing = http.post(f"/runs/{done}/resume")
-        assert nothing.status_code == 409 and "already succeeded" in nothing.json()["error"]["message"]
+        assert (
+            nothing.status_code == 409 and "already succeeded" in nothing.json()["error"]["message"]
+        )
 
 
 def test_browser_session_cookie_and_csrf(server: LiveServer) -> None:

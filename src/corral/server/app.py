@@ -194,7 +194,7 @@ def _probes(app: FastAPI) -> None:
             "store": await asyncio.to_thread(_store_ok, state),
             "executor": _executor_ok(),
             "adoption": state.runs.adopted,
-            "events": state.hub.ready,
+            "events": state.hub.ready and state.hub.failing is None,
             "accepting": state.runs.accepting,
         }
         ready = all(checks.values())

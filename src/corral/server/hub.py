@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from corral.events.codec import event_to_dict
+from corral.errors import NotFoundError
 from corral.events.types import RunFinished, RunStarted
 from corral.models import RunStatus
 from corral.store.protocols import HistoryReader, StoredEvent
@@ -61,7 +62,7 @@ class LiveFrame:
 
 def frame_of(run_id: str, owner: str, stored: StoredEvent) -> LiveFrame:
     data = event_to_dict(stored.event)
-    return LiveFrame(run_id, stored.seq, stored.ts, owner, stored.event.kind, data)
+    return LiveFrame(run_id, stored.seq, stored.ts, owner, type(stored.event).__name__, data)
 
 
 @dataclass
@@ -135,6 +136,7 @@ class EventHub:
         self.overflows = 0
         self.lag_s = 0.0  # how old the newest event was when the follower read it
         self.ready = False  # the first look at the history is done
+        self.failing: str | None = None  # why the last look at the history failed
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -186,7 +188,11 @@ class EventHub:
     async def follow(self) -> None:
         """Poll the history until `close`; each new event goes to every matching client."""
         while not self._closed:
-            await self.step()
+            try:
+                await self.step()
+                self.failing = None
+            except Exception as error:  # the store is down: say so on /readyz, retry
+                self.failing = f"{type(error).__name__}: {error}"
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
@@ -210,7 +216,11 @@ class EventHub:
             if idle and now - tracked.last_poll < IDLE_POLL_S:
                 continue
             tracked.last_poll = now
-            for stored in self.history.events(run_id, tracked.seq):
+            try:
+                found = list(self.history.events(run_id, tracked.seq))
+            except NotFoundError:
+                continue  # started here, not on record yet
+            for stored in found:
                 if isinstance(stored.event, RunStarted):
                     tracked.owner = stored.event.user or tracked.owner
                 frames.append(frame_of(run_id, tracked.owner, stored))

@@ -17,7 +17,13 @@ from typing import Any
 import click
 
 from corral.server import require_server_extra
-from corral.server.settings import DEFAULT_HOST, DEFAULT_PORT, MAX_BODY_BYTES, is_loopback
+from corral.server.settings import (
+    CLIENT_QUEUE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MAX_BODY_BYTES,
+    is_loopback,
+)
 
 
 def _warn(message: str) -> None:
@@ -78,8 +84,16 @@ def _loud(host: str) -> None:
     show_default=True,
     help="Largest request body in bytes (a flow document); larger is 413.",
 )
+@click.option(
+    "--client-queue",
+    type=click.IntRange(min=1),
+    default=CLIENT_QUEUE,
+    show_default=True,
+    help="Events a live client may fall behind before it is told to resync.",
+)
 def serve_command(
     *,
+    client_queue: int,
     host: str,
     port: int,
     store_url: str | None,
@@ -113,6 +127,7 @@ def serve_command(
         tls_cert=tls_cert,
         tls_key=tls_key,
         max_body=max_body,
+        client_queue=client_queue,
     )
     if not is_loopback(host) and not settings.tls:
         _loud(host)
