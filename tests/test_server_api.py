@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.serverkit import (
     LiveServer,
     sleeping_flow,
@@ -102,7 +101,10 @@ def test_logs_give_line_ranges_and_follow(server: LiveServer, finished: str) -> 
 
 
 def test_follow_streams_lines_while_the_job_runs(server: LiveServer) -> None:
-    flow = 'version: 1\njobs:\n  slow:\n    run: sh -c "for i in 1 2 3; do echo line $i; sleep 0.3; done"\n'
+    flow = (
+        "version: 1\njobs:\n  slow:\n"
+        '    run: sh -c "for i in 1 2 3; do echo line $i; sleep 0.3; done"\n'
+    )
     run_id = submit(server, flow)
     with server.client() as http:
         deadline = time.monotonic() + 20

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.helpers import corral
 from tests.serverkit import (
     LiveServer,
@@ -27,8 +26,8 @@ from tests.serverkit import (
 )
 
 pytest.importorskip("websockets")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 
 @pytest.fixture

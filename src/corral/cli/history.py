@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -44,6 +45,22 @@ def _store_options(command: Command) -> Command:
     )(command)
 
 
+def _server_option(command: Command) -> Command:
+    return click.option(
+        "--server",
+        envvar="CORRAL_SERVER",
+        metavar="URL",
+        help="Ask this corral server instead (see `corral login`). Env: CORRAL_SERVER.",
+    )(command)
+
+
+def _remote() -> Any:
+    from corral.server import remote, require_server_extra
+
+    require_server_extra()
+    return remote
+
+
 def _since(value: str | None, option: str = "--since") -> float | None:
     if value is None:
         return None
@@ -63,6 +80,7 @@ def _echo_json(data: object) -> None:
 @click.option("--since", metavar="DURATION", help="Only runs started within, e.g. 7d or 12h.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_server_option
 @_store_options
 def runs_command(
     *,
@@ -71,11 +89,20 @@ def runs_command(
     since: str | None,
     limit: int,
     as_json: bool,
+    server: str | None,
     store_url: str | None,
     directory: Path,
 ) -> int:
     """List recent runs."""
     from corral.app.history import list_runs
+
+    if server:
+        _since(since)
+        return int(
+            _remote().runs(
+                server, status=status, flow=flow, since=since, limit=limit, as_json=as_json
+            )
+        )
 
     cutoff = _since(since)  # a bad --since is an error even with no history yet
     found = list_runs(store_url, directory, status=status, flow=flow, since=cutoff, limit=limit)
@@ -96,10 +123,16 @@ def runs_command(
 @click.command("show")
 @click.argument("run_id", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_server_option
 @_store_options
-def show_command(*, run_id: str, as_json: bool, store_url: str | None, directory: Path) -> int:
+def show_command(
+    *, run_id: str, as_json: bool, server: str | None, store_url: str | None, directory: Path
+) -> int:
     """Show one run and every job in it, as at the end of the run."""
     from corral.app.history import show_run
+
+    if server:
+        return int(_remote().show(server, run_id, as_json=as_json))
 
     record = show_run(store_url, directory, run_id)
     if as_json:
@@ -122,6 +155,7 @@ def show_command(*, run_id: str, as_json: bool, store_url: str | None, directory
     is_flag=True,
     help="On a terminal too, print the bytes as logged (control sequences included).",
 )
+@_server_option
 @_store_options
 def logs_command(
     *,
@@ -131,6 +165,7 @@ def logs_command(
     stderr: bool,
     attempt: int | None,
     raw: bool,
+    server: str | None,
     store_url: str | None,
     directory: Path,
 ) -> int:
@@ -139,6 +174,10 @@ def logs_command(
     To a pipe or a file the bytes are as logged; on a terminal, control and escape
     sequences are shown as text (`\\x1b]0;...`) unless --raw."""
     from corral.app.history import follow_log, log_files, show_run
+
+    if server:
+        remote = _remote()
+        return int(remote.logs(server, run_id, job, follow=follow, stderr=stderr, attempt=attempt))
 
     record = show_run(store_url, directory, run_id)
     files = log_files(record, job, attempt=attempt, stderr=stderr)
@@ -207,6 +246,7 @@ def export_command(
 @click.option("--since", metavar="DURATION", help="Only attempts that ended within, e.g. 7d.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@_server_option
 @_store_options
 def usage_command(
     *,
@@ -214,6 +254,7 @@ def usage_command(
     since: str | None,
     as_json: bool,
     as_csv: bool,
+    server: str | None,
     store_url: str | None,
     directory: Path,
 ) -> int:
@@ -222,6 +263,10 @@ def usage_command(
 
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
+    if server:
+        _since(since)
+        remote = _remote()
+        return int(remote.usage(server, by=by, since=since, as_json=as_json, as_csv=as_csv))
     rows = usage(store_url, directory, by, since=_since(since))
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})

@@ -59,6 +59,21 @@ class Interrupts:
         return EXIT_SIGINT if self.received == signal.SIGINT else EXIT_SIGTERM
 
 
+def server_options(command: Callable[..., int]) -> Callable[..., int]:
+    """--server URL and --cancel-on-interrupt: run on a `corral serve` and follow it."""
+    command = click.option(
+        "--cancel-on-interrupt",
+        is_flag=True,
+        help="With --server: Ctrl-C cancels the run (default: it detaches).",
+    )(command)
+    return click.option(
+        "--server",
+        envvar="CORRAL_SERVER",
+        metavar="URL",
+        help="Run on this corral server (see `corral login`). Env: CORRAL_SERVER.",
+    )(command)
+
+
 def _view(flags: RunFlags, title: str) -> TerminalUI:
     from corral.render.ui import TerminalUI, choose_mode, output_stream
 
@@ -190,16 +205,40 @@ def _flow_run(
 @click.option(
     "--rehearse", is_flag=True, help="Run against a simulated provider: nothing is billed."
 )
+@server_options
 @run_options
 def run_command(
-    flow: str, only: tuple[str, ...], from_: tuple[str, ...], rehearse: bool, flags: RunFlags
+    flow: str,
+    only: tuple[str, ...],
+    from_: tuple[str, ...],
+    rehearse: bool,
+    server: str | None,
+    cancel_on_interrupt: bool,
+    flags: RunFlags,
 ) -> int:
     """Run every job of FLOW (YAML, JSON or TOML), at most --jobs at a time.
+
+    With --server URL the flow runs on that server and this command follows it live
+    (Ctrl-C detaches; --cancel-on-interrupt cancels instead).
 
     Exits 0 when every job succeeded, 1 when any failed, 2 on a usage or flow
     error, 130/143 when interrupted.
     """
     from corral.app.check import check_flow
+
+    if server:
+        from corral.server import remote, require_server_extra
+
+        require_server_extra()
+        return remote.run(
+            server,
+            flow,
+            flags,
+            only=only,
+            from_=from_,
+            rehearse=rehearse,
+            cancel_on_interrupt=cancel_on_interrupt,
+        )
 
     loaded, plan = check_flow(flow, only=only, from_=from_)
     return _flow_run(loaded, plan, flags, rehearse=rehearse)
@@ -304,10 +343,19 @@ def _safe_name(text: str) -> str:
     default=".",
     help="Where .corral lives (default: here).",
 )
+@server_options
 @run_options
-def resume_command(run_id: str, directory: str, flags: RunFlags) -> int:
+def resume_command(
+    run_id: str, directory: str, server: str | None, cancel_on_interrupt: bool, flags: RunFlags
+) -> int:
     """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run."""
     from corral.app.resume import resume_run
+
+    if server:
+        from corral.server import remote, require_server_extra
+
+        require_server_extra()
+        return remote.resume(server, run_id, flags, cancel_on_interrupt=cancel_on_interrupt)
 
     options = flags.options(base_dir=Path(directory).resolve())
 

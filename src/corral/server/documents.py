@@ -17,7 +17,7 @@ from corral.store.records import AttemptRow, JobRecord, RunRecord, RunRow
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
     return text.replace("+00:00", "Z")
 
 

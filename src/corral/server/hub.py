@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from corral.events.codec import event_to_dict
 from corral.errors import NotFoundError
+from corral.events.codec import event_to_dict
 from corral.events.types import RunFinished, RunStarted
 from corral.models import RunStatus
 from corral.store.protocols import HistoryReader, StoredEvent
