@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ["bench_run.py", "bench_parsing.py", "bench_plan.py", "bench_store.py"]
+ORDER = ["bench_run.py", "bench_parsing.py", "bench_plan.py", "bench_store.py", "bench_server.py"]
 
 
 def main() -> int:

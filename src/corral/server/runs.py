@@ -49,6 +49,7 @@ class RunManager:
         self.live: dict[str, LiveRun] = {}
         self.accepting = True
         self.adopted = False  # the start-up adoption is over (/readyz)
+        self._settling: set[asyncio.Future[None]] = set()
         self.base_dir = settings.directory.resolve()
 
     def _options(self, owner: str, run_id: str) -> RunOptions:
@@ -79,16 +80,26 @@ class RunManager:
         control = RunControl()
         options = self._options(owner, run_id)
 
+        live = [self.hub.publisher(run_id, owner)]
+
         async def run() -> RunReport | None:
             from corral.app.run import start_run
 
             if not rehearse:
-                return await start_run(loaded, plan, options, control=control, warn=self.warn)
+                return await start_run(
+                    loaded, plan, options, control=control, warn=self.warn, subscribers=live
+                )
             from corral.app.rehearse import rehearsal
 
             with rehearsal(plan) as hook:
                 return await start_run(
-                    loaded, plan, options, control=control, rehearse=hook, warn=self.warn
+                    loaded,
+                    plan,
+                    options,
+                    control=control,
+                    rehearse=hook,
+                    warn=self.warn,
+                    subscribers=live,
                 )
 
         self._start(run_id, owner, control, run())
@@ -108,7 +119,8 @@ class RunManager:
 
     def _ended(self, run_id: str, task: asyncio.Task[RunReport | None]) -> None:
         self.live.pop(run_id, None)
-        self.hub.poke()
+        self._settling.add(asyncio.ensure_future(self.hub.settle(run_id)))
+        self._settling = {t for t in self._settling if not t.done()}
         if task.cancelled():
             return
         error = task.exception()
@@ -173,7 +185,13 @@ class RunManager:
         new_id = new_run_id()
         control = RunControl()
         options = self._options(owner, new_id)
-        self._start(new_id, owner, control, finish_run(resumed, options, control=control))
+        live = [self.hub.publisher(new_id, owner)]
+        self._start(
+            new_id,
+            owner,
+            control,
+            finish_run(resumed, options, control=control, subscribers=live),
+        )
         return new_id
 
     async def adopt(self) -> list[str]:

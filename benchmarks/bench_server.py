@@ -1,0 +1,193 @@
+"""Server benchmark: 100 WebSocket clients following a 1,000-job run.
+
+    python benchmarks/bench_server.py [--quick]
+
+The flow (1,000 jobs of `true` at concurrency 8) runs twice: once with `corral run` and
+no server (the baseline), once submitted to `corral serve` while N clients follow every
+run's events over the WebSocket. Reported: delivery latency p50/p99 from each event's
+creation (the `ts` the history stamps when the event is published) to its arrival at a
+client; the server's peak RSS; the run's wall time (its record's end minus start) with
+the server against without. Targets: p99 < 100 ms, RSS < 200 MB, run slowed < 5 %.
+Every client must receive every event exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from websockets.asyncio.client import connect
+
+CORRAL = [sys.executable, "-m", "corral"]
+TOKEN = "bench-token-" + "b" * 24
+
+
+def flow_text(jobs: int) -> str:
+    return "concurrency: 8\njobs:\n" + "".join(f"  j{i}: {{run: ['true']}}\n" for i in range(jobs))
+
+
+def run_seconds(directory: Path, run_id: str | None = None) -> tuple[str, float]:
+    """A run's recorded wall time (end - start) in the history under `directory`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    from corral.app.location import open_history
+
+    history = open_history(None, directory)
+    assert history is not None
+    try:
+        row = history.list_runs(limit=1)[0] if run_id is None else history.get_run(run_id).run
+        assert row.ended_at is not None
+        return row.id, row.ended_at - row.started_at
+    finally:
+        history.close()
+
+
+def baseline(work: Path, jobs: int) -> float:
+    folder = Path(tempfile.mkdtemp(dir=work))
+    (folder / "flow.yaml").write_text(flow_text(jobs))
+    subprocess.run(
+        [*CORRAL, "run", "flow.yaml", "-q"], cwd=folder, check=True, stdout=subprocess.DEVNULL
+    )
+    return run_seconds(folder)[1]
+
+
+def start_server(folder: Path) -> tuple[psutil.Popen, str]:
+    proc = psutil.Popen(
+        [*CORRAL, "serve", "--port", "0", "--token", TOKEN, "--dir", str(folder)],
+        cwd=folder,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            return proc, found.group(1)
+    raise SystemExit("the server did not start")
+
+
+async def client(url: str, ready: asyncio.Event, counts: list[int], lags: list[float]) -> int:
+    received = {}
+    async with connect(
+        url.replace("http://", "ws://") + "/api/v1/events",
+        additional_headers={"Authorization": f"Bearer {TOKEN}"},
+        max_size=None,
+    ) as socket:
+        counts[0] += 1
+        if counts[0] == counts[1]:
+            ready.set()
+        async for message in socket:
+            now = time.time()
+            frame = json.loads(message)
+            if frame["type"] == "heartbeat":
+                continue
+            lags.append(now - frame["ts"])
+            run_id = frame["run_id"]
+            seq = frame["event"] and received.get(run_id, 0) + 1
+            cursor = json.loads(_b64(frame["seq"]))["r"][run_id]
+            if cursor != seq:
+                raise SystemExit(f"client got seq {cursor} after {seq - 1}")
+            received[run_id] = cursor
+            if frame["type"] == "RunFinished":
+                return cursor
+    return -1
+
+
+def _b64(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+async def followed(url: str, clients: int, jobs: int) -> tuple[list[float], list[int], str]:
+    ready = asyncio.Event()
+    counts = [0, clients]
+    lags: list[float] = []
+    tasks = [asyncio.ensure_future(client(url, ready, counts, lags)) for _ in range(clients)]
+    await asyncio.wait_for(ready.wait(), 60)
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        response = await http.post(url + "/api/v1/runs", json={"flow": flow_text(jobs)})
+        response.raise_for_status()
+        run_id = response.json()["run_id"]
+    totals = await asyncio.gather(*tasks)
+    return lags, totals, run_id
+
+
+def with_server(work: Path, jobs: int, clients: int) -> tuple[list[float], list[int], float, int]:
+    folder = Path(tempfile.mkdtemp(dir=work))
+    proc, url = start_server(folder)
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            try:
+                peak = max(peak, proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        lags, totals, run_id = asyncio.run(followed(url, clients, jobs))
+    finally:
+        stop.set()
+        watcher.join()
+        proc.terminate()
+        proc.wait(30)
+    return lags, totals, run_seconds(folder, run_id)[1], peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    jobs, clients = (200, 20) if args.quick else (1000, 100)
+    alone_times: list[float] = []
+    served_times: list[float] = []
+    lags: list[float] = []
+    peak = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        # alternated, so that the machine's load falls on both alike; medians reported
+        for _ in range(args.rounds):
+            alone_times.append(baseline(work, jobs))
+            round_lags, totals, served_s, round_peak = with_server(work, jobs, clients)
+            if len(set(totals)) != 1 or totals[0] <= 0:
+                raise SystemExit(f"clients disagree on the event count: {sorted(set(totals))}")
+            lags += round_lags
+            served_times.append(served_s)
+            peak = max(peak, round_peak)
+    alone, served = statistics.median(alone_times), statistics.median(served_times)
+    cuts = statistics.quantiles(lags, n=100)
+    p50, p99 = statistics.median(lags) * 1000, cuts[98] * 1000
+    slowed = (served / alone - 1) * 100
+    print(
+        f"server {clients} ws clients x {jobs}-job run ({totals[0]} events each, all in order) | "
+        f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms (target < 100) | "
+        f"server peak RSS {peak / 2**20:.0f} MB (target < 200) | "
+        f"run {served:.2f}s vs {alone:.2f}s without a server ({slowed:+.1f} %, target < 5 %; "
+        f"medians of {args.rounds} alternated rounds; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NO_COLOR", "1")
+    sys.exit(main())
