@@ -253,6 +253,21 @@ def test_a_slow_client_is_told_to_resync_and_loses_nothing(tmp_path: Path) -> No
         live.stop()
 
 
+def test_heartbeats_keep_an_idle_stream_alive(tmp_path: Path) -> None:
+    live = start_server(tmp_path, "--heartbeat", "0.2")
+    try:
+
+        async def beats() -> list[dict[str, Any]]:
+            async with connect(_events(live, ""), additional_headers=live.headers()) as socket:
+                return [json.loads(await socket.recv()) for _ in range(2)]
+
+        frames = asyncio.run(beats())
+        assert [f["type"] for f in frames] == ["heartbeat", "heartbeat"]
+        assert frames[1]["ts"] > frames[0]["ts"]
+    finally:
+        live.stop()
+
+
 def test_sigterm_closes_sockets_with_reconnect_and_the_next_start_serves_the_rest(
     tmp_path: Path,
 ) -> None:

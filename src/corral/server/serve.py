@@ -19,6 +19,7 @@ import click
 from corral.server import require_server_extra
 from corral.server.settings import (
     CLIENT_QUEUE,
+    HEARTBEAT_S,
     DEFAULT_HOST,
     DEFAULT_PORT,
     MAX_BODY_BYTES,
@@ -91,9 +92,18 @@ def _loud(host: str) -> None:
     show_default=True,
     help="Events a live client may fall behind before it is told to resync.",
 )
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.05),
+    default=HEARTBEAT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Send live clients a heartbeat after this long without events.",
+)
 def serve_command(
     *,
     client_queue: int,
+    heartbeat: float,
     host: str,
     port: int,
     store_url: str | None,
@@ -128,6 +138,7 @@ def serve_command(
         tls_key=tls_key,
         max_body=max_body,
         client_queue=client_queue,
+        heartbeat_s=heartbeat,
     )
     if not is_loopback(host) and not settings.tls:
         _loud(host)
