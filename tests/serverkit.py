@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,3 @@ def sleeping_flow(jobs: int, seconds: float, concurrency: int = 4) -> str:
         lines.append(f"  j{index}:")
         lines.append(f'    run: sh -c "sleep {seconds}; echo done {index}"')
     return "\n".join(lines) + "\n"
-
-
-def iter_lines(server: LiveServer) -> Iterator[str]:
-    yield from server.log

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import corral
 from tests.serverkit import LiveServer, sleeping_flow, start_server, wait_run
 

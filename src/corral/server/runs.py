@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from corral.app.header import new_run_id
 from corral.app.run import RunControl, RunOptions, RunReport
-from corral.errors import CorralError, NotFoundError, UsageError
+from corral.errors import CorralError, UsageError
 from corral.models import RunStatus
 from corral.server.errors import ApiError
 from corral.server.hub import EventHub
@@ -110,9 +111,9 @@ class RunManager:
         run_id: str,
         owner: str,
         control: RunControl,
-        coroutine: asyncio.Future[RunReport | None] | object,
+        coroutine: Coroutine[Any, Any, RunReport | None],
     ) -> None:
-        task: asyncio.Task[RunReport | None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]  # a coroutine of a report
+        task = asyncio.ensure_future(coroutine)
         self.live[run_id] = LiveRun(run_id, owner, control, task)
         self.hub.track(run_id, owner)
         task.add_done_callback(lambda done: self._ended(run_id, done))
@@ -226,10 +227,3 @@ class RunManager:
     def owner_of_live(self, run_id: str) -> str | None:
         live = self.live.get(run_id)
         return None if live is None else live.owner
-
-
-def not_found(run: str) -> ApiError:
-    return ApiError(404, "not_found", f"no run {run!r}")
-
-
-__all__ = ["LiveRun", "NotFoundError", "RunManager"]

@@ -19,9 +19,9 @@ import click
 from corral.server import require_server_extra
 from corral.server.settings import (
     CLIENT_QUEUE,
-    HEARTBEAT_S,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    HEARTBEAT_S,
     MAX_BODY_BYTES,
     is_loopback,
 )
