@@ -337,3 +337,33 @@ def test_restart_mid_run_completes_the_run_once_with_a_complete_sequence(
         assert "succeeded" in statuses.values(), statuses
     finally:
         second.stop()
+
+
+def test_the_next_start_adopts_a_run_a_killed_server_left(tmp_path: Path) -> None:
+    """kill -9 mid-run: the next server resumes the run it left (through the resume use
+    case) and says it is ready once that is done; a terminal's runs are left alone."""
+    first = start_server(tmp_path)
+    run_id = submit(first, sleeping_flow(2, 30, concurrency=2))
+    with first.client() as http:
+        deadline = time.monotonic() + 20
+        while not all(
+            j["status"] == "running" for j in http.get(f"/runs/{run_id}/jobs").json()["jobs"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    first.stop(signal.SIGKILL)
+    second = start_server(tmp_path)
+    try:
+        with second.client() as http:
+            deadline = time.monotonic() + 30
+            while httpx.get(second.url + "/readyz").status_code != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            runs = http.get("/runs").json()["runs"]
+            adopted = [r for r in runs if r["resumed_from"] == run_id]
+            assert len(adopted) == 1 and adopted[0]["status"] == "running"
+            assert adopted[0]["owner"] == next(r for r in runs if r["id"] == run_id)["owner"]
+            assert http.post(f"/runs/{adopted[0]['id']}/cancel").status_code == 202
+            wait_run(second, adopted[0]["id"])
+    finally:
+        second.stop()
