@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import signal
 import time
@@ -60,6 +61,7 @@ async def _collect_with_cuts(
                 async with asyncio.timeout(deadline):
                     while budget > 0:
                         frame = json.loads(await socket.recv())
+                        assert frame["type"] != "error", frame
                         if frame["type"] in ("heartbeat",):
                             continue
                         received.append(frame["seq"])
@@ -297,51 +299,60 @@ def test_sigterm_closes_sockets_with_reconnect_and_the_next_start_serves_the_res
     assert seqs == stored_seqs(tmp_path, run_id)
 
 
-@pytest.mark.xfail(
-    reason="waiting on issue 10: jobs supervised apart from the server, adopted by resume; "
-    "strict, so this fails (XPASS) the day it passes and the mark must go",
-    strict=True,
-)
+def _wait_for_marks(marks: Path, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while not all((marks / f"j{i}").exists() for i in range(count)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_restart_mid_run_completes_the_run_once_with_a_complete_sequence(
     tmp_path: Path,
 ) -> None:
-    """SIGTERM while jobs sleep; the next server adopts the run (issue 10's supervision):
-    the run completes, each job ran once, the client's sequence has no gap."""
+    """SIGTERM while jobs sleep, then a new server on the same port's history: the run
+    completes, each job ran once, and a client that followed throughout (reconnecting
+    with backoff from its last seq) has the store's sequence exactly."""
+    from corral.server.client import follow_events
+
     marks = tmp_path / "marks"
     marks.mkdir()
     lines = ["version: 1", "concurrency: 3", "jobs:"]
     for index in range(3):
-        lines += [f"  j{index}:", f'    run: sh -c "echo x >> {marks}/j{index}; sleep 2"']
+        lines += [f"  j{index}:", f'    run: sh -c "echo x >> {marks}/j{index}; sleep 1.5"']
     first = start_server(tmp_path)
+    port = first.url.rsplit(":", 1)[1]
     run_id = submit(first, "\n".join(lines) + "\n")
-    with first.client() as http:
-        deadline = time.monotonic() + 20
-        while not all((marks / f"j{i}").exists() for i in range(3)):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert http.get(f"/runs/{run_id}").status_code == 200
-    first.stop()
-    second = start_server(tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        with second.client() as http:
-            while True:
-                runs = http.get("/runs").json()["runs"]
-                if all(r["status"] != "running" for r in runs):
-                    break
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-        for index in range(3):
-            assert (marks / f"j{index}").read_text() == "x\n", f"j{index} ran twice"
-        statuses = {r["id"]: r["status"] for r in runs}
-        assert "succeeded" in statuses.values(), statuses
-    finally:
-        second.stop()
+    received: list[int] = []
+
+    def on_frame(frame: dict[str, Any]) -> bool:
+        received.append(frame["seq"])
+        return bool(frame["type"] == "RunFinished")
+
+    async def scenario() -> None:
+        follower = asyncio.ensure_future(
+            follow_events(first.url, first.token, run_id, on_frame, give_up_after_s=60)
+        )
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _wait_for_marks, marks, 3)
+        assert await loop.run_in_executor(None, first.stop) == 0
+        second = await loop.run_in_executor(None, start_server, tmp_path, "--port", port)
+        try:
+            await asyncio.wait_for(follower, 60)
+        finally:
+            await loop.run_in_executor(None, second.stop)
+
+    asyncio.run(scenario())
+    for index in range(3):
+        assert (marks / f"j{index}").read_text() == "x\n", f"j{index} ran twice"
+    assert received == stored_seqs(tmp_path, run_id)
+    assert received == list(range(1, len(received) + 1))
 
 
-def test_the_next_start_adopts_a_run_a_killed_server_left(tmp_path: Path) -> None:
-    """kill -9 mid-run: the next server resumes the run it left (through the resume use
-    case) and says it is ready once that is done; a terminal's runs are left alone."""
+def test_the_next_start_adopts_a_run_whose_worker_died(tmp_path: Path) -> None:
+    """kill -9 of the server and of the run's worker (a reboot, an OOM kill): the next
+    server resumes the run through the resume use case, and is ready once it did."""
+    from corral.execute.liveness import holder
+
     first = start_server(tmp_path)
     run_id = submit(first, sleeping_flow(2, 30, concurrency=2))
     with first.client() as http:
@@ -351,7 +362,15 @@ def test_the_next_start_adopts_a_run_a_killed_server_left(tmp_path: Path) -> Non
         ):
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        log_root = Path(http.get(f"/runs/{run_id}").json()["run"]["log_root"])
     first.stop(signal.SIGKILL)
+    worker = holder(log_root)
+    assert worker is not None  # the worker outlived its server
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while holder(log_root) is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     second = start_server(tmp_path)
     try:
         with second.client() as http:

@@ -25,7 +25,7 @@ import orjson
 
 from corral.errors import NotFoundError
 from corral.events.codec import event_to_dict
-from corral.events.types import Event, JobOutput, RunFinished, RunStarted
+from corral.events.types import RunFinished, RunStarted
 from corral.models import RunStatus
 from corral.store.protocols import HistoryReader, StoredEvent
 
@@ -73,7 +73,6 @@ class _Tracked:
     finished: bool = False
     last_change: float = 0.0
     last_poll: float = 0.0
-    direct: bool = False  # published by a run on this server's bus, not read back
 
 
 @dataclass(eq=False)
@@ -141,7 +140,6 @@ class EventHub:
         self._last_discovery = 0.0
         self._since = 0.0
         self.delivered = 0
-        self.mismatches = 0
         self.overflows = 0
         self.lag_s = 0.0  # how old the newest event was when the follower read it
         self.ready = False  # the first look at the history is done
@@ -172,43 +170,6 @@ class EventHub:
     def track(self, run_id: str, owner: str) -> None:
         """Follow `run_id` from its first event (a run this server just started)."""
         self._runs.setdefault(run_id, _Tracked(0, owner, last_change=self._clock()))
-        self.poke()
-
-    def publisher(self, run_id: str, owner: str) -> Callable[[Event], None]:
-        """A bus subscriber for a run on this server: its events go out as published,
-        without waiting for the history's writer (tens of ms of batching).
-
-        Subscribed after the run's history writer, it sees exactly the events the writer
-        stores, in the same order, so it numbers them as the writer does (1, 2, ... per
-        run, JobOutput excluded); `settle` checks that against the store when the run
-        is over, and the follower reads anything after from the store as for any run.
-        """
-        tracked = self._runs.setdefault(run_id, _Tracked(0, owner))
-        tracked.direct = True
-
-        def publish(event: Event) -> None:
-            if isinstance(event, JobOutput):
-                return
-            tracked.seq += 1
-            now = self._clock()
-            tracked.last_change = now
-            kind = type(event).__name__
-            self._dispatch(LiveFrame(run_id, tracked.seq, now, owner, kind, event_to_dict(event)))
-            if isinstance(event, RunFinished):
-                tracked.finished = True
-
-        return publish
-
-    async def settle(self, run_id: str) -> None:
-        """A run published directly is over: check its numbering against the store, and
-        let the follower take it from here."""
-        tracked = self._runs.get(run_id)
-        if tracked is None or not tracked.direct:
-            return
-        stored = await asyncio.to_thread(_page, self.history, run_id, tracked.seq - 1, 2)
-        if [s.seq for s in stored] != [tracked.seq]:
-            self.mismatches += 1  # the store numbered differently: /metrics says so
-        tracked.direct = False
         self.poke()
 
     def active_positions(self) -> dict[str, int]:
@@ -256,7 +217,7 @@ class EventHub:
             self._discover(now)
         frames: list[LiveFrame] = []
         for run_id, tracked in list(self._runs.items()):
-            if tracked.finished or tracked.direct:
+            if tracked.finished:
                 continue
             idle = now - tracked.last_change > IDLE_AFTER_S
             if idle and now - tracked.last_poll < IDLE_POLL_S:

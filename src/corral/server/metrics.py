@@ -97,12 +97,6 @@ def render(state: ServerState) -> str:
         [_sample("corral_events_dropped_total", 0)],
     )
     lines += _family(
-        "corral_live_seq_mismatches_total",
-        "counter",
-        "Runs whose live numbering differed from the store's (expected 0).",
-        [_sample("corral_live_seq_mismatches_total", hub.mismatches)],
-    )
-    lines += _family(
         "corral_client_resyncs_total",
         "counter",
         "Clients told to resync after falling behind.",

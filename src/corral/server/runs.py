@@ -1,9 +1,12 @@
-"""The runs a server runs itself: submit, cancel, resume, and adopt after a restart.
+"""The runs a server runs: submit, cancel, resume, and adopt after a restart.
 
-Each run is the same use case the CLI calls (`corral.app.run.start_run`, or
-`corral.app.resume` for a resume) in a task on the server's loop. Runs are recorded with
-args `("serve",)` so that the next server recognises the ones a stopped server left
-running and adopts them through the resume use case.
+Each run is a worker process (`corral.server.worker`) that calls the run use case
+(`corral.app.run.start_run`, or `corral.app.resume.resume_run`) and records into the
+history the server follows. Workers start in their own session and outlive the server:
+a server stopped mid-run leaves them running, and the next one serves their events from
+the history. Runs are recorded with args `("serve",)`; a run on record as running that
+no process holds any more (its worker was killed) is adopted at start through the
+resume use case.
 """
 
 from __future__ import annotations
@@ -12,34 +15,35 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Coroutine
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from corral.app.header import new_run_id
-from corral.app.run import RunControl, RunOptions, RunReport
-from corral.errors import CorralError, UsageError
+from corral.app.location import corral_dir
+from corral.errors import CorralError, NotFoundError, UsageError
 from corral.models import RunStatus
 from corral.server.errors import ApiError
 from corral.server.hub import EventHub
 from corral.server.settings import ServerSettings
+from corral.server.worker import SERVED, WorkOrder
 
-SERVED = "serve"  # the args a server's runs are recorded with
+CLOSING_S = 10.0  # how long a finished run's worker may take to exit
+ON_RECORD_S = 60.0  # how long a worker may take to record its run (imports, a slow disk)
 
 
 @dataclass
 class LiveRun:
-    """A run this server is running."""
+    """A worker this server started (and reaps)."""
 
     run_id: str
     owner: str
-    control: RunControl
-    task: asyncio.Task[RunReport | None]
+    process: asyncio.subprocess.Process
 
 
 class RunManager:
-    """Starts runs as tasks and keeps hold of them until they end."""
+    """Starts workers, cancels runs, and keeps hold of its workers until they end."""
 
     def __init__(
         self, settings: ServerSettings, hub: EventHub, warn: Callable[[str], None]
@@ -50,21 +54,21 @@ class RunManager:
         self.live: dict[str, LiveRun] = {}
         self.accepting = True
         self.adopted = False  # the start-up adoption is over (/readyz)
-        self._settling: set[asyncio.Future[None]] = set()
         self.base_dir = settings.directory.resolve()
-
-    def _options(self, owner: str, run_id: str) -> RunOptions:
-        return RunOptions(
-            store=self.settings.store,
-            base_dir=self.base_dir,
-            run_id=run_id,
-            owner=owner,
-            args=(SERVED,),
-        )
+        self._reaping: set[asyncio.Task[None]] = set()
 
     def _refuse_when_stopping(self) -> None:
         if not self.accepting:
             raise ApiError(503, "unavailable", "the server is shutting down; retry shortly")
+
+    def _order(self, owner: str, **what: object) -> WorkOrder:
+        return WorkOrder(
+            run_id=new_run_id(),
+            owner=owner,
+            base_dir=str(self.base_dir),
+            store=self.settings.store,
+            **what,  # type: ignore[arg-type]  # the flow, or the run to resume
+        )
 
     async def submit(self, text: str, filename: str, owner: str, *, rehearse: bool) -> str:
         """Validate and start a flow; its run id. FlowError (422) before anything runs."""
@@ -77,72 +81,72 @@ class RunManager:
         )
         if not rehearse and (loaded.spec.executor or "local") == "local":
             await asyncio.to_thread(missing_tools, plan, default_environ())
-        run_id = new_run_id()
-        control = RunControl()
-        options = self._options(owner, run_id)
+        order = self._order(owner, flow=text, filename=filename, rehearse=rehearse)
+        await self._spawn(order)
+        return order.run_id
 
-        live = [self.hub.publisher(run_id, owner)]
+    async def _spawn(self, order: WorkOrder) -> None:
+        logs = corral_dir(self.base_dir) / "server"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{order.run_id}.log").open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "corral.server.worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                cwd=self.base_dir,
+                start_new_session=True,  # a signal to the server's group does not reach it
+            )
+        assert process.stdin is not None
+        process.stdin.write(order.encode())
+        process.stdin.close()
+        self.live[order.run_id] = LiveRun(order.run_id, order.owner, process)
+        self.hub.track(order.run_id, order.owner)
+        task = asyncio.ensure_future(self._reap(order.run_id, process))
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
+        await self._on_record(order.run_id, process)
 
-        async def run() -> RunReport | None:
-            from corral.app.run import start_run
+    async def _on_record(self, run_id: str, process: asyncio.subprocess.Process) -> None:
+        """Wait until the worker has recorded its run, so that the id the client gets
+        names a run every endpoint knows; a worker that dies first is a 500 that says
+        where its log is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ON_RECORD_S
+        while True:
+            try:
+                await asyncio.to_thread(self.hub.history.resolve_run_id, run_id)
+                return
+            except NotFoundError:
+                pass
+            if process.returncode is not None or loop.time() > deadline:
+                log = corral_dir(self.base_dir) / "server" / f"{run_id}.log"
+                raise ApiError(500, "run_failed_to_start", f"run {run_id} did not start; see {log}")
+            await asyncio.sleep(0.02)
 
-            if not rehearse:
-                return await start_run(
-                    loaded, plan, options, control=control, warn=self.warn, subscribers=live
-                )
-            from corral.app.rehearse import rehearsal
-
-            with rehearsal(plan) as hook:
-                return await start_run(
-                    loaded,
-                    plan,
-                    options,
-                    control=control,
-                    rehearse=hook,
-                    warn=self.warn,
-                    subscribers=live,
-                )
-
-        self._start(run_id, owner, control, run())
-        return run_id
-
-    def _start(
-        self,
-        run_id: str,
-        owner: str,
-        control: RunControl,
-        coroutine: Coroutine[Any, Any, RunReport | None],
-    ) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self.live[run_id] = LiveRun(run_id, owner, control, task)
-        self.hub.track(run_id, owner)
-        task.add_done_callback(lambda done: self._ended(run_id, done))
-
-    def _ended(self, run_id: str, task: asyncio.Task[RunReport | None]) -> None:
+    async def _reap(self, run_id: str, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
         self.live.pop(run_id, None)
-        self._settling.add(asyncio.ensure_future(self.hub.settle(run_id)))
-        self._settling = {t for t in self._settling if not t.done()}
-        if task.cancelled():
-            return
-        error = task.exception()
-        if isinstance(error, CorralError):
-            self.warn(f"run {run_id}: {' '.join(error.lines())}")
-        elif error is not None:
-            self.warn(f"run {run_id} failed: {error!r}")
+        self.hub.poke()
+        if code not in (0, 1, 130, 143):
+            log = corral_dir(self.base_dir) / "server" / f"{run_id}.log"
+            self.warn(f"run {run_id}: its worker exited {code} (see {log})")
 
     async def cancel(self, run: str) -> str:
-        """Cancel a running run: one of ours through its control, a terminal's run by
-        SIGINT to the corral process holding it (as Ctrl-C would)."""
+        """Cancel a running run: SIGINT to the process running it (this server's worker
+        or a terminal's `corral run`), as Ctrl-C would."""
         record = await asyncio.to_thread(self.hub.history.get_run, run)
         run_id = record.run.id
-        live = self.live.get(run_id)
-        if live is not None:
-            live.control.cancel("cancelled through the API")
-            return run_id
         if record.run.status is not RunStatus.RUNNING:
             raise ApiError(
                 409, "conflict", f"run {run_id} is {record.run.status.value}: nothing to cancel"
             )
+        live = self.live.get(run_id)
+        if live is not None and live.process.returncode is None:
+            live.process.send_signal(signal.SIGINT)
+            return run_id
         from corral.execute.liveness import holder
 
         pid = holder(Path(record.run.log_root))
@@ -160,16 +164,23 @@ class RunManager:
     async def resume(self, run: str, owner: str) -> str:
         """Finish an interrupted or failed run in a new run; its id."""
         self._refuse_when_stopping()
-        resolved = await asyncio.to_thread(self.hub.history.resolve_run_id, run)
-        if resolved in self.live:
-            raise ApiError(409, "conflict", f"run {resolved} is running on this server")
+        record = await asyncio.to_thread(self.hub.history.get_run, run)
+        resolved = record.run.id
+        live = self.live.get(resolved)
+        if live is not None:
+            if record.run.status is RunStatus.RUNNING:
+                raise ApiError(409, "conflict", f"run {resolved} is running on this server")
+            # over on record, its worker still closing: a moment, not a conflict
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.process.wait(), CLOSING_S)
         return await self._resume(resolved, owner)
 
     async def _resume(self, run_id: str, owner: str) -> str:
-        from corral.app.resume import finish_run, plan_resume
+        from corral.app.resume import plan_resume
 
         notes: list[str] = []
         try:
+            # answered here (409s) before the worker resumes it for real
             resumed = await asyncio.to_thread(
                 plan_resume,
                 run_id,
@@ -183,21 +194,14 @@ class RunManager:
             self.warn(note)
         if not resumed.plan.jobs:
             raise ApiError(409, "conflict", f"run {run_id}: every job already succeeded")
-        new_id = new_run_id()
-        control = RunControl()
-        options = self._options(owner, new_id)
-        live = [self.hub.publisher(new_id, owner)]
-        self._start(
-            new_id,
-            owner,
-            control,
-            finish_run(resumed, options, control=control, subscribers=live),
-        )
-        return new_id
+        order = self._order(owner, resume=run_id)
+        await self._spawn(order)
+        return order.run_id
 
     async def adopt(self) -> list[str]:
-        """Resume the runs a stopped server left running (recorded with args `serve`,
-        no process holding them): the resume use case adopts their live jobs."""
+        """Resume the runs of a server whose worker died (on record as running with args
+        `serve`, no process holding them). A worker that outlived its server still holds
+        its run: the history serves its events and nothing is done."""
         from corral.execute.liveness import holder
 
         try:
@@ -207,23 +211,19 @@ class RunManager:
             adopted = []
             for row in running:
                 if holder(Path(row.log_root)) is not None:
-                    continue  # alive: a terminal (or another server) runs it
+                    continue  # alive: a worker, a terminal, another server
                 record = await asyncio.to_thread(self.hub.history.get_run, row.id)
                 if record.args[:1] != (SERVED,):
                     continue  # a terminal's run: its user resumes it
                 try:
                     adopted.append(await self._resume(row.id, row.user))
                 except (ApiError, CorralError) as error:
-                    message = error.message if isinstance(error, ApiError) else str(error)
+                    message = error.message
                     self.warn(f"could not adopt run {row.id}: {message}")
             return adopted
         finally:
             self.adopted = True
 
     async def stop(self) -> None:
-        """Stop accepting runs; the running ones are left to their supervision."""
+        """Stop accepting runs; the running ones go on in their workers."""
         self.accepting = False
-
-    def owner_of_live(self, run_id: str) -> str | None:
-        live = self.live.get(run_id)
-        return None if live is None else live.owner

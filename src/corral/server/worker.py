@@ -1,0 +1,96 @@
+"""One run of a server, in its own process: `python -m corral.server.worker` reads what
+to run (JSON on stdin) and calls the run use case (`start_run`, or `resume_run`).
+
+A run lives apart from the server that started it: in its own session (a server's
+SIGTERM or a terminal's Ctrl-C does not reach it) and its own process (a hundred live
+clients on the server's loop do not slow it). It records into the same history, which
+the server follows, so a server restarted mid-run finds it still running and keeps
+serving its events. SIGINT or SIGTERM to the worker cancels the run, as Ctrl-C cancels
+a terminal's run (`POST /runs/{id}/cancel` sends SIGINT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+
+from corral.errors import CorralError
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """What a worker runs: a flow's text, or the resume of a run."""
+
+    run_id: str
+    owner: str
+    base_dir: str
+    store: str | None
+    flow: str = ""
+    filename: str = "flow.yaml"
+    rehearse: bool = False
+    resume: str | None = None  # the run to finish, instead of a flow
+
+    def encode(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def decode(cls, data: bytes) -> WorkOrder:
+        return cls(**orjson.loads(data))
+
+
+SERVED = "serve"  # the args a server's runs are recorded with
+
+
+async def run(order: WorkOrder) -> int:
+    from corral.app.run import RunControl, RunOptions
+
+    control = RunControl()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, control.cancel, "cancelled through the server")
+    base_dir = Path(order.base_dir)
+    options = RunOptions(
+        store=order.store, base_dir=base_dir, run_id=order.run_id, owner=order.owner, args=(SERVED,)
+    )
+    if order.resume is not None:
+        from corral.app.resume import resume_run
+
+        report = await resume_run(
+            order.resume, options, directory=base_dir, echo=_say, control=control
+        )
+        return 0 if report is None else report.exit_code
+    from corral.app.check import check_flow_text
+    from corral.app.run import start_run
+
+    loaded, plan = check_flow_text(order.flow, order.filename, base_dir=base_dir)
+    if not order.rehearse:
+        report = await start_run(loaded, plan, options, control=control, warn=_say)
+        return report.exit_code
+    from corral.app.rehearse import rehearsal
+
+    with rehearsal(plan) as hook:
+        report = await start_run(loaded, plan, options, control=control, rehearse=hook, warn=_say)
+    return report.exit_code
+
+
+def _say(message: str) -> None:
+    print(f"corral worker: {message}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    order = WorkOrder.decode(sys.stdin.buffer.read())
+    try:
+        return asyncio.run(run(order))
+    except CorralError as error:
+        for line in error.lines():
+            _say(f"error: {line}")
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
