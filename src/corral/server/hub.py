@@ -37,7 +37,7 @@ COALESCE_S = 0.01  # how long a woken client waits for the frames that follow th
 STARTUP_SLACK_S = 60.0  # a run started this long before the server may not be on record yet
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LiveFrame:
     """One stored event as the live clients get it."""
 
@@ -47,8 +47,16 @@ class LiveFrame:
     owner: str
     kind: str
     event: dict[str, Any]
+    _own: bytes | None = None  # the body with the run's own seq, made once for every client
 
     def body(self, cursor: int | str) -> bytes:
+        if cursor == self.seq:
+            if self._own is None:
+                self._own = self._encode(cursor)
+            return self._own
+        return self._encode(cursor)
+
+    def _encode(self, cursor: int | str) -> bytes:
         return orjson.dumps(
             {
                 "seq": cursor,
