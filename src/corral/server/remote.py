@@ -290,6 +290,7 @@ def _follow(
     stop = asyncio.Event()
 
     def start(header: RunStarted) -> None:
+        state["log_root"] = header.log_root  # where the logs are, on the server
         journal = RunJournal(header.jobs, budget=budget)
         bus = Bus()
         bus.subscribe(journal)
@@ -350,7 +351,7 @@ def _follow(
         exit_code=EXIT_OK if finished.status is RunStatus.SUCCEEDED else EXIT_JOBS_FAILED,
         started_at=started,
         ended_at=finished.ended_at,
-        log_root=Path(f"{normal_url(url)}/api/v1/runs/{run_id}"),
+        log_root=Path(state.get("log_root") or "."),
         journal=state["journal"],
     )
     _render(report, ui, flags.json_mode)
