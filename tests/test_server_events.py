@@ -282,6 +282,7 @@ def test_sigterm_closes_sockets_with_reconnect_and_the_next_start_serves_the_res
         async with connect(
             _events(first, f"run={run_id}"), additional_headers=first.headers()
         ) as socket:
+            seqs.append(json.loads(await socket.recv())["seq"])  # the stream is up
             first.proc.send_signal(signal.SIGTERM)
             try:
                 async for message in socket:

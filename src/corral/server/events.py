@@ -25,7 +25,8 @@ router = APIRouter()
 
 CLOSE_RESTART = 4000
 CLOSE_RESYNC = 4001
-_CLOSE_FOR = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
+# a server shutting down (503) tells the client to come back, as a drained socket does
+_CLOSE_FOR = {400: 4400, 401: 4401, 403: 4403, 404: 4404, 503: CLOSE_RESTART}
 
 
 @router.websocket("/events")
