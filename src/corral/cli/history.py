@@ -177,7 +177,9 @@ def logs_command(
 
     if server:
         remote = _remote()
-        return int(remote.logs(server, run_id, job, follow=follow, stderr=stderr, attempt=attempt))
+        return int(
+            remote.logs(server, run_id, job, follow=follow, stderr=stderr, attempt=attempt, raw=raw)
+        )
 
     record = show_run(store_url, directory, run_id)
     files = log_files(record, job, attempt=attempt, stderr=stderr)

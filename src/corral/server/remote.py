@@ -204,10 +204,22 @@ def usage(url: str, *, by: str, since: str | None, as_json: bool, as_csv: bool) 
 
 
 def logs(
-    url: str, run_id: str, job: str | None, *, follow: bool, stderr: bool, attempt: int | None
+    url: str,
+    run_id: str,
+    job: str | None,
+    *,
+    follow: bool,
+    stderr: bool,
+    attempt: int | None,
+    raw: bool = False,
 ) -> int:
+    """A job's lines from the server; on a terminal (unless `raw`) what the job printed is
+    shown with its control sequences as text, exactly as a local `corral logs` does."""
+    from corral.render.safe import visible_line
+
     stream = "stderr" if stderr else "stdout"
     out = sys.stdout
+    shown: Callable[[str], str] = (lambda text: text) if raw or not out.isatty() else visible_line
     with Server(url) as server:
         record = run_record(server.get(f"/runs/{run_id}"))
         names = [job] if job is not None else [j.name for j in record.jobs]
@@ -222,13 +234,13 @@ def logs(
             if follow:
                 for line in server.stream_lines(path, stream=stream, attempt=attempt, follow=True):
                     if line:
-                        out.write(orjson.loads(line)["text"] + "\n")
+                        out.write(shown(orjson.loads(line)["text"]) + "\n")
                         out.flush()
                 continue
             offset = 0
             while True:
                 page = server.get(path, stream=stream, attempt=attempt, offset=offset, limit=5000)
-                out.writelines(x["text"] + "\n" for x in page["lines"])
+                out.writelines(shown(x["text"]) + "\n" for x in page["lines"])
                 if not page["lines"]:
                     break
                 offset = page["next_offset"]
