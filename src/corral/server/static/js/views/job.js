@@ -1,0 +1,165 @@
+// A job: each attempt's output, live, as the agent's narrative and as raw lines.
+// Output is untrusted: every line becomes a text node, never markup.
+
+import { api } from "../api.js";
+import { fill, h } from "../dom.js";
+import { duration, stamp } from "../format.js";
+import { followLog } from "../live.js";
+import { errorBox, statusBadge } from "./common.js";
+
+const MAX_LINES = 20000; // lines kept on the page per view; older ones are dropped from the top
+
+/** A log pane that keeps to the bottom while the reader is at the bottom. */
+class LogPane {
+  constructor(id, label) {
+    this.list = h("ol", { class: "log", id, "aria-label": label, "aria-live": "off" });
+    this.box = h("div", { class: "log-box", tabindex: "0" }, this.list);
+    this.count = 0;
+  }
+
+  add(line) {
+    const stick = this.box.scrollTop + this.box.clientHeight >= this.box.scrollHeight - 8;
+    const item = h(
+      "li",
+      { class: `line ${line.stream === "stderr" ? "stderr" : ""} ${line.kind ? `k-${line.kind}` : ""}`, "data-n": String(line.n), "data-stream": line.stream || "stdout" },
+      line.stream === "stderr" ? h("span", { class: "stream-tag", title: "written to stderr" }, "stderr") : null,
+      h("span", { class: "text" }, line.text),
+    );
+    this.list.append(item);
+    this.count += 1;
+    if (this.count > MAX_LINES) {
+      this.list.firstElementChild.remove();
+      this.count -= 1;
+    }
+    if (stick) this.box.scrollTop = this.box.scrollHeight;
+  }
+}
+
+export function renderJob(view, ctx, runId, job) {
+  const base = `/runs/${encodeURIComponent(runId)}/jobs/${encodeURIComponent(job)}`;
+  const head = h("div", { class: "page-head" });
+  const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "attempts" });
+  const facts = h("dl", { class: "facts" });
+  const state = h("span", { class: "follow-state", id: "follow-state", role: "status" });
+  const modeRaw = h("button", { type: "button", role: "tab", id: "mode-raw", "aria-selected": "true" }, "Raw lines");
+  const modeText = h("button", { type: "button", role: "tab", id: "mode-text", "aria-selected": "false" }, "Narrative");
+  const panes = h("div", { class: "panes" });
+  const note = h("div", { class: "message" });
+  let followers = [];
+  let attempt = null;
+  let mode = ctx.params.get("view") === "text" ? "text" : "raw";
+  let closed = false;
+
+  view.append(
+    h("p", { class: "crumbs" }, h("a", { href: "/" }, "Runs"), " / ", h("a", { href: `/runs/${encodeURIComponent(runId)}`, class: "mono" }, runId), " / ", job),
+    head,
+    facts,
+    note,
+    h("div", { class: "log-head" }, tabs, h("div", { class: "modes", role: "tablist", "aria-label": "view" }, modeRaw, modeText), state),
+    panes,
+  );
+
+  const stop = () => {
+    for (const f of followers) f.close();
+    followers = [];
+  };
+
+  const show = (states) => {
+    const values = Object.values(states);
+    if (values.some((v) => v && v.error)) {
+      const failed = values.find((v) => v && v.error);
+      state.textContent = failed.status === 400 || failed.status === 422 ? "not available from this server" : failed.error;
+    } else if (values.every((v) => v === "complete")) state.textContent = "complete";
+    else if (values.some((v) => v === "reconnecting")) state.textContent = "reconnecting…";
+    else state.textContent = "● following live";
+    state.dataset.state = state.textContent;
+  };
+
+  const open = () => {
+    stop();
+    modeRaw.setAttribute("aria-selected", String(mode === "raw"));
+    modeText.setAttribute("aria-selected", String(mode === "text"));
+    const pane = new LogPane(mode === "raw" ? "raw-log" : "text-log", mode === "raw" ? "raw output" : "narrative");
+    fill(panes, pane.box);
+    const states = {};
+    const streams = mode === "raw" ? ["stdout", "stderr"] : ["stdout"];
+    for (const stream of streams) {
+      states[stream] = "connecting";
+      followers.push(
+        followLog({
+          run: runId,
+          job,
+          attempt,
+          stream,
+          format: mode,
+          onLine: (line) => pane.add({ ...line, stream: line.stream || stream }),
+          onState: (value) => {
+            states[stream] = value;
+            show(states);
+          },
+        }),
+      );
+    }
+  };
+
+  modeRaw.addEventListener("click", () => {
+    mode = "raw";
+    open();
+  });
+  modeText.addEventListener("click", () => {
+    mode = "text";
+    open();
+  });
+
+  const choose = (attempts, number) => {
+    attempt = number;
+    fill(
+      tabs,
+      attempts.map((a) => {
+        const tab = h("button", { type: "button", role: "tab", "aria-selected": String(a.attempt === number), "data-attempt": String(a.attempt) }, `Attempt ${a.attempt}`, " ", statusBadge(a.status));
+        tab.addEventListener("click", () => choose(attempts, a.attempt));
+        return tab;
+      }),
+    );
+    const chosen = attempts.find((a) => a.attempt === number) || {};
+    const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+    fill(
+      facts,
+      fact("Tool", chosen.tool || "—"),
+      fact("Model", chosen.model || "—"),
+      fact("Started", stamp(chosen.started_at)),
+      fact("Duration", duration(chosen.duration_s)),
+      fact("Exit", chosen.exit_code === null || chosen.exit_code === undefined ? "—" : String(chosen.exit_code)),
+      chosen.error ? fact("Error", h("span", { class: "error-text" }, chosen.error)) : null,
+      chosen.argv && chosen.argv.length ? fact("Command", h("code", { class: "argv" }, chosen.argv.join(" "))) : null,
+    );
+    open();
+  };
+
+  const load = async () => {
+    try {
+      const data = await api(`${base}/attempts`);
+      if (closed) return;
+      const attempts = data.attempts || [];
+      const last = attempts.length ? attempts[attempts.length - 1] : null;
+      fill(head, h("h1", {}, job, " ", statusBadge(last ? last.status : "waiting")));
+      if (!attempts.length) {
+        fill(note, h("p", { class: "muted" }, "This job has not started yet; this page shows its output once it does."));
+        setTimeout(() => !closed && load(), 1500);
+        return;
+      }
+      fill(note);
+      const wanted = Number(ctx.params.get("attempt")) || (last && last.attempt);
+      if (attempt === null || !attempts.some((a) => a.attempt === attempt)) choose(attempts, wanted);
+    } catch (error) {
+      if (!closed && error.status !== 401) fill(note, errorBox(error));
+    }
+  };
+  load();
+  return {
+    close() {
+      closed = true;
+      stop();
+    },
+  };
+}
