@@ -198,9 +198,14 @@ export function renderRun(view, ctx, runId) {
       refresh();
     },
   });
+  // a slow look regardless while the run is live, so a quiet socket never leaves it stale
+  const poll = setInterval(() => {
+    if (!doc || (doc.run || doc).status === "running") refresh();
+  }, 3000);
   return {
     close() {
       closed = true;
+      clearInterval(poll);
       live.close();
     },
   };

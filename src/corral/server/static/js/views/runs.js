@@ -109,9 +109,12 @@ export function renderRuns(view, ctx) {
   load();
   // any event of any run may change this list: reload it, at most once a second
   const live = followEvents({ onFrame: refresh });
+  // and a slow look regardless, so a quiet or broken socket never leaves the list stale
+  const poll = setInterval(refresh, 5000);
   return {
     close() {
       closed = true;
+      clearInterval(poll);
       live.close();
     },
   };
