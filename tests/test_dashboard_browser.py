@@ -86,7 +86,9 @@ def open_page(browser: Any, base: str, *, phone: bool = False) -> Any:
     page = context.new_page()
     page.problems = []
     page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
-    page.on("console", lambda m: m.type == "error" and "401" not in m.text and page.problems.append(f"console: {m.text}"))
+    # a failed request is judged by its status and URL below, not by its console line
+    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and page.problems.append(f"console: {m.text}"))
+    page.on("response", lambda r: r.status >= 400 and page.problems.append(f"HTTP {r.status} {r.request.method} {r.url}"))
     page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
     page.goto("/")
     expect(page.locator("#login-form")).to_be_visible()
@@ -99,8 +101,29 @@ def open_page(browser: Any, base: str, *, phone: bool = False) -> Any:
     return page
 
 
+def paste(editor: Any, text: str) -> None:
+    """Put `text` in the flow editor as one paste does (one input event); Playwright's
+    fill() types a 40 kB flow too slowly for a test."""
+    script = "(el, text) => { el.value = text; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    editor.evaluate(script, text)
+
+
 def sleepers(gate: Path) -> str:
     return SLEEPERS.replace("GATE", str(gate))
+
+
+# what may answer 4xx on purpose: signed out at first, the wrong token, a bad flow, and a
+# run the server accepted (201) a moment before its first event is on record (the run
+# page waits for it)
+EXPECTED_HTTP = re.compile(
+    r"HTTP (401 GET \S+/api/v1/runs\?|401 POST \S+/api/v1/session$"
+    r"|422 POST \S+/api/v1/validate$|404 GET \S+/api/v1/runs/[\w-]+(/jobs)?$)"
+)
+
+
+def problems(page: Any) -> list[str]:
+    """What went wrong in the page: script errors, dialogs, unexpected failed requests."""
+    return [p for p in page.problems if not EXPECTED_HTTP.match(p)]
 
 
 def submit(server: Server, flow: str, *, rehearse: bool = False) -> str:
@@ -124,7 +147,6 @@ def run_status(server: Server, run_id: str) -> str:
 
 
 def wait_done(server: Server, run_id: str, page: Any) -> None:
-    page.wait_for_function("1", timeout=100)  # keep the page's loop turning
     for _ in range(300):
         if run_status(server, run_id) != "running":
             return
@@ -194,7 +216,7 @@ def test_a_run_live_graph_log_drop_and_hostile_output(
     expect(logs.locator('#raw-log li[data-stream="stderr"]')).to_contain_text("oops")
     assert logs.locator("#raw-log script, #raw-log img").count() == 0
     shots.take(logs, "job-hostile")
-    assert page.problems == []
+    assert problems(page) == []
 
 
 def test_start_page_errors_then_cancel_a_big_run(
@@ -214,7 +236,7 @@ def test_start_page_errors_then_cancel_a_big_run(
 
     # 2,000 jobs that sleep, four at a time: the page stays light (grouped graph, virtual rows)
     jobs = "\n".join(f"  j{i:04d}:\n    run: sleep 30" for i in range(2000))
-    editor.fill(f"version: 1\nname: big\nconcurrency: 4\njobs:\n{jobs}\n")
+    paste(editor, f"version: 1\nname: big\nconcurrency: 4\njobs:\n{jobs}\n")
     expect(page.locator("#flow-verdict")).to_have_text("Valid: 2000 jobs.", timeout=20000)
     page.click("#start-run")
     expect(page.locator("#graph .graph-groups")).to_be_visible(timeout=20000)
@@ -234,7 +256,7 @@ def test_start_page_errors_then_cancel_a_big_run(
     page.click('dialog.confirm button[value="yes"]')
     expect(page.locator("h1 .badge")).to_have_text("cancelled", timeout=30000)
     expect(page.locator("#resume")).to_be_enabled()
-    assert page.problems == []
+    assert problems(page) == []
 
 
 def test_phone_size_and_usage(
@@ -252,16 +274,18 @@ def test_phone_size_and_usage(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width
     shots.take(page, "phone-run")
+    # commands report no tokens: the usage page says so, and its CSV still downloads
     page.goto("/usage?by=flow")
-    expect(page.locator('#usage-body tr[data-key="sleepers"]')).to_be_visible(timeout=15000)
+    expect(page.locator("#usage-by")).to_have_value("flow")
+    expect(page.locator(".message")).to_contain_text("Nothing recorded", timeout=15000)
     href = page.locator("#usage-csv").get_attribute("href")
-    assert href is not None and href.startswith("/api/v1/usage.csv")
+    assert href is not None and href.startswith("/api/v1/usage.csv?by=flow")
     with page.expect_download() as download:
         page.click("#usage-csv")
-    text = Path(download.value.path()).read_text()
-    assert "sleepers" in text
+    header = Path(download.value.path()).read_text().splitlines()[0]
+    assert header.startswith("flow,")
     shots.take(page, "phone-usage")
-    assert page.problems == []
+    assert problems(page) == []
 
 
 @pytest.mark.realcli
@@ -293,4 +317,4 @@ def test_rehearsed_agent_flow(
         page.goto("/usage?by=model&include_rehearsals=true")
         expect(page.locator("#usage-cost svg.chart")).to_be_visible(timeout=15000)
         shots.take(page, "usage")
-        assert page.problems == []
+        assert problems(page) == []

@@ -30,3 +30,8 @@ export function bar(part, whole, { label = "", level = "" } = {}) {
 export function errorBox(error) {
   return h("p", { class: "error", role: "alert" }, error && error.message ? error.message : String(error));
 }
+
+/** One term of a page's facts (a `dl.facts`). */
+export function fact(term, value) {
+  return h("div", { class: "fact" }, h("dt", {}, term), h("dd", {}, value));
+}

@@ -5,7 +5,7 @@ import { api } from "../api.js";
 import { fill, h } from "../dom.js";
 import { duration, stamp } from "../format.js";
 import { followLog } from "../live.js";
-import { errorBox, statusBadge } from "./common.js";
+import { errorBox, fact, statusBadge } from "./common.js";
 
 const MAX_LINES = 20000; // lines kept on the page per view; older ones are dropped from the top
 
@@ -122,7 +122,6 @@ export function renderJob(view, ctx, runId, job) {
       }),
     );
     const chosen = attempts.find((a) => a.attempt === number) || {};
-    const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
     fill(
       facts,
       fact("Tool", chosen.tool || "—"),

@@ -7,7 +7,7 @@ import { RunGraph } from "../graph.js";
 import { lineChart } from "../chart.js";
 import { followEvents } from "../live.js";
 import { VirtualTable } from "../vtable.js";
-import { bar, costCell, errorBox, statusBadge } from "./common.js";
+import { bar, costCell, errorBox, fact, statusBadge } from "./common.js";
 
 // the status a job moves to with each lifecycle event (the next snapshot confirms it)
 const STATUS_OF = {
@@ -106,6 +106,7 @@ export function renderRun(view, ctx, runId) {
   const spend = []; // {t, v}: the run's cost after each priced update
   let doc = null;
   let closed = false;
+  const opened = Date.now();
 
   view.append(
     h("p", { class: "crumbs" }, h("a", { href: "/" }, "Runs"), " / ", h("span", { class: "mono" }, runId)),
@@ -126,7 +127,6 @@ export function renderRun(view, ctx, runId) {
     );
     cancel.disabled = run.status !== "running";
     resume.disabled = run.status === "running" || run.status === "succeeded";
-    const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
     const total = (doc.jobs || []).length;
     const done = (doc.jobs || []).filter((j) => isFinal(j.status)).length;
     fill(
@@ -153,6 +153,7 @@ export function renderRun(view, ctx, runId) {
       const [document, jobs] = await Promise.all([api(base), api(`${base}/jobs`)]);
       if (closed) return;
       doc = document;
+      fill(note);
       const nodes = (doc.graph && doc.graph.nodes) || (doc.jobs || []).map((j) => ({ id: j.name, status: j.status, needs: [], waiting_for: [] }));
       waits.clear();
       for (const n of nodes) waits.set(n.id, n.waiting_for || []);
@@ -161,7 +162,14 @@ export function renderRun(view, ctx, runId) {
       graph.update(nodes);
       table.set(jobs.jobs || []);
     } catch (error) {
-      if (!closed && error.status !== 401) fill(note, errorBox(error));
+      if (closed || error.status === 401) return;
+      // a run just submitted may not be on record for a moment: wait for it, briefly
+      if (error.status === 404 && !doc && Date.now() - opened < 10000) {
+        fill(note, h("p", { class: "muted" }, "Starting…"));
+        setTimeout(refresh, 300);
+        return;
+      }
+      fill(note, errorBox(error));
     }
   };
   const refresh = throttle(load, 700);
