@@ -28,6 +28,7 @@ export function followEvents({ run = null, after = null, onFrame }) {
   let socket = null;
   let closed = false;
   let failures = 0;
+  let missing = 0;
   let timer = null;
 
   const connect = () => {
@@ -67,6 +68,12 @@ export function followEvents({ run = null, after = null, onFrame }) {
       if (closed) return;
       // 44xx: refused (bad request, not signed in, no such run): the API calls say why.
       // 1000 on one run's stream: the run is over and everything was sent
+      // (a run submitted a moment ago may not be on record yet: 4404 is retried briefly)
+      if (event.code === 4404 && missing < 20) {
+        missing += 1;
+        timer = setTimeout(connect, 300);
+        return;
+      }
       if ((event.code >= 4400 && event.code < 4500) || (run && event.code === 1000)) {
         tell("idle");
         return;

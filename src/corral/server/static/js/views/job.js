@@ -3,11 +3,44 @@
 
 import { api } from "../api.js";
 import { fill, h } from "../dom.js";
-import { duration, stamp } from "../format.js";
-import { followLog } from "../live.js";
+import { duration, isFinal, stamp } from "../format.js";
+import { followEvents, followLog } from "../live.js";
 import { errorBox, fact, statusBadge } from "./common.js";
 
 const MAX_LINES = 20000; // lines kept on the page per view; older ones are dropped from the top
+
+/**
+ * One event of an attempt as a line of its narrative (null: not part of it): what the
+ * agent said, the tools it called, errors, retries, its result and how the job ended.
+ */
+export function narrate(event) {
+  const detail = event.input || event.command || event.summary || "";
+  switch (event.kind) {
+    case "agent.session":
+      return { kind: "session", text: `session ${event.session_id || "?"}${event.model ? ` · ${event.model}` : ""}` };
+    case "agent.text":
+      return { kind: "text", text: event.text };
+    case "agent.tool_call":
+      return { kind: "tool", text: `→ ${event.name}${detail ? `: ${typeof detail === "string" ? detail : JSON.stringify(detail)}` : ""}` };
+    case "agent.tool_result":
+      if (event.permission_denied) return { kind: "error", text: "✗ tool call denied permission" };
+      return event.is_error ? { kind: "error", text: "✗ tool call failed" } : null;
+    case "agent.rate_limited":
+      return { kind: "error", text: `rate limited${event.status ? ` (HTTP ${event.status})` : ""}${event.message ? `: ${event.message}` : ""}${event.retrying ? ", retrying" : ""}` };
+    case "agent.error":
+      return { kind: "error", text: `error: ${event.message || event.text || event.error || "the agent reported an error"}` };
+    case "agent.result":
+      return { kind: event.is_error ? "error" : "result", text: `${event.is_error ? "failed" : "result"}: ${event.text || ""}` };
+    case "job.retrying":
+      return { kind: "error", text: `retrying in ${event.delay_s}s: ${event.reason}` };
+    case "job.finished":
+      return { kind: event.status === "succeeded" ? "result" : "error", text: `job ${event.status}${event.error ? `: ${event.error}` : ""}` };
+    case "budget.exceeded":
+      return { kind: "error", text: `budget reached: ${event.spent} of ${event.limit} ${event.unit} (${event.action})` };
+    default:
+      return null;
+  }
+}
 
 /** A log pane that keeps to the bottom while the reader is at the bottom. */
 class LogPane {
@@ -81,9 +114,26 @@ export function renderJob(view, ctx, runId, job) {
     modeText.setAttribute("aria-selected", String(mode === "text"));
     const pane = new LogPane(mode === "raw" ? "raw-log" : "text-log", mode === "raw" ? "raw output" : "narrative");
     fill(panes, pane.box);
+    if (mode === "text") {
+      // the narrative is the attempt's typed events, followed (and resumed) like any
+      followers.push(
+        followEvents({
+          run: runId,
+          after: 0,
+          onFrame: (frame) => {
+            const event = frame.event || {};
+            if (event.job !== job || event.attempt !== attempt) return;
+            const line = narrate(event);
+            if (line) pane.add({ n: frame.seq, stream: "stdout", ...line });
+            if (event.kind === "job.finished") show({ events: "complete" });
+          },
+        }),
+      );
+      show({ events: "live" });
+      return;
+    }
     const states = {};
-    const streams = mode === "raw" ? ["stdout", "stderr"] : ["stdout"];
-    for (const stream of streams) {
+    for (const stream of ["stdout", "stderr"]) {
       states[stream] = "connecting";
       followers.push(
         followLog({
@@ -91,7 +141,6 @@ export function renderJob(view, ctx, runId, job) {
           job,
           attempt,
           stream,
-          format: mode,
           onLine: (line) => pane.add({ ...line, stream: line.stream || stream }),
           onState: (value) => {
             states[stream] = value;
@@ -111,17 +160,24 @@ export function renderJob(view, ctx, runId, job) {
     open();
   });
 
-  const choose = (attempts, number) => {
-    attempt = number;
+  let known = []; // the attempts drawn
+  let latest = true; // following the newest attempt (not one the reader chose)
+
+  const draw = (attempts) => {
     fill(
       tabs,
       attempts.map((a) => {
-        const tab = h("button", { type: "button", role: "tab", "aria-selected": String(a.attempt === number), "data-attempt": String(a.attempt) }, `Attempt ${a.attempt}`, " ", statusBadge(a.status));
-        tab.addEventListener("click", () => choose(attempts, a.attempt));
+        const tab = h("button", { type: "button", role: "tab", "aria-selected": String(a.attempt === attempt), "data-attempt": String(a.attempt) }, `Attempt ${a.attempt}`, " ", statusBadge(a.status));
+        tab.addEventListener("click", () => {
+          latest = a.attempt === attempts[attempts.length - 1].attempt;
+          attempt = a.attempt;
+          draw(known);
+          open();
+        });
         return tab;
       }),
     );
-    const chosen = attempts.find((a) => a.attempt === number) || {};
+    const chosen = attempts.find((a) => a.attempt === attempt) || {};
     fill(
       facts,
       fact("Tool", chosen.tool || "—"),
@@ -132,7 +188,6 @@ export function renderJob(view, ctx, runId, job) {
       chosen.error ? fact("Error", h("span", { class: "error-text" }, chosen.error)) : null,
       chosen.argv && chosen.argv.length ? fact("Command", h("code", { class: "argv" }, chosen.argv.join(" "))) : null,
     );
-    open();
   };
 
   const load = async () => {
@@ -142,16 +197,26 @@ export function renderJob(view, ctx, runId, job) {
       const attempts = data.attempts || [];
       const last = attempts.length ? attempts[attempts.length - 1] : null;
       fill(head, h("h1", {}, job, " ", statusBadge(last ? last.status : "waiting")));
-      if (!attempts.length) {
-        fill(note, h("p", { class: "muted" }, "This job has not started yet; this page shows its output once it does."));
-        setTimeout(() => !closed && load(), 1500);
-        return;
+      if (!last) {
+        fill(note, h("p", { class: "muted" }, "This job has not started yet; its output shows here once it does."));
+      } else {
+        fill(note);
+        const asked = Number(ctx.params.get("attempt"));
+        const before = attempt;
+        if (attempt === null) {
+          latest = !asked || asked === last.attempt;
+          attempt = asked && attempts.some((a) => a.attempt === asked) ? asked : last.attempt;
+        } else if (latest) attempt = last.attempt; // a retry began: follow it
+        known = attempts;
+        draw(attempts);
+        if (attempt !== before) open();
       }
-      fill(note);
-      const wanted = Number(ctx.params.get("attempt")) || (last && last.attempt);
-      if (attempt === null || !attempts.some((a) => a.attempt === attempt)) choose(attempts, wanted);
+      // until the job is over, look again for a new attempt (a retry) and fresh figures
+      if (!last || !isFinal(last.status)) setTimeout(() => !closed && load(), 2000);
     } catch (error) {
-      if (!closed && error.status !== 401) fill(note, errorBox(error));
+      if (closed || error.status === 401) return;
+      if (error.status === 404) setTimeout(() => !closed && load(), 1000);
+      fill(note, errorBox(error));
     }
   };
   load();
