@@ -254,7 +254,7 @@ def test_start_page_errors_then_cancel_a_big_run(
     expect(page.locator("h1 .badge")).to_have_text("running")
     page.click("#cancel")
     page.click('dialog.confirm button[value="yes"]')
-    expect(page.locator("h1 .badge")).to_have_text("cancelled", timeout=30000)
+    expect(page.locator("h1 .badge")).to_have_text("cancelled", timeout=60000)
     expect(page.locator("#resume")).to_be_enabled()
     assert problems(page) == []
 

@@ -70,3 +70,33 @@ export function debounce(fn, ms) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+/**
+ * Like throttle, for an async `fn` whose cost grows with the data (a 2,000-job run's
+ * snapshot): the next call waits at least `ms`, or twice as long as the last one took,
+ * so a page never keeps a busy server busier.
+ */
+export function paced(fn, ms) {
+  let running = false;
+  let pending = false;
+  let timer = null;
+  let gap = ms;
+  const run = async () => {
+    timer = null;
+    if (!pending || running) return;
+    pending = false;
+    running = true;
+    const start = performance.now();
+    try {
+      await fn();
+    } finally {
+      running = false;
+      gap = Math.max(ms, 2 * (performance.now() - start));
+      timer = setTimeout(run, gap);
+    }
+  };
+  return () => {
+    pending = true;
+    if (timer === null && !running) run();
+  };
+}

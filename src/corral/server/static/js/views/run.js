@@ -1,7 +1,7 @@
 // A run: its graph (live), budget bars, cost over time, the job table, cancel and resume.
 
 import { api } from "../api.js";
-import { fill, h, throttle } from "../dom.js";
+import { fill, h, paced, throttle } from "../dom.js";
 import { compact, duration, int, isFinal, stamp, tok, usd, when } from "../format.js";
 import { RunGraph } from "../graph.js";
 import { lineChart } from "../chart.js";
@@ -172,7 +172,7 @@ export function renderRun(view, ctx, runId) {
       fill(note, errorBox(error));
     }
   };
-  const refresh = throttle(load, 700);
+  const refresh = paced(load, 700);
 
   const act = async (what, question, yes) => {
     if (!(await confirmDialog(question, yes))) return;
