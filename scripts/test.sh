@@ -4,7 +4,8 @@
 # on 127.0.0.1), runs the whole suite, and stops what it started.
 #
 # Locally, CORRAL_SKIP_REALCLI=1 skips the npm CLIs and CORRAL_SKIP_PG=1 the PostgreSQL
-# server (their tests are then skipped, and say so). CI (CI=true) always runs both.
+# server (their tests are then skipped, and say so). CI (CI=true) always runs both, and
+# installs Debian's chromium for the dashboard's browser tests (skipped locally without it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,14 @@ pytest_args=()
 if [[ "${CI:-}" == "true" || -z "${CORRAL_SKIP_REALCLI:-}" ]]; then
   bin_dir="$(scripts/install-clis.sh | tail -n 1)" || { echo "test.sh: installing the agent CLIs failed" >&2; exit 1; }
   export CORRAL_CLI_BIN_DIR="$bin_dir"
+fi
+
+# Debian's chromium for the dashboard's browser tests: installed in CI, used when present
+if browser="$(scripts/chromium.sh)"; then
+  export CORRAL_CHROMIUM="$browser"
+elif [[ "${CI:-}" == "true" ]]; then
+  echo "test.sh: installing chromium failed" >&2
+  exit 1
 fi
 
 pg_started=""

@@ -14,29 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.browserkit import Relay, Server, Shots, chromium_path, corral_server
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 expect = playwright_sync.expect
 
-# `fetch` writes 40 lines, waits until the test creates GATE, then writes 40 more
-SLEEPERS = """\
-version: 1
-name: sleepers
-concurrency: 4
-jobs:
-  fetch:
-    run: sh -c 'for i in $(seq 1 40); do echo "fetch line $i"; done; while [ ! -e GATE ]; do sleep 0.05; done; for i in $(seq 41 80); do echo "fetch line $i"; sleep 0.01; done'
-  hostile:
-    run: sh -c 'printf "%s\\n" "<script>alert(1)</script>" "<img src=x onerror=alert(2)>"; echo "oops" >&2'
-  build:
-    needs: [fetch]
-    run: sh -c 'sleep 0.5; echo built'
-  check:
-    needs: [build, hostile]
-    run: sh -c 'echo checked'
-"""
+DATA = Path(__file__).parent / "data" / "dashboard"
 
 BAD_FLOW = """\
 version: 1
@@ -80,15 +63,29 @@ def shots(tmp_path: Path) -> Shots:
 def open_page(browser: Any, base: str, *, phone: bool = False) -> Any:
     """A signed-in page; any console error, page error or dialog fails the test."""
     if phone:
-        context = browser.new_context(base_url=base, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        context = browser.new_context(
+            base_url=base, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        )
     else:
         context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.problems = []
     page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
     # a failed request is judged by its status and URL below, not by its console line
-    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and page.problems.append(f"console: {m.text}"))
-    page.on("response", lambda r: r.status >= 400 and page.problems.append(f"HTTP {r.status} {r.request.method} {r.url}"))
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and "Failed to load resource" not in m.text
+            and page.problems.append(f"console: {m.text}")
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            r.status >= 400 and page.problems.append(f"HTTP {r.status} {r.request.method} {r.url}")
+        ),
+    )
     page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
     page.goto("/")
     expect(page.locator("#login-form")).to_be_visible()
@@ -104,12 +101,14 @@ def open_page(browser: Any, base: str, *, phone: bool = False) -> Any:
 def paste(editor: Any, text: str) -> None:
     """Put `text` in the flow editor as one paste does (one input event); Playwright's
     fill() types a 40 kB flow too slowly for a test."""
-    script = "(el, text) => { el.value = text; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    script = (
+        "(el, text) => { el.value = text; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
     editor.evaluate(script, text)
 
 
 def sleepers(gate: Path) -> str:
-    return SLEEPERS.replace("GATE", str(gate))
+    return (DATA / "sleepers.yaml").read_text().replace("GATE", str(gate))
 
 
 # what may answer 4xx on purpose: signed out at first, the wrong token, a bad flow, and a
@@ -245,7 +244,9 @@ def test_start_page_errors_then_cancel_a_big_run(
     assert 0 < drawn < 100
     page.locator("#jobs .vt-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
     expect(page.locator('#jobs .vt-row[data-key="j1999"]')).to_be_visible()
-    expect(page.locator('#graph .group .count[data-status="running"]')).to_have_text("4 running", timeout=20000)
+    expect(page.locator('#graph .group .count[data-status="running"]')).to_have_text(
+        "4 running", timeout=20000
+    )
     shots.take(page, "run-big")
 
     # cancel asks first; "keep it" keeps it, then the run is cancelled
@@ -293,7 +294,7 @@ def test_rehearsed_agent_flow(
     browser: Any, tmp_path: Path, cli_bin: Path, shots: Shots, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", f"{cli_bin}{os.pathsep}{os.environ['PATH']}")
-    flow = (Path(__file__).parent / "data" / "dashboard" / "rehearse.yaml").read_text()
+    flow = (DATA / "rehearse.yaml").read_text()
     with corral_server(tmp_path / "server") as server:
         page = open_page(browser, server.url)
         page.click('nav a[data-nav="start"]')
@@ -302,7 +303,9 @@ def test_rehearsed_agent_flow(
         page.check("#rehearse")
         page.click("#start-run")
         expect(page.locator("h1 .badge")).to_have_text("succeeded", timeout=90000)
-        expect(page.locator('#graph g.node[data-job="analyze"]')).to_have_attribute("data-status", "succeeded")
+        expect(page.locator('#graph g.node[data-job="analyze"]')).to_have_attribute(
+            "data-status", "succeeded"
+        )
         row = page.locator('#jobs .vt-row[data-key="analyze"]')
         expect(row).to_contain_text("claude")
         expect(row).to_contain_text("reported")
