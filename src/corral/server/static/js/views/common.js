@@ -32,6 +32,6 @@ export function errorBox(error) {
 }
 
 /** One term of a page's facts (a `dl.facts`). */
-export function fact(term, value) {
-  return h("div", { class: "fact" }, h("dt", {}, term), h("dd", {}, value));
+export function fact(term, value, { wide = false } = {}) {
+  return h("div", { class: wide ? "fact wide" : "fact" }, h("dt", {}, term), h("dd", {}, value));
 }

@@ -185,8 +185,8 @@ export function renderJob(view, ctx, runId, job) {
       fact("Started", stamp(chosen.started_at)),
       fact("Duration", duration(chosen.duration_s)),
       fact("Exit", chosen.exit_code === null || chosen.exit_code === undefined ? "—" : String(chosen.exit_code)),
-      chosen.error ? fact("Error", h("span", { class: "error-text" }, chosen.error)) : null,
-      chosen.argv && chosen.argv.length ? fact("Command", h("code", { class: "argv" }, chosen.argv.join(" "))) : null,
+      chosen.error ? fact("Error", h("span", { class: "error-text" }, chosen.error), { wide: true }) : null,
+      chosen.argv && chosen.argv.length ? fact("Command", h("code", { class: "argv" }, chosen.argv.join(" ")), { wide: true }) : null,
     );
   };
 

@@ -142,6 +142,10 @@ export function renderRun(view, ctx, runId) {
   };
 
   const drawBudgets = () => {
+    if (doc.budgets === undefined) {
+      fill(budgetsBox, h("p", { class: "muted" }, "This server does not report budgets."));
+      return;
+    }
     const lines = budgetLines(doc.budgets);
     fill(budgetsBox, lines.length ? lines.map(budgetRow) : h("p", { class: "muted" }, "This flow sets no budget."));
   };
