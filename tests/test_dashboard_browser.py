@@ -321,3 +321,59 @@ def test_rehearsed_agent_flow(
         expect(page.locator("#usage-cost svg.chart")).to_be_visible(timeout=15000)
         shots.take(page, "usage")
         assert problems(page) == []
+
+
+def test_contract_fields_the_server_may_send(
+    browser: Any, server: Server, shots: Shots, tmp_path: Path
+) -> None:
+    """Fields of the API contract (docs/api.md) drawn as documented, with the answers
+    replaced in the browser: a rehearsal's tag, an unpriced cost, budget bars near and
+    over their limits, a job's last line (hostile, so shown as text)."""
+    gate = tmp_path / "gate"
+    gate.touch()
+    run_id = submit(server, sleepers(gate))
+    page = open_page(browser, server.url)
+    wait_done(server, run_id, page)
+    base = f"{server.url}/api/v1/runs"
+
+    def patch(route: Any, change: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        change(body)
+        route.fulfill(response=response, json=body)
+
+    def runs(body: dict[str, Any]) -> None:
+        for run in body["runs"]:
+            run.update(rehearsal=True, cost={"usd": "0.5", "source": "unpriced"})
+            run["cost_source"] = "unpriced"
+
+    def document(body: dict[str, Any]) -> None:
+        body["budgets"] = {
+            "run": [{"unit": "usd", "limit": "1.00", "spent": "0.85", "action": "stop"}],
+            "jobs": {"fetch": [{"unit": "tokens", "limit": 1000, "spent": 1500, "action": "kill"}]},
+        }
+
+    def jobs(body: dict[str, Any]) -> None:
+        for job in body["jobs"]:
+            job["last_line"] = "<b>bold?</b>"
+
+    page.route(f"{base}?*", lambda route: patch(route, runs))
+    page.route(f"{base}/{run_id}", lambda route: patch(route, document))
+    page.route(f"{base}/{run_id}/jobs", lambda route: patch(route, jobs))
+    page.goto("/")
+    row = page.locator(f'#runs-body tr[data-run="{run_id}"]')
+    expect(row.locator(".tag.rehearsal")).to_have_text("rehearsal")
+    expect(row.locator(".src")).to_have_text("unpriced")
+    expect(row).to_contain_text("$0.5000")
+    page.goto(f"/runs/{run_id}")
+    run_budget = page.locator('#budgets .budget[data-scope="run"]')
+    expect(run_budget).to_contain_text("$0.8500 of $1.0000")
+    expect(run_budget).to_have_class(re.compile(r"\bnear\b"))
+    job_budget = page.locator('#budgets .budget[data-job="fetch"]')
+    expect(job_budget).to_contain_text("1,500 of 1,000 tokens")
+    expect(job_budget).to_have_class(re.compile(r"\bover\b"))
+    last = page.locator('#jobs .vt-row[data-key="check"] .last')
+    expect(last).to_have_text("<b>bold?</b>")
+    assert page.locator("#jobs b").count() == 0
+    shots.take(page, "run-budgets")
+    assert problems(page) == []

@@ -23,6 +23,8 @@ export class VirtualTable {
   set(rows) {
     this.rows = rows;
     this.body.style.height = `${rows.length * this.rowHeight}px`;
+    // a short table is as tall as its rows; a long one scrolls in a box of at most 15 rows
+    this.scroller.style.height = `${Math.min(15, Math.max(3, rows.length)) * this.rowHeight + 36}px`;
     this.count.textContent = `${rows.length} job${rows.length === 1 ? "" : "s"}`;
     this.paint();
   }
