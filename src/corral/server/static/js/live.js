@@ -99,7 +99,7 @@ export function followEvents({ run = null, after = null, onFrame }) {
  * of lines we have as `offset`, so no line is lost or shown twice.
  * onLine gets {n, stream, text}; onEnd is called once the attempt's output is complete.
  */
-export function followLog({ run, job, attempt, format = "raw", stream = "stdout", onLine, onEnd, onState }) {
+export function followLog({ run, job, attempt, stream = "stdout", onLine, onEnd, onState }) {
   let offset = 0; // lines of this stream already shown
   let closed = false;
   let failures = 0;
@@ -115,7 +115,7 @@ export function followLog({ run, job, attempt, format = "raw", stream = "stdout"
   };
 
   const url = (follow) => {
-    const q = new URLSearchParams({ attempt: String(attempt), stream, format, offset: String(offset), follow: String(follow) });
+    const q = new URLSearchParams({ attempt: String(attempt), stream, offset: String(offset), follow: String(follow) });
     return `${base}?${q}`;
   };
 
