@@ -51,8 +51,8 @@ export function followEvents({ run = null, after = null, onFrame }) {
         return;
       }
       if (frame.type === "heartbeat") return;
-      if (frame.type === "resync") {
-        // the server dropped us for falling behind: come back from where we were
+      if (frame.type === "resync" || frame.type === "reconnect") {
+        // the server dropped us for falling behind, or is restarting: come back from there
         if (frame.after !== undefined && frame.after !== null) cursor = frame.after;
         socket.close();
         return;
