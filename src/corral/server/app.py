@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -157,12 +156,9 @@ def create_app(
     v1.include_router(events.router)
     app.include_router(v1)
     _probes(app)
-    try:  # issue 16's dashboard, when it is there
-        dashboard = importlib.import_module("corral.server.dashboard")
-    except ModuleNotFoundError:
-        pass
-    else:
-        app.include_router(dashboard.router)
+    from corral.server import dashboard  # the browser app at /, after the API's routes
+
+    app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, limit=settings.max_body)
     return app
 
