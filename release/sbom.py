@@ -217,7 +217,11 @@ def onefile_components(work: Path, bundled: Path) -> list[dict[str, Any]]:
 
     pkg = ast.literal_eval((work / "PKG-00.toc").read_text(encoding="utf-8"))[2]
     pyz = ast.literal_eval((work / "PYZ-00.toc").read_text(encoding="utf-8"))[1]
-    sources = [Path(src) for _dest, src, kind in [*pkg, *pyz] if src and kind != "OPTION"]
+    # "-" is PyInstaller's source for a namespace package (opentelemetry, with the server
+    # extra): it packs no file, so there is nothing to trace
+    sources = [
+        Path(src) for _dest, src, kind in [*pkg, *pyz] if src and src != "-" and kind != "OPTION"
+    ]
     installed = dists(bundled)
     owner = {file: dist for dist in installed for file in dist.files}
     prefix = Path(sys.base_prefix).resolve()
