@@ -43,7 +43,15 @@ def policy_option(function: Callable[..., T]) -> Callable[..., T]:
 def run_options(function: Command) -> Command:
     """The options every command that runs jobs shares; the command gets them as one
     typed `flags: RunFlags` argument."""
+    return _with_run_options(function, jobs=True)
 
+
+def single_job_options(function: Command) -> Command:
+    """`run_options` without `-j/--jobs`, which means nothing for one job (`corral exec`)."""
+    return _with_run_options(function, jobs=False)
+
+
+def _with_run_options(function: Command, *, jobs: bool) -> Command:
     @functools.wraps(function)
     def with_flags(*args: object, **values: object) -> int:
         flags = RunFlags.take(values)
@@ -100,6 +108,8 @@ def run_options(function: Command) -> Command:
             help="Where jobs run: an executor plugin (default: the flow's, else local).",
         ),
     ]
+    if not jobs:
+        options = options[1:]
     command: Command = policy_option(with_flags)
     for option in reversed(options):
         command = option(command)
@@ -126,7 +136,7 @@ class RunFlags:
     @classmethod
     def take(cls, values: dict[str, object]) -> RunFlags:
         """Remove the run options from click's `values` (typed as click parsed them)."""
-        taken = {f.name: values.pop(f.name) for f in fields(cls)}
+        taken = {f.name: values.pop(f.name, None) for f in fields(cls)}
         return cls(
             jobs=_optional(taken, "jobs", int),
             output=str(taken["output"]),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from corral.cli.options import RunFlags, run_options
+from corral.cli.options import RunFlags, run_options, single_job_options
 from corral.errors import EXIT_SIGINT, EXIT_SIGTERM, PolicyDenied, UsageError
 
 if TYPE_CHECKING:
@@ -265,15 +265,39 @@ def rehearse_command(
     return _flow_run(loaded, plan, flags, rehearse=True)
 
 
-@click.command(
-    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
-)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+class _ExecCommand(click.Command):
+    """`corral exec`: corral's options are read wherever they stand (before the tool, after
+    the prompt); only what follows `--` is taken literally, as the command or the prompt."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        head, literal = args, []
+        if "--" in args:
+            cut = args.index("--")
+            head, literal = args[:cut], args[cut + 1 :]
+        ctx.meta[_LITERAL] = literal
+        try:
+            return super().parse_args(ctx, head)
+        except click.NoSuchOption as error:
+            error.message = (
+                f"no such option: {error.option_name} (options for the command or the "
+                f"prompt go after --: corral exec [OPTIONS] -- CMD ARGS...)"
+            )
+            raise
+
+
+_LITERAL = "corral.exec.literal"
+
+
+@click.command("exec", cls=_ExecCommand)
+@click.argument("command", nargs=-1)
 @click.option("--model", help="Model for an agent tool.")
 @click.option("--timeout", help="Stop the job after this long (90s, 5m, 1h30m).")
-@click.option("--idle-timeout", help="Stop the job after this long without output.")
+@click.option(
+    "--idle-timeout",
+    help="Stop the job after this long without output (agents: 10m by default; 0: never).",
+)
 @click.option("--name", default=None, help="Job name (default: the tool or command name).")
-@run_options
+@single_job_options
 def exec_command(
     command: tuple[str, ...],
     model: str | None,
@@ -284,15 +308,21 @@ def exec_command(
 ) -> int:
     """Run one command or one agent prompt, with corral's logs, limits and summary.
 
+    Options are read wherever they stand; what follows `--` is passed on as is.
+
     \b
       corral exec -- pytest -q
       corral exec claude "/analyze-repository"
       corral exec codex "write tests for utils.py" --model gpt-5.5
+      corral exec claude --json -- "--explain this flag"
     """
     from corral.app.check import check_flow_document
 
+    words = (*command, *click.get_current_context().meta.get(_LITERAL, ()))
+    if not words:
+        raise UsageError("corral exec needs a command or a tool and a prompt (see --help)")
     loaded, plan = check_flow_document(
-        _exec_document(command, model, timeout, idle_timeout, name), base_dir=Path.cwd()
+        _exec_document(words, model, timeout, idle_timeout, name), base_dir=Path.cwd()
     )
     return _flow_run(loaded, plan, flags, base_dir=Path.cwd())
 

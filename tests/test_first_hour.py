@@ -1,0 +1,75 @@
+"""What a new user hits in the first hour (issue 13), each a regression test.
+
+Each test names the review's item it guards; the whole-README and the docs' flows are
+checked in test_docs_flows.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import corral
+
+FAKE_AGENT = Path(__file__).parent / "fakes" / "fake_agent.py"
+AGENTS = Path(__file__).parent / "data" / "agents"
+
+
+def _agent_env(tmp_path: Path, script: str) -> dict[str, str]:
+    return {
+        "FAKE_AGENT_DIR": str(AGENTS),
+        "FAKE_AGENT_SCRIPT": script,
+        "FAKE_AGENT_ARGS": str(tmp_path / "argv.jsonl"),
+        "CORRAL_CLAUDE_BIN": str(FAKE_AGENT),
+        "CORRAL_CODEX_BIN": str(FAKE_AGENT),
+    }
+
+
+def _argv(tmp_path: Path) -> list[str]:
+    lines = (tmp_path / "argv.jsonl").read_text().splitlines()
+    calls = [json.loads(line) for line in lines]
+    return next(c for c in calls if "--version" not in c)
+
+
+# item 1: options are parsed wherever they stand; only what follows -- is literal
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("codex", "say hi", "--model", "gpt-5.5", "--json", "--no-store"),
+        ("--json", "codex", "say hi", "--no-store", "--model", "gpt-5.5"),
+    ],
+)
+def test_exec_options_after_the_prompt_are_options(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = corral("exec", *args, cwd=tmp_path, env=_agent_env(tmp_path, "codex_tool"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # --json after the prompt gave JSON on stdout
+    assert summary["jobs"][0]["models"] == ["gpt-5.5"]
+    argv = _argv(tmp_path)
+    assert argv[argv.index("--model") + 1] == "gpt-5.5"
+    assert argv[-1] == "say hi"  # the prompt, without the options
+
+
+def test_exec_after_double_dash_is_literal(tmp_path: Path) -> None:
+    result = corral(
+        "exec", "claude", "--json", "--no-store", "--", "--model is a word here",
+        cwd=tmp_path, env=_agent_env(tmp_path, "claude_text"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    json.loads(result.stdout)
+    assert "--model is a word here" in _argv(tmp_path)
+    quiet = corral("exec", "--no-store", "--", "echo", "-q", "--json", cwd=tmp_path)
+    assert quiet.returncode == 0 and "-q --json" in quiet.stdout  # the command's own words
+
+
+def test_exec_unknown_option_says_where_command_options_go(tmp_path: Path) -> None:
+    result = corral("exec", "ls", "-la", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no such option: -l" in result.stderr and "corral exec [OPTIONS] -- CMD" in result.stderr
+
+
+def test_exec_offers_no_jobs_option(tmp_path: Path) -> None:  # item 15
+    help_text = corral("exec", "--help", cwd=tmp_path).stdout
+    assert "--jobs" not in help_text and "-j," not in help_text
+    assert "--jobs" in corral("run", "--help", cwd=tmp_path).stdout
