@@ -73,3 +73,8 @@ def test_exec_offers_no_jobs_option(tmp_path: Path) -> None:  # item 15
     help_text = corral("exec", "--help", cwd=tmp_path).stdout
     assert "--jobs" not in help_text and "-j," not in help_text
     assert "--jobs" in corral("run", "--help", cwd=tmp_path).stdout
+
+
+def test_since_hint_names_days(tmp_path: Path) -> None:  # item 15
+    result = corral("usage", "--since", "yesterday", cwd=tmp_path)
+    assert result.returncode == 2 and "7d" in result.stderr

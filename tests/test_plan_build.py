@@ -291,7 +291,7 @@ def test_bad_defaults_are_reported_once() -> None:
     ) == [
         "flow.yaml: defaults.retires: unknown job field (did you mean 'retries'?)",
         "flow.yaml: defaults.timeout: Value error, invalid duration 'soon': "
-        "use 90, 90s, 5m, 1h30m or 1.5h",
+        "use 90, 90s, 5m, 1h30m, 1.5h or 7d",
     ]
 
 

@@ -40,7 +40,7 @@ def parse_duration(value: object) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {value!r}: use 90, 90s, 5m, 1h30m or 1.5h")
+        raise ValueError(f"invalid duration {value!r}: use 90, 90s, 5m, 1h30m, 1.5h or 7d")
     return total
 
 

@@ -31,10 +31,24 @@ def _duration(value: Any) -> float:
     return parse_duration(value)
 
 
+# A field read through a BeforeValidator is described by what a user may write, not by the
+# value it becomes (pydantic would describe the float or the list only).
+_NUMBER = r"[0-9][0-9_]*(\.[0-9]+)?"
+_UNIT = r"([mM][sS]|[sSmMhHdD])"  # no inline flags: editors use ECMAScript regexes
+DURATION_PATTERN = rf"^\s*{_NUMBER}\s*({_UNIT}(\s*{_NUMBER}\s*{_UNIT})*)?\s*$"
+
 Duration = Annotated[
     float,
     BeforeValidator(_duration),
-    Field(json_schema_extra={"anyOf": [{"type": "number"}, {"type": "string"}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ],
+            "description": "Seconds, or a duration such as 90s, 5m, 1h30m, 1.5h or 7d.",
+        }
+    ),
 ]
 
 
@@ -44,7 +58,16 @@ def _str_or_list(value: Any) -> Any:
     return value
 
 
-StrList = Annotated[list[str], BeforeValidator(_str_or_list)]
+StrList = Annotated[
+    list[str],
+    BeforeValidator(_str_or_list),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}],
+            "description": "A list, or one string of comma-separated names.",
+        }
+    ),
+]
 
 
 def _one_or_list(value: Any) -> Any:
