@@ -78,3 +78,27 @@ def test_exec_offers_no_jobs_option(tmp_path: Path) -> None:  # item 15
 def test_since_hint_names_days(tmp_path: Path) -> None:  # item 15
     result = corral("usage", "--since", "yesterday", cwd=tmp_path)
     assert result.returncode == 2 and "7d" in result.stderr
+
+
+# item 3: one rule for where the history lives, the same for every command
+def test_history_is_found_from_where_the_run_was_started(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "f.yaml").write_text("jobs:\n  a: {run: echo hi}\n")
+    empty = corral("runs", cwd=tmp_path)
+    assert empty.returncode == 0
+    assert f"No runs recorded in {tmp_path / '.corral' / 'corral.db'}" in empty.stdout
+    ran = corral("run", "flows/f.yaml", "--json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["run_id"]
+    assert (tmp_path / ".corral" / "runs" / run_id).is_dir()
+    assert not (tmp_path / "flows" / ".corral").exists()
+    deeper = tmp_path / "flows" / "deeper"
+    deeper.mkdir()
+    for folder in (tmp_path, deeper):  # the nearest .corral at or above, as git finds .git
+        for command in (("runs",), ("show", run_id), ("logs", run_id, "a"), ("usage",)):
+            result = corral(*command, cwd=folder)
+            assert result.returncode == 0, (command, result.stderr)
+        assert run_id in corral("runs", cwd=folder).stdout
+        assert "hi" in corral("logs", run_id, "a", cwd=folder).stdout
+    exec_run = corral("exec", "--json", "--", "echo", "x", cwd=deeper)
+    assert json.loads(exec_run.stdout)["run_id"] in corral("runs", cwd=tmp_path).stdout

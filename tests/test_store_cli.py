@@ -83,7 +83,9 @@ def test_runs_table_and_json_contract(folder: Path) -> None:
 
 
 def test_runs_without_history(tmp_path: Path) -> None:
-    assert invoke(tmp_path, "runs") == (0, "No runs recorded.\n")
+    code, message = invoke(tmp_path, "runs")
+    assert code == 0  # and it says where it looked
+    assert message.startswith(f"No runs recorded in {tmp_path / '.corral' / 'corral.db'} ")
     assert not (tmp_path / ".corral").exists()  # looking does not create a history
     code, message = invoke(tmp_path, "show", "x")
     assert code == 4 and "no run history" in message

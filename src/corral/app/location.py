@@ -1,6 +1,10 @@
 """Where a run's files live: the `.corral` folder, its logs and its default history.
 
-These names are spelt here and nowhere else.
+These names are spelt here and nowhere else. The rule every command follows (`run`,
+`exec`, `rehearse`, `resume`, `runs`, `show`, `logs`, `usage`, `export`, `gc`): the
+history is the nearest `.corral` folder at or above the current directory, as git finds
+`.git`; with none, the current directory's (made by the first run). `--dir` or `--store`
+point elsewhere.
 """
 
 from __future__ import annotations
@@ -12,6 +16,17 @@ from corral.store.protocols import HistoryStore
 CORRAL_DIR = ".corral"
 HISTORY_FILE = "corral.db"  # the default history: SQLite in the .corral folder
 RUNS_DIR = "runs"  # one folder of logs per run
+
+
+def history_home(start: Path | None = None) -> Path:
+    """The folder whose `.corral` holds the history for commands run in `start` (default:
+    the current directory): the nearest one at or above it that has a `.corral`, else
+    `start` itself."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CORRAL_DIR).is_dir():
+            return folder
+    return here
 
 
 def corral_dir(base: Path) -> Path:

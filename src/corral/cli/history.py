@@ -31,9 +31,9 @@ def _store_options(command: Command) -> Command:
         "--dir",
         "directory",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path(),
-        show_default="current directory",
-        help="Where .corral/ (the default SQLite history) lives.",
+        callback=_home,
+        help="Where .corral/ (the default SQLite history) lives "
+        "(default: the nearest .corral at or above the current directory).",
     )(command)
     return click.option(
         "--store",
@@ -59,6 +59,10 @@ def _remote() -> Any:
 
     require_server_extra()
     return remote
+def _home(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    from corral.app.location import history_home
+
+    return value if value is not None else history_home()
 
 
 def _since(value: str | None, option: str = "--since") -> float | None:
@@ -112,7 +116,16 @@ def runs_command(
         return 0
     if not found:
         filtered = found is not None and (status or flow or since)
-        click.echo("No runs match." if filtered else "No runs recorded.")
+        if filtered:
+            click.echo("No runs match.")
+        else:
+            from corral.app.location import default_history
+
+            where = "the --store history" if store_url else default_history(directory)
+            click.echo(
+                f"No runs recorded in {where} (the history of the nearest .corral at or "
+                "above this folder; --dir or --store look elsewhere)."
+            )
         return 0
     from corral.render.history import console, runs_table
 

@@ -156,10 +156,11 @@ def _flow_run(
     rehearse: bool = False,
 ) -> int:
     """`run`, `exec` and `rehearse`: run the plan (with its rehearsal, if asked)."""
+    from corral.app.location import history_home
     from corral.app.policy import admit
     from corral.app.run import start_run
 
-    options = flags.options(base_dir=base_dir)
+    options = flags.options(base_dir=base_dir or history_home())
     with _refusal_document(flags):
         # the policies first: a refused rehearsal does not even start its provider
         admitted = admit(loaded, plan, options, warn=_warn)
@@ -324,7 +325,7 @@ def exec_command(
     loaded, plan = check_flow_document(
         _exec_document(words, model, timeout, idle_timeout, name), base_dir=Path.cwd()
     )
-    return _flow_run(loaded, plan, flags, base_dir=Path.cwd())
+    return _flow_run(loaded, plan, flags)
 
 
 def _exec_document(
@@ -370,15 +371,15 @@ def _safe_name(text: str) -> str:
     "--dir",
     "directory",
     type=click.Path(file_okay=False),
-    default=".",
-    help="Where .corral lives (default: here).",
+    help="Where .corral lives (default: the nearest .corral at or above here).",
 )
 @server_options
 @run_options
 def resume_command(
-    run_id: str, directory: str, server: str | None, cancel_on_interrupt: bool, flags: RunFlags
+    run_id: str, directory: str | None, server: str | None, cancel_on_interrupt: bool, flags: RunFlags
 ) -> int:
     """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run."""
+    from corral.app.location import history_home
     from corral.app.resume import resume_run
 
     if server:
@@ -387,13 +388,14 @@ def resume_command(
         require_server_extra()
         return remote.resume(server, run_id, flags, cancel_on_interrupt=cancel_on_interrupt)
 
-    options = flags.options(base_dir=Path(directory).resolve())
+    home = Path(directory).resolve() if directory else history_home()
+    options = flags.options(base_dir=home)
 
     def start(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport | None]:
         return resume_run(
             run_id,
             options,
-            directory=Path(directory),
+            directory=home,
             echo=lambda m: click.echo(m, err=True),
             view=ui,
             control=control,
