@@ -7,6 +7,7 @@ and kill while jobs run.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ def test_result_flows_into_the_next_prompt(tmp_path: Path) -> None:
 
 
 def test_run_budget_stop_starts_no_new_job(tmp_path: Path) -> None:
-    code, summary, _ = run_json(
+    code, summary, stderr = run_json(
         tmp_path,
         """
         concurrency: 1
@@ -149,7 +150,11 @@ def test_run_budget_stop_starts_no_new_job(tmp_path: Path) -> None:
     for name in ("second", "third"):
         assert jobs[name]["status"] == "skipped"
         assert "budget" in jobs[name]["reason"]
-    assert code == 0  # nothing failed; the budget held back what was left
+    # work the money kept from running is not success: `stopped`, exit 5
+    assert (code, summary["status"]) == (5, "stopped")
+    spent = Decimal(summary["totals"]["cost"]["usd"])
+    assert re.search(r"budget \(run\) exceeded: \$0\.\d\d of \$0\.05 so far; stop: no new", stderr)
+    assert f"budget (run): ${spent:.2f} spent of $0.05" in stderr  # the final figure
 
 
 def test_job_budget_kill_stops_a_running_agent(tmp_path: Path) -> None:
@@ -164,7 +169,7 @@ def test_job_budget_kill_stops_a_running_agent(tmp_path: Path) -> None:
             env: {FAKE_AGENT_SCRIPT: claude_tool, FAKE_AGENT_PACE: "0.5"}
         """,
     )
-    assert code == 1, stderr
+    assert (code, summary["status"]) == (5, "stopped"), stderr  # killed by its budget
     job = summary["jobs"][0]
     assert job["status"] == "failed" and job["error_kind"] == "budget"
     assert Decimal(job["cost"]["usd"]) > Decimal("0.01")

@@ -109,7 +109,7 @@ def test_run_budget_stop_refuses_new_jobs_with_a_reason() -> None:
     assert not h.guard.stopped
     h.spend("b", Usage(output_tokens=M + M // 2))
     assert h.guard.stopped
-    assert h.guard.admit("c") == "run budget reached: spent usd 6 of usd 5"
+    assert h.guard.admit("c") == "run budget reached: spent $6.00 of $5.00"
     assert h.guard.take_kills() == []  # stop lets the running jobs finish
     assert len(h.exceeded) == 1
 
@@ -142,7 +142,7 @@ def test_job_budget_kill_names_that_job_and_blocks_its_retry() -> None:
         BudgetAction.KILL,
     )
     h.finish("a")
-    assert h.guard.admit("a") == "job budget reached: spent usd 1 of usd 1"
+    assert h.guard.admit("a") == "job budget reached: spent $1.00 of $1.00"
     assert h.guard.admit("b") is None and not h.guard.stopped
 
 
@@ -202,8 +202,8 @@ def test_admit_holds_back_the_budgets_of_running_jobs() -> None:
     assert h.guard.admit("a", usd("3")) is None
     h.start("a")
     assert h.guard.admit("b", usd("3")) == (
-        "job b may spend up to usd 3, but only usd 2 of the run budget (usd 5) is left"
-        " after usd 3 held for running jobs"
+        "job b may spend up to $3.00, but only $2.00 of the run budget ($5.00) is left"
+        " after $3.00 held for running jobs"
     )
     assert h.guard.admit("c", usd("2")) is None
     h.start("c")
@@ -217,8 +217,8 @@ def test_admit_refuses_a_job_that_no_longer_fits_in_tokens() -> None:
     h.start("a")
     h.spend("a", Usage(input_tokens=300))
     assert (
-        h.guard.admit("big") == "job big may spend up to tokens 800, but only tokens 700"
-        " of the run budget (tokens 1000) is left"
+        h.guard.admit("big") == "job big may spend up to 800 tokens, but only 700 tokens"
+        " of the run budget (1,000 tokens) is left"
     )
     assert h.guard.admit("small", BudgetSpec(tokens=700)) is None
 
@@ -278,5 +278,5 @@ def test_the_guard_needs_no_ledger_only_spend_events() -> None:
     guard(
         SpendUpdated(job="a", attempt=1, by_model={}, cost=spend, run_usage=Usage(), run_cost=spend)
     )
-    assert guard.stopped and guard.admit("b") == "run budget reached: spent usd 1.5 of usd 1"
+    assert guard.stopped and guard.admit("b") == "run budget reached: spent $1.50 of $1.00"
     assert [type(e) for e in exceeded] == [BudgetExceeded]

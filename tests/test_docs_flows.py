@@ -88,10 +88,11 @@ def test_the_schema_rejects_what_validate_rejects(schema: dict[str, Any]) -> Non
     assert validator.is_valid({"jobs": {"a": {"run": "x", "timeout": "1m", "delay": 5}}})
 
 
-@pytest.mark.parametrize(
-    "text", ["90", "90s", "5m", "1h30m", "1.5h", "7d", "250ms", " 2 M ", "1_000", "1h 30m"]
-    + ["5 minutes", "-3s", "1h30", "m", "", "1.5.h", "yesterday"],
-)  # fmt: skip
+DURATIONS = ["90", "90s", "5m", "1h30m", "1.5h", "7d", "250ms", " 2 M ", "1_000", "1h 30m"]
+NOT_DURATIONS = ["5 minutes", "-3s", "1h30", "m", "", "1.5.h", "yesterday"]
+
+
+@pytest.mark.parametrize("text", [*DURATIONS, *NOT_DURATIONS])
 def test_the_schema_reads_durations_as_corral_does(schema: dict[str, Any], text: str) -> None:
     from corral.durations import parse_duration
 

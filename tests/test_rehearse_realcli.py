@@ -852,6 +852,6 @@ def test_run_budget_stops_after_the_first_claude_job(cli_bin: Path, tmp_path: Pa
     for job in rest:
         assert job["reason"] == "not started: run budget exceeded"
         assert (job["exit_code"], job["usage"]["input_tokens"]) == (None, 0)
-    # what was left was held back by design: the run succeeded (as with the fake CLIs)
-    assert (run.returncode, run.summary["status"]) == (0, "succeeded")
+    # what was left was held back by the budget: not a success (as with the fake CLIs)
+    assert (run.returncode, run.summary["status"]) == (5, "stopped")
     assert Decimal(run.summary["totals"]["cost"]["usd"]) == result["total_cost_usd"]

@@ -16,7 +16,8 @@
     │   └── MissingExtraError   an optional dependency is not installed (3)
     └── NotFoundError           a run or job named on the command line does not exist (4)
 
-Job failures are not exceptions: a job that fails is a result, and `corral run` exits 1.
+Job failures are not exceptions: a job that fails is a result, and `corral run` exits 1
+(5 when a budget held back or killed jobs and nothing else failed).
 Interruption exits 130 (SIGINT) or 143 (SIGTERM).
 """
 
@@ -30,6 +31,7 @@ EXIT_JOBS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_NOT_FOUND = 4
+EXIT_BUDGET_STOPPED = 5  # a budget held back or killed work; nothing else failed
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 

@@ -51,6 +51,8 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     REFUSED = "refused"  # a policy denied the flow: nothing ran
+    # a budget held back work (`on_exceed: stop`) or killed it (`kill`): not a success
+    STOPPED = "stopped"
 
 
 class ErrorKind(enum.StrEnum):
@@ -209,6 +211,22 @@ def decimal_text(amount: Decimal | int) -> str:
     if isinstance(amount, int):
         return str(amount)
     return format(amount.normalize(), "f")
+
+
+def money_text(usd: Decimal) -> str:
+    """`$1.25`, `$0.0042`, `$0`: dollars for people (JSON keeps the exact decimal)."""
+    if usd == 0:
+        return "$0"
+    if abs(usd) < Decimal("0.01"):
+        return f"${usd:.4f}"
+    return f"${usd:.2f}"
+
+
+def amount_text(unit: BudgetUnit, amount: Decimal | int) -> str:
+    """`$0.60` or `120,000 tokens`: an amount of a budget's unit, for messages."""
+    if unit is BudgetUnit.USD:
+        return money_text(Decimal(amount))
+    return f"{int(amount):,} tokens"
 
 
 # -- budgets ---------------------------------------------------------------------------------

@@ -32,7 +32,14 @@ from corral.budget.guard import BudgetGuard
 from corral.budget.pricing import PriceBook
 from corral.budget.ratelimit import RateLimitGate
 from corral.config.loader import LoadedFlow
-from corral.errors import EXIT_JOBS_FAILED, EXIT_OK, StoreError, UsageError
+from corral.errors import (
+    EXIT_BUDGET_STOPPED,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    StoreError,
+    UsageError,
+)
 from corral.events.bus import Bus, Subscriber
 from corral.events.redaction import redacting
 from corral.events.types import (
@@ -48,7 +55,7 @@ from corral.execute.prepare import Rehearse, RequestBuilder, default_environ
 from corral.execute.registry import DEFAULT_EXECUTOR, create_executor
 from corral.execute.scheduler import Scheduler, Settings
 from corral.journal import JobLog, RunJournal
-from corral.models import Cost, JobStatus, RunStatus, Usage
+from corral.models import Cost, ErrorKind, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
 from corral.private import new_private_dir
 from corral.redact import Redactor
@@ -294,16 +301,20 @@ async def start_run(
         raise
     finally:
         joblog.close()
+    stopped = set(scheduler.held_back) | {
+        n for n, s in states.items() if s.outcome and s.outcome.error_kind is ErrorKind.BUDGET
+    }
     failed = any(
-        s.status.is_failure and not plan.jobs[n].spec.continue_on_error for n, s in states.items()
+        s.status.is_failure and not plan.jobs[n].spec.continue_on_error and n not in stopped
+        for n, s in states.items()
     )
-    status = run_status(failed, control.cancelled)
+    status = run_status(failed, control.cancelled, budget_stopped=bool(stopped))
     wiring.bus.publish(RunFinished(run_id=run_id, status=status, ended_at=time.time()))
     store_error = await asyncio.to_thread(_close_history, wiring)
     return RunReport(
         run_id=run_id,
         status=status,
-        exit_code=EXIT_OK if status is RunStatus.SUCCEEDED else EXIT_JOBS_FAILED,
+        exit_code=RUN_EXIT_CODES[status],
         started_at=header.started_at,
         ended_at=time.time(),
         log_root=log_root,
@@ -395,11 +406,24 @@ def _close_history(wiring: _Wiring) -> str | None:
     return error
 
 
-def run_status(failed: bool, cancelled: bool) -> RunStatus:
-    """How a run ended: cancelled from outside, else failed if a job failed (and may not)."""
+def run_status(failed: bool, cancelled: bool, *, budget_stopped: bool = False) -> RunStatus:
+    """How a run ended: cancelled from outside, else failed if a job failed (and may not),
+    else stopped if a budget held back or killed work, else succeeded."""
     if cancelled:
         return RunStatus.CANCELLED
-    return RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+    if failed:
+        return RunStatus.FAILED
+    return RunStatus.STOPPED if budget_stopped else RunStatus.SUCCEEDED
+
+
+RUN_EXIT_CODES = {
+    RunStatus.SUCCEEDED: EXIT_OK,
+    RunStatus.FAILED: EXIT_JOBS_FAILED,
+    RunStatus.CANCELLED: EXIT_JOBS_FAILED,  # the CLI says 130/143 for a signal
+    RunStatus.STOPPED: EXIT_BUDGET_STOPPED,
+    RunStatus.REFUSED: EXIT_USAGE,  # a policy denied the flow (PolicyDenied's code)
+    RunStatus.RUNNING: EXIT_JOBS_FAILED,  # never the end of a run
+}
 
 
 def _no_tick(seconds_left: float) -> None:

@@ -20,7 +20,7 @@ from corral.models import (
     BudgetUnit,
     Cost,
     Usage,
-    decimal_text,
+    amount_text,
 )
 from corral.plan.limits import Limits, limit_of
 
@@ -151,7 +151,8 @@ class BudgetGuard:
         self.breaches.append(Breach(scope, job, unit, limit, spent, action))
         if action is not BudgetAction.WARN:
             refusal = (
-                f"{scope} budget reached: spent {unit} {decimal_text(spent)} of {unit} {limit}"
+                f"{scope} budget reached: spent {amount_text(unit, spent)} "
+                f"of {amount_text(unit, limit)}"
             )
             if scope is BudgetScope.RUN:
                 self._run_refusal = refusal
@@ -213,10 +214,10 @@ class BudgetGuard:
         if own <= left:
             return None
         text = (
-            f"job {job} may spend up to {unit} {decimal_text(own)}, but only "
-            f"{unit} {decimal_text(max(left, zero))} of the run budget ({unit} {run_limit}) "
-            "is left"
+            f"job {job} may spend up to {amount_text(unit, own)}, but only "
+            f"{amount_text(unit, max(left, zero))} of the run budget "
+            f"({amount_text(unit, run_limit)}) is left"
         )
         if held:
-            text += f" after {unit} {decimal_text(held)} held for running jobs"
+            text += f" after {amount_text(unit, held)} held for running jobs"
         return text

@@ -108,7 +108,7 @@ def _run(flags: RunFlags, title: str, start: Start) -> int:
 
 def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
     from corral.journal import summary_json
-    from corral.render.format import usage_line
+    from corral.render.format import budget_reckoning, usage_line
     from corral.render.summary import print_summary
 
     elapsed = report.ended_at - report.started_at
@@ -118,6 +118,8 @@ def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
     usage, cost = report.totals
     if cost is not None:
         footer += " · " + usage_line(usage, cost)
+    if report.journal.breaches:
+        footer += "\n" + budget_reckoning(report.journal)
     if report.store_error:
         click.echo(f"corral: warning: history not saved: {report.store_error}", err=True)
     print_summary(ui.console, report.journal, footer)
@@ -279,11 +281,11 @@ class _ExecCommand(click.Command):
         try:
             return super().parse_args(ctx, head)
         except click.NoSuchOption as error:
-            error.message = (
+            raise click.UsageError(
                 f"no such option: {error.option_name} (options for the command or the "
-                f"prompt go after --: corral exec [OPTIONS] -- CMD ARGS...)"
-            )
-            raise
+                f"prompt go after --: corral exec [OPTIONS] -- CMD ARGS...)",
+                ctx,
+            ) from None
 
 
 _LITERAL = "corral.exec.literal"

@@ -93,6 +93,8 @@ class Scheduler:
         self.known: dict[str, JobView] = dict(known or {})
         self.cancelled: str | None = None
         self.hard_cancelled = False
+        # jobs a budget kept from starting, and why: the run is `stopped`, not a success
+        self.held_back: dict[str, str] = {}
         self._missing = {
             name: sum(1 for n in job.needs if n in plan.jobs) for name, job in plan.jobs.items()
         }
@@ -270,9 +272,11 @@ class Scheduler:
             job = self.plan.jobs[name]
             tool = job.adapter
             if stopped := self.admission.stopped:
+                self.held_back[name] = stopped
                 self._skip(name, f"not started: {stopped}")
                 continue
             if refusal := self.admission.admit(job):
+                self.held_back[name] = refusal
                 self._skip(name, f"not started: {refusal}")
                 continue
             if stopped := self._matrices.cancelled(job):

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from corral.durations import format_duration
-from corral.models import BudgetLimits, Cost, CostSource, JobStatus, Tokens, Usage
+from corral.models import (
+    BudgetAction,
+    BudgetLimits,
+    BudgetUnit,
+    Cost,
+    CostSource,
+    JobStatus,
+    Tokens,
+    Usage,
+    amount_text,
+    money_text,
+)
+
+if TYPE_CHECKING:
+    from corral.events.types import BudgetExceeded
+    from corral.journal import RunJournal
 
 STYLE = {
     JobStatus.WAITING: "dim",
@@ -40,13 +55,40 @@ def tokens_text(count: int) -> str:
     return f"{count / 1_000_000:.2f}M"
 
 
-def money_text(usd: Decimal) -> str:
-    """`$1.25`, `$0.0042`, `$0`: dollars for people (JSON keeps the exact decimal)."""
-    if usd == 0:
-        return "$0"
-    if usd < Decimal("0.01"):
-        return f"${usd:.4f}"
-    return f"${usd:.2f}"
+def budget_breach_text(event: BudgetExceeded) -> str:
+    """`budget (run) exceeded: $0.60 of $0.50 so far; stop: no new job starts`."""
+    where = f"job {event.job}" if event.job else "run"
+    spent, limit = amount_text(event.unit, event.spent), amount_text(event.unit, event.limit)
+    action = _BUDGET_ACTIONS[event.action]
+    return f"budget ({where}) exceeded: {spent} of {limit} so far; {event.action}: {action}"
+
+
+_BUDGET_ACTIONS = {
+    BudgetAction.WARN: "jobs go on",
+    BudgetAction.STOP: "no new job starts",
+    BudgetAction.KILL: "running jobs are stopped",
+}
+
+
+def budget_reckoning(journal: RunJournal) -> str:
+    """`budget (run): ~$0.90 spent of $0.50`: each budget reached, against what was finally
+    spent (the breach message shows what was spent when it was reached)."""
+    lines = []
+    for breach in dict.fromkeys((b.job, b.unit) for b in journal.breaches):
+        job, unit = breach
+        first = next(b for b in journal.breaches if (b.job, b.unit) == breach)
+        if job:
+            entry = journal.jobs.get(job)
+            usage, cost = (entry.usage, entry.cost) if entry else (Usage(), None)
+        else:
+            usage, cost = journal.usage, journal.cost
+        if unit is BudgetUnit.USD:
+            spent = cost_text(cost) or "$0"
+        else:
+            spent = f"{tokens_text(usage.budget_tokens)} tokens"
+        limit = amount_text(unit, first.limit)
+        lines.append(f"budget ({f'job {job}' if job else 'run'}): {spent} spent of {limit}")
+    return " · ".join(lines)
 
 
 def budget_meters(budget: BudgetLimits | None, usage: Usage, cost: Cost) -> list[tuple[str, float]]:

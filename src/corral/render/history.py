@@ -9,11 +9,10 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
-from corral.models import TOKEN_FIELDS, Tokens
+from corral.models import TOKEN_FIELDS, Tokens, money_text
 from corral.render.format import (
     cost_or_dash,
     duration_or_dash,
-    money_text,
     time_text,
     token_kinds_text,
     tokens_text,

@@ -139,11 +139,9 @@ class LinePrinter:
         elif isinstance(event, RateLimited):
             self._note(event.job, "rate limited: " + event.message, "33")
         elif isinstance(event, BudgetExceeded):
-            where = f"job {event.job}" if event.job else "run"
-            unit = event.unit
-            spent, limit = decimal_text(event.spent), event.limit
-            text = f"budget ({where}) exceeded: {unit} {spent} of {unit} {limit}; {event.action}"
-            self._write(self._paint(text, "31"))
+            from corral.render.format import budget_breach_text  # rare: loaded when needed
+
+            self._write(self._paint(budget_breach_text(event), "31"))
 
     def _narrate(self, event: AssistantText | ToolCall | AgentError) -> None:
         if isinstance(event, AssistantText):
