@@ -15,6 +15,7 @@ from corral.events.types import (
     AgentResult,
     AssistantText,
     BudgetExceeded,
+    ConnectionFailing,
     Event,
     JobFinished,
     JobOutput,
@@ -113,6 +114,7 @@ SAMPLES: list[Event] = [
         cost_by_model={"m": Decimal("0.5")},
     ),
     RateLimited(job="a", attempt=1, status=429, retry_after_s=2.0, message="slow down"),
+    ConnectionFailing(job="a", attempt=1, message="Reconnecting... waiting for network"),
     AgentResult(
         job="a", attempt=1, text="r", is_error=True, error_kind=ErrorKind.AUTH, num_turns=2
     ),

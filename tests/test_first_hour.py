@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,81 @@ def test_history_is_found_from_where_the_run_was_started(tmp_path: Path) -> None
         assert "hi" in corral("logs", run_id, "a", cwd=folder).stdout
     exec_run = corral("exec", "--json", "--", "echo", "x", cwd=deeper)
     assert json.loads(exec_run.stdout)["run_id"] in corral("runs", cwd=tmp_path).stdout
+
+
+def _run_flow(tmp_path: Path, text: str, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(text)
+    result = corral("run", str(flow), "--json", "--no-store", cwd=tmp_path, env=env)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+# item 5: "Not logged in" (Claude Code's own words, recorded) is auth, never retried
+def test_claude_not_logged_in_is_auth_and_not_retried(tmp_path: Path) -> None:
+    code, summary, stderr = _run_flow(
+        tmp_path,
+        "jobs:\n  a: {tool: claude, prompt: hi, retries: 2}\n",
+        _agent_env(tmp_path, "claude_not_logged_in"),
+    )
+    job = summary["jobs"][0]
+    assert code == 1, stderr
+    assert (job["error_kind"], job["attempts"]) == ("auth", 1)
+    assert "Not logged in" in job["error"] and "error (auth)" in stderr
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Not logged in · Please run /login",
+        "Please set an Auth method in your ~/.gemini/settings.json",
+        "Missing API key",
+        "authentication failed",
+    ],
+)
+def test_credential_messages_are_auth(message: str) -> None:
+    from corral.models import ErrorKind
+    from corral.parsing.base import kind_of_message
+
+    assert kind_of_message(message)[0] is ErrorKind.AUTH
+
+
+# item 6: agent jobs get an idle timeout by default; retrying a connection is no progress
+def test_agent_jobs_get_a_default_idle_timeout() -> None:
+    from corral.execute.prepare import DEFAULT_AGENT_IDLE_TIMEOUT, idle_timeout
+
+    assert idle_timeout(None, agent=True) == DEFAULT_AGENT_IDLE_TIMEOUT == 600.0
+    assert idle_timeout(None, agent=False) is None  # a command may be silent for long
+    assert idle_timeout(0.0, agent=True) is None  # 0 turns it off
+    assert idle_timeout(30.0, agent=True) == 30.0
+
+
+def test_codex_reconnecting_is_connection_trouble() -> None:
+    from corral.events.types import ConnectionFailing
+    from corral.parsing import make_parser
+
+    parser = make_parser("codex-jsonl", model=None)
+    events = [e for line in (AGENTS / "codex_offline.out").read_text().splitlines()
+              for e in parser.feed(line, "stdout")]  # fmt: skip
+    failing = [e for e in events if isinstance(e, ConnectionFailing)]
+    assert len(failing) >= 6
+    assert "waiting for network" in failing[-1].message
+
+
+def test_codex_that_cannot_connect_is_stopped_and_says_so(tmp_path: Path) -> None:
+    # the recorded offline Codex, replayed slower than the idle timeout, then hanging: its
+    # reconnect lines keep coming, yet they are no progress
+    env = {
+        **_agent_env(tmp_path, "codex_offline"),
+        "FAKE_AGENT_PACE": "0.3",
+        "FAKE_AGENT_LINGER": "30",
+    }
+    code, summary, stderr = _run_flow(
+        tmp_path,
+        "jobs:\n  a: {tool: codex, prompt: hi, idle_timeout: 1s, kill_grace: 1s}\n",
+        env,
+    )
+    job = summary["jobs"][0]
+    assert code == 1, stderr
+    assert job["status"] == "failed" and job["error_kind"] == "api"
+    assert job["error"].startswith("cannot reach the API: only connection retries for 1s")
+    assert "Reconnecting... " in job["error"]  # stopped while the retries were still coming

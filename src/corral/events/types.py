@@ -295,6 +295,16 @@ class RateLimited(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionFailing(Event):
+    """The CLI cannot reach its API and keeps retrying by itself (no network, no route,
+    a refused connection). Such output is not progress: the idle watchdog does not count
+    it, so a CLI that would retry forever is stopped and reported as unable to connect."""
+
+    kind: ClassVar[str] = "agent.connection_failing"
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentResult(Event):
     """The agent's final answer and how the CLI says it ended."""
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from corral.events.types import (
     AgentError,
     AgentResult,
+    ConnectionFailing,
     Event,
     JobOutput,
     SessionStarted,
@@ -79,6 +80,10 @@ class AttemptPipeline:
         self.result_seen = asyncio.Event()  # set with result_at: a watchdog wakes for it
         self.error: AgentError | None = None
         self.session_id: str | None = None
+        # since when (on `clock`) the agent has only been failing to connect, and how
+        self.stalled_since: float | None = None
+        self.stalled: str | None = None
+        self._ended = False  # what the parser says once the process ended is no progress
 
     def line(self, stream: Stream, raw: bytes, offset: int, cut: bool) -> None:
         """One line of output (without its newline), as bytes; `offset` is where it
@@ -114,6 +119,12 @@ class AttemptPipeline:
         request = self.request
         for raw in events:
             event = stamp(raw, request.job, request.attempt)
+            if isinstance(event, ConnectionFailing):
+                if self.stalled_since is None:
+                    self.stalled_since = self.clock()
+                self.stalled = event.message
+            elif not self._ended:  # anything else the agent says while it runs is progress
+                self.stalled_since = self.stalled = None
             if isinstance(event, AgentResult):
                 self.result = event
                 self.result_at = self.clock()
@@ -124,6 +135,11 @@ class AttemptPipeline:
             elif isinstance(event, SessionStarted):
                 self.session_id = event.session_id or self.session_id
             self.publish(event)
+
+    def active_at(self, last_output: float) -> float:
+        """When the job last made progress, for the idle watchdog: its last output, unless
+        all it printed since was connection retries (see `ConnectionFailing`)."""
+        return self.stalled_since if self.stalled_since is not None else last_output
 
     def session_report(self) -> SessionReport | None:
         """What the CLI's own files say about the session (see `Tool.session_report`),
@@ -140,6 +156,7 @@ class AttemptPipeline:
     def finish(self, exit_code: int | None, report: SessionReport | None = None) -> None:
         """The process ended (`None`: by a signal): publish what the CLI's own files say
         (`report`), then what the parser still owes."""
+        self._ended = True
         if self.parser is not None:
             if report is not None:
                 self._forward(self.parser.cli_files(report.model, report.source, report.lines))
@@ -210,6 +227,10 @@ def classify(
     request = said.request
     if stopped is StopReason.STOP:
         return stop.status, stop.reason, stop.error_kind
+    if stopped is StopReason.IDLE and said.stalled is not None:
+        idle = request.idle_timeout or 0
+        message = f"cannot reach the API: only connection retries for {idle:g}s ({said.stalled})"
+        return JobStatus.FAILED, message[:300], ErrorKind.API
     if stopped in _WATCHDOGS:
         status, kind, template = _WATCHDOGS[stopped]
         message = template.format(timeout=request.timeout or 0, idle=request.idle_timeout or 0)

@@ -164,7 +164,7 @@ class LocalExecutor:
                 if request.timeout is not None:
                     deadlines.append(started + request.timeout)
                 if request.idle_timeout is not None:
-                    deadlines.append(child.last_output + request.idle_timeout)
+                    deadlines.append(pipeline.active_at(child.last_output) + request.idle_timeout)
                 if pipeline.result_at is not None:
                     deadlines.append(pipeline.result_at + request.result_grace)
                 wake = max(0.0, min(deadlines) - now)
@@ -200,7 +200,8 @@ def _why_stop(
         return StopReason.STOP
     if request.timeout is not None and now - started >= request.timeout:
         return StopReason.TIMEOUT
-    if request.idle_timeout is not None and now - child.last_output >= request.idle_timeout:
+    idle = request.idle_timeout
+    if idle is not None and now - pipeline.active_at(child.last_output) >= idle:
         return StopReason.IDLE
     if pipeline.result_at is not None and now - pipeline.result_at >= request.result_grace:
         return StopReason.LINGER

@@ -51,6 +51,20 @@ def expand_env(values: Mapping[str, str], base: Mapping[str, str], job: str) -> 
     return out
 
 
+# An agent CLI that hangs (Claude Code's stream can stop without a result) or retries a
+# connection for ever (Codex offline) must not hold a run for ever. Long silent tool
+# calls need more: `idle_timeout:` raises it, `0` turns it off.
+DEFAULT_AGENT_IDLE_TIMEOUT = 600.0
+
+
+def idle_timeout(given: float | None, *, agent: bool) -> float | None:
+    """The idle timeout a job gets: the one given, else 10 minutes for an agent (none for a
+    command); 0 means none."""
+    if given is None:
+        return DEFAULT_AGENT_IDLE_TIMEOUT if agent else None
+    return given or None
+
+
 @dataclass
 class RequestBuilder:
     """Builds the JobRequest of each attempt of one run (the scheduler calls it)."""
@@ -112,7 +126,7 @@ class RequestBuilder:
             model=model,
             parser=parser,
             timeout=spec.timeout,
-            idle_timeout=spec.idle_timeout,
+            idle_timeout=idle_timeout(spec.idle_timeout, agent=job.tool is not None),
             kill_grace=grace,
             spec=spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
         )

@@ -107,7 +107,17 @@ _STATUS_MARKED = re.compile(
 _STATUS_BARE = re.compile(r"(?<![\w.:/-])([45]\d\d)(?![\w.:/-])")
 _KEYWORDS: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"rate.?limit|too many requests|resource.?exhausted|quota", re.I), 429),
-    (re.compile(r"unauthori[sz]ed|unauthenticated|invalid api key|api key not valid", re.I), 401),
+    (
+        # what each CLI says when it has no credentials at all (Claude Code: "Not logged
+        # in · Please run /login"; Gemini CLI: "Please set an Auth method"), or bad ones
+        re.compile(
+            r"unauthori[sz]ed|unauthenticated|invalid api key|api key not valid|not logged in"
+            r"|please run /login|set an auth method|authentication (?:failed|required)"
+            r"|(?:missing|no) api key|api key (?:is )?(?:missing|not set)",
+            re.I,
+        ),
+        401,
+    ),
     (re.compile(r"permission.?denied|forbidden", re.I), 403),
 )
 

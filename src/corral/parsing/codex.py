@@ -9,6 +9,7 @@ from typing import Any
 from corral.events.types import (
     AgentResult,
     AssistantText,
+    ConnectionFailing,
     Event,
     RateLimited,
     SessionStarted,
@@ -29,7 +30,9 @@ from corral.parsing.base import (
 )
 
 _BANNER_MODEL = re.compile(r"^model:\s*(\S+)\s*$")
-_RECONNECTING = re.compile(r"^Reconnecting\.\.\.\s*(\d+)/(\d+)")
+# "Reconnecting... 2/5 (...)" and, once it gives up on a count, "Reconnecting... waiting
+# for network (...)" every few seconds, for ever
+_RECONNECTING = re.compile(r"^Reconnecting\.\.\.")
 # Codex's own stream watchdog (`stream_idle_timeout_ms`): an idle stream, not an API error
 _IDLE_TIMEOUT = re.compile(r"idle timeout", re.IGNORECASE)
 _TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call", "web_search", "file_change"})
@@ -159,9 +162,11 @@ class CodexParser(BaseParser):
             self.last_error = message  # reported by the turn.failed that follows
             return []
         status = find_status(message)
-        if status != 429:
-            return []
-        return [RateLimited(status=status, message=message, retrying=True)]
+        if status == 429:
+            return [RateLimited(status=status, message=message, retrying=True)]
+        if status is None:  # no answer at all: it cannot reach the API
+            return [ConnectionFailing(message=message)]
+        return []
 
     def fail(self, message: str) -> list[Event]:
         if self.result_sent:

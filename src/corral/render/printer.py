@@ -13,6 +13,7 @@ from corral.events.types import (
     AgentError,
     AssistantText,
     BudgetExceeded,
+    ConnectionFailing,
     Event,
     JobFinished,
     JobOutput,
@@ -138,6 +139,8 @@ class LinePrinter:
             )
         elif isinstance(event, RateLimited):
             self._note(event.job, "rate limited: " + event.message, "33")
+        elif isinstance(event, ConnectionFailing):
+            self._note(event.job, "cannot connect: " + event.message, "33")
         elif isinstance(event, BudgetExceeded):
             from corral.render.format import budget_breach_text  # rare: loaded when needed
 

@@ -261,7 +261,8 @@ class FakeExecutor:
             if request.timeout is not None:
                 deadlines.append((started + request.timeout, StopReason.TIMEOUT))
             if request.idle_timeout is not None:
-                deadlines.append((last_output + request.idle_timeout, StopReason.IDLE))
+                idle_at = pipeline.active_at(last_output) + request.idle_timeout
+                deadlines.append((idle_at, StopReason.IDLE))
             if pipeline.result_at is not None:
                 deadlines.append((pipeline.result_at + request.result_grace, StopReason.LINGER))
             if stop.requested:
