@@ -181,3 +181,35 @@ def test_codex_that_cannot_connect_is_stopped_and_says_so(tmp_path: Path) -> Non
     assert job["status"] == "failed" and job["error_kind"] == "api"
     assert job["error"].startswith("cannot reach the API: only connection retries for 1s")
     assert "Reconnecting... " in job["error"]  # stopped while the retries were still coming
+
+
+# item 7: a job downstream of a re-run job is decided again; show gives the final state
+def test_resume_reruns_an_always_job_that_ran_on_the_failure_path(tmp_path: Path) -> None:
+    flag = tmp_path / "ok.flag"
+    (tmp_path / "flow.yaml").write_text(
+        "jobs:\n"
+        "  prep: {run: echo prep}\n"
+        f"  build: {{needs: [prep], run: test -f {flag}}}\n"
+        "  test: {needs: [build], run: echo tested}\n"
+        "  report: {needs: [test], if: always(), run: 'echo build was ${{ jobs.build.status }}'}\n"
+        "  side: {run: echo side}\n"
+    )
+    first = corral("run", "flow.yaml", "--json", cwd=tmp_path)
+    assert first.returncode == 1
+    run_id = json.loads(first.stdout)["run_id"]
+    flag.touch()
+    resumed = corral("resume", run_id, "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert [j["name"] for j in summary["jobs"]] == ["build", "test", "report"]
+    report = next(j for j in summary["jobs"] if j["name"] == "report")
+    assert (Path(report["log_dir"]) / "stdout.log").read_text() == "build was succeeded\n"
+    assert "keeping 2 succeeded job(s), running 3" in resumed.stderr
+    # show: the flow's combined final state, the kept jobs marked
+    shown = json.loads(corral("show", summary["run_id"], "--json", cwd=tmp_path).stdout)
+    kept = {job["name"]: job["kept_from"] for job in shown["kept"]}
+    assert kept == {"prep": run_id, "side": run_id}
+    table = corral("show", summary["run_id"], cwd=tmp_path).stdout
+    for name in ("prep", "side", "build", "test", "report"):
+        assert f"\n{name} " in table or f"\n {name} " in table
+    assert f"kept from {run_id}" in table

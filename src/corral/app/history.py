@@ -18,7 +18,7 @@ from corral.app.location import corral_dir, open_history
 from corral.errors import NotFoundError
 from corral.models import JobStatus, RunStatus
 from corral.store.protocols import HistoryReader, HistoryStore, UsageBy
-from corral.store.records import RunRecord, RunRow, UsageRow
+from corral.store.records import JobRecord, RunRecord, RunRow, UsageRow
 
 if TYPE_CHECKING:  # the planner (and pydantic) is not loaded for the read-only commands
     from corral.plan import JobView
@@ -58,11 +58,57 @@ def list_runs(
 
 def show_run(url: str | None, directory: Path, run_id: str) -> RunRecord:
     """One run (by id or unique prefix) with every job and attempt."""
+    return show_flow_state(url, directory, run_id).record
+
+
+@dataclass(frozen=True)
+class FlowState:
+    """A run and, when it was resumed from others, the jobs it kept from them: with both,
+    the flow's combined final state across the resumes."""
+
+    record: RunRecord
+    kept: tuple[tuple[str, JobRecord], ...] = ()  # (the earlier run's id, its job)
+
+
+def show_flow_state(url: str | None, directory: Path, run_id: str) -> FlowState:
+    """The run (by id or unique prefix) and the jobs its resume chain kept (`FlowState`)."""
     history = _require(url, directory)
     try:
-        return history.get_run(run_id)
+        record = history.get_run(run_id)
+        own = {job.name for job in record.jobs}
+        kept: dict[str, tuple[str, JobRecord]] = {}
+        for earlier in earlier_runs(history, record):
+            for job in earlier.jobs:
+                if job.name not in own:
+                    kept.setdefault(job.name, (earlier.run.id, job))
+        return FlowState(record, tuple(kept.values()))
     finally:
         history.close()
+
+
+def earlier_runs(history: HistoryReader, record: RunRecord) -> tuple[RunRecord, ...]:
+    """The runs `record` was resumed from, newest first (up to one deleted by gc)."""
+    chain: list[RunRecord] = []
+    seen = {record.run.id}
+    parent = record.run.resumed_from
+    while parent and parent not in seen:
+        try:
+            earlier = history.get_run(parent)
+        except NotFoundError:
+            break
+        chain.append(earlier)
+        seen.add(earlier.run.id)
+        parent = earlier.run.resumed_from
+    return tuple(chain)
+
+
+def latest_jobs(records: tuple[RunRecord, ...]) -> dict[str, JobRecord]:
+    """Each job as recorded by the newest of `records` (newest first) that has it."""
+    latest: dict[str, JobRecord] = {}
+    for record in records:
+        for job in record.jobs:
+            latest.setdefault(job.name, job)
+    return latest
 
 
 def usage(

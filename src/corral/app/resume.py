@@ -1,7 +1,8 @@
 """`corral resume RUN`: finish an interrupted or failed run.
 
-Succeeded jobs are not run again: their recorded results feed their dependents'
-templates and conditions as before. Failed, cancelled, timed-out, skipped and
+Succeeded jobs are not run again (unless a job they need runs again: then they are
+decided afresh): their recorded results feed their dependents' templates and
+conditions as before. Failed, cancelled, timed-out, skipped and
 never-started jobs run. Budgets count what the earlier runs already spent. Before
 anything starts, processes the dead run left running are stopped (by the reaper).
 
@@ -19,11 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.app.history import earlier_runs, latest_jobs
 from corral.app.location import open_history
 from corral.app.run import RunControl, RunOptions, RunReport, RunView, start_run
 from corral.budget.accounting import Ledger
 from corral.config.loader import LoadedFlow, load_flow, load_text
-from corral.errors import FlowError, NotFoundError, UsageError
+from corral.errors import FlowError, UsageError
 from corral.events.bus import Subscriber
 from corral.events.types import RunFinished
 from corral.execute import reaper
@@ -31,7 +33,7 @@ from corral.execute.executor import Executor
 from corral.execute.liveness import holder
 from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, build_plan, without
-from corral.store.protocols import HistoryReader, HistoryStore
+from corral.store.protocols import HistoryStore
 from corral.store.records import AttemptRow, JobRecord, RunRecord
 
 Echo = Callable[[str], None]
@@ -80,7 +82,7 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
                 f"run {record.run.id} was refused by policy: nothing ran, so nothing resumes",
                 hint="see `corral show` for the denials; fix the flow and `corral run` it",
             )
-        records = (record, *_earlier_runs(history, record))
+        records = (record, *earlier_runs(history, record))
         for run in records:
             if (pid := holder(Path(run.run.log_root))) is not None:
                 raise UsageError(
@@ -101,8 +103,9 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
         echo(f"stopped {line}, left running by run {record.run.id}")
     loaded = _flow(record, echo)
     plan = build_plan(loaded.spec, source=loaded.source, locate=loaded.locate)
-    succeeded = [j for j in latest_jobs(records).values() if j.status is JobStatus.SUCCEEDED]
-    kept = [j.name for j in succeeded if j.name in plan.jobs]
+    latest = latest_jobs(records)
+    kept = kept_jobs(plan, {n for n, j in latest.items() if j.status is JobStatus.SUCCEEDED})
+    succeeded = [latest[name] for name in kept]
     remaining = without(plan, kept)
     if not remaining.jobs:
         echo(f"run {record.run.id}: every job already succeeded; nothing to resume")
@@ -172,29 +175,17 @@ async def finish_run(
     )
 
 
-def _earlier_runs(history: HistoryReader, record: RunRecord) -> tuple[RunRecord, ...]:
-    """The runs `record` was resumed from, newest first (up to one deleted by gc)."""
-    chain: list[RunRecord] = []
-    seen = {record.run.id}
-    parent = record.run.resumed_from
-    while parent and parent not in seen:
-        try:
-            earlier = history.get_run(parent)
-        except NotFoundError:
-            break
-        chain.append(earlier)
-        seen.add(earlier.run.id)
-        parent = earlier.run.resumed_from
-    return tuple(chain)
-
-
-def latest_jobs(records: tuple[RunRecord, ...]) -> dict[str, JobRecord]:
-    """Each job as recorded by the newest of `records` (newest first) that has it."""
-    latest: dict[str, JobRecord] = {}
-    for record in records:
-        for job in record.jobs:
-            latest.setdefault(job.name, job)
-    return latest
+def kept_jobs(plan: Plan, succeeded: set[str]) -> list[str]:
+    """The succeeded jobs a resume keeps: those none of whose needs, however far up, runs
+    again. A job downstream of one that runs again is decided afresh (its condition, its
+    templates): a `report` with `if: always()` that ran on the failure path must not stay
+    "build was failed" once build succeeded."""
+    kept: set[str] = set()
+    for name in plan.order:
+        needs = plan.jobs[name].needs
+        if name in succeeded and all(need in kept for need in needs if need in plan.jobs):
+            kept.add(name)
+    return [name for name in plan.jobs if name in kept]
 
 
 def _close_dead(history: HistoryStore, runs: tuple[RunRecord, ...]) -> None:

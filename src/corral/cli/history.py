@@ -141,19 +141,21 @@ def runs_command(
 def show_command(
     *, run_id: str, as_json: bool, server: str | None, store_url: str | None, directory: Path
 ) -> int:
-    """Show one run and every job in it, as at the end of the run."""
-    from corral.app.history import show_run
+    """Show one run and every job in it, as at the end of the run; for a resumed run,
+    the jobs it kept from the runs it finished as well (the flow's final state)."""
+    from corral.app.history import show_flow_state
 
     if server:
         return int(_remote().show(server, run_id, as_json=as_json))
 
-    record = show_run(store_url, directory, run_id)
+    state = show_flow_state(store_url, directory, run_id)
     if as_json:
-        _echo_json({"schema_version": JSON_VERSION, **record.to_dict()})
+        kept = [{**job.to_dict(), "kept_from": run} for run, job in state.kept]
+        _echo_json({"schema_version": JSON_VERSION, **state.record.to_dict(), "kept": kept})
         return 0
     from corral.render.history import console, print_record
 
-    print_record(console(), record)
+    print_record(console(), state.record, kept=state.kept)
     return 0
 
 

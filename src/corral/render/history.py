@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from decimal import Decimal
 
 from rich.console import Console
@@ -17,7 +18,7 @@ from corral.render.format import (
     token_kinds_text,
     tokens_text,
 )
-from corral.store.records import AttemptRow, RunRecord, RunRow, UsageRow
+from corral.store.records import AttemptRow, JobRecord, RunRecord, RunRow, UsageRow
 
 
 def console() -> Console:
@@ -54,8 +55,11 @@ def runs_table(runs: list[RunRow]) -> Table:
     return table
 
 
-def print_record(out: Console, record: RunRecord) -> None:
-    """`corral show`: the run's facts, then one line per job."""
+def print_record(
+    out: Console, record: RunRecord, *, kept: Sequence[tuple[str, JobRecord]] = ()
+) -> None:
+    """`corral show`: the run's facts, then one line per job; `kept` are the jobs a
+    resumed run kept from the runs it finished (with their run), listed first."""
     run = record.run
     lines = [
         ("run", run.id + (f" (resumed from {run.resumed_from})" if run.resumed_from else "")),
@@ -74,7 +78,9 @@ def print_record(out: Console, record: RunRecord) -> None:
     for name in ("JOB", "STATUS", "TRY", "TOOL", "MODEL", "DURATION", "EXIT", "TOKENS", "COST"):
         table.add_column(name)
     table.add_column("NOTE")
-    for job in record.jobs:
+    rows = [(f"kept from {run}", job) for run, job in kept]
+    rows += [("", job) for job in record.jobs]
+    for origin, job in rows:
         final = job.final
         note = job.reason or ""
         if final is not None and final.error:
@@ -90,7 +96,7 @@ def print_record(out: Console, record: RunRecord) -> None:
             _exit(final),
             tokens_text(job.tokens.total) if job.attempts else "-",
             cost_or_dash(job.cost),
-            note,
+            "; ".join(part for part in (origin, note) if part),
         )
     out.print()
     out.print(table)
