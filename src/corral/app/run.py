@@ -348,6 +348,7 @@ def _wire(
     wiring = _Wiring(bus, journal, ledger, guard, RateLimitGate())
     for name, job in plan.jobs.items():
         ledger.set_tool(name, job.adapter)
+        journal.job(name).tool = job.adapter  # known from the plan before the job starts
     for subscriber in (ledger, guard, wiring.gate, journal):
         bus.subscribe(subscriber)
     if resumed is not None:

@@ -72,6 +72,7 @@ class AttemptPipeline:
 
             self.parser = make_parser(request.parser, model=request.model)
         self.last_stdout: str | None = None
+        self.last_stderr: str | None = None  # why a command failed, as it said it
         # lines can arrive while the spawn is still being awaited: hold them until the
         # JobStarted event is out, so every subscriber sees start before output
         self._held: list[tuple[Stream, bytes, int, bool]] | None = []
@@ -106,6 +107,8 @@ class AttemptPipeline:
         )
         if stream == "stdout" and text.strip():
             self.last_stdout = shown
+        elif stream == "stderr" and text.strip():
+            self.last_stderr = shown.strip()[:200]
         if self.parser is not None:
             self._forward(self.parser.feed(text, stream))
 
@@ -221,7 +224,8 @@ def classify(
     3. the agent's result says it failed: its kind (else its error's, else `api`);
     4. an agent that lingered after its result was stopped: success, result kept;
     5. the agent reported an error and failed to finish cleanly: that error;
-    6. killed by a signal, or a non-zero exit code: failed (`exit`);
+    6. killed by a signal, or a non-zero exit code: failed (`exit`), with the last
+       line the job wrote to stderr;
     7. otherwise: success.
     """
     request = said.request
@@ -247,5 +251,6 @@ def classify(
     if signal is not None:
         return JobStatus.FAILED, f"killed by signal {signal}", ErrorKind.EXIT
     if exit_code != 0:
-        return JobStatus.FAILED, f"exit code {exit_code}", ErrorKind.EXIT
+        said_why = f": {said.last_stderr}" if said.last_stderr else ""
+        return JobStatus.FAILED, f"exit code {exit_code}{said_why}", ErrorKind.EXIT
     return _OK

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -38,7 +39,7 @@ class LiveView:
         self.limit = max_line_length
         self.clock = clock
         self._live = Live(
-            console=console, refresh_per_second=4, get_renderable=self.render, transient=False
+            console=console, refresh_per_second=4, get_renderable=self.render, transient=True
         )
 
     def __enter__(self) -> LiveView:
@@ -51,74 +52,177 @@ class LiveView:
     def render(self) -> Group:
         now = self.clock()
         rows = sorted(self.journal.jobs.values(), key=lambda r: r.seq)
-        agents = any(r.is_agent for r in rows)
+        width = self.console.size.width
+        columns = fit_columns([self._column(name, rows, now) for name in _COLUMNS], width)
         table = Table(expand=True, show_edge=False, pad_edge=False, box=None, header_style="bold")
-        table.add_column("job", no_wrap=True, max_width=28)
-        table.add_column("status", no_wrap=True)
-        table.add_column("time", justify="right", no_wrap=True)
-        if agents:
-            table.add_column("tool/model", no_wrap=True, max_width=26)
-            table.add_column("in/out", justify="right", no_wrap=True)
-            table.add_column("cache r/w", justify="right", no_wrap=True)
-            table.add_column("tools", justify="right", no_wrap=True)
-            table.add_column("cost", justify="right", no_wrap=True)
-        table.add_column("last output", overflow="ellipsis", no_wrap=True, ratio=1)
-        for row in rows:
-            detail = (
-                row.reason
-                if row.status
-                in (JobStatus.WAITING, JobStatus.READY, JobStatus.SKIPPED, JobStatus.RETRYING)
-                and row.reason
-                else row.last_line
+        for column in columns:
+            last = column.name == "last output"
+            table.add_column(
+                column.name,
+                justify="right" if column.right else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                ratio=1 if last else None,
+                min_width=None if last else column.width,
+                max_width=None if last else column.width,
             )
-            if row.status in (JobStatus.FAILED, JobStatus.TIMED_OUT) and row.error:
-                detail = row.error
-            if self.limit is not None:
-                detail = (detail or "")[: self.limit]
-            cells: list[RenderableType] = [
-                row.name,
-                status_text(row.status, row.attempt_count),
-                format_duration(row.elapsed(now)) if row.started_at is not None else "",
-            ]
-            if agents:
-                model = row.model or (row.models[0] if row.models else "")
-                cells.append(f"{row.tool}{'/' + model if model and row.is_agent else ''}")
-                usage = row.usage
-                if row.is_agent:
-                    cells += [
-                        f"{tokens_text(usage.input_tokens)}/{tokens_text(usage.output_tokens)}",
-                        f"{tokens_text(usage.cache_read_tokens)}/{tokens_text(usage.cache_write_tokens)}",
-                        str(max(usage.tool_calls, row.tool_calls_live)),
-                        cost_text(row.cost),
-                    ]
-                else:
-                    cells += ["", "", "", ""]
-            # what a job printed is data: its control sequences are shown, never obeyed
-            cells.append(Text(visible_line(detail or ""), style="dim"))
-            table.add_row(*cells)
-        return Group(self._head(rows, now), table)
+        for index in range(len(rows)):
+            table.add_row(*(column.cells[index] for column in columns))
+        return Group(self._head(rows, now, width), table)
 
-    def _head(self, rows: list[JobEntry], now: float) -> Table:
+    def _column(self, name: str, rows: list[JobEntry], now: float) -> Column:
+        agents = any(r.is_agent for r in rows)
+        cells: list[Text]
+        if name == "job":
+            cells = [Text(r.name) for r in rows]
+        elif name == "status":
+            cells = [status_text(r.status, r.attempt_count) for r in rows]
+        elif name == "time":
+            cells = [
+                Text(format_duration(r.elapsed(now)) if r.started_at is not None else "")
+                for r in rows
+            ]
+        elif name == "last output":
+            # what a job printed is data: its control sequences are shown, never obeyed
+            cells = [Text(visible_line(self._detail(r)), style="dim") for r in rows]
+        elif not agents:
+            return Column(name, [], right=False, width=0, absent=True)
+        elif name in ("tool/model", "tool"):
+            cells = [Text(_tool_model(r) if name == "tool/model" else r.tool) for r in rows]
+        else:
+            cells = [Text(_agent_cell(name, r) if _spent(r) else "") for r in rows]
+        right = name in ("time", "in/out", "cache r/w", "tools", "cost")
+        width = max([len(name), *(c.cell_len for c in cells)])
+        return Column(name, cells, right=right, width=width)
+
+    def _detail(self, row: JobEntry) -> str:
+        detail = (
+            row.reason
+            if row.status
+            in (JobStatus.WAITING, JobStatus.READY, JobStatus.SKIPPED, JobStatus.RETRYING)
+            and row.reason
+            else row.last_line
+        )
+        if row.status in (JobStatus.FAILED, JobStatus.TIMED_OUT) and row.error:
+            detail = row.error
+        if self.limit is not None:
+            detail = (detail or "")[: self.limit]
+        return detail or ""
+
+    def _head(self, rows: list[JobEntry], now: float, width: int) -> Table:
         journal = self.journal
         counts = journal.counts()
         done = sum(v for k, v in counts.items() if k.is_final)
         total = len(rows)
-        bar = ProgressBar(total=max(total, 1), completed=done, width=30)
         started = journal.started_at if journal.started_at is not None else now
-        summary = Text(
-            f" {done}/{total} done · {counts.get(JobStatus.RUNNING, 0)} running · "
-            f"{counts.get(JobStatus.FAILED, 0) + counts.get(JobStatus.TIMED_OUT, 0)} failed · "
-            f"{format_duration(max(now - started, 0.0))}"
-        )
+        # (text, rank): a narrow terminal drops the highest rank first, whole
+        parts = [
+            (f"{done}/{total} done", 0),
+            (f"{counts.get(JobStatus.RUNNING, 0)} running", 3),
+            (f"{counts.get(JobStatus.FAILED, 0) + counts.get(JobStatus.TIMED_OUT, 0)} failed", 2),
+            (format_duration(max(now - started, 0.0)), 0),
+        ]
         if journal.usage.total_tokens:
-            summary.append(f" · {usage_line(journal.usage, journal.spent)}")
+            parts.append((usage_line(journal.usage, None), 4))
+            if journal.spent is not None:
+                parts.append((cost_text(journal.spent), 1))
+        title = Text(self.title or journal.flow, style="bold")
+        label_width = max(title.cell_len, len("budget") if journal.budget else 0)
+
+        def joined() -> str:
+            return " · ".join(text for text, _ in parts)
+
+        # the bar gives way first (down to 10 cells), then the summary's parts, whole and
+        # least useful first: a line never wraps, nor ends in a lone separator
+        bar_width = min(BAR_WIDTH, width - label_width - len(joined()) - 3)
+        while bar_width < MIN_BAR_WIDTH and any(rank for _, rank in parts):
+            parts.remove(max(parts, key=lambda part: part[1]))
+            bar_width = min(BAR_WIDTH, width - label_width - len(joined()) - 3)
+        bar_width = max(bar_width, MIN_BAR_WIDTH)
+        summary = joined()
         head = Table.grid(padding=(0, 1))
-        head.add_row(Text(self.title or journal.flow, style="bold"), bar, summary)
+        head.add_column(no_wrap=True, min_width=label_width)
+        head.add_column(no_wrap=True)
+        head.add_column(no_wrap=True, overflow="ellipsis")
+        bar = ProgressBar(total=max(total, 1), completed=done, width=bar_width)
+        head.add_row(title, bar, Text(summary))
         meters = budget_meters(journal.budget, journal.usage, journal.spent)
         for label, spent in meters:
             style = "red" if spent >= 1 else "yellow" if spent >= 0.8 else "green"
             meter = ProgressBar(
-                total=1000, completed=min(spent, 1.0) * 1000, width=30, complete_style=style
+                total=1000, completed=min(spent, 1.0) * 1000, width=bar_width, complete_style=style
             )
-            head.add_row(Text("budget", style="dim"), meter, Text(f" {label} ({spent:.0%})"))
+            head.add_row(Text("budget", style="dim"), meter, Text(f"{label} ({spent:.0%})"))
         return head
+
+
+BAR_WIDTH = 30
+MAX_JOB_WIDTH = 28  # a longer job name is cut (…)
+MIN_BAR_WIDTH = 10
+GAP = 2  # between two columns of the table (rich's padding of 1 on each side)
+MIN_LAST_OUTPUT = 20  # the last output keeps at least this, or the agent figures give way
+
+# every column, in the order shown; "tool" stands in for "tool/model" when that is too wide
+_COLUMNS = ("job", "status", "time", "tool/model", "tool", "in/out", "cache r/w", "tools",
+            "cost", "last output")  # fmt: skip
+# what gives way when the terminal is narrow, least important first: the cache and tool
+# counts, then tokens, then the model (its tool stays), then the tool; the job, its status,
+# its time, its cost and its last output stay
+_DROP_ORDER = ("cache r/w", "tools", "in/out", "tool/model", "tool")
+
+
+@dataclass
+class Column:
+    """One column of the live table: its cells and the width they need."""
+
+    name: str
+    cells: list[Text]
+    right: bool
+    width: int
+    absent: bool = False
+
+
+def fit_columns(columns: list[Column], width: int) -> list[Column]:
+    """The columns that fit `width`, dropping the least important first (`_DROP_ORDER`);
+    "tool" is shown only where "tool/model" did not fit."""
+    shown = {c.name: c for c in columns if not c.absent and c.name != "tool"}
+    spare = {c.name: c for c in columns if c.name == "tool" and not c.absent}
+
+    def needed() -> int:
+        fixed = sum(c.width for n, c in shown.items() if n != "last output")
+        return fixed + GAP * (len(shown) - 1) + MIN_LAST_OUTPUT
+
+    for name in _DROP_ORDER:
+        if needed() <= width:
+            break
+        if name == "tool/model" and name in shown:
+            del shown[name]
+            if "tool" in spare:
+                shown["tool"] = spare["tool"]
+        else:
+            shown.pop(name, None)
+    job = shown.get("job")
+    if job is not None and needed() > width:  # then a long job name is cut (…)
+        job.width = max(min(job.width, MAX_JOB_WIDTH), job.width - (needed() - width))
+    return [c for c in columns if c.name in shown and shown[c.name] is c]
+
+
+def _tool_model(row: JobEntry) -> str:
+    model = row.model or (row.models[0] if row.models else "")
+    return f"{row.tool}{'/' + model if model and row.is_agent else ''}"
+
+
+def _spent(row: JobEntry) -> bool:
+    """Whether a row has agent figures to show: an agent job that started."""
+    return row.is_agent and row.started_at is not None
+
+
+def _agent_cell(name: str, row: JobEntry) -> str:
+    usage = row.usage
+    if name == "in/out":
+        return f"{tokens_text(usage.input_tokens)}/{tokens_text(usage.output_tokens)}"
+    if name == "cache r/w":
+        return f"{tokens_text(usage.cache_read_tokens)}/{tokens_text(usage.cache_write_tokens)}"
+    if name == "tools":
+        return str(max(usage.tool_calls, row.tool_calls_live))
+    return cost_text(row.cost)

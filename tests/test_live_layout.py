@@ -1,0 +1,212 @@
+"""The live view's layout (issue 13, item 9): at 80x24 and at 160x45 the whole screen is
+what it should be. Rendered screens are compared exactly; then `corral run` itself runs
+under a pseudo-terminal of each size and the screen a terminal emulator (pyte) shows is
+compared whole, times and ids masked."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pyte
+import pytest
+from rich.console import Console
+
+from corral.render.live import LiveView
+from live_screens import rehearsal_journal
+
+
+def rendered(width: int, height: int, *, done: bool) -> str:
+    console = Console(file=io.StringIO(), width=width, height=height, record=True,
+                      color_system=None)  # fmt: skip
+    view = LiveView(rehearsal_journal(done=done), console, title="rehearsal", clock=lambda: 101.9)
+    console.print(view.render())
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+RUNNING_80 = """\
+rehearsal                                0/3 done · 1 running · 0 failed · 1.9s
+budget                                   $0 of $1.00 (0%)
+job      status   time  tool/model                cost  last output
+analyze  running  1.9s  claude/claude-sonnet-4-5
+tests    waiting        codex                           waiting for analyze
+summary  waiting        gemini                          waiting for tests"""
+
+DONE_80 = """\
+rehearsal ━━━━━━━━━━━━━━━━━━━━━ 3/3 done · 0 running · 0 failed · 1.9s · ~$0.03
+budget    ╸                     $0.03 of $1.00 (3%)
+job      status     time  tool        cost  last output
+analyze  succeeded  2.8s  claude     $0.03  Two risks found.
+tests    succeeded  1.6s  codex   ~$0.0004  Added 3 tests.
+summary  succeeded  5.2s  gemini  ~$0.0001  All good."""
+
+DONE_160 = (Path(__file__).parent / "data" / "live" / "rehearsal_done_160x45.txt").read_text()
+DONE_160 = DONE_160.rstrip("\n")  # a whole screen too wide for a source line
+
+
+@pytest.mark.parametrize(
+    ("size", "done", "screen"),
+    [((80, 24), False, RUNNING_80), ((80, 24), True, DONE_80), ((160, 45), True, DONE_160)],
+    ids=["80x24-running", "80x24-done", "160x45-done"],
+)
+def test_whole_rendered_screens(size: tuple[int, int], done: bool, screen: str) -> None:
+    assert rendered(*size, done=done) == screen
+
+
+def test_at_any_width_nothing_essential_is_cut() -> None:
+    """From 60 to 200 columns: no line wraps, and the job, its status, time and cost are
+    whole; what gives way are whole columns, least important first."""
+    order = ["cache r/w", "tools", "in/out", "tool/model"]
+    for width in range(60, 201, 5):
+        screen = rendered(width, 40, done=True)
+        lines = screen.splitlines()
+        assert all(len(line) <= width for line in lines), width
+        assert "…" not in screen, (width, screen)
+        header = lines[2]
+        for name in ("job", "status", "time", "cost", "last output"):
+            assert name in header, (width, header)
+        shown = [name in header for name in order]
+        assert shown == sorted(shown), (width, header)  # dropped from the front of `order`
+        assert not lines[0].rstrip().endswith("·"), width
+
+
+# -- under a pseudo-terminal -----------------------------------------------------------
+
+
+FLOW = """\
+name: live-demo
+jobs:
+  fetch: {run: "sh -c 'echo fetching chunk 1 of 6; while [ ! -f go ]; do sleep 0.05; done'"}
+  lint: {run: "sh -c 'echo 3 warnings >&2; exit 1'"}
+  a-job-with-a-rather-long-name: {run: "echo done"}
+  test: {needs: [fetch], run: "echo test_4 ... ok"}
+  docs: {needs: [lint], run: "echo never"}
+"""
+
+LIVE = """\
+live-demo ━━━━━━━━━━━━━━━━━━╺━━━━━━━━━━━ 3/5 done · 1 running · 1 failed · N.Ns
+job                            status     time  last output
+fetch                          running    N.Ns  fetching chunk 1 of 6
+lint                           failed     N.Ns  exit code 1: 3 warnings
+a-job-with-a-rather-long-name  succeeded  N.Ns  done
+test                           waiting          waiting for fetch
+docs                           skipped          skipped: needs 'lint' failed"""
+
+SUMMARY = """\
+job                            status     time  exit  note
+fetch                          succeeded  N.Ns     0
+lint                           failed     N.Ns     1  exit code 1: 3 warnings
+a-job-with-a-rather-long-name  succeeded  N.Ns     0
+test                           succeeded  N.Ns     0
+docs                           skipped                skipped: needs 'lint' failed"""
+
+
+def _mask(screen: str, folder: Path) -> str:
+    screen = screen.replace(str(folder / ".corral" / "runs"), "LOGS")
+    screen = re.sub(r"LOGS/\S+", "LOGS", screen)
+    screen = re.sub(r"\b\d{8}-\d{6}-\w{4}\b", "RUN", screen)
+    screen = re.sub(r"\b\d+(\.\d+)?s\b", "N.Ns", screen)
+    return "\n".join(line.rstrip() for line in screen.splitlines()).strip("\n")
+
+
+class Terminal:
+    """`corral` on a pseudo-terminal of a given size, shown by a terminal emulator."""
+
+    def __init__(self, args: list[str], cwd: Path, columns: int, lines: int) -> None:
+        self.screen = pyte.Screen(columns, lines)
+        self.stream = pyte.ByteStream(self.screen)
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+        env["TERM"] = "xterm-256color"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "corral", *args], cwd=cwd, env=env,
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+
+    def read(self, timeout: float) -> bool:
+        """Feed what arrives within `timeout` to the emulator; False at end of output."""
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: the child side closed
+            return False
+        self.stream.feed(data)
+        return bool(data)
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    def wait_for(self, predicate: object, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if callable(predicate) and predicate(self.text()):
+                return
+            if not self.read(0.1):
+                break
+        raise AssertionError(f"screen never matched:\n{self.text()}")
+
+    def finish(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.read(0.5) and self.process.poll() is None and time.monotonic() < deadline:
+            pass
+        while self.read(0.2):
+            pass
+        code = self.process.wait(30)
+        os.close(self.master)
+        return code
+
+
+@pytest.mark.parametrize(("columns", "lines"), [(80, 24), (160, 45)])
+def test_live_view_under_a_pseudo_terminal(tmp_path: Path, columns: int, lines: int) -> None:
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    terminal = Terminal(["run", "flow.yaml"], tmp_path, columns, lines)
+    try:
+        # fetch waits for a file: the frame is steady once everything else settled
+        terminal.wait_for(lambda text: "skipped: needs 'lint' failed" in text and "3/5" in text)
+        terminal.read(0.5)  # one more redraw, with the same jobs
+        assert _mask(terminal.text(), tmp_path) == LIVE
+        (tmp_path / "go").touch()
+        assert terminal.finish() == 1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(terminal.process.pid, signal.SIGKILL)
+        terminal.process.wait(10)
+    # the live frame gave way to the summary, printed once, then the run's line
+    final = _mask(terminal.text(), tmp_path).splitlines()
+    footer = next(i for i, line in enumerate(final) if line.startswith("run RUN failed in"))
+    # at 80 columns the summary's note column folds a long note (it is never cut)
+    folded = SUMMARY.replace("needs 'lint' failed", "needs 'lint'\n" + " " * 54 + "failed")
+    assert "\n".join(final[:footer]) == (folded if columns == 80 else SUMMARY)
+    assert final.count(final[0]) == 1  # not twice
+
+
+def test_ctrl_c_leaves_no_old_frame(tmp_path: Path) -> None:  # item 15
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    terminal = Terminal(["run", "flow.yaml"], tmp_path, 80, 24)
+    try:
+        terminal.wait_for(lambda text: "fetching chunk 1 of 6" in text)
+        os.killpg(terminal.process.pid, signal.SIGINT)  # Ctrl-C: SIGINT to the group
+        assert terminal.finish() == 130
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(terminal.process.pid, signal.SIGKILL)
+        terminal.process.wait(10)
+    final = _mask(terminal.text(), tmp_path)
+    assert "live-demo ━" not in final and "last output" not in final  # the frame is gone
+    assert final.count("job ") == 1 and "interrupted by SIGINT" in final
