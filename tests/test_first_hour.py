@@ -213,3 +213,35 @@ def test_resume_reruns_an_always_job_that_ran_on_the_failure_path(tmp_path: Path
     for name in ("prep", "side", "build", "test", "report"):
         assert f"\n{name} " in table or f"\n {name} " in table
     assert f"kept from {run_id}" in table
+
+
+# item 13: money without binary-float noise, exact decimals end to end
+@pytest.mark.parametrize(
+    ("printed", "meant"),
+    [("0.9000000000000001", "0.9"), ("0.030749999999999996", "0.03075"),
+     ("0.09242800000000001", "0.092428"), ("0.0985404", "0.0985404"), ("0", "0")],
+)  # fmt: skip
+def test_claude_cost_loses_float_noise(printed: str, meant: str) -> None:
+    from decimal import Decimal
+
+    from corral.events.types import UsageUpdated
+    from corral.parsing import make_parser
+
+    parser = make_parser("claude-stream-json", model=None)
+    line = (
+        '{"type":"result","subtype":"success","is_error":false,"result":"ok",'
+        f'"total_cost_usd":{printed},"usage":{{"input_tokens":1,"output_tokens":1}},'
+        f'"modelUsage":{{"m":{{"inputTokens":1,"outputTokens":1,"costUSD":{printed}}}}}}}'
+    )
+    events = parser.feed(line, "stdout")
+    final = next(e for e in events if isinstance(e, UsageUpdated) and e.final)
+    assert final.cost is not None and str(final.cost.usd) == meant
+    assert final.cost_by_model["m"] == Decimal(meant)
+
+
+def test_summary_and_usage_show_claude_cost_exactly(tmp_path: Path) -> None:
+    env = _agent_env(tmp_path, "claude_text")  # Claude printed 0.09242800000000001
+    ran = corral("exec", "claude", "hi", "--json", cwd=tmp_path, env=env)
+    assert json.loads(ran.stdout)["jobs"][0]["cost"]["usd"] == "0.092428"
+    used = json.loads(corral("usage", "--json", cwd=tmp_path).stdout)
+    assert "0.092428" in json.dumps(used) and "0000000" not in json.dumps(used)

@@ -202,8 +202,9 @@ class Cost:
 
 
 def money_json(usd: Decimal | None) -> str | None:
-    """Dollars in every JSON document corral writes: exact decimal text, or null."""
-    return None if usd is None else str(usd)
+    """Dollars in every JSON document corral writes: exact decimal text (no trailing zeros
+    a sum left, never exponent form), or null."""
+    return None if usd is None else decimal_text(usd)
 
 
 def decimal_text(amount: Decimal | int) -> str:

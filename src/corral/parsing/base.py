@@ -71,20 +71,35 @@ def opt_int(value: Any) -> int | None:
 
 
 def money(value: Any) -> Decimal | None:
-    """Dollars as a Decimal with the exact digits the CLI printed.
+    """Dollars as a Decimal: the digits the CLI printed, less binary-float noise.
 
     A float goes through `str`, whose shortest round-trip digits are the ones JavaScript
-    printed; a Decimal (from `parse_float=Decimal`) is kept as is.
+    printed; a Decimal (from `parse_float=Decimal`) is kept as is. The CLIs add costs up
+    in binary floats, so their last digits can be noise (`0.9000000000000001`,
+    `0.030749999999999996`): see `without_float_noise`.
     """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, Decimal):
-        return value if value.is_finite() else None
+        return without_float_noise(value) if value.is_finite() else None
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, float):
-        return Decimal(str(value)) if math.isfinite(value) else None
+        return without_float_noise(Decimal(str(value))) if math.isfinite(value) else None
     return None
+
+
+FLOAT_DIGITS = 15  # a binary double holds 15 significant decimal digits faithfully
+
+
+def without_float_noise(amount: Decimal) -> Decimal:
+    """`amount` rounded to 15 significant digits, trailing zeros dropped: what a sum of
+    binary floats meant (`0.9000000000000001` is 0.9). Shorter numbers are kept as is."""
+    if len(amount.as_tuple().digits) <= FLOAT_DIGITS:
+        return amount
+    rounded = amount.quantize(Decimal(1).scaleb(amount.adjusted() - FLOAT_DIGITS + 1))
+    text = format(rounded, "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
 
 
 def loads_exact(line: str) -> Any:
