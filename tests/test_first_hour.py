@@ -245,3 +245,14 @@ def test_summary_and_usage_show_claude_cost_exactly(tmp_path: Path) -> None:
     assert json.loads(ran.stdout)["jobs"][0]["cost"]["usd"] == "0.092428"
     used = json.loads(corral("usage", "--json", cwd=tmp_path).stdout)
     assert "0.092428" in json.dumps(used) and "0000000" not in json.dumps(used)
+
+
+# item 10: a job whose failure went to stderr shows it in `corral logs`
+def test_logs_shows_a_failure_written_to_stderr(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text(
+        "jobs:\n  build: {run: \"sh -c 'echo no flag >&2; exit 1'\"}\n"
+    )
+    run_id = json.loads(corral("run", "flow.yaml", "--json", cwd=tmp_path).stdout)["run_id"]
+    shown = corral("logs", run_id, "build", cwd=tmp_path)
+    assert (shown.returncode, shown.stdout) == (0, "stderr| no flag\n")
+    assert corral("logs", run_id, "build", "--stderr", cwd=tmp_path).stdout == "no flag\n"

@@ -107,10 +107,15 @@ def test_show(folder: Path) -> None:
 
 def test_logs_reads_the_stored_log_dir(folder: Path) -> None:
     assert invoke(folder, "logs", "run-new1", "analyze")[1] == "second try\n"
-    assert invoke(folder, "logs", "run-new1", "analyze", "--attempt", "1")[1] == "analyze out\n"
+    # both streams by default, stderr marked; --stdout and --stderr give one as written
+    first = invoke(folder, "logs", "run-new1", "analyze", "--attempt", "1")[1]
+    assert first == "analyze out\nstderr| analyze err\n"
+    assert invoke(folder, "logs", "run-new1", "analyze", "--attempt", "1", "--stdout")[1] == (
+        "analyze out\n"
+    )
     assert invoke(folder, "logs", "run-new1", "lint", "--stderr")[1] == "lint err\n"
     everything = invoke(folder, "logs", "run-new1")[1]
-    assert "==> tests <==\ntests out\n" in everything
+    assert "==> tests <==\ntests out\nstderr| tests err\n" in everything
     code, message = invoke(folder, "logs", "run-new1", "nojob")
     assert code == 4 and "analyze, tests, lint, report" in message
 
@@ -135,10 +140,12 @@ def test_logs_follow_stops_when_the_run_ends(tmp_path: Path) -> None:
     code, out = invoke(tmp_path, "logs", "run-live", "lint", "--follow")
     thread.join()
     store.close()
-    assert (code, out) == (0, "lint out\nlate line\n")
+    assert (code, out) == (0, "lint out\nstderr| lint err\nlate line\n")
     assert time.monotonic() - began < 5
-    code, message = invoke(tmp_path, "logs", "run-live", "--follow")
-    assert code == 2 and "needs a JOB" in message
+    # without JOB, --follow follows every job (the run is over: each is printed once)
+    code, out = invoke(tmp_path, "logs", "run-live", "--follow")
+    assert code == 0 and "==> lint <==\nlint out\nlate line\nstderr| lint err\n" in out
+    assert "==> analyze <==\nsecond try\n" in out and out.count("==> lint <==") == 1
 
 
 def test_export(folder: Path, tmp_path: Path) -> None:

@@ -200,20 +200,41 @@ def follow_log(
     """Copy the log to `write` as it grows until the job is over (final status, or the
     run ended). The history is asked at most once a second; the last lines, which may
     land with the end, are read once more after it is seen."""
+    follow_logs(url, directory, run_id, [log], lambda _log, chunk: write(chunk),
+                clock=clock, sleep=sleep)  # fmt: skip
+
+
+def follow_logs(
+    url: str | None,
+    directory: Path,
+    run_id: str,
+    logs: list[JobLogFile],
+    write: Callable[[JobLogFile, bytes], None],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """`follow_log` for several jobs at once: each new chunk goes to `write` with the log
+    it came from, until every one of the jobs is over."""
     history = _require(url, directory)
-    position, checked, done = 0, -STATUS_EVERY_S, False
+    positions = dict.fromkeys(range(len(logs)), 0)
+    checked, done = -STATUS_EVERY_S, False
     try:
         while True:
-            chunk = _read_from(log.path, position)
-            if chunk:
-                write(chunk)
-                position += len(chunk)
+            grew = False
+            for index, log in enumerate(logs):
+                chunk = _read_from(log.path, positions[index])
+                if chunk:
+                    write(log, chunk)
+                    positions[index] += len(chunk)
+                    grew = True
+            if grew:
                 continue
             if done:
                 return
             if clock() - checked >= STATUS_EVERY_S:
                 checked = clock()
-                done = _over(history, run_id, log.job)
+                done = all(_over(history, run_id, log.job) for log in logs)
                 if done:
                     continue
             sleep(POLL_S)

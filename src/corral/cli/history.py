@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 import orjson
@@ -163,7 +163,12 @@ def show_command(
 @click.argument("run_id", metavar="RUN")
 @click.argument("job", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the run is running.")
-@click.option("--stderr", "stderr", is_flag=True, help="Print stderr.log instead of stdout.log.")
+@click.option(
+    "--stderr", "stream", flag_value="stderr", help="Only stderr.log, as written (no marks)."
+)
+@click.option(
+    "--stdout", "stream", flag_value="stdout", help="Only stdout.log, as written (no marks)."
+)
 @click.option("--attempt", type=click.IntRange(min=1), help="Which attempt (default: the last).")
 @click.option(
     "--raw",
@@ -177,58 +182,86 @@ def logs_command(
     run_id: str,
     job: str | None,
     follow: bool,
-    stderr: bool,
+    stream: str | None,
     attempt: int | None,
     raw: bool,
     server: str | None,
     store_url: str | None,
     directory: Path,
 ) -> int:
-    """Print the output of a run's job (every job when JOB is left out).
+    """Print the output of a run's job (every job when JOB is left out): stdout, then each
+    stderr line marked `stderr| `; --stdout or --stderr print one stream as written.
 
     To a pipe or a file the bytes are as logged; on a terminal, control and escape
     sequences are shown as text (`\\x1b]0;...`) unless --raw."""
-    from corral.app.history import follow_log, log_files, show_run
+    from corral.app.history import JobLogFile, follow_logs, log_files, show_run
 
     if server:
         remote = _remote()
         return int(
-            remote.logs(server, run_id, job, follow=follow, stderr=stderr, attempt=attempt, raw=raw)
+            remote.logs(server, run_id, job, follow=follow, stderr=stream == "stderr", attempt=attempt, raw=raw)
         )
 
     record = show_run(store_url, directory, run_id)
-    files = log_files(record, job, attempt=attempt, stderr=stderr)
-    if follow and len(files) != 1:
-        raise UsageError("--follow needs a JOB when the run has several jobs")
+    streams = [stream] if stream else ["stdout", "stderr"]
+    files = [
+        (name, log)
+        for log_set in zip(
+            *(log_files(record, job, attempt=attempt, stderr=s == "stderr") for s in streams),
+            strict=True,
+        )
+        for name, log in zip(streams, log_set, strict=True)
+    ]
+    marked = stream is None
     out = sys.stdout.buffer  # bytes as logged (click 8.3 deprecates get_binary_stream)
+    jobs = list(dict.fromkeys(log.job for _, log in files))
+    kinds = {log.path: name for name, log in files}
+    last: list[str] = []
 
     def emit(chunk: bytes) -> None:
         out.write(chunk)
         out.flush()
 
-    write: Callable[[bytes], None] = emit
+    shown: Callable[[bytes], None] = emit
     if not raw and sys.stdout.isatty():
         from corral.render.safe import visible_writer
 
-        write = visible_writer(emit)
+        shown = visible_writer(emit)
 
-    for log in files:
-        if len(files) > 1:
-            out.write(f"==> {log.job} <==\n".encode())
-        if follow:
-            follow_log(store_url, directory, record.run.id, log, write)
-        elif log.path.exists():
+    def write(log: JobLogFile, chunk: bytes) -> None:
+        if len(jobs) > 1 and last != [log.job]:
+            shown(b"")  # the end of the last job's text: what the decoder held back
+            emit(f"==> {log.job} <==\n".encode())
+            last[:] = [log.job]
+        if marked and kinds[log.path] == "stderr":
+            chunk = b"".join(b"stderr| " + line for line in chunk.splitlines(keepends=True))
+        shown(chunk)
+
+    if follow:
+        follow_logs(store_url, directory, record.run.id, [log for _, log in files], write)
+        shown(b"")
+        return 0
+    for name in jobs:
+        found = [log for _, log in files if log.job == name and log.path.exists()]
+        for log in found:
             with log.path.open("rb") as handle:
-                while chunk := handle.read(1 << 16):
-                    write(chunk)
-                write(b"")  # the end: what the decoder held back
-        elif len(files) == 1:
-            click.echo(
-                f"corral: no {log.path.name} for job {log.job} (not started?): {log.path}",
-                err=True,
-            )
+                # by lines where lines are marked, else in blocks: a log may be huge
+                for piece in _pieces(handle, by_lines=marked and kinds[log.path] == "stderr"):
+                    write(log, piece)
+            shown(b"")  # the end of this file: what the decoder held back
+        if not found and len(jobs) == 1:
+            click.echo(f"corral: job {name} wrote no log (not started?): {files[0][1].path.parent}",
+                       err=True)  # fmt: skip
     out.flush()
     return 0
+
+
+def _pieces(handle: BinaryIO, *, by_lines: bool) -> Iterator[bytes]:
+    if by_lines:
+        yield from handle
+    else:
+        while block := handle.read(1 << 20):
+            yield block
 
 
 @click.command("export")

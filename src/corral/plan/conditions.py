@@ -7,7 +7,8 @@ Status functions, judged when every need of the job has finished, as on GitHub:
   default condition. A skipped job is not ok, so a failure skips everything below it
   unless a condition says otherwise, even below a job that ran with `always()`.
 - `failure()`: some job upstream failed or timed out without `continue_on_error`.
-- `cancelled()`: the run was cancelled (Ctrl-C, `corral cancel`, the flow's `fail_fast`).
+- `cancelled()`: the run was cancelled (Ctrl-C or SIGTERM to corral, `--fail-fast` or
+  the flow's `fail_fast`).
 - `always()`: true.
 
 An expression that calls none of these means `success() && (expression)`, as on
