@@ -256,3 +256,39 @@ def test_logs_shows_a_failure_written_to_stderr(tmp_path: Path) -> None:
     shown = corral("logs", run_id, "build", cwd=tmp_path)
     assert (shown.returncode, shown.stdout) == (0, "stderr| no flag\n")
     assert corral("logs", run_id, "build", "--stderr", cwd=tmp_path).stdout == "no flag\n"
+
+
+# item 12: mistakes are errors with file:line:col, every one at once
+def test_silent_mistakes_are_errors_each_at_its_place() -> None:
+    from helpers import problems_of
+
+    text = (
+        "jobs:\n"
+        "  -dash: {run: echo}\n"
+        "  .hidden: {run: echo}\n"
+        "  '': {run: echo}\n"
+        "  café: {run: echo}\n"
+        "  ok: {run: echo, timeout: 0}\n"
+    )
+    assert problems_of(text) == [
+        "flow.yaml:2:3: jobs.-dash: job name '-dash' starts with '-': start it with a letter, "
+        "digit or '_'",
+        "flow.yaml:3:3: jobs..hidden: job name '.hidden' starts with '.': start it with a "
+        "letter, digit or '_'",
+        "flow.yaml:4:3: jobs.: a job name cannot be empty",
+        "flow.yaml:5:3: jobs.café: job name 'café' has 'é': a name holds only ASCII letters, "
+        "digits, '_', '-' and '.'",
+        "flow.yaml:6:28: jobs.ok.timeout: a timeout of 0 would stop the job at once: leave "
+        "`timeout` out for no limit",
+        "5 problems; nothing was run",
+    ]
+
+
+def test_a_job_written_twice_is_an_error() -> None:
+    from helpers import problems_of
+
+    text = "jobs:\n  a: {run: echo first}\n  a: {run: echo second}\n"
+    assert problems_of(text) == [
+        "flow.yaml:3:3: invalid YAML: duplicate key 'a' (first at line 2): YAML would keep "
+        "only this one, so rename or remove one of them"
+    ]

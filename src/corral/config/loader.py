@@ -39,6 +39,7 @@ from corral.config.schema import (
     OutputSpec,
     RehearseSpec,
     RehearseUsage,
+    job_name_problem,
 )
 from corral.errors import FlowError, Problem
 
@@ -91,10 +92,36 @@ def _position(locate: Locator, path: Path_) -> tuple[int | None, int | None]:
         probe = probe[:-1]
 
 
+_LoaderBase: Any = SafeLoader  # the C loader where there is one
+
+
+class _FlowLoader(_LoaderBase):  # type: ignore[misc]  # a base chosen at import time
+    """YAML's loader, refusing a key written twice: YAML keeps the last one, and a whole
+    job (or a `run:`) would vanish without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            first = seen.setdefault(key_node.value, key_node)
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key_node.value!r} (first at line "
+                    f"{first.start_mark.line + 1}): YAML would keep only this one, so rename "
+                    "or remove one of them",
+                    key_node.start_mark,
+                )
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
 def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
     if suffix in (".yaml", ".yml", ".json"):
         try:
-            data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=SafeLoader)
+            data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_FlowLoader)
         except json.JSONDecodeError as error:
             raise FlowError(
                 [Problem(source, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]
@@ -184,6 +211,7 @@ def validate_document(data: Any, *, source: str, locate: Locator) -> FlowSpec:
         )
     problems: list[Problem] = []
     document = _merge_defaults(data, source, locate, problems)
+    document = _check_jobs(document, source, locate, problems)
     try:
         spec = FlowSpec.model_validate(document)
     except ValidationError as error:
@@ -236,6 +264,24 @@ def _merge_defaults(
                 merged[key] = value
         merged_jobs[name] = merged
     return {**data, "jobs": merged_jobs}
+
+
+def _check_jobs(
+    document: dict[str, Any], source: str, locate: Locator, problems: list[Problem]
+) -> dict[str, Any]:
+    """Every bad job name at once, each at its place and told what is wrong with it; the
+    jobs whose name is bad go no further."""
+    jobs = document.get("jobs")
+    if not isinstance(jobs, dict):
+        return document
+    good: dict[Any, Any] = {}
+    for name, job in jobs.items():
+        wrong = job_name_problem(name)
+        if wrong is not None:
+            problems.append(_problem(source, locate, ("jobs", str(name), "<key>"), wrong))
+            continue
+        good[name] = job
+    return {**document, "jobs": good} if len(good) != len(jobs) else document
 
 
 # GitHub Actions keys a flow spells otherwise

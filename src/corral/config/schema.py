@@ -25,6 +25,31 @@ from corral.models import BudgetAction, BudgetLimits
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # a job's name is a folder name under its run's logs: file systems hold 255 bytes at most
 MAX_JOB_NAME = 255
+_NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
+
+
+def job_name_problem(name: object) -> str | None:
+    """What is wrong with a job name, in words that say how to fix it; None if fine."""
+    if not isinstance(name, str):
+        return None  # pydantic reports a name that is not a string (with a quoting hint)
+    if JOB_NAME.match(name):
+        if len(name.encode()) > MAX_JOB_NAME:
+            return (
+                f"job name {name[:20]}... is {len(name.encode())} bytes long: a job's "
+                f"logs folder is named after it and file systems hold {MAX_JOB_NAME} "
+                "at most; shorten it"
+            )
+        return None
+    if not name:
+        return "a job name cannot be empty"
+    bad = [c for c in dict.fromkeys(name) if not _NAME_CHAR.match(c)]
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return (
+            f"job name {name!r} has {shown}: a name holds only ASCII letters, digits, '_', "
+            "'-' and '.'"
+        )
+    return f"job name {name!r} starts with {name[0]!r}: start it with a letter, digit or '_'"
 
 
 def _duration(value: Any) -> float:
@@ -172,7 +197,9 @@ class JobSpec(_Strict):
     home: str | None = Field(None, description="Private HOME for the CLI ('auto' for one per job).")
     # limits
     timeout: Duration | None = None
-    idle_timeout: Duration | None = None
+    idle_timeout: Duration | None = Field(
+        None, description="No output for this long stops the job (agents: 10m; 0: never)."
+    )
     delay: Duration | None = Field(None, description="Wait this long before starting.")
     kill_grace: Duration | None = Field(None, description="SIGTERM to SIGKILL grace (default 5s).")
     budget: BudgetSpec | None = None
@@ -212,6 +239,15 @@ class JobSpec(_Strict):
     def _run_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
         if value is not None and not (value.strip() if isinstance(value, str) else value):
             raise ValueError("run is empty: give a command such as `pytest -q`")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_not_zero(cls, value: float | None) -> float | None:
+        if value == 0:
+            raise ValueError(
+                "a timeout of 0 would stop the job at once: leave `timeout` out for no limit"
+            )
         return value
 
 
@@ -256,16 +292,9 @@ class FlowSpec(_Strict):
     @classmethod
     def _job_names(cls, jobs: dict[str, JobSpec]) -> dict[str, JobSpec]:
         for name in jobs:
-            if not JOB_NAME.match(name):
-                raise ValueError(
-                    f"job name {name!r} may hold only letters, digits, '_', '-' and '.'"
-                )
-            if len(name.encode()) > MAX_JOB_NAME:
-                raise ValueError(
-                    f"job name {name[:20]}... is {len(name.encode())} bytes long: a job's "
-                    f"logs folder is named after it and file systems hold {MAX_JOB_NAME} "
-                    "at most; shorten it"
-                )
+            wrong = job_name_problem(name)
+            if wrong is not None:  # the loader reports every one first, each at its place
+                raise ValueError(wrong)
         return jobs
 
 
