@@ -292,3 +292,16 @@ def test_a_job_written_twice_is_an_error() -> None:
         "flow.yaml:3:3: invalid YAML: duplicate key 'a' (first at line 2): YAML would keep "
         "only this one, so rename or remove one of them"
     ]
+
+
+# item 15: a tool call says what it ran; a CLI's own stderr noise is not narrative
+def test_narrative_names_the_command_and_hides_cli_noise(tmp_path: Path) -> None:
+    claude = corral("exec", "--no-store", "claude", "hi", cwd=tmp_path,
+                    env=_agent_env(tmp_path, "claude_tool"))  # fmt: skip
+    assert "claude | ⚙ Bash: echo hello-from-mock-tool\n" in claude.stdout
+    codex = corral("exec", "--no-store", "codex", "hi", cwd=tmp_path,
+                   env=_agent_env(tmp_path, "codex_tool"))  # fmt: skip
+    stderr_noise = (AGENTS / "codex_tool.err").read_text().splitlines()
+    assert "Reading additional input from stdin..." in stderr_noise  # the recording has it
+    assert "Reading additional input from stdin" not in codex.stdout + codex.stderr
+    assert "⚙ command_execution: /bin/bash -lc 'echo hello-from-mock-tool'" in codex.stdout

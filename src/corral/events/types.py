@@ -250,6 +250,7 @@ class ToolCall(Event):
     kind: ClassVar[str] = "agent.tool_call"
     name: str
     call_id: str | None = None
+    detail: str = ""  # what it was asked, in one line: a command, a path, a pattern
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -89,6 +89,24 @@ def money(value: Any) -> Decimal | None:
     return None
 
 
+# the argument that says what a tool call does, by the names the CLIs give it
+_DETAIL_KEYS = ("command", "cmd", "file_path", "path", "pattern", "query", "url", "prompt")
+
+
+def tool_detail(arguments: object) -> str:
+    """One line saying what a tool call does (`ls -la`, `src/app.py`), at most 120
+    characters, from its arguments; "" when none says it."""
+    if isinstance(arguments, dict):
+        for key in _DETAIL_KEYS:
+            value = arguments.get(key)
+            if isinstance(value, list):
+                value = " ".join(str(v) for v in value)
+            if isinstance(value, str) and value.strip():
+                line = " ".join(value.split())
+                return line if len(line) <= 120 else line[:119] + "…"
+    return ""
+
+
 FLOAT_DIGITS = 15  # a binary double holds 15 significant decimal digits faithfully
 
 

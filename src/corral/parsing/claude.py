@@ -32,6 +32,7 @@ from corral.parsing.base import (
     opt_int,
     shortfall,
     status_kind,
+    tool_detail,
 )
 
 _ALLOWED = frozenset({"accept", "allow", "allowed", "approved", "approve"})
@@ -204,7 +205,8 @@ class ClaudeStreamParser(BaseParser):
                 self.tool_calls += 1
                 self._tools_by_model[model] = self._tools_by_model.get(model, 0) + 1
                 name = as_str(block.get("name")) or "tool"
-                events.append(ToolCall(name=name, call_id=as_str(block.get("id"))))
+                detail = tool_detail(block.get("input"))
+                events.append(ToolCall(name=name, call_id=as_str(block.get("id")), detail=detail))
         if counted and not self.result_seen:
             events.append(self.live_usage())
         return events

@@ -27,6 +27,7 @@ from corral.parsing.base import (
     failure,
     find_status,
     kind_of_message,
+    tool_detail,
 )
 
 _BANNER_MODEL = re.compile(r"^model:\s*(\S+)\s*$")
@@ -124,7 +125,8 @@ class CodexParser(BaseParser):
             if item_id is not None:
                 self._started.add(item_id)
             self.tool_calls += 1
-            events.append(ToolCall(name=_tool_name(item), call_id=item_id))
+            detail = tool_detail(item) or tool_detail(item.get("arguments"))
+            events.append(ToolCall(name=_tool_name(item), call_id=item_id, detail=detail))
         if completed:
             status = item.get("status")
             exit_code = item.get("exit_code")

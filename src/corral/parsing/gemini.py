@@ -30,6 +30,7 @@ from corral.parsing.base import (
     opt_int,
     status_from_exit,
     status_kind,
+    tool_detail,
 )
 
 # Gemini CLI's own exit codes (FatalAuthenticationError, FatalTurnLimitedError, untrusted
@@ -201,7 +202,8 @@ class GeminiStreamParser(_GeminiBase):
             events.append(SessionStarted(session_id=self.session_id, model=self.model))
         elif kind == "tool_use":
             name = as_str(obj.get("tool_name")) or "tool"
-            events.append(ToolCall(name=name, call_id=as_str(obj.get("tool_id"))))
+            detail = tool_detail(obj.get("parameters"))
+            events.append(ToolCall(name=name, call_id=as_str(obj.get("tool_id")), detail=detail))
         elif kind == "tool_result":
             events.append(_tool_result(obj))
         elif kind == "result":

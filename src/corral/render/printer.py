@@ -95,7 +95,10 @@ class LinePrinter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, JobOutput):
-            if event.job in self._agents and event.stream == "stdout":
+            if event.job in self._agents:
+                # an agent speaks through its parser; its raw lines (JSON, and on stderr the
+                # CLI's own noise: "Reading additional input from stdin...", colour and
+                # ripgrep warnings) stay in the logs, and its errors come as AgentError
                 return
             if self.mode == "prefixed":
                 text = truncate(visible_line(event.text), self.limit)
@@ -153,7 +156,8 @@ class LinePrinter:
                     shown = truncate(visible_line(line), self.limit)
                     self._write(f"{self._prefix(event.job)} {shown}")
         elif isinstance(event, ToolCall):
-            self._note(event.job, "⚙ " + event.name, "36")
+            said = f": {truncate(event.detail, self.limit)}" if event.detail else ""
+            self._note(event.job, f"⚙ {event.name}{said}", "36")
         else:
             self._note(event.job, f"error ({event.error_kind.value}): {event.message}", "31")
 
