@@ -202,9 +202,14 @@ class Cost:
 
 
 def money_json(usd: Decimal | None) -> str | None:
-    """Dollars in every JSON document corral writes: exact decimal text (no trailing zeros
-    a sum left, never exponent form), or null."""
-    return None if usd is None else decimal_text(usd)
+    """Dollars in every JSON document corral writes: exact decimal text, or null."""
+    return None if usd is None else str(usd)
+
+
+def plain_decimal(amount: Decimal) -> Decimal:
+    """`amount` without the trailing zeros a sum leaves (0.0924280 is 0.092428), never in
+    exponent form: money as the CLI or the price list wrote it."""
+    return Decimal(decimal_text(amount))
 
 
 def decimal_text(amount: Decimal | int) -> str:

@@ -13,7 +13,7 @@ from operator import attrgetter
 
 from corral.budget.pricing import PriceBook
 from corral.events.types import Event, JobStarted, SpendUpdated, UsageUpdated
-from corral.models import Cost, CostSource, Usage
+from corral.models import Cost, CostSource, Usage, plain_decimal
 
 UNKNOWN_TOOL = "unknown"  # an attempt whose job never announced its tool
 
@@ -64,12 +64,14 @@ class _CostSum:
             self.estimated += sign
 
     def value(self) -> Cost:
+        # taking a live estimate back leaves its digits behind (0.0924280): drop them
+        priced = plain_decimal(self.priced)
         if self.unpriced > 0:
             # as Cost.__add__ does: the priced part, or None when nothing was priced
-            return Cost(self.priced if self.priced else None, CostSource.UNPRICED)
+            return Cost(priced if priced else None, CostSource.UNPRICED)
         if self.estimated > 0:
-            return Cost(self.priced, CostSource.ESTIMATED)
-        return Cost(self.priced, CostSource.REPORTED)
+            return Cost(priced, CostSource.ESTIMATED)
+        return Cost(priced, CostSource.REPORTED)
 
 
 class _ModelSum:
