@@ -23,7 +23,7 @@ from corral.events.types import (
     RateLimited,
     ToolCall,
 )
-from corral.models import JobStatus, decimal_text
+from corral.models import JobStatus
 from corral.render.safe import visible_line
 
 _COLOURS = ["36", "33", "35", "32", "34", "91", "96", "93", "95", "92", "94"]
