@@ -116,7 +116,7 @@ docs                           skipped                skipped: needs 'lint' fail
 def _mask(screen: str, folder: Path) -> str:
     screen = screen.replace(str(folder / ".corral" / "runs"), "LOGS")
     screen = re.sub(r"LOGS/\S+", "LOGS", screen)
-    screen = re.sub(r"\b\d{8}-\d{6}-\w{4}\b", "RUN", screen)
+    screen = re.sub(r"^run \S+ ", "run RUN ", screen, flags=re.MULTILINE)  # the run id
     screen = re.sub(r"\b\d+(\.\d+)?s\b", "N.Ns", screen)
     return "\n".join(line.rstrip() for line in screen.splitlines()).strip("\n")
 
