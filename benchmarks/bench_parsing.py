@@ -1,6 +1,6 @@
 """Parser throughput on one core: MB/s of output lines turned into events, per format.
 
-    python benchmarks/bench_parsing.py
+    python benchmarks/bench_parsing.py [--rounds N]
 
 The Claude stream is the recorded tool-use run repeated, with a multi-megabyte tool
 result every few rounds, as the real CLI prints when a tool reads a big file.
@@ -8,6 +8,7 @@ result every few rounds, as the real CLI prints when a tool reads a big file.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -39,11 +40,11 @@ def big_tool_result(call_id: str) -> str:
     )
 
 
-def claude_stream() -> list[str]:
+def claude_stream(rounds: int = ROUNDS) -> list[str]:
     lines = (DATA / "claude" / "claude_tool_stream.jsonl").read_text().splitlines()
     init, body, result = lines[0], lines[1:-1], lines[-1]
     out = [init]
-    for n in range(ROUNDS):
+    for n in range(rounds):
         # give each round's messages fresh ids, as a long session has
         out += [line.replace("msg_mock_", f"msg_{n}_") for line in body]
         if n % BIG_EVERY == 0:
@@ -74,15 +75,19 @@ def measure(fmt: str, lines: list[str], repeat: int = 3) -> tuple[float, int, in
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="conversation rounds")
+    rounds = parser.parse_args().rounds
+    scale = max(1, rounds * 3000 // ROUNDS)
     cases = [
-        ("claude-stream-json", claude_stream()),
+        ("claude-stream-json", claude_stream(rounds)),
         (
             "claude-stream-json (partial)",
-            repeated(DATA / "claude" / "claude_stream_partial.jsonl", 300),
+            repeated(DATA / "claude" / "claude_stream_partial.jsonl", max(1, scale // 10)),
         ),
-        ("codex-jsonl", repeated(DATA / "codex" / "codex_exec_tool.jsonl", 3000)),
-        ("gemini-stream-json", repeated(DATA / "gemini" / "gemini_tool_stream.jsonl", 3000)),
-        ("generic", repeated(DATA / "codex" / "codex_text.stderr.txt", 3000)),
+        ("codex-jsonl", repeated(DATA / "codex" / "codex_exec_tool.jsonl", scale)),
+        ("gemini-stream-json", repeated(DATA / "gemini" / "gemini_tool_stream.jsonl", scale)),
+        ("generic", repeated(DATA / "codex" / "codex_text.stderr.txt", scale)),
     ]
     print(f"{'format':32} {'MB':>8} {'events':>8} {'MB/s':>8}")
     claude_rate = 0.0

@@ -1,4 +1,11 @@
-"""`make bench`: every benchmark, one after the other (each prints its own table)."""
+"""`make bench`: the targets table (bench_targets.py), then the micro benchmarks.
+
+    python benchmarks/run_all.py [--quick] [--no-micro] [bench_targets.py options...]
+
+`--quick` runs everything at tiny sizes (a smoke run: the harness works, no figure is
+worth reading); other options (`--only`, `--rounds`, `--no-install`, `--out`,
+`--strict`) go to bench_targets.py, and `--only` also skips the micro benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +14,27 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ["bench_run.py", "bench_parsing.py", "bench_plan.py", "bench_store.py", "bench_server.py"]
+# each micro benchmark with its arguments: (full run, quick run)
+MICRO = {
+    "bench_parsing.py": ([], ["--rounds", "20"]),
+    "bench_plan.py": ([], ["--jobs", "1000", "--edges", "3000", "--repeat", "2"]),
+    "bench_store.py": ([], ["--events", "20000", "--throughput", "5000"]),
+    "bench_server.py": ([], ["--quick"]),
+}
 
 
 def main() -> int:
-    # an installed package has its bytecode compiled (pip does it); an editable checkout
-    # under PYTHONDONTWRITEBYTECODE=1 would recompile every module on every start
-    subprocess.call([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "src")])
-    failed = 0
-    for name in ORDER:
-        print(f"== {name}", flush=True)
-        failed |= subprocess.call([sys.executable, str(HERE / name), *sys.argv[1:2]]) != 0
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    micro = "--no-micro" not in args and not any(a.startswith("--only") for a in args)
+    targets = [a for a in args if a != "--no-micro"]
+    print("== bench_targets.py", flush=True)
+    failed = subprocess.call([sys.executable, str(HERE / "bench_targets.py"), *targets]) != 0
+    if micro:
+        for name, (full, small) in MICRO.items():
+            print(f"== {name}", flush=True)
+            command = [sys.executable, str(HERE / name), *(small if quick else full)]
+            failed |= subprocess.call(command) != 0
     return 1 if failed else 0
 
 
