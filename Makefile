@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast lint typecheck bench fmt demo \
+.PHONY: install test test-fast lint typecheck bench bench-quick fmt demo \
 	release release-container release-verify release-smoke release-lock release-repro
 
 install:
@@ -27,8 +27,14 @@ fmt: install
 	$(VENV)/bin/ruff format src tests benchmarks release hatch_build.py
 	$(VENV)/bin/ruff check --fix src tests benchmarks release hatch_build.py
 
+# every row of the performance targets against its baselines (see benchmarks/README.md);
+# BENCH_ARGS passes options on, e.g. make bench BENCH_ARGS="--only exec,flat1k --rounds 3"
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+# the same at tiny sizes: a smoke run that checks the harness, no figure worth reading
+bench-quick: install
+	$(PY) benchmarks/run_all.py --quick $(BENCH_ARGS)
 
 demo: install
 	$(VENV)/bin/corral run examples/hello.yaml

@@ -136,6 +136,8 @@ def history(spec_runs: list[list[object]], label: str) -> tuple[Path, dict[str, 
     marker = final.with_suffix(".json")
     if final.exists() and marker.exists():
         return final, json.loads(marker.read_text())
+    for stale in cache_dir().glob(f"history-{label}-*"):  # an older recipe's: never read again
+        stale.unlink()
     tmp = final.with_suffix(".building.db")
     spec_file = final.with_suffix(".spec.json")
     spec_file.write_text(json.dumps(spec))

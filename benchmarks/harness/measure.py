@@ -53,7 +53,7 @@ class Command:
         extra = ""
         if self.env is not None:
             added = {k: v for k, v in self.env.items() if os.environ.get(k) != v}
-            extra = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(added.items()))
+            extra = " ".join(f"{k}={_shown(k, v)}" for k, v in sorted(added.items()))
         line = shlex.join(self.argv)
         return f"{extra} {line}" if extra else line
 
@@ -86,6 +86,16 @@ class Sample:
             "error": self.error,
             **self.extra,
         }
+
+
+def _shown(name: str, value: str) -> str:
+    """An environment value for display: what was put in front of the inherited one."""
+    import shlex
+
+    inherited = os.environ.get(name)
+    if inherited and value.endswith(os.pathsep + inherited):
+        return shlex.quote(value[: -len(inherited) - 1]) + f"{os.pathsep}${name}"
+    return shlex.quote(value)
 
 
 def raise_fd_limit(wanted: int = 8192) -> int:

@@ -39,6 +39,58 @@ def wrap(command: Command, profiler: str, out: Path) -> Command:
     )
 
 
+# the area a sample belongs to: the first of these found walking from the innermost frame
+# outward decides (so `Path.mkdir` under the executor counts as filesystem, not executor)
+AREAS = (
+    ("<frozen importlib", "start-up imports"),
+    ("corral/store/", "history store"),
+    ("sqlalchemy/", "history store"),
+    ("alembic/", "history store: migrations"),
+    ("LineSpool.__init__", "filesystem: log files"),
+    ("Path.mkdir", "filesystem: log folders"),
+    ("execute/lines.py", "pipe to log, line splitting"),
+    ("ChildProcess._readable", "pipe to log, line splitting"),
+    ("ChildProcess._spawn", "spawning"),
+    ("ChildProcess.start", "spawning"),
+    ("ChildProcess._watch_exit", "spawning"),
+    ("ChildProcess._collect", "reaping"),
+    ("execute/reaper.py", "reaping"),
+    ("_group_alive", "reaping"),
+    ("corral/parsing/", "parsing agent output"),
+    ("corral/budget/", "accounting, pricing, budgets"),
+    ("genai_prices", "accounting, pricing, budgets"),
+    ("rich/", "drawing (rich)"),
+    ("corral/render/", "view state, summary, joblog"),
+    ("corral/events/", "events and bus"),
+    ("_Attempt.on_line", "per-line events"),
+    ("_Attempt._forward", "per-line events"),
+    ("corral/execute/executor.py", "executor bookkeeping"),
+    ("corral/execute/scheduler.py", "scheduler bookkeeping"),
+    ("corral/execute/prepare.py", "job preparation"),
+    ("corral/session.py", "run session"),
+    ("yaml/", "flow load: YAML"),
+    ("pydantic", "flow load: pydantic"),
+    ("corral/config/", "flow load"),
+    ("corral/plan/", "planning"),
+    ("graphlib", "planning"),
+    ("asyncio/", "asyncio loop"),
+    ("selectors.py", "asyncio loop"),
+    ("threading.py", "threads: hand-offs"),
+    ("click/", "command line"),
+    ("corral/cli/", "command line"),
+)
+# a thread blocked on a lock is not using the CPU, but py-spy does not always see it idle
+IDLE = ("Condition.wait (threading.py", "Event.wait (threading.py")
+
+
+def _area(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for marker, name in AREAS:
+            if marker in frame:
+                return name
+    return "other"
+
+
 def _function(frame: str) -> str:
     # py-spy frames read "name (path/to/file.py:LINE)": group by function, not by line
     name, _, where = frame.partition(" (")
@@ -51,27 +103,34 @@ def _function(frame: str) -> str:
 
 
 def summarise_pyspy(raw: Path, top: int = 15) -> list[str]:
-    """Top functions by own and by inclusive share of the CPU samples of a raw py-spy file."""
+    """CPU samples of a raw py-spy file by area, then the top functions (own, inclusive)."""
+    areas: Counter[str] = Counter()
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    writer = total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        frames = [_function(f) for f in stack.split(";") if f and not f.startswith("thread (")]
-        if not frames:
+        frames = [f for f in stack.split(";") if f and not f.startswith(("thread (", "process "))]
+        if not count.isdigit() or not frames or frames[-1].startswith(IDLE):
             continue
         n = int(count)
         total += n
-        own[frames[-1]] += n
-        for name in set(frames):
+        writer += n if any("StoreWriter._run" in f for f in frames) else 0
+        areas[_area(frames)] += n
+        names = [_function(f) for f in frames]
+        own[names[-1]] += n
+        for name in set(names):
             inclusive[name] += n
     if not total:
         return ["(no samples)"]
-    lines = [f"{total} samples ({total / 200:.1f} s of CPU at 200 Hz); own time:"]
+    lines = [
+        f"{total} CPU samples ({total / 200:.1f} s at 200 Hz; the profiler slows the process), "
+        f"{writer / total:.0%} in the history writer thread; by area:"
+    ]
+    lines += [f"  {n / total:6.1%}  {name}" for name, n in areas.most_common()]
+    lines.append("functions, own time:")
     lines += [f"  {n / total:6.1%}  {name}" for name, n in own.most_common(top)]
-    lines.append("inclusive:")
+    lines.append("functions, inclusive:")
     lines += [f"  {n / total:6.1%}  {name}" for name, n in inclusive.most_common(top)]
     return lines
 

@@ -139,7 +139,7 @@ def claude_row(ctx: Context) -> list[RowResult]:
         for k in ("corral", "nostore")
     ]
     row.notes = [
-        f"each job replays {lines:,} lines, {size:,} bytes (one init line, fresh ids per turn)"
+        f"each job replays {lines:,} lines, {size:,} bytes: one init, the turns as recorded"
     ]
     zen = (
         f"zen {show(per_mb['zen'], 0, ' ms/MB')}, keeps nothing on disk"

@@ -13,10 +13,12 @@ from harness.report import RowResult, show
 # the history the performance review ran `corral runs` on (52 runs, 263,131 jobs,
 # 844,407 events, 373 MB) was what its benchmark runs had left: runs of this shape
 FULL_HISTORY: list[list[object]] = (
-    [["flat", 50_000]] * 3 + [["flat", 10_000]] * 9 + [["flat", 1_000]] * 20 + [["flat", 180]] * 11
+    [["flat", 50_000]] * 3 + [["flat", 10_000]] * 9 + [["flat", 1_000]] * 20 + [["flat", 180]] * 15
 )
 QUICK_HISTORY: list[list[object]] = [["flat", 400], ["flat", 20], ["flat", 20]]
-AGENT_RUNS = 9  # of 20 Claude jobs each, replaying the Claude row's stream (1 of 2 when quick)
+# runs of 20 Claude jobs replaying the `claude` row's stream, ~3,250 stored events a job
+# (one run of 2 jobs when quick)
+AGENT_RUNS = 5
 
 
 def history_fixture(ctx: Context) -> tuple[str, dict[str, int], str, int]:
