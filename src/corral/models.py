@@ -302,7 +302,16 @@ class Tokens:
         return self.input + self.output + self.cache_read + self.cache_write
 
     def __add__(self, other: Tokens) -> Tokens:
-        return Tokens(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        # spelt out: `corral show` adds these for every job of a run (dataclasses.fields
+        # costs more than the additions)
+        return Tokens(
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+            self.reasoning + other.reasoning,
+            self.tool_calls + other.tool_calls,
+        )
 
     @classmethod
     def from_usage(cls, usage: Usage) -> Tokens:
@@ -318,11 +327,18 @@ class Tokens:
     @classmethod
     def from_columns(cls, row: Mapping[str, Any]) -> Tokens:
         """From a row keyed by column name (None reads as 0)."""
-        return cls(*(int(row[column] or 0) for column in TOKEN_COLUMN_NAMES))
+        return cls(*[int(row[column] or 0) for column in TOKEN_COLUMN_NAMES])
 
     def columns(self) -> dict[str, int]:
         """Keyed by column name, for the history's tables and CSV."""
         return {column: getattr(self, name) for name, column in TOKEN_COLUMNS}
 
     def to_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in TOKEN_FIELDS}
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+            "reasoning": self.reasoning,
+            "tool_calls": self.tool_calls,
+        }

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from corral.collector import collector_paused
 from corral.config.loader import LoadedFlow, load_flow, load_text, validate_document
 from corral.errors import FlowError, Problem, ToolError
 from corral.plan import Plan, build_plan, select
@@ -21,7 +22,8 @@ def check_flow(
     path: str | Path, *, only: Sequence[str] = (), from_: Sequence[str] = ()
 ) -> tuple[LoadedFlow, Plan]:
     """Load, validate and plan a flow; every problem (schema, graph, tools) at once."""
-    loaded, plan = _planned(load_flow(path))
+    with collector_paused():
+        loaded, plan = _planned(load_flow(path))
     if only or from_:
         plan = select(plan, only=only, from_=from_)
     return loaded, plan
@@ -32,7 +34,8 @@ def check_flow_text(text: str, filename: str, *, base_dir: Path) -> tuple[Loaded
     it were the file `base_dir/filename`: the same problems, worded as `corral validate`
     words them, located in `filename`."""
     name = Path(filename).name or "flow.yaml"
-    return _planned(load_text(text, base_dir / name, name))
+    with collector_paused():
+        return _planned(load_text(text, base_dir / name, name))
 
 
 def _planned(loaded: LoadedFlow) -> tuple[LoadedFlow, Plan]:

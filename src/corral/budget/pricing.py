@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from corral.errors import PriceFileError
 from corral.models import Cost, CostSource, Usage
@@ -186,6 +183,10 @@ def load_price_file(path: str | Path) -> dict[str, Rates]:
 
 
 def _read(path: Path) -> Any:
+    import tomllib  # only when a price file is given: a run without one never loads them
+
+    import yaml
+
     suffix = path.suffix.lower()
     try:
         text = path.read_text(encoding="utf-8")

@@ -12,24 +12,13 @@ import difflib
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from corral.config.locate import (
-    Locator,
-    Path_,
-    SafeLoader,
-    make_locator,
-    toml_positions,
-    yaml_positions,
-    yaml_scalars,
-)
 from corral.config.schema import (
     JOB_FIELDS,
     NOT_DEFAULTABLE,
@@ -42,6 +31,11 @@ from corral.config.schema import (
     job_name_problem,
 )
 from corral.errors import FlowError, Problem
+
+if TYPE_CHECKING:
+    # the YAML and TOML readers are imported by _parse: `corral exec` builds its flow
+    # in memory and never loads them
+    from corral.config.locate import Locator, Path_
 
 
 @dataclass(frozen=True)
@@ -119,7 +113,13 @@ class _FlowLoader(_LoaderBase):  # type: ignore[misc]  # a base chosen at import
 
 
 def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
+    from corral.config.locate import make_locator
+
     if suffix in (".yaml", ".yml", ".json"):
+        import yaml
+
+        from corral.config.locate import SafeLoader, yaml_positions, yaml_scalars
+
         try:
             data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_FlowLoader)
         except json.JSONDecodeError as error:
@@ -135,6 +135,10 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
             raise FlowError([Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
         return data, make_locator(yaml_positions, text, yaml_scalars)
     if suffix == ".toml":
+        import tomllib
+
+        from corral.config.locate import toml_positions
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:

@@ -19,8 +19,8 @@ from corral.plan import matrix as matrix_rules
 from corral.plan.adapter import tool_inherited, tool_of
 from corral.plan.conditions import compile_condition
 from corral.plan.expressions import (
-    ENV,
     JinjaSyntaxError,
+    environment,
     free_names,
     has_template,
     parse_template,
@@ -174,7 +174,7 @@ def _check_jinja(
 ) -> None:
     # `jobs.my-job.result` parses as `jobs.my - job.result`: the reference check explains
     # that, so the stray `job` is not reported as an unknown name as well
-    allowed = TEMPLATE_NAMES | set(ENV.globals) | {PLACEHOLDER} | parts
+    allowed = TEMPLATE_NAMES | set(environment().globals) | {PLACEHOLDER} | parts
     try:
         tree = parse_template(text)
     except JinjaSyntaxError as exc:

@@ -2,31 +2,40 @@
 analysis (which `jobs.X...` and `matrix.K` a template reads).
 
 `if:` and `${{ }}` are GitHub's expression language instead (`corral.expressions`).
+Jinja2 is imported on first use: a flow without `{{ }}` never loads it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, meta, nodes
-from jinja2.exceptions import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import SandboxedEnvironment
 
 from corral.plan.quoting import RAW_FILTER, finalize, unsafe_raw
 
 _LEXER_AT = re.compile(r" at (\d+)$")
 
 
-# One configured sandbox. It holds no per-run state: templates are compiled per call.
-# `finalize` writes a job that printed no result as nothing (not the word "None") and,
-# while a `run:` command renders, turns each value into a marker (corral.plan.quoting).
-ENV = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=finalize
-)
-ENV.filters[RAW_FILTER] = unsafe_raw
+@functools.cache
+def environment() -> SandboxedEnvironment:
+    """The one configured sandbox. It holds no per-run state: templates are compiled per
+    call. `finalize` writes a job that printed no result as nothing (not the word "None")
+    and, while a `run:` command renders, turns each value into a marker
+    (corral.plan.quoting)."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=finalize
+    )
+    env.filters[RAW_FILTER] = unsafe_raw
+    return env
 
 
 class Namespace:
@@ -44,7 +53,7 @@ class Namespace:
 
     def _missing(self, key: object) -> Any:
         known = ", ".join(sorted(self._values)) or "nothing"
-        return ENV.undefined(hint=f"{self._label} has no {key!r} (it has: {known})")
+        return environment().undefined(hint=f"{self._label} has no {key!r} (it has: {known})")
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("__"):
@@ -90,8 +99,10 @@ def _offset_to_column(source: str, offset: int) -> tuple[int, int]:
 
 def parse_template(source: str) -> nodes.Template:
     """Parse a template; a syntax error carries its line (Jinja knows no column for these)."""
+    from jinja2.exceptions import TemplateSyntaxError
+
     try:
-        return ENV.parse(source)
+        return environment().parse(source)
     except TemplateSyntaxError as exc:
         message = exc.message or "invalid syntax"
         lexed = _LEXER_AT.search(message)
@@ -106,6 +117,8 @@ def has_template(text: str) -> bool:
 
 
 def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    from jinja2 import nodes
+
     keys: list[str] = []
     while True:
         if isinstance(node, nodes.Getattr):
@@ -131,6 +144,8 @@ def references(tree: nodes.Node) -> list[tuple[str, ...]]:
     A dynamic access (`jobs[name]`) yields the bare root ("jobs",); the runtime context
     then only holds what the job may read, so it still fails closed.
     """
+    from jinja2 import nodes
+
     found: list[tuple[str, ...]] = []
     stack: list[nodes.Node] = [tree]
     while stack:
@@ -147,4 +162,6 @@ def references(tree: nodes.Node) -> list[tuple[str, ...]]:
 
 def free_names(tree: nodes.Template) -> set[str]:
     """Names a template reads that it does not define itself (loops, `set`)."""
+    from jinja2 import meta
+
     return set(meta.find_undeclared_variables(tree))

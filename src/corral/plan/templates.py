@@ -20,9 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2.exceptions import TemplateError as JinjaError
-from jinja2.exceptions import UndefinedError
-
 from corral.config.schema import JobSpec
 from corral.errors import TemplateError
 from corral.expressions import Expression, ExpressionError
@@ -30,7 +27,7 @@ from corral.expressions.spans import OPEN, Span, find_expressions
 from corral.expressions.template import split
 from corral.expressions.values import to_string
 from corral.plan.contexts import CONTEXTS, RunScope, build_contexts
-from corral.plan.expressions import ENV, Namespace, has_template
+from corral.plan.expressions import Namespace, environment, has_template
 from corral.plan.model import PlannedJob
 from corral.plan.quoting import capture, has_markers, quote_command
 from corral.plan.views import JobView, jobs_namespace
@@ -128,6 +125,8 @@ def render_command(template: str, context: TemplateContext, *, shell: bool) -> s
 
 
 def _render(template: str, context: TemplateContext) -> str:
+    from jinja2.exceptions import UndefinedError  # Jinja2 loads with the first template
+
     text, expressions = split_template(template)
     variables = context.variables()
     if expressions:
@@ -140,12 +139,14 @@ def _render(template: str, context: TemplateContext) -> str:
             return to_string(expressions[number][1].evaluate(values))
 
         variables[PLACEHOLDER] = evaluate
-    return ENV.from_string(text).render(variables)
+    return environment().from_string(text).render(variables)
 
 
 def _template_error(
     template: str, context: TemplateContext, where: str, exc: Exception
 ) -> TemplateError:
+    from jinja2.exceptions import TemplateError as JinjaError
+
     place = f"job {context.job!r}" if context.job else "template"
     if where:
         place += f", {where}"

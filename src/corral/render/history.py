@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from corral.models import TOKEN_FIELDS, Tokens, money_text
+from corral.render.columns import print_columns
 from corral.render.format import (
     cost_or_dash,
     duration_or_dash,
@@ -74,32 +75,46 @@ def print_record(
     ]
     for label, value in lines:
         out.print(f"{label + ':':<10}{value}")
-    table = Table(box=None, header_style="bold")
-    for name in ("JOB", "STATUS", "TRY", "TOOL", "MODEL", "DURATION", "EXIT", "TOKENS", "COST"):
-        table.add_column(name)
-    table.add_column("NOTE")
-    rows = [(f"kept from {run}", job) for run, job in kept]
-    rows += [("", job) for job in record.jobs]
-    for origin, job in rows:
+    rows = []
+    jobs = [(f"kept from {run}", job) for run, job in kept]
+    jobs += [("", job) for job in record.jobs]
+    for origin, job in jobs:
         final = job.final
         note = job.reason or ""
         if final is not None and final.error:
             kind = f"{final.error_kind}: " if final.error_kind else ""
             note = f"{kind}{final.error}"
-        table.add_row(
-            job.name,
-            str(job.status),
-            str(len(job.attempts)) if job.attempts else "-",
-            "-" if final is None else final.tool,
-            "-" if final is None or not final.model else final.model,
-            "-" if final is None else duration_or_dash(final.duration_s),
-            _exit(final),
-            tokens_text(job.tokens.total) if job.attempts else "-",
-            cost_or_dash(job.cost),
-            "; ".join(part for part in (origin, note) if part),
+        rows.append(
+            (
+                job.name,
+                str(job.status),
+                str(len(job.attempts)) if job.attempts else "-",
+                "-" if final is None else final.tool,
+                "-" if final is None or not final.model else final.model,
+                "-" if final is None else duration_or_dash(final.duration_s),
+                _exit(final),
+                tokens_text(job.tokens.total) if job.attempts else "-",
+                cost_or_dash(job.cost),
+                "; ".join(part for part in (origin, note) if part),
+            )
         )
     out.print()
-    out.print(table)
+    # a run may have 50,000 jobs: plain columns, not a rich Table (0.65 ms a row)
+    print_columns(out, _JOB_HEADERS, rows)
+
+
+_JOB_HEADERS = (
+    "JOB",
+    "STATUS",
+    "TRY",
+    "TOOL",
+    "MODEL",
+    "DURATION",
+    "EXIT",
+    "TOKENS",
+    "COST",
+    "NOTE",
+)
 
 
 def _exit(attempt: AttemptRow | None) -> str:

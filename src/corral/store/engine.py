@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from corral.errors import MissingExtraError, StoreError
 from corral.private import private_dir, private_file
@@ -111,12 +111,18 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def current_revision(connection: Connection) -> str | None:
-    """The schema revision of the database, or None when it has no corral tables."""
-    from sqlalchemy import inspect
+    """The schema revision of the database, or None when it has no corral tables.
 
-    if not inspect(connection).has_table("alembic_version"):
+    One query, and no migration machinery: opening a current history (every run, every
+    history command) costs a single SELECT; Alembic is imported only to migrate.
+    """
+    try:
+        value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError) as error:
+        if "alembic_version" not in str(error.orig):
+            raise
+        connection.rollback()  # PostgreSQL aborts the transaction on a missing table
         return None
-    value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return None if value is None else str(value)
 
 

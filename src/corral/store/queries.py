@@ -38,14 +38,20 @@ from corral.store.records import (
 )
 
 _HINT = "`corral runs` lists them"
+_JOB_STATUSES: dict[str, JobStatus] = {str(s): s for s in JobStatus}
+
+
+def _job_status(value: str) -> JobStatus:
+    # a dict look-up: the enum's own call costs more, 50,000 times in a big run
+    return _JOB_STATUSES.get(value) or JobStatus(value)
 
 
 def _tokens(row: Any) -> Tokens:
-    return Tokens.from_columns(row._mapping)
+    return Tokens.from_columns(row if isinstance(row, dict) else row._mapping)
 
 
 def _cost(row: Any) -> Cost | None:
-    m = row._mapping
+    m = row if isinstance(row, dict) else row._mapping
     if m["cost_source"] is None:
         return None
     return Cost(m["cost_usd"], CostSource(m["cost_source"]))
@@ -156,19 +162,30 @@ def get_run(conn: Connection, run_id: str) -> RunRecord:
                 cost_source=CostSource.UNPRICED if cost is None else cost.source,
             )
         )
+    # a run may have 50,000 jobs: plain dicts (one per row) instead of SQLAlchemy's
+    # row mappings, looked up a dozen times a row
     attempts: dict[str, list[AttemptRow]] = defaultdict(list)
-    for at in conn.execute(select(a).where(a.c.run_id == run_id).order_by(a.c.job, a.c.attempt)):
-        attempts[at.job].append(_attempt_row(at, tuple(models.get((at.job, at.attempt), ()))))
+    found = conn.execute(select(a).where(a.c.run_id == run_id).order_by(a.c.job, a.c.attempt))
+    keys = list(found.keys())
+    for values in found.fetchall():
+        at = dict(zip(keys, values, strict=True))
+        at_models = tuple(models.get((at["job"], at["attempt"]), ()))
+        attempts[at["job"]].append(_attempt_row(at, at_models))
     jobs = []
     counts: dict[str, int] = defaultdict(int)
-    for job in conn.execute(select(j).where(j.c.run_id == run_id).order_by(j.c.position, j.c.name)):
-        counts[job.status] += 1
+    found = conn.execute(
+        select(j.c.name, j.c.status, j.c.reason)
+        .where(j.c.run_id == run_id)
+        .order_by(j.c.position, j.c.name)
+    )
+    for name, status, reason in found.fetchall():
+        counts[status] += 1
         jobs.append(
             JobRecord(
-                name=job.name,
-                status=JobStatus(job.status),
-                reason=job.reason,
-                attempts=tuple(attempts.get(job.name, ())),
+                name=name,
+                status=_job_status(status),
+                reason=reason,
+                attempts=tuple(attempts.get(name, ())),
             )
         )
     return RunRecord(
@@ -180,13 +197,13 @@ def get_run(conn: Connection, run_id: str) -> RunRecord:
     )
 
 
-def _attempt_row(row: Row[Any], models: tuple[ModelUsage, ...]) -> AttemptRow:
-    m = row._mapping
+def _attempt_row(row: Row[Any] | dict[str, Any], models: tuple[ModelUsage, ...]) -> AttemptRow:
+    m = row if isinstance(row, dict) else row._mapping
     return AttemptRow(
         run_id=m["run_id"],
         job=m["job"],
         attempt=int(m["attempt"]),
-        status=JobStatus(m["status"]),
+        status=_job_status(m["status"]),
         started_at=m["started_at"],
         ended_at=m["ended_at"],
         duration_s=m["duration_s"],
@@ -204,8 +221,8 @@ def _attempt_row(row: Row[Any], models: tuple[ModelUsage, ...]) -> AttemptRow:
         outputs=_json(m["outputs"]),
         log_dir=m["log_dir"],
         unparsed_lines=int(m["unparsed_lines"] or 0),
-        tokens=_tokens(row),
-        cost=_cost(row),
+        tokens=_tokens(m),
+        cost=_cost(m),
         models=models,
     )
 

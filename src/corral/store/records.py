@@ -100,6 +100,8 @@ class JobRecord:
 
     @property
     def tokens(self) -> Tokens:
+        if len(self.attempts) == 1:
+            return self.attempts[0].tokens
         total = Tokens()
         for attempt in self.attempts:
             total = total + attempt.tokens
@@ -110,15 +112,16 @@ class JobRecord:
         return Cost.total(a.cost for a in self.attempts)
 
     def to_dict(self) -> dict[str, Any]:
-        final = self.final
+        attempts = [a.to_dict() for a in self.attempts]
+        cost = self.cost
         return {
             "name": self.name,
             "status": str(self.status),
             "reason": self.reason,
             "tokens": self.tokens.to_dict(),
-            "cost": None if self.cost is None else self.cost.to_dict(),
-            "final": None if final is None else final.to_dict(),
-            "attempts": [a.to_dict() for a in self.attempts],
+            "cost": None if cost is None else cost.to_dict(),
+            "final": attempts[-1] if attempts else None,  # the same values, built once
+            "attempts": attempts,
         }
 
 

@@ -1,0 +1,69 @@
+"""A plain fixed-width table for long listings (`corral show` of a big run).
+
+rich's `Table` measures and renders every cell through its layout engine: about 0.65 ms
+a row, 33 s for a 50,000-job run. This writes the same layout (a space at each edge, two
+between columns, the header in bold on a terminal) from one pass over the widths, so a
+row costs a few microseconds. Cells are text, never markup (a job's error that says
+`[x]` shows `[x]`), and lose the control codes rich would drop, so one row stays one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.control import strip_control_codes
+
+# written to the console in pieces of this many lines
+_CHUNK = 2000
+
+
+def _clean(cell: str) -> str:
+    return strip_control_codes(cell.replace("\r\n", " ").replace("\n", " ").replace("\t", " "))
+
+
+def _column(cells: Sequence[str], header: str, right: bool) -> list[str]:
+    """One column's cells (header first), cleaned and padded to one width."""
+    joined = "".join(cells)
+    if not (joined.isascii() and joined.isprintable()):
+        cells = [_clean(cell) for cell in cells]
+    cells = [header, *cells]
+    if "".join(cells).isascii():
+        width = max(map(len, cells))
+        return [c.rjust(width) for c in cells] if right else [c.ljust(width) for c in cells]
+    width = max(map(cell_len, cells))
+    pads = [" " * (width - cell_len(c)) for c in cells]
+    return [p + c if right else c + p for c, p in zip(cells, pads, strict=True)]
+
+
+def lines(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()
+) -> Iterator[str]:
+    """The header line, then one line per row; columns in `right` are right-aligned."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in headers]
+    padded = [
+        _column(col, h, i in right) for i, (h, col) in enumerate(zip(headers, columns, strict=True))
+    ]
+    for parts in zip(*padded, strict=True):
+        yield " " + "  ".join(parts) + " "
+
+
+def print_columns(
+    out: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: frozenset[int] = frozenset(),
+) -> None:
+    """Print the table: the header through rich (bold on a terminal), the rows as text."""
+    found = lines(headers, rows, right)
+    out.print(next(found), style="bold", markup=False, emoji=False, highlight=False, soft_wrap=True)
+    chunk: list[str] = []
+    for line in found:
+        chunk.append(line)
+        if len(chunk) >= _CHUNK:
+            out.file.write("\n".join(chunk) + "\n")
+            chunk = []
+    if chunk:
+        out.file.write("\n".join(chunk) + "\n")
+    out.file.flush()
