@@ -1,11 +1,19 @@
 """The live table on a terminal: per job status, elapsed, tool, model, tokens, cost and
 its last output line, plus a progress bar, the run's totals and its budget meters, a few
-times a second. Everything shown is read from the run's journal (live cost included)."""
+times a second. Everything shown is read from the run's journal (live cost included).
+
+The redraw rate is fixed (`REFRESH_PER_SECOND`) whatever the number of jobs or events,
+and a redraw renders only the rows the terminal can show: running jobs first, then
+failures, then the ones waiting, then the finished; the rest are summarised in one line
+of counts. A run of 50,000 jobs costs a redraw what a run of 50 does, plus one pass
+over the jobs to pick and count them.
+"""
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rich.console import Console, Group
@@ -19,6 +27,54 @@ from corral.journal import JobEntry, RunJournal
 from corral.models import JobStatus
 from corral.render.format import budget_meters, cost_text, status_text, tokens_text, usage_line
 from corral.render.safe import visible_line
+
+REFRESH_PER_SECOND = 4
+# what to show first when the jobs do not all fit (lower first)
+_PRIORITY = {
+    JobStatus.RUNNING: 0,
+    JobStatus.RETRYING: 0,
+    JobStatus.FAILED: 1,
+    JobStatus.TIMED_OUT: 1,
+    JobStatus.CANCELLED: 2,
+    JobStatus.READY: 3,
+    JobStatus.WAITING: 4,
+    JobStatus.SUCCEEDED: 5,
+    JobStatus.SKIPPED: 5,
+}
+# lines the live view keeps for itself: the head (title, meters), the table's header,
+# the summary line of hidden jobs, and one for the cursor
+_RESERVED = 3
+
+
+def visible_rows(
+    jobs: Iterable[JobEntry], room: int
+) -> tuple[list[JobEntry], dict[JobStatus, int]]:
+    """The jobs to draw (in flow order) when `room` lines are free, and the hidden ones
+    counted by status.
+
+    All of them when they fit; otherwise the most telling first (see `_PRIORITY`), the
+    most recently started of each kind before the older ones.
+    """
+    rows = list(jobs)
+    if len(rows) <= room:
+        return sorted(rows, key=lambda r: r.seq), {}
+    room = max(room - 1, 1)  # one line says what is hidden
+    shown = heapq.nsmallest(
+        room, rows, key=lambda r: (_PRIORITY.get(r.status, 5), -(r.started_at or 0.0), r.seq)
+    )
+    hidden: dict[JobStatus, int] = {}
+    for row in rows:
+        hidden[row.status] = hidden.get(row.status, 0) + 1
+    for row in shown:
+        hidden[row.status] -= 1
+    return sorted(shown, key=lambda r: r.seq), {k: n for k, n in hidden.items() if n}
+
+
+def hidden_line(hidden: dict[JobStatus, int]) -> str:
+    """`… 1,234 more jobs: 1,200 succeeded · 34 waiting` (statuses in their usual order)."""
+    total = sum(hidden.values())
+    parts = [f"{hidden[s]:,} {s}" for s in JobStatus if s in hidden]
+    return f"… {total:,} more job{'s' if total != 1 else ''}: " + " · ".join(parts)
 
 
 class LiveView:
@@ -39,7 +95,10 @@ class LiveView:
         self.limit = max_line_length
         self.clock = clock
         self._live = Live(
-            console=console, refresh_per_second=4, get_renderable=self.render, transient=True
+            console=console,
+            refresh_per_second=REFRESH_PER_SECOND,
+            get_renderable=self.render,
+            transient=True,
         )
 
     def __enter__(self) -> LiveView:
@@ -51,8 +110,12 @@ class LiveView:
 
     def render(self) -> Group:
         now = self.clock()
-        rows = sorted(self.journal.jobs.values(), key=lambda r: r.seq)
+        everyone = sorted(self.journal.jobs.values(), key=lambda r: r.seq)
         width = self.console.size.width
+        head = self._head(everyone, now, width)
+        # a run may hold thousands of jobs: only the rows the terminal holds are drawn
+        room = self.console.size.height - _RESERVED - head.row_count
+        rows, hidden = visible_rows(everyone, room)
         columns = fit_columns([self._column(name, rows, now) for name in _COLUMNS], width)
         table = Table(expand=True, show_edge=False, pad_edge=False, box=None, header_style="bold")
         for column in columns:
@@ -68,7 +131,9 @@ class LiveView:
             )
         for index in range(len(rows)):
             table.add_row(*(column.cells[index] for column in columns))
-        return Group(self._head(rows, now, width), table)
+        if hidden:
+            return Group(head, table, Text(hidden_line(hidden), style="dim"))
+        return Group(head, table)
 
     def _column(self, name: str, rows: list[JobEntry], now: float) -> Column:
         agents = any(r.is_agent for r in rows)

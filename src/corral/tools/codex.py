@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -154,6 +153,8 @@ def rollout_model(lines: Iterable[str]) -> str | None:
 
 def config_model(path: Path) -> str | None:
     """`model` from a Codex config.toml: the active profile's, else the top-level one."""
+    import tomllib  # here: every run loads this adapter, few read a Codex config
+
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):

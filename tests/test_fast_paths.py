@@ -1,0 +1,170 @@
+"""The fast paths keep their promises: commands import only what they need, a current
+history opens without Alembic, big runs draw in bounded rows and `show` prints plain
+columns laid out as rich would. (Speed itself is measured by `make bench`, never here.)"""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+from tests.test_render import finished, started
+
+from corral.collector import collector_paused
+from corral.events.types import JobStarted
+from corral.journal import RunJournal
+from corral.models import JobStatus
+from corral.render.columns import lines, print_columns
+from corral.render.live import LiveView, hidden_line, visible_rows
+
+# runs `corral ARGS` in a fresh interpreter and prints which of these it imported
+_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from corral.cli.main import main
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+    watched = {watched!r}
+    print(json.dumps(sorted(m for m in watched if m in sys.modules)), file=sys.stderr)
+    """
+)
+_WATCHED = ["alembic", "sqlalchemy", "pydantic", "jinja2", "yaml", "tomllib", "rich", "asyncio"]
+
+
+def imported(cwd: Path, *args: str) -> set[str]:
+    code = _PROBE.format(watched=_WATCHED)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_help_imports_no_engine(tmp_path: Path) -> None:
+    assert imported(tmp_path, "--help") == set()
+
+
+def test_exec_imports_only_what_running_one_command_needs(tmp_path: Path) -> None:
+    # no flow file to read (YAML, TOML), no template (Jinja2), no history (SQLAlchemy)
+    found = imported(tmp_path, "exec", "-q", "--no-store", "--", "true")
+    assert found.isdisjoint({"alembic", "sqlalchemy", "jinja2", "yaml", "tomllib"}), found
+    assert "asyncio" in found  # it did run
+
+
+def test_a_current_history_opens_without_the_migration_machinery(tmp_path: Path) -> None:
+    # the first run creates the history (Alembic builds the schema)...
+    assert "alembic" in imported(tmp_path, "exec", "-q", "--", "true")
+    assert (tmp_path / ".corral" / "corral.db").exists()
+    # ...later ones find it current with one query and never import Alembic
+    found = imported(tmp_path, "exec", "-q", "--", "true")
+    assert "sqlalchemy" in found and "alembic" not in found
+    assert "alembic" not in imported(tmp_path, "runs")
+
+
+def test_a_flow_without_templates_never_loads_jinja(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text("jobs:\n  a: {run: [echo, hi]}\n")
+    (tmp_path / "tpl.yaml").write_text("jobs:\n  a: {run: [echo, '{{ run.id }}']}\n")
+    assert "jinja2" not in imported(tmp_path, "validate", "flow.yaml")
+    assert "jinja2" in imported(tmp_path, "validate", "tpl.yaml")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_collector_paused_restores_the_collector(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+        with pytest.raises(RuntimeError), collector_paused():
+            raise RuntimeError
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def _rich(headers: list[str], rows: list[list[str]], right: frozenset[int]) -> str:
+    table = Table(box=None, header_style="bold")
+    for i, name in enumerate(headers):
+        table.add_column(name, justify="right" if i in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    console = Console(file=io.StringIO(), width=400, color_system=None, highlight=False)
+    console.print(table)
+    return console.file.getvalue()  # type: ignore[attr-defined]  # the StringIO given above
+
+
+def test_plain_columns_are_laid_out_as_rich_lays_out_its_table() -> None:
+    headers = ["JOB", "STATUS", "TOKENS", "NOTE"]
+    rows = [
+        ["build", "succeeded", "1.2k", ""],
+        ["revue-é", "failed", "12", "exit: exit status 2"],
+        ["日本", "skipped", "-", "needs build"],
+    ]
+    right = frozenset({2})
+    assert "\n".join(lines(headers, rows, right)) + "\n" == _rich(headers, rows, right)
+
+
+def test_plain_columns_print_text_as_text_one_line_per_row() -> None:
+    out = Console(file=io.StringIO(), width=80, color_system=None)
+    rows = [["a", "failed", "exit: [bold]boom[/] :smile:\nsecond\x07 line"], ["b", "ok", ""]]
+    print_columns(out, ["JOB", "STATUS", "NOTE"], rows)
+    text = out.file.getvalue().splitlines()  # type: ignore[attr-defined]  # a StringIO
+    assert len(text) == 3  # header + one line per row, wider than the console or not
+    assert "exit: [bold]boom[/] :smile: second line" in text[1]  # no markup, no bell
+
+
+def _journal(jobs: int, running: int, failed: int) -> RunJournal:
+    names = [f"j{i}" for i in range(jobs)]
+    journal = RunJournal(names)
+    for name in names[:failed]:
+        journal(started(name))
+        journal(finished(name, JobStatus.FAILED, 1))
+    for name in names[failed : jobs - running]:
+        journal(started(name))
+        journal(finished(name))
+    for i, name in enumerate(names[jobs - running :]):
+        journal(
+            JobStarted(job=name, attempt=1, pid=1, argv=("x",), log_dir="/l", started_at=float(i))
+        )
+    return journal
+
+
+def test_a_big_run_draws_what_fits_and_summarises_the_rest() -> None:
+    journal = _journal(5000, running=8, failed=3)
+    console = Console(file=io.StringIO(), width=120, height=30, record=True, color_system=None)
+    view = LiveView(journal, console, title="big", clock=lambda: 10.0)
+    console.print(view.render())
+    text = console.export_text().splitlines()
+    assert len(text) <= 30  # never more than the terminal holds, whatever the run's size
+    drawn = [line.split()[0] for line in text[1:] if line.startswith("j") and line[1].isdigit()]
+    # every running job and every failure is on screen, in flow order
+    assert drawn[:3] == ["j0", "j1", "j2"] and [f"j{i}" for i in range(4992, 5000)] == drawn[-8:]
+    assert text[-1].startswith("… ") and "more jobs:" in text[-1]
+    hidden = 5000 - len(drawn)
+    assert f"… {hidden:,} more jobs: {hidden:,} succeeded" == text[-1].strip()
+    assert "0/5000" not in text[0] and "4992/5000 done · 8 running · 3 failed" in text[0]
+
+
+def test_hidden_rows_are_counted_by_status() -> None:
+    journal = _journal(40, running=2, failed=1)
+    shown, hidden = visible_rows(journal.jobs.values(), room=5)
+    assert len(shown) == 4 and [r.name for r in shown][-2:] == ["j38", "j39"]
+    assert hidden == {JobStatus.SUCCEEDED: 36}
+    assert hidden_line(hidden) == "… 36 more jobs: 36 succeeded"
+    # a run that fits is drawn whole, in flow order
+    shown, hidden = visible_rows(journal.jobs.values(), room=40)
+    assert [r.name for r in shown] == [f"j{i}" for i in range(40)] and hidden == {}
