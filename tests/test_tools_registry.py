@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, EntryPoints
 from typing import ClassVar
 
 import pytest
@@ -32,18 +32,20 @@ class EchoTool(Tool):
 @pytest.fixture
 def fresh_registry() -> Iterator[None]:
     registry.all_tools.cache_clear()
+    registry._loaded.cache_clear()
     plugins.entries.cache_clear()
+    plugins.installed.cache_clear()
     yield
     registry.all_tools.cache_clear()
+    registry._loaded.cache_clear()
     plugins.entries.cache_clear()
+    plugins.installed.cache_clear()
 
 
 def with_entry_points(monkeypatch: pytest.MonkeyPatch, *points: tuple[str, str]) -> None:
     # the one place every registry reads its entry points from
     eps = [EntryPoint(name, value, registry.GROUP) for name, value in points]
-    monkeypatch.setattr(
-        plugins, "entry_points", lambda group: eps if group == registry.GROUP else []
-    )
+    monkeypatch.setattr(plugins, "entry_points", lambda: EntryPoints(eps))
 
 
 def test_builtins_come_from_the_package_entry_points() -> None:
@@ -135,7 +137,9 @@ def test_a_plugin_tool_ships_its_parser(
         ],
         plugins.TOOLS: [EntryPoint("echo-agent", f"{__name__}:ShoutingEcho", plugins.TOOLS)],
     }
-    monkeypatch.setattr(plugins, "entry_points", lambda group: points.get(group, []))
+    monkeypatch.setattr(
+        plugins, "entry_points", lambda: EntryPoints(e for p in points.values() for e in p)
+    )
     assert formats() == ("claude-json", "shout")
     parser = make_parser("shout")
     parser.feed("hello", "stdout")
@@ -165,9 +169,7 @@ def test_a_broken_parser_plugin_names_itself(
 
     parsing._FACTORIES.clear()
     points = [EntryPoint("bad", value, plugins.PARSERS)]
-    monkeypatch.setattr(
-        plugins, "entry_points", lambda group: points if group == plugins.PARSERS else []
-    )
+    monkeypatch.setattr(plugins, "entry_points", lambda: EntryPoints(points))
     with pytest.raises(plugins.PluginError, match=message):
         parsing.make_parser("bad")
     parsing._FACTORIES.clear()

@@ -337,12 +337,11 @@ def _exec_document(
     idle: str | None,
     name: str | None,
 ) -> dict[str, object]:
-    from corral.tools import all_tools
+    from corral.tools.registry import names
 
     first = command[0]
     job: dict[str, object]
-    tools = all_tools()
-    if first in tools and first != "generic" and len(command) >= 2:
+    if first in names() and first != "generic" and len(command) >= 2:
         job = {"tool": first, "prompt": " ".join(command[1:])}
         if model:
             job["model"] = model

@@ -18,10 +18,19 @@ GROUP = plugins.TOOLS
 @functools.cache
 def all_tools() -> dict[str, Tool]:
     """Every registered tool by name, sorted. Loaded once per process."""
-    return {
-        name: _instance(ep.name, plugins.load(ep, GROUP, _is_tool(ep.name), ToolError))
-        for name, ep in plugins.entries(GROUP, ToolError).items()
-    }
+    return {name: _loaded(name) for name in plugins.entries(GROUP, ToolError)}
+
+
+def names() -> list[str]:
+    """Every registered tool's name, sorted, without importing any adapter."""
+    return list(plugins.entries(GROUP, ToolError))
+
+
+@functools.cache
+def _loaded(name: str) -> Tool:
+    # one adapter at a time: `corral exec -- true` imports the generic adapter only
+    ep = plugins.entries(GROUP, ToolError)[name]
+    return _instance(ep.name, plugins.load(ep, GROUP, _is_tool(ep.name), ToolError))
 
 
 def _is_tool(name: str) -> plugins.Check:
@@ -45,8 +54,6 @@ def _instance(name: str, cls: object) -> Tool:
 
 def get_tool(name: str) -> Tool:
     """The tool registered as `name`; ToolError with a did-you-mean when there is none."""
-    tools = all_tools()
-    tool = tools.get(name)
-    if tool is not None:
-        return tool
-    raise plugins.unknown(GROUP, name, tools, ToolError)
+    if name in plugins.entries(GROUP, ToolError):
+        return _loaded(name)
+    raise plugins.unknown(GROUP, name, names(), ToolError)
