@@ -26,7 +26,7 @@ from sqlalchemy.types import TypeDecorator
 
 from corral.models import TOKEN_COLUMN_NAMES
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 class Money(TypeDecorator[Decimal]):
@@ -88,6 +88,8 @@ jobs = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("reason", Text, nullable=True),
+    # `corral runs` counts each run's jobs by status: an index-only scan
+    Index("ix_jobs_run_status", "run_id", "status"),
 )
 
 attempts = Table(
