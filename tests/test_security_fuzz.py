@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from corral.app.check import check_flow_document
 from corral.app.run import RunOptions, start_run
 from corral.errors import FlowError
-from corral.plan.expressions import ENV
+from corral.plan.expressions import environment
 from corral.plan.quoting import capture, quote_command
 from helpers import corral
 
@@ -97,7 +97,7 @@ def test_random_bytes_and_templates_fail_one_job(
 def test_any_value_reaches_the_command_as_exactly_one_argument(value: str, shell: bool) -> None:
     for template in ("printf %s {{ v }}", "printf %s '{{ v }}'", 'printf %s "{{ v }}"'):
         with capture() as values:
-            text = ENV.from_string(template).render(v=value)
+            text = environment().from_string(template).render(v=value)
         command = quote_command(text, values, shell=shell)
         if shell:
             out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, check=True)

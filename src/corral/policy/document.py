@@ -97,7 +97,7 @@ def _matrix_rendered(job: PlannedJob) -> dict[str, Any]:
 def _reads_only_matrix(text: str) -> bool:
     from jinja2 import TemplateSyntaxError
 
-    from corral.plan.expressions import ENV, free_names, has_template, parse_template
+    from corral.plan.expressions import environment, free_names, has_template, parse_template
     from corral.plan.templates import PLACEHOLDER, is_template, split_template
 
     if not is_template(text):
@@ -109,7 +109,7 @@ def _reads_only_matrix(text: str) -> bool:
         return False
     roots = {chain[0].lower() for _, found in expressions for chain, _ in found.references}
     if tree is not None:
-        roots |= free_names(tree) - set(ENV.globals) - {PLACEHOLDER}
+        roots |= free_names(tree) - set(environment().globals) - {PLACEHOLDER}
     return roots <= {"matrix"}
 
 
