@@ -124,7 +124,7 @@ def test_plain_columns_print_text_as_text_one_line_per_row() -> None:
     print_columns(out, ["JOB", "STATUS", "NOTE"], rows)
     text = out.file.getvalue().splitlines()  # type: ignore[attr-defined]  # a StringIO
     assert len(text) == 3  # header + one line per row, wider than the console or not
-    assert "exit: [bold]boom[/] :smile: second line" in text[1]  # no markup, no bell
+    assert "exit: [bold]boom[/] :smile: second\\x07 line" in text[1]  # no markup, no bell
 
 
 def _journal(jobs: int, running: int, failed: int) -> RunJournal:

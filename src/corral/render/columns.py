@@ -4,7 +4,8 @@ rich's `Table` measures and renders every cell through its layout engine: about 
 a row, 33 s for a 50,000-job run. This writes the same layout (a space at each edge, two
 between columns, the header in bold on a terminal) from one pass over the widths, so a
 row costs a few microseconds. Cells are text, never markup (a job's error that says
-`[x]` shows `[x]`), and lose the control codes rich would drop, so one row stays one line.
+`[x]` shows `[x]`); a line break in a cell is a space and any other control character
+is shown as an escape (corral.render.safe), so one row stays one line and drives nothing.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from collections.abc import Iterator, Sequence
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.control import strip_control_codes
+
+from corral.render.safe import visible_line
 
 # written to the console in pieces of this many lines
 _CHUNK = 2000
 
 
 def _clean(cell: str) -> str:
-    return strip_control_codes(cell.replace("\r\n", " ").replace("\n", " ").replace("\t", " "))
+    # a job's error is untrusted text: one line, every control character as an escape
+    return visible_line(cell.replace("\r\n", " ").replace("\n", " ").replace("\t", " "))
 
 
 def _column(cells: Sequence[str], header: str, right: bool) -> list[str]:
