@@ -102,9 +102,9 @@ def _rich(headers: list[str], rows: list[list[str]], right: frozenset[int]) -> s
         table.add_column(name, justify="right" if i in right else "left")
     for row in rows:
         table.add_row(*row)
-    console = Console(file=io.StringIO(), width=400, color_system=None, highlight=False)
-    console.print(table)
-    return console.file.getvalue()  # type: ignore[attr-defined]  # the StringIO given above
+    buffer = io.StringIO()
+    Console(file=buffer, width=400, color_system=None, highlight=False).print(table)
+    return buffer.getvalue()
 
 
 def test_plain_columns_are_laid_out_as_rich_lays_out_its_table() -> None:
@@ -119,10 +119,11 @@ def test_plain_columns_are_laid_out_as_rich_lays_out_its_table() -> None:
 
 
 def test_plain_columns_print_text_as_text_one_line_per_row() -> None:
-    out = Console(file=io.StringIO(), width=80, color_system=None)
+    buffer = io.StringIO()
+    out = Console(file=buffer, width=80, color_system=None)
     rows = [["a", "failed", "exit: [bold]boom[/] :smile:\nsecond\x07 line"], ["b", "ok", ""]]
     print_columns(out, ["JOB", "STATUS", "NOTE"], rows)
-    text = out.file.getvalue().splitlines()  # type: ignore[attr-defined]  # a StringIO
+    text = buffer.getvalue().splitlines()
     assert len(text) == 3  # header + one line per row, wider than the console or not
     assert "exit: [bold]boom[/] :smile: second\\x07 line" in text[1]  # no markup, no bell
 
