@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from corral.errors import PolicyError
 
 INSTALL_HINT = "install it with: pip install 'corral[policy]'"
@@ -308,6 +306,8 @@ def _finding(rule: str, item: Any, where: tuple[str | None, int | None]) -> Find
 
 
 def _read_data(path: Path) -> Any:
+    import yaml  # only with a policy data file: every run imports this module
+
     try:
         text = path.read_text(encoding="utf-8")
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
