@@ -59,6 +59,8 @@ def _remote() -> Any:
 
     require_server_extra()
     return remote
+
+
 def _home(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
     from corral.app.location import history_home
 
@@ -204,7 +206,15 @@ def logs_command(
     if server:
         remote = _remote()
         return int(
-            remote.logs(server, run_id, job, follow=follow, stderr=stream == "stderr", attempt=attempt, raw=raw)
+            remote.logs(
+                server,
+                run_id,
+                job,
+                follow=follow,
+                stderr=stream == "stderr",
+                attempt=attempt,
+                raw=raw,
+            )
         )
 
     record = show_run(store_url, directory, run_id)

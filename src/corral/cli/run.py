@@ -377,7 +377,11 @@ def _safe_name(text: str) -> str:
 @server_options
 @run_options
 def resume_command(
-    run_id: str, directory: str | None, server: str | None, cancel_on_interrupt: bool, flags: RunFlags
+    run_id: str,
+    directory: str | None,
+    server: str | None,
+    cancel_on_interrupt: bool,
+    flags: RunFlags,
 ) -> int:
     """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run."""
     from corral.app.location import history_home

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -86,30 +87,37 @@ def _position(locate: Locator, path: Path_) -> tuple[int | None, int | None]:
         probe = probe[:-1]
 
 
-_LoaderBase: Any = SafeLoader  # the C loader where there is one
+@functools.cache
+def _flow_loader() -> Any:
+    """YAML's loader (the C one where there is one), refusing a key written twice: YAML
+    keeps the last one, and a whole job (or a `run:`) would vanish without a word. Built on
+    first use: `corral --help` and `exec` do not import YAML."""
+    import yaml
 
+    from corral.config.locate import SafeLoader
 
-class _FlowLoader(_LoaderBase):  # type: ignore[misc]  # a base chosen at import time
-    """YAML's loader, refusing a key written twice: YAML keeps the last one, and a whole
-    job (or a `run:`) would vanish without a word."""
+    base: Any = SafeLoader
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[str, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                continue
-            first = seen.setdefault(key_node.value, key_node)
-            if first is not key_node:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key_node.value!r} (first at line "
-                    f"{first.start_mark.line + 1}): YAML would keep only this one, so rename "
-                    "or remove one of them",
-                    key_node.start_mark,
-                )
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
+    class FlowLoader(base):  # type: ignore[misc]  # a base chosen at import time
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[str, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                first = seen.setdefault(key_node.value, key_node)
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key_node.value!r} (first at line "
+                        f"{first.start_mark.line + 1}): YAML would keep only this one, so "
+                        "rename or remove one of them",
+                        key_node.start_mark,
+                    )
+            mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+            return mapping
+
+    return FlowLoader
 
 
 def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
@@ -118,10 +126,10 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
     if suffix in (".yaml", ".yml", ".json"):
         import yaml
 
-        from corral.config.locate import SafeLoader, yaml_positions, yaml_scalars
+        from corral.config.locate import yaml_positions, yaml_scalars
 
         try:
-            data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_FlowLoader)
+            data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_flow_loader())
         except json.JSONDecodeError as error:
             raise FlowError(
                 [Problem(source, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]
