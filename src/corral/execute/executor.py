@@ -32,6 +32,25 @@ class ExecutorContext:
     run_id: str
     log_root: Path  # where the run's logs and lock live (local to the coordinator)
     kill_grace: float = 5.0  # SIGTERM to SIGKILL, for what the executor stops at its end
+    on_orphan: str = "adopt"  # when corral dies: jobs keep running (adopt) or stop (kill)
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A job a dead corral started, to follow instead of starting again (`corral resume`).
+
+    `log_root` is the dead run's (where its supervisor's records are); `ended` says the
+    job finished while no corral was there, with `exit_code` or `signal`.
+    """
+
+    log_root: Path
+    key: str
+    pid: int
+    started_at: float
+    ended: bool = False
+    exit_code: int | None = None
+    signal: int | None = None
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,7 @@ class JobRequest:
     # may still be writing the session files corral reads afterwards
     result_grace: float = 30.0
     spec: Mapping[str, object] = field(default_factory=dict)
+    adopt: Adoption | None = None  # follow this job a dead corral left (resume) instead
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,15 @@ LineSink = Callable[[bytes, int, bool], None]
 class LineSpool:
     """One stream of a child: every byte to its log, each line to `sink` (see above)."""
 
-    def __init__(self, path: str, sink: LineSink, keep: int, *, compact_json: bool = False) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    def __init__(
+        self, path: str | None, sink: LineSink, keep: int, *, compact_json: bool = False
+    ) -> None:
+        # no path: the bytes are already in a log (a supervised job writes its own)
+        self._fd = (
+            -1
+            if path is None
+            else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        )
         self._sink = sink
         self._keep = keep
         self._parts: list[bytes] = []
@@ -34,7 +41,7 @@ class LineSpool:
 
     def feed(self, data: bytes) -> None:
         # write first: the log holds every byte as it arrives, whatever happens next
-        view = memoryview(data)
+        view = memoryview(data) if self._fd >= 0 else memoryview(b"")
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
@@ -89,4 +96,5 @@ class LineSpool:
     def close(self) -> None:
         if self._parts or self._cut or self._shrinker is not None:
             self._emit()
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)

@@ -15,10 +15,14 @@ LOCK_NAME = "corral.lock"
 class RunLock:
     """Held by the corral process that runs a run, from its start to its end."""
 
-    def __init__(self, log_root: Path) -> None:
-        self.path = log_root / LOCK_NAME
+    def __init__(self, log_root: Path, name: str = LOCK_NAME) -> None:
+        self.path = log_root / name
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise
         os.ftruncate(self._fd, 0)
         os.write(self._fd, f"{os.getpid()}\n".encode())
 
@@ -28,9 +32,13 @@ class RunLock:
             self._fd = -1
 
 
-def holder(log_root: Path) -> int | None:
+def holder(log_root: Path, name: str = LOCK_NAME) -> int | None:
     """The pid of the live process running the run at `log_root`, or None if it is dead."""
-    path = log_root / LOCK_NAME
+    return lock_holder(log_root / name)
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the live process holding the lock file `path` (-1 if unreadable), or None."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError:

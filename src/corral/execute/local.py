@@ -1,15 +1,20 @@
-"""The local executor: each attempt is a child process of this corral process.
+"""The local executor: each attempt is a process on this machine, under the run's supervisor.
 
 Registered as `local` under the `corral.executors` entry points. Its lifecycle owns what
-only makes sense on this machine: corral becomes a child subreaper, holds the run's lock
-(`corral resume` tells a live run from a dead one by it) and, at the run's end, stops and
-reaps every process the jobs left behind.
+only makes sense on this machine: it holds the run's lock (`corral resume` tells a live
+run from a dead one by it), starts the run's supervisor (`corral.execute.supervisor`:
+the jobs' parent, which writes their output to their logs and records their exits even
+if corral dies) and, at the run's end, has it stop and reap every process the jobs left
+behind. A request with `adopt` set follows a job a dead corral left instead of starting
+one (`corral resume`). Without a run context (or with CORRAL_SUPERVISE=0, a benchmark's
+baseline) the jobs are corral's own children, as before the supervisor existed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 from pathlib import Path
@@ -19,6 +24,7 @@ from corral.events.types import JobStarted
 from corral.execute import reaper
 from corral.execute.attempt import AttemptPipeline, StopReason, keep_bytes
 from corral.execute.executor import (
+    Adoption,
     AttemptOutcome,
     ExecutorContext,
     JobRequest,
@@ -27,6 +33,13 @@ from corral.execute.executor import (
 )
 from corral.execute.liveness import RunLock
 from corral.execute.process import ChildProcess, Exit, SpawnError
+from corral.execute.supervised import (
+    AdoptedChild,
+    JobRecord,
+    SupervisedChild,
+    SupervisorClient,
+    attempt_key,
+)
 from corral.models import ErrorKind, JobStatus
 
 WHOLE_LOG_BYTES = 8 * 1024 * 1024  # a log this small is searched whole (multi-line patterns)
@@ -67,17 +80,35 @@ class LocalExecutor:
     def __init__(self, context: ExecutorContext | None = None) -> None:
         self.context = context
         self._lock: RunLock | None = None
+        self._client: SupervisorClient | None = None
+        self._hard = False  # a hard stop came: what the jobs left goes without a grace
 
     async def __aenter__(self) -> LocalExecutor:
         reaper.become_subreaper()
-        if self.context is not None:
-            self._lock = RunLock(self.context.log_root)  # `corral resume` must not touch it
+        context = self.context
+        if context is not None:
+            context.log_root.mkdir(parents=True, exist_ok=True)
+            self._lock = RunLock(context.log_root)  # `corral resume` must not touch it
+            if os.environ.get("CORRAL_SUPERVISE", "1") != "0":
+                client = SupervisorClient(context.log_root, context.on_orphan, context.kill_grace)
+                try:
+                    await client.start()
+                except BaseException:
+                    self._lock.release()
+                    raise
+                self._client = client
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         grace = self.context.kill_grace if self.context is not None else 5.0
         run_id = self.context.run_id if self.context is not None else None
+        if self._hard:
+            grace = 0.0
         try:
+            if self._client is not None:
+                client, self._client = self._client, None
+                await client.sweep(grace)
+                await client.close()
             await asyncio.to_thread(reaper.sweep, grace, run_id)
         finally:
             if self._lock is not None:
@@ -92,22 +123,44 @@ class LocalExecutor:
         started = time.monotonic()
         request.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         pipeline = AttemptPipeline(request, publish)
-        child = ChildProcess(
-            request.argv,
-            cwd=request.cwd,
-            env=request.env,
-            log_dir=request.log_dir,
-            on_line=pipeline.line,
-            keep_line_bytes=keep_bytes(request),
-            compact_json=request.parser is not None,
-        )
-        try:
-            pid = await child.start()
-        except SpawnError as error:
-            pipeline.started()
-            return AttemptOutcome.unstarted(
-                JobStatus.FAILED, str(error), ErrorKind.SPAWN, time.monotonic() - started
-            )
+        started_at = time.time()
+        child: ChildProcess | SupervisedChild | AdoptedChild
+        if request.adopt is not None:
+            child = _adopted(request.adopt, request, pipeline)
+            pid = request.adopt.pid
+            started_at = request.adopt.started_at
+            # its timeout runs from when it really started
+            started -= max(0.0, time.time() - started_at)
+        else:
+            if self._client is not None:
+                child = SupervisedChild(
+                    self._client,
+                    attempt_key(request.job, request.attempt),
+                    request.argv,
+                    cwd=request.cwd,
+                    env=request.env,
+                    log_dir=request.log_dir,
+                    on_line=pipeline.line,
+                    keep_line_bytes=keep_bytes(request),
+                    compact_json=request.parser is not None,
+                )
+            else:
+                child = ChildProcess(
+                    request.argv,
+                    cwd=request.cwd,
+                    env=request.env,
+                    log_dir=request.log_dir,
+                    on_line=pipeline.line,
+                    keep_line_bytes=keep_bytes(request),
+                    compact_json=request.parser is not None,
+                )
+            try:
+                pid = await child.start()
+            except SpawnError as error:
+                pipeline.started()
+                return AttemptOutcome.unstarted(
+                    JobStatus.FAILED, str(error), ErrorKind.SPAWN, time.monotonic() - started
+                )
         publish(
             JobStarted(
                 job=request.job,
@@ -115,7 +168,7 @@ class LocalExecutor:
                 pid=pid,
                 argv=request.argv,
                 log_dir=str(request.log_dir),
-                started_at=time.time(),
+                started_at=started_at,
                 tool=request.tool,
                 model=request.model,
                 spec=dict(request.spec),
@@ -123,6 +176,7 @@ class LocalExecutor:
         )
         pipeline.started()
         stop.on_hard(child.kill_now)
+        stop.on_hard(self._hard_stop)
         waiter = asyncio.ensure_future(child.wait())
         try:
             stopped = await self._watch(request, child, pipeline, stop, waiter, started)
@@ -143,10 +197,13 @@ class LocalExecutor:
             pid=pid,
         )
 
+    def _hard_stop(self) -> None:
+        self._hard = True
+
     async def _watch(
         self,
         request: JobRequest,
-        child: ChildProcess,
+        child: ChildProcess | SupervisedChild | AdoptedChild,
         pipeline: AttemptPipeline,
         stop: StopHandle,
         waiter: asyncio.Future[Exit],
@@ -176,6 +233,9 @@ class LocalExecutor:
                     return None
                 reason = _why_stop(request, child, pipeline, stop, started)
                 if reason is not None:
+                    if reason is StopReason.STOP and self._client is not None:
+                        # what the jobs left behind gets its SIGTERM now, not after the grace
+                        self._client.term_orphans()
                     grace = 0.0 if stop.hard else request.kill_grace
                     await child.stop(reason, grace)
                     # after SIGKILL the group is gone; the waiter finishes promptly
@@ -188,9 +248,22 @@ class LocalExecutor:
             result_wait.cancel()
 
 
+def _adopted(adopt: Adoption, request: JobRequest, pipeline: AttemptPipeline) -> AdoptedChild:
+    exit_ = Exit(adopt.exit_code, adopt.signal) if adopt.ended else None
+    record = JobRecord(adopt.key, adopt.pid, adopt.started_at, exit_, adopt.ended_at)
+    return AdoptedChild(
+        record,
+        adopt.log_root,
+        request.log_dir,
+        pipeline.line,
+        keep_bytes(request),
+        compact_json=request.parser is not None,
+    )
+
+
 def _why_stop(
     request: JobRequest,
-    child: ChildProcess,
+    child: ChildProcess | SupervisedChild | AdoptedChild,
     pipeline: AttemptPipeline,
     stop: StopHandle,
     started: float,

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -25,6 +23,9 @@ from pathlib import Path
 from corral.events.types import Stream
 from corral.execute import reaper
 from corral.execute.lines import LineSpool
+from corral.execute.spawning import SpawnError, resolve, spawn_message
+
+__all__ = ["ChildProcess", "Exit", "OnLine", "SpawnError"]
 
 # (stream name, line bytes, offset in that stream's log, cut short in memory?)
 OnLine = Callable[[Stream, bytes, int, bool], None]
@@ -42,23 +43,6 @@ class Exit:
     signal: int | None
 
 
-class SpawnError(Exception):
-    """The command could not be started; the message says why and how to fix it."""
-
-
-def _spawn_message(argv0: str, error: OSError) -> str:
-    if error.errno == errno.ENOENT:
-        return f"command not found: {argv0} (check the spelling and PATH, or give a full path)"
-    if error.errno in (errno.EACCES, errno.EPERM):
-        return f"not executable: {argv0} (chmod +x it, or run it through its interpreter)"
-    if error.errno == errno.ENOEXEC:
-        return f"not a program: {argv0} (add a #! line or run it through its interpreter)"
-    return f"cannot start {argv0}: {error.strerror or error}"
-
-
-_FOUND: dict[tuple[str, str], str] = {}  # (name, PATH) -> file: a PATH walk is ~16 stats
-
-
 _DEVNULL: list[int] = []  # one read-only /dev/null for every child's stdin
 
 
@@ -72,20 +56,6 @@ def _same_dir(path: str) -> bool:
     """Whether `path` is corral's working directory (compared cheaply when spelled alike)."""
     here = os.getcwd()
     return path == here or os.path.realpath(path) == os.path.realpath(here)
-
-
-def _resolve(argv0: str, env: Mapping[str, str]) -> str:
-    """The file to execute: a name is looked up on the job's own PATH, like a shell does."""
-    if os.sep in argv0:
-        return argv0
-    key = (argv0, env.get("PATH", os.defpath))
-    found = _FOUND.get(key)
-    if found is None or not os.access(found, os.X_OK):
-        found = shutil.which(argv0, path=key[1])
-        if found is None:
-            raise SpawnError(_spawn_message(argv0, OSError(errno.ENOENT, "not found")))
-        _FOUND[key] = found
-    return found
 
 
 class ChildProcess:
@@ -154,7 +124,7 @@ class ChildProcess:
     def _spawn(self, out_write: int, err_write: int) -> int:
         cwd = self._cwd
         if cwd is None or _same_dir(cwd):
-            executable = _resolve(self.argv[0], self._env)
+            executable = resolve(self.argv[0], self._env)
             devnull = _devnull()
             try:
                 return os.posix_spawn(
@@ -170,7 +140,7 @@ class ChildProcess:
                     setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD),
                 )
             except OSError as error:
-                raise SpawnError(_spawn_message(self.argv[0], error)) from None
+                raise SpawnError(spawn_message(self.argv[0], error)) from None
         if not os.path.isdir(cwd):
             raise SpawnError(f"working directory not found: {cwd}")
         try:
@@ -185,7 +155,7 @@ class ChildProcess:
                 start_new_session=True,
             )
         except OSError as error:
-            raise SpawnError(_spawn_message(self.argv[0], error)) from None
+            raise SpawnError(spawn_message(self.argv[0], error)) from None
         return self._popen.pid
 
     def _sink(self, stream: Stream) -> Callable[[bytes, int, bool], None]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
@@ -113,6 +112,8 @@ def stop(send: Callable[[int], bool], alive: Callable[[], bool], grace: float) -
 
 async def stop_async(send: Callable[[int], bool], alive: Callable[[], bool], grace: float) -> None:
     """`escalate`, sleeping on the event loop."""
+    import asyncio  # here: the supervisor imports this module and never needs asyncio
+
     for pause in escalate(send, alive, grace):
         await asyncio.sleep(pause)
 

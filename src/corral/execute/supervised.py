@@ -1,0 +1,461 @@
+"""corral's side of the per-run supervisor (`corral.execute.supervisor`).
+
+`SupervisorClient` starts the supervisor and talks to it; `SupervisedChild` is one job
+under it, with the interface the local executor drives (`start`, `wait`, `stop`,
+`kill_now`, `last_output`): it follows the job's log files as they grow (its output goes
+straight to them, not through corral) and ends when the supervisor reports the job's
+exit, which it does only once the exit is on disk. `AdoptedChild` is the same for a job
+a dead corral left running or finished: it is followed from its log files and its exit
+is read from the supervisor's records (`corral resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corral.events.types import Stream
+from corral.execute import reaper
+from corral.execute.lines import LineSpool
+from corral.execute.process import Exit, OnLine, SpawnError
+from corral.execute.supervisor import LOCK, RECORDS
+
+_CHUNK = 1 << 20
+_POLL_MIN = 0.02  # how often a job's logs are looked at while it prints
+_POLL_MAX = 0.25  # ... and at most this long apart while it is quiet
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """What a supervisor recorded of one attempt (`key` is `job#attempt`)."""
+
+    key: str
+    pid: int
+    started_at: float
+    exit: Exit | None = None
+    ended_at: float | None = None
+    orphan_killed: bool = False
+
+
+def attempt_key(job: str, attempt: int) -> str:
+    return f"{job}#{attempt}"
+
+
+def read_records(log_root: Path, offset: int = 0) -> tuple[dict[str, JobRecord], int]:
+    """The supervisor's records of a run by key, and the offset read up to."""
+    found: dict[str, JobRecord] = {}
+    try:
+        with open(log_root / RECORDS, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except OSError:
+        return found, offset
+    end = data.rfind(b"\n") + 1  # a line being written is read next time
+    for line in data[:end].splitlines():
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        merge_record(found, entry)
+    return found, offset + end
+
+
+def merge_record(found: dict[str, JobRecord], entry: dict[str, Any]) -> None:
+    key = entry["key"]
+    if entry["e"] == "start":
+        found[key] = JobRecord(key, entry["pid"], entry["at"])
+        return
+    code, sig = entry.get("code"), entry.get("signal")
+    earlier = found.get(key)
+    found[key] = JobRecord(
+        key,
+        entry["pid"],
+        earlier.started_at if earlier else entry["at"],
+        Exit(code, sig),
+        entry["at"],
+        bool(entry.get("orphan_killed")),
+    )
+
+
+def supervisor_alive(log_root: Path) -> int | None:
+    """The pid of the run's supervisor while it runs, else None."""
+    from corral.execute.liveness import lock_holder
+
+    return lock_holder(log_root / LOCK)
+
+
+class SupervisorClient:
+    """Starts the run's supervisor and carries corral's requests to it."""
+
+    def __init__(self, log_root: Path, on_orphan: str, grace: float) -> None:
+        self.log_root = log_root
+        self._on_orphan = on_orphan
+        self._grace = grace
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._exits: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        self._swept: asyncio.Future[dict[str, Any]] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.log_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ours, theirs = socket.socketpair()
+        log = os.open(self.log_root / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "corral.execute.supervisor",
+                    str(self.log_root),
+                    self._on_orphan,
+                    str(self._grace),
+                    str(theirs.fileno()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,  # no terminal signal reaches it
+            )
+        finally:
+            os.close(log)
+            theirs.close()
+        self.pid = self._process.pid
+        reaper.LEADERS.add(self.pid)  # corral's own sweep must leave it alone
+        self._sock = ours
+        ours.setblocking(False)
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._readable)
+        # not waiting for its `ready`: requests queue on the socket while it starts, and a
+        # supervisor that dies at once fails them (`_lost`)
+
+    def _readable(self) -> None:
+        assert self._sock is not None
+        try:
+            data = self._sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost()
+            return
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._dispatch(orjson.loads(line))
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        operation = message["op"]
+        if operation in ("started", "failed"):
+            future = self._waiting.pop(message["key"], None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif operation == "exit":
+            self._exit_future(message["key"]).set_result(message)
+        elif operation == "ready" and self._ready is not None and not self._ready.done():
+            self._ready.set_result(message)
+        elif operation == "swept" and self._swept is not None and not self._swept.done():
+            self._swept.set_result(message)
+
+    def _lost(self) -> None:
+        """The supervisor is gone (killed): nothing more will come."""
+        assert self._sock is not None
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
+        self._sock = None
+        lost = {"op": "lost"}
+        for future in [*self._waiting.values(), *self._exits.values()]:
+            if not future.done():
+                future.set_result(lost)
+        for waiter in (self._ready, self._swept):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(RuntimeError("the run's supervisor died"))
+
+    def _exit_future(self, key: str) -> asyncio.Future[dict[str, Any]]:
+        future = self._exits.get(key)
+        if future is None:
+            future = self._exits[key] = asyncio.get_running_loop().create_future()
+        return future
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._sock is None:
+            raise SpawnError("the run's supervisor died; see supervisor.log in the run's logs")
+        data = orjson.dumps(message) + b"\n"
+        # small messages on a local socket: a blocking send returns at once
+        self._sock.setblocking(True)
+        try:
+            self._sock.sendall(data)
+        finally:
+            self._sock.setblocking(False)
+
+    async def spawn(
+        self,
+        key: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        out: Path,
+        err: Path,
+    ) -> int:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        self._exits.pop(key, None)
+        self._send(
+            {
+                "op": "spawn",
+                "key": key,
+                "argv": list(argv),
+                "env": dict(env),
+                "cwd": cwd,
+                "out": str(out),
+                "err": str(err),
+            }
+        )
+        reply = await future
+        if reply["op"] != "started":
+            raise SpawnError(reply.get("message", "the run's supervisor died"))
+        return int(reply["pid"])
+
+    def exited(self, key: str) -> asyncio.Future[dict[str, Any]]:
+        return self._exit_future(key)
+
+    def term_orphans(self) -> None:
+        with contextlib.suppress(SpawnError, OSError):
+            self._send({"op": "term_orphans"})
+
+    async def sweep(self, grace: float) -> None:
+        """Stop what the jobs left behind (TERM, grace, KILL) and wait until it is done."""
+        if self._sock is None:
+            return
+        self._swept = asyncio.get_running_loop().create_future()
+        self._send({"op": "sweep", "grace": grace})
+        with contextlib.suppress(RuntimeError):
+            await self._swept
+
+    async def close(self) -> None:
+        """Let go: the supervisor exits once its jobs are done (all are, at a run's end)."""
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._process is not None:
+            process = self._process
+            await asyncio.to_thread(process.wait)
+            reaper.LEADERS.discard(process.pid)
+
+
+
+class _LogFollower:
+    """Reads one of a job's log files as it grows and splits it into lines."""
+
+    def __init__(
+        self, path: Path, stream: Stream, on_line: OnLine, keep: int, *, compact_json: bool
+    ) -> None:
+        self._path = path
+        self._fd = -1
+
+        def sink(line: bytes, offset: int, cut: bool) -> None:
+            on_line(stream, line, offset, cut)
+
+        self._spool = LineSpool(None, sink, keep, compact_json=compact_json)
+
+    def read(self) -> bool:
+        """Read what is new; whether there was anything."""
+        if self._fd < 0:
+            try:
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return False
+        got = False
+        while data := os.read(self._fd, _CHUNK):
+            self._spool.feed(data)
+            got = True
+        return got
+
+    def close(self) -> None:
+        self.read()
+        self._spool.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class _FollowedChild:
+    """A job whose output is read from its log files and whose exit comes from elsewhere."""
+
+    def __init__(
+        self, log_dir: Path, on_line: OnLine, keep_line_bytes: int, *, compact_json: bool = False
+    ) -> None:
+        self._followers = [
+            _LogFollower(
+                log_dir / "stdout.log", "stdout", on_line, keep_line_bytes, compact_json=compact_json
+            ),
+            _LogFollower(
+                log_dir / "stderr.log", "stderr", on_line, keep_line_bytes, compact_json=compact_json
+            ),
+        ]
+        self.pid: int | None = None
+        self.stop_reason: str | None = None
+        self.last_output = time.monotonic()
+        self._exit: Exit | None = None
+        self._closed = False
+
+    def _poll_exit(self) -> Exit | None:
+        raise NotImplementedError
+
+    async def _exit_ready(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
+    def _read(self) -> None:
+        if any([follower.read() for follower in self._followers]):
+            self.last_output = time.monotonic()
+
+    async def wait(self) -> Exit:
+        """Follow the logs until the job's exit is known, then read them to their end."""
+        pause = _POLL_MIN
+        while (found := self._poll_exit()) is None:
+            before = self.last_output
+            self._read()
+            pause = _POLL_MIN if self.last_output != before else min(pause * 2, _POLL_MAX)
+            await self._exit_ready(pause)
+        self._exit = found
+        # the leader is gone; anything still in its group is a leftover grandchild
+        if self.pid is not None and reaper.signal_group(self.pid, 0):
+            await self._stop_group(0.5)
+        if not self._closed:
+            self._closed = True
+            for follower in self._followers:
+                follower.close()
+        return found
+
+    async def stop(self, reason: str, grace: float) -> None:
+        """SIGTERM the whole group, wait up to `grace`, then SIGKILL. Idempotent."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        await self._stop_group(grace)
+
+    def kill_now(self) -> None:
+        """SIGKILL the whole group at once (second Ctrl-C)."""
+        reaper.signal_group(self.pid, signal.SIGKILL)
+
+    async def _stop_group(self, grace: float) -> None:
+        pid = self.pid
+
+        def send(sig: int) -> bool:
+            return reaper.signal_group(pid, sig)
+
+        def alive() -> bool:
+            return reaper.signal_group(pid, 0)
+
+        await reaper.stop_async(send, alive, grace)
+
+
+class SupervisedChild(_FollowedChild):
+    """A job the run's supervisor starts (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: SupervisorClient,
+        key: str,
+        argv: Sequence[str],
+        *,
+        cwd: str | None,
+        env: Mapping[str, str],
+        log_dir: Path,
+        on_line: OnLine,
+        keep_line_bytes: int,
+        compact_json: bool = False,
+    ) -> None:
+        super().__init__(log_dir, on_line, keep_line_bytes, compact_json=compact_json)
+        self._client = client
+        self._key = key
+        self._argv = tuple(argv)
+        self._cwd = cwd
+        self._env = env
+        self._log_dir = log_dir
+        self._exited: asyncio.Future[dict[str, Any]] | None = None
+
+    async def start(self) -> int:
+        self.pid = await self._client.spawn(
+            self._key,
+            self._argv,
+            self._env,
+            self._cwd,
+            self._log_dir / "stdout.log",
+            self._log_dir / "stderr.log",
+        )
+        self._exited = self._client.exited(self._key)
+        return self.pid
+
+    def _poll_exit(self) -> Exit | None:
+        assert self._exited is not None
+        if not self._exited.done():
+            return None
+        message = self._exited.result()
+        if message["op"] == "lost":
+            return Exit(None, signal.SIGKILL)  # the supervisor died: the exit is unknown
+        return Exit(message["code"], message["signal"])
+
+    async def _exit_ready(self, timeout: float) -> None:
+        assert self._exited is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._exited), timeout)
+
+
+class AdoptedChild(_FollowedChild):
+    """A job a dead corral left behind, followed again from its logs and the supervisor's
+    records: `record.exit` is set when it ended while no corral was there."""
+
+    def __init__(
+        self,
+        record: JobRecord,
+        log_root: Path,
+        log_dir: Path,
+        on_line: OnLine,
+        keep_line_bytes: int,
+        compact_json: bool = False,
+    ) -> None:
+        super().__init__(log_dir, on_line, keep_line_bytes, compact_json=compact_json)
+        self.pid = record.pid
+        self.record = record
+        self._log_root = log_root
+        self._offset = 0
+
+    def _poll_exit(self) -> Exit | None:
+        if self.record.exit is not None:
+            return self.record.exit
+        records, self._offset = read_records(self._log_root, self._offset)
+        found = records.get(self.record.key)
+        if found is not None and found.exit is not None:
+            self.record = found
+            return found.exit
+        if supervisor_alive(self._log_root) is None and not reaper.signal_group(self.pid, 0):
+            # the supervisor is gone too and never wrote the exit: it is unknown
+            records, _ = read_records(self._log_root)
+            found = records.get(self.record.key)
+            if found is not None and found.exit is not None:
+                self.record = found
+                return found.exit
+            return Exit(None, signal.SIGKILL)
+        return None
+
+    async def _exit_ready(self, timeout: float) -> None:
+        await asyncio.sleep(min(timeout, 0.1))

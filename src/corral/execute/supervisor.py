@@ -1,0 +1,274 @@
+"""The per-run supervisor: the parent of every job of one run, independent of corral.
+
+corral starts it once per run (`python -m corral.execute.supervisor LOG_ROOT ON_ORPHAN
+GRACE FD`, in its own session, with one end of a socket pair as FD). It spawns each job
+corral asks for with the job's stdout and stderr opened straight on its log files, so
+output reaches the logs whether corral lives or not; it is the jobs' parent and a child
+subreaper, so it alone collects their exit statuses and every daemon they leave; and it
+appends each start and each exit (code, signal, end time) to `supervisor.jsonl` in the
+run's log folder, exits fsynced before corral hears of them. `corral resume` reads that
+file to adopt what finished while no corral was there (see docs/durability.md).
+
+When corral goes away (its end of the socket closes, kill -9 included) the supervisor
+keeps its jobs running (`on_orphan: adopt`) or stops them (`kill`), records how each
+ended, stops what they left behind and exits once no job is left. It holds an exclusive
+lock on `supervisor.lock` for its whole life, so anyone can tell whether it still runs.
+
+Messages are JSON lines. corral -> supervisor: `spawn` (key, argv, env, cwd, out, err),
+`term_orphans`, `sweep` (grace). supervisor -> corral: `ready`, `started` (key, pid),
+`failed` (key, message), `exit` (key, pid, code, signal, ended_at), `swept`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corral.execute import reaper
+from corral.execute.spawning import SpawnError, resolve, spawn_message
+
+RECORDS = "supervisor.jsonl"
+LOCK = "supervisor.lock"
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+_LOG_MODE = 0o600  # private, like every file corral writes (docs/security.md)
+# signals a job starts with their default action (the supervisor ignores some of them)
+_DEFAULT_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGPIPE,
+    signal.SIGCHLD,
+)
+
+
+class Supervisor:
+    """The supervisor's state and loop (see the module docstring)."""
+
+    def __init__(self, root: Path, on_orphan: str, grace: float, sock: socket.socket) -> None:
+        self.root = root
+        self.on_orphan = on_orphan
+        self.grace = grace
+        self.sock: socket.socket | None = sock
+        self.jobs: dict[int, str] = {}  # leader pid -> key
+        self.records = os.open(root / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.buffer = b""
+        self.orphans_termed_at: float | None = None
+        self.orphan_kill = False  # jobs are being stopped because corral went away
+        self.stopping = False  # SIGTERM: stop everything and exit
+        self.selector = selectors.DefaultSelector()
+
+    # -- records --------------------------------------------------------------------------
+
+    def _record(self, entries: list[dict[str, Any]], durable: bool) -> None:
+        data = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.records, view) :]
+        if durable:
+            os.fdatasync(self.records)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(orjson.dumps(message) + b"\n")
+        except OSError:
+            self._detach()
+
+    # -- requests from corral -------------------------------------------------------------
+
+    def _on_socket(self) -> None:
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(1 << 20)
+        except OSError:
+            data = b""
+        if not data:
+            self._detach()
+            return
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            message = orjson.loads(line)
+            operation = message["op"]
+            if operation == "spawn":
+                self._spawn(message)
+            elif operation == "term_orphans":
+                self._term_orphans()
+            elif operation == "sweep":
+                self._sweep(float(message["grace"]))
+                self._send({"op": "swept"})
+
+    def _spawn(self, message: dict[str, Any]) -> None:
+        key = message["key"]
+        argv = message["argv"]
+        env = message["env"]
+        try:
+            executable = resolve(argv[0], env)
+            cwd = message.get("cwd")
+            if cwd:
+                try:
+                    os.chdir(cwd)  # posix_spawn cannot (Python 3.11); this process is single-threaded
+                except OSError:
+                    raise SpawnError(f"working directory not found: {cwd}") from None
+            try:
+                pid = os.posix_spawn(
+                    executable,
+                    argv,
+                    env,
+                    file_actions=[
+                        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                        (os.POSIX_SPAWN_OPEN, 1, message["out"], _LOG_FLAGS, _LOG_MODE),
+                        (os.POSIX_SPAWN_OPEN, 2, message["err"], _LOG_FLAGS, _LOG_MODE),
+                    ],
+                    setsid=True,
+                    setsigdef=_DEFAULT_SIGNALS,
+                    setsigmask=(),
+                )
+            except OSError as error:
+                raise SpawnError(spawn_message(argv[0], error)) from None
+        except SpawnError as error:
+            self._send({"op": "failed", "key": key, "message": str(error)})
+            return
+        self.jobs[pid] = key
+        reaper.LEADERS.add(pid)
+        self._record([{"e": "start", "key": key, "pid": pid, "at": time.time()}], durable=False)
+        self._send({"op": "started", "key": key, "pid": pid})
+
+    def _term_orphans(self) -> None:
+        """SIGTERM what the jobs left behind now, so a stop's grace runs for them too."""
+        if self.orphans_termed_at is None:
+            self.orphans_termed_at = time.monotonic()
+        for pid in reaper._children():
+            if pid not in self.jobs:
+                reaper.signal_process(pid, signal.SIGTERM)
+
+    def _sweep(self, grace: float) -> None:
+        if self.orphans_termed_at is not None:
+            # their grace started at the first SIGTERM, not now
+            grace = max(0.0, self.orphans_termed_at + grace - time.monotonic())
+        reaper.sweep(grace)
+        self.orphans_termed_at = None
+
+    def terminate(self) -> None:
+        self.on_orphan = "kill"
+        self.stopping = True
+
+    def _detach(self) -> None:
+        """corral went away: keep the jobs running (adopt) or stop them (kill)."""
+        if self.sock is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.sock)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.sock = None
+        if self.on_orphan == "kill":
+            self._stop_jobs()
+
+    def _stop_jobs(self) -> None:
+        if not self.jobs:
+            return
+        self.orphan_kill = True
+        self._term_orphans()
+
+        def send(sig: int) -> bool:
+            return any([reaper.signal_group(pid, sig) for pid in list(self.jobs)])
+
+        def alive() -> bool:
+            self._reap()
+            return bool(self.jobs)
+
+        reaper.stop(send, alive, self.grace)
+
+    # -- children -------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Collect every exited child; record the jobs' exits (fsynced) before telling corral."""
+        ended: list[dict[str, Any]] = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            key = self.jobs.pop(pid, None)
+            if key is None:
+                continue  # a daemon a job left behind
+            reaper.LEADERS.discard(pid)
+            code = os.waitstatus_to_exitcode(status)
+            entry: dict[str, Any] = {
+                "e": "exit",
+                "key": key,
+                "pid": pid,
+                "code": code if code >= 0 else None,
+                "signal": -code if code < 0 else None,
+                "at": time.time(),
+            }
+            if self.orphan_kill:
+                entry["orphan_killed"] = True  # stopped because corral went away: run it again
+            ended.append(entry)
+        if ended:
+            self._record(ended, durable=True)
+            for entry in ended:
+                self._send({"op": "exit", **entry})
+
+    def run(self) -> None:
+        wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        selector = self.selector
+        selector.register(wake_read, selectors.EVENT_READ)
+        assert self.sock is not None
+        selector.register(self.sock, selectors.EVENT_READ)
+        self._send({"op": "ready", "pid": os.getpid()})
+        while self.sock is not None or self.jobs:
+            for key, _ in selector.select(timeout=1.0):
+                if key.fileobj is wake_read:
+                    with contextlib.suppress(BlockingIOError):
+                        while os.read(wake_read, 4096):
+                            pass
+                elif self.sock is not None:
+                    self._on_socket()
+            self._reap()
+            if self.stopping:
+                self.stopping = False
+                self._detach()
+                self._stop_jobs()
+        # no corral and no job left: stop what the jobs left behind, then go
+        reaper.sweep(self.grace)
+
+
+def main(argv: list[str]) -> int:
+    root, on_orphan, grace, fd = Path(argv[0]), argv[1], float(argv[2]), int(argv[3])
+    os.chdir("/")  # never pin a directory a user may want to unmount
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)  # the terminal's signals are for corral
+    reaper.become_subreaper()
+    lock = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.ftruncate(lock, 0)
+    os.write(lock, f"{os.getpid()}\n".encode())
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(False)  # the jobs must not hold corral's line
+    supervisor = Supervisor(root, on_orphan, grace, sock)
+    # SIGTERM to the supervisor itself: stop the jobs (recording how they ended), then go
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.terminate())
+    supervisor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
