@@ -9,6 +9,9 @@ anything starts, processes the dead run left running are stopped (by the reaper)
 A resumed run records only the jobs it ran, so resuming it (after it was killed too)
 follows its `resumed_from` chain: a job keeps the status of the newest run of the chain
 that has it, and jobs an earlier run of the chain completed are kept as well.
+
+Jobs a dead corral left running or finished are adopted, not run again, and only one
+resumer works on a run at a time (`corral.app.adopt`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.app.adopt import (
+    Adopted,
+    ResumeLocks,
+    attempt_usage,
+    close_dead,
+    find_adoptions,
+    unsupervised,
+)
 from corral.app.history import earlier_runs, latest_jobs
 from corral.app.location import open_history
 from corral.app.run import RunControl, RunOptions, RunReport, RunView, start_run
@@ -27,13 +38,12 @@ from corral.budget.accounting import Ledger
 from corral.config.loader import LoadedFlow, load_flow, load_text
 from corral.errors import FlowError, UsageError
 from corral.events.bus import Subscriber
-from corral.events.types import RunFinished
 from corral.execute import reaper
 from corral.execute.executor import Executor
 from corral.execute.liveness import holder
-from corral.models import Cost, CostSource, JobStatus, RunStatus, Usage
+from corral.models import JobStatus
 from corral.plan import JobView, Plan, build_plan, without
-from corral.store.protocols import HistoryStore
+from corral.store.protocols import HistoryReader, HistoryStore
 from corral.store.records import AttemptRow, JobRecord, RunRecord
 
 Echo = Callable[[str], None]
@@ -51,6 +61,12 @@ class ResumedRun:
     plan: Plan  # the jobs still to run
     known: dict[str, JobView]  # the results of the jobs kept
     records: tuple[RunRecord, ...]
+    adopted: Adopted = Adopted({}, frozenset())
+    locks: ResumeLocks | None = None  # held until the resume ends
+
+    def release(self) -> None:
+        if self.locks is not None:
+            self.locks.release()
 
     def carry_into(self, ledger: Ledger) -> None:
         """Put the earlier runs' spend in the ledger (which publishes it), so budgets
@@ -62,8 +78,10 @@ class ResumedRun:
         for run in self.records:
             for job in run.jobs:
                 for attempt in job.attempts:
+                    if (run.run.id, job.name, attempt.attempt) in self.adopted.superseded:
+                        continue  # the adopting attempt counts it whole, from its full log
                     number = index[job.name] = index.get(job.name, 0) + 1
-                    by_model, cost = _attempt_usage(attempt)
+                    by_model, cost = attempt_usage(attempt)
                     if by_model:
                         ledger.record(job.name, 1 - number, by_model, cost=cost)
 
@@ -75,6 +93,7 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
     """
     history = open_history(store_url, directory)
     assert history is not None  # opened, not merely looked for
+    locks: ResumeLocks | None = None
     try:
         record = history.get_run(run_id)
         if record.run.status is RunStatus.REFUSED:
@@ -89,14 +108,22 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
                     f"run {run.run.id} is still running (corral process {pid})",
                     hint="stop it with Ctrl-C or `kill -INT`, or wait for it, then resume",
                 )
-        run_ids = [run.run.id for run in records]
+        locks = ResumeLocks(records)
+        adopted = find_adoptions(records)
+        # what runs without a supervisor left running is nobody's: stop it (a live
+        # supervisor stops its own leftovers once its jobs are done)
+        orphaned = [run.run.id for run in unsupervised(records)]
         recorded = [
             reaper.RecordedGroup(job.job, job.pgid)
-            for run in run_ids
+            for run in orphaned
             for job in history.running_jobs(run)
         ]
-        reaped = reaper.reap_marked(run_ids, recorded)
-        _close_dead(history, records)
+        reaped = reaper.reap_marked(orphaned, recorded) if orphaned else []
+        close_dead(history, records, adopted)
+    except BaseException:
+        if locks is not None:
+            locks.release()
+        raise
     finally:
         history.close()
     for line in reaped:
@@ -112,8 +139,10 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
     elif kept:
         count = len(remaining.jobs)
         echo(f"resuming run {record.run.id}: keeping {len(kept)} succeeded job(s), running {count}")
+    if adopted.jobs:
+        echo(f"adopting {len(adopted.jobs)} job(s) left by the dead run: {', '.join(adopted.jobs)}")
     known = {j.name: view_of(j) for j in succeeded}
-    return ResumedRun(record.run.id, loaded, remaining, known, records)
+    return ResumedRun(record.run.id, loaded, remaining, known, records, adopted, locks)
 
 
 async def resume_run(
@@ -136,17 +165,20 @@ async def resume_run(
     resumed = await asyncio.to_thread(
         plan_resume, run_id, store_url=options.store, directory=directory, echo=echo
     )
-    if not resumed.plan.jobs:
-        return None
-    return await finish_run(
-        resumed,
-        options,
-        view=view,
-        subscribers=subscribers,
-        executor=executor,
-        control=control,
-        warn=warn,
-    )
+    try:
+        if not resumed.plan.jobs:
+            return None
+        return await finish_run(
+            resumed,
+            options,
+            view=view,
+            subscribers=subscribers,
+            executor=executor,
+            control=control,
+            warn=warn,
+        )
+    finally:
+        resumed.release()
 
 
 async def finish_run(
@@ -188,23 +220,6 @@ def kept_jobs(plan: Plan, succeeded: set[str]) -> list[str]:
     return [name for name in plan.jobs if name in kept]
 
 
-def _close_dead(history: HistoryStore, runs: tuple[RunRecord, ...]) -> None:
-    """Runs whose corral died are recorded as running forever: end them as cancelled."""
-    for run in runs:
-        if run.run.status is not RunStatus.RUNNING:
-            continue
-        writer = history.writer(run_id=run.run.id)
-        writer(
-            RunFinished(
-                run_id=run.run.id,
-                status=RunStatus.CANCELLED,
-                ended_at=time.time(),
-                error="interrupted: corral stopped before the run ended (resumed)",
-            )
-        )
-        writer.close()
-
-
 def _flow(record: RunRecord, echo: Echo) -> LoadedFlow:
     """The flow as it was run: the file if unchanged, else the content stored with the run."""
     path = Path(record.run.flow_path)
@@ -233,13 +248,3 @@ def view_of(job: JobRecord) -> JobView:
         cost_usd=float(cost.usd) if cost is not None and cost.usd is not None else None,
         outputs=dict(final.outputs or {}) if final else {},
     )
-
-
-def _attempt_usage(attempt: AttemptRow) -> tuple[dict[str, Usage], Cost | None]:
-    by_model = {m.model: m.tokens.to_usage() for m in attempt.models}
-    cost = (
-        attempt.cost
-        if attempt.cost is not None and attempt.cost.source is CostSource.REPORTED
-        else None
-    )
-    return by_model, cost

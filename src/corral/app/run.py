@@ -229,7 +229,8 @@ async def start_run(
             if warn is not None:
                 for warning in version_warnings(located):
                     warn(warning)
-        executor = create_executor(name, ExecutorContext(run_id, log_root, kill_grace))
+        context = ExecutorContext(run_id, log_root, kill_grace, on_orphan=spec.on_orphan)
+        executor = create_executor(name, context)
     if known is None and plan.external_needs and not options.no_store:
         # the needs `--from` left out: their last recorded results, for templates
         known = earlier_results(options.store, base_dir, loaded.path, plan.external_needs)
@@ -251,6 +252,7 @@ async def start_run(
         kill_grace=kill_grace,
         rehearse=rehearse,
         redactor=redactor,
+        adoptions=resumed.adopted.jobs if resumed is not None else {},
     )
     settings = Settings(
         concurrency=concurrency,

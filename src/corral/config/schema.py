@@ -267,6 +267,11 @@ class FlowSpec(_Strict):
     stagger: Duration | None = Field(None, description="Pause between two job launches.")
     fail_fast: bool = False
     kill_grace: Duration | None = None
+    on_orphan: Literal["adopt", "kill"] = Field(
+        "adopt",
+        description="If corral dies mid-run: its jobs keep running and `corral resume` "
+        "adopts them (adopt), or they are stopped with it (kill).",
+    )
     budget: BudgetSpec | None = None
     executor: str | None = Field(
         None,

@@ -47,6 +47,7 @@ class Adoption:
     key: str
     pid: int
     started_at: float
+    log_dir: Path  # where its output is (the dead run's log folder of that attempt)
     ended: bool = False
     exit_code: int | None = None
     signal: int | None = None

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corral.config.schema import JobSpec
 from corral.errors import InputError, ToolError
-from corral.execute.executor import JobRequest
+from corral.execute.executor import Adoption, JobRequest
 from corral.plan import JobView, PlannedJob, RunInfo, render_job
 from corral.plan.adapter import COMMAND_TOOL
 from corral.redact import Redactor
@@ -77,6 +77,8 @@ class RequestBuilder:
     rehearse: Rehearse | None = None
     # learns the secret values of each job's env as they are expanded (corral.redact)
     redactor: Redactor | None = None
+    # jobs a dead corral left, to follow instead of starting (a resume's first attempts)
+    adoptions: Mapping[str, Adoption] = field(default_factory=dict)
 
     def log_dir(self, job: str, attempt: int) -> Path:
         folder = self.log_root / job
@@ -115,13 +117,14 @@ class RequestBuilder:
             tool_name = job.tool
         grace = spec.kill_grace if spec.kill_grace is not None else self.kill_grace
         _check_bytes(job.name, argv, env, cwd)
+        adopt = self.adoptions.get(job.name) if attempt == 1 else None
         return JobRequest(
             job=job.name,
             attempt=attempt,
             argv=argv,
             cwd=cwd,
             env=env,
-            log_dir=log_dir,
+            log_dir=adopt.log_dir if adopt is not None else log_dir,
             tool=tool_name,
             model=model,
             parser=parser,
@@ -129,6 +132,7 @@ class RequestBuilder:
             idle_timeout=idle_timeout(spec.idle_timeout, agent=job.tool is not None),
             kill_grace=grace,
             spec=spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            adopt=adopt,
         )
 
     def _agent(
