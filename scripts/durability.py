@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The durability check: kill -9 corral at random moments of a run, resume, verify.
 
-    python scripts/durability.py [--rounds 20] [--jobs 20] [--seed N] [--keep]
+    python scripts/durability.py [--rounds 20] [--jobs 30] [--seed N] [--keep]
+    python scripts/durability.py --rounds 10 --chain-every 1    # the resume killed too
 
 Each round builds a flow of small jobs (a DAG) in a fresh directory, starts
 `python -m corral run`, SIGKILLs corral after a random delay, and checks that:
@@ -16,7 +17,10 @@ Each round builds a flow of small jobs (a DAG) in a fresh directory, starts
       (the jobs write their starts to a ledger file), and each of them had really
       finished (its "done" line is in the ledger);
   (e) after the resume no process of the killed run is alive: neither the job
-      processes nor the grandchildren some of them leave sleeping.
+      processes nor the grandchildren and setsid daemons some of them leave sleeping;
+  (f) each job's side effect (written after a silent sleep, as an agent edits files
+      after thinking) happened exactly once: no duplicate, none missing;
+  (g) after the resume no job row of a killed run says `running` or `waiting`.
 
 One line per round, then a summary; exit status 1 if any check failed (the round's
 directory is then kept and named). Everything random (the graph, the jobs' sleeps, the
@@ -40,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,11 +54,13 @@ import psutil
 import yaml
 
 PR_SET_CHILD_SUBREAPER = 36
+STALE = ("running", "waiting", "ready", "retrying")
 COMMAND_TIMEOUT_S = 120.0
 
 # The job every node of the flow runs. It writes "<job> <pid> <parent pid>" to the
-# ledger when it starts, "<job> grandchild <pid>" for a grandchild it leaves sleeping,
-# prints lines while it sleeps, and "<job> done" when it finishes.
+# ledger when it starts, "<job> grandchild <pid>" for a grandchild it leaves sleeping
+# (mode 1: in its process group; mode 2: a setsid daemon), prints its lines, sleeps
+# without printing, then writes its side effect "<job> done" and prints once more.
 JOB_SCRIPT = """\
 import os, subprocess, sys, time
 
@@ -69,17 +76,19 @@ def note(text):
 
 
 note(f"{name} {os.getpid()} {os.getppid()}")
-if grandchild == "1":
+if grandchild in ("1", "2"):
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(300)", ledger],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=grandchild == "2",
     )
     note(f"{name} grandchild {child.pid}")
 count = int(lines)
 for i in range(count):
     print(f"{name}: line {i + 1} of {count}", flush=True)
-    time.sleep(float(sleep_s) / count)
+time.sleep(float(sleep_s))
 note(f"{name} done")
+print(f"{name}: done", flush=True)
 """
 
 
@@ -89,8 +98,8 @@ note(f"{name} done")
 def build_flow(
     rng: random.Random, jobs: int, root: Path, grandchildren: float = 1 / 6
 ) -> dict[str, Any]:
-    """A small DAG: each job needs 0 to 2 of the six jobs before it; a share of the jobs
-    (at least one) leave a grandchild sleeping.
+    """A small DAG: each job needs 0 to 2 of the eight jobs before it; a share of the jobs
+    (at least one) leave a grandchild sleeping, half of them as setsid daemons.
     """
     names = [f"j{i:02d}" for i in range(jobs)]
     share = max(1, round(jobs * grandchildren))
@@ -103,12 +112,12 @@ def build_flow(
                 str(root / "job.py"),
                 str(root / "ledger.txt"),
                 name,
-                f"{rng.uniform(0.1, 1.5):.2f}",
-                str(rng.randint(2, 6)),
-                "1" if name in with_grandchild else "0",
+                f"{rng.uniform(0.2, 2.0):.2f}",
+                str(rng.randint(1, 4)),
+                ("2" if rng.random() < 0.5 else "1") if name in with_grandchild else "0",
             ]
         }
-        earlier = names[max(0, index - 6) : index]
+        earlier = names[max(0, index - 8) : index]
         if earlier:
             needs = rng.sample(earlier, k=min(len(earlier), rng.choice((0, 1, 1, 2))))
             if needs:
@@ -117,8 +126,9 @@ def build_flow(
     return {
         "version": 1,
         "name": "durability",
-        "concurrency": 4,
-        "defaults": {"timeout": "1m", "kill_grace": "2s"},
+        "concurrency": 6,
+        "kill_grace": "1s",
+        "defaults": {"timeout": "1m", "kill_grace": "1s"},
         "jobs": spec,
     }
 
@@ -289,6 +299,10 @@ class RoundResult:
     run_id: str = ""
     kept: int = 0
     rerun: int = 0
+    duplicates: int = 0  # side effects that happened more than once (extra ones)
+    never: int = 0  # jobs whose side effect never happened
+    left: int = 0  # processes of a killed run alive after the last resume
+    stale: int = 0  # job rows of a killed run still running/waiting after the resume
     events: int = 0
     resume_s: float = 0.0  # the last `corral resume`, start to exit
     seconds: float = 0.0
@@ -306,11 +320,11 @@ def corral(*args: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Settings:
-    jobs: int = 20
+    jobs: int = 30
     seed: int = 1
-    max_kill_s: float = 4.0  # the kill lands 0.2 s to this long after corral starts
+    max_kill_s: float = 9.0  # the kill lands 0.2 s to this long after corral starts
     chain_every: int = 3  # every Nth round also kills the first resume (0: never)
-    grandchildren: float = 1 / 6  # the share of jobs that leave a grandchild sleeping
+    grandchildren: float = 1 / 8  # the share of jobs that leave a grandchild sleeping
 
 
 def run_round(number: int, settings: Settings, base: Path, children: Children) -> RoundResult:
@@ -331,6 +345,7 @@ def run_round(number: int, settings: Settings, base: Path, children: Children) -
         result.failures.append(str(failure))
     finally:
         leftovers = live_processes(str(root))
+        result.left += len(leftovers)
         if leftovers:
             result.failures.append(
                 "processes left after the round (killed now): "
@@ -384,9 +399,10 @@ class Round:
             # kill -9 the resume too, then resume the resumed run (or, if it was killed
             # before it was recorded, the first run again)
             argv = corral("resume", target)
-            pid, _ = self.start_and_kill(argv, result.kill_resume_at, log="resume-killed.log")
+            before = self.starts()
+            self.start_and_kill(argv, result.kill_resume_at, log="resume-killed.log")
             result.outcome += "+resume killed"
-            self.check_not_repeated(pid)
+            self.check_not_repeated(before)
             runs = list_runs(self.root, self.children)
             child = [r["id"] for r in runs if r["resumed_from"] == target]
             if child:
@@ -396,12 +412,30 @@ class Round:
 
         # (c) the resume that must finish
         began = time.monotonic()
-        pid = resume(self.root, target, self.children)
+        before = self.starts()
+        resume(self.root, target, self.children)
         result.resume_s = time.monotonic() - began
         # (e) nothing of a killed run survives it
-        check_processes(self.root, Ledger.read(self.ledger_path), self.children)
+        left = check_processes(self.root, Ledger.read(self.ledger_path), self.children)
+        result.left += len(left)
+        if left:
+            result.failures.append("processes of a killed run outlived the resume: " + ", ".join(left))
         # (d) what the store called succeeded did not run again
-        self.check_not_repeated(pid)
+        self.check_not_repeated(before)
+        # (f) each side effect exactly once
+        done = Counter(Ledger.read(self.ledger_path).done)
+        result.duplicates = sum(n - 1 for n in done.values() if n > 1)
+        result.never = len(self.names - set(done))
+        if result.duplicates:
+            twice = sorted(job for job, n in done.items() if n > 1)
+            result.failures.append(f"duplicated side effects: {twice}")
+        # (g) no stale row in a killed run
+        for run_id in self.stored:
+            show, _ = history(self.root, self.children, run_id)
+            stale = [j["name"] for j in show["jobs"] if j["status"] in STALE]
+            result.stale += len(stale)
+            if stale:
+                result.failures.append(f"run {run_id}: rows still running/waiting: {stale}")
         # (b) every event stored before is still there
         for run_id, before in self.stored.items():
             after = set(history(self.root, self.children, run_id)[1])
@@ -425,6 +459,8 @@ class Round:
         unfinished = self.names - set(Ledger.read(self.ledger_path).done)
         if unfinished:
             raise CheckFailed(f"jobs the ledger never saw finish: {sorted(unfinished)}")
+        if result.failures:
+            raise CheckFailed(result.failures.pop())
 
     def start_and_kill(
         self, argv: list[str], kill_at: float, log: str = "run.log"
@@ -455,11 +491,13 @@ class Round:
         if not_done:
             raise CheckFailed(f"the store says {sorted(not_done)} succeeded; they never finished")
 
-    def check_not_repeated(self, resume_pid: int) -> None:
-        """(d) The jobs a resume started (their parent is that corral) had not succeeded."""
-        again = {
-            job for job, _, parent in Ledger.read(self.ledger_path).starts if parent == resume_pid
-        }
+    def starts(self) -> Counter[str]:
+        return Counter(job for job, _, _ in Ledger.read(self.ledger_path).starts)
+
+    def check_not_repeated(self, before: Counter[str]) -> None:
+        """(d) The jobs a resume started (more starts than before it) had not succeeded."""
+        after = self.starts()
+        again = {job for job, count in after.items() if count > before.get(job, 0)}
         repeated = sorted(self.succeeded & again)
         if repeated:
             raise CheckFailed(f"jobs that had succeeded ran again during a resume: {repeated}")
@@ -484,20 +522,21 @@ def resume(root: Path, run_id: str, children: Children) -> int:
     return proc.pid
 
 
-def check_processes(root: Path, ledger: Ledger, children: Children) -> None:
+def check_processes(root: Path, ledger: Ledger, children: Children) -> list[str]:
     """(e) After the resume (whose own jobs are over: it exited), any live pid of the
-    ledger, or any process naming this round's directory, is a leftover of a killed run.
+    ledger, or any process naming this round's directory, is a leftover of a killed run
+    (described, then killed).
     """
     time.sleep(0.1)  # let the last zombies be collected
     children.reap()
     marker = str(root)
     survivors = [pid for pid in ledger.pids() if alive(pid, marker)]
     stray = [p.pid for p in live_processes(marker) if p.pid not in survivors]
-    if survivors or stray:
-        raise CheckFailed(
-            "processes of a killed run outlived the resume: "
-            + ", ".join(describe_pid(pid, ledger) for pid in survivors + stray)
-        )
+    found = [describe_pid(pid, ledger) for pid in survivors + stray]
+    for pid in survivors + stray:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return found
 
 
 def list_runs(root: Path, children: Children) -> list[dict[str, Any]]:
@@ -577,7 +616,8 @@ def line(result: RoundResult) -> str:
     text = (
         f"round {result.number:2d} {verdict} kill at {kills:13s} {result.outcome:28s}"
         f" run {result.run_id or '-':20s}  events {result.events:3d}"
-        f"  kept {result.kept:2d}  rerun {result.rerun:2d}"
+        f"  kept {result.kept:2d}  rerun {result.rerun:2d}  dup {result.duplicates}"
+        f"  never {result.never}  left {result.left}  stale {result.stale}"
         f"  resume {result.resume_s:4.1f}s  round {result.seconds:4.1f}s"
     )
     return text + "".join(f"\n    {failure}" for failure in result.failures)
@@ -586,9 +626,9 @@ def line(result: RoundResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--max-kill", type=float, default=4.0, help="latest kill, seconds")
+    parser.add_argument("--max-kill", type=float, default=9.0, help="latest kill, seconds")
     parser.add_argument(
         "--chain-every",
         type=int,
@@ -599,9 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--grandchildren",
         type=float,
-        default=1 / 6,
+        default=1 / 8,
         metavar="SHARE",
-        help="the share of jobs that leave a grandchild sleeping (default 1/6)",
+        help="the share of jobs that leave a grandchild sleeping (default 1/8)",
     )
     parser.add_argument("--keep", action="store_true", help="keep every round's directory")
     parser.add_argument("--dir", type=Path, help="where the rounds go (default: a temp dir)")
@@ -630,6 +670,11 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{n} {o}" for o, n in outcomes.items())
         + f"; jobs kept {sum(r.kept for r in results)}, started by the resumes "
         f"{sum(r.rerun for r in results)}; events checked {sum(r.events for r in results)}"
+    )
+    print(
+        f"duplicated side effects {sum(r.duplicates for r in results)}, never completed "
+        f"{sum(r.never for r in results)}, processes left {sum(r.left for r in results)}, "
+        f"stale rows {sum(r.stale for r in results)}"
     )
     if failed:
         for r in failed:

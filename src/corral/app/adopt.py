@@ -209,3 +209,14 @@ def attempt_usage(attempt: AttemptRow) -> tuple[dict[str, Usage], Cost | None]:
         else None
     )
     return by_model, cost
+
+
+def wait_for_supervisors(runs: Iterable[RunRecord], timeout: float = 10.0) -> None:
+    """Wait (up to `timeout`) until the supervisors of `runs` are gone: each exits once its
+    last job ended and it stopped what the jobs left behind."""
+    deadline = time.monotonic() + timeout
+    roots = [Path(r.run.log_root) for r in runs if r.run.log_root]
+    while any(supervisor_alive(root) is not None for root in roots):
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)

@@ -30,6 +30,7 @@ from corral.app.adopt import (
     close_dead,
     find_adoptions,
     unsupervised,
+    wait_for_supervisors,
 )
 from corral.app.history import earlier_runs, latest_jobs
 from corral.app.location import open_history
@@ -178,6 +179,9 @@ async def resume_run(
             warn=warn,
         )
     finally:
+        # the dead runs' supervisors exit once the jobs adopted from them are done: no
+        # process of a dead run outlives its resume
+        await asyncio.to_thread(wait_for_supervisors, resumed.records)
         resumed.release()
 
 
