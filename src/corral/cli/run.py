@@ -1,8 +1,9 @@
 """`corral run`, `corral exec`, `corral rehearse` and `corral resume`: parse the options,
 call the run use case (`corral.app.run.start_run`), render its report.
 
-Signals are this edge's business: SIGINT/SIGTERM cancel the run through its
-`RunControl` (a second SIGINT kills at once), and the exit code says which one came.
+Signals are this edge's business: SIGINT, SIGTERM, SIGHUP (the terminal or the SSH
+session closed) and SIGQUIT cancel the run through its `RunControl` (a second signal of
+any of them kills at once), and the exit code says which came first (128 + its number).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ if TYPE_CHECKING:
 Start = Callable[["TerminalUI", "RunControl"], Awaitable["RunReport | None"]]
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
 class Interrupts:
-    """SIGINT/SIGTERM: the first cancels the run gracefully, a second SIGINT kills at once."""
+    """The first stop signal cancels the run gracefully, a second one kills at once."""
 
     def __init__(self, control: RunControl) -> None:
         self.control = control
@@ -39,24 +43,28 @@ class Interrupts:
         self._count = 0
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._handle, sig)
 
     def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
 
     def _handle(self, sig: int) -> None:
         self._count += 1
         self.received = self.received or sig
-        name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
+        name = signal.Signals(sig).name
         self.control.cancel(f"interrupted by {name}", hard=self._count > 1)
 
     @property
     def exit_code(self) -> int | None:
         if self.received is None:
             return None
-        return EXIT_SIGINT if self.received == signal.SIGINT else EXIT_SIGTERM
+        if self.received == signal.SIGINT:
+            return EXIT_SIGINT
+        if self.received == signal.SIGTERM:
+            return EXIT_SIGTERM
+        return 128 + self.received  # SIGHUP 129, SIGQUIT 131
 
 
 def server_options(command: Callable[..., int]) -> Callable[..., int]:
@@ -101,8 +109,13 @@ def _run(flags: RunFlags, title: str, start: Start) -> int:
     with _refusal_document(flags):  # `resume` is checked once the run is planned
         report = asyncio.run(main())
     if report is None:
-        return 0  # nothing was left to run
-    _render(report, ui, flags.json_mode)
+        return interrupts.exit_code or 0  # nothing was left to run
+    try:
+        _render(report, ui, flags.json_mode)
+    except OSError:
+        if interrupts.received != signal.SIGHUP:
+            raise
+        # the terminal is gone (SIGHUP): the run is recorded; nobody is there to read it
     return interrupts.exit_code or report.exit_code
 
 

@@ -1,0 +1,222 @@
+"""Jobs outlive a killed corral under the run's supervisor, and `corral resume` adopts them.
+
+Each job here waits, silently, for a `go` file before it writes its side effect, so a
+test decides whether the job ends before, during or after the resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from corral.execute.liveness import RunLock
+from corral.execute.supervised import read_records, supervisor_alive
+from tests.helpers import corral
+
+JOB = """\
+import os, sys, time
+name = sys.argv[1]
+with open(f"started-{name}", "a") as f:
+    f.write(f"{os.getpid()}\\n")
+print(f"{name} thinking", flush=True)
+while not os.path.exists("go"):
+    time.sleep(0.02)
+with open(f"effect-{name}", "a") as f:
+    f.write("x\\n")
+print(f'{{"result": "{name} done"}}', flush=True)
+"""
+
+
+def _flow(tmp_path: Path, extra: str = "") -> None:
+    (tmp_path / "job.py").write_text(JOB)
+    (tmp_path / "flow.yaml").write_text(
+        f"version: 1\nkill_grace: 1s\n{extra}jobs:\n"
+        f"  a: {{run: [{sys.executable}, job.py, a]}}\n"
+        f"  b: {{run: [{sys.executable}, job.py, b], needs: [a]}}\n"
+    )
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "corral", *args],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _kill_mid_job(tmp_path: Path) -> tuple[str, Path]:
+    """Start the flow, kill -9 corral while job `a` runs; the run's id and log folder."""
+    proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
+    _wait(lambda: (tmp_path / "started-a").exists(), "job a to start")
+    proc.kill()
+    proc.communicate()
+    runs = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"]
+    run_id = runs[0]["id"]
+    return run_id, tmp_path / ".corral" / "runs" / run_id
+
+
+def _show(tmp_path: Path, run_id: str) -> dict[str, str]:
+    shown = json.loads(corral("show", run_id, "--json", cwd=tmp_path).stdout)
+    return {job["name"]: job["status"] for job in shown["jobs"]}
+
+
+def _effects(tmp_path: Path, name: str) -> int:
+    path = tmp_path / f"effect-{name}"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_a_job_that_finished_while_corral_was_dead_is_adopted_not_rerun(tmp_path: Path) -> None:
+    _flow(tmp_path)
+    run_id, logs = _kill_mid_job(tmp_path)
+    assert supervisor_alive(logs) is not None  # the job outlived corral, under its supervisor
+    (tmp_path / "go").touch()
+    _wait(lambda: supervisor_alive(logs) is None, "the supervisor to exit")
+    records, _ = read_records(logs)
+    assert records["a#1"].exit is not None and records["a#1"].exit.code == 0
+    # its output kept going to its log with no corral reading it
+    assert "a done" in (logs / "a" / "stdout.log").read_text()
+
+    resumed = corral("resume", run_id, "--output", "prefixed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "adopting 1 job(s)" in resumed.stdout + resumed.stderr
+    assert _effects(tmp_path, "a") == 1 and _effects(tmp_path, "b") == 1
+    assert len((tmp_path / "started-a").read_text().splitlines()) == 1  # never started again
+    # the killed run tells the truth: no row stays running or waiting
+    assert set(_show(tmp_path, run_id).values()) == {"cancelled"}
+    newest = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"][0]["id"]
+    assert _show(tmp_path, newest) == {"a": "succeeded", "b": "succeeded"}
+
+
+def test_a_job_still_running_is_reattached_and_followed_to_its_end(tmp_path: Path) -> None:
+    _flow(tmp_path)
+    run_id, logs = _kill_mid_job(tmp_path)
+    resume = _start(tmp_path, "resume", run_id, "--output", "prefixed")
+    try:
+        _wait(lambda: (logs / RESUME_LOCK_NAME).exists(), "the resume to take its lock")
+        time.sleep(0.5)
+        (tmp_path / "go").touch()
+        out, _ = resume.communicate(timeout=60)
+    finally:
+        resume.kill()
+        resume.wait()
+    assert resume.returncode == 0, out
+    assert "a | a done" in out or '"result": "a done"' in out  # followed from its log
+    assert _effects(tmp_path, "a") == 1
+    assert len((tmp_path / "started-a").read_text().splitlines()) == 1
+    assert supervisor_alive(logs) is None  # the resume waited for it to go
+
+
+def test_on_orphan_kill_stops_the_jobs_with_corral_and_resume_runs_them(tmp_path: Path) -> None:
+    _flow(tmp_path, extra="on_orphan: kill\n")
+    run_id, logs = _kill_mid_job(tmp_path)
+    _wait(lambda: supervisor_alive(logs) is None, "the supervisor to stop the job and exit")
+    records, _ = read_records(logs)
+    assert records["a#1"].orphan_killed and records["a#1"].exit is not None
+    assert _effects(tmp_path, "a") == 0
+    (tmp_path / "go").touch()
+    resumed = corral("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert _effects(tmp_path, "a") == 1
+    assert len((tmp_path / "started-a").read_text().splitlines()) == 2  # it ran again
+
+
+RESUME_LOCK_NAME = "resume.lock"
+
+
+def test_a_second_resume_of_the_same_run_refuses_and_names_the_holder(tmp_path: Path) -> None:
+    _flow(tmp_path)
+    run_id, logs = _kill_mid_job(tmp_path)
+    lock = RunLock(logs, RESUME_LOCK_NAME)  # as a first `corral resume` holds it
+    try:
+        second = corral("resume", run_id, cwd=tmp_path)
+    finally:
+        lock.release()
+    assert second.returncode == 2
+    assert f"already being resumed by corral process {os.getpid()}" in second.stderr
+    assert _effects(tmp_path, "a") == 0  # nothing ran
+    (tmp_path / "go").touch()
+    assert corral("resume", run_id, cwd=tmp_path).returncode == 0
+    assert _effects(tmp_path, "a") == 1
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGHUP, 129), (signal.SIGQUIT, 131), (signal.SIGTERM, 143)]
+)
+def test_hangup_and_quit_stop_the_run_like_sigterm(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    _flow(tmp_path)
+    proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
+    _wait(lambda: (tmp_path / "started-a").exists(), "job a to start")
+    pid = int((tmp_path / "started-a").read_text().split()[0])
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == code, out
+    assert not _alive(pid)
+    runs = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"]
+    assert runs[0]["status"] == "cancelled"
+    assert set(_show(tmp_path, runs[0]["id"]).values()) <= {"cancelled", "skipped"}
+
+
+DAEMON_JOB = """\
+import os, signal, sys, time
+if os.fork() == 0:
+    os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with open("daemon.pid", "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(300)
+    os._exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_a_setsid_daemon_ignoring_sigterm_is_gone_when_corral_exits(
+    tmp_path: Path, twice: bool
+) -> None:
+    (tmp_path / "daemon.py").write_text(DAEMON_JOB)
+    (tmp_path / "flow.yaml").write_text(
+        f"version: 1\nkill_grace: 1s\njobs:\n  d: {{run: [{sys.executable}, daemon.py]}}\n"
+    )
+    proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
+    _wait(lambda: (tmp_path / "daemon.pid").exists() and bool(
+        (tmp_path / "daemon.pid").read_text()
+    ), "the daemon")
+    daemon = int((tmp_path / "daemon.pid").read_text())
+    proc.send_signal(signal.SIGINT)
+    if twice:
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert not _alive(daemon)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(") ", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
