@@ -220,3 +220,21 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(") ", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_logs_follow_keeps_following_an_orphaned_job_and_ends_with_its_supervisor(
+    tmp_path: Path,
+) -> None:
+    _flow(tmp_path)
+    run_id, logs = _kill_mid_job(tmp_path)
+    follow = _start(tmp_path, "logs", run_id, "a", "--follow")
+    try:
+        time.sleep(0.5)
+        (tmp_path / "go").touch()  # the job ends; then its supervisor
+        out, _ = follow.communicate(timeout=60)
+    finally:
+        follow.kill()
+        follow.wait()
+    assert follow.returncode == 0
+    assert "a thinking" in out and "a done" in out  # printed after corral died
+    assert supervisor_alive(logs) is None

@@ -253,9 +253,22 @@ def _read_from(path: Path, position: int) -> bytes:
 def _over(history: HistoryReader, run_id: str, job: str) -> bool:
     record = history.get_run(run_id)
     found = record.job(job)
-    return record.run.status is not RunStatus.RUNNING or (
-        found is not None and found.status.is_final
+    return (
+        record.run.status is not RunStatus.RUNNING
+        or (found is not None and found.status.is_final)
+        or _abandoned(Path(record.run.log_root) if record.run.log_root else None)
     )
+
+
+def _abandoned(log_root: Path | None) -> bool:
+    """A run recorded as running whose corral and supervisor are both gone (kill -9):
+    nothing will write its logs any more."""
+    from corral.execute.liveness import LOCK_NAME, holder
+    from corral.execute.supervised import supervisor_alive
+
+    if log_root is None or not (log_root / LOCK_NAME).exists():
+        return False  # not run by the local executor: the history alone says
+    return holder(log_root) is None and supervisor_alive(log_root) is None
 
 
 # -- gc --------------------------------------------------------------------------------------
