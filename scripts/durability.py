@@ -322,9 +322,13 @@ def corral(*args: str) -> list[str]:
 class Settings:
     jobs: int = 30
     seed: int = 1
-    max_kill_s: float = 9.0  # the kill lands 0.2 s to this long after corral starts
+    max_kill_s: float = 6.0  # the kill lands 0.2 s to this long after the clock starts
     chain_every: int = 3  # every Nth round also kills the first resume (0: never)
     grandchildren: float = 1 / 8  # the share of jobs that leave a grandchild sleeping
+    # the kill's clock starts when corral starts ("start") or once it works ("work": the
+    # run's first job started; the resume printed its plan), so a loaded machine's slow
+    # start-up does not turn every round into a kill before the run was recorded
+    clock_from: str = "work"
 
 
 def run_round(number: int, settings: Settings, base: Path, children: Children) -> RoundResult:
@@ -340,7 +344,7 @@ def run_round(number: int, settings: Settings, base: Path, children: Children) -
     result = RoundResult(number, kill_at, kill_resume_at if chained else None, directory=root)
     started = time.monotonic()
     try:
-        Round(result, root, set(flow["jobs"]), children).play()
+        Round(result, root, set(flow["jobs"]), children, settings.clock_from).play()
     except CheckFailed as failure:
         result.failures.append(str(failure))
     finally:
@@ -361,7 +365,14 @@ def run_round(number: int, settings: Settings, base: Path, children: Children) -
 class Round:
     """One round: run and kill, [resume and kill], resume; the checks in between."""
 
-    def __init__(self, result: RoundResult, root: Path, names: set[str], children: Children):
+    def __init__(
+        self,
+        result: RoundResult,
+        root: Path,
+        names: set[str],
+        children: Children,
+        clock_from: str = "work",
+    ):
         self.result = result
         self.root = root
         self.names = names
@@ -369,6 +380,7 @@ class Round:
         self.ledger_path = root / "ledger.txt"
         self.stored: dict[str, list[str]] = {}  # run id -> its events, as read before resuming
         self.succeeded: set[str] = set()  # jobs the store says succeeded, in any run
+        self.clock_from = clock_from
 
     def play(self) -> None:
         result = self.result
@@ -415,27 +427,9 @@ class Round:
         before = self.starts()
         resume(self.root, target, self.children)
         result.resume_s = time.monotonic() - began
-        # (e) nothing of a killed run survives it
-        left = check_processes(self.root, Ledger.read(self.ledger_path), self.children)
-        result.left += len(left)
-        if left:
-            result.failures.append("processes of a killed run outlived the resume: " + ", ".join(left))
+        self.count_after_resume()
         # (d) what the store called succeeded did not run again
         self.check_not_repeated(before)
-        # (f) each side effect exactly once
-        done = Counter(Ledger.read(self.ledger_path).done)
-        result.duplicates = sum(n - 1 for n in done.values() if n > 1)
-        result.never = len(self.names - set(done))
-        if result.duplicates:
-            twice = sorted(job for job, n in done.items() if n > 1)
-            result.failures.append(f"duplicated side effects: {twice}")
-        # (g) no stale row in a killed run
-        for run_id in self.stored:
-            show, _ = history(self.root, self.children, run_id)
-            stale = [j["name"] for j in show["jobs"] if j["status"] in STALE]
-            result.stale += len(stale)
-            if stale:
-                result.failures.append(f"run {run_id}: rows still running/waiting: {stale}")
         # (b) every event stored before is still there
         for run_id, before in self.stored.items():
             after = set(history(self.root, self.children, run_id)[1])
@@ -465,12 +459,18 @@ class Round:
     def start_and_kill(
         self, argv: list[str], kill_at: float, log: str = "run.log"
     ) -> tuple[int, str]:
-        """Start corral, SIGKILL it (its pid only) after `kill_at` seconds, unless it
-        finished by then: its pid, and "mid-run" or "after-finish".
+        """Start corral, SIGKILL it (its pid only) `kill_at` seconds after it got going
+        (see `--from`), unless it finished by then: its pid, and "mid-run" or
+        "after-finish".
         """
         with open(self.root / log, "ab") as out:
             proc = self.children.popen(argv, cwd=self.root, stdout=out, stderr=out)
         try:
+            deadline = time.monotonic() + COMMAND_TIMEOUT_S
+            while self.clock_from == "work" and not self._working(log):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
             proc.wait(timeout=kill_at)
             outcome = "after-finish"
         except subprocess.TimeoutExpired:
@@ -481,6 +481,13 @@ class Round:
             self.children.forget(proc.pid)
         return proc.pid, outcome
 
+    def _working(self, log: str) -> bool:
+        """A run has started a job (the ledger grew); a resume has said what it does."""
+        if log == "run.log":
+            return self.ledger_path.exists() and self.ledger_path.stat().st_size > 0
+        path = self.root / log
+        return path.exists() and path.stat().st_size > 0
+
     def read(self, run_id: str) -> None:
         """Read a killed run: its events, and which jobs it says succeeded."""
         show, events = history(self.root, self.children, run_id)
@@ -490,6 +497,26 @@ class Round:
         not_done = self.succeeded - set(Ledger.read(self.ledger_path).done)
         if not_done:
             raise CheckFailed(f"the store says {sorted(not_done)} succeeded; they never finished")
+
+    def count_after_resume(self) -> None:
+        """(e) processes left, (f) side effects once each, (g) no stale row."""
+        result = self.result
+        left = check_processes(self.root, Ledger.read(self.ledger_path), self.children)
+        result.left += len(left)
+        if left:
+            result.failures.append("processes outlived the resume: " + ", ".join(left))
+        done = Counter(Ledger.read(self.ledger_path).done)
+        result.duplicates = sum(n - 1 for n in done.values() if n > 1)
+        result.never = len(self.names - set(done))
+        if result.duplicates:
+            twice = sorted(job for job, n in done.items() if n > 1)
+            result.failures.append(f"duplicated side effects: {twice}")
+        for run_id in self.stored:
+            show, _ = history(self.root, self.children, run_id)
+            stale = [j["name"] for j in show["jobs"] if j["status"] in STALE]
+            result.stale += len(stale)
+            if stale:
+                result.failures.append(f"run {run_id}: rows still running/waiting: {stale}")
 
     def starts(self) -> Counter[str]:
         return Counter(job for job, _, _ in Ledger.read(self.ledger_path).starts)
@@ -628,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--max-kill", type=float, default=9.0, help="latest kill, seconds")
+    parser.add_argument("--max-kill", type=float, default=6.0, help="latest kill, seconds")
     parser.add_argument(
         "--chain-every",
         type=int,
@@ -643,6 +670,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SHARE",
         help="the share of jobs that leave a grandchild sleeping (default 1/8)",
     )
+    parser.add_argument(
+        "--from",
+        dest="clock_from",
+        choices=("work", "start"),
+        default="work",
+        help="the kill delay counts from the first job's start (work) or corral's (start)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep every round's directory")
     parser.add_argument("--dir", type=Path, help="where the rounds go (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -654,7 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     results: list[RoundResult] = []
-    settings = Settings(args.jobs, args.seed, args.max_kill, args.chain_every, args.grandchildren)
+    settings = Settings(
+        args.jobs, args.seed, args.max_kill, args.chain_every, args.grandchildren, args.clock_from
+    )
     for result in rounds(args.rounds, settings, base):
         results.append(result)
         print(line(result), flush=True)
