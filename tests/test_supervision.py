@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.helpers import corral
 
 from corral.execute.liveness import RunLock
 from corral.execute.supervised import read_records, supervisor_alive
-from tests.helpers import corral
 
 JOB = """\
 import os, sys, time
@@ -67,7 +67,7 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 def _kill_mid_job(tmp_path: Path) -> tuple[str, Path]:
     """Start the flow, kill -9 corral while job `a` runs; the run's id and log folder."""
     proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
-    _wait(lambda: (tmp_path / "started-a").exists(), "job a to start")
+    _wait((tmp_path / "started-a").exists, "job a to start")
     proc.kill()
     proc.communicate()
     runs = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"]
@@ -112,7 +112,7 @@ def test_a_job_still_running_is_reattached_and_followed_to_its_end(tmp_path: Pat
     run_id, logs = _kill_mid_job(tmp_path)
     resume = _start(tmp_path, "resume", run_id, "--output", "prefixed")
     try:
-        _wait(lambda: (logs / RESUME_LOCK_NAME).exists(), "the resume to take its lock")
+        _wait((logs / RESUME_LOCK_NAME).exists, "the resume to take its lock")
         time.sleep(0.5)
         (tmp_path / "go").touch()
         out, _ = resume.communicate(timeout=60)
@@ -167,7 +167,7 @@ def test_hangup_and_quit_stop_the_run_like_sigterm(
 ) -> None:
     _flow(tmp_path)
     proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
-    _wait(lambda: (tmp_path / "started-a").exists(), "job a to start")
+    _wait((tmp_path / "started-a").exists, "job a to start")
     pid = int((tmp_path / "started-a").read_text().split()[0])
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
@@ -201,9 +201,10 @@ def test_a_setsid_daemon_ignoring_sigterm_is_gone_when_corral_exits(
         f"version: 1\nkill_grace: 1s\njobs:\n  d: {{run: [{sys.executable}, daemon.py]}}\n"
     )
     proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
-    _wait(lambda: (tmp_path / "daemon.pid").exists() and bool(
-        (tmp_path / "daemon.pid").read_text()
-    ), "the daemon")
+    _wait(
+        lambda: (tmp_path / "daemon.pid").exists() and bool((tmp_path / "daemon.pid").read_text()),
+        "the daemon",
+    )
     daemon = int((tmp_path / "daemon.pid").read_text())
     proc.send_signal(signal.SIGINT)
     if twice:

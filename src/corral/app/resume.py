@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.app.adopt import (
@@ -62,7 +61,7 @@ class ResumedRun:
     plan: Plan  # the jobs still to run
     known: dict[str, JobView]  # the results of the jobs kept
     records: tuple[RunRecord, ...]
-    adopted: Adopted = Adopted({}, frozenset())
+    adopted: Adopted = field(default_factory=lambda: Adopted({}, frozenset()))
     locks: ResumeLocks | None = None  # held until the resume ends
 
     def release(self) -> None:

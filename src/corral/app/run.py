@@ -36,6 +36,7 @@ from corral.errors import (
     EXIT_BUDGET_STOPPED,
     EXIT_JOBS_FAILED,
     EXIT_OK,
+    EXIT_STORE,
     EXIT_USAGE,
     StoreError,
     UsageError,
@@ -316,7 +317,9 @@ async def start_run(
     return RunReport(
         run_id=run_id,
         status=status,
-        exit_code=RUN_EXIT_CODES[status],
+        # an event that could not be made durable is never success: the history is what
+        # `corral resume` trusts
+        exit_code=EXIT_STORE if store_error else RUN_EXIT_CODES[status],
         started_at=header.started_at,
         ended_at=time.time(),
         log_root=log_root,

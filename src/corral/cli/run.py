@@ -134,7 +134,7 @@ def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
     if report.journal.breaches:
         footer += "\n" + budget_reckoning(report.journal)
     if report.store_error:
-        click.echo(f"corral: warning: history not saved: {report.store_error}", err=True)
+        click.echo(f"corral: error: history not saved: {report.store_error}", err=True)
     print_summary(ui.console, report.journal, footer)
     if json_mode:
         document = summary_json(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import time
@@ -188,7 +189,7 @@ class LocalExecutor:
             raise
         # the CLI's own files (its session log, its config) may say what stdout did not
         pipeline.finish(exit_.code, await asyncio.to_thread(pipeline.session_report))
-        return pipeline.outcome(
+        outcome = pipeline.outcome(
             exit_code=exit_.code,
             signal=exit_.signal,
             stopped=stopped,
@@ -196,6 +197,16 @@ class LocalExecutor:
             duration_s=time.monotonic() - started,
             pid=pid,
         )
+        if getattr(child, "disk_full", False) and outcome.status is JobStatus.SUCCEEDED:
+            # its output may be cut short: a result read from it is not to be trusted
+            return dataclasses.replace(
+                outcome,
+                status=JobStatus.FAILED,
+                error=f"no space left on device for its logs in {request.log_dir}: "
+                "its output may be incomplete (free some space, then `corral resume`)",
+                error_kind=ErrorKind.EXIT,
+            )
+        return outcome
 
     def _hard_stop(self) -> None:
         self._hard = True

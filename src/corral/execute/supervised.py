@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,17 @@ class SupervisorClient:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        ours = self._spawn()
+        self._sock = ours
+        ours.setblocking(False)
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._readable)
+        # not waiting for its `ready`: requests queue on the socket while it starts, and a
+        # supervisor that dies at once fails them (`_lost`)
+
+    def _spawn(self) -> socket.socket:
+        """Start the supervisor process (a fork and an exec, once per run); our end of
+        the socket pair."""
         self.log_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         ours, theirs = socket.socketpair()
         log = os.open(self.log_root / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -139,12 +150,7 @@ class SupervisorClient:
             theirs.close()
         self.pid = self._process.pid
         reaper.LEADERS.add(self.pid)  # corral's own sweep must leave it alone
-        self._sock = ours
-        ours.setblocking(False)
-        self._ready = loop.create_future()
-        loop.add_reader(ours.fileno(), self._readable)
-        # not waiting for its `ready`: requests queue on the socket while it starts, and a
-        # supervisor that dies at once fails them (`_lost`)
+        return ours
 
     def _readable(self) -> None:
         assert self._sock is not None
@@ -262,7 +268,6 @@ class SupervisorClient:
             reaper.LEADERS.discard(process.pid)
 
 
-
 class _LogFollower:
     """Reads one of a job's log files as it grows and splits it into lines."""
 
@@ -317,12 +322,14 @@ class _FollowedChild:
         self.last_output = time.monotonic()
         self._exit: Exit | None = None
         self._closed = False
+        self._log_dir = log_dir
+        self.disk_full = False  # its log folder's disk was full when it ended
 
     def _poll_exit(self) -> Exit | None:
         raise NotImplementedError
 
-    async def _exit_ready(self, timeout: float) -> None:
-        await asyncio.sleep(timeout)
+    async def _exit_ready(self, pause: float) -> None:
+        await asyncio.sleep(pause)
 
     def _read(self) -> None:
         if any([follower.read() for follower in self._followers]):
@@ -337,6 +344,7 @@ class _FollowedChild:
             pause = _POLL_MIN if self.last_output != before else min(pause * 2, _POLL_MAX)
             await self._exit_ready(pause)
         self._exit = found
+        self.disk_full = _disk_full(self._log_dir)
         # the leader is gone; anything still in its group is a leftover grandchild
         if self.pid is not None and reaper.signal_group(self.pid, 0):
             await self._stop_group(0.5)
@@ -368,6 +376,15 @@ class _FollowedChild:
         await reaper.stop_async(send, alive, grace)
 
 
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system of `folder` has no block left: the job's writes to its
+    logs may have failed (the job wrote them itself, so corral saw no error)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
+
+
 class SupervisedChild(_FollowedChild):
     """A job the run's supervisor starts (see the module docstring)."""
 
@@ -390,7 +407,6 @@ class SupervisedChild(_FollowedChild):
         self._argv = tuple(argv)
         self._cwd = cwd
         self._env = env
-        self._log_dir = log_dir
         self._exited: asyncio.Future[dict[str, Any]] | None = None
 
     async def start(self) -> int:
@@ -414,10 +430,10 @@ class SupervisedChild(_FollowedChild):
             return Exit(None, signal.SIGKILL)  # the supervisor died: the exit is unknown
         return Exit(message["code"], message["signal"])
 
-    async def _exit_ready(self, timeout: float) -> None:
+    async def _exit_ready(self, pause: float) -> None:
         assert self._exited is not None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._exited), timeout)
+            await asyncio.wait_for(asyncio.shield(self._exited), pause)
 
 
 class AdoptedChild(_FollowedChild):
@@ -457,5 +473,5 @@ class AdoptedChild(_FollowedChild):
             return Exit(None, signal.SIGKILL)
         return None
 
-    async def _exit_ready(self, timeout: float) -> None:
-        await asyncio.sleep(min(timeout, 0.1))
+    async def _exit_ready(self, pause: float) -> None:
+        await asyncio.sleep(min(pause, 0.1))

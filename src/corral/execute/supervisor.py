@@ -70,13 +70,19 @@ class Supervisor:
 
     # -- records --------------------------------------------------------------------------
 
-    def _record(self, entries: list[dict[str, Any]], durable: bool) -> None:
+    def _record(self, entries: list[dict[str, Any]], durable: bool) -> bool:
+        """Append `entries` (fsynced when `durable`); False when the disk refused them
+        (full): corral still hears of the exits, only a resume would miss them."""
         data = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.records, view) :]
-        if durable:
-            os.fdatasync(self.records)
+        try:
+            while view:
+                view = view[os.write(self.records, view) :]
+            if durable:
+                os.fdatasync(self.records)
+        except OSError:
+            return False
+        return True
 
     def _send(self, message: dict[str, Any]) -> None:
         if self.sock is None:
@@ -119,7 +125,8 @@ class Supervisor:
             cwd = message.get("cwd")
             if cwd:
                 try:
-                    os.chdir(cwd)  # posix_spawn cannot (Python 3.11); this process is single-threaded
+                    # posix_spawn cannot (Python 3.11); this process is single-threaded
+                    os.chdir(cwd)
                 except OSError:
                     raise SpawnError(f"working directory not found: {cwd}") from None
             try:
@@ -221,9 +228,9 @@ class Supervisor:
                 entry["orphan_killed"] = True  # stopped because corral went away: run it again
             ended.append(entry)
         if ended:
-            self._record(ended, durable=True)
+            recorded = self._record(ended, durable=True)
             for entry in ended:
-                self._send({"op": "exit", **entry})
+                self._send({"op": "exit", **entry, "recorded": recorded})
 
     def run(self) -> None:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)

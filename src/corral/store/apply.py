@@ -142,6 +142,10 @@ class Applier:
                 self._update_totals(conn, run_id)
                 self._totals_at[run_id] = now
 
+    def forget_numbers(self) -> None:
+        """Read the next event numbers from the database again (after a rollback)."""
+        self._next_seq.clear()
+
     def _take_seq(self, conn: Connection, run_id: str) -> int:
         if run_id not in self._next_seq:
             # a resumed run may already have events from an earlier process

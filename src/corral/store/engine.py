@@ -71,9 +71,11 @@ def create_store_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> 
             )
         # pre-ping replaces connections that died with a restarted server; a short
         # connect timeout keeps the writer's retries from hanging on a dead host
-        return create_engine(
+        engine = create_engine(
             url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, pool_size=2
         )
+        event.listen(engine, "before_cursor_execute", _encode_nul, retval=True)
+        return engine
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         try:
@@ -88,6 +90,37 @@ def create_store_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> 
     event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+NUL_STANDIN = "\u2400"  # SYMBOL FOR NULL: PostgreSQL text cannot hold U+0000
+
+
+def _encode_nul(
+    _conn: Connection,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> tuple[str, Any]:
+    """PostgreSQL rejects a NUL byte in text, and with it the whole batch (another job's
+    result too): write the visible stand-in instead. SQLite keeps NUL as it is."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            return value.replace("\x00", NUL_STANDIN)
+        return value
+
+    def clean_set(values: Any) -> Any:
+        if isinstance(values, dict):
+            return {k: clean(v) for k, v in values.items()}
+        if isinstance(values, tuple | list):
+            return type(values)(clean(v) for v in values)
+        return values
+
+    if isinstance(parameters, list) and parameters and isinstance(parameters[0], dict | tuple):
+        return statement, [clean_set(p) for p in parameters]
+    return statement, clean_set(parameters)
 
 
 def _sqlite_connect(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,9 @@ snapshots, tool calls) are dropped and counted, while lifecycle events (run/job 
 finished...) are always kept, since they are few and build the rows `corral show` reads.
 A healthy writer that falls behind drops nothing: it catches up. `close()`
 waits up to `close_timeout_s` for a last write and otherwise raises StoreError saying
-what was lost; the job logs on disk never depend on the store.
+what was lost; the job logs on disk never depend on the store. A batch the database rejects for good
+is written again event by event, so one bad event (a byte PostgreSQL refuses) loses
+only itself, never another job's result.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ _FIRST_BACKOFF_S = 0.05
 _URGENT = (RunStarted,)
 
 
-_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly")
+# "full": a disk that fills up may be freed; the bounded backlog waits for that
+_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "full")
 
 
 def is_transient(error: BaseException) -> bool:
@@ -222,7 +225,8 @@ class StoreWriter:
         why = f": {_reason(self._last_error)}" if self._last_error else ""
         return (
             f"the run history{run} is incomplete in {self._store.display_url}: "
-            f"{'; '.join(parts)}{why}; the job logs on disk are intact"
+            f"{'; '.join(parts)}{why}; the jobs' output is in their log files "
+            "(not checked)"
         )
 
     # -- writer thread ------------------------------------------------------------------
@@ -286,17 +290,42 @@ class StoreWriter:
                 with self._lock:
                     self._failing = True
                 return self._next_delay()
-            self.lost += len(self._pending)
-            with self._lock:
-                self._resolved += sum(not p.counted for p in self._pending)
-                for _, future, _ in self._waiters:  # what they waited for is lost
-                    _resolve(future, False)
-                self._waiters.clear()
-            self._pending.clear()
             if not isinstance(error, exc.SQLAlchemyError):
                 self._abandon.set()  # a bug: stop and let close() raise it
+            rejected = self._one_by_one() if isinstance(error, exc.SQLAlchemyError) else None
+            self.lost += len(self._pending) if rejected is None else rejected
+            with self._lock:
+                self._resolved += sum(not p.counted for p in self._pending)
+                if rejected:
+                    for _, future, _ in self._waiters:  # what they waited for may be lost
+                        _resolve(future, False)
+                    self._waiters.clear()
+            self._pending.clear()
         self._backoff = 0.0
         return 0.0
+
+    def _one_by_one(self) -> int | None:
+        """After a rejected batch: write each event alone; how many were rejected (None
+        when the database failed in another way meanwhile: all are lost)."""
+        engine = self._store.engine
+        rejected = 0
+        for item in self._pending:
+            self._applier.forget_numbers()  # the rolled-back batch took some
+            try:
+                with (
+                    engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
+                    conn.begin(),
+                ):
+                    self._applier.write(conn, [item])
+            except exc.SQLAlchemyError as error:
+                if is_transient(error):
+                    return None
+                self._last_error = error
+                rejected += 1
+            else:
+                self.written += 1
+        self._applier.forget_numbers()
+        return rejected
 
     def _next_delay(self) -> float:
         self._backoff = min(max(self._backoff * 2, _FIRST_BACKOFF_S), self._max_backoff_s)
