@@ -35,6 +35,10 @@ from corral.store.records import AttemptRow, RunRecord
 from corral.store.records import JobRecord as StoredJob
 
 RESUME_LOCK = "resume.lock"
+NOT_STARTED = "not started: corral stopped before it could start"
+ADOPTED = "corral stopped while it ran; `corral resume` adopted it (see the resumed run)"
+RUN_AGAIN = "corral stopped while it ran; `corral resume` runs it again"
+CLOSING_NOTES = (NOT_STARTED, ADOPTED, RUN_AGAIN)
 
 
 class ResumeLocks:
@@ -84,13 +88,17 @@ def find_adoptions(records: tuple[RunRecord, ...]) -> Adopted:
     jobs: dict[str, Adoption] = {}
     superseded: set[tuple[str, str, int]] = set()
     for name in names:
+        passed: list[tuple[str, str, int]] = []  # newer runs' unfinished rows of the job
         for record in records:
             stored = next((j for j in record.jobs if j.name == name), None)
-            if stored is not None and stored.status.is_final:
+            if stored is not None and stored.status.is_final and not _closed_by_resume(stored):
                 break  # the history knows how it ended: nothing to adopt
             found = supervised[record.run.id].get(name)
             if found is None:
-                continue  # this run never started it: an older one may have
+                # this run never started it (or adopted it from an older run): look there
+                if stored is not None and stored.attempts:
+                    passed.append((record.run.id, name, stored.attempts[-1].attempt))
+                continue
             number, job = found
             if stored is not None and _attempt_final(stored, number):
                 break
@@ -101,6 +109,7 @@ def find_adoptions(records: tuple[RunRecord, ...]) -> Adopted:
                 jobs[name] = _adoption(root, name, number, job, ended=False)
             if name in jobs:
                 superseded.add((record.run.id, name, number))
+                superseded.update(passed)
             break
     return Adopted(jobs, frozenset(superseded))
 
@@ -124,7 +133,16 @@ def _supervised_now(record: RunRecord) -> bool:
 
 
 def _attempt_final(job: StoredJob, number: int) -> bool:
-    return any(a.attempt == number and a.status.is_final for a in job.attempts)
+    return any(
+        a.attempt == number and a.status.is_final and a.error not in CLOSING_NOTES
+        for a in job.attempts
+    )
+
+
+def _closed_by_resume(job: StoredJob) -> bool:
+    """A row an earlier resume closed (`close_dead`), not one corral saw end."""
+    final = job.attempts[-1] if job.attempts else None
+    return final is not None and final.error in CLOSING_NOTES
 
 
 def _adoption(root: Path, name: str, number: int, job: JobRecord, *, ended: bool) -> Adoption:
@@ -175,14 +193,14 @@ def _closing(run_id: str, job: StoredJob, adopted: Adopted, now: float) -> JobFi
     last = job.attempts[-1] if job.attempts else None
     number = last.attempt if last is not None else 0
     if number == 0 or last is None or last.started_at is None:
-        error = "not started: corral stopped before it could start"
+        error = NOT_STARTED
         by_model: dict[str, Usage] = {}
         cost: Cost | None = None
     elif (run_id, job.name, number) in adopted.superseded:
-        error = "corral stopped while it ran; `corral resume` adopted it (see the resumed run)"
+        error = ADOPTED
         by_model, cost = {}, None
     else:
-        error = "corral stopped while it ran; `corral resume` runs it again"
+        error = RUN_AGAIN
         by_model, cost = attempt_usage(last)
     return JobFinished(
         job=job.name,
