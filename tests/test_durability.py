@@ -1,7 +1,7 @@
 """The durability check (scripts/durability.py) in small: kill -9 corral mid-run, resume.
 
-The full check is `python scripts/durability.py` (20 rounds of 20 jobs, docs/durability.md);
-here 4 rounds of 12 jobs, one of them also killing the first resume, keep CI fast.
+The full check is `python scripts/durability.py` (20 rounds of 30 jobs, docs/durability.md);
+here 2 rounds of 10 jobs, the second also killing the first resume, keep CI fast.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def test_the_flow_is_a_deterministic_dag_per_seed(tmp_path: Path) -> None:
     for index, name in enumerate(names):
         job = flow["jobs"][name]
         assert set(job.get("needs", [])) <= set(names[:index])  # earlier jobs only: a DAG
-        assert 0.1 <= float(job["run"][4]) <= 1.5
-    assert any(job["run"][6] == "1" for job in flow["jobs"].values())  # some grandchildren
+        assert 0.2 <= float(job["run"][4]) <= 2.0
+    assert any(job["run"][6] in ("1", "2") for job in flow["jobs"].values())  # grandchildren
 
 
 def test_the_ledger_reads_starts_grandchildren_and_ends(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_the_ledger_reads_starts_grandchildren_and_ends(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_kill_minus_nine_then_resume(tmp_path: Path) -> None:
-    options = {"--rounds": 4, "--jobs": 12, "--seed": 3, "--max-kill": 3, "--chain-every": 4}
+    options = {"--rounds": 2, "--jobs": 10, "--seed": 3, "--max-kill": 3, "--chain-every": 2}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--dir", str(tmp_path)]
         + [str(part) for pair in options.items() for part in pair],
@@ -64,4 +64,7 @@ def test_kill_minus_nine_then_resume(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4/4 rounds passed" in done.stdout, done.stdout
+    assert "2/2 rounds passed" in done.stdout, done.stdout
+    assert "duplicated side effects 0, never completed 0, processes left 0, stale rows 0" in (
+        done.stdout
+    )
