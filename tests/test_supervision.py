@@ -239,3 +239,56 @@ def test_logs_follow_keeps_following_an_orphaned_job_and_ends_with_its_superviso
     assert follow.returncode == 0
     assert "a thinking" in out and "a done" in out  # printed after corral died
     assert supervisor_alive(logs) is None
+
+
+FAKE_CLAUDE = """\
+#!{python}
+import json, os, sys, time
+if "--version" in sys.argv:
+    print("2.0.0 (Claude Code)")
+    sys.exit(0)
+with open("claude-argv", "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+print(json.dumps({{"type": "system", "subtype": "init", "session_id": "sess-42",
+                  "model": "claude-sonnet-4-5"}}), flush=True)
+while not os.path.exists("go"):
+    time.sleep(0.02)
+print(json.dumps({{"type": "result", "subtype": "success", "is_error": False,
+                  "result": "continued", "session_id": "sess-42", "num_turns": 1,
+                  "total_cost_usd": 0.01, "usage": {{"input_tokens": 1, "output_tokens": 1}}}}),
+      flush=True)
+"""
+
+
+def test_a_restarted_claude_job_continues_its_session(tmp_path: Path) -> None:
+    claude = tmp_path / "claude"
+    claude.write_text(FAKE_CLAUDE.format(python=sys.executable))
+    claude.chmod(0o755)
+    (tmp_path / "flow.yaml").write_text(
+        "version: 1\non_orphan: kill\nkill_grace: 1s\n"
+        "jobs:\n  agent: {tool: claude, prompt: review the code}\n"
+    )
+    env = {**os.environ, "NO_COLOR": "1", "CORRAL_CLAUDE_BIN": str(claude)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", "flow.yaml", "-q"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait(lambda: (tmp_path / "claude-argv").exists(), "the agent to start")
+    time.sleep(1.0)  # its session id reaches the history
+    proc.kill()
+    proc.wait()
+    run_id = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"][0]["id"]
+    logs = tmp_path / ".corral" / "runs" / run_id
+    _wait(lambda: supervisor_alive(logs) is None, "on_orphan: kill to stop the agent")
+    (tmp_path / "go").touch()
+    resumed = corral("resume", run_id, cwd=tmp_path, env={"CORRAL_CLAUDE_BIN": str(claude)})
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    first, second = (
+        json.loads(line) for line in (tmp_path / "claude-argv").read_text().splitlines()
+    )
+    assert "--resume" not in first
+    assert second[second.index("--resume") + 1] == "sess-42"

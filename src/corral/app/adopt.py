@@ -238,3 +238,22 @@ def wait_for_supervisors(runs: Iterable[RunRecord], timeout: float = 10.0) -> No
         if time.monotonic() >= deadline:
             return
         time.sleep(0.02)
+
+
+def interrupted_sessions(records: tuple[RunRecord, ...], adopted: Adopted) -> dict[str, str]:
+    """The agent session of each job the crash cut short and the resume runs again (not
+    adopted): its restart continues that session (`--resume`) rather than starting over."""
+    sessions: dict[str, str] = {}
+    seen: set[str] = set()
+    for record in records:  # newest first: the newest row of a job decides
+        for job in record.jobs:
+            if job.name in seen:
+                continue
+            seen.add(job.name)
+            if job.name in adopted.jobs or not job.attempts:
+                continue
+            last = job.attempts[-1]
+            interrupted = not job.status.is_final or last.error == RUN_AGAIN
+            if interrupted and last.session_id:
+                sessions[job.name] = last.session_id
+    return sessions

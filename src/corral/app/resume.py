@@ -28,6 +28,7 @@ from corral.app.adopt import (
     attempt_usage,
     close_dead,
     find_adoptions,
+    interrupted_sessions,
     unsupervised,
     wait_for_supervisors,
 )
@@ -63,6 +64,8 @@ class ResumedRun:
     records: tuple[RunRecord, ...]
     adopted: Adopted = field(default_factory=lambda: Adopted({}, frozenset()))
     locks: ResumeLocks | None = None  # held until the resume ends
+    # agent sessions of jobs cut short by the crash, which restart with --resume
+    sessions: dict[str, str] = field(default_factory=dict)
 
     def release(self) -> None:
         if self.locks is not None:
@@ -142,7 +145,8 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
     if adopted.jobs:
         echo(f"adopting {len(adopted.jobs)} job(s) left by the dead run: {', '.join(adopted.jobs)}")
     known = {j.name: view_of(j) for j in succeeded}
-    return ResumedRun(record.run.id, loaded, remaining, known, records, adopted, locks)
+    sessions = interrupted_sessions(records, adopted)
+    return ResumedRun(record.run.id, loaded, remaining, known, records, adopted, locks, sessions)
 
 
 async def resume_run(

@@ -254,6 +254,7 @@ async def start_run(
         rehearse=rehearse,
         redactor=redactor,
         adoptions=resumed.adopted.jobs if resumed is not None else {},
+        continue_sessions=resumed.sessions if resumed is not None else {},
     )
     settings = Settings(
         concurrency=concurrency,

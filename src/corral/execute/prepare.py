@@ -79,6 +79,8 @@ class RequestBuilder:
     redactor: Redactor | None = None
     # jobs a dead corral left, to follow instead of starting (a resume's first attempts)
     adoptions: Mapping[str, Adoption] = field(default_factory=dict)
+    # agent sessions of jobs a dead corral left unfinished: restarted jobs continue them
+    continue_sessions: Mapping[str, str] = field(default_factory=dict)
 
     def log_dir(self, job: str, attempt: int) -> Path:
         folder = self.log_root / job
@@ -156,6 +158,10 @@ class RequestBuilder:
             home.mkdir(parents=True, exist_ok=True)
             spec = spec.model_copy(update={"home": str(home)})
         resume_session = None
+        continued = self.continue_sessions.get(job.name)
+        if continued and not spec.resume and "resume" in tool.supports:
+            # restarted after a crash: the agent continues its session, not starts over
+            resume_session = continued
         if spec.resume:
             view = views.get(spec.resume)
             resume_session = view.session_id if view else None
