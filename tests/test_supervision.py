@@ -277,7 +277,7 @@ def test_a_restarted_claude_job_continues_its_session(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait(lambda: (tmp_path / "claude-argv").exists(), "the agent to start")
+    _wait((tmp_path / "claude-argv").exists, "the agent to start")
     time.sleep(1.0)  # its session id reaches the history
     proc.kill()
     proc.wait()
