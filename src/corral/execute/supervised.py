@@ -34,7 +34,7 @@ from corral.execute.supervisor import LOCK, RECORDS
 
 _CHUNK = 1 << 20
 _POLL_MIN = 0.02  # how often a job's logs are looked at while it prints
-_POLL_MAX = 0.25  # ... and at most this long apart while it is quiet
+_POLL_MAX = 0.1  # ... and at most this long apart while it is quiet (a budget kill waits on it)
 
 
 @dataclass(frozen=True, slots=True)
