@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -103,7 +104,9 @@ def test_from_takes_left_out_results_from_the_history(tmp_path: Path) -> None:
     assert (Path(jobs[0]["log_dir"]) / "stdout.log").read_text() == "deploying 1.2.3\n"
 
 
-def _start_hanging_run(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_hanging_run(
+    tmp_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     # the job hangs until a file `fixed` exists, so a resume after the fix can finish
     flow = write_flow(
         tmp_path,
@@ -119,6 +122,7 @@ def _start_hanging_run(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 20
     logs: list[Path] = []
@@ -143,11 +147,15 @@ def test_resume_refuses_a_run_that_is_still_alive(tmp_path: Path) -> None:
 
 
 def test_resume_after_kill_stops_leftovers_and_closes_the_dead_run(tmp_path: Path) -> None:
-    proc, run_id = _start_hanging_run(tmp_path)
+    # a run without a supervisor (as before it existed): what it left is nobody's, and the
+    # resume stops it by its CORRAL_RUN_ID mark (a supervised run's jobs are adopted:
+    # tests/test_supervision.py)
+    bare = {"CORRAL_SUPERVISE": "0"}
+    proc, run_id = _start_hanging_run(tmp_path, bare)
     proc.kill()  # the job is orphaned, still hanging
     proc.wait(10)
     (tmp_path / "fixed").touch()
-    resumed = corral("resume", run_id, "--json", cwd=tmp_path, timeout=60)
+    resumed = corral("resume", run_id, "--json", cwd=tmp_path, timeout=60, env=bare)
     assert resumed.returncode == 0, resumed.stderr
     assert "stopped" in resumed.stderr and "left running by run" in resumed.stderr
     assert json.loads(resumed.stdout)["jobs"][0]["status"] == "succeeded"
