@@ -307,8 +307,14 @@ def gc(
     def running(run: RunRow) -> bool:
         # the corral (or the supervisor) of a live run holds its lock: never touch it
         from corral.execute.liveness import holder
+        from corral.execute.supervised import supervisor_alive
 
-        pid = holder(Path(run.log_root)) if run.log_root else None
+        root = Path(run.log_root) if run.log_root else None
+        pid = None
+        if root is not None:
+            pid = holder(root)
+            if pid is None:  # corral is gone but its jobs may still run under the supervisor
+                pid = supervisor_alive(root)
         if pid is not None:
             why = f"it is running (pid {pid})" if pid > 0 else "it is running"
             live.append(Collected(run, Path(run.log_root), False, why, deleted=False))

@@ -42,7 +42,7 @@ from corral.events.bus import Subscriber
 from corral.execute import reaper
 from corral.execute.executor import Executor
 from corral.execute.liveness import holder
-from corral.models import JobStatus
+from corral.models import JobStatus, RunStatus
 from corral.plan import JobView, Plan, build_plan, without
 from corral.store.protocols import HistoryReader, HistoryStore
 from corral.store.records import AttemptRow, JobRecord, RunRecord

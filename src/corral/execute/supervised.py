@@ -311,10 +311,18 @@ class _FollowedChild:
     ) -> None:
         self._followers = [
             _LogFollower(
-                log_dir / "stdout.log", "stdout", on_line, keep_line_bytes, compact_json=compact_json
+                log_dir / "stdout.log",
+                "stdout",
+                on_line,
+                keep_line_bytes,
+                compact_json=compact_json,
             ),
             _LogFollower(
-                log_dir / "stderr.log", "stderr", on_line, keep_line_bytes, compact_json=compact_json
+                log_dir / "stderr.log",
+                "stderr",
+                on_line,
+                keep_line_bytes,
+                compact_json=compact_json,
             ),
         ]
         self.pid: int | None = None
