@@ -127,7 +127,9 @@ class SupervisorClient:
         the socket pair."""
         self.log_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         ours, theirs = socket.socketpair()
-        log = os.open(self.log_root / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        log = os.open(
+            self.log_root / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
         try:
             self._process = subprocess.Popen(
                 [
