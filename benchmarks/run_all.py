@@ -20,6 +20,8 @@ MICRO = {
     "bench_plan.py": ([], ["--jobs", "1000", "--edges", "3000", "--repeat", "2"]),
     "bench_store.py": ([], ["--events", "20000", "--throughput", "5000"]),
     "bench_server.py": ([], ["--quick"]),
+    # the flat run with and without the run's supervisor, and the older whole-run rows
+    "bench_run.py": ([], ["--quick"]),
 }
 
 

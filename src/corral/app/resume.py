@@ -44,8 +44,7 @@ from corral.execute.executor import Executor
 from corral.execute.liveness import holder
 from corral.models import JobStatus, RunStatus
 from corral.plan import JobView, Plan, build_plan, without
-from corral.store.protocols import HistoryReader, HistoryStore
-from corral.store.records import AttemptRow, JobRecord, RunRecord
+from corral.store.records import JobRecord, RunRecord
 
 Echo = Callable[[str], None]
 
