@@ -58,7 +58,28 @@ def _same_dir(path: str) -> bool:
     return path == here or os.path.realpath(path) == os.path.realpath(here)
 
 
-class ChildProcess:
+class GroupStop:
+    """How a job in its own process group is stopped, whoever started it (corral itself or
+    the run's supervisor): `stop` and `kill_now` over the subclass's `_stop_group`."""
+
+    pid: int | None
+    stop_reason: str | None
+
+    async def stop(self, reason: str, grace: float) -> None:
+        """SIGTERM the whole group, wait up to `grace`, then SIGKILL. Idempotent."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        await self._stop_group(grace)
+
+    def kill_now(self) -> None:
+        """SIGKILL the whole group at once (second Ctrl-C)."""
+        reaper.signal_group(self.pid, signal.SIGKILL)
+
+    async def _stop_group(self, grace: float) -> None:
+        raise NotImplementedError
+
+
+class ChildProcess(GroupStop):
     """A started child. Use `start()`, then `wait()`; `stop()` at any time."""
 
     def __init__(
@@ -235,16 +256,6 @@ class ChildProcess:
             self._close_pipe(fd)  # a daemon outside the group still holds the pipe: let go
         code = os.waitstatus_to_exitcode(status)
         return Exit(None, -code) if code < 0 else Exit(code, None)
-
-    async def stop(self, reason: str, grace: float) -> None:
-        """SIGTERM the whole group, wait up to `grace`, then SIGKILL. Idempotent."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        await self._stop_group(grace)
-
-    def kill_now(self) -> None:
-        """SIGKILL the whole group at once (second Ctrl-C)."""
-        reaper.signal_group(self.pid, signal.SIGKILL)
 
     async def _stop_group(self, grace: float) -> None:
         exited = self._exited

@@ -29,7 +29,7 @@ import orjson
 from corral.events.types import Stream
 from corral.execute import reaper
 from corral.execute.lines import LineSpool
-from corral.execute.process import Exit, OnLine, SpawnError
+from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
 from corral.execute.supervisor import LOCK, RECORDS
 
 _CHUNK = 1 << 20
@@ -305,7 +305,7 @@ class _LogFollower:
             self._fd = -1
 
 
-class _FollowedChild:
+class _FollowedChild(GroupStop):
     """A job whose output is read from its log files and whose exit comes from elsewhere."""
 
     def __init__(
@@ -363,16 +363,6 @@ class _FollowedChild:
             for follower in self._followers:
                 follower.close()
         return found
-
-    async def stop(self, reason: str, grace: float) -> None:
-        """SIGTERM the whole group, wait up to `grace`, then SIGKILL. Idempotent."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        await self._stop_group(grace)
-
-    def kill_now(self) -> None:
-        """SIGKILL the whole group at once (second Ctrl-C)."""
-        reaper.signal_group(self.pid, signal.SIGKILL)
 
     async def _stop_group(self, grace: float) -> None:
         pid = self.pid
