@@ -66,46 +66,41 @@ def render(state: ServerState) -> str:
         "Known cost in USD by model.",
         (_sample("corral_cost_usd", float(row.known_usd), {"model": row.key}) for row in usage),
     )
-    lines += _family(
-        "corral_server_runs_live",
-        "gauge",
-        "Runs this server is running.",
-        [_sample("corral_server_runs_live", len(state.runs.live))],
-    )
-    lines += _family(
-        "corral_event_lag_seconds",
-        "gauge",
-        "Age of the newest event when the hub read it from the history.",
-        [_sample("corral_event_lag_seconds", round(hub.lag_s, 6))],
-    )
-    lines += _family(
-        "corral_live_clients",
-        "gauge",
-        "Connected live event clients.",
-        [_sample("corral_live_clients", hub.clients)],
-    )
-    lines += _family(
-        "corral_events_delivered_total",
-        "counter",
-        "Frames queued to live clients.",
-        [_sample("corral_events_delivered_total", hub.delivered)],
-    )
-    lines += _family(
-        "corral_events_dropped_total",
-        "counter",
-        "Events lost to a client: always 0 (a slow client is told to resync instead).",
-        [_sample("corral_events_dropped_total", 0)],
-    )
-    lines += _family(
-        "corral_client_resyncs_total",
-        "counter",
-        "Clients told to resync after falling behind.",
-        [_sample("corral_client_resyncs_total", hub.overflows)],
-    )
-    lines += _family(
-        "corral_auth_rejected_total",
-        "counter",
-        "Requests refused for a missing or wrong token.",
-        [_sample("corral_auth_rejected_total", state.rejected_auth)],
-    )
+    # one unlabelled sample each: (name, kind, help, value)
+    single: list[tuple[str, str, str, float | int]] = [
+        ("corral_server_runs_live", "gauge", "Runs this server is running.", len(state.runs.live)),
+        (
+            "corral_event_lag_seconds",
+            "gauge",
+            "Age of the newest event when the hub read it from the history.",
+            round(hub.lag_s, 6),
+        ),
+        ("corral_live_clients", "gauge", "Connected live event clients.", hub.clients),
+        (
+            "corral_events_delivered_total",
+            "counter",
+            "Frames queued to live clients.",
+            hub.delivered,
+        ),
+        (
+            "corral_events_dropped_total",
+            "counter",
+            "Events lost to a client: always 0 (a slow client is told to resync instead).",
+            0,
+        ),
+        (
+            "corral_client_resyncs_total",
+            "counter",
+            "Clients told to resync after falling behind.",
+            hub.overflows,
+        ),
+        (
+            "corral_auth_rejected_total",
+            "counter",
+            "Requests refused for a missing or wrong token.",
+            state.rejected_auth,
+        ),
+    ]
+    for name, kind, text, value in single:
+        lines += _family(name, kind, text, [_sample(name, value)])
     return "\n".join(lines) + "\n"
