@@ -75,15 +75,22 @@ def show_flow_state(url: str | None, directory: Path, run_id: str) -> FlowState:
     history = _require(url, directory)
     try:
         record = history.get_run(run_id)
-        own = {job.name for job in record.jobs}
-        kept: dict[str, tuple[str, JobRecord]] = {}
-        for earlier in earlier_runs(history, record):
-            for job in earlier.jobs:
-                if job.name not in own:
-                    kept.setdefault(job.name, (earlier.run.id, job))
-        return FlowState(record, tuple(kept.values()))
+        return FlowState(record, kept_from_earlier(history, record))
     finally:
         history.close()
+
+
+def kept_from_earlier(
+    history: HistoryReader, record: RunRecord
+) -> tuple[tuple[str, JobRecord], ...]:
+    """The jobs `record`'s resume chain kept from the runs it finished: (run id, job)."""
+    own = {job.name for job in record.jobs}
+    kept: dict[str, tuple[str, JobRecord]] = {}
+    for earlier in earlier_runs(history, record):
+        for job in earlier.jobs:
+            if job.name not in own:
+                kept.setdefault(job.name, (earlier.run.id, job))
+    return tuple(kept.values())
 
 
 def earlier_runs(history: HistoryReader, record: RunRecord) -> tuple[RunRecord, ...]:

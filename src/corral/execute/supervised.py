@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from corral.execute import reaper
 from corral.execute.lines import LineSpool
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
 from corral.execute.supervisor import LOCK, RECORDS
+from corral.selfexec import module_argv, module_env
 
 _CHUNK = 1 << 20
 _POLL_MIN = 0.02  # how often a job's logs are looked at while it prints
@@ -133,9 +133,7 @@ class SupervisorClient:
         try:
             self._process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "corral.execute.supervisor",
+                    *module_argv("corral.execute.supervisor"),
                     str(self.log_root),
                     self._on_orphan,
                     str(self._grace),
@@ -144,6 +142,7 @@ class SupervisorClient:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                env=module_env(),
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,  # no terminal signal reaches it
             )

@@ -143,7 +143,11 @@ async def validate(body: FlowCheck, caller: Caller, state: State) -> dict[str, A
 
 @router.get("/runs/{run}", summary="One run, its jobs, attempts and graph")
 async def show_run(run: str, caller: Caller, state: State) -> dict[str, Any]:
-    return await asyncio.to_thread(run_document, await _record(state, run))
+    from corral.app.history import kept_from_earlier
+
+    record = await _record(state, run)
+    kept = await asyncio.to_thread(kept_from_earlier, state.history, record)
+    return await asyncio.to_thread(run_document, record, kept)
 
 
 @router.get("/runs/{run}/jobs", summary="A run's jobs")

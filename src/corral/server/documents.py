@@ -7,6 +7,7 @@ what a remote client needs (owner, job counts, the graph); times are ISO 8601 UT
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,9 +51,11 @@ def _timed(data: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def run_document(record: RunRecord) -> dict[str, Any]:
-    """`corral show RUN --json`'s document plus owner and the graph of its jobs."""
+def run_document(record: RunRecord, kept: Sequence[tuple[str, JobRecord]] = ()) -> dict[str, Any]:
+    """`corral show RUN --json`'s document (with the jobs a resumed run kept from earlier
+    runs) plus owner and the graph of its jobs."""
     data = record.to_dict()
+    data["kept"] = [{**job.to_dict(), "kept_from": run} for run, job in kept]
     data["owner"] = record.run.user
     data["graph"] = {"nodes": _graph(record)}
     return _timed(data)

@@ -122,17 +122,18 @@ def _attempt(run_id: str, data: dict[str, Any]) -> AttemptRow:
 
 def run_record(data: dict[str, Any]) -> RunRecord:
     row = run_row(data["run"])
-    jobs = tuple(
-        JobRecord(
-            j["name"],
-            JobStatus(j["status"]),
-            j.get("reason"),
-            tuple(_attempt(row.id, a) for a in j.get("attempts", ())),
-        )
-        for j in data.get("jobs", ())
-    )
+    jobs = tuple(job_record(row.id, j) for j in data.get("jobs", ()))
     return RunRecord(
         row, data.get("flow_hash", ""), data.get("flow_content", ""), tuple(data["args"]), jobs
+    )
+
+
+def job_record(run_id: str, j: dict[str, Any]) -> JobRecord:
+    return JobRecord(
+        j["name"],
+        JobStatus(j["status"]),
+        j.get("reason"),
+        tuple(_attempt(run_id, a) for a in j.get("attempts", ())),
     )
 
 
@@ -175,13 +176,16 @@ def runs(
 
 def show(url: str, run_id: str, *, as_json: bool) -> int:
     with Server(url) as server:
-        record = run_record(server.get(f"/runs/{run_id}"))
+        document = server.get(f"/runs/{run_id}")
+    record = run_record(document)
+    kept = tuple((k["kept_from"], job_record(k["kept_from"], k)) for k in document.get("kept", ()))
     if as_json:
-        _echo_json({"schema_version": JSON_VERSION, **record.to_dict()})
+        kept_json = [{**job.to_dict(), "kept_from": run} for run, job in kept]
+        _echo_json({"schema_version": JSON_VERSION, **record.to_dict(), "kept": kept_json})
         return 0
     from corral.render.history import console, print_record
 
-    print_record(console(), record)
+    print_record(console(), record, kept=kept)
     return 0
 
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,8 @@ from corral.app.header import new_run_id
 from corral.app.location import corral_dir
 from corral.errors import CorralError, NotFoundError, UsageError
 from corral.models import RunStatus
+from corral.private import private_dir, private_file
+from corral.selfexec import module_argv, module_env
 from corral.server.errors import ApiError
 from corral.server.hub import EventHub
 from corral.server.settings import ServerSettings
@@ -86,16 +87,14 @@ class RunManager:
         return order.run_id
 
     async def _spawn(self, order: WorkOrder) -> None:
-        logs = corral_dir(self.base_dir) / "server"
-        logs.mkdir(parents=True, exist_ok=True)
-        with (logs / f"{order.run_id}.log").open("ab") as log:
+        logs = private_dir(corral_dir(self.base_dir) / "server", below=self.base_dir)
+        with private_file(logs / f"{order.run_id}.log").open("ab") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "corral.server.worker",
+                *module_argv("corral.server.worker"),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=log,
                 stderr=log,
+                env=module_env(),
                 cwd=self.base_dir,
                 start_new_session=True,  # a signal to the server's group does not reach it
             )
@@ -190,6 +189,8 @@ class RunManager:
             )
         except UsageError as error:  # still running elsewhere
             raise ApiError(409, "conflict", " ".join(error.lines())) from None
+        # the check holds the run's resume lock: let go, the worker takes it for real
+        resumed.release()
         for note in notes:
             self.warn(note)
         if not resumed.plan.jobs:
