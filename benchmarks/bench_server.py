@@ -85,29 +85,33 @@ def start_server(folder: Path) -> tuple[psutil.Popen, str]:
 
 
 async def client(url: str, run_id: str, since: float) -> tuple[int, list[float]]:
-    """Follow `run_id` from its first event; the seqs must be 1, 2, ... The latency of
-    the frames created after this client connected (the live ones) is returned."""
+    """Follow `run_id` from its first event; the seqs must be 1, 2, ... A client told to
+    resync (it fell behind its bounded queue) reconnects from its last seq, as the CLI and
+    the dashboard do. The latency of the frames created after this client connected (the
+    live ones) is returned."""
     lags: list[float] = []
     last = 0
-    async with connect(
-        f"{url.replace('http://', 'ws://')}/api/v1/events?run={run_id}&after=0",
-        additional_headers={"Authorization": f"Bearer {TOKEN}"},
-        max_size=None,
-        ping_interval=None,  # many clients in one process: the server's pings are enough
-    ) as socket:
-        async for message in socket:
-            now = time.time()
-            frame = orjson.loads(message)
-            if frame["type"] == "heartbeat":
-                continue
-            if frame["seq"] != last + 1:
-                raise SystemExit(f"client got seq {frame['seq']} after {last}")
-            last = frame["seq"]
-            if frame["ts"] >= since:
-                lags.append(now - frame["ts"])
-            if frame["type"] == "RunFinished":
-                return last, lags
-    return -1, lags
+    while True:
+        async with connect(
+            f"{url.replace('http://', 'ws://')}/api/v1/events?run={run_id}&after={last}",
+            additional_headers={"Authorization": f"Bearer {TOKEN}"},
+            max_size=None,
+            ping_interval=None,  # many clients in one process: the server's pings are enough
+        ) as socket:
+            async for message in socket:
+                now = time.time()
+                frame = orjson.loads(message)
+                if "seq" not in frame:  # a heartbeat, or a resync: reconnect from `last`
+                    if frame["type"] == "heartbeat":
+                        continue
+                    break
+                if frame["seq"] != last + 1:
+                    raise SystemExit(f"client got seq {frame['seq']} after {last}")
+                last = frame["seq"]
+                if frame["ts"] >= since:
+                    lags.append(now - frame["ts"])
+                if frame["type"] == "RunFinished":
+                    return last, lags
 
 
 def client_process(url: str, orders: Any, count: int, out: Any) -> None:
