@@ -17,15 +17,15 @@ test-fast:
 	CORRAL_SKIP_REALCLI=1 CORRAL_SKIP_PG=1 ./scripts/test.sh -m "not realcli and not postgres and not release"
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks release hatch_build.py
-	$(VENV)/bin/ruff format --check src tests benchmarks release hatch_build.py
+	$(VENV)/bin/ruff check src tests benchmarks release scripts hatch_build.py
+	$(VENV)/bin/ruff format --check src tests benchmarks release scripts hatch_build.py
 
 typecheck: install
 	$(VENV)/bin/mypy
 
 fmt: install
-	$(VENV)/bin/ruff format src tests benchmarks release hatch_build.py
-	$(VENV)/bin/ruff check --fix src tests benchmarks release hatch_build.py
+	$(VENV)/bin/ruff format src tests benchmarks release scripts hatch_build.py
+	$(VENV)/bin/ruff check --fix src tests benchmarks release scripts hatch_build.py
 
 # every row of the performance targets against its baselines (see benchmarks/README.md);
 # BENCH_ARGS passes options on, e.g. make bench BENCH_ARGS="--only exec,flat1k --rounds 3"

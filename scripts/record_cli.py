@@ -83,8 +83,7 @@ def record(tool_name: str, out: Path, bin_dir: Path, cases: list[str]) -> dict[s
                     line if line.endswith("\n") else line + "\n" for line in report.lines
                 )
             for suffix, text in files.items():
-                text = text.replace(str(root), DEMO)
-                (out / f"{tool_name}_{case}{suffix}").write_text(text)
+                (out / f"{tool_name}_{case}{suffix}").write_text(text.replace(str(root), DEMO))
             argv = [Path(invocation.argv[0]).name, *invocation.argv[1:]]
             provenance["cases"][case] = {  # type: ignore[index]  # built just above
                 "command": " ".join(a.replace(str(root), DEMO) for a in argv),

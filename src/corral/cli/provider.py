@@ -8,10 +8,14 @@ import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from corral.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from corral.provider import Scenario
 
 
 @click.group(name="provider")
@@ -39,7 +43,7 @@ def provider_command() -> None:
 )
 def serve_command(host: str, port: int, scenarios: tuple[str, ...], home: Path | None) -> int:
     """Serve until Ctrl-C, printing how to point each agent CLI at the provider."""
-    from corral.provider import Scenario, SimulatedProvider
+    from corral.provider import Scenario
 
     registered: dict[str, Scenario] = {}
     for option in scenarios:
@@ -59,7 +63,26 @@ def serve_command(host: str, port: int, scenarios: tuple[str, ...], home: Path |
             err=True,
         )
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+
+    def request_stop(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    # Both handlers go in before the first line is printed: a caller that signals as soon
+    # as it has read the instructions must get the clean stop, not click's "Aborted.".
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _serve(host, port, registered, home, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_OK
+
+
+def _serve(
+    host: str, port: int, registered: dict[str, Scenario], home: Path | None, stop: threading.Event
+) -> None:
+    from corral.provider import SimulatedProvider
+
     with tempfile.TemporaryDirectory(prefix="corral-provider-") as scratch:
         homes = home or Path(scratch)
         with SimulatedProvider(host, port, scenarios=registered) as provider:
@@ -69,22 +92,9 @@ def serve_command(host: str, port: int, scenarios: tuple[str, ...], home: Path |
                 click.echo(f"  scenario {scenario_id} ({scenario.kind}): {url}")
             click.echo(_instructions(provider.url, homes))
             click.echo("Ctrl-C stops the provider.", err=True)
-            _wait(stop)
+            while not stop.wait(0.5):
+                pass
         click.echo(f"corral provider: stopped after {len(provider.requests())} requests", err=True)
-    signal.signal(signal.SIGTERM, previous)
-    return EXIT_OK
-
-
-def _wait(stop: threading.Event) -> None:
-    def interrupt(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, interrupt)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _instructions(url: str, homes: Path) -> str:
