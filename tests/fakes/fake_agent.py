@@ -5,6 +5,8 @@ Environment: FAKE_AGENT_DIR holds the recordings; FAKE_AGENT_SCRIPT picks one pe
 job as `NAME.out` (stdout), optional `NAME.err` (stderr) and `NAME.rc` (exit code);
 FAKE_AGENT_PACE is the pause between lines; FAKE_AGENT_ARGS, if set, is a file the
 arguments are appended to (one JSON list per call), so tests can check the argv.
+FAKE_AGENT_HOLD_LAST pauses that many seconds before the last line (an agent that is
+still working when a test expects corral to stop it, however slow the machine is).
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ def main() -> int:
     if "--version" in sys.argv[1:]:
         print("9.9.9 (fake)")
         return 0
-    with (folder / f"{name}.out").open("rb") as handle:
-        for raw in handle:
-            sys.stdout.buffer.write(raw)
-            sys.stdout.buffer.flush()
-            if pace:
-                time.sleep(pace)
+    hold_last = float(os.environ.get("FAKE_AGENT_HOLD_LAST", "0"))
+    lines = (folder / f"{name}.out").read_bytes().splitlines(keepends=True)
+    for index, raw in enumerate(lines):
+        if hold_last and index == len(lines) - 1:
+            time.sleep(hold_last)
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+        if pace:
+            time.sleep(pace)
     err = folder / f"{name}.err"
     if err.exists():
         sys.stderr.buffer.write(err.read_bytes())
