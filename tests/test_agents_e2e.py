@@ -166,7 +166,10 @@ def test_job_budget_kill_stops_a_running_agent(tmp_path: Path) -> None:
             tool: claude
             prompt: "a"
             budget: {usd: 0.01, on_exceed: kill}
-            env: {FAKE_AGENT_SCRIPT: claude_tool, FAKE_AGENT_PACE: "0.2", FAKE_AGENT_HOLD_LAST: "60"}
+            env:
+              FAKE_AGENT_SCRIPT: claude_tool
+              FAKE_AGENT_PACE: "0.2"
+              FAKE_AGENT_HOLD_LAST: "60"
         """,
     )
     assert (code, summary["status"]) == (5, "stopped"), stderr  # killed by its budget
