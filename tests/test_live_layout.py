@@ -25,6 +25,8 @@ import pytest
 from rich.console import Console
 
 from corral.render.live import LiveView
+from corral.render.summary import print_summary
+from corral.tools.registry import get_tool
 from live_screens import rehearsal_journal
 
 
@@ -217,3 +219,106 @@ def test_ctrl_c_leaves_no_old_frame(tmp_path: Path) -> None:  # item 15
     final = _mask(terminal.text(), tmp_path)
     assert "live-demo ━" not in final and "last output" not in final  # the frame is gone
     assert final.count("job ") == 1 and "interrupted by SIGINT" in final
+
+
+# -- the end-of-run summary (item 9): it degrades as the live table does -----------------
+
+AGENTS = Path(__file__).parent / "data" / "agents"
+FAKE_AGENT = Path(__file__).parent / "fakes" / "fake_agent.py"
+
+SUMMARY_FLOW = """\
+name: summary-demo
+jobs:
+  analyze: {tool: claude, prompt: "review", env: {FAKE_AGENT_SCRIPT: claude_tool}}
+  tests: {tool: codex, prompt: "tests", model: gpt-5.5, env: {FAKE_AGENT_SCRIPT: codex_tool}}
+  summary: {tool: gemini, prompt: "hi", env: {FAKE_AGENT_SCRIPT: gemini_text}}
+  lint: {run: "sh -c 'echo 3 warnings about the style of the code base >&2; exit 1'"}
+  docs: {needs: [lint], run: "echo never"}
+"""
+
+SUMMARY_80 = """\
+lint    | ✗ failed in N.Ns (exit 1): exit code 1: 3 warnings about the style of
+the code base
+job      status     time  exit  tool        cost  note
+analyze  succeeded  N.Ns     0  claude     $0.10
+tests    succeeded  N.Ns     0  codex     ~$0.03
+summary  succeeded  N.Ns     0  gemini  ~$0.0018
+lint     failed     N.Ns     1                    exit code 1: 3 warnings about
+                                                  the style of the code base
+docs     skipped                                  skipped: needs 'lint' failed
+run RUN failed in N.Ns · logs: LOGS · 2.2k in · 288 out · ~$0.13"""
+
+SUMMARY_160 = """\
+lint    | ✗ failed in N.Ns (exit 1): exit code 1: 3 warnings about the style of the code base
+job      status     time  exit  tool      in  out  cache r  cache w  tools      cost  note
+analyze  succeeded  N.Ns     0  claude    21   78    18.4k    18.6k      1     $0.10
+tests    succeeded  N.Ns     0  codex    414  136    35.7k     1.0k      1    ~$0.03
+summary  succeeded  N.Ns     0  gemini  1.8k   74     8.2k        0      0  ~$0.0018
+"""  # the long rows are built below (a source line holds 99 characters)
+SUMMARY_160 += (
+    "lint     failed     N.Ns     1"
+    + " " * 56
+    + "exit code 1: 3 warnings about the style of the code base\n"
+    "docs     skipped" + " " * 70 + "skipped: needs 'lint' failed\n"
+    "run RUN failed in N.Ns · logs: LOGS · 2.2k in · 288 out · ~$0.13"
+)
+
+
+def _fake_clis(folder: Path) -> dict[str, str]:
+    """One fake executable per agent CLI, each saying it is the version its adapter was
+    verified with (so no version warning joins the screen), replaying a recording."""
+    env = {"FAKE_AGENT_DIR": str(AGENTS)}
+    for name in ("claude", "codex", "gemini"):
+        verified = get_tool(name).verified
+        assert verified is not None
+        script = folder / f"fake-{name}"
+        script.write_text(
+            f'#!/bin/sh\n[ "$1" = --version ] && {{ echo {verified.version}; exit 0; }}\n'
+            f'exec {sys.executable} {FAKE_AGENT} "$@"\n'
+        )
+        script.chmod(0o755)
+        env[f"CORRAL_{name.upper()}_BIN"] = str(script)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("columns", "lines", "screen"), [(80, 24, SUMMARY_80), (160, 45, SUMMARY_160)]
+)
+def test_summary_under_a_pseudo_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: int, lines: int, screen: str
+) -> None:
+    """At 80 columns the summary drops the token, cache and tool-call columns (the live
+    view's order) and folds the note; the job, status, time, exit and cost stay whole."""
+    (tmp_path / "flow.yaml").write_text(SUMMARY_FLOW)
+    for key, value in _fake_clis(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    terminal = Terminal(["run", "flow.yaml", "--output", "quiet"], tmp_path, columns, lines)
+    try:
+        assert terminal.finish() == 1
+    finally:
+        terminal.stop()
+    # the logs' path wraps at 80 columns: it is masked across the line breaks
+    shown = re.sub(r"logs: .*? · ", "logs: LOGS · ", terminal.text(), flags=re.DOTALL)
+    assert _mask(shown, tmp_path) == screen
+
+
+def test_summary_at_any_width_keeps_the_essentials() -> None:
+    """From 40 to 200 columns: the job, its status, time and cost are never cut, and the
+    columns that give way go least important first."""
+    journal = rehearsal_journal(done=True)
+    order = ["cache r", "tools", "in", "tool", "exit"]
+    for width in range(40, 201, 5):
+        console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+        print_summary(console, journal, "run r1")
+        screen = console.export_text()
+        lines = screen.splitlines()
+        header = re.split(r"\s{2,}", lines[0].strip())
+        assert "…" not in screen, (width, screen)
+        for name in ("job", "status", "time", "cost"):
+            assert name in header, (width, header)
+        for row, cost in zip(lines[1:4], ("$0.03", "~$0.0004", "~$0.0001"), strict=True):
+            assert row.split()[:2] + row.split()[-1:] == [row.split()[0], "succeeded", cost]
+        shown = [name in header for name in order]
+        assert shown == sorted(shown), (width, header)
+        if width >= 110:
+            assert all(name in header for name in order), width

@@ -14,7 +14,6 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -25,6 +24,7 @@ from rich.text import Text
 from corral.durations import format_duration
 from corral.journal import JobEntry, RunJournal
 from corral.models import JobStatus
+from corral.render.fit import Column, fit_columns, measured, width_needed
 from corral.render.format import budget_meters, cost_text, status_text, tokens_text, usage_line
 from corral.render.safe import visible_line
 
@@ -116,7 +116,7 @@ class LiveView:
         # a run may hold thousands of jobs: only the rows the terminal holds are drawn
         room = self.console.size.height - _RESERVED - head.row_count
         rows, hidden = visible_rows(everyone, room)
-        columns = fit_columns([self._column(name, rows, now) for name in _COLUMNS], width)
+        columns = fit_live_columns([self._column(name, rows, now) for name in _COLUMNS], width)
         table = Table(expand=True, show_edge=False, pad_edge=False, box=None, header_style="bold")
         for column in columns:
             last = column.name == "last output"
@@ -156,9 +156,7 @@ class LiveView:
             cells = [Text(_tool_model(r) if name == "tool/model" else r.tool) for r in rows]
         else:
             cells = [Text(_agent_cell(name, r) if _spent(r) else "") for r in rows]
-        right = name in ("time", "in/out", "cache r/w", "tools", "cost")
-        width = max([len(name), *(c.cell_len for c in cells)])
-        return Column(name, cells, right=right, width=width)
+        return measured(name, cells, right=name in ("time", "in/out", "cache r/w", "tools", "cost"))
 
     def _detail(self, row: JobEntry) -> str:
         detail = (
@@ -224,7 +222,6 @@ class LiveView:
 BAR_WIDTH = 30
 MAX_JOB_WIDTH = 28  # a longer job name is cut (…)
 MIN_BAR_WIDTH = 10
-GAP = 2  # between two columns of the table (rich's padding of 1 on each side)
 MIN_LAST_OUTPUT = 20  # the last output keeps at least this, or the agent figures give way
 
 # every column, in the order shown; "tool" stands in for "tool/model" when that is too wide
@@ -233,43 +230,20 @@ _COLUMNS = ("job", "status", "time", "tool/model", "tool", "in/out", "cache r/w"
 # what gives way when the terminal is narrow, least important first: the cache and tool
 # counts, then tokens, then the model (its tool stays), then the tool; the job, its status,
 # its time, its cost and its last output stay
-_DROP_ORDER = ("cache r/w", "tools", "in/out", "tool/model", "tool")
+_DROP_ORDER = (("cache r/w",), ("tools",), ("in/out",), ("tool/model",), ("tool",))
 
 
-@dataclass
-class Column:
-    """One column of the live table: its cells and the width they need."""
-
-    name: str
-    cells: list[Text]
-    right: bool
-    width: int
-    absent: bool = False
-
-
-def fit_columns(columns: list[Column], width: int) -> list[Column]:
-    """The columns that fit `width`, dropping the least important first (`_DROP_ORDER`);
-    "tool" is shown only where "tool/model" did not fit."""
-    shown = {c.name: c for c in columns if not c.absent and c.name != "tool"}
-    spare = {c.name: c for c in columns if c.name == "tool" and not c.absent}
-
-    def needed() -> int:
-        fixed = sum(c.width for n, c in shown.items() if n != "last output")
-        return fixed + GAP * (len(shown) - 1) + MIN_LAST_OUTPUT
-
-    for name in _DROP_ORDER:
-        if needed() <= width:
-            break
-        if name == "tool/model" and name in shown:
-            del shown[name]
-            if "tool" in spare:
-                shown["tool"] = spare["tool"]
-        else:
-            shown.pop(name, None)
-    job = shown.get("job")
-    if job is not None and needed() > width:  # then a long job name is cut (…)
-        job.width = max(min(job.width, MAX_JOB_WIDTH), job.width - (needed() - width))
-    return [c for c in columns if c.name in shown and shown[c.name] is c]
+def fit_live_columns(columns: list[Column], width: int) -> list[Column]:
+    """The live table's columns that fit `width` (corral.render.fit); then, if even the
+    essentials are too wide, a long job name is cut (…)."""
+    shown = fit_columns(columns, width, drop=_DROP_ORDER, flexible="last output",
+                        min_flexible=MIN_LAST_OUTPUT, stand_ins={"tool/model": "tool"})  # fmt: skip
+    by_name = {c.name: c for c in shown}
+    job = by_name.get("job")
+    excess = width_needed(by_name, "last output", MIN_LAST_OUTPUT) - width
+    if job is not None and excess > 0:
+        job.width = max(min(job.width, MAX_JOB_WIDTH), job.width - excess)
+    return shown
 
 
 def _tool_model(row: JobEntry) -> str:
