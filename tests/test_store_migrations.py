@@ -28,7 +28,7 @@ def test_head_revision_constant_matches_the_scripts() -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     scripts = ScriptDirectory.from_config(config)
     assert scripts.get_current_head() == schema.HEAD_REVISION
-    assert [s.revision for s in scripts.walk_revisions()] == ["0003", "0002", "0001"]
+    assert [s.revision for s in scripts.walk_revisions()] == ["0004", "0003", "0002", "0001"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -68,6 +68,43 @@ def test_upgrade_from_0001_backfills_per_model_usage(backend: str, tmp_path: Pat
         assert {r.key for r in store.usage("flow")} == {"legacy"}
         final = run.job("analyze").final  # type: ignore[union-attr]  # the job exists
         assert final is not None and len(final.models) == 2
+        store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_from_0003_marks_the_rehearsals_it_can_tell(backend: str, tmp_path: Path) -> None:
+    """0004 adds `runs.rehearsal`; runs recorded before it are marked from the command
+    that started them (`corral rehearse`, `corral run --rehearse`)."""
+    started = {
+        "rehearsed": ["rehearse", "flow.yaml"],
+        "run-rehearsed": ["run", "flow.yaml", "--rehearse", "-q"],
+        "real": ["run", "flow.yaml"],
+        "exec": ["exec", "--", "echo", "--rehearse"],
+    }
+    for url in backend_url(backend, tmp_path):
+        store = unmigrated(url)
+        store.migrate("0003")
+        with store.engine.begin() as conn:
+            runs = Table("runs", MetaData(), autoload_with=conn)
+            assert "rehearsal" not in runs.c
+            conn.execute(
+                runs.insert(),
+                [
+                    {
+                        "id": run_id,
+                        "flow_name": "f",
+                        "flow_path": "/f.yaml",
+                        "args": json.dumps(args),
+                        "started_at": 1.0,
+                        "status": "succeeded",
+                    }
+                    for run_id, args in started.items()
+                ],
+            )
+        store.migrate()
+        marks = {r.id: r.rehearsal for r in store.list_runs(limit=None)}
+        assert marks == {"rehearsed": True, "run-rehearsed": True, "real": False, "exec": False}
+        assert [r.id for r in store.list_runs(rehearsal=False, limit=None)] == ["exec", "real"]
         store.close()
 
 

@@ -39,9 +39,10 @@ def run_header(
     jobs: Iterable[str],
     *,
     owner: str | None = None,
+    rehearsal: bool = False,
 ) -> RunStarted:
     """The run's first event: what runs, from which flow, where, by whom (`owner`, else
-    the user running corral)."""
+    the user running corral), and whether it is a `rehearsal`."""
     return RunStarted(
         run_id=run_id,
         flow_name=loaded.name,
@@ -55,6 +56,7 @@ def run_header(
         host=socket.gethostname(),
         log_root=str(log_root),
         resumed_from=resumed_from,
+        rehearsal=rehearsal,
     )
 
 

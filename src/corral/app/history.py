@@ -119,14 +119,20 @@ def latest_jobs(records: tuple[RunRecord, ...]) -> dict[str, JobRecord]:
 
 
 def usage(
-    url: str | None, directory: Path, by: UsageBy, *, since: float | None = None
+    url: str | None,
+    directory: Path,
+    by: UsageBy,
+    *,
+    since: float | None = None,
+    include_rehearsals: bool = False,
 ) -> list[UsageRow]:
-    """Tokens and cost grouped by `by`; empty when there is no history yet."""
+    """Tokens and cost grouped by `by`; empty when there is no history yet. Rehearsals
+    (simulated spend) count only with `include_rehearsals`."""
     history = open_history(url, directory, must_exist=True)
     if history is None:
         return []
     try:
-        return history.usage(by, since)
+        return history.usage(by, since, include_rehearsals=include_rehearsals)
     finally:
         history.close()
 

@@ -287,6 +287,7 @@ async def start_run(
         resumed.run_id if resumed else None,
         plan.jobs,
         owner=options.owner,
+        rehearsal=rehearse is not None,
     )
     try:
         async with executor:

@@ -311,6 +311,11 @@ def export_command(
 @click.option("--since", metavar="DURATION", help="Only attempts that ended within, e.g. 7d.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@click.option(
+    "--include-rehearsals",
+    is_flag=True,
+    help="Count rehearsals too (their spend is simulated; left out by default).",
+)
 @_server_option
 @_store_options
 def usage_command(
@@ -319,11 +324,13 @@ def usage_command(
     since: str | None,
     as_json: bool,
     as_csv: bool,
+    include_rehearsals: bool,
     server: str | None,
     store_url: str | None,
     directory: Path,
 ) -> int:
-    """Tokens by kind and cost by source, grouped by model, tool, job, flow or day."""
+    """Tokens by kind and cost by source, grouped by model, tool, job, flow or day.
+    Rehearsals are left out (nothing was billed) unless --include-rehearsals."""
     from corral.app.history import usage
 
     if as_json and as_csv:
@@ -331,8 +338,15 @@ def usage_command(
     if server:
         _since(since)
         remote = _remote()
-        return int(remote.usage(server, by=by, since=since, as_json=as_json, as_csv=as_csv))
-    rows = usage(store_url, directory, by, since=_since(since))
+        return int(
+            remote.usage(
+                server, by=by, since=since, as_json=as_json, as_csv=as_csv,
+                include_rehearsals=include_rehearsals,
+            )
+        )  # fmt: skip
+    rows = usage(
+        store_url, directory, by, since=_since(since), include_rehearsals=include_rehearsals
+    )
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
         return 0

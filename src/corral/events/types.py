@@ -63,6 +63,7 @@ class RunStarted(Event):
     host: str = ""
     log_root: str = ""
     resumed_from: str | None = None
+    rehearsal: bool = False  # agent jobs talk to the simulated provider: nothing is billed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -157,6 +157,7 @@ class RunJournal:
         self.flow_path = ""
         self.log_root = ""
         self.resumed_from: str | None = None
+        self.rehearsal = False  # against the simulated provider: nothing was billed
         self.status = RunStatus.RUNNING
         self.started_at: float | None = None
         self.ended_at: float | None = None
@@ -224,6 +225,7 @@ class RunJournal:
     def _run_started(self, event: RunStarted) -> None:
         self.run_id, self.flow, self.flow_path = event.run_id, event.flow_name, event.flow_path
         self.log_root, self.resumed_from = event.log_root, event.resumed_from
+        self.rehearsal = event.rehearsal
         self.started_at = event.started_at
         self.status = RunStatus.RUNNING
         for name in event.jobs:

@@ -37,6 +37,9 @@ def _jobs(run: RunRow) -> str:
     return text
 
 
+REHEARSAL_LABEL = "(rehearsal)"  # a simulated run, shown next to its flow's name
+
+
 def runs_table(runs: list[RunRow]) -> Table:
     """`corral runs`: one line per run."""
     table = Table(box=None, header_style="bold")
@@ -45,7 +48,7 @@ def runs_table(runs: list[RunRow]) -> Table:
     for run in runs:
         table.add_row(
             run.id,
-            run.flow_name,
+            run.flow_name + (f" {REHEARSAL_LABEL}" if run.rehearsal else ""),
             str(run.status),
             time_text(run.started_at),
             duration_or_dash(run.duration_s),
@@ -65,6 +68,7 @@ def print_record(
     lines = [
         ("run", run.id + (f" (resumed from {run.resumed_from})" if run.resumed_from else "")),
         ("flow", f"{run.flow_name} ({run.flow_path})"),
+        *([("kind", "rehearsal: simulated provider, nothing billed")] if run.rehearsal else []),
         ("status", str(run.status) + (f": {run.error}" if run.error else "")),
         ("started", time_text(run.started_at)),
         ("duration", duration_or_dash(run.duration_s)),

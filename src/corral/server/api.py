@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import time
 from typing import Annotated, Any, Literal
 
@@ -30,7 +31,7 @@ from corral.server.errors import ApiError, from_corral
 from corral.server.security import principal
 from corral.server.state import ServerState, state_of
 from corral.store.protocols import USAGE_KEYS, UsageBy
-from corral.store.records import RunRecord
+from corral.store.records import RunRecord, UsageRow
 
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
@@ -104,12 +105,16 @@ async def list_runs(
     until: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    rehearsal: Annotated[
+        bool | None, Query(description="Only rehearsals (true) or only real runs (false).")
+    ] = None,
 ) -> dict[str, Any]:
     start = _page_cursor(cursor)
     after, before = _when(since, "since"), _when(until, "until")
     rows = await asyncio.to_thread(
-        state.history.list_runs, status, flow, after, None if before else start + limit + 1
-    )
+        functools.partial(state.history.list_runs, rehearsal=rehearsal),
+        status, flow, after, None if before else start + limit + 1,
+    )  # fmt: skip
     if before is not None:
         rows = [r for r in rows if r.started_at < before]
     page = rows[start : start + limit]
@@ -220,23 +225,45 @@ def _usage_by(by: str) -> UsageBy:
     return by
 
 
+IncludeRehearsals = Annotated[
+    bool, Query(description="Count rehearsals too (their spend is simulated).")
+]
+
+
+async def _usage_rows(
+    state: ServerState, key: UsageBy, since: str | None, include_rehearsals: bool
+) -> list[UsageRow]:
+    when = _when(since, "since")
+    return await asyncio.to_thread(
+        functools.partial(state.history.usage, include_rehearsals=include_rehearsals), key, when
+    )
+
+
 @router.get("/usage", summary="Tokens and cost grouped like `corral usage --by`")
 async def usage(
-    caller: Caller, state: State, by: str = "model", since: str | None = None
+    caller: Caller,
+    state: State,
+    by: str = "model",
+    since: str | None = None,
+    include_rehearsals: IncludeRehearsals = False,
 ) -> dict[str, Any]:
     key = _usage_by(by)
-    rows = await asyncio.to_thread(state.history.usage, key, _when(since, "since"))
+    rows = await _usage_rows(state, key, since, include_rehearsals)
     return {"schema_version": 1, "by": key, "rows": [with_iso_times(r.to_dict()) for r in rows]}
 
 
 @router.get("/usage.csv", summary="The same as CSV", response_class=PlainTextResponse)
 async def usage_csv(
-    caller: Caller, state: State, by: str = "model", since: str | None = None
+    caller: Caller,
+    state: State,
+    by: str = "model",
+    since: str | None = None,
+    include_rehearsals: IncludeRehearsals = False,
 ) -> Response:
     from corral.render.history import usage_csv as as_csv
 
     key = _usage_by(by)
-    rows = await asyncio.to_thread(state.history.usage, key, _when(since, "since"))
+    rows = await _usage_rows(state, key, since, include_rehearsals)
     return PlainTextResponse(as_csv(key, rows), media_type="text/csv")
 
 

@@ -57,6 +57,7 @@ def run_document(record: RunRecord, kept: Sequence[tuple[str, JobRecord]] = ()) 
     data = record.to_dict()
     data["kept"] = [{**job.to_dict(), "kept_from": run} for run, job in kept]
     data["owner"] = record.run.user
+    data["rehearsal"] = record.run.rehearsal  # also in "run"; the document's own fact
     data["graph"] = {"nodes": _graph(record)}
     return _timed(data)
 

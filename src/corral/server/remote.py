@@ -78,6 +78,7 @@ def run_row(data: dict[str, Any]) -> RunRow:
         jobs_succeeded=jobs.get("succeeded", 0),
         jobs_failed=jobs.get("failed", 0),
         jobs_skipped=jobs.get("skipped", 0),
+        rehearsal=bool(data.get("rehearsal", False)),
     )
 
 
@@ -189,12 +190,22 @@ def show(url: str, run_id: str, *, as_json: bool) -> int:
     return 0
 
 
-def usage(url: str, *, by: str, since: str | None, as_json: bool, as_csv: bool) -> int:
+def usage(
+    url: str,
+    *,
+    by: str,
+    since: str | None,
+    as_json: bool,
+    as_csv: bool,
+    include_rehearsals: bool = False,
+) -> int:
+    # the server leaves rehearsals out by default, as the local command does
+    extra = {"include_rehearsals": "true"} if include_rehearsals else {}
     with Server(url) as server:
         if as_csv:
-            click.echo(server.get("/usage.csv", by=by, since=since), nl=False)
+            click.echo(server.get("/usage.csv", by=by, since=since, **extra), nl=False)
             return 0
-        rows = [usage_row(r) for r in server.get("/usage", by=by, since=since)["rows"]]
+        rows = [usage_row(r) for r in server.get("/usage", by=by, since=since, **extra)["rows"]]
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
         return 0

@@ -47,8 +47,11 @@ class HistoryReader(Protocol):
         flow: str | None = None,
         since: float | None = None,
         limit: int | None = 50,
+        *,
+        rehearsal: bool | None = None,
     ) -> list[RunRow]:
-        """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path."""
+        """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path;
+        `rehearsal` keeps only the rehearsals (True) or only the real runs (False)."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -64,8 +67,11 @@ class HistoryReader(Protocol):
         never stored): a live tail or a reconnecting client asks from its last seq on."""
         ...
 
-    def usage(self, by: UsageBy, since: float | None = None) -> list[UsageRow]:
-        """Tokens by kind and cost by source, grouped by model, tool, job, flow or day."""
+    def usage(
+        self, by: UsageBy, since: float | None = None, *, include_rehearsals: bool = False
+    ) -> list[UsageRow]:
+        """Tokens by kind and cost by source, grouped by model, tool, job, flow or day;
+        the spend of rehearsals (simulated) only with `include_rehearsals`."""
         ...
 
     def running_jobs(self, run_id: str) -> list[RunningJob]:

@@ -81,6 +81,7 @@ def _run_row(row: Row[Any], counts: dict[str, int]) -> RunRow:
         jobs_succeeded=counts.get("succeeded", 0),
         jobs_failed=sum(counts.get(str(s), 0) for s in JobStatus if s.is_failure),
         jobs_skipped=counts.get("skipped", 0),
+        rehearsal=bool(m["rehearsal"]),
     )
 
 
@@ -107,8 +108,10 @@ def list_runs(
     since: float | None = None,
     until: float | None = None,
     limit: int | None = 50,
+    rehearsal: bool | None = None,
 ) -> list[RunRow]:
-    """Runs, newest first. `since`/`until` are POSIX timestamps on the start time."""
+    """Runs, newest first. `since`/`until` are POSIX timestamps on the start time;
+    `rehearsal` keeps only the rehearsals (True) or only the real runs (False)."""
     r = schema.runs
     stmt = select(r).order_by(r.c.started_at.desc(), r.c.id)
     if status is not None:
@@ -119,6 +122,8 @@ def list_runs(
         stmt = stmt.where(r.c.started_at >= since)
     if until is not None:
         stmt = stmt.where(r.c.started_at < until)
+    if rehearsal is not None:
+        stmt = stmt.where(r.c.rehearsal.is_(rehearsal))
     if limit is not None:
         stmt = stmt.limit(limit)
     rows = conn.execute(stmt).all()
@@ -227,14 +232,24 @@ def _attempt_row(row: Row[Any] | dict[str, Any], models: tuple[ModelUsage, ...])
     )
 
 
-def usage(conn: Connection, by: UsageBy, *, since: float | None = None) -> list[UsageRow]:
-    """Tokens and cost by source, grouped by `by`, over attempts that ended after `since`."""
+def usage(
+    conn: Connection,
+    by: UsageBy,
+    *,
+    since: float | None = None,
+    include_rehearsals: bool = False,
+) -> list[UsageRow]:
+    """Tokens and cost by source, grouped by `by`, over attempts that ended after `since`;
+    a rehearsal's (simulated) spend only with `include_rehearsals`."""
     if by not in USAGE_KEYS:
         raise UsageError(f"cannot group usage by {by!r}", hint="use " + ", ".join(USAGE_KEYS))
     jm = schema.job_models
     key = {"model": jm.c.model, "tool": jm.c.tool, "job": jm.c.job}.get(by)
     key = key if key is not None else (jm.c.flow_name if by == "flow" else jm.c.day)
     where = [] if since is None else [jm.c.ended_at >= since]
+    if not include_rehearsals:
+        rehearsals = select(schema.runs.c.id).where(schema.runs.c.rehearsal.is_(True))
+        where.append(jm.c.run_id.not_in(rehearsals))
     attempt_id = jm.c.run_id + "/" + jm.c.job + "/" + cast(jm.c.attempt, String)
     sums = [func.coalesce(func.sum(jm.c[n]), 0).label(n) for n in TOKEN_COLUMN_NAMES]
     totals = conn.execute(

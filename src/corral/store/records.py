@@ -146,6 +146,7 @@ class RunRow:
     jobs_succeeded: int = 0
     jobs_failed: int = 0
     jobs_skipped: int = 0
+    rehearsal: bool = False  # against the simulated provider: its spend was never billed
 
     @property
     def duration_s(self) -> float | None:
@@ -162,6 +163,7 @@ class RunRow:
             "duration_s": self.duration_s,
             "log_root": self.log_root,
             "resumed_from": self.resumed_from,
+            "rehearsal": self.rehearsal,
             "user": self.user,
             "host": self.host,
             "error": self.error,

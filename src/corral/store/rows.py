@@ -123,6 +123,7 @@ def _run_started(event: RunStarted) -> Rows:
         "status": str(RunStatus.RUNNING),
         "error": None,
         "resumed_from": event.resumed_from,
+        "rehearsal": event.rehearsal,
     }
     jobs = [
         {"name": name, "position": i, "status": str(JobStatus.WAITING)}

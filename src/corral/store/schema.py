@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Dialect,
     Float,
@@ -21,12 +22,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
 from corral.models import TOKEN_COLUMN_NAMES
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 class Money(TypeDecorator[Decimal]):
@@ -74,6 +76,8 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("error", Text, nullable=True),
     Column("resumed_from", String(64), nullable=True),
+    # a rehearsal's spend is simulated: `corral usage` leaves it out (migration 0004)
+    Column("rehearsal", Boolean, nullable=False, server_default=false()),
     *token_columns(),
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_flow_name", "flow_name"),

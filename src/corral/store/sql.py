@@ -51,10 +51,15 @@ class SqlHistory:
         flow: str | None = None,
         since: float | None = None,
         limit: int | None = 50,
+        *,
+        rehearsal: bool | None = None,
     ) -> list[RunRow]:
-        """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path."""
+        """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path;
+        `rehearsal` keeps only the rehearsals (True) or only the real runs (False)."""
         with self.engine.connect() as conn:
-            return queries.list_runs(conn, status=status, flow=flow, since=since, limit=limit)
+            return queries.list_runs(
+                conn, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
+            )
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id or unique prefix; NotFoundError (with a hint) if there is none."""
@@ -80,10 +85,13 @@ class SqlHistory:
             for seq, ts, payload in conn.execution_options(yield_per=2000).execute(stmt):
                 yield StoredEvent(int(seq), float(ts), event_from_dict(orjson.loads(payload)))
 
-    def usage(self, by: UsageBy, since: float | None = None) -> list[UsageRow]:
-        """Tokens by kind and cost by source, grouped by model, tool, job, flow or day."""
+    def usage(
+        self, by: UsageBy, since: float | None = None, *, include_rehearsals: bool = False
+    ) -> list[UsageRow]:
+        """Tokens by kind and cost by source, grouped by model, tool, job, flow or day;
+        the spend of rehearsals (simulated) only with `include_rehearsals`."""
         with self.engine.connect() as conn:
-            return queries.usage(conn, by, since=since)
+            return queries.usage(conn, by, since=since, include_rehearsals=include_rehearsals)
 
     def running_jobs(self, run_id: str) -> list[RunningJob]:
         """Jobs recorded as running (pid and process group), for resume to reap."""

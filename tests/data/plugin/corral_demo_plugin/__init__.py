@@ -141,7 +141,7 @@ class JsonlHistory:
             journal(stored.event)
         return journal
 
-    def list_runs(self, status=None, flow=None, since=None, limit=50) -> list[RunRow]:
+    def list_runs(self, status=None, flow=None, since=None, limit=50, *, rehearsal=None):
         rows = [_row(self._fold(path.stem)) for path in self.folder.glob("*.jsonl")]
         rows = [
             r
@@ -149,6 +149,7 @@ class JsonlHistory:
             if (status is None or str(r.status) == str(status))
             and (flow is None or flow in (r.flow_name, r.flow_path))
             and (since is None or r.started_at >= since)
+            and (rehearsal is None or r.rehearsal == rehearsal)
         ]
         rows.sort(key=lambda r: -r.started_at)
         return rows[:limit] if limit is not None else rows
@@ -168,10 +169,13 @@ class JsonlHistory:
         )
         return RunRecord(_row(journal), "", "", (), jobs)
 
-    def usage(self, by, since=None) -> list[UsageRow]:
+    def usage(self, by, since=None, *, include_rehearsals=False) -> list[UsageRow]:
         totals: dict[str, list[Tokens]] = {}
         for path in self.folder.glob("*.jsonl"):
-            for job in self._fold(path.stem).jobs.values():
+            journal = self._fold(path.stem)
+            if journal.rehearsal and not include_rehearsals:
+                continue
+            for job in journal.jobs.values():
                 for attempt in job.attempts.values():
                     key = {"job": job.name, "tool": attempt.tool}.get(by, attempt.model or "")
                     totals.setdefault(key, []).append(Tokens.from_usage(attempt.usage))
@@ -227,6 +231,7 @@ def _row(journal: RunJournal) -> RunRow:
         jobs_succeeded=sum(j.status is JobStatus.SUCCEEDED for j in jobs),
         jobs_failed=sum(j.status.is_failure for j in jobs),
         jobs_skipped=sum(j.status is JobStatus.SKIPPED for j in jobs),
+        rehearsal=journal.rehearsal,
     )
 
 
