@@ -84,10 +84,12 @@ def test_runs_show_jobs_attempts_carry_owner_and_iso_times(
 
 def test_logs_give_line_ranges_and_follow(server: LiveServer, finished: str) -> None:
     with server.client() as http:
-        page = http.get(f"/runs/{finished}/jobs/first/logs").json()
+        page = http.get(f"/runs/{finished}/jobs/first/logs", params={"stream": "stdout"}).json()
         assert [line["text"] for line in page["lines"]] == ["one", "two"]
         assert page["complete"] is True and page["next_offset"] == 2
-        tail = http.get(f"/runs/{finished}/jobs/first/logs", params={"offset": 1}).json()
+        tail = http.get(
+            f"/runs/{finished}/jobs/first/logs", params={"offset": 1, "stream": "stdout"}
+        ).json()
         assert tail["lines"] == [{"n": 2, "stream": "stdout", "text": "two"}]
         both = http.get(f"/runs/{finished}/jobs/first/logs", params={"stream": "both"}).json()
         assert [(x["stream"], x["text"]) for x in both["lines"]][-1] == ("stderr", "err")
@@ -95,7 +97,7 @@ def test_logs_give_line_ranges_and_follow(server: LiveServer, finished: str) -> 
             "GET", f"/runs/{finished}/jobs/first/logs", params={"follow": "true"}
         ) as response:
             followed = [json.loads(x)["text"] for x in response.iter_lines() if x]
-        assert followed == ["one", "two"]
+        assert followed == ["one", "two", "err"]  # both streams by default
         missing = http.get(f"/runs/{finished}/jobs/nope/logs")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 

@@ -182,6 +182,15 @@ def show_command(
     is_flag=True,
     help="On a terminal too, print the bytes as logged (control sequences included).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["raw", "text", "json"]),
+    default="raw",
+    show_default=True,
+    help="raw: as the job wrote it (an agent's JSON stream); text: an agent's narrative, "
+    "as seen live; json: the parsed events, one a line.",
+)
 @_server_option
 @_store_options
 def logs_command(
@@ -192,15 +201,19 @@ def logs_command(
     stream: str | None,
     attempt: int | None,
     raw: bool,
+    fmt: str,
     server: str | None,
     store_url: str | None,
     directory: Path,
 ) -> int:
     """Print the output of a run's job (every job when JOB is left out): stdout, then each
     stderr line marked `stderr| `; --stdout or --stderr print one stream as written.
+    --follow keeps printing while the run runs, for one job or every job.
 
     To a pipe or a file the bytes are as logged; on a terminal, control and escape
-    sequences are shown as text (`\\x1b]0;...`) unless --raw."""
+    sequences are shown as text (`\\x1b]0;...`) unless --raw. --format text shows an
+    agent's log as the narrative seen live (what it said, the tools it called, its
+    errors); --format json its parsed events."""
     from corral.app.history import JobLogFile, follow_logs, log_files, show_run
 
     if server:
@@ -211,13 +224,21 @@ def logs_command(
                 run_id,
                 job,
                 follow=follow,
-                stderr=stream == "stderr",
+                stream=stream,
                 attempt=attempt,
                 raw=raw,
+                fmt=fmt,
             )
         )
 
     record = show_run(store_url, directory, run_id)
+    if fmt != "raw":
+        from corral.cli.logs import formatted_logs
+
+        return formatted_logs(
+            record, job, fmt, stream=stream, attempt=attempt, follow=follow, raw=raw,
+            store_url=store_url, directory=directory,
+        )  # fmt: skip
     streams = [stream] if stream else ["stdout", "stderr"]
     files = [
         (name, log)

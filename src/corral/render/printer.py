@@ -24,6 +24,7 @@ from corral.events.types import (
     ToolCall,
 )
 from corral.models import JobStatus
+from corral.render.narrative import narrative, truncate
 from corral.render.safe import visible_line
 
 _COLOURS = ["36", "33", "35", "32", "34", "91", "96", "93", "95", "92", "94"]
@@ -46,12 +47,6 @@ def _silence(stream: TextIO) -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
-
-
-def truncate(text: str, limit: int | None) -> str:
-    if limit is None or len(text) <= limit:
-        return text
-    return text[: max(limit - 1, 0)] + "…"
 
 
 class LinePrinter:
@@ -150,16 +145,8 @@ class LinePrinter:
             self._write(self._paint(budget_breach_text(event), "31"))
 
     def _narrate(self, event: AssistantText | ToolCall | AgentError) -> None:
-        if isinstance(event, AssistantText):
-            for line in event.text.splitlines() or [""]:
-                if line.strip():
-                    shown = truncate(visible_line(line), self.limit)
-                    self._write(f"{self._prefix(event.job)} {shown}")
-        elif isinstance(event, ToolCall):
-            said = f": {truncate(event.detail, self.limit)}" if event.detail else ""
-            self._note(event.job, f"⚙ {event.name}{said}", "36")
-        else:
-            self._note(event.job, f"error ({event.error_kind.value}): {event.message}", "31")
+        for text, code in narrative(event, self.limit):
+            self._write(f"{self._prefix(event.job)} {self._paint(text, code) if code else text}")
 
     def _status_line(self, event: JobFinished) -> str:
         mark, code = _MARK.get(event.status, ("•", "0"))

@@ -177,21 +177,26 @@ async def job_log(
     caller: Caller,
     state: State,
     attempt: Annotated[int | None, Query(ge=1)] = None,
-    stream: Literal["stdout", "stderr", "both"] = "stdout",
+    stream: Literal["stdout", "stderr", "both"] = "both",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    format: Literal["raw"] = "raw",
+    format: Literal["raw", "text", "json"] = "raw",
     follow: bool = False,
+    stderr_offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
+    from corral.app.logview import LogView, attempt_of
+
     record = await _record(state, run)
     files = job_logs.files_of(record, job, attempt, stream)
+    view = None if format == "raw" else LogView(format, attempt_of(record, job, attempt), job)
     if follow:
-        if len(files) != 1:
-            raise ApiError(400, "bad_request", "follow takes one stream: stdout or stderr")
-        lines = job_logs.follow(state.history, record.run.id, job, files, offset, attempt)
+        # each stream has its own offset: with both, `offset` is stdout's
+        offsets = [stderr_offset if name == "stderr" and len(files) > 1 else offset
+                   for name, _ in files]  # fmt: skip
+        lines = job_logs.follow(state.history, record.run.id, job, files, offsets, attempt, view)
         return StreamingResponse(lines, media_type="application/x-ndjson")
     done = job_logs.attempt_over(record, job, attempt)
-    page = await asyncio.to_thread(job_logs.read, files, offset, limit, done)
+    page = await asyncio.to_thread(job_logs.read, files, offset, limit, done, view)
     return {
         "lines": page.lines,
         "next_offset": page.next_offset,

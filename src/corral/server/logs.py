@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from corral.app.history import log_files
+from corral.app.logview import LogView, Stream
 from corral.errors import CorralError
 from corral.models import RunStatus
 from corral.server.errors import from_corral
@@ -56,28 +57,69 @@ def _lines(path: Path) -> list[bytes]:
     return data.splitlines(keepends=True)
 
 
-def read(files: list[tuple[str, Path]], offset: int, limit: int, final: bool = True) -> LogPage:
-    """`limit` lines after the first `offset` (of the streams one after the other)."""
+def read(
+    files: list[tuple[str, Path]],
+    offset: int,
+    limit: int,
+    final: bool = True,
+    view: LogView | None = None,
+) -> LogPage:
+    """`limit` lines after the first `offset` (of the streams one after the other).
+
+    With a `view` (format text or json) each line of the log is shown as the view
+    words it, as none or several lines that share its `n`; `offset` and `limit` still
+    count the log's lines, and the view reads the skipped ones too (a parser needs the
+    whole stream). Once the attempt is over, the last page ends with what the view owed
+    at the end (`n` of the stream's last line)."""
     found: list[dict[str, Any]] = []
-    skipped = 0
+    taken = skipped = 0
     at_end = True
+    last: tuple[int, str] = (0, "stdout")
     for name, path in files:
+        start = 0  # where the line starts in the file
         for number, raw in enumerate(_lines(path), start=1):
+            start, where = start + len(raw), start
             if not raw.endswith(b"\n") and not final:
                 break
             if skipped < offset:
                 skipped += 1
+                if view is not None:
+                    view.line(_text(raw), _stream(name), where)
                 continue
-            if len(found) >= limit:
+            if taken >= limit:
                 at_end = False
                 break
-            found.append(_line(number, name, raw))
-    return LogPage(found, offset + len(found), at_end)
+            taken += 1
+            found += _shown(number, name, raw, view, where)
+            last = (number, name)
+    if view is not None and final and at_end:
+        found += [_entry(last[0], s, text) for s, text in view.finish()]
+    return LogPage(found, offset + taken, at_end)
+
+
+def _stream(name: str) -> Stream:
+    return "stderr" if name == "stderr" else "stdout"
+
+
+def _text(raw: bytes) -> str:
+    return raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
+
+
+def _entry(number: int, stream: str, text: str) -> dict[str, Any]:
+    return {"n": number, "stream": stream, "text": text}
+
+
+def _shown(
+    number: int, stream: str, raw: bytes, view: LogView | None, where: int
+) -> list[dict[str, Any]]:
+    if view is None:
+        return [_line(number, stream, raw)]
+    shown = view.line(_text(raw), _stream(stream), where)
+    return [_entry(number, s, text) for s, text in shown]
 
 
 def _line(number: int, stream: str, raw: bytes) -> dict[str, Any]:
-    text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
-    return {"n": number, "stream": stream, "text": text}
+    return _entry(number, stream, _text(raw))
 
 
 def attempt_over(record: RunRecord, job: str, attempt: int | None) -> bool:
@@ -97,31 +139,30 @@ async def follow(
     run_id: str,
     job: str,
     files: list[tuple[str, Path]],
-    offset: int,
+    offsets: list[int],
     attempt: int | None = None,
+    view: LogView | None = None,
 ) -> AsyncIterator[bytes]:
-    """NDJSON of the lines after `offset` as they are written, until the attempt ends."""
-    name, path = files[0]
+    """NDJSON of the lines after `offsets` (one per stream in `files`) as they are
+    written, until the attempt ends; with a `view`, the lines as it shows them."""
+    tails = [_Tail(name, path, skip) for (name, path), skip in zip(files, offsets, strict=True)]
     done = False
-    position, count, since_check = 0, 0, STATUS_EVERY_S
-    pending = b""
+    since_check = STATUS_EVERY_S
     while True:
-        chunk = await asyncio.to_thread(_read_from, path, position)
-        position += len(chunk)
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        out = []
-        for raw in complete:
-            count += 1
-            if count > offset:
-                out.append(orjson.dumps(_line(count, name, raw + b"\n")) + b"\n")
+        out: list[bytes] = []
+        for tail in tails:
+            chunk = await asyncio.to_thread(_read_from, tail.path, tail.position)
+            tail.position += len(chunk)
+            out += tail.lines(chunk, view)
         if out:
             yield b"".join(out)
         if done:
-            if pending:
-                count += 1
-                if count > offset:
-                    yield orjson.dumps(_line(count, name, pending)) + b"\n"
+            last = [line for tail in tails for line in tail.rest(view)]
+            if view is not None:
+                number = tails[0].count
+                last += [orjson.dumps(_entry(number, s, t)) + b"\n" for s, t in view.finish()]
+            if last:
+                yield b"".join(last)
             return
         if since_check >= STATUS_EVERY_S:
             since_check = 0.0
@@ -131,6 +172,39 @@ async def follow(
                 continue  # read the last lines once more
         await asyncio.sleep(POLL_S)
         since_check += POLL_S
+
+
+@dataclass
+class _Tail:
+    """One followed stream: where its file was read to, its line count, the client's
+    offset in it, and the partial last line."""
+
+    name: str
+    path: Path
+    offset: int
+    position: int = 0  # how far the file was read
+    count: int = 0
+    pending: bytes = b""
+    start: int = 0  # where the next line starts in the file
+
+    def lines(self, chunk: bytes, view: LogView | None) -> list[bytes]:
+        self.pending += chunk
+        *complete, self.pending = self.pending.split(b"\n")
+        return [line for raw in complete for line in self._one(raw + b"\n", view)]
+
+    def rest(self, view: LogView | None) -> list[bytes]:
+        rest, self.pending = self.pending, b""
+        return self._one(rest, view) if rest else []
+
+    def _one(self, raw: bytes, view: LogView | None) -> list[bytes]:
+        self.count += 1
+        where, self.start = self.start, self.start + len(raw)
+        if self.count <= self.offset:
+            if view is not None:
+                view.line(_text(raw), _stream(self.name), where)  # a parser reads every line
+            return []
+        shown = _shown(self.count, self.name, raw, view, where)
+        return [orjson.dumps(entry) + b"\n" for entry in shown]
 
 
 def _read_from(path: Path, position: int) -> bytes:

@@ -224,17 +224,26 @@ def logs(
     job: str | None,
     *,
     follow: bool,
-    stderr: bool,
+    stream: str | None,
     attempt: int | None,
     raw: bool = False,
+    fmt: str = "raw",
 ) -> int:
-    """A job's lines from the server; on a terminal (unless `raw`) what the job printed is
-    shown with its control sequences as text, exactly as a local `corral logs` does."""
+    """A job's lines from the server, as a local `corral logs` shows them: both streams
+    (stderr lines marked `stderr| `) unless `stream` names one, in `fmt` (raw, text,
+    json); on a terminal (unless `raw`) control sequences are shown as text."""
+    from corral.cli.logs import STDERR_MARK
     from corral.render.safe import visible_line
 
-    stream = "stderr" if stderr else "stdout"
+    marked = stream is None and fmt != "json"
+    stream = stream or "both"
     out = sys.stdout
-    shown: Callable[[str], str] = (lambda text: text) if raw or not out.isatty() else visible_line
+    visible: Callable[[str], str] = (lambda text: text) if raw or not out.isatty() else visible_line
+
+    def shown(line: dict[str, Any]) -> str:
+        mark = STDERR_MARK if marked and line.get("stream") == "stderr" else ""
+        return mark + visible(line["text"])
+
     with Server(url) as server:
         record = run_record(server.get(f"/runs/{run_id}"))
         names = [job] if job is not None else [j.name for j in record.jobs]
@@ -247,16 +256,21 @@ def logs(
                 out.write(f"==> {name} <==\n")
             path = f"/runs/{record.run.id}/jobs/{name}/logs"
             if follow:
-                for line in server.stream_lines(path, stream=stream, attempt=attempt, follow=True):
+                lines = server.stream_lines(
+                    path, stream=stream, attempt=attempt, follow=True, format=fmt
+                )
+                for line in lines:
                     if line:
-                        out.write(shown(orjson.loads(line)["text"]) + "\n")
+                        out.write(shown(orjson.loads(line)) + "\n")
                         out.flush()
                 continue
             offset = 0
             while True:
-                page = server.get(path, stream=stream, attempt=attempt, offset=offset, limit=5000)
-                out.writelines(shown(x["text"]) + "\n" for x in page["lines"])
-                if not page["lines"]:
+                page = server.get(
+                    path, stream=stream, attempt=attempt, offset=offset, limit=5000, format=fmt
+                )
+                out.writelines(shown(x) + "\n" for x in page["lines"])
+                if page.get("complete", True) or page["next_offset"] == offset:
                     break
                 offset = page["next_offset"]
     out.flush()
