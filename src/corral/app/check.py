@@ -6,6 +6,7 @@ The CLI's `validate`, `plan`, `run` and `exec` call these; a server would too.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -103,6 +104,62 @@ def security_warnings(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
     return warnings
 
 
+def flow_warnings(
+    loaded: LoadedFlow, plan: Plan, environ: Mapping[str, str] | None = None
+) -> list[Problem]:
+    """What `corral validate` warns of, each at its place in the file: the security
+    warnings, an agent chosen for a job that names none, and `${VAR}`s in a job's env
+    that `environ` (default: corral's own) does not set, which fail the job at launch."""
+    from corral.plan.adapter import DEFAULT_AGENT
+
+    environ = dict(os.environ) if environ is None else environ
+    warnings = security_warnings(loaded, plan)
+    seen: set[str] = set()
+    for job in plan.jobs.values():
+        if job.group in seen:
+            continue
+        seen.add(job.group)
+        spec = job.spec
+        if spec.tool is None and spec.run is None and spec.prompt is not None:
+            warnings.append(
+                loaded.problem(
+                    ("jobs", job.group, "prompt", "<key>"),
+                    f"warning: a `prompt:` with no tool runs {DEFAULT_AGENT}: write "
+                    f"`tool: {DEFAULT_AGENT}` (or another agent) on the job or in `defaults:`",
+                )
+            )
+        warnings += _unset_variables(loaded, job.group, spec.env, environ)
+    return warnings
+
+
+# `${VAR}` or `${VAR:-default}`, as a job's env expands them at launch (execute/prepare.py)
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
+
+
+def _unset_variables(
+    loaded: LoadedFlow, group: str, env: Mapping[str, str], environ: Mapping[str, str]
+) -> list[Problem]:
+    """A warning for each `${VAR}` without a default that neither `environ` nor an
+    earlier entry of the job's env sets: at launch the job would fail (docs/running.md).
+    A warning, not an error: the variable may be set where the flow runs (CI)."""
+    found: list[Problem] = []
+    known = set(environ)
+    for key, value in env.items():
+        for match in _ENV_VAR.finditer(value):
+            name, default = match.group(1), match.group(2)
+            if default is None and name not in known:
+                found.append(
+                    loaded.problem(
+                        ("jobs", group, "env", key),
+                        f"warning: ${{{name}}} is not set here, and the job fails at launch "
+                        f"where it is not: export {name} before `corral run`, or write "
+                        f"${{{name}:-default}}",
+                    )
+                )
+        known.add(key)
+    return found
+
+
 def missing_tools(plan: Plan, environ: Mapping[str, str]) -> set[tuple[str, str]]:
     """Fail before anything starts when an agent CLI the plan needs cannot be found.
 
@@ -195,6 +252,7 @@ def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
 __all__ = [
     "check_flow",
     "check_flow_document",
+    "flow_warnings",
     "missing_tools",
     "security_warnings",
     "tool_problems",

@@ -16,9 +16,10 @@ def validate_command(flows: tuple[str, ...], quiet: bool) -> int:
     """Check FLOWS (schema, graph, conditions, templates, tools) without running them.
 
     Every problem is printed as FILE:LINE:COL: PATH: MESSAGE; exit 2 if any. Warnings
-    (a `shell: true` command built from job results, `unsafe_raw`) go to stderr too.
+    (a `shell: true` command built from job results, `unsafe_raw`, a `prompt:` with no
+    tool, a `${VAR}` in `env` that is not set) go to stderr too, in the same form.
     """
-    from corral.app.check import check_flow, security_warnings
+    from corral.app.check import check_flow, flow_warnings
     from corral.errors import EXIT_USAGE, FlowError
 
     code = 0
@@ -30,7 +31,7 @@ def validate_command(flows: tuple[str, ...], quiet: bool) -> int:
                 click.echo(line, err=True)
             code = EXIT_USAGE
             continue
-        for warning in security_warnings(loaded, plan):
+        for warning in flow_warnings(loaded, plan):
             click.echo(str(warning), err=True)
         if not quiet:
             levels = len(plan.levels)
