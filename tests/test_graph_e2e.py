@@ -360,7 +360,7 @@ def test_plan_tree_json_mermaid_and_dot(tmp_path: Path) -> None:
     assert "    └── report  run: echo done  needs review×2, lint · if always()" in lines
 
     document = json.loads(corral("plan", str(flow), "--format", "json", cwd=tmp_path).stdout)
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["name"] == "review"
     assert document["levels"] == [["analyze", "lint"], ["review-a.py", "review-b.py"], ["report"]]
     assert document["external_needs"] == []
@@ -370,8 +370,8 @@ def test_plan_tree_json_mermaid_and_dot(tmp_path: Path) -> None:
     assert jobs["report"]["if"] == "always()"
     assert jobs["lint"]["retries"] == 2 and jobs["lint"]["priority"] == 5
     assert jobs["review-a.py"]["group"] == "review"
-    for name, job in jobs.items():  # `level` indexes `levels`
-        assert name in document["levels"][job["level"]]
+    for name, job in jobs.items():  # `level` counts from 1, as the tree's "level 1"
+        assert name in document["levels"][job["level"] - 1]
 
     mermaid = corral("plan", str(flow), "--format", "mermaid", cwd=tmp_path).stdout
     assert mermaid.startswith("flowchart TD")

@@ -193,7 +193,7 @@ def test_dot() -> None:
 def test_json_contract() -> None:
     data = to_json(select(_plan(), from_=["lint"]))
     assert data == {
-        "schema_version": 1,
+        "schema_version": 2,
         "name": "review",
         "fail_fast": False,
         "budget": {"usd": "5.00", "tokens": None, "on_exceed": "stop"},
@@ -204,7 +204,7 @@ def test_json_contract() -> None:
             {
                 "name": "lint",
                 "group": "lint",
-                "level": 0,
+                "level": 1,
                 "needs": [],
                 "external_needs": [],
                 "matrix": None,
@@ -221,7 +221,7 @@ def test_json_contract() -> None:
             {
                 "name": "report",
                 "group": "report",
-                "level": 1,
+                "level": 2,
                 "needs": ["lint"],
                 "external_needs": ["review-a.py", "review-b.py"],
                 "matrix": None,

@@ -76,7 +76,7 @@ def test_runs_table_and_json_contract(folder: Path) -> None:
     assert data["schema_version"] == 1 and [r["id"] for r in data["runs"]] == ["run-new1"]
     assert set(data["runs"][0]) == {
         "id", "flow_name", "flow_path", "status", "started_at", "ended_at", "duration_s",
-        "log_root", "resumed_from", "user", "host", "error", "jobs", "tokens", "cost",
+        "log_root", "resumed_from", "rehearsal", "user", "host", "error", "jobs", "tokens", "cost",
     }  # fmt: skip
     assert invoke(folder, "runs", "--status", "succeeded")[1].strip() == "No runs match."
     assert invoke(folder, "runs", "--since", "soon")[0] == 2

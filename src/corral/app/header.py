@@ -9,11 +9,11 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 
 from corral.config.loader import LoadedFlow
 from corral.events.types import RunStarted
+from corral.times import id_stamp
 
 # Crockford's base32 (no I, L, O, U), lower case: 16 characters carry 80 random bits
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -21,10 +21,10 @@ RANDOM_BITS = 80
 
 
 def new_run_id(now: float | None = None) -> str:
-    """`20250131-140502-7mq3x0c9k2f8h1vd`: sortable by time (to the second), unique by
-    its 80 random bits, as a ULID is (two runs in the same second collide with odds
-    of about n**2 / 2**81)."""
-    stamp = datetime.fromtimestamp(now or time.time()).strftime("%Y%m%d-%H%M%S")
+    """`20250131-140502-7mq3x0c9k2f8h1vd`: sortable by time (to the second, UTC: the
+    run's `started_at`, corral.times), unique by its 80 random bits, as a ULID is (two
+    runs in the same second collide with odds of about n**2 / 2**81)."""
+    stamp = id_stamp(time.time() if now is None else now)
     bits = secrets.randbits(RANDOM_BITS)
     tail = "".join(_ALPHABET[(bits >> shift) & 31] for shift in range(RANDOM_BITS - 5, -1, -5))
     return f"{stamp}-{tail}"
@@ -40,15 +40,17 @@ def run_header(
     *,
     owner: str | None = None,
     rehearsal: bool = False,
+    started_at: float | None = None,
 ) -> RunStarted:
     """The run's first event: what runs, from which flow, where, by whom (`owner`, else
-    the user running corral), and whether it is a `rehearsal`."""
+    the user running corral), and whether it is a `rehearsal`. `started_at` (default:
+    now) is the instant the run id was made from."""
     return RunStarted(
         run_id=run_id,
         flow_name=loaded.name,
         flow_path=str(loaded.path.resolve()),
         jobs=tuple(jobs),
-        started_at=time.time(),
+        started_at=time.time() if started_at is None else started_at,
         flow_hash=loaded.digest,
         flow_content=loaded.text,
         args=tuple(args),

@@ -96,6 +96,9 @@ class RunOptions:
     run_id: str | None = None
     policies: tuple[str, ...] = ()
     owner: str | None = None  # who the run belongs to (a server's caller); default: the user
+    # when a `run_id` chosen ahead (a server's) was made: the run starts then, so its id
+    # and its `started_at` say the same second
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,9 @@ async def start_run(
     control = control or RunControl()
     spec = loaded.spec
     base_dir = options.base_dir or loaded.path.resolve().parent
-    run_id = options.run_id or new_run_id()
+    # one instant for the run's id and its `started_at`: they agree to the second
+    started_at = options.started_at if options.run_id and options.started_at else time.time()
+    run_id = options.run_id or new_run_id(started_at)
     log_root = run_logs(base_dir, run_id)
     kill_grace = spec.kill_grace if spec.kill_grace is not None else DEFAULT_KILL_GRACE
     concurrency = options.jobs or spec.concurrency or default_concurrency()
@@ -288,6 +293,7 @@ async def start_run(
         plan.jobs,
         owner=options.owner,
         rehearsal=rehearse is not None,
+        started_at=started_at,
     )
     try:
         async with executor:

@@ -6,24 +6,18 @@ decimal text, and "no cost" is `null`, as in every JSON document corral writes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from corral.journal.state import JobEntry, RunJournal
 from corral.models import Cost, JobStatus
+from corral.times import iso_time
 
 SUMMARY_SCHEMA_VERSION = 1
 
 
 def iso(timestamp: float | None) -> str | None:
-    """`2025-01-31T12:00:00.000Z`: a POSIX time in the summary's form."""
-    if timestamp is None:
-        return None
-    return (
-        datetime.fromtimestamp(timestamp, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    """`2025-01-31T12:00:00.000000Z`: a POSIX time as every JSON document writes it."""
+    return iso_time(timestamp)
 
 
 def cost_json(cost: Cost | None) -> dict[str, str | None] | None:

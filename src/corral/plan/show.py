@@ -17,7 +17,7 @@ from corral.models import BudgetAction, BudgetLimits
 from corral.plan.limits import Limits, max_spend
 from corral.plan.model import Plan, PlannedJob
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `level` counts from 1, as the tree and `validate` do
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -247,7 +247,8 @@ def to_json(plan: Plan, *, run_budget: Limits | None = None) -> dict[str, Any]:
     Money is a decimal string ("4.00"), as everywhere in corral's JSON.
     """
     plan = _override(plan, None, run_budget)
-    level_of = {name: n for n, level in enumerate(plan.levels) for name in level}
+    # levels count from 1 everywhere (the tree's "level 1", the docs): levels[level - 1]
+    level_of = {name: n for n, level in enumerate(plan.levels, start=1) for name in level}
     jobs = []
     for job in plan.jobs.values():
         spec = job.spec

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -20,6 +19,7 @@ from corral.models import (
     amount_text,
     money_text,
 )
+from corral.times import display_time
 
 if TYPE_CHECKING:
     from corral.events.types import BudgetExceeded
@@ -39,8 +39,9 @@ STYLE = {
 
 
 def status_text(status: JobStatus, attempts: int = 0) -> Text:
-    """A status as the tables show it ("failed" and its attempt count after retries), coloured."""
-    label = status.value.replace("_", " ")
+    """A status as the tables show it ("failed" and its attempt count after retries),
+    coloured: the word is the one the JSON says (`timed_out`), everywhere."""
+    label = status.value
     if attempts > 1:
         label += f" ×{attempts}"
     return Text(label, style=STYLE.get(status, ""))
@@ -131,8 +132,9 @@ def cost_or_dash(cost: Cost | None) -> str:
 
 
 def time_text(ts: float | None) -> str:
-    """A POSIX time in local time, to the second; `-` when unknown."""
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    """A POSIX time for people: `2026-12-03 14:43:29Z` (UTC, as in the JSON); `-` when
+    unknown."""
+    return display_time(ts)
 
 
 def duration_or_dash(seconds: float | None) -> str:

@@ -27,7 +27,7 @@ def print_summary(console: Console, journal: RunJournal, footer: str) -> None:
         for row in rows:
             final = row.final_status
             counts[final.value] = counts.get(final.value, 0) + 1
-        tally = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+        tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         footer = f"{len(rows)} jobs: {tally}\n{footer}"
         rows = [r for r in rows if r.status is not JobStatus.SUCCEEDED]
     if rows:

@@ -8,32 +8,11 @@ what a remote client needs (owner, job counts, the graph); times are ISO 8601 UT
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from corral.models import JobStatus
 from corral.store.records import AttemptRow, JobRecord, RunRecord, RunRow
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
-    return text.replace("+00:00", "Z")
-
-
-def with_iso_times(value: Any) -> Any:
-    """`value` with every `*_at` number (POSIX seconds) as ISO 8601 UTC text."""
-    if isinstance(value, dict):
-        return {
-            k: iso(v)
-            if k.endswith("_at") and isinstance(v, int | float) and not isinstance(v, bool)
-            else with_iso_times(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [with_iso_times(v) for v in value]
-    return value
+from corral.times import with_iso_times
 
 
 def run_summary(row: RunRow) -> dict[str, Any]:

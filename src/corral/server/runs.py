@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +64,10 @@ class RunManager:
             raise ApiError(503, "unavailable", "the server is shutting down; retry shortly")
 
     def _order(self, owner: str, **what: object) -> WorkOrder:
+        now = time.time()  # the run's id and its start say the same second
         return WorkOrder(
-            run_id=new_run_id(),
+            run_id=new_run_id(now),
+            started_at=now,
             owner=owner,
             base_dir=str(self.base_dir),
             store=self.settings.store,

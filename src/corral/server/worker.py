@@ -34,6 +34,7 @@ class WorkOrder:
     filename: str = "flow.yaml"
     rehearse: bool = False
     resume: str | None = None  # the run to finish, instead of a flow
+    started_at: float | None = None  # when `run_id` was made: the run's start
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -55,7 +56,12 @@ async def run(order: WorkOrder) -> int:
         loop.add_signal_handler(sig, control.cancel, "cancelled through the server")
     base_dir = Path(order.base_dir)
     options = RunOptions(
-        store=order.store, base_dir=base_dir, run_id=order.run_id, owner=order.owner, args=(SERVED,)
+        store=order.store,
+        base_dir=base_dir,
+        run_id=order.run_id,
+        owner=order.owner,
+        args=(SERVED,),
+        started_at=order.started_at,
     )
     if order.resume is not None:
         from corral.app.resume import resume_run

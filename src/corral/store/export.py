@@ -19,6 +19,7 @@ from corral.models import TOKEN_COLUMN_NAMES
 from corral.store import schema
 from corral.store.protocols import EXPORT_FORMATS
 from corral.store.queries import get_run, resolve_run_id
+from corral.times import iso_time, with_iso_times
 
 EXPORT_VERSION = 1
 CSV_COLUMNS = (
@@ -72,9 +73,13 @@ def _event_lines(engine: Engine, run_id: str) -> Iterator[str]:
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=2000).execute(stmt)
         quoted = orjson.dumps(run_id).decode()
-        for seq, ts, payload in result:
-            # the payload is already JSON: splice it in rather than parse and re-encode
-            yield f'{{"run_id":{quoted},"seq":{seq},"ts":{ts!r},"event":{payload}}}'
+        for seq, ts, stored in result:
+            # the payload is already JSON: splice it in rather than parse and re-encode,
+            # unless it holds a time (`*_at`), written as ISO 8601 like every time here
+            payload = stored
+            if '_at":' in stored:
+                payload = orjson.dumps(with_iso_times(orjson.loads(stored))).decode()
+            yield f'{{"run_id":{quoted},"seq":{seq},"ts":"{iso_time(ts)}","event":{payload}}}'
 
 
 def _csv(engine: Engine, run_id: str) -> Iterator[str]:
@@ -93,8 +98,8 @@ def _csv(engine: Engine, run_id: str) -> Iterator[str]:
                     a.status,
                     a.tool,
                     a.model or "",
-                    a.started_at,
-                    a.ended_at,
+                    iso_time(a.started_at),
+                    iso_time(a.ended_at),
                     a.duration_s,
                     a.exit_code,
                     a.signal,

@@ -1,4 +1,7 @@
-"""The values the store returns: frozen rows of runs, jobs, attempts and usage."""
+"""The values the store returns: frozen rows of runs, jobs, attempts and usage.
+
+Their `to_dict` is the JSON of `runs`, `show` and exports: times as ISO 8601 UTC text
+(corral.times), though the rows hold POSIX seconds."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Tokens, money_json
+from corral.times import iso_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +65,8 @@ class AttemptRow:
             "job": self.job,
             "attempt": self.attempt,
             "status": str(self.status),
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
+            "started_at": iso_time(self.started_at),
+            "ended_at": iso_time(self.ended_at),
             "duration_s": self.duration_s,
             "exit_code": self.exit_code,
             "signal": self.signal,
@@ -158,8 +162,8 @@ class RunRow:
             "flow_name": self.flow_name,
             "flow_path": self.flow_path,
             "status": str(self.status),
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
+            "started_at": iso_time(self.started_at),
+            "ended_at": iso_time(self.ended_at),
             "duration_s": self.duration_s,
             "log_root": self.log_root,
             "resumed_from": self.resumed_from,
