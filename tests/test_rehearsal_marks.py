@@ -37,6 +37,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
         done = corral(*command, "--json", cwd=folder, env=ENV)
         assert done.returncode == 0, done.stderr
         ids.append(json.loads(done.stdout)["run_id"])
+        # the run's last line says so too
+        said = "rehearsal: simulated provider, nothing billed" in done.stderr.splitlines()[-1]
+        assert said is (command != ["run", "flow.yaml"])
     return folder, ids[0], ids[2]
 
 

@@ -131,6 +131,8 @@ def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
     usage, cost = report.totals
     if cost is not None:
         footer += " · " + usage_line(usage, cost)
+    if report.journal.rehearsal:
+        footer += " · rehearsal: simulated provider, nothing billed"
     if report.journal.breaches:
         footer += "\n" + budget_reckoning(report.journal)
     if report.store_error:
