@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import click
+
 from corral.app.history import JobLogFile, follow_logs, log_files, show_run
 from corral.app.logview import LineSplitter, LogFormat, LogView, Shown, Stream, attempt_of
 from corral.store.records import RunRecord
@@ -44,6 +46,10 @@ def formatted_logs(
                        several=len(names) > 1)  # fmt: skip
     if not follow:
         for name in names:
+            if len(names) == 1 and not any(log.path.exists() for _, log in files[name]):
+                where = files[name][0][1].path.parent
+                click.echo(f"corral: job {name} wrote no log (not started?): {where}", err=True)
+                return 0
             view = LogView(chosen, attempt_of(record, name, attempt), name)
             for kind, log in files[name]:
                 for text, offset in _lines(log.path):
