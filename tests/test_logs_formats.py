@@ -211,3 +211,7 @@ def test_the_server_serves_both_streams_and_the_narrative(
     remote = corral("logs", run_id, "build", "--server", server.url, "--stderr",
                     cwd=folder, env=env)  # fmt: skip
     assert remote.stdout == "no flag\n"
+    # --follow without a job: every job, each under its header
+    remote = corral("logs", run_id, "--server", server.url, "--follow", "--format", "text",
+                    cwd=folder, env=env)  # fmt: skip
+    assert remote.stdout == _logs(folder, run_id, "--format", "text"), remote.stderr

@@ -246,11 +246,9 @@ def logs(
 
     with Server(url) as server:
         record = run_record(server.get(f"/runs/{run_id}"))
+        # without JOB, every job: followed one after the other (a follow starts from the
+        # job's first line, so nothing a later job printed meanwhile is missed)
         names = [job] if job is not None else [j.name for j in record.jobs]
-        if follow and len(names) != 1:
-            from corral.errors import UsageError
-
-            raise UsageError("--follow needs a JOB when the run has several jobs")
         for name in names:
             if len(names) > 1:
                 out.write(f"==> {name} <==\n")
