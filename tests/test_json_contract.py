@@ -19,6 +19,7 @@ TOP = {
     "ended_at",
     "duration_s",
     "log_root",
+    "rehearsal",
     "jobs",
     "totals",
 }

@@ -36,7 +36,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
                     ["run", "flow.yaml"]):  # fmt: skip
         done = corral(*command, "--json", cwd=folder, env=ENV)
         assert done.returncode == 0, done.stderr
-        ids.append(json.loads(done.stdout)["run_id"])
+        summary = json.loads(done.stdout)
+        ids.append(summary["run_id"])
+        assert summary["rehearsal"] is (command != ["run", "flow.yaml"])
         # the run's last line says so too
         said = "rehearsal: simulated provider, nothing billed" in done.stderr.splitlines()[-1]
         assert said is (command != ["run", "flow.yaml"])

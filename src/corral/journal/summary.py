@@ -62,6 +62,7 @@ def summary_json(journal: RunJournal, *, started_at: float, ended_at: float) -> 
         "ended_at": iso(ended_at),
         "duration_s": round(ended_at - started_at, 3),
         "log_root": journal.log_root,
+        "rehearsal": journal.rehearsal,  # simulated: nothing was billed
         "jobs": [job_json(job) for job in jobs],
         "totals": {"usage": journal.usage.to_json(), "cost": cost_json(journal.cost)},
     }
