@@ -56,6 +56,9 @@ def test_runs_and_show_mark_a_rehearsal(history: tuple[Path, str, str]) -> None:
     marks = {r["id"]: r["rehearsal"] for r in _json(folder, "runs")["runs"]}
     assert list(marks.values()).count(True) == 2 and marks[real] is False
     assert marks[rehearsal] is True
+    only = [r["id"] for r in _json(folder, "runs", "--rehearsal")["runs"]]
+    assert len(only) == 2 and rehearsal in only and real not in only
+    assert [r["id"] for r in _json(folder, "runs", "--no-rehearsal")["runs"]] == [real]
     table = corral("runs", cwd=folder).stdout
     lines = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert "flow (rehearsal)" in lines[rehearsal] and "(rehearsal)" not in lines[real]
@@ -116,3 +119,6 @@ def test_the_server_marks_filters_and_leaves_them_out_of_usage(
     assert _reported(json.loads(remote.stdout)["rows"])[0] == 1
     remote = corral("runs", "--server", server.url, cwd=folder, env={"CORRAL_TOKEN": server.token})
     assert f"{rehearsal}" in remote.stdout and "flow (rehearsal)" in remote.stdout
+    remote = corral("runs", "--server", server.url, "--no-rehearsal", "--json", cwd=folder,
+                    env={"CORRAL_TOKEN": server.token})  # fmt: skip
+    assert [r["id"] for r in json.loads(remote.stdout)["runs"]] == [real]

@@ -45,13 +45,15 @@ def list_runs(
     flow: str | None = None,
     since: float | None = None,
     limit: int | None = 50,
+    rehearsal: bool | None = None,
 ) -> list[RunRow] | None:
-    """Runs newest first; None when there is no history at all yet."""
+    """Runs newest first; None when there is no history at all yet. `rehearsal`: only
+    rehearsals (True) or only real runs (False)."""
     history = open_history(url, directory, must_exist=True)
     if history is None:
         return None
     try:
-        return history.list_runs(status, flow, since, limit)
+        return history.list_runs(status, flow, since, limit, rehearsal=rehearsal)
     finally:
         history.close()
 

@@ -87,6 +87,11 @@ def _echo_json(data: object) -> None:
 @click.option("--flow", help="Only runs of this flow (name or path).")
 @click.option("--since", metavar="DURATION", help="Only runs started within, e.g. 7d or 12h.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--rehearsal/--no-rehearsal",
+    default=None,
+    help="Only rehearsals, or only real runs (default: both).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_server_option
 @_store_options
@@ -96,6 +101,7 @@ def runs_command(
     flow: str | None,
     since: str | None,
     limit: int,
+    rehearsal: bool | None,
     as_json: bool,
     server: str | None,
     store_url: str | None,
@@ -108,18 +114,25 @@ def runs_command(
         _since(since)
         return int(
             _remote().runs(
-                server, status=status, flow=flow, since=since, limit=limit, as_json=as_json
+                server,
+                status=status,
+                flow=flow,
+                since=since,
+                limit=limit,
+                as_json=as_json,
+                rehearsal=rehearsal,
             )
         )
 
     cutoff = _since(since)  # a bad --since is an error even with no history yet
-    found = list_runs(store_url, directory, status=status, flow=flow, since=cutoff, limit=limit)
+    found = list_runs(store_url, directory, status=status, flow=flow, since=cutoff, limit=limit,
+                      rehearsal=rehearsal)  # fmt: skip
     if as_json:
         rows = [r.to_dict() for r in found or []]
         _echo_json({"schema_version": JSON_VERSION, "runs": rows})
         return 0
     if not found:
-        filtered = found is not None and (status or flow or since)
+        filtered = found is not None and (status or flow or since or rehearsal is not None)
         if filtered:
             click.echo("No runs match.")
         else:

@@ -158,16 +158,27 @@ def _echo_json(data: object) -> None:
 
 
 def runs(
-    url: str, *, status: str | None, flow: str | None, since: str | None, limit: int, as_json: bool
+    url: str,
+    *,
+    status: str | None,
+    flow: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    rehearsal: bool | None = None,
 ) -> int:
+    only = None if rehearsal is None else str(rehearsal).lower()
     with Server(url) as server:
-        found = server.get("/runs", status=status, flow=flow, since=since, limit=limit)["runs"]
+        found = server.get(
+            "/runs", status=status, flow=flow, since=since, limit=limit, rehearsal=only
+        )["runs"]
     rows = [run_row(r) for r in found]
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "runs": [r.to_dict() for r in rows]})
         return 0
     if not rows:
-        click.echo("No runs match." if (status or flow or since) else "No runs recorded.")
+        filtered = status or flow or since or rehearsal is not None
+        click.echo("No runs match." if filtered else "No runs recorded.")
         return 0
     from corral.render.history import console, runs_table
 
