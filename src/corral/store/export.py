@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 
 import orjson
@@ -19,7 +20,7 @@ from corral.models import TOKEN_COLUMN_NAMES
 from corral.store import schema
 from corral.store.protocols import EXPORT_FORMATS
 from corral.store.queries import get_run, resolve_run_id
-from corral.times import iso_time, with_iso_times
+from corral.times import iso_time
 
 EXPORT_VERSION = 1
 CSV_COLUMNS = (
@@ -74,12 +75,19 @@ def _event_lines(engine: Engine, run_id: str) -> Iterator[str]:
         result = conn.execution_options(yield_per=2000).execute(stmt)
         quoted = orjson.dumps(run_id).decode()
         for seq, ts, stored in result:
-            # the payload is already JSON: splice it in rather than parse and re-encode,
-            # unless it holds a time (`*_at`), written as ISO 8601 like every time here
-            payload = stored
-            if '_at":' in stored:
-                payload = orjson.dumps(with_iso_times(orjson.loads(stored))).decode()
+            # the payload is already JSON: splice it in rather than parse and re-encode;
+            # its times (`"started_at":1.5`) become ISO 8601 text like every time here
+            payload = _TIME.sub(_iso_field, stored) if '_at":' in stored else stored
             yield f'{{"run_id":{quoted},"seq":{seq},"ts":"{iso_time(ts)}","event":{payload}}}'
+
+
+# a `*_at` key with a number (orjson writes no spaces); inside a JSON string every quote
+# is escaped, so this matches keys only
+_TIME = re.compile(r'"(\w+_at)":(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)')
+
+
+def _iso_field(match: re.Match[str]) -> str:
+    return f'"{match.group(1)}":"{iso_time(float(match.group(2)))}"'
 
 
 def _csv(engine: Engine, run_id: str) -> Iterator[str]:
