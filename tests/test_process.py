@@ -201,3 +201,30 @@ def test_task_cancellation_still_reaps(tmp_path: Path) -> None:
             await task
 
     asyncio.run(go())
+
+
+def test_start_closes_the_first_pipe_when_the_second_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.execute import process
+
+    made: list[int] = []
+    real_pipe = os.pipe
+
+    def pipe() -> tuple[int, int]:
+        if made:  # the second pipe: the process is out of descriptors
+            raise OSError(24, "Too many open files")
+        pair = real_pipe()
+        made.extend(pair)
+        return pair
+
+    monkeypatch.setattr(process.os, "pipe", pipe)
+    child = process.ChildProcess(
+        ["true"], cwd=None, env={}, log_dir=tmp_path, on_line=lambda *_: None, keep_line_bytes=100
+    )
+    with pytest.raises(OSError, match="Too many open files"):
+        asyncio.run(child.start())
+    assert len(made) == 2
+    for fd in made:  # both ends of the first pipe are closed again
+        with pytest.raises(OSError):
+            os.fstat(fd)

@@ -15,6 +15,7 @@ from sqlalchemy import MetaData, Table, inspect
 from corral.errors import MissingExtraError, StoreError
 from corral.store import open_store, schema
 from corral.store.engine import current_revision, resolve_url
+from helpers import corral
 from test_store_support import BACKENDS, backend_url, unmigrated
 
 DATA = Path(__file__).parent / "data" / "store"
@@ -138,3 +139,35 @@ def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()  # a folder where the file should be
     with pytest.raises(StoreError, match="cannot open the run history"):
         open_store(f"sqlite:///{tmp_path / 'dir.db'}", tmp_path / "unused.db")
+
+
+def test_known_revisions_are_the_scripts() -> None:
+    from alembic.config import Config
+
+    from corral.store.engine import known_revisions
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    scripts = ScriptDirectory.from_config(config)
+    assert known_revisions() == {s.revision for s in scripts.walk_revisions()}
+
+
+def test_history_from_a_newer_corral_is_one_line_with_its_own_exit_code(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from corral.errors import EXIT_HISTORY_TOO_NEW, HistoryTooNewError
+
+    path = tmp_path / "history.db"
+    store = open_store(None, path)
+    with store.engine.begin() as conn:  # what a newer corral's migration leaves
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    store.close()
+    with pytest.raises(HistoryTooNewError) as caught:
+        open_store(None, path)
+    assert caught.value.exit_code == EXIT_HISTORY_TOO_NEW != StoreError.exit_code
+    result = corral("runs", "--store", f"sqlite:///{path}", cwd=tmp_path)
+    assert result.returncode == EXIT_HISTORY_TOO_NEW, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert str(path) in lines[0] and "newer corral" in lines[0] and "upgrade corral" in lines[0]

@@ -258,3 +258,25 @@ def test_model_rows_always_add_up_to_the_attempt_cost() -> None:
         ("a", Decimal("0.2"), "estimated"),
         ("b", None, "unpriced"),
     ]
+
+
+def test_cancelled_jobs_are_counted_as_cancelled_not_failed(store: SqlHistory) -> None:
+    # a run stopped by Ctrl-C: its unfinished jobs are cancelled; none of them failed
+    events = scripted_run("run-cccc3333", finish=False)
+    events.append(
+        JobFinished(
+            job="report",
+            attempt=1,
+            status=JobStatus.CANCELLED,
+            exit_code=None,
+            signal=15,
+            duration_s=1.0,
+            error="cancelled",
+            tool="generic",
+        )
+    )
+    write(store, events)
+    run = store.list_runs()[0]
+    assert (run.jobs_failed, run.jobs_cancelled) == (1, 1)
+    jobs = run.to_dict()["jobs"]
+    assert (jobs["failed"], jobs["cancelled"]) == (1, 1)

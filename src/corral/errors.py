@@ -13,7 +13,8 @@
     │   │                       `policy` extra missing (2); nothing runs
     │   └── PolicyDenied        a policy denied the flow (2); nothing runs
     ├── StoreError              the run history cannot be opened or written (3)
-    │   └── MissingExtraError   an optional dependency is not installed (3)
+    │   ├── MissingExtraError   an optional dependency is not installed (3)
+    │   └── HistoryTooNewError  the history was migrated by a newer corral (6)
     └── NotFoundError           a run or job named on the command line does not exist (4)
 
 Job failures are not exceptions: a job that fails is a result, and `corral run` exits 1
@@ -32,6 +33,7 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_NOT_FOUND = 4
 EXIT_BUDGET_STOPPED = 5  # a budget held back or killed work; nothing else failed
+EXIT_HISTORY_TOO_NEW = 6  # the history's schema is newer than this corral: upgrade corral
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -150,6 +152,12 @@ class StoreError(CorralError):
 
 class MissingExtraError(StoreError):
     """An optional dependency is missing; the message names the install command."""
+
+
+class HistoryTooNewError(StoreError):
+    """The history's schema revision is unknown here: a newer corral migrated it."""
+
+    exit_code = EXIT_HISTORY_TOO_NEW
 
 
 class NotFoundError(CorralError):

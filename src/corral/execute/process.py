@@ -115,7 +115,12 @@ class ChildProcess(GroupStop):
         self._exited = loop.create_future()
         self._drained = loop.create_future()
         out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
+        try:
+            err_read, err_write = os.pipe()
+        except BaseException:  # out of descriptors: do not leak the first pipe
+            os.close(out_read)
+            os.close(out_write)
+            raise
         try:
             self.pid = self._spawn(out_write, err_write)
         except BaseException:

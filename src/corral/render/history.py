@@ -34,6 +34,8 @@ def _jobs(run: RunRow) -> str:
     text = f"{run.jobs_succeeded}/{run.jobs_total} ok"
     if run.jobs_failed:
         text += f", {run.jobs_failed} failed"
+    if run.jobs_cancelled:
+        text += f", {run.jobs_cancelled} cancelled"
     return text
 
 

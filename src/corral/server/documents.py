@@ -20,7 +20,7 @@ def run_summary(row: RunRow) -> dict[str, Any]:
     data = row.to_dict()
     data["owner"] = row.user
     data["jobs_total"] = row.jobs_total
-    data["jobs_done"] = row.jobs_succeeded + row.jobs_failed + row.jobs_skipped
+    data["jobs_done"] = row.jobs_succeeded + row.jobs_failed + row.jobs_skipped + row.jobs_cancelled
     data["cost_source"] = None if row.cost is None else str(row.cost.source)
     return _timed(data)
 

@@ -29,12 +29,13 @@ def render(state: ServerState) -> str:
     history = state.history
     runs = history.list_runs(limit=None)
     by_status: dict[str, int] = {}
-    jobs: dict[str, int] = {"succeeded": 0, "failed": 0, "skipped": 0}
+    jobs: dict[str, int] = {"succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 0}
     for row in runs:
         by_status[str(row.status)] = by_status.get(str(row.status), 0) + 1
         jobs["succeeded"] += row.jobs_succeeded
         jobs["failed"] += row.jobs_failed
         jobs["skipped"] += row.jobs_skipped
+        jobs["cancelled"] += row.jobs_cancelled
     usage = history.usage("model")
     hub = state.hub
     lines: list[str] = []

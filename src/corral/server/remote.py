@@ -79,6 +79,7 @@ def run_row(data: dict[str, Any]) -> RunRow:
         jobs_failed=jobs.get("failed", 0),
         jobs_skipped=jobs.get("skipped", 0),
         rehearsal=bool(data.get("rehearsal", False)),
+        jobs_cancelled=jobs.get("cancelled", 0),
     )
 
 

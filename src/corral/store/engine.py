@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from corral.errors import MissingExtraError, StoreError
+from corral.errors import HistoryTooNewError, MissingExtraError, StoreError
 from corral.private import private_dir, private_file
 from corral.store.schema import HEAD_REVISION
 
@@ -186,12 +186,36 @@ def migrate(engine: Engine, target: str = "head") -> None:
 
 def _migrate_once(engine: Engine, target: str) -> None:
     with engine.connect() as probe:
-        if target in ("head", HEAD_REVISION) and current_revision(probe) == HEAD_REVISION:
+        current = current_revision(probe)
+        if target in ("head", HEAD_REVISION) and current == HEAD_REVISION:
             return
+    if current is not None and current not in known_revisions():
+        raise _too_new(engine, current)
     with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
         _run_alembic(conn, target)
+
+
+def known_revisions() -> frozenset[str]:
+    """The schema revisions this corral's migrations know (read from their files)."""
+    versions = Path(__file__).parent / "migrations" / "versions"
+    found = set()
+    for path in versions.glob("[0-9]*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("revision = "):
+                found.add(line.split("=", 1)[1].strip().strip("\"'"))
+                break
+    return frozenset(found)
+
+
+def _too_new(engine: Engine, revision: str) -> HistoryTooNewError:
+    where = engine.url.render_as_string(hide_password=True)
+    return HistoryTooNewError(
+        f"the run history at {where} was migrated by a newer corral (schema revision "
+        f"{revision!r}; this corral knows up to {HEAD_REVISION!r}): upgrade corral "
+        "(pip install -U corral), or use another history with --store URL"
+    )
 
 
 def _open_error(engine: Engine, error: SQLAlchemyError) -> StoreError:

@@ -79,9 +79,10 @@ def _run_row(row: Row[Any], counts: dict[str, int]) -> RunRow:
         cost=_cost(row),
         jobs_total=sum(counts.values()),
         jobs_succeeded=counts.get("succeeded", 0),
-        jobs_failed=sum(counts.get(str(s), 0) for s in JobStatus if s.is_failure),
+        jobs_failed=counts.get("failed", 0) + counts.get("timed_out", 0),
         jobs_skipped=counts.get("skipped", 0),
         rehearsal=bool(m["rehearsal"]),
+        jobs_cancelled=counts.get("cancelled", 0),
     )
 
 

@@ -151,6 +151,9 @@ class RunRow:
     jobs_failed: int = 0
     jobs_skipped: int = 0
     rehearsal: bool = False  # against the simulated provider: its spend was never billed
+    # apart from failed: a cancelled job was stopped (Ctrl-C, a budget, a killed corral),
+    # it did not fail
+    jobs_cancelled: int = 0
 
     @property
     def duration_s(self) -> float | None:
@@ -176,6 +179,7 @@ class RunRow:
                 "succeeded": self.jobs_succeeded,
                 "failed": self.jobs_failed,
                 "skipped": self.jobs_skipped,
+                "cancelled": self.jobs_cancelled,
             },
             "tokens": self.tokens.to_dict(),
             "cost": None if self.cost is None else self.cost.to_dict(),
