@@ -78,6 +78,16 @@ def flat(work: Path, jobs: int, runs: int) -> list[str]:
     ]
 
 
+def supervise_flat(work: Path, jobs: int, runs: int) -> str:
+    """The supervision line alone (`--supervision-only`), with the load it ran under."""
+    flow = work / "flat.yaml"
+    flow.write_text(
+        "concurrency: 8\njobs:\n" + "".join(f"  j{i}: {{run: ['true']}}\n" for i in range(jobs))
+    )
+    load = os.getloadavg()[0]
+    return f"{supervision(flow, work, jobs, runs)} | load {load:.2f}-{os.getloadavg()[0]:.2f}"
+
+
 def supervision(flow: Path, work: Path, jobs: int, runs: int) -> str:
     """The per-job cost of the run's supervisor: the same flat run with the jobs as
     corral's own children (CORRAL_SUPERVISE=0, the baseline), runs interleaved."""
@@ -180,10 +190,18 @@ def agents(work: Path, jobs: int, repeat: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one run each")
+    parser.add_argument(
+        "--supervision-only",
+        action="store_true",
+        help="only the supervision line (the flat run with and without the supervisor)",
+    )
     args = parser.parse_args()
     runs = 1 if args.quick else 3
     work = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     try:
+        if args.supervision_only:
+            print(supervise_flat(work, 300 if args.quick else 1000, 5 if not args.quick else 1))
+            return
         report = []
         report += flat(work, 300 if args.quick else 1000, runs)
         report += memory(work, 20 if args.quick else 100, 5)

@@ -152,7 +152,7 @@ def test_a_second_resume_of_the_same_run_refuses_and_names_the_holder(tmp_path: 
     finally:
         lock.release()
     assert second.returncode == 2
-    assert f"already being resumed by corral process {os.getpid()}" in second.stderr
+    assert f"already being resumed by corral process {os.getpid()} on " in second.stderr
     assert _effects(tmp_path, "a") == 0  # nothing ran
     (tmp_path / "go").touch()
     assert corral("resume", run_id, cwd=tmp_path).returncode == 0
@@ -292,3 +292,35 @@ def test_a_restarted_claude_job_continues_its_session(tmp_path: Path) -> None:
     )
     assert "--resume" not in first
     assert second[second.index("--resume") + 1] == "sess-42"
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_real_resumes_started_together_one_proceeds_the_other_names_it(
+    tmp_path: Path, round_: int
+) -> None:
+    import socket
+
+    _flow(tmp_path)
+    run_id, _ = _kill_mid_job(tmp_path)
+    # both at the same moment; job `a` waits for `go`, so the winner holds the lock
+    # until the loser has answered
+    racers = [_start(tmp_path, "resume", run_id, "--output", "prefixed") for _ in range(2)]
+    try:
+        _wait(lambda: any(r.poll() is not None for r in racers), "one resume to refuse")
+        loser = next(r for r in racers if r.poll() is not None)
+        winner = next(r for r in racers if r is not loser)
+        refused, _ = loser.communicate(timeout=30)
+        (tmp_path / "go").touch()
+        out, _ = winner.communicate(timeout=60)
+    finally:
+        for racer in racers:
+            racer.kill()
+            racer.wait()
+    assert loser.returncode == 2, refused
+    holder = f"already being resumed by corral process {winner.pid} on {socket.gethostname()}"
+    assert holder in refused
+    assert winner.returncode == 0, out
+    # no job ran twice: `a` was adopted (started once), `b` ran once, each effect once
+    assert len((tmp_path / "started-a").read_text().splitlines()) == 1
+    assert len((tmp_path / "started-b").read_text().splitlines()) == 1
+    assert _effects(tmp_path, "a") == 1 and _effects(tmp_path, "b") == 1

@@ -27,7 +27,7 @@ from corral.errors import UsageError
 from corral.events.types import JobFinished, RunFinished
 from corral.execute import reaper
 from corral.execute.executor import Adoption
-from corral.execute.liveness import RunLock, holder
+from corral.execute.liveness import RunLock, describe_holder
 from corral.execute.supervised import JobRecord, read_records, supervisor_alive
 from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Usage
 from corral.store.protocols import HistoryStore
@@ -54,8 +54,7 @@ class ResumeLocks:
                 try:
                     self._locks.append(RunLock(root, RESUME_LOCK))
                 except BlockingIOError:
-                    pid = holder(root, RESUME_LOCK)
-                    who = f"corral process {pid}" if pid and pid > 0 else "another corral"
+                    who = describe_holder(root / RESUME_LOCK)
                     raise UsageError(
                         f"run {record.run.id} is already being resumed by {who}",
                         hint="wait for that resume to end (or stop it), then resume again",

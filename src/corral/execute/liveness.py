@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
+import time
 from pathlib import Path
 
 LOCK_NAME = "corral.lock"
@@ -24,7 +26,8 @@ class RunLock:
             os.close(self._fd)
             raise
         os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
+        # the host too: a run folder on a shared file system may be locked from elsewhere
+        os.write(self._fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
 
     def release(self) -> None:
         if self._fd >= 0:
@@ -39,6 +42,13 @@ def holder(log_root: Path, name: str = LOCK_NAME) -> int | None:
 
 def lock_holder(path: Path) -> int | None:
     """The pid of the live process holding the lock file `path` (-1 if unreadable), or None."""
+    owner = lock_owner(path)
+    return None if owner is None else owner[0]
+
+
+def lock_owner(path: Path) -> tuple[int, str] | None:
+    """(pid, host) of the live process holding the lock file `path`, or None if nobody
+    holds it; pid -1 and host "" when the holder has not written them (yet)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
@@ -46,11 +56,27 @@ def lock_holder(path: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        with contextlib.suppress(OSError, ValueError):
-            return int(os.pread(fd, 32, 0).decode().strip() or 0) or -1
-        return -1
+        words = os.pread(fd, 300, 0).decode(errors="replace").split()
+        with contextlib.suppress(ValueError, IndexError):
+            return int(words[0]) or -1, " ".join(words[1:2])
+        return -1, ""
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def describe_holder(path: Path, wait_s: float = 1.0) -> str:
+    """Who holds the lock file `path`, for an error message: `corral process PID on
+    HOST`. A holder that has just taken the lock writes its name a moment later: wait up
+    to `wait_s` for it."""
+    deadline = time.monotonic() + wait_s
+    owner = lock_owner(path)
+    while owner is not None and owner[0] <= 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        owner = lock_owner(path)
+    if owner is None or owner[0] <= 0:
+        return "another corral"
+    pid, host = owner
+    return f"corral process {pid}" + (f" on {host}" if host else "")
