@@ -574,15 +574,18 @@ def list_runs(root: Path, children: Children) -> list[dict[str, Any]]:
             verdict = conn.execute("PRAGMA integrity_check").fetchall()
         if verdict != [("ok",)]:
             raise CheckFailed(f"SQLite integrity check: {verdict}")
-    listed = _json(children.run(corral("runs", "--json"), root), "corral runs --json")
+    # every run on its own line: the checks are per run, not per resume chain
+    listed = _json(children.run(corral("runs", "--json", "--no-chain"), root), "corral runs --json")
     runs: list[dict[str, Any]] = listed["runs"]
     return runs
 
 
 def history(root: Path, children: Children, run_id: str) -> tuple[dict[str, Any], list[str]]:
     """(a) `corral show RUN --json` and `corral export RUN --format jsonl`, consistent."""
-    show = _json(children.run(corral("show", run_id, "--json"), root), f"corral show {run_id}")
-    export = children.run(corral("export", run_id, "--format", "jsonl"), root)
+    show = _json(
+        children.run(corral("show", run_id, "--json", "--no-chain"), root), f"corral show {run_id}"
+    )
+    export = children.run(corral("export", run_id, "--format", "jsonl", "--no-chain"), root)
     if export.code != 0:
         raise CheckFailed(f"corral export {run_id} exited {export.code}: {export.err.strip()}")
     lines = export.out.splitlines()

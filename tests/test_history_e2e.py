@@ -159,7 +159,7 @@ def test_resume_after_kill_stops_leftovers_and_closes_the_dead_run(tmp_path: Pat
     assert resumed.returncode == 0, resumed.stderr
     assert "stopped" in resumed.stderr and "left running by run" in resumed.stderr
     assert json.loads(resumed.stdout)["jobs"][0]["status"] == "succeeded"
-    runs = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)
+    runs = json.loads(corral("runs", "--json", "--no-chain", cwd=tmp_path).stdout)
     rows = runs if isinstance(runs, list) else runs["runs"]
     old = next(r for r in rows if r["id"] == run_id)
     assert old["status"] == "cancelled"

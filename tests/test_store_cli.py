@@ -77,7 +77,9 @@ def test_runs_table_and_json_contract(folder: Path) -> None:
     assert set(data["runs"][0]) == {
         "id", "flow_name", "flow_path", "status", "started_at", "ended_at", "duration_s",
         "log_root", "resumed_from", "rehearsal", "user", "host", "error", "jobs", "tokens", "cost",
+        "chain",
     }  # fmt: skip
+    assert data["runs"][0]["chain"]["resumes"] == 0
     assert invoke(folder, "runs", "--status", "succeeded")[1].strip() == "No runs match."
     assert invoke(folder, "runs", "--since", "soon")[0] == 2
 

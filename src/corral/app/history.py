@@ -21,6 +21,7 @@ from corral.store.protocols import HistoryReader, HistoryStore, UsageBy
 from corral.store.records import JobRecord, RunRecord, RunRow, UsageRow
 
 if TYPE_CHECKING:  # the planner (and pydantic) is not loaded for the read-only commands
+    from corral.app.chain import LogicalRun
     from corral.plan import JobView
 
 POLL_S = 0.25  # how often a followed log is read again
@@ -58,6 +59,31 @@ def list_runs(
         history.close()
 
 
+def list_logical_runs(
+    url: str | None,
+    directory: Path,
+    *,
+    status: RunStatus | str | None = None,
+    flow: str | None = None,
+    since: float | None = None,
+    limit: int | None = 50,
+    rehearsal: bool | None = None,
+) -> list[LogicalRun] | None:
+    """The newest run of each resume chain, with the chain's figures (`corral.app.chain`);
+    None when there is no history at all yet. `rehearsal` as for `list_runs`."""
+    from corral.app.chain import logical_runs
+
+    history = open_history(url, directory, must_exist=True)
+    if history is None:
+        return None
+    try:
+        return logical_runs(
+            history, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
+        )
+    finally:
+        history.close()
+
+
 def show_run(url: str | None, directory: Path, run_id: str) -> RunRecord:
     """One run (by id or unique prefix) with every job and attempt."""
     return show_flow_state(url, directory, run_id).record
@@ -70,25 +96,48 @@ class FlowState:
 
     record: RunRecord
     kept: tuple[tuple[str, JobRecord], ...] = ()  # (the earlier run's id, its job)
+    earlier: tuple[RunRecord, ...] = ()  # the runs it was resumed from, newest first
+    resumed_by: tuple[str, ...] = ()  # later runs that resumed this one
+
+    @property
+    def chain(self) -> tuple[RunRecord, ...]:
+        """The run and the runs before it, newest first: one logical run."""
+        return (self.record, *self.earlier)
 
 
-def show_flow_state(url: str | None, directory: Path, run_id: str) -> FlowState:
-    """The run (by id or unique prefix) and the jobs its resume chain kept (`FlowState`)."""
+def show_flow_state(
+    url: str | None, directory: Path, run_id: str, *, chain: bool = True
+) -> FlowState:
+    """The run (by id or unique prefix) and the jobs its resume chain kept (`FlowState`);
+    with `chain` False the run alone."""
+    from corral.app.chain import chain_of, resumed_by
+
     history = _require(url, directory)
     try:
         record = history.get_run(run_id)
-        return FlowState(record, kept_from_earlier(history, record))
+        if not chain:
+            return FlowState(record)
+        earlier = chain_of(history, record)[1:]
+        return FlowState(
+            record,
+            kept_from_earlier(history, record, earlier),
+            earlier,
+            tuple(resumed_by(history, record.run)),
+        )
     finally:
         history.close()
 
 
 def kept_from_earlier(
-    history: HistoryReader, record: RunRecord
+    history: HistoryReader,
+    record: RunRecord,
+    runs: tuple[RunRecord, ...] | None = None,
 ) -> tuple[tuple[str, JobRecord], ...]:
-    """The jobs `record`'s resume chain kept from the runs it finished: (run id, job)."""
+    """The jobs `record`'s resume chain kept from the runs it finished: (run id, job).
+    `runs` are those runs (newest first) when the caller has read them already."""
     own = {job.name for job in record.jobs}
     kept: dict[str, tuple[str, JobRecord]] = {}
-    for earlier in earlier_runs(history, record):
+    for earlier in earlier_runs(history, record) if runs is None else runs:
         for job in earlier.jobs:
             if job.name not in own:
                 kept.setdefault(job.name, (earlier.run.id, job))
@@ -97,18 +146,9 @@ def kept_from_earlier(
 
 def earlier_runs(history: HistoryReader, record: RunRecord) -> tuple[RunRecord, ...]:
     """The runs `record` was resumed from, newest first (up to one deleted by gc)."""
-    chain: list[RunRecord] = []
-    seen = {record.run.id}
-    parent = record.run.resumed_from
-    while parent and parent not in seen:
-        try:
-            earlier = history.get_run(parent)
-        except NotFoundError:
-            break
-        chain.append(earlier)
-        seen.add(earlier.run.id)
-        parent = earlier.run.resumed_from
-    return tuple(chain)
+    from corral.app.chain import chain_of
+
+    return chain_of(history, record)[1:]
 
 
 def latest_jobs(records: tuple[RunRecord, ...]) -> dict[str, JobRecord]:
@@ -139,11 +179,20 @@ def usage(
         history.close()
 
 
-def export_run(url: str | None, directory: Path, run_id: str, fmt: str) -> Iterator[str]:
-    """The run as json, jsonl or csv, in chunks; the history stays open until the last."""
+def export_run(
+    url: str | None, directory: Path, run_id: str, fmt: str, *, chain: bool = True
+) -> Iterator[str]:
+    """The run as json, jsonl or csv, in chunks; the history stays open until the last.
+    With `chain` a resumed run comes with the runs it was resumed from
+    (`corral.app.chain.export_chain`)."""
     history = _require(url, directory)
     try:
-        chunks = history.export(run_id, fmt)
+        if chain:
+            from corral.app.chain import export_chain
+
+            chunks = export_chain(history, run_id, fmt)
+        else:
+            chunks = history.export(run_id, fmt)
         first = next(chunks, None)  # errors (unknown run, format) before any output
     except BaseException:
         history.close()

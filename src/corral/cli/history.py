@@ -76,6 +76,16 @@ def _since(value: str | None, option: str = "--since") -> float | None:
         raise UsageError(f"{option}: {error}") from None
 
 
+def _chain_option(command: Command) -> Command:
+    return click.option(
+        "--no-chain",
+        "no_chain",
+        is_flag=True,
+        help="A resumed run alone: without the runs it was resumed from "
+        "(by default a run and its resumes are one logical run).",
+    )(command)
+
+
 def _echo_json(data: object) -> None:
     # bytes go to the binary stream as they are: no decode and re-encode of a document
     # that is ~100 MB for a 50,000-job run
@@ -93,6 +103,7 @@ def _echo_json(data: object) -> None:
     help="Only rehearsals, or only real runs (default: both).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_chain_option
 @_server_option
 @_store_options
 def runs_command(
@@ -103,12 +114,15 @@ def runs_command(
     limit: int,
     rehearsal: bool | None,
     as_json: bool,
+    no_chain: bool,
     server: str | None,
     store_url: str | None,
     directory: Path,
 ) -> int:
-    """List recent runs."""
-    from corral.app.history import list_runs
+    """List recent runs. A run and its resumes (`corral resume`) are one line: the newest
+    run, how many resumes and the first run, with the figures of the whole chain, each job
+    counted once (--json: a `chain` object); --no-chain lists every run alone."""
+    from corral.app.history import list_logical_runs, list_runs
 
     if server:
         _since(since)
@@ -125,10 +139,25 @@ def runs_command(
         )
 
     cutoff = _since(since)  # a bad --since is an error even with no history yet
-    found = list_runs(store_url, directory, status=status, flow=flow, since=cutoff, limit=limit,
-                      rehearsal=rehearsal)  # fmt: skip
+    chains = None
+    if no_chain:
+        found = list_runs(store_url, directory, status=status, flow=flow, since=cutoff, limit=limit,
+                          rehearsal=rehearsal)  # fmt: skip
+    else:
+        chains = list_logical_runs(
+            store_url,
+            directory,
+            status=status,
+            flow=flow,
+            since=cutoff,
+            limit=limit,
+            rehearsal=rehearsal,
+        )
+        found = None if chains is None else [logical.row for logical in chains]
     if as_json:
-        rows = [r.to_dict() for r in found or []]
+        rows = (
+            [r.to_dict() for r in found or []] if chains is None else [c.to_dict() for c in chains]
+        )
         _echo_json({"schema_version": JSON_VERSION, "runs": rows})
         return 0
     if not found:
@@ -146,20 +175,31 @@ def runs_command(
         return 0
     from corral.render.history import console, runs_table
 
-    console().print(runs_table(found))
+    resumes = {c.row.id: (len(c.chain) - 1, c.chain[-1].id) for c in chains or [] if c.chain[1:]}
+    console().print(runs_table(found, resumes=resumes))
     return 0
 
 
 @click.command("show")
 @click.argument("run_id", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_chain_option
 @_server_option
 @_store_options
 def show_command(
-    *, run_id: str, as_json: bool, server: str | None, store_url: str | None, directory: Path
+    *,
+    run_id: str,
+    as_json: bool,
+    no_chain: bool,
+    server: str | None,
+    store_url: str | None,
+    directory: Path,
 ) -> int:
     """Show one run and every job in it, as at the end of the run; for a resumed run,
-    the jobs it kept from the runs it finished as well (the flow's final state)."""
+    the runs it was resumed from (its chain), the jobs it kept from them and the figures
+    of the whole chain, each job counted once (--json: a `chain` object). --no-chain
+    shows the run alone."""
+    from corral.app.chain import chain_dict, logical_row
     from corral.app.history import show_flow_state
     from corral.collector import collector_paused
 
@@ -168,14 +208,22 @@ def show_command(
 
     # a run of 50,000 jobs is ~a million objects, all alive until the end
     with collector_paused():
-        state = show_flow_state(store_url, directory, run_id)
+        state = show_flow_state(store_url, directory, run_id, chain=not no_chain)
+        totals = logical_row(state.chain)
         if as_json:
             kept = [{**job.to_dict(), "kept_from": run} for run, job in state.kept]
-            _echo_json({"schema_version": JSON_VERSION, **state.record.to_dict(), "kept": kept})
+            document = {"schema_version": JSON_VERSION, **state.record.to_dict(), "kept": kept}
+            if not no_chain:
+                runs = tuple(record.run for record in state.chain)
+                document["chain"] = chain_dict(runs, totals, resumed_by=state.resumed_by)
+            _echo_json(document)
             return 0
-        from corral.render.history import console, print_record
+        from corral.render.history import console, print_chain, print_record
 
-        print_record(console(), state.record, kept=state.kept)
+        out = console()
+        print_record(out, state.record, kept=state.kept)
+        if not no_chain:
+            print_chain(out, [r.run for r in state.chain], totals, state.resumed_by)
     return 0
 
 
@@ -323,14 +371,24 @@ def _pieces(handle: BinaryIO, *, by_lines: bool) -> Iterator[bytes]:
     show_default=True,
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@_chain_option
 @_store_options
 def export_command(
-    *, run_id: str, fmt: str, output: Path | None, store_url: str | None, directory: Path
+    *,
+    run_id: str,
+    fmt: str,
+    output: Path | None,
+    no_chain: bool,
+    store_url: str | None,
+    directory: Path,
 ) -> int:
-    """Export a run: JSON (record and events), JSONL (events) or CSV (attempts)."""
+    """Export a run: JSON (record and events), JSONL (events) or CSV (attempts). A resumed
+    run comes with the runs it was resumed from, oldest first: their events and attempts
+    (each names its run) and, in JSON, a `chain` object with the figures of the whole
+    chain; --no-chain exports the run alone."""
     from corral.app.history import export_run
 
-    chunks = export_run(store_url, directory, run_id, fmt)
+    chunks = export_run(store_url, directory, run_id, fmt, chain=not no_chain)
     if output is None:
         for chunk in chunks:
             click.echo(chunk, nl=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from rich.console import Console
@@ -42,12 +42,21 @@ def _jobs(run: RunRow) -> str:
 REHEARSAL_LABEL = "(rehearsal)"  # a simulated run, shown next to its flow's name
 
 
-def runs_table(runs: list[RunRow]) -> Table:
-    """`corral runs`: one line per run."""
+def runs_table(
+    runs: list[RunRow], *, resumes: Mapping[str, tuple[int, str]] | None = None
+) -> Table:
+    """`corral runs`: one line per run; `resumes` gives a resumed run's number of resumes
+    and first run (its figures are then the whole chain's)."""
     table = Table(box=None, header_style="bold")
     for name in ("RUN", "FLOW", "STATUS", "STARTED", "DURATION", "JOBS", "TOKENS", "COST"):
         table.add_column(name, justify="right" if name in ("TOKENS", "COST") else "left")
+    if resumes:
+        table.add_column("RESUMES")
     for run in runs:
+        extra: list[str] = []
+        if resumes:
+            count, origin = resumes.get(run.id, (0, ""))
+            extra = [f"{count} (from {origin})" if count else "-"]
         table.add_row(
             run.id,
             run.flow_name + (f" {REHEARSAL_LABEL}" if run.rehearsal else ""),
@@ -57,8 +66,36 @@ def runs_table(runs: list[RunRow]) -> Table:
             _jobs(run),
             tokens_text(run.tokens.total),
             cost_or_dash(run.cost),
+            *extra,
         )
     return table
+
+
+def print_chain(
+    out: Console, chain: Sequence[RunRow], totals: RunRow, resumed_by: Sequence[str]
+) -> None:
+    """`corral show`, after the run: the runs of its resume chain, oldest first, and the
+    figures of the whole chain (each job counted once); who resumed it, if anyone."""
+    if len(chain) > 1:
+        runs = " -> ".join(f"{run.id} ({run.status})" for run in reversed(chain))
+        out.print()
+        out.print(f"{'chain:':<10}{runs} ({len(chain) - 1} resume{'s' * (len(chain) > 2)})")
+        whole = [
+            (
+                "jobs",
+                _jobs(totals) + (f", {totals.jobs_skipped} skipped" if totals.jobs_skipped else ""),
+            ),
+            ("tokens", token_kinds_text(totals.tokens)),
+            ("cost", cost_or_dash(totals.cost)),
+            ("duration", duration_or_dash(totals.duration_s) + " (first start to last end)"),
+        ]
+        for label, value in whole:
+            out.print(f"{'':<10}{label + ':':<10}{value}")
+    if resumed_by:
+        out.print(
+            f"{'resumed:':<10}by {', '.join(resumed_by)} "
+            f"(`corral show {resumed_by[0]}` for the whole run)"
+        )
 
 
 def print_record(

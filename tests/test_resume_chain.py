@@ -1,0 +1,162 @@
+"""A run and its resumes are one logical run in `runs`, `show`, `usage` and `export`.
+
+A real run of three agent jobs (fake Claude replaying a recorded stream) is killed with
+kill -9 while its second job is still running, then resumed: the first job is kept, the
+second adopted, the third run by the resume. The same flow run once without a kill is
+the measure of the distinct work: the chain's figures must equal it, nothing counted
+twice, nothing lost.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import corral
+
+DATA = Path(__file__).parent / "data" / "agents"
+FAKE_AGENT = Path(__file__).parent / "fakes" / "fake_agent.py"
+ENV = {"FAKE_AGENT_DIR": str(DATA), "CORRAL_CLAUDE_BIN": str(FAKE_AGENT), "NO_COLOR": "1"}
+FLOW = """\
+version: 1
+kill_grace: 1s
+jobs:
+  a: {tool: claude, prompt: "a", env: {FAKE_AGENT_SCRIPT: claude_tool}}
+  b:
+    tool: claude
+    prompt: "b"
+    needs: [a]
+    env: {FAKE_AGENT_SCRIPT: claude_tool, FAKE_AGENT_PACE: "@PACE@"}
+  c: {tool: claude, prompt: "c", needs: [b], env: {FAKE_AGENT_SCRIPT: claude_tool}}
+"""
+
+
+def _json(folder: Path, *args: str) -> Any:
+    result = corral(*args, "--json", cwd=folder, env=ENV)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _b_started_printing(folder: Path) -> bool:
+    logs = list((folder / ".corral" / "runs").glob("*/b/stdout.log"))
+    return bool(logs) and logs[0].stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The plain run's figures, and a killed-and-resumed run of the same flow."""
+    plain = tmp_path_factory.mktemp("plain")
+    (plain / "flow.yaml").write_text(FLOW.replace("@PACE@", "0"))
+    assert corral("run", "flow.yaml", "-q", cwd=plain, env=ENV).returncode == 0
+    folder = tmp_path_factory.mktemp("killed")
+    (folder / "flow.yaml").write_text(FLOW.replace("@PACE@", "0.5"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", "flow.yaml", "-q"],
+        cwd=folder,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # b has printed part of its stream (a line each 0.5 s): kill corral under it
+        _wait(lambda: _b_started_printing(folder), "job b to print")
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = _json(folder, "runs", "--no-chain")["runs"][0]["id"]
+    resumed = corral("resume", killed, "-q", cwd=folder, env=ENV)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    runs = _json(folder, "runs", "--no-chain")["runs"]
+    return {
+        "plain": _json(plain, "runs")["runs"][0],
+        "plain_usage": _json(plain, "usage", "--by", "job")["rows"],
+        "folder": folder,
+        "killed": killed,
+        "resumed": runs[0]["id"],
+        "separate": runs,
+    }
+
+
+def test_runs_lists_the_chain_once_with_the_figures_of_the_distinct_work(
+    chain: dict[str, Any],
+) -> None:
+    assert [r["id"] for r in chain["separate"]] == [chain["resumed"], chain["killed"]]
+    rows = _json(chain["folder"], "runs")["runs"]
+    assert len(rows) == 1
+    row, plain = rows[0], chain["plain"]
+    assert row["id"] == chain["resumed"] and row["status"] == "succeeded"
+    assert row["chain"]["origin"] == chain["killed"] and row["chain"]["resumes"] == 1
+    assert [r["id"] for r in row["chain"]["runs"]] == [chain["killed"], chain["resumed"]]
+    # each job once: a kept from the killed run, b adopted, c run by the resume
+    assert row["jobs"] == {"total": 3, "succeeded": 3, "failed": 0, "skipped": 0, "cancelled": 0}
+    assert row["tokens"] == plain["tokens"] and row["tokens"]["input"] > 0
+    assert row["cost"] == plain["cost"]
+    assert row["chain"]["totals"]["tokens"] == plain["tokens"]
+    # the chain's start is the killed run's
+    killed = next(r for r in chain["separate"] if r["id"] == chain["killed"])
+    assert row["started_at"] == killed["started_at"]
+    # run alone, the killed run holds a's figures only (b's partial ones are cleared: the
+    # resume adopted b and counted it whole from its log): three equal jobs, a third each
+    assert killed["tokens"]["input"] * 3 == plain["tokens"]["input"]
+    assert killed["jobs"]["cancelled"] == 2 and killed["jobs"]["succeeded"] == 1
+    text = corral("runs", cwd=chain["folder"], env=ENV).stdout
+    assert f"1 (from {chain['killed']})" in text
+    assert len([line for line in text.splitlines() if line.strip()]) == 2  # header + one run
+
+
+def test_show_lists_the_chain_and_its_totals(chain: dict[str, Any]) -> None:
+    shown = _json(chain["folder"], "show", chain["resumed"])
+    assert shown["run"]["id"] == chain["resumed"]
+    assert shown["chain"]["totals"]["tokens"] == chain["plain"]["tokens"]
+    assert shown["chain"]["totals"]["jobs"]["succeeded"] == 3
+    assert [k["name"] for k in shown["kept"]] == ["a"]
+    text = corral("show", chain["resumed"], cwd=chain["folder"], env=ENV).stdout
+    assert f"{chain['killed']} (cancelled) -> {chain['resumed']} (succeeded)" in text
+    # the killed run alone, and who carried it on
+    earlier = _json(chain["folder"], "show", chain["killed"])
+    assert earlier["chain"]["resumed_by"] == [chain["resumed"]]
+    b = next(job for job in earlier["jobs"] if job["name"] == "b")
+    assert b["status"] == "cancelled" and "adopted it" in b["final"]["error"]  # not run again
+    alone = _json(chain["folder"], "show", chain["resumed"], "--no-chain")
+    assert "chain" not in alone and alone["kept"] == []
+
+
+def test_usage_counts_each_attempt_once(chain: dict[str, Any]) -> None:
+    rows = _json(chain["folder"], "usage", "--by", "job")["rows"]
+    assert rows == chain["plain_usage"]
+
+
+def test_export_carries_the_chain_without_counting_twice(chain: dict[str, Any]) -> None:
+    folder = chain["folder"]
+    text = corral("export", chain["resumed"], "--format", "csv", cwd=folder, env=ENV).stdout
+    attempts = list(csv.DictReader(io.StringIO(text)))
+    assert {a["run_id"] for a in attempts} == {chain["killed"], chain["resumed"]}
+    assert text.count("run_id,") == 1  # one header
+    plain = chain["plain"]["tokens"]
+    for kind in ("input", "output"):
+        assert sum(int(a[f"{kind}_tokens"]) for a in attempts) == plain[kind]
+    document = json.loads(corral("export", chain["resumed"], cwd=folder, env=ENV).stdout)
+    assert document["chain"]["totals"]["tokens"] == plain
+    assert {e["run_id"] for e in document["events"]} == {chain["killed"], chain["resumed"]}
+    lines = corral("export", chain["resumed"], "--format", "jsonl", cwd=folder, env=ENV).stdout
+    assert len(lines.splitlines()) == len(document["events"])
+    alone = json.loads(corral("export", chain["resumed"], "--no-chain", cwd=folder, env=ENV).stdout)
+    assert {e["run_id"] for e in alone["events"]} == {chain["resumed"]}
