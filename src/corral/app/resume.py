@@ -17,6 +17,7 @@ resumer works on a run at a time (`corral.app.adopt`).
 from __future__ import annotations
 
 import asyncio
+import glob
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,17 +34,18 @@ from corral.app.adopt import (
     wait_for_supervisors,
 )
 from corral.app.history import earlier_runs, latest_jobs
-from corral.app.location import open_history
+from corral.app.location import open_history, run_logs
 from corral.app.run import RunControl, RunOptions, RunReport, RunView, start_run
 from corral.budget.accounting import Ledger
 from corral.config.loader import LoadedFlow, load_flow, load_text
-from corral.errors import FlowError, UsageError
+from corral.errors import FlowError, StoreError, UsageError
 from corral.events.bus import Subscriber
 from corral.execute import reaper
 from corral.execute.executor import Executor
 from corral.execute.liveness import holder
 from corral.models import JobStatus, RunStatus
 from corral.plan import JobView, Plan, build_plan, without
+from corral.store.protocols import HistoryStore
 from corral.store.records import JobRecord, RunRecord
 
 Echo = Callable[[str], None]
@@ -88,6 +90,44 @@ class ResumedRun:
                         ledger.record(job.name, 1 - number, by_model, cost=cost)
 
 
+def _named_folders(directory: Path, run_id: str) -> list[Path]:
+    """The run folder RUN (an id or a unique prefix) names under `directory`, if any."""
+    runs = run_logs(directory, run_id).parent
+    exact = runs / run_id
+    if exact.is_dir():
+        return [exact]
+    found = [path for path in runs.glob(f"{glob.escape(run_id)}*") if path.is_dir()]
+    return found if len(found) == 1 else []
+
+
+def write_spills(history: HistoryStore, folders: Sequence[Path], echo: Echo) -> bool:
+    """Write the events corral kept on disk in these run folders because the history was
+    unreachable (`corral.store.spill`), each exactly once; True if there were any."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from corral.store.spill import SPILL_NAME, replay
+    from corral.store.sql import SqlHistory
+
+    if not isinstance(history, SqlHistory):
+        return False
+    found = False
+    for folder in folders:
+        spill = folder / SPILL_NAME
+        if not spill.is_file() or holder(folder) is not None:
+            continue  # nothing kept, or its corral still runs and writes it itself
+        try:
+            written = replay(history.engine, folder)
+        except SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            raise StoreError(
+                f"cannot write the events kept in {spill} to the run history: {reason}",
+                hint="the file stays; resume again once the history is reachable",
+            ) from None
+        echo(f"wrote {written} event(s) kept in {spill} while the history was unreachable")
+        found = True
+    return found
+
+
 def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Echo) -> ResumedRun:
     """Find the run, stop what it left running, close it if it died, and plan the rest.
 
@@ -97,7 +137,14 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
     assert history is not None  # opened, not merely looked for
     locks: ResumeLocks | None = None
     try:
+        # events a dead corral could not store wait in its run's folder: the history
+        # must hold them before it is read (the run itself may be among them)
+        write_spills(history, _named_folders(directory, run_id), echo)
         record = history.get_run(run_id)
+        if write_spills(
+            history, [Path(r.run.log_root) for r in earlier_runs(history, record)], echo
+        ):
+            record = history.get_run(run_id)
         if record.run.status is RunStatus.REFUSED:
             raise UsageError(
                 f"run {record.run.id} was refused by policy: nothing ran, so nothing resumes",

@@ -68,6 +68,11 @@ def _payload(event: Event) -> str:
     return head + ("," + body[1:].decode() if len(body) > 2 else "}")
 
 
+def payload_of(event: Event) -> str:
+    """The JSON text an event is stored as (`_payload`), for the writer's on-disk backlog."""
+    return _payload(event)
+
+
 def _insert(conn: Connection, table: Table) -> Any:
     return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
 
@@ -145,6 +150,25 @@ class Applier:
     def forget_numbers(self) -> None:
         """Read the next event numbers from the database again (after a rollback)."""
         self._next_seq.clear()
+
+    def number_offline(self, item: Pending, *, new_run: bool) -> bool:
+        """Give `item` its event number without the database (it is down): from the
+        numbers this applier read, or from 1 for a run the database has never seen
+        (`new_run`). False when the next number is unknown."""
+        if item.seq:
+            return True
+        if item.run_id not in self._next_seq:
+            if not new_run:
+                return False
+            self._next_seq[item.run_id] = 1
+        item.seq = self._next_seq[item.run_id]
+        self._next_seq[item.run_id] = item.seq + 1
+        return True
+
+    def refresh_totals(self, conn: Connection, run_id: str) -> None:
+        """Sum the run's totals again now (after writing events back out of order)."""
+        self._update_totals(conn, run_id)
+        self._totals_at[run_id] = self._clock()
 
     def _take_seq(self, conn: Connection, run_id: str) -> int:
         if run_id not in self._next_seq:

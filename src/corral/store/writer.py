@@ -10,12 +10,17 @@ stored before corral reports it.
 
 When the database goes away the run goes on: events stay buffered and the thread retries
 with exponential backoff (50 ms doubling to `max_backoff_s`). While it fails the buffer
-is bounded by `max_buffered` events: past it the oldest agent events (text, usage
-snapshots, tool calls) are dropped and counted, while lifecycle events (run/job started,
+is bounded by `max_buffered` events; past it, or once the database has been down for
+`spill_after_s`, the pending events go, in order and numbered, to an on-disk backlog in
+the run's folder (`corral.store.spill`: fsynced, 0600), which is written back first when
+the database returns, and by `corral resume` if corral dies first. Only when there is
+no folder to spill to (or the disk refuses) are the oldest agent events (text, usage
+snapshots, tool calls) dropped and counted, while lifecycle events (run/job started,
 finished...) are always kept, since they are few and build the rows `corral show` reads.
 A healthy writer that falls behind drops nothing: it catches up. `close()`
-waits up to `close_timeout_s` for a last write and otherwise raises StoreError saying
-what was lost; the job logs on disk never depend on the store. A batch the database rejects for good
+waits up to `close_timeout_s` for a last write and otherwise spills what is left and
+raises StoreError saying what was lost or where it waits; the job logs on disk never
+depend on the store. A batch the database rejects for good
 is written again event by event, so one bad event (a byte PostgreSQL refuses) loses
 only itself, never another job's result.
 """
@@ -28,6 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import exc
 
@@ -36,6 +42,7 @@ from corral.events.types import Event, JobFinished, JobOutput, RunStarted
 from corral.store.apply import LIFECYCLE, Applier, Pending
 from corral.store.engine import IMMEDIATE
 from corral.store.rows import RowMaker, Rows
+from corral.store.spill import SpillFile, write_back
 from corral.store.sql import SqlHistory
 
 _FIRST_BACKOFF_S = 0.05
@@ -82,6 +89,8 @@ class StoreWriter:
         sync_timeout_s: float = 5.0,
         close_timeout_s: float = 10.0,
         max_backoff_s: float = 2.0,
+        spill_dir: Path | None = None,
+        spill_after_s: float = 5.0,
     ) -> None:
         self._store = store
         self._run_id = run_id or ""
@@ -113,6 +122,17 @@ class StoreWriter:
         self.written = 0
         self.dropped = 0
         self.lost = 0
+        # the on-disk backlog: where (the run's folder, unless given), and what is in it
+        self._spill_dir = spill_dir
+        self._run_folder: Path | None = None  # the last RunStarted's log folder
+        self._spill: SpillFile | None = None
+        self._spilled = 0  # events in the spill file, not written yet
+        self._spilled_uncounted = 0
+        self._spill_after_s = spill_after_s
+        self._failing_since: float | None = None
+        self._new_runs: set[str] = set()  # started here: the database has none of their events
+        self._written_runs: set[str] = set()
+        self.spilled = 0  # events that went through the spill file
         self._thread = threading.Thread(target=self._run, name="corral-store-writer", daemon=True)
         self._thread.start()
 
@@ -204,11 +224,15 @@ class StoreWriter:
             self._wake.set()
             self._thread.join(10.0)
         self._closed = True  # the engine is the store's: it stays open for its owner
-        unwritten = len(self._pending) + len(self._orphans) + len(self._queue)
         error = self._last_error
         if error is not None and not isinstance(error, exc.SQLAlchemyError | StoreError):
             raise error
-        if unwritten or self.dropped or self.lost:
+        if not self._thread.is_alive() and (self._queue or self._pending):
+            # the database never came back: keep what is left on disk for `corral resume`
+            self._drain()
+            self._spill_out()
+        unwritten = len(self._pending) + len(self._orphans) + len(self._queue)
+        if unwritten or self.dropped or self.lost or self._spilled:
             raise StoreError(self._loss_message(unwritten))
 
     def _loss_message(self, unwritten: int) -> str:
@@ -223,9 +247,18 @@ class StoreWriter:
             parts.append(f"{self.lost} events were rejected")
         run = f" of run {self._run_id}" if self._run_id else ""
         why = f": {_reason(self._last_error)}" if self._last_error else ""
+        kept = ""
+        if self._spilled and self._spill is not None:
+            resume = f"`corral resume {self._run_id}`" if self._run_id else "`corral resume`"
+            kept = (
+                f"; {self._spilled} events wait in {self._spill.path}: {resume} writes them "
+                "to the history once it is reachable"
+            )
+            if not parts:
+                parts.append(f"{self._spilled} events are not in it yet")
         return (
             f"the run history{run} is incomplete in {self._store.display_url}: "
-            f"{'; '.join(parts)}{why}; the jobs' output is in their log files "
+            f"{'; '.join(parts)}{why}{kept}; the jobs' output is in their log files "
             "(not checked)"
         )
 
@@ -236,7 +269,7 @@ class StoreWriter:
         while not self._abandon.is_set():
             if delay:
                 self._abandon.wait(delay)
-            elif not self._queue and not self._pending:
+            elif not self._queue and not self._pending and not self._spilled:
                 if self._closing:
                     return
                 self._wake.wait()
@@ -245,7 +278,7 @@ class StoreWriter:
             self._wake.clear()
             self._urgent.clear()
             self._drain()
-            delay = self._write() if self._pending else 0.0
+            delay = self._write() if self._pending or self._spilled else 0.0
             self._settle()
 
     def _drain(self) -> None:
@@ -253,6 +286,9 @@ class StoreWriter:
             ts, event, rows = self._queue.popleft()
             if isinstance(event, RunStarted):
                 self._run_id = event.run_id
+                self._new_runs.add(event.run_id)
+                if self._spill_dir is None and self._spill is None and event.log_root:
+                    self._run_folder = Path(event.log_root)
                 for orphan in self._orphans:
                     orphan.run_id = event.run_id
                 self._pending.extend(self._orphans)
@@ -271,6 +307,10 @@ class StoreWriter:
     def _write(self) -> float:
         """Write pending events in chunks; the backoff delay before the next try."""
         engine = self._store.engine
+        if self._spilled:  # the older events first: they are on disk
+            delay = self._write_spilled()
+            if delay or self._spilled:
+                return delay
         try:
             while self._pending and not self._abandon.is_set():
                 chunk = self._pending[: self._batch_size]
@@ -281,14 +321,15 @@ class StoreWriter:
                     self._applier.write(conn, chunk)
                 del self._pending[: len(chunk)]
                 self.written += len(chunk)
+                self._written_runs.update(p.run_id for p in chunk)
+                self._failing_since = None
                 with self._lock:
                     self._resolved += sum(not p.counted for p in chunk)
                     self._failing = False
         except Exception as error:  # sorted below: retry, reject, or re-raise at close
             self._last_error = error
             if is_transient(error):
-                with self._lock:
-                    self._failing = True
+                self._start_failing()
                 return self._next_delay()
             if not isinstance(error, exc.SQLAlchemyError):
                 self._abandon.set()  # a bug: stop and let close() raise it
@@ -303,6 +344,71 @@ class StoreWriter:
             self._pending.clear()
         self._backoff = 0.0
         return 0.0
+
+    def _start_failing(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+        with self._lock:
+            self._failing = True
+
+    def _write_spilled(self) -> float:
+        """Write the spill file back, in one transaction; the backoff delay if it failed."""
+        assert self._spill is not None
+        try:
+            items = self._spill.read()
+            with (
+                self._store.engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
+                conn.begin(),
+            ):
+                write_back(conn, self._applier, items)
+        except Exception as error:  # a database error: retry it or keep the file for resume
+            self._last_error = error
+            if is_transient(error):
+                self._start_failing()
+                return self._next_delay()
+            if not isinstance(error, exc.SQLAlchemyError | OSError):
+                self._abandon.set()  # a bug: stop and let close() raise it
+            # rejected for good: the file stays where it is, the loss is reported
+            self.lost += self._spilled
+            self._spilled = 0
+            return 0.0
+        self._spill.remove()
+        self.written += len(items)
+        self._written_runs.update(p.run_id for p in items)
+        with self._lock:
+            self._resolved += self._spilled_uncounted
+            self._failing = False
+        self._spilled = self._spilled_uncounted = 0
+        self._failing_since = None
+        return 0.0
+
+    def _spill_out(self) -> bool:
+        """Move the pending events, oldest first, to the spill file; False if none could
+        go (no run folder, a number unknown, the disk refused)."""
+        folder = self._spill.path.parent if self._spill is not None else self._spill_dir
+        folder = folder or self._run_folder
+        if folder is None or not folder.is_dir():
+            return False
+        count = 0
+        for item in self._pending:  # in order: stop at the first one without a number
+            new = item.run_id in self._new_runs and item.run_id not in self._written_runs
+            if not self._applier.number_offline(item, new_run=new):
+                break
+            count += 1
+        if not count:
+            return False
+        spill = self._spill or SpillFile(folder)
+        chunk = self._pending[:count]
+        try:
+            spill.append(chunk)
+        except OSError:
+            return False  # the disk is full too: the memory bound drops agent events
+        self._spill = spill
+        del self._pending[:count]
+        self._spilled += count
+        self.spilled += count
+        self._spilled_uncounted += sum(not p.counted for p in chunk)
+        return True
 
     def _one_by_one(self) -> int | None:
         """After a rejected batch: write each event alone; how many were rejected (None
@@ -324,6 +430,7 @@ class StoreWriter:
                 rejected += 1
             else:
                 self.written += 1
+                self._written_runs.add(item.run_id)
         self._applier.forget_numbers()
         return rejected
 
@@ -333,8 +440,15 @@ class StoreWriter:
 
     def _compact(self) -> None:
         # only while failing: a healthy writer that is behind catches up, loses nothing
+        if not self._failing or not self._pending:
+            return
         excess = len(self._pending) - self._max_buffered
-        if excess <= 0 or not self._failing:
+        down = self._failing_since is not None and (
+            time.monotonic() - self._failing_since >= self._spill_after_s
+        )
+        if (excess > 0 or down) and self._spill_out():
+            excess = len(self._pending) - self._max_buffered
+        if excess <= 0:
             return
         kept: list[Pending] = []
         dropped = uncounted = 0
