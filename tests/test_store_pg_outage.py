@@ -90,3 +90,51 @@ def test_writer_survives_the_server_going_away(cluster: tuple[str, str]) -> None
         late.close(timeout=1.0)
     assert "(not checked)" in caught.value.lines()[0]
     store.close()
+
+
+def test_a_run_whose_server_never_returns_spills_and_resume_writes_it(
+    cluster: tuple[str, str], tmp_path: Path
+) -> None:
+    import json
+    import os
+    import sys
+
+    from helpers import corral
+
+    folder, url = cluster
+    (tmp_path / "flow.yaml").write_text(
+        "version: 1\njobs:\n"
+        "  a: {run: [sh, -c, 'echo started; sleep 1; echo a done']}\n"
+        "  b: {run: [echo, b done], needs: [a]}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", "flow.yaml", "--json", "--store", url],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / ".corral" / "runs").glob("*/a/stdout.log")):
+            assert time.monotonic() < deadline, "job a never started"
+            time.sleep(0.02)
+        _pg("halt", folder)  # gone for the rest of the run
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 3, err  # never success
+    run_id = json.loads(out)["run_id"]
+    spill = tmp_path / ".corral" / "runs" / run_id / "history-spill.jsonl"
+    assert f"wait in {spill}" in err and f"corral resume {run_id}" in err
+    _pg("start", folder)
+    resumed = corral("resume", run_id, "--store", url, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"kept in {spill}" in resumed.stderr and "nothing to resume" in resumed.stderr
+    shown = json.loads(corral("show", run_id, "--json", "--store", url, cwd=tmp_path).stdout)
+    assert shown["run"]["status"] == "succeeded"
+    assert {j["name"]: j["status"] for j in shown["jobs"]} == {"a": "succeeded", "b": "succeeded"}
+    assert not spill.exists()
