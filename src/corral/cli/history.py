@@ -422,7 +422,10 @@ def usage_command(
     directory: Path,
 ) -> int:
     """Tokens by kind and cost by source, grouped by model, tool, job, flow or day.
-    Rehearsals are left out (nothing was billed) unless --include-rehearsals."""
+    Rehearsals are left out (nothing was billed) unless --include-rehearsals.
+
+    Every attempt counts once, across `corral resume` too: a job a resume adopted is
+    counted in the resume's run only, a job it ran again counts both attempts."""
     from corral.app.history import usage
 
     if as_json and as_csv:
