@@ -138,3 +138,65 @@ def test_a_run_whose_server_never_returns_spills_and_resume_writes_it(
     assert shown["run"]["status"] == "succeeded"
     assert {j["name"]: j["status"] for j in shown["jobs"]} == {"a": "succeeded", "b": "succeeded"}
     assert not spill.exists()
+
+
+def test_corral_killed_with_a_spill_on_disk_then_resume_writes_it_once(
+    cluster: tuple[str, str], tmp_path: Path
+) -> None:
+    import json
+    import os
+    import sys
+
+    from helpers import corral
+
+    folder, url = cluster
+    (tmp_path / "flow.yaml").write_text(
+        "version: 1\njobs:\n"
+        "  a: {run: [echo, a done]}\n"
+        "  b: {run: [sh, -c, 'echo b started; sleep 8; echo b done'], needs: [a]}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", "flow.yaml", "-q", "--store", url],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    runs = tmp_path / ".corral" / "runs"
+    try:
+        deadline = time.monotonic() + 60
+        while not list(runs.glob("*/b/stdout.log")):
+            assert time.monotonic() < deadline, "job b never started"
+            time.sleep(0.02)
+        _pg("halt", folder)
+        # down for 5 s: the writer moves its backlog to disk; then corral dies
+        while not list(runs.glob("*/history-spill.jsonl")):
+            assert time.monotonic() < deadline + 30, "nothing was spilled"
+            time.sleep(0.05)
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.wait()
+    (spill,) = runs.glob("*/history-spill.jsonl")
+    run_id = spill.parent.name
+    _pg("start", folder)
+    resumed = corral("resume", run_id, "--store", url, cwd=tmp_path, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"kept in {spill}" in resumed.stderr
+    assert not spill.exists()
+    store = open_store(url, Path("unused"))
+    try:
+        seqs = [event.seq for event in store.events(run_id)]
+        assert seqs == list(range(1, len(seqs) + 1))  # each event once, none missing
+        kinds = [event.event.kind for event in store.events(run_id)]
+        assert kinds.count("job.started") == 2 and kinds.count("run.started") == 1
+    finally:
+        store.close()
+    shown = json.loads(corral("show", run_id, "--json", "--store", url, cwd=tmp_path).stdout)
+    # the killed run tells the truth: a succeeded; b adopted by the resume, or (on a slow
+    # machine) already over and recorded in the spill
+    statuses = {j["name"]: j["status"] for j in shown["jobs"]}
+    assert statuses["a"] == "succeeded" and statuses["b"] in ("cancelled", "succeeded")
+    newest = json.loads(corral("runs", "--json", "--store", url, cwd=tmp_path).stdout)["runs"][0]
+    assert newest["chain"]["origin"] == run_id and newest["jobs"]["succeeded"] == 2
