@@ -30,6 +30,7 @@ from corral.models import Cost, JobStatus, RunStatus, Tokens
 from corral.store.export import EXPORT_VERSION
 from corral.store.protocols import EXPORT_FORMATS, HistoryReader
 from corral.store.records import RunRecord, RunRow
+from corral.times import iso_time
 
 
 def chain_of(history: HistoryReader, record: RunRecord) -> tuple[RunRecord, ...]:
@@ -93,8 +94,8 @@ def chain_dict(
             {
                 "id": run.id,
                 "status": str(run.status),
-                "started_at": run.started_at,
-                "ended_at": run.ended_at,
+                "started_at": iso_time(run.started_at),
+                "ended_at": iso_time(run.ended_at),
                 "tokens": run.tokens.to_dict(),
                 "cost": None if run.cost is None else run.cost.to_dict(),
             }

@@ -204,7 +204,7 @@ def show_command(
     from corral.collector import collector_paused
 
     if server:
-        return int(_remote().show(server, run_id, as_json=as_json))
+        return int(_remote().show(server, run_id, as_json=as_json, no_chain=no_chain))
 
     # a run of 50,000 jobs is ~a million objects, all alive until the end
     with collector_paused():

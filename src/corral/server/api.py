@@ -143,11 +143,21 @@ async def validate(body: FlowCheck, caller: Caller, state: State) -> dict[str, A
 
 @router.get("/runs/{run}", summary="One run, its jobs, attempts and graph")
 async def show_run(run: str, caller: Caller, state: State) -> dict[str, Any]:
+    record = await _record(state, run)
+    return await asyncio.to_thread(_chained_document, state, record)
+
+
+def _chained_document(state: ServerState, record: RunRecord) -> dict[str, Any]:
+    """The run's document with its resume chain (`corral show --json`'s `chain`)."""
+    from corral.app.chain import chain_dict, chain_of, logical_row, resumed_by
     from corral.app.history import kept_from_earlier
 
-    record = await _record(state, run)
-    kept = await asyncio.to_thread(kept_from_earlier, state.history, record)
-    return await asyncio.to_thread(run_document, record, kept)
+    chain = chain_of(state.history, record)
+    document = run_document(record, kept_from_earlier(state.history, record, chain[1:]))
+    later = resumed_by(state.history, record.run)
+    runs = tuple(r.run for r in chain)
+    document["chain"] = chain_dict(runs, logical_row(chain), resumed_by=later)
+    return document
 
 
 @router.get("/runs/{run}/jobs", summary="A run's jobs")

@@ -187,14 +187,17 @@ def runs(
     return 0
 
 
-def show(url: str, run_id: str, *, as_json: bool) -> int:
+def show(url: str, run_id: str, *, as_json: bool, no_chain: bool = False) -> int:
     with Server(url) as server:
         document = server.get(f"/runs/{run_id}")
     record = run_record(document)
     kept = tuple((k["kept_from"], job_record(k["kept_from"], k)) for k in document.get("kept", ()))
     if as_json:
         kept_json = [{**job.to_dict(), "kept_from": run} for run, job in kept]
-        _echo_json({"schema_version": JSON_VERSION, **record.to_dict(), "kept": kept_json})
+        shown = {"schema_version": JSON_VERSION, **record.to_dict(), "kept": kept_json}
+        if not no_chain and "chain" in document:  # a server that knows resume chains
+            shown["chain"] = document["chain"]
+        _echo_json(shown)
         return 0
     from corral.render.history import console, print_record
 
