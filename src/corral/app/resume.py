@@ -45,7 +45,7 @@ from corral.execute.executor import Executor
 from corral.execute.liveness import holder
 from corral.models import JobStatus, RunStatus
 from corral.plan import JobView, Plan, build_plan, without
-from corral.store.protocols import HistoryStore
+from corral.store.protocols import HistoryStore, SeqListener
 from corral.store.records import JobRecord, RunRecord
 
 Echo = Callable[[str], None]
@@ -206,6 +206,7 @@ async def resume_run(
     executor: Executor | None = None,
     control: RunControl | None = None,
     warn: Callable[[str], None] | None = None,
+    listeners: Sequence[SeqListener] = (),
 ) -> RunReport | None:
     """Finish run `run_id` (see `plan_resume`); None when every job already succeeded.
 
@@ -226,6 +227,7 @@ async def resume_run(
             executor=executor,
             control=control,
             warn=warn,
+            listeners=listeners,
         )
     finally:
         # the dead runs' supervisors exit once the jobs adopted from them are done: no
@@ -243,6 +245,7 @@ async def finish_run(
     executor: Executor | None = None,
     control: RunControl | None = None,
     warn: Callable[[str], None] | None = None,
+    listeners: Sequence[SeqListener] = (),
 ) -> RunReport:
     """Run what `plan_resume` left to run (the keywords are `start_run`'s; the policies
     that apply now must allow what is left, as for any run)."""
@@ -257,6 +260,7 @@ async def finish_run(
         known=resumed.known,
         resumed=resumed,
         warn=warn,
+        listeners=listeners,
     )
 
 

@@ -60,7 +60,7 @@ from corral.models import Cost, ErrorKind, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
 from corral.private import new_private_dir
 from corral.redact import Redactor
-from corral.store.protocols import HistoryStore, HistoryWriter
+from corral.store.protocols import HistoryStore, HistoryWriter, NumberingWriter, SeqListener
 
 if TYPE_CHECKING:
     from corral.app.resume import ResumedRun
@@ -198,6 +198,7 @@ async def start_run(
     rehearse: Rehearse | None = None,
     warn: Callable[[str], None] | None = None,
     admitted: Admitted | None = None,
+    listeners: Sequence[SeqListener] = (),
 ) -> RunReport:
     """Run `plan` to its end and report how it went.
 
@@ -212,7 +213,9 @@ async def start_run(
     Before anything else the policies that apply must allow the flow
     (`corral.app.policy.admit`; its warnings go to `warn`): a denial raises PolicyDenied
     with nothing started and only the refusal recorded. `admitted` is the result of an
-    `admit` the caller already made.
+    `admit` the caller already made. `listeners` hear each event the history stores with
+    its number there, as it is published (a server's live feed), if the history's
+    writer numbers events then.
     """
     if admitted is None:
         admit(loaded, plan, options, warn=warn)
@@ -247,6 +250,9 @@ async def start_run(
     try:
         wiring.history = None if options.no_store else open_history(options.store, base_dir)
         wiring.writer = wiring.history.writer() if wiring.history is not None else None
+        if isinstance(wiring.writer, NumberingWriter):
+            for listener in listeners:
+                wiring.writer.listen(listener)
     except BaseException:
         _close_history(wiring)
         raise

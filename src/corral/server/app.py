@@ -133,6 +133,7 @@ def create_app(
             yield
         finally:
             await drain(app)
+            await runs.close()
             follower.cancel()
             adoption.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,9 +1,14 @@
-"""The live event hub: follows the history and fans its new events out to live clients.
+"""The live event hub: fans each run's new events out to live clients, in order.
 
-The store is the source of truth and the only source: one follower task asks it for
-what each active run wrote since it last looked (`HistoryReader.events(run, after_seq)`),
-so runs this server starts and runs a terminal started on the same history look the
-same, and a seq means the same thing to every client and after every restart.
+Two sources, one numbering. The runs this server started feed their events straight in
+as they are published (`corral.server.feed`), each with the number the history gives it.
+For every other run (a terminal's `corral run` on the same history, a run of an earlier
+server, a worker whose feed ended) one follower task asks the history for what each
+active run wrote since it last looked (`HistoryReader.events(run, after_seq)`). A seq
+therefore means the same thing to every client and after every restart: the hub sends
+each run's events once, in seq order, whichever source brought them first; the fed
+events the history has not written yet are kept a while (`recent`), so a client that
+joins or fills a hole in that moment finds them.
 
 Each client has a bounded queue. A client that falls `queue_size` frames behind is
 marked overflowed: it gets no more frames and is told to resync from its last seq (it
@@ -35,6 +40,8 @@ IDLE_AFTER_S = 10.0  # a run silent this long is asked less often (a dead termin
 IDLE_POLL_S = 1.0
 COALESCE_S = 0.01  # how long a woken client waits for the frames that follow the first
 STARTUP_SLACK_S = 60.0  # a run started this long before the server may not be on record yet
+KEEP_S = 10.0  # how long a fed event is kept for clients the history cannot serve yet
+KEEP_MAX = 20_000  # and at most this many per run
 
 
 @dataclass(slots=True)
@@ -76,11 +83,13 @@ def frame_of(run_id: str, owner: str, stored: StoredEvent) -> LiveFrame:
 
 @dataclass
 class _Tracked:
-    seq: int
+    seq: int  # the last seq sent to the clients
     owner: str
     finished: bool = False
     last_change: float = 0.0
     last_poll: float = 0.0
+    fed: bool = False  # its worker's feed brings its events: the follower leaves it alone
+    recent: deque[tuple[float, LiveFrame]] = field(default_factory=deque)
 
 
 @dataclass(eq=False)
@@ -198,6 +207,41 @@ class EventHub:
         tracked = self._runs.get(run_id)
         return None if tracked is None else tracked.seq
 
+    def running(self, run_id: str) -> bool:
+        """The hub follows `run_id` and has not seen it finish."""
+        tracked = self._runs.get(run_id)
+        return tracked is not None and not tracked.finished
+
+    def recent(self, run_id: str, after: int) -> list[LiveFrame]:
+        """The fed events of `run_id` after seq `after` that the hub still keeps."""
+        tracked = self._runs.get(run_id)
+        if tracked is None:
+            return []
+        return [frame for _, frame in tracked.recent if frame.seq > after]
+
+    # -- the direct feed of this server's runs ---------------------------------------------
+
+    def feed(self, frame: LiveFrame) -> None:
+        """An event a worker of this server just published, with its history seq."""
+        tracked = self._runs.setdefault(frame.run_id, _Tracked(0, frame.owner))
+        tracked.fed = True
+        now = self._clock()
+        if self._accept(tracked, frame, now):
+            tracked.recent.append((now, frame))
+        while tracked.recent and (
+            len(tracked.recent) > KEEP_MAX or now - tracked.recent[0][0] > KEEP_S
+        ):
+            tracked.recent.popleft()
+
+    def unfeed(self, run_id: str) -> None:
+        """The worker's feed ended: follow the run from the history again, now."""
+        tracked = self._runs.get(run_id)
+        if tracked is not None:
+            tracked.fed = False
+            tracked.last_poll = 0.0
+            tracked.last_change = self._clock()
+        self.poke()
+
     # -- the follower ----------------------------------------------------------------------
 
     async def follow(self) -> None:
@@ -215,35 +259,51 @@ class EventHub:
     async def step(self) -> None:
         """One look at the history, and the dispatch of what it found."""
         found = await asyncio.to_thread(self._read)
+        now = self._clock()
         for frame in found:
-            self._dispatch(frame)
+            tracked = self._runs.get(frame.run_id)
+            if tracked is not None:
+                self._accept(tracked, frame, now)
         self.ready = True
 
+    def _accept(self, tracked: _Tracked, frame: LiveFrame, now: float) -> bool:
+        """Send `frame` unless the run's clients had it (from the other source); on the
+        event loop, so the two sources never interleave out of order."""
+        if frame.seq <= tracked.seq:
+            return False
+        if frame.kind == RunStarted.__name__:
+            tracked.owner = str(frame.event.get("user") or tracked.owner)
+        frame.owner = frame.owner or tracked.owner
+        tracked.seq = frame.seq
+        tracked.last_change = now
+        self.lag_s = max(0.0, now - frame.ts)
+        if frame.kind == RunFinished.__name__:
+            tracked.finished = True
+        self._dispatch(frame)
+        return True
+
     def _read(self) -> list[LiveFrame]:
+        """On a thread: what each followed run wrote since the hub last sent from it."""
         now = self._clock()
         if now - self._last_discovery >= DISCOVER_EVERY_S:
             self._discover(now)
         frames: list[LiveFrame] = []
         for run_id, tracked in list(self._runs.items()):
-            if tracked.finished:
+            if tracked.finished or tracked.fed:
                 continue
             idle = now - tracked.last_change > IDLE_AFTER_S
             if idle and now - tracked.last_poll < IDLE_POLL_S:
                 continue
             tracked.last_poll = now
+            owner = tracked.owner
             try:
                 found = list(self.history.events(run_id, tracked.seq))
             except NotFoundError:
                 continue  # started here, not on record yet
             for stored in found:
                 if isinstance(stored.event, RunStarted):
-                    tracked.owner = stored.event.user or tracked.owner
-                frames.append(frame_of(run_id, tracked.owner, stored))
-                tracked.seq = stored.seq
-                tracked.last_change = now
-                self.lag_s = max(0.0, now - stored.ts)
-                if isinstance(stored.event, RunFinished):
-                    tracked.finished = True
+                    owner = stored.event.user or owner
+                frames.append(frame_of(run_id, owner, stored))
         return frames
 
     def _discover(self, now: float) -> None:
@@ -260,11 +320,14 @@ class EventHub:
                 if row.id not in self._runs:
                     last = max((s.seq for s in self.history.events(row.id, 0)), default=0)
                     finished = row.status is not RunStatus.RUNNING
-                    self._runs[row.id] = _Tracked(last, row.user, finished, last_change=now)
+                    # setdefault: the loop may have started following it meanwhile
+                    self._runs.setdefault(
+                        row.id, _Tracked(last, row.user, finished, last_change=now)
+                    )
             return
         for row in self.history.list_runs(since=max(self._since, now - RECENT_S), limit=None):
             if row.id not in self._runs:
-                self._runs[row.id] = _Tracked(0, row.user, last_change=now)
+                self._runs.setdefault(row.id, _Tracked(0, row.user, last_change=now))
         cutoff = now - RECENT_S
         for run_id in [r for r, t in self._runs.items() if t.finished and t.last_change < cutoff]:
             del self._runs[run_id]

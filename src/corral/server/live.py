@@ -2,8 +2,11 @@
 
 Exactly once and in order: the client subscribes to the hub BEFORE it replays, so an
 event is either in the replay or queued; a queued frame at or below the client's seq is
-skipped, and a hole (a frame past seq + 1) is filled from the store first. The same
-stream feeds the WebSocket and Server-Sent Events endpoints (`corral.server.events`).
+skipped, and a hole (a frame past seq + 1) is filled first. A replay or a fill reads the
+history, then the events the hub sent that the history has not written yet (a run of
+this server feeds them in before its writer commits them: `EventHub.recent`); an event
+in neither yet is waited for, briefly. The same stream feeds the WebSocket and
+Server-Sent Events endpoints (`corral.server.events`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from corral.errors import NotFoundError
 from corral.server.cursor import BadCursor, Cursor, run_seq
 from corral.server.errors import ApiError
 from corral.server.hub import EventHub, LiveFrame, Subscription, _page, frame_of, frames_of
+
+# how long an event the hub sent (or a reconnecting client saw) may take to be written by
+# its run's history writer (it batches; a database that hiccups retries)
+WRITE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +68,39 @@ async def _one_run(
         raise ApiError(404, "not_found", error.message) from None
     except BadCursor as error:
         raise ApiError(400, "bad_request", str(error)) from None
-    if position > 0:
-        last = await asyncio.to_thread(_page, history, run_id, position - 1, 1)
-        if not last:
-            end = await asyncio.to_thread(_end, hub, run_id)
-            raise ApiError(
-                400,
-                "after_beyond_end",
-                f"run {run_id} has {end} events; after={position} is beyond its end "
-                "(reconnect with the last seq you received, or 0 for everything)",
-                last_seq=end,
-            )
+    if position > 0 and not await _reaches(hub, run_id, position):
+        end = await asyncio.to_thread(_end, hub, run_id)
+        raise ApiError(
+            400,
+            "after_beyond_end",
+            f"run {run_id} has {end} events; after={position} is beyond its end "
+            "(reconnect with the last seq you received, or 0 for everything)",
+            last_seq=end,
+        )
     sub = hub.subscribe(run_id)  # before the replay: nothing falls between the two
     return _stream_one(hub, sub, run_id, position, heartbeat_s)
 
 
 def _end(hub: EventHub, run_id: str) -> int:
-    return max((s.seq for s in hub.history.events(run_id, 0)), default=0)
+    stored = max((s.seq for s in hub.history.events(run_id, 0)), default=0)
+    return max(stored, hub.position(run_id) or 0)
+
+
+async def _reaches(hub: EventHub, run_id: str, position: int) -> bool:
+    """Run `run_id` has an event `position` (or later): in the history, or sent by the hub.
+
+    A client that saw an event live may come back (to a restarted server) before the
+    run's writer has written it: while the run goes on, that is waited for a moment."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WRITE_WAIT_S
+    while True:
+        if (hub.position(run_id) or 0) >= position:
+            return True
+        if await asyncio.to_thread(_page, hub.history, run_id, position - 1, 1):
+            return True
+        if not hub.running(run_id) or loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
 
 
 async def _stream_one(
@@ -85,11 +108,9 @@ async def _stream_one(
 ) -> AsyncIterator[Out]:
     owner = await hub.owner_of(run_id)
     try:
-        async for page in frames_of(hub.history, run_id, position):
-            for stored in page:
-                position = stored.seq
-                frame = frame_of(run_id, owner, stored)
-                yield Out(frame.kind, frame.body(position), str(position))
+        async for frame in _catch_up(hub, run_id, owner, position):
+            position = frame.seq
+            yield Out(frame.kind, frame.body(position), str(position))
         while True:
             if not await sub.wait(heartbeat_s):
                 yield _control("heartbeat", ts=time.time())
@@ -101,10 +122,10 @@ async def _stream_one(
                 frame = sub.frames.popleft()
                 if frame.seq <= position:
                     continue
-                if frame.seq > position + 1:  # a hole: the store has it
-                    async for filled, seq in _fill(hub, run_id, owner, position, frame.seq):
-                        position = seq
-                        yield Out(filled.kind, filled.body(seq), str(seq))
+                if frame.seq > position + 1:  # a hole: the history (or the hub) has it
+                    async for filled in _catch_up(hub, run_id, owner, position, frame.seq):
+                        position = filled.seq
+                        yield Out(filled.kind, filled.body(position), str(position))
                 position = frame.seq
                 yield Out(frame.kind, frame.body(position), str(position))
             if sub.closing:
@@ -114,15 +135,36 @@ async def _stream_one(
         hub.unsubscribe(sub)
 
 
-async def _fill(
-    hub: EventHub, run_id: str, owner: str, after: int, before: int
-) -> AsyncIterator[tuple[LiveFrame, int]]:
-    """The stored events between `after` and `before` (both excluded)."""
-    async for page in frames_of(hub.history, run_id, after):
-        for stored in page:
-            if stored.seq >= before:
-                return
-            yield frame_of(run_id, owner, stored), stored.seq
+async def _catch_up(
+    hub: EventHub, run_id: str, owner: str, after: int, before: int | None = None
+) -> AsyncIterator[LiveFrame]:
+    """The run's events after `after` (and before `before`), in order: the history's,
+    then those the hub sent that it has not written yet. Without `before`, up to the
+    last the hub sent when this began (what a new subscriber's queue does not hold)."""
+    target = (before - 1) if before is not None else (hub.position(run_id) or 0)
+    position = after
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    while True:
+        async for page in frames_of(hub.history, run_id, position):
+            for stored in page:
+                if before is not None and stored.seq >= before:
+                    return
+                position = stored.seq
+                yield frame_of(run_id, owner, stored)
+        for frame in hub.recent(run_id, position):
+            if (before is not None and frame.seq >= before) or frame.seq != position + 1:
+                break
+            position = frame.seq
+            yield frame
+        if position >= target:
+            return
+        # sent live, no longer kept, not written yet: the run's writer is behind
+        if deadline is None:
+            deadline = loop.time() + WRITE_WAIT_S
+        elif loop.time() > deadline:
+            return  # never written (a database that failed for good): a hole
+        await asyncio.sleep(0.02)
 
 
 async def _all_runs(hub: EventHub, after: str | None, heartbeat_s: float) -> AsyncIterator[Out]:
@@ -159,9 +201,8 @@ async def _stream_all(
     try:
         for run_id in replay:
             owner = await hub.owner_of(run_id)
-            async for page in frames_of(hub.history, run_id, seqs.get(run_id, 0)):
-                for stored in page:
-                    yield out(frame_of(run_id, owner, stored))
+            async for frame in _catch_up(hub, run_id, owner, seqs.get(run_id, 0)):
+                yield out(frame)
         while True:
             if not await sub.wait(heartbeat_s):
                 yield _control("heartbeat", ts=time.time())
@@ -174,9 +215,9 @@ async def _stream_all(
                 position = seqs.get(frame.run_id, 0)
                 if frame.seq <= position:
                     continue
-                if frame.seq > position + 1:  # a hole: the store has it
-                    hole = _fill(hub, frame.run_id, frame.owner, position, frame.seq)
-                    async for filled, _ in hole:
+                if frame.seq > position + 1:  # a hole: the history (or the hub) has it
+                    hole = _catch_up(hub, frame.run_id, frame.owner, position, frame.seq)
+                    async for filled in hole:
                         yield out(filled)
                 yield out(frame)
             if sub.closing:

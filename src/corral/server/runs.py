@@ -4,9 +4,11 @@ Each run is a worker process (`corral.server.worker`) that calls the run use cas
 (`corral.app.run.start_run`, or `corral.app.resume.resume_run`) and records into the
 history the server follows. Workers start in their own session and outlive the server:
 a server stopped mid-run leaves them running, and the next one serves their events from
-the history. Runs are recorded with args `("serve",)`; a run on record as running that
-no process holds any more (its worker was killed) is adopted at start through the
-resume use case.
+the history. While both live, a worker feeds each event straight to its server's hub
+through a pipe, numbered as the history will hold it (`corral.server.feed`).
+
+Runs are recorded with args `("serve",)`; a run on record as running that no process
+holds any more (its worker was killed) is adopted at start through the resume use case.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from corral.app.header import new_run_id
 from corral.app.location import corral_dir
@@ -27,7 +30,8 @@ from corral.models import RunStatus
 from corral.private import private_dir, private_file
 from corral.selfexec import module_argv, module_env
 from corral.server.errors import ApiError
-from corral.server.hub import EventHub
+from corral.server.feed import read_feed
+from corral.server.hub import EventHub, LiveFrame
 from corral.server.settings import ServerSettings
 from corral.server.worker import SERVED, WorkOrder
 
@@ -58,6 +62,7 @@ class RunManager:
         self.adopted = False  # the start-up adoption is over (/readyz)
         self.base_dir = settings.directory.resolve()
         self._reaping: set[asyncio.Task[None]] = set()
+        self._feeds: set[asyncio.Task[None]] = set()
 
     def _refuse_when_stopping(self) -> None:
         if not self.accepting:
@@ -91,16 +96,26 @@ class RunManager:
 
     async def _spawn(self, order: WorkOrder) -> None:
         logs = private_dir(corral_dir(self.base_dir) / "server", below=self.base_dir)
-        with private_file(logs / f"{order.run_id}.log").open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *module_argv("corral.server.worker"),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-                env=module_env(),
-                cwd=self.base_dir,
-                start_new_session=True,  # a signal to the server's group does not reach it
-            )
+        feed, live_fd = os.pipe()
+        order = replace(order, live_fd=live_fd)
+        try:
+            with private_file(logs / f"{order.run_id}.log").open("ab") as log:
+                process = await asyncio.create_subprocess_exec(
+                    *module_argv("corral.server.worker"),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=log,
+                    stderr=log,
+                    env=module_env(),
+                    cwd=self.base_dir,
+                    start_new_session=True,  # a signal to the server's group does not reach it
+                    pass_fds=(live_fd,),
+                )
+        except BaseException:
+            os.close(feed)
+            raise
+        finally:
+            os.close(live_fd)  # the worker's now: the feed ends when it exits
+        self._follow_feed(order, feed)
         assert process.stdin is not None
         process.stdin.write(order.encode())
         process.stdin.close()
@@ -110,6 +125,31 @@ class RunManager:
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
         await self._on_record(order.run_id, process)
+
+    def _follow_feed(self, order: WorkOrder, fd: int) -> None:
+        """Hand the worker's feed to the hub until it ends; then the hub follows the run
+        from the history."""
+        run_id, owner = order.run_id, order.owner
+
+        def on_line(line: dict[str, Any]) -> None:
+            if line.get("run_id") != run_id:
+                return  # only its own run: another run is followed from the history
+            frame = LiveFrame(
+                run_id, int(line["seq"]), float(line["ts"]), owner, str(line["type"]), line["event"]
+            )
+            self.hub.feed(frame)
+
+        async def follow() -> None:
+            try:
+                await read_feed(fd, on_line)
+            except (KeyError, TypeError, ValueError, OSError) as error:
+                self.warn(f"run {run_id}: its live feed broke ({error}); following its history")
+            finally:
+                self.hub.unfeed(run_id)
+
+        task = asyncio.ensure_future(follow())
+        self._feeds.add(task)
+        task.add_done_callback(self._feeds.discard)
 
     async def _on_record(self, run_id: str, process: asyncio.subprocess.Process) -> None:
         """Wait until the worker has recorded its run, so that the id the client gets
@@ -231,3 +271,11 @@ class RunManager:
     async def stop(self) -> None:
         """Stop accepting runs; the running ones go on in their workers."""
         self.accepting = False
+
+    async def close(self) -> None:
+        """Let go of the workers' feeds (they go on, writing their history only)."""
+        for task in list(self._feeds):
+            task.cancel()
+        for task in list(self._feeds):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -5,8 +5,10 @@ A run lives apart from the server that started it: in its own session (a server'
 SIGTERM or a terminal's Ctrl-C does not reach it) and its own process (a hundred live
 clients on the server's loop do not slow it). It records into the same history, which
 the server follows, so a server restarted mid-run finds it still running and keeps
-serving its events. SIGINT or SIGTERM to the worker cancels the run, as Ctrl-C cancels
-a terminal's run (`POST /runs/{id}/cancel` sends SIGINT).
+serving its events. Meanwhile each event also goes straight to the server that started
+it, numbered as the history will hold it (`corral.server.feed`). SIGINT or SIGTERM to
+the worker cancels the run, as Ctrl-C cancels a terminal's run (`POST /runs/{id}/cancel`
+sends SIGINT).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class WorkOrder:
     rehearse: bool = False
     resume: str | None = None  # the run to finish, instead of a flow
     started_at: float | None = None  # when `run_id` was made: the run's start
+    live_fd: int | None = None  # the pipe to the server's event hub (`corral.server.feed`)
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -55,6 +58,11 @@ async def run(order: WorkOrder) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, control.cancel, "cancelled through the server")
     base_dir = Path(order.base_dir)
+    listeners = []
+    if order.live_fd is not None:
+        from corral.server.feed import FeedSender
+
+        listeners.append(FeedSender(order.live_fd))
     options = RunOptions(
         store=order.store,
         base_dir=base_dir,
@@ -67,7 +75,12 @@ async def run(order: WorkOrder) -> int:
         from corral.app.resume import resume_run
 
         report = await resume_run(
-            order.resume, options, directory=base_dir, echo=_say, control=control
+            order.resume,
+            options,
+            directory=base_dir,
+            echo=_say,
+            control=control,
+            listeners=listeners,
         )
         return 0 if report is None else report.exit_code
     from corral.app.check import check_flow_text
@@ -75,12 +88,16 @@ async def run(order: WorkOrder) -> int:
 
     loaded, plan = check_flow_text(order.flow, order.filename, base_dir=base_dir)
     if not order.rehearse:
-        report = await start_run(loaded, plan, options, control=control, warn=_say)
+        report = await start_run(
+            loaded, plan, options, control=control, warn=_say, listeners=listeners
+        )
         return report.exit_code
     from corral.app.rehearse import rehearsal
 
     with rehearsal(plan) as hook:
-        report = await start_run(loaded, plan, options, control=control, rehearse=hook, warn=_say)
+        report = await start_run(
+            loaded, plan, options, control=control, rehearse=hook, warn=_say, listeners=listeners
+        )
     return report.exit_code
 
 

@@ -129,6 +129,19 @@ class HistoryWriter(Protocol):
         ...
 
 
+# hears each stored event with its run and number as it is published: (run_id, seq, ts, event)
+SeqListener = Callable[[str, int, float, Event], None]
+
+
+@runtime_checkable
+class NumberingWriter(Protocol):
+    """A writer that numbers each event as it is published and lets others hear it then
+    (`corral.store.writer.StoreWriter`): a live view sends events before they are
+    written, under the numbers the history will hold."""
+
+    def listen(self, listener: SeqListener) -> None: ...
+
+
 @runtime_checkable
 class HistoryStore(HistoryReader, Protocol):
     """A history that can be read and written: the reader that makes writers."""

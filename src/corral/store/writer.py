@@ -23,6 +23,16 @@ raises StoreError saying what was lost or where it waits; the job logs on disk n
 depend on the store. A batch the database rejects for good
 is written again event by event, so one bad event (a byte PostgreSQL refuses) loses
 only itself, never another job's result.
+
+Each event gets its number in the run (`seq`) when it is published, not when it is
+written: a run started here (its RunStarted published to this writer: a new id) counts
+from 1; a run this writer was given (`run_id`: one resumed or closed by another process)
+from after what the history holds, read once at its first event. A listener (`listen`)
+hears each event with its number at once, so a live view (the server's event hub) can
+send it before the batch is written, under the number a reader of the history will see.
+An event lost for good leaves a hole in the numbers, never a renumbering. If the history
+cannot say a given run's next number (down), that run is numbered when written (or
+spilled), and not heard.
 """
 
 from __future__ import annotations
@@ -35,13 +45,15 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import exc
+from sqlalchemy import exc, func, select
 
 from corral.errors import StoreError
 from corral.events.types import Event, JobFinished, JobOutput, RunStarted
+from corral.store import schema
 from corral.store.apply import LIFECYCLE, Applier, Pending
 from corral.store.engine import IMMEDIATE
-from corral.store.rows import RowMaker, Rows
+from corral.store.protocols import SeqListener
+from corral.store.rows import RowMaker
 from corral.store.spill import SpillFile, write_back
 from corral.store.sql import SqlHistory
 
@@ -103,7 +115,13 @@ class StoreWriter:
         self._max_backoff_s = max_backoff_s
         self._applier = Applier()
         self._rows = RowMaker()  # the fold that says what each event changes in the tables
-        self._queue: deque[tuple[float, Event, Rows | None]] = deque()
+        self._queue: deque[Pending] = deque()
+        # publisher side: the run events go to, each run's next number (None: numbered
+        # when written), the events published before any RunStarted, the listeners
+        self._publishing_run = self._run_id
+        self._numbers: dict[str, int | None] = {}
+        self._unattributed: list[Pending] = []
+        self._listeners: list[SeqListener] = []
         self._pending: list[Pending] = []
         self._orphans: list[Pending] = []  # published before any RunStarted
         self._published = 0  # touched by the publishing thread only
@@ -151,12 +169,60 @@ class StoreWriter:
             raise RuntimeError("event published to a closed StoreWriter")
         ts = self._clock()
         # the rows are read now, on the publishing thread, as the fold stands after it
-        self._queue.append((ts, event, self._rows(event, ts)))
+        item = Pending(ts=ts, event=event, rows=self._rows(event, ts))
+        self._number(item)
+        self._queue.append(item)
         self._published += 1
+        if item.seq:
+            for listener in self._listeners:
+                listener(item.run_id, item.seq, ts, event)
         if isinstance(event, _URGENT):
             self._urgent.set()
         if not self._wake.is_set():
             self._wake.set()
+
+    def listen(self, listener: SeqListener) -> None:
+        """Call `listener(run_id, seq, ts, event)` for each event published from now on,
+        on the publishing thread, once it has its number (never for JobOutput)."""
+        self._listeners.append(listener)
+
+    def _number(self, item: Pending) -> None:
+        """Attribute `item` to its run and give it the run's next number."""
+        if isinstance(item.event, RunStarted):
+            self._publishing_run = item.event.run_id
+            self._numbers.setdefault(self._publishing_run, 1)  # new here: none written yet
+            # what came before any RunStarted is this run's, numbered before it
+            early, self._unattributed = self._unattributed, []
+            for orphan in early:
+                orphan.run_id = self._publishing_run
+                self._take_number(orphan)
+        item.run_id = self._publishing_run
+        if not item.run_id:
+            self._unattributed.append(item)
+            return
+        self._take_number(item)
+
+    def _take_number(self, item: Pending) -> None:
+        run_id = item.run_id
+        if run_id not in self._numbers:
+            self._numbers[run_id] = self._first_number(run_id)
+        number = self._numbers[run_id]
+        if number is not None:
+            item.seq = number
+            self._numbers[run_id] = number + 1
+
+    def _first_number(self, run_id: str) -> int | None:
+        """The next number of a run this writer was given: after what an earlier process
+        wrote; None when the history cannot say."""
+        events = schema.events
+        try:
+            with self._store.engine.connect() as conn:
+                last = conn.execute(
+                    select(func.max(events.c.seq)).where(events.c.run_id == run_id)
+                ).scalar()
+        except exc.SQLAlchemyError:
+            return None  # numbered when written, as the database then says
+        return int(last or 0) + 1
 
     async def sync(self) -> bool:
         """Wait until every event published so far is committed; True if it is.
@@ -283,18 +349,16 @@ class StoreWriter:
 
     def _drain(self) -> None:
         while self._queue:
-            ts, event, rows = self._queue.popleft()
+            item = self._queue.popleft()
+            event = item.event
             if isinstance(event, RunStarted):
                 self._run_id = event.run_id
                 self._new_runs.add(event.run_id)
                 if self._spill_dir is None and self._spill is None and event.log_root:
                     self._run_folder = Path(event.log_root)
-                for orphan in self._orphans:
-                    orphan.run_id = event.run_id
-                self._pending.extend(self._orphans)
+                self._pending.extend(self._orphans)  # attributed when it was published
                 self._orphans.clear()
-            item = Pending(ts=ts, event=event, rows=rows, run_id=self._run_id)
-            if self._run_id:
+            if item.run_id:
                 self._pending.append(item)
             else:
                 # nothing to attribute it to yet: do not hold sync() on it
