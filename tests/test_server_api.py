@@ -288,3 +288,53 @@ def test_a_public_host_without_tls_gets_a_loud_warning(tmp_path: Path) -> None:
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+
+
+BUDGETED = """version: 1
+budget: {usd: 5, tokens: 100000, on_exceed: warn}
+jobs:
+  agent: {tool: claude, prompt: "say hello", budget: {usd: 1}}
+  shell: {run: ['printf', 'one\\n\\033]0;title\\007two \\033[31mred\\n']}
+  idle: {run: ['true'], budget: {tokens: 10, on_exceed: kill}}
+"""
+
+
+def test_budgets_and_last_lines_are_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a `claude` that replays a recorded Claude Code stream (tests/data/agents/PROVENANCE.md)
+    recorded = Path(__file__).parent / "data" / "agents" / "claude_text.out"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "claude"
+    fake.write_text(f"#!/bin/sh\ncat '{recorded}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    served = tmp_path / "served"
+    served.mkdir()
+    live = start_server(served)
+    try:
+        run_id = submit(live, BUDGETED)
+        document = wait_run(live, run_id)
+        with live.client() as http:
+            jobs = {j["name"]: j for j in http.get(f"/runs/{run_id}/jobs").json()["jobs"]}
+    finally:
+        assert live.stop() == 0
+    assert document["run"]["status"] == "succeeded", document
+    spent_usd = document["jobs"][0]["attempts"][0]["cost"]["usd"]
+    assert document["budgets"] == {
+        "run": [
+            {"unit": "usd", "limit": "5", "spent": spent_usd, "action": "warn"},
+            # budget tokens: fresh input 12 + cache writes 18432 + output 11
+            {"unit": "tokens", "limit": 100000, "spent": 18455, "action": "warn"},
+        ],
+        "jobs": {
+            "agent": [{"unit": "usd", "limit": "1", "spent": spent_usd, "action": "stop"}],
+            "idle": [{"unit": "tokens", "limit": 10, "spent": 0, "action": "kill"}],
+        },
+    }
+    assert spent_usd.startswith("0.0924")
+    # the agent's narrative; a command's last printed line, its escape sequences defused
+    assert jobs["agent"]["last_line"] == "Hello from the mock Anthropic API!"
+    assert jobs["shell"]["last_line"] == "\\x1b]0;title\\x07two \\x1b[31mred"
+    assert jobs["idle"]["last_line"] == ""

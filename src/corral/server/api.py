@@ -153,7 +153,8 @@ def _chained_document(state: ServerState, record: RunRecord) -> dict[str, Any]:
     from corral.app.history import kept_from_earlier
 
     chain = chain_of(state.history, record)
-    document = run_document(record, kept_from_earlier(state.history, record, chain[1:]))
+    earlier = chain[1:]
+    document = run_document(record, kept_from_earlier(state.history, record, earlier), earlier)
     later = resumed_by(state.history, record.run)
     runs = tuple(r.run for r in chain)
     document["chain"] = chain_dict(runs, logical_row(chain), resumed_by=later)
@@ -162,8 +163,12 @@ def _chained_document(state: ServerState, record: RunRecord) -> dict[str, Any]:
 
 @router.get("/runs/{run}/jobs", summary="A run's jobs")
 async def run_jobs(run: str, caller: Caller, state: State) -> dict[str, Any]:
+    from corral.server.lastline import last_lines
+
     record = await _record(state, run)
-    return {"run_id": record.run.id, "jobs": [job_line(j) for j in record.jobs]}
+    lines = await asyncio.to_thread(last_lines, state.history, record)
+    jobs = [job_line(j, lines.get(j.name, "")) for j in record.jobs]
+    return {"run_id": record.run.id, "jobs": jobs}
 
 
 @router.get("/runs/{run}/jobs/{job}/attempts", summary="A job's attempts")
