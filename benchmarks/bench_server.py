@@ -84,13 +84,15 @@ def start_server(folder: Path) -> tuple[psutil.Popen, str]:
     raise SystemExit("the server did not start")
 
 
-async def client(url: str, run_id: str, since: float) -> tuple[int, list[float]]:
+async def client(url: str, run_id: str) -> tuple[int, list[float]]:
     """Follow `run_id` from its first event; the seqs must be 1, 2, ... A client told to
     resync (it fell behind its bounded queue) reconnects from its last seq, as the CLI and
     the dashboard do. The latency of the frames created after this client connected (the
-    live ones) is returned."""
+    live ones; those made before are a replay, whose "latency" is the connection's) is
+    returned."""
     lags: list[float] = []
     last = 0
+    since: float | None = None
     while True:
         async with connect(
             f"{url.replace('http://', 'ws://')}/api/v1/events?run={run_id}&after={last}",
@@ -98,6 +100,8 @@ async def client(url: str, run_id: str, since: float) -> tuple[int, list[float]]
             max_size=None,
             ping_interval=None,  # many clients in one process: the server's pings are enough
         ) as socket:
+            if since is None:
+                since = time.time()
             async for message in socket:
                 now = time.time()
                 frame = orjson.loads(message)
@@ -121,8 +125,7 @@ def client_process(url: str, orders: Any, count: int, out: Any) -> None:
     run_id = orders.get(timeout=600)
 
     async def many() -> list[tuple[int, list[float]]]:
-        since = time.time()
-        return await asyncio.gather(*(client(url, run_id, since) for _ in range(count)))
+        return await asyncio.gather(*(client(url, run_id) for _ in range(count)))
 
     results = asyncio.run(many())
     out.put(([total for total, _ in results], [lag for _, lags in results for lag in lags]))

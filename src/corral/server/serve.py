@@ -172,6 +172,9 @@ def run_server(app: Any, settings: Any) -> int:
         timeout_graceful_shutdown=10,
         ws_ping_interval=settings.heartbeat_s,
         ws_ping_timeout=settings.heartbeat_s * 2,
+        # frames are small JSON and every client would get its own compressor: deflate
+        # cost the server (and each client) more CPU than any other part of a send
+        ws_per_message_deflate=False,
     )
     server = GracefulServer(config, app)
     asyncio.run(server.serve())
