@@ -215,6 +215,9 @@ def test_cancel_and_resume(server: LiveServer) -> None:
         assert wait_run(server, run_id)["run"]["status"] == "cancelled"
         again = http.post(f"/runs/{run_id}/cancel")
         assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+        # a resume takes `corral run`'s options too; a bad one is refused before it starts
+        bad = http.post(f"/runs/{run_id}/resume", json={"jobs": 1, "executor": "nowhere"})
+        assert bad.status_code == 400 and "nowhere" in bad.json()["error"]["message"]
     quick = FLOW
     done = submit(server, quick)
     wait_run(server, done)

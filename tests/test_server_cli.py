@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,71 @@ def test_without_the_extra_the_commands_name_the_install(tmp_path: Path) -> None
     )
     assert result.returncode == 2
     assert "pip install 'corral[server]'" in result.stderr
+
+
+SELECTABLE = """version: 1
+jobs:
+  build: {run: "echo built"}
+  test: {needs: [build], run: "echo tested"}
+  lint: {run: "echo linted"}
+  deploy: {needs: [test], run: "echo deployed"}
+"""
+
+
+def test_only_from_and_the_run_options_are_planned_on_the_server_as_the_cli_plans_them(
+    server: LiveServer, tmp_path: Path, client_env: dict[str, str]
+) -> None:
+    (tmp_path / "flow.yaml").write_text(SELECTABLE)
+
+    def jobs_of(*options: str) -> dict[str, str]:
+        result = corral(
+            "run", "flow.yaml", "--server", server.url, "--json", *options,
+            cwd=tmp_path, env=client_env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return {j["name"]: j["status"] for j in json.loads(result.stdout)["jobs"]}
+
+    # the same selection as a local run: --only takes what a job needs, --from what follows
+    assert set(jobs_of("--only", "test")) == {"build", "test"}
+    assert set(jobs_of("--from", "test", "-j", "1", "--fail-fast")) == {"test", "deploy"}
+    both = jobs_of("--only", "deploy", "--from", "test")
+    assert set(both) == {"test", "deploy"} and set(both.values()) == {"succeeded"}
+    # a bad selection: the CLI's own message and exit code, before anything is sent
+    bad = corral(
+        "run", "flow.yaml", "--server", server.url, "--only", "ghost", cwd=tmp_path, env=client_env
+    )
+    assert bad.returncode == 2 and "ghost" in bad.stderr
+    # what names this machine's files is refused, saying why
+    (tmp_path / "p.rego").write_text("package corral\n")
+    for option in (["--store", "sqlite:///x.db"], ["--no-store"], ["--policy", "p.rego"]):
+        refused = corral(
+            "run", "flow.yaml", "--server", server.url, *option, cwd=tmp_path, env=client_env
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert f"{option[0]} does not go with --server" in refused.stderr
+
+
+def test_the_submit_api_takes_the_selection_and_the_options(server: LiveServer) -> None:
+    with server.client() as http:
+        accepted = http.post(
+            "/runs",
+            json={"flow": SELECTABLE, "only": ["deploy"], "from": ["test"], "jobs": 1},
+        )
+        assert accepted.status_code == 201, accepted.text
+        run_id = accepted.json()["run_id"]
+        unknown = http.post("/runs", json={"flow": SELECTABLE, "only": ["ghost"]})
+        assert unknown.status_code == 400 and "ghost" in unknown.json()["error"]["message"]
+        executor = http.post("/runs", json={"flow": SELECTABLE, "executor": "nowhere"})
+        assert executor.status_code == 400 and "nowhere" in executor.json()["error"]["message"]
+        late = time.time() + 1.5
+        delayed = http.post("/runs", json={"flow": SELECTABLE, "only": ["lint"], "start_at": late})
+        assert delayed.status_code == 201
+        delayed_id = delayed.json()["run_id"]
+    document = wait_run(server, run_id)
+    assert [j["name"] for j in document["jobs"]] == ["test", "deploy"]
+    assert document["run"]["status"] == "succeeded"
+    waited = wait_run(server, delayed_id)
+    lint = waited["jobs"][0]
+    assert lint["name"] == "lint" and lint["status"] == "succeeded"
+    started = lint["attempts"][0]["started_at"]
+    assert datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() >= late - 0.01

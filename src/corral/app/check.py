@@ -30,13 +30,23 @@ def check_flow(
     return loaded, plan
 
 
-def check_flow_text(text: str, filename: str, *, base_dir: Path) -> tuple[LoadedFlow, Plan]:
+def check_flow_text(
+    text: str,
+    filename: str,
+    *,
+    base_dir: Path,
+    only: Sequence[str] = (),
+    from_: Sequence[str] = (),
+) -> tuple[LoadedFlow, Plan]:
     """Load, validate and plan flow text sent by a client (a server's submission), as if
     it were the file `base_dir/filename`: the same problems, worded as `corral validate`
-    words them, located in `filename`."""
+    words them, located in `filename`; `only`/`from_` select jobs as `check_flow`'s do."""
     name = Path(filename).name or "flow.yaml"
     with collector_paused():
-        return _planned(load_text(text, base_dir / name, name))
+        loaded, plan = _planned(load_text(text, base_dir / name, name))
+    if only or from_:
+        plan = select(plan, only=only, from_=from_)
+    return loaded, plan
 
 
 def _planned(loaded: LoadedFlow) -> tuple[LoadedFlow, Plan]:

@@ -78,7 +78,11 @@ def server_options(command: Callable[..., int]) -> Callable[..., int]:
         "--server",
         envvar="CORRAL_SERVER",
         metavar="URL",
-        help="Run on this corral server (see `corral login`). Env: CORRAL_SERVER.",
+        help=(
+            "Run on this corral server (see `corral login`); it honours --only, --from, "
+            "--jobs, --fail-fast, --start-at and --executor, not --store, --no-store, "
+            "--prices or --policy (they name this machine's files). Env: CORRAL_SERVER."
+        ),
     )(command)
 
 

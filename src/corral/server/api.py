@@ -9,9 +9,10 @@ import base64
 import binascii
 import functools
 import time
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -22,6 +23,7 @@ from corral.server import logs as job_logs
 from corral.server.auth import Principal
 from corral.server.documents import attempts_document, job_line, run_document, run_summary
 from corral.server.errors import ApiError, from_corral
+from corral.server.runs import RunChoices
 from corral.server.security import principal
 from corral.server.state import ServerState, state_of
 from corral.store.protocols import USAGE_KEYS, UsageBy
@@ -33,13 +35,56 @@ Caller = Annotated[Principal, Depends(principal)]
 State = Annotated[ServerState, Depends(state_of)]
 
 
-class FlowSubmission(BaseModel):
+class RunTuning(BaseModel):
+    """How to run: `corral run`'s options that a server honours."""
+
+    jobs: int | None = Field(None, ge=1, description="Most jobs at once (--jobs).")
+    fail_fast: bool = Field(False, description="Cancel everything at the first failure.")
+    start_at: str | float | None = Field(
+        None, description="Start then: ISO 8601 with a zone, or POSIX seconds (--start-at)."
+    )
+    executor: str | None = Field(None, description="Where jobs run: an executor of the server.")
+
+    def choices(self) -> RunChoices:
+        return RunChoices(
+            jobs=self.jobs,
+            fail_fast=self.fail_fast,
+            start_at=_instant(self.start_at),
+            executor=self.executor,
+        )
+
+
+class FlowSubmission(RunTuning):
     """A flow document to run."""
 
     flow: str = Field(description="The flow file's text (YAML, JSON or TOML by filename).")
     filename: str = Field("flow.yaml", description="Its name: picks the format, names errors.")
     rehearse: bool = Field(False, description="Run against the simulated provider.")
     policy: str | None = Field(None, description="Reserved for run policies; must be null.")
+    only: list[str] = Field([], description="Run only these jobs and what they need (--only).")
+    from_: list[str] = Field(
+        [], alias="from", description="Run these jobs and everything that needs them (--from)."
+    )
+
+    model_config = {"populate_by_name": True}
+
+    def choices(self) -> RunChoices:
+        return replace(super().choices(), only=tuple(self.only), from_=tuple(self.from_))
+
+
+def _instant(value: str | float | None) -> float | None:
+    """An absolute time: POSIX seconds, or ISO 8601 with a zone (no zone: UTC)."""
+    if value is None or isinstance(value, int | float):
+        return value
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            400, "bad_request", f"start_at: {value!r} is not a time (ISO 8601 or POSIX seconds)"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 class FlowCheck(BaseModel):
@@ -124,7 +169,7 @@ async def submit(body: FlowSubmission, caller: Caller, state: State) -> Accepted
         raise ApiError(400, "bad_request", "policy: this server takes no run policy yet (null)")
     try:
         run_id = await state.runs.submit(
-            body.flow, body.filename, caller.owner, rehearse=body.rehearse
+            body.flow, body.filename, caller.owner, rehearse=body.rehearse, choices=body.choices()
         )
     except ToolError as error:
         raise ApiError(422, "tool_missing", " ".join(error.lines())) from None
@@ -224,9 +269,12 @@ async def cancel(run: str, caller: Caller, state: State) -> dict[str, Any]:
 
 
 @router.post("/runs/{run}/resume", status_code=202, summary="Finish an interrupted run")
-async def resume(run: str, caller: Caller, state: State) -> dict[str, Any]:
+async def resume(
+    run: str, caller: Caller, state: State, body: Annotated[RunTuning | None, Body()] = None
+) -> dict[str, Any]:
+    choices = (body or RunTuning()).choices()
     try:
-        run_id = await state.runs.resume(run, caller.owner)
+        run_id = await state.runs.resume(run, caller.owner, choices)
     except ApiError:
         raise
     except CorralError as error:

@@ -303,25 +303,64 @@ def run(
     rehearse: bool = False,
     cancel_on_interrupt: bool = False,
 ) -> int:
-    """Submit FLOW to the server and follow it as a local run looks."""
+    """Submit FLOW to the server and follow it as a local run looks. The server plans it
+    with --only/--from, --jobs, --fail-fast, --start-at and --executor as `corral run`
+    would; the options about this machine's history, prices and policies are refused."""
     from corral.app.check import check_flow
-    from corral.errors import UsageError
 
-    if only or from_:
-        raise UsageError("--only and --from are not supported with --server yet")
-    loaded, plan = check_flow(flow_path)  # the same messages, before anything is sent
+    refuse_local_options(flags)
+    # the same messages (and the same selection errors), before anything is sent
+    loaded, plan = check_flow(flow_path, only=only, from_=from_)
+    submission = {
+        "flow": loaded.text,
+        "filename": Path(flow_path).name,
+        "rehearse": rehearse,
+        "only": list(only),
+        "from": list(from_),
+        **run_choices(flags),
+    }
     with Server(url) as server:
-        accepted = server.post(
-            "/runs",
-            {"flow": loaded.text, "filename": Path(flow_path).name, "rehearse": rehearse},
-        )
+        accepted = server.post("/runs", submission)
         token = server.token
     return _follow(url, token, accepted["run_id"], flags, cancel_on_interrupt, plan.budget)
 
 
+# `corral run` options that name something on this machine, not the server's
+LOCAL_ONLY = (
+    ("store", "--store", "the server records into its own history (its --store)"),
+    ("no_store", "--no-store", "the server keeps the history of every run it runs"),
+    ("price_file", "--prices", "the server prices with its own price book"),
+    ("policies", "--policy", "the server takes no run policy files yet"),
+)
+
+
+def run_choices(flags: RunFlags) -> dict[str, Any]:
+    """The options a server honours, as the API takes them."""
+    start_at = flags.options().start_at
+    return {
+        "jobs": flags.jobs,
+        "fail_fast": flags.fail_fast,
+        "start_at": None if start_at is None else start_at.timestamp(),
+        "executor": flags.executor,
+    }
+
+
+def refuse_local_options(flags: RunFlags) -> None:
+    """UsageError for an option `--server` cannot honour (see LOCAL_ONLY)."""
+    from corral.errors import UsageError
+
+    for name, option, why in LOCAL_ONLY:
+        if getattr(flags, name):
+            raise UsageError(
+                f"{option} does not go with --server: {why}",
+                hint=f"drop {option}, or run the flow here without --server",
+            )
+
+
 def resume(url: str, run_id: str, flags: RunFlags, *, cancel_on_interrupt: bool) -> int:
+    refuse_local_options(flags)
     with Server(url) as server:
-        accepted = server.post(f"/runs/{run_id}/resume")
+        accepted = server.post(f"/runs/{run_id}/resume", run_choices(flags))
         token = server.token
     click.echo(f"resuming {run_id} on {normal_url(url)} as run {accepted['run_id']}", err=True)
     return _follow(url, token, accepted["run_id"], flags, cancel_on_interrupt, None)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,33 @@ from corral.server.worker import SERVED, WorkOrder
 
 CLOSING_S = 10.0  # how long a finished run's worker may take to exit
 ON_RECORD_S = 60.0  # how long a worker may take to record its run (imports, a slow disk)
+# the feed pipe's size: a run's first burst (every job waiting) goes through at once
+FEED_PIPE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunChoices:
+    """What a submission may ask of a run beyond its flow: `corral run`'s options that a
+    server honours (the jobs to run, concurrency, fail-fast, a start time, an executor)."""
+
+    only: tuple[str, ...] = ()
+    from_: tuple[str, ...] = ()
+    jobs: int | None = None
+    fail_fast: bool = False
+    start_at: float | None = None  # POSIX seconds
+    executor: str | None = None
+
+    def order_fields(self) -> dict[str, object]:
+        """The `WorkOrder` fields of the same names."""
+        return asdict(self)
+
+
+def _check_executor(choices: RunChoices) -> None:
+    from corral.execute.registry import executor_names
+
+    if choices.executor is not None and choices.executor not in executor_names():
+        known = ", ".join(executor_names())
+        raise UsageError(f"executor: no executor {choices.executor!r} here (known: {known})")
 
 
 @dataclass
@@ -79,24 +107,47 @@ class RunManager:
             **what,  # type: ignore[arg-type]  # the flow, or the run to resume
         )
 
-    async def submit(self, text: str, filename: str, owner: str, *, rehearse: bool) -> str:
-        """Validate and start a flow; its run id. FlowError (422) before anything runs."""
+    async def submit(
+        self,
+        text: str,
+        filename: str,
+        owner: str,
+        *,
+        rehearse: bool,
+        choices: RunChoices | None = None,
+    ) -> str:
+        """Validate and start a flow, planned with `choices` (`corral run`'s --only,
+        --from, --jobs...) as the CLI plans it; its run id. FlowError (422) or UsageError
+        (400: an unknown job to select, an unknown executor) before anything runs."""
         self._refuse_when_stopping()
         from corral.app.check import check_flow_text, missing_tools
         from corral.execute.prepare import default_environ
+        from corral.execute.registry import DEFAULT_EXECUTOR
 
+        chosen = choices or RunChoices()
         loaded, plan = await asyncio.to_thread(
-            check_flow_text, text, filename, base_dir=self.base_dir
+            check_flow_text,
+            text,
+            filename,
+            base_dir=self.base_dir,
+            only=chosen.only,
+            from_=chosen.from_,
         )
-        if not rehearse and (loaded.spec.executor or "local") == "local":
+        _check_executor(chosen)
+        executor = chosen.executor or loaded.spec.executor or DEFAULT_EXECUTOR
+        if not rehearse and executor == DEFAULT_EXECUTOR:
             await asyncio.to_thread(missing_tools, plan, default_environ())
-        order = self._order(owner, flow=text, filename=filename, rehearse=rehearse)
+        order = self._order(
+            owner, flow=text, filename=filename, rehearse=rehearse, **chosen.order_fields()
+        )
         await self._spawn(order)
         return order.run_id
 
     async def _spawn(self, order: WorkOrder) -> None:
         logs = private_dir(corral_dir(self.base_dir) / "server", below=self.base_dir)
         feed, live_fd = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):  # Linux: room for a burst
+            fcntl.fcntl(live_fd, fcntl.F_SETPIPE_SZ, FEED_PIPE_BYTES)
         order = replace(order, live_fd=live_fd)
         try:
             with private_file(logs / f"{order.run_id}.log").open("ab") as log:
@@ -203,9 +254,11 @@ class RunManager:
             os.kill(pid, signal.SIGINT)
         return run_id
 
-    async def resume(self, run: str, owner: str) -> str:
-        """Finish an interrupted or failed run in a new run; its id."""
+    async def resume(self, run: str, owner: str, choices: RunChoices | None = None) -> str:
+        """Finish an interrupted or failed run in a new run (run with `choices`); its id."""
         self._refuse_when_stopping()
+        if choices is not None:
+            _check_executor(choices)
         record = await asyncio.to_thread(self.hub.history.get_run, run)
         resolved = record.run.id
         live = self.live.get(resolved)
@@ -215,9 +268,9 @@ class RunManager:
             # over on record, its worker still closing: a moment, not a conflict
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(live.process.wait(), CLOSING_S)
-        return await self._resume(resolved, owner)
+        return await self._resume(resolved, owner, choices)
 
-    async def _resume(self, run_id: str, owner: str) -> str:
+    async def _resume(self, run_id: str, owner: str, choices: RunChoices | None = None) -> str:
         from corral.app.resume import plan_resume
 
         notes: list[str] = []
@@ -238,7 +291,8 @@ class RunManager:
             self.warn(note)
         if not resumed.plan.jobs:
             raise ApiError(409, "conflict", f"run {run_id}: every job already succeeded")
-        order = self._order(owner, resume=run_id)
+        tuning = (choices or RunChoices()).order_fields()
+        order = self._order(owner, resume=run_id, **tuning)
         await self._spawn(order)
         return order.run_id
 

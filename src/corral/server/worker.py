@@ -17,11 +17,16 @@ import asyncio
 import signal
 import sys
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from corral.errors import CorralError
+
+if TYPE_CHECKING:
+    from corral.app.run import RunOptions
 
 
 @dataclass(frozen=True)
@@ -38,20 +43,50 @@ class WorkOrder:
     resume: str | None = None  # the run to finish, instead of a flow
     started_at: float | None = None  # when `run_id` was made: the run's start
     live_fd: int | None = None  # the pipe to the server's event hub (`corral.server.feed`)
+    # what `corral run --server` asked for, as `corral run` takes it
+    only: tuple[str, ...] = ()
+    from_: tuple[str, ...] = ()
+    jobs: int | None = None
+    fail_fast: bool = False
+    start_at: float | None = None  # POSIX seconds
+    executor: str | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))
 
     @classmethod
     def decode(cls, data: bytes) -> WorkOrder:
-        return cls(**orjson.loads(data))
+        fields = orjson.loads(data)
+        for name in ("only", "from_"):
+            fields[name] = tuple(fields.get(name, ()))
+        return cls(**fields)
+
+    def options(self) -> RunOptions:
+        """The run's options, as `corral run` would make them from its flags."""
+        from corral.app.run import RunOptions
+
+        start_at = None
+        if self.start_at is not None:
+            start_at = datetime.fromtimestamp(self.start_at, UTC).astimezone()
+        return RunOptions(
+            jobs=self.jobs,
+            fail_fast=self.fail_fast,
+            start_at=start_at,
+            executor=self.executor,
+            store=self.store,
+            base_dir=Path(self.base_dir),
+            run_id=self.run_id,
+            owner=self.owner,
+            args=(SERVED,),
+            started_at=self.started_at,
+        )
 
 
 SERVED = "serve"  # the args a server's runs are recorded with
 
 
 async def run(order: WorkOrder) -> int:
-    from corral.app.run import RunControl, RunOptions
+    from corral.app.run import RunControl
 
     control = RunControl()
     loop = asyncio.get_running_loop()
@@ -63,14 +98,7 @@ async def run(order: WorkOrder) -> int:
         from corral.server.feed import FeedSender
 
         listeners.append(FeedSender(order.live_fd))
-    options = RunOptions(
-        store=order.store,
-        base_dir=base_dir,
-        run_id=order.run_id,
-        owner=order.owner,
-        args=(SERVED,),
-        started_at=order.started_at,
-    )
+    options = order.options()
     if order.resume is not None:
         from corral.app.resume import resume_run
 
@@ -86,7 +114,9 @@ async def run(order: WorkOrder) -> int:
     from corral.app.check import check_flow_text
     from corral.app.run import start_run
 
-    loaded, plan = check_flow_text(order.flow, order.filename, base_dir=base_dir)
+    loaded, plan = check_flow_text(
+        order.flow, order.filename, base_dir=base_dir, only=order.only, from_=order.from_
+    )
     if not order.rehearse:
         report = await start_run(
             loaded, plan, options, control=control, warn=_say, listeners=listeners
