@@ -253,6 +253,9 @@ def test_metrics(server: LiveServer, finished: str) -> None:
     text = httpx.get(server.url + "/metrics").text
     assert 'corral_runs{status="succeeded"}' in text
     assert "corral_events_dropped_total 0" in text and "corral_live_clients" in text
+    # the server's own runs reach the hub straight from their workers, not by polling
+    fed = next(line for line in text.splitlines() if line.startswith("corral_events_fed_total"))
+    assert int(fed.split()[1]) > 0
 
 
 def test_first_start_makes_a_token_printed_once_and_stored_as_a_0600_digest(
@@ -302,9 +305,7 @@ jobs:
 """
 
 
-def test_budgets_and_last_lines_are_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_budgets_and_last_lines_are_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a `claude` that replays a recorded Claude Code stream (tests/data/agents/PROVENANCE.md)
     recorded = Path(__file__).parent / "data" / "agents" / "claude_text.out"
     bin_dir = tmp_path / "bin"

@@ -158,6 +158,8 @@ class EventHub:
         self._since = 0.0
         self.delivered = 0
         self.overflows = 0
+        self.fed = 0  # events a worker of this server fed in directly
+        self.dropped = 0  # events a client should have had and could not be given
         self.lag_s = 0.0  # how old the newest event was when the follower read it
         self.ready = False  # the first look at the history is done
         self.failing: str | None = None  # why the last look at the history failed
@@ -225,6 +227,7 @@ class EventHub:
         """An event a worker of this server just published, with its history seq."""
         tracked = self._runs.setdefault(frame.run_id, _Tracked(0, frame.owner))
         tracked.fed = True
+        self.fed += 1
         now = self._clock()
         if self._accept(tracked, frame, now):
             tracked.recent.append((now, frame))

@@ -73,7 +73,7 @@ def render(state: ServerState) -> str:
         (
             "corral_event_lag_seconds",
             "gauge",
-            "Age of the newest event when the hub read it from the history.",
+            "Age of the newest event when the hub got it (fed by a worker, or read).",
             round(hub.lag_s, 6),
         ),
         ("corral_live_clients", "gauge", "Connected live event clients.", hub.clients),
@@ -84,10 +84,17 @@ def render(state: ServerState) -> str:
             hub.delivered,
         ),
         (
+            "corral_events_fed_total",
+            "counter",
+            "Events this server's run workers fed to the hub as they were published.",
+            hub.fed,
+        ),
+        (
             "corral_events_dropped_total",
             "counter",
-            "Events lost to a client: always 0 (a slow client is told to resync instead).",
-            0,
+            "Events a client missed: 0 unless a run's history lost events it had sent live "
+            "(a slow client is told to resync instead).",
+            hub.dropped,
         ),
         (
             "corral_client_resyncs_total",

@@ -170,12 +170,12 @@ class StoreWriter:
         ts = self._clock()
         # the rows are read now, on the publishing thread, as the fold stands after it
         item = Pending(ts=ts, event=event, rows=self._rows(event, ts))
-        self._number(item)
+        numbered = self._number(item)
         self._queue.append(item)
         self._published += 1
-        if item.seq:
+        for each in numbered:
             for listener in self._listeners:
-                listener(item.run_id, item.seq, ts, event)
+                listener(each.run_id, each.seq, each.ts, each.event)
         if isinstance(event, _URGENT):
             self._urgent.set()
         if not self._wake.is_set():
@@ -186,8 +186,10 @@ class StoreWriter:
         on the publishing thread, once it has its number (never for JobOutput)."""
         self._listeners.append(listener)
 
-    def _number(self, item: Pending) -> None:
-        """Attribute `item` to its run and give it the run's next number."""
+    def _number(self, item: Pending) -> list[Pending]:
+        """Attribute `item` to its run and give it the run's next number; the events
+        numbered now, in order (those published before any RunStarted come with it)."""
+        early: list[Pending] = []
         if isinstance(item.event, RunStarted):
             self._publishing_run = item.event.run_id
             self._numbers.setdefault(self._publishing_run, 1)  # new here: none written yet
@@ -199,8 +201,9 @@ class StoreWriter:
         item.run_id = self._publishing_run
         if not item.run_id:
             self._unattributed.append(item)
-            return
+            return []
         self._take_number(item)
+        return [each for each in (*early, item) if each.seq]
 
     def _take_number(self, item: Pending) -> None:
         run_id = item.run_id

@@ -1,0 +1,191 @@
+"""The direct feed: a run's writer numbers each event as it is published, the server's hub
+sends it at once, and a client that joins (or resumes) while the history has not
+written it yet still gets every event exactly once, in order, with the same frame the
+history would give it. The real writer (SQLite), the real hub and the real live stream;
+the pipe between worker and server is the real encoding (`corral.server.feed`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from corral.events.types import AssistantText, Event, JobOutput, RunFinished, RunStarted
+from corral.models import RunStatus
+from corral.store import SqlHistory, StoreWriter, open_store
+
+pytest.importorskip("fastapi")
+
+from corral.server.errors import ApiError  # after the extra's check
+from corral.server.feed import FeedSender, encode, read_feed
+from corral.server.hub import EventHub, LiveFrame
+from corral.server.live import Out, open_stream
+
+RUN = "20261203-000000-feed"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlHistory]:
+    history = open_store(None, tmp_path / "corral.db")
+    yield history
+    history.close()
+
+
+def started() -> RunStarted:
+    return RunStarted(
+        run_id=RUN, flow_name="f", flow_path="f.yaml", jobs=("a",), started_at=1.0, user="ana"
+    )
+
+
+def said(n: int) -> AssistantText:
+    return AssistantText(job="a", attempt=1, text=f"line {n}")
+
+
+def piped(hub: EventHub) -> object:
+    """A writer listener that hands each event to the hub through the feed's encoding,
+    as the server's reader does with the worker's pipe."""
+
+    def listen(run_id: str, seq: int, ts: float, event: Event) -> None:
+        line = orjson.loads(encode(run_id, seq, ts, event))
+        hub.feed(LiveFrame(run_id, line["seq"], line["ts"], "ana", line["type"], line["event"]))
+
+    return listen
+
+
+async def take(stream: AsyncIterator[Out], count: int) -> list[dict[str, object]]:
+    frames = []
+    async with asyncio.timeout(10):
+        async for out in stream:
+            if out.kind != "heartbeat":
+                frames.append(orjson.loads(out.body))
+            if len(frames) == count:
+                break
+    await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+    return frames
+
+
+async def test_numbers_are_given_at_publish_and_kept_by_the_history(store: SqlHistory) -> None:
+    writer = store.writer()
+    heard: list[tuple[str, int]] = []
+    writer.listen(lambda run_id, seq, ts, event: heard.append((run_id, seq)))
+    writer(said(0))  # before any RunStarted: numbered with the run, before it
+    writer(started())
+    writer(JobOutput(job="a", attempt=1, stream="stdout", text="not stored", offset=0))
+    for n in range(1, 4):
+        writer(said(n))
+    assert heard == [(RUN, 1), (RUN, 2), (RUN, 3), (RUN, 4), (RUN, 5)]
+    writer.close()
+    stored = [(s.seq, type(s.event).__name__) for s in store.events(RUN)]
+    assert stored == [(1, "AssistantText"), (2, "RunStarted")] + [
+        (n, "AssistantText") for n in (3, 4, 5)
+    ]
+    # a later writer of the same run (a process closing it) numbers on from the history
+    closing = store.writer(run_id=RUN)
+    more: list[int] = []
+    closing.listen(lambda run_id, seq, ts, event: more.append(seq))
+    closing(RunFinished(run_id=RUN, status=RunStatus.CANCELLED, ended_at=2.0))
+    closing.close()
+    assert more == [6] and [s.seq for s in store.events(RUN)][-1] == 6
+
+
+async def test_a_client_gets_what_the_history_has_not_written_yet_exactly_once(
+    store: SqlHistory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("corral.server.live.WRITE_WAIT_S", 0.2)  # `after` past the end
+    hub = EventHub(store, poll_s=0.01, queue_size=1000)
+    writer = StoreWriter(store, window_s=60.0)  # writes only when told to (flush_now)
+    writer.listen(piped(hub))  # type: ignore[arg-type]
+    writer(started())
+    for n in range(1, 6):
+        writer(said(n))
+    assert writer.flush_now()  # seqs 1-6 written
+    for n in range(6, 21):
+        writer(said(n))  # 7-21: sent by the hub, not written yet
+    assert [s.seq for s in store.events(RUN)] == list(range(1, 7))
+    assert hub.position(RUN) == 21
+
+    fresh = await take(await open_stream(hub, RUN, None, 15.0), 21)
+    assert [f["seq"] for f in fresh] == list(range(1, 22))
+    # a client that saw 15 live comes back before the history has it: no error, the rest
+    resumed = await take(await open_stream(hub, RUN, "15", 15.0), 6)
+    assert [f["seq"] for f in resumed] == list(range(16, 22))
+    # live frames and the history's are the same frames
+    writer.close()
+    replayed = await take(await open_stream(hub, RUN, None, 15.0), 21)
+    for live, stored in zip(fresh, replayed, strict=True):
+        assert {**live, "ts": 0} == {**stored, "ts": 0}
+        assert live["ts"] == pytest.approx(stored["ts"])
+    with pytest.raises(ApiError) as beyond:
+        await open_stream(hub, RUN, "22", 15.0)
+    assert beyond.value.code == "after_beyond_end"
+    assert hub.fed == 21 and hub.dropped == 0
+
+
+async def test_a_hole_in_the_queue_is_filled_from_the_hub_before_the_history_has_it(
+    store: SqlHistory,
+) -> None:
+    hub = EventHub(store, poll_s=0.01, queue_size=1000)
+    writer = StoreWriter(store, window_s=60.0)
+    writer.listen(piped(hub))  # type: ignore[arg-type]
+    writer(started())
+    assert writer.flush_now()
+    stream = await open_stream(hub, RUN, None, 15.0)
+    first = await anext(stream)  # the replay; subscribed before it
+    assert orjson.loads(first.body)["seq"] == 1
+    # events a client's queue never saw (as after a resync): the hub still keeps them
+    sub = next(iter(hub._subs))
+    for n in range(1, 4):
+        writer(said(n))
+    sub.frames.clear()
+    writer(said(4))
+    rest = await take(stream, 4)
+    assert [f["seq"] for f in rest] == [2, 3, 4, 5]
+    writer.close()
+
+
+async def test_the_feed_pipe_carries_events_and_ends_when_the_sender_goes(tmp_path: Path) -> None:
+    read_fd, write_fd = os.pipe()
+    sender = FeedSender(write_fd)
+    got: list[dict[str, object]] = []
+    reading = asyncio.ensure_future(read_feed(read_fd, got.append))
+    for n in range(2000):  # more than a pipe holds: the rest waits for it, in order
+        sender(RUN, n + 1, 1.0, said(n))
+    async with asyncio.timeout(10):
+        while len(got) < 2000:  # noqa: ASYNC110  # the reader fills a plain list
+            await asyncio.sleep(0.01)
+    sender.close()
+    sender(RUN, 9999, 1.0, said(9999))  # after the end: dropped, never raises
+    async with asyncio.timeout(10):
+        await reading
+    assert [line["seq"] for line in got] == list(range(1, 2001))
+    assert got[0]["type"] == "AssistantText" and got[0]["event"]["text"] == "line 0"  # type: ignore[index]
+
+
+async def test_a_sender_whose_server_is_gone_lets_the_run_go_on() -> None:
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    sender = FeedSender(write_fd)
+    sender(RUN, 1, 1.0, said(1))  # EPIPE: the feed ends quietly
+    assert not sender.open
+
+
+async def test_an_event_sent_live_that_the_history_never_writes_is_counted_dropped(
+    store: SqlHistory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("corral.server.live.WRITE_WAIT_S", 0.2)
+    hub = EventHub(store, poll_s=0.01, queue_size=1000)
+    writer = StoreWriter(store, window_s=60.0)
+    writer(started())
+    assert writer.flush_now()
+    stream = await open_stream(hub, RUN, None, 15.0)
+    assert orjson.loads((await anext(stream)).body)["seq"] == 1
+    # seq 2 never reaches this hub nor the history (lost with a failing database)
+    event = {"v": 1, "kind": "agent.text", "job": "a", "attempt": 1, "text": "x"}
+    hub.feed(LiveFrame(RUN, 3, 1.0, "ana", "AssistantText", event))
+    rest = await take(stream, 1)
+    assert [f["seq"] for f in rest] == [3] and hub.dropped == 1
+    writer.close()
