@@ -51,7 +51,8 @@ def piped(hub: EventHub) -> object:
 
     def listen(run_id: str, seq: int, ts: float, event: Event) -> None:
         line = orjson.loads(encode(run_id, seq, ts, event))
-        hub.feed(LiveFrame(run_id, line["seq"], line["ts"], "ana", line["type"], line["event"]))
+        event = orjson.dumps(line["event"])
+        hub.feed(LiveFrame(run_id, line["seq"], line["ts"], "ana", line["type"], event))
 
     return listen
 
@@ -184,7 +185,7 @@ async def test_an_event_sent_live_that_the_history_never_writes_is_counted_dropp
     stream = await open_stream(hub, RUN, None, 15.0)
     assert orjson.loads((await anext(stream)).body)["seq"] == 1
     # seq 2 never reaches this hub nor the history (lost with a failing database)
-    event = {"v": 1, "kind": "agent.text", "job": "a", "attempt": 1, "text": "x"}
+    event = b'{"v": 1, "kind": "agent.text", "job": "a", "attempt": 1, "text": "x"}'
     hub.feed(LiveFrame(RUN, 3, 1.0, "ana", "AssistantText", event))
     rest = await take(stream, 1)
     assert [f["seq"] for f in rest] == [3] and hub.dropped == 1

@@ -6,9 +6,12 @@ For every other run (a terminal's `corral run` on the same history, a run of an 
 server, a worker whose feed ended) one follower task asks the history for what each
 active run wrote since it last looked (`HistoryReader.events(run, after_seq)`). A seq
 therefore means the same thing to every client and after every restart: the hub sends
-each run's events once, in seq order, whichever source brought them first; the fed
-events the history has not written yet are kept a while (`recent`), so a client that
-joins or fills a hole in that moment finds them.
+each run's events once, in seq order, whichever source brought them first.
+
+The hub keeps each run's latest frames a while (`recent`): a client that joins, resumes
+or fills a hole replays from them, not from the history, so a hundred clients joining a
+run cost one encoding of each frame, not a hundred reads and encodings; and the fed
+events the history has not written yet are there too.
 
 Each client has a bounded queue. A client that falls `queue_size` frames behind is
 marked overflowed: it gets no more frames and is told to resync from its last seq (it
@@ -20,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -32,7 +35,7 @@ from corral.errors import NotFoundError
 from corral.events.codec import event_to_dict
 from corral.events.types import RunFinished, RunStarted
 from corral.models import RunStatus
-from corral.store.protocols import HistoryReader, StoredEvent
+from corral.store.protocols import HistoryReader, RawEventReader, StoredEvent
 
 DISCOVER_EVERY_S = 0.25  # how often the history is asked for runs started elsewhere
 RECENT_S = 600.0  # how far back a run may have started and still be discovered
@@ -40,8 +43,8 @@ IDLE_AFTER_S = 10.0  # a run silent this long is asked less often (a dead termin
 IDLE_POLL_S = 1.0
 COALESCE_S = 0.01  # how long a woken client waits for the frames that follow the first
 STARTUP_SLACK_S = 60.0  # a run started this long before the server may not be on record yet
-KEEP_S = 10.0  # how long a fed event is kept for clients the history cannot serve yet
-KEEP_MAX = 20_000  # and at most this many per run
+KEEP_S = 120.0  # how long a run's frames are kept for replays (and unwritten fed events)
+KEEP_MAX = 5_000  # and at most this many per run (a few MB)
 
 
 @dataclass(slots=True)
@@ -53,7 +56,7 @@ class LiveFrame:
     ts: float  # when the writer received it: the benchmark's delivery latency starts here
     owner: str
     kind: str
-    event: dict[str, Any]
+    event: bytes  # its JSON as the history stores it (`corral.events.codec`)
     _own: bytes | None = None  # the body with the run's own seq, made once for every client
 
     def body(self, cursor: int | str) -> bytes:
@@ -71,14 +74,54 @@ class LiveFrame:
                 "owner": self.owner,
                 "type": self.kind,
                 "ts": self.ts,
-                "event": self.event,
+                "event": orjson.Fragment(self.event),
             }
         )
 
 
 def frame_of(run_id: str, owner: str, stored: StoredEvent) -> LiveFrame:
-    data = event_to_dict(stored.event)
+    """A decoded stored event as a frame (a history that cannot give its JSON as stored)."""
+    data = orjson.dumps(event_to_dict(stored.event), default=str)
     return LiveFrame(run_id, stored.seq, stored.ts, owner, type(stored.event).__name__, data)
+
+
+_TYPE_NAMES: dict[str, str] = {}
+
+
+def type_name(kind: str) -> str:
+    """The event class name of a codec kind (`job.finished` -> `JobFinished`)."""
+    name = _TYPE_NAMES.get(kind)
+    if name is None:
+        from corral.events.codec import _event_class
+
+        try:
+            name = _event_class(kind).__name__
+        except KeyError:  # written by a newer corral: pass it on under its kind
+            name = kind
+        _TYPE_NAMES[kind] = name
+    return name
+
+
+def stored_frames(
+    history: HistoryReader, run_id: str, owner: str, after: int, size: int = 2000
+) -> list[LiveFrame]:
+    """Up to `size` of a run's stored events after `after`, as frames: their JSON as
+    stored, not decoded and encoded again, when the history can give it (a replay to a
+    hundred clients would otherwise build each event a hundred times)."""
+    if not isinstance(history, RawEventReader):
+        return [frame_of(run_id, owner, stored) for stored in _page(history, run_id, after, size)]
+    found: list[LiveFrame] = []
+    rows = history.event_payloads(run_id, after)
+    try:
+        for seq, ts, kind, payload in rows:
+            found.append(LiveFrame(run_id, seq, ts, owner, type_name(kind), payload.encode()))
+            if len(found) >= size:
+                break
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()  # a generator left early gives its connection back now
+    return found
 
 
 @dataclass
@@ -215,11 +258,18 @@ class EventHub:
         return tracked is not None and not tracked.finished
 
     def recent(self, run_id: str, after: int) -> list[LiveFrame]:
-        """The fed events of `run_id` after seq `after` that the hub still keeps."""
+        """The frames of `run_id` after seq `after` that the hub still keeps, in order."""
         tracked = self._runs.get(run_id)
-        if tracked is None:
+        if tracked is None or not tracked.recent or tracked.recent[-1][1].seq <= after:
             return []
-        return [frame for _, frame in tracked.recent if frame.seq > after]
+        kept = tracked.recent
+        if kept[0][1].seq > after:
+            return [frame for _, frame in kept]
+        # contiguous seqs but for the history's holes: start near where `after` would be
+        start = max(0, min(len(kept) - 1, after - kept[0][1].seq))
+        while start > 0 and kept[start][1].seq > after:
+            start -= 1
+        return [frame for _, frame in itertools.islice(kept, start, None) if frame.seq > after]
 
     # -- the direct feed of this server's runs ---------------------------------------------
 
@@ -228,13 +278,7 @@ class EventHub:
         tracked = self._runs.setdefault(frame.run_id, _Tracked(0, frame.owner))
         tracked.fed = True
         self.fed += 1
-        now = self._clock()
-        if self._accept(tracked, frame, now):
-            tracked.recent.append((now, frame))
-        while tracked.recent and (
-            len(tracked.recent) > KEEP_MAX or now - tracked.recent[0][0] > KEEP_S
-        ):
-            tracked.recent.popleft()
+        self._accept(tracked, frame, self._clock())
 
     def unfeed(self, run_id: str) -> None:
         """The worker's feed ended: follow the run from the history again, now."""
@@ -275,7 +319,7 @@ class EventHub:
         if frame.seq <= tracked.seq:
             return False
         if frame.kind == RunStarted.__name__:
-            tracked.owner = str(frame.event.get("user") or tracked.owner)
+            tracked.owner = str(orjson.loads(frame.event).get("user") or tracked.owner)
         frame.owner = frame.owner or tracked.owner
         tracked.seq = frame.seq
         tracked.last_change = now
@@ -283,6 +327,10 @@ class EventHub:
         if frame.kind == RunFinished.__name__:
             tracked.finished = True
         self._dispatch(frame)
+        kept = tracked.recent
+        kept.append((now, frame))
+        while len(kept) > KEEP_MAX or now - kept[0][0] > KEEP_S:
+            kept.popleft()
         return True
 
     def _read(self) -> list[LiveFrame]:
@@ -298,15 +346,11 @@ class EventHub:
             if idle and now - tracked.last_poll < IDLE_POLL_S:
                 continue
             tracked.last_poll = now
-            owner = tracked.owner
             try:
-                found = list(self.history.events(run_id, tracked.seq))
+                found = stored_frames(self.history, run_id, tracked.owner, tracked.seq, 100_000)
             except NotFoundError:
                 continue  # started here, not on record yet
-            for stored in found:
-                if isinstance(stored.event, RunStarted):
-                    owner = stored.event.user or owner
-                frames.append(frame_of(run_id, owner, stored))
+            frames += found
         return frames
 
     def _discover(self, now: float) -> None:
@@ -355,11 +399,11 @@ class EventHub:
 
 
 async def frames_of(
-    history: HistoryReader, run_id: str, after: int
-) -> AsyncIterator[list[StoredEvent]]:
-    """A run's stored events after `after`, in pages read off the event loop."""
+    history: HistoryReader, run_id: str, owner: str, after: int
+) -> AsyncIterator[list[LiveFrame]]:
+    """A run's stored events after `after` as frames, in pages read off the event loop."""
     while True:
-        page = await asyncio.to_thread(_page, history, run_id, after)
+        page = await asyncio.to_thread(stored_frames, history, run_id, owner, after)
         if not page:
             return
         yield page

@@ -21,7 +21,7 @@ import orjson
 from corral.errors import NotFoundError
 from corral.server.cursor import BadCursor, Cursor, run_seq
 from corral.server.errors import ApiError
-from corral.server.hub import EventHub, LiveFrame, Subscription, _page, frame_of, frames_of
+from corral.server.hub import EventHub, LiveFrame, Subscription, _page, frames_of
 
 # how long an event the hub sent (or a reconnecting client saw) may take to be written by
 # its run's history writer (it batches; a database that hiccups retries)
@@ -138,21 +138,35 @@ async def _stream_one(
 async def _catch_up(
     hub: EventHub, run_id: str, owner: str, after: int, before: int | None = None
 ) -> AsyncIterator[LiveFrame]:
-    """The run's events after `after` (and before `before`), in order: the history's,
-    then those the hub sent that it has not written yet. Without `before`, up to the
-    last the hub sent when this began (what a new subscriber's queue does not hold)."""
+    """The run's events after `after` (and before `before`), in order: from the history
+    up to the frames the hub keeps, then those (the latest, and the ones it sent that the
+    history has not written yet). Without `before`, up to the last the hub sent when this
+    began (what a new subscriber's queue does not hold)."""
     target = (before - 1) if before is not None else (hub.position(run_id) or 0)
     position = after
     loop = asyncio.get_running_loop()
     deadline: float | None = None
     while True:
-        async for page in frames_of(hub.history, run_id, position):
-            for stored in page:
-                if before is not None and stored.seq >= before:
-                    return
-                position = stored.seq
-                yield frame_of(run_id, owner, stored)
-        for frame in hub.recent(run_id, position):
+        kept = hub.recent(run_id, position)
+        if not kept or kept[0].seq > position + 1:
+            upto = kept[0].seq if kept else None
+            pages = frames_of(hub.history, run_id, owner, position)
+            try:
+                async for page in pages:
+                    for frame in page:
+                        if before is not None and frame.seq >= before:
+                            return
+                        if upto is not None and frame.seq >= upto:
+                            break
+                        position = frame.seq
+                        yield frame
+                    else:
+                        continue
+                    break  # the rest is kept by the hub
+            finally:
+                await pages.aclose()  # type: ignore[attr-defined]  # an async generator
+            kept = hub.recent(run_id, position)
+        for frame in kept:
             if (before is not None and frame.seq >= before) or frame.seq != position + 1:
                 break
             position = frame.seq

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from corral.app.header import new_run_id
 from corral.app.location import corral_dir
 from corral.errors import CorralError, NotFoundError, UsageError
@@ -185,8 +187,9 @@ class RunManager:
         def on_line(line: dict[str, Any]) -> None:
             if line.get("run_id") != run_id:
                 return  # only its own run: another run is followed from the history
+            event = orjson.dumps(line["event"])
             frame = LiveFrame(
-                run_id, int(line["seq"]), float(line["ts"]), owner, str(line["type"]), line["event"]
+                run_id, int(line["seq"]), float(line["ts"]), owner, str(line["type"]), event
             )
             self.hub.feed(frame)
 

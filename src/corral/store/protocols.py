@@ -129,6 +129,18 @@ class HistoryWriter(Protocol):
         ...
 
 
+@runtime_checkable
+class RawEventReader(Protocol):
+    """A history that can hand out its stored events undecoded (`SqlHistory`): a live
+    server sends each as the history stores it, without building an Event per client."""
+
+    def event_payloads(
+        self, run_id: str, after_seq: int = 0
+    ) -> Iterator[tuple[int, float, str, str]]:
+        """The run's stored events after `after_seq` as (seq, ts, kind, JSON), in order."""
+        ...
+
+
 # hears each stored event with its run and number as it is published: (run_id, seq, ts, event)
 SeqListener = Callable[[str, int, float, Event], None]
 

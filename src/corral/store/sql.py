@@ -85,6 +85,21 @@ class SqlHistory:
             for seq, ts, payload in conn.execution_options(yield_per=2000).execute(stmt):
                 yield StoredEvent(int(seq), float(ts), event_from_dict(orjson.loads(payload)))
 
+    def event_payloads(
+        self, run_id: str, after_seq: int = 0
+    ) -> Iterator[tuple[int, float, str, str]]:
+        """`events`, undecoded: (seq, ts, kind, the event's JSON as stored)."""
+        full = self.resolve_run_id(run_id)
+        e = schema.events
+        stmt = (
+            select(e.c.seq, e.c.ts, e.c.kind, e.c.payload)
+            .where(e.c.run_id == full, e.c.seq > after_seq)
+            .order_by(e.c.seq)
+        )
+        with self.engine.connect() as conn:
+            for seq, ts, kind, payload in conn.execution_options(yield_per=2000).execute(stmt):
+                yield int(seq), float(ts), str(kind), str(payload)
+
     def usage(
         self, by: UsageBy, since: float | None = None, *, include_rehearsals: bool = False
     ) -> list[UsageRow]:
