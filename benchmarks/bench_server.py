@@ -6,9 +6,11 @@ The flow (1,000 jobs of `true` at concurrency 8) runs twice: once with `corral r
 no server (the baseline), once submitted to `corral serve` while N clients (in 4
 processes) follow the run's events over the WebSocket. Reported: delivery latency p50/p99
 from each live event's creation (the `ts` the history stamps when the event is
-published) to its arrival at a client; the server's peak RSS; the run's wall time (its
-record's end minus start) with the server against without. Targets: p99 < 100 ms,
-RSS < 200 MB, run slowed < 5 %. Every client must receive every event exactly once, in order.
+published) to its arrival at a client, for the events made after the client connected;
+the server's peak RSS and CPU time (its own, not its run workers'); the run's wall time
+(its record's end minus start) with the server against without. Targets: p99 < 100 ms,
+RSS < 200 MB, run slowed < 5 %. Every client must receive every event exactly once, in
+order.
 """
 
 from __future__ import annotations
@@ -158,7 +160,9 @@ def followed(url: str, clients: int, jobs: int) -> tuple[list[float], list[int],
     return lags, totals, run_id
 
 
-def with_server(work: Path, jobs: int, clients: int) -> tuple[list[float], list[int], float, int]:
+def with_server(
+    work: Path, jobs: int, clients: int
+) -> tuple[list[float], list[int], float, int, float]:
     folder = Path(tempfile.mkdtemp(dir=work))
     proc, url = start_server(folder)
     peak = 0
@@ -177,12 +181,14 @@ def with_server(work: Path, jobs: int, clients: int) -> tuple[list[float], list[
     watcher.start()
     try:
         lags, totals, run_id = followed(url, clients, jobs)
+        used = proc.cpu_times()  # the server's own CPU (its run workers are children)
+        cpu = used.user + used.system
     finally:
         stop.set()
         watcher.join()
         proc.terminate()
         proc.wait(30)
-    return lags, totals, run_seconds(folder, run_id)[1], peak
+    return lags, totals, run_seconds(folder, run_id)[1], peak, cpu
 
 
 def main() -> int:
@@ -195,12 +201,14 @@ def main() -> int:
     served_times: list[float] = []
     lags: list[float] = []
     peak = 0
+    server_cpu: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # alternated, so that the machine's load falls on both alike; medians reported
         for _ in range(args.rounds):
             alone_times.append(baseline(work, jobs))
-            round_lags, totals, served_s, round_peak = with_server(work, jobs, clients)
+            round_lags, totals, served_s, round_peak, cpu = with_server(work, jobs, clients)
+            server_cpu.append(cpu)
             if len(set(totals)) != 1 or totals[0] <= 0:
                 raise SystemExit(f"clients disagree on the event count: {sorted(set(totals))}")
             lags += round_lags
@@ -213,7 +221,8 @@ def main() -> int:
     print(
         f"server {clients} ws clients x {jobs}-job run ({totals[0]} events each, all in order) | "
         f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms (target < 100) | "
-        f"server peak RSS {peak / 2**20:.0f} MB (target < 200) | "
+        f"server peak RSS {peak / 2**20:.0f} MB (target < 200), "
+        f"CPU {statistics.median(server_cpu):.1f}s | "
         f"run {served:.2f}s vs {alone:.2f}s without a server ({slowed:+.1f} %, target < 5 %; "
         f"medians of {args.rounds} alternated rounds; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"

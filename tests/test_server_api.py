@@ -59,7 +59,11 @@ def test_every_api_call_needs_the_token_and_a_refusal_leaks_nothing(server: Live
     assert response.status_code == 401
     # no token needed for the probes
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(server.url + "/readyz").status_code == 200
+    ready = httpx.get(server.url + "/readyz")
+    assert ready.status_code == 200
+    checks = ready.json()["checks"]
+    assert set(checks) == {"store", "executor", "adoption", "events", "accepting"}
+    assert all(checks.values())
 
 
 def test_runs_show_jobs_attempts_carry_owner_and_iso_times(
@@ -252,6 +256,9 @@ def test_openapi_is_published_under_the_version(server: LiveServer) -> None:
 def test_metrics(server: LiveServer, finished: str) -> None:
     text = httpx.get(server.url + "/metrics").text
     assert 'corral_runs{status="succeeded"}' in text
+    # jobs by every status, live ones too
+    assert 'corral_jobs{status="running"}' in text and 'corral_jobs{status="waiting"}' in text
+    assert 'corral_jobs{status="succeeded"}' in text
     assert "corral_events_dropped_total 0" in text and "corral_live_clients" in text
     # the server's own runs reach the hub straight from their workers, not by polling
     fed = next(line for line in text.splitlines() if line.startswith("corral_events_fed_total"))

@@ -1,6 +1,6 @@
 """Prometheus `/metrics` in the text exposition format, written out by hand (a handful of
 gauges does not need a client library): runs and jobs by status, tokens and cost by
-model, event lag, live clients, events delivered and dropped."""
+model, event lag, live clients, events fed, delivered and dropped."""
 
 from __future__ import annotations
 
@@ -24,6 +24,27 @@ def _family(name: str, kind: str, text: str, samples: Iterable[str]) -> list[str
     return [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples]
 
 
+def _jobs_by_status(history: object) -> dict[str, int]:
+    """Every job of the history by its status, in one query on a SQL history ({} for a
+    history without an engine: the run rows' final counts are used instead)."""
+    engine = getattr(history, "engine", None)
+    if engine is None:
+        return {}
+    from sqlalchemy import func, select
+
+    from corral.models import JobStatus
+    from corral.store import schema
+
+    jobs = schema.jobs
+    counts = dict.fromkeys((str(status) for status in JobStatus), 0)
+    with engine.connect() as conn:
+        for status, count in conn.execute(
+            select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        ):
+            counts[str(status)] = int(count)
+    return counts
+
+
 def render(state: ServerState) -> str:
     """The exposition text. Reads the history (call it off the event loop)."""
     history = state.history
@@ -36,6 +57,7 @@ def render(state: ServerState) -> str:
         jobs["failed"] += row.jobs_failed
         jobs["skipped"] += row.jobs_skipped
         jobs["cancelled"] += row.jobs_cancelled
+    jobs = _jobs_by_status(history) or jobs
     usage = history.usage("model")
     hub = state.hub
     lines: list[str] = []
@@ -48,7 +70,7 @@ def render(state: ServerState) -> str:
     lines += _family(
         "corral_jobs",
         "gauge",
-        "Jobs of the recorded runs by final status.",
+        "Jobs of the recorded runs by status (waiting, running, succeeded...).",
         (_sample("corral_jobs", n, {"status": s}) for s, n in sorted(jobs.items())),
     )
     lines += _family(
