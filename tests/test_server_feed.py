@@ -190,3 +190,16 @@ async def test_an_event_sent_live_that_the_history_never_writes_is_counted_dropp
     rest = await take(stream, 1)
     assert [f["seq"] for f in rest] == [3] and hub.dropped == 1
     writer.close()
+
+
+def test_a_sqlite_history_tells_it_changed_by_its_files(store: SqlHistory) -> None:
+    from corral.server.hub import change_probe
+
+    probe = change_probe(store)
+    assert probe is not None and change_probe(object()) is None  # type: ignore[arg-type]
+    before = probe()
+    assert probe() == before  # nothing written: nothing to read
+    writer = store.writer()
+    writer(started())
+    writer.close()
+    assert probe() != before

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +44,8 @@ IDLE_AFTER_S = 10.0  # a run silent this long is asked less often (a dead termin
 IDLE_POLL_S = 1.0
 COALESCE_S = 0.01  # how long a woken client waits for the frames that follow the first
 STARTUP_SLACK_S = 60.0  # a run started this long before the server may not be on record yet
+PROBE_S = 0.005  # how often a SQLite history's files are looked at for a change
+FULL_LOOK_S = 1.0  # the history is asked at least this often (a change a probe missed)
 KEEP_S = 120.0  # how long a run's frames are kept for replays (and unwritten fed events)
 KEEP_MAX = 5_000  # and at most this many per run (a few MB)
 
@@ -292,16 +295,31 @@ class EventHub:
     # -- the follower ----------------------------------------------------------------------
 
     async def follow(self) -> None:
-        """Poll the history until `close`; each new event goes to every matching client."""
+        """Poll the history until `close`; each new event goes to every matching client.
+
+        A SQLite history is looked at only when its files changed (`change_probe`), which
+        costs two stat calls, so it is probed every `PROBE_S` and a terminal's run is seen
+        sooner for less; any other history is asked every `poll_s`."""
+        probe = change_probe(self.history)
+        seen: object = None
+        looked = 0.0
+        poked = True
         while not self._closed:
-            try:
-                await self.step()
-                self.failing = None
-            except Exception as error:  # the store is down: say so on /readyz, retry
-                self.failing = f"{type(error).__name__}: {error}"
+            now = time.monotonic()
+            mark = probe() if probe is not None else None
+            if poked or mark != seen or now - looked >= FULL_LOOK_S:
+                seen, looked = mark, now
+                try:
+                    await self.step()
+                    self.failing = None
+                except Exception as error:  # the store is down: say so on /readyz, retry
+                    self.failing = f"{type(error).__name__}: {error}"
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            try:
+                await asyncio.wait_for(self._wake.wait(), PROBE_S if probe else self.poll_s)
+                poked = True
+            except TimeoutError:
+                poked = False
 
     async def step(self) -> None:
         """One look at the history, and the dispatch of what it found."""
@@ -396,6 +414,31 @@ class EventHub:
         for sub in self._subs:
             sub.closing = True
             sub.ready.set()
+
+
+def change_probe(history: HistoryReader) -> Callable[[], object] | None:
+    """A cheap sign that a SQLite history changed: its file's and its write-ahead log's
+    size and modification time (None for another database: it is asked instead)."""
+    engine = getattr(history, "engine", None)
+    if engine is None or engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    paths = (database, database + "-wal")
+
+    def probe() -> object:
+        marks: list[tuple[int, int] | None] = []
+        for path in paths:
+            try:
+                found = os.stat(path)
+            except OSError:
+                marks.append(None)
+            else:
+                marks.append((found.st_mtime_ns, found.st_size))
+        return tuple(marks)
+
+    return probe
 
 
 async def frames_of(
