@@ -132,6 +132,10 @@ def test_claude_not_logged_in_is_auth_and_not_retried(tmp_path: Path) -> None:
         "Please set an Auth method in your ~/.gemini/settings.json",
         "Missing API key",
         "authentication failed",
+        # Qwen Code and Copilot CLI, as they print it with no credentials
+        "No auth type is selected. Please configure an auth type (e.g. via settings or "
+        "`--auth-type`) before running in non-interactive mode.",
+        "Error: No authentication information found.",
     ],
 )
 def test_credential_messages_are_auth(message: str) -> None:
@@ -139,6 +143,36 @@ def test_credential_messages_are_auth(message: str) -> None:
     from corral.parsing.base import kind_of_message
 
     assert kind_of_message(message)[0] is ErrorKind.AUTH
+
+
+def test_an_auth_failure_explained_over_several_stderr_lines_is_auth() -> None:
+    """Copilot CLI ends its "no credentials" stderr with a list of ways to log in: the
+    failure is auth and its message the line that says so, whatever the last line is."""
+    from corral.events.types import AgentError, AgentResult
+    from corral.models import ErrorKind
+    from corral.parsing import make_parser
+
+    parser = make_parser("copilot-jsonl")
+    for line in (
+        "Error: No authentication information found.",
+        "",
+        "To authenticate, you can use any of the following methods:",
+        "  • Set the COPILOT_GITHUB_TOKEN, GH_TOKEN, or GITHUB_TOKEN environment variable",
+        "  • Run 'gh auth login' to authenticate with the GitHub CLI",
+    ):
+        parser.feed(line, "stderr")
+    events = parser.on_finish(1)
+    error = next(e for e in events if isinstance(e, AgentError))
+    assert (error.error_kind, error.message) == (
+        ErrorKind.AUTH,
+        "Error: No authentication information found.",
+    )
+    assert [e.error_kind for e in events if isinstance(e, AgentResult)] == [ErrorKind.AUTH]
+    plain = make_parser("copilot-jsonl")
+    plain.feed("Traceback: something broke at line 500", "stderr")
+    plain.feed("fatal: giving up", "stderr")
+    other = [e for e in plain.on_finish(1) if isinstance(e, AgentResult)][-1]
+    assert other.error_kind is ErrorKind.EXIT  # no credentials word: still an exit failure
 
 
 # item 6: agent jobs get an idle timeout by default; retrying a connection is no progress

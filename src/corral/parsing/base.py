@@ -142,11 +142,14 @@ _KEYWORDS: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"rate.?limit|too many requests|resource.?exhausted|quota", re.I), 429),
     (
         # what each CLI says when it has no credentials at all (Claude Code: "Not logged
-        # in · Please run /login"; Gemini CLI: "Please set an Auth method"), or bad ones
+        # in · Please run /login"; Gemini CLI: "Please set an Auth method"; Qwen Code: "No
+        # auth type is selected"; Copilot CLI: "No authentication information found"), or
+        # bad ones
         re.compile(
             r"unauthori[sz]ed|unauthenticated|invalid api key|api key not valid|not logged in"
             r"|please run /login|set an auth method|authentication (?:failed|required)"
-            r"|(?:missing|no) api key|api key (?:is )?(?:missing|not set)",
+            r"|(?:missing|no) api key|api key (?:is )?(?:missing|not set)"
+            r"|no auth type is selected|no authentication information",
             re.I,
         ),
         401,
@@ -170,8 +173,14 @@ def find_status(text: str) -> int | None:
     found = _STATUS_MARKED.search(head) or _STATUS_BARE.search(head)
     if found:
         return int(found.group(1))
+    return keyword_status(head)
+
+
+def keyword_status(text: str) -> int | None:
+    """The status a message's words mean ("too many requests", "not logged in" ...), for
+    text where a bare number is more likely a line number than an HTTP status."""
     for pattern, status in _KEYWORDS:
-        if pattern.search(head):
+        if pattern.search(text):
             return status
     return None
 
@@ -327,6 +336,14 @@ class BaseParser:
             return [AgentResult(is_error=True, **result)]
         message = self.last_stderr() or f"exit code {exit_code}"
         status = find_status(message)
+        if status is None:
+            # the last line may only end the CLI's explanation (Copilot lists ways to log
+            # in after "No authentication information found"): a line before it that says
+            # the credentials are missing is the message, and the failure is auth
+            for line in reversed(self.stderr_tail):
+                if keyword_status(line) == 401:
+                    message, status = _ANSI.sub("", line).strip(), 401
+                    break
         kind = status_kind(status) if status is not None else ErrorKind.EXIT
         result.setdefault("text", None)
         return failure(kind, message, status, **result)
