@@ -318,6 +318,29 @@ def test_silent_mistakes_are_errors_each_at_its_place() -> None:
     ]
 
 
+def test_a_job_name_yaml_reads_as_no_text_is_reported_where_it_is_written() -> None:
+    """`123:`, `yes:` or `~:` under `jobs:` are a number, a boolean and null to YAML: each
+    reported at its own line, saying to quote it (not at the first job, as `jobs[1]`);
+    with every job's name wrong there is no extra "no jobs"."""
+    from helpers import problems_of
+
+    text = "jobs:\n  ok: {run: echo}\n  123: {run: echo}\n  yes: {run: echo}\n  ~: {run: echo}\n"
+    assert problems_of(text) == [
+        "flow.yaml:3:3: jobs.123: YAML reads this name as the number 123: quote it",
+        "flow.yaml:4:3: jobs.true: got the boolean true (YAML reads true/false/yes/no/on/off "
+        "so): quote it",
+        "flow.yaml:5:3: jobs.null: YAML reads this name as null (nothing): quote it, or write "
+        "a name",
+        "3 problems; nothing was run",
+    ]
+    assert problems_of("jobs:\n  -a: {run: echo}\n  1.5: {run: echo}\n") == [
+        "flow.yaml:2:3: jobs.-a: job name '-a' starts with '-': start it with a letter, digit "
+        "or '_'",
+        "flow.yaml:3:3: jobs.1.5: YAML reads this name as the number 1.5: quote it",
+        "2 problems; nothing was run",
+    ]
+
+
 def test_a_job_written_twice_is_an_error() -> None:
     from helpers import problems_of
 

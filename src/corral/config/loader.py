@@ -287,10 +287,17 @@ def _check_jobs(
     if not isinstance(jobs, dict):
         return document
     good: dict[Any, Any] = {}
-    for name, job in jobs.items():
+    for index, (name, job) in enumerate(jobs.items()):
         wrong = job_name_problem(name)
         if wrong is not None:
-            problems.append(_problem(source, locate, ("jobs", str(name), "<key>"), wrong))
+            if isinstance(name, str):
+                problems.append(_problem(source, locate, ("jobs", name, "<key>"), wrong))
+            else:  # YAML made it a number, a boolean or null: found by its place
+                from corral.config.locate import KEY_AT
+
+                shown = "null" if name is None else str(name).lower()
+                where = ("jobs", KEY_AT, index)
+                problems.append(_problem(source, locate, where, wrong, shown=("jobs", shown)))
             continue
         good[name] = job
     return {**document, "jobs": good} if len(good) != len(jobs) else document
@@ -374,6 +381,8 @@ def _problems(
     for loc, raw in items:
         if loc in deeper and raw["type"].endswith("_type"):
             continue
+        if raw["type"] == "too_short" and loc == ("jobs",) and original.get("jobs"):
+            continue  # every job had a bad name, each reported already
         item: Mapping[str, Any] = raw
         if len(kinds.get(loc, ())) > 1 and not isinstance(raw.get("input"), bool):
             item = {**raw, "msg": "Input should be " + " or ".join(dict.fromkeys(kinds[loc]))}

@@ -54,7 +54,16 @@ def yaml_positions(text: str) -> dict[Path_, tuple[int, int]]:
         if key is not None:
             # an unknown key is best shown at the key itself, a bad value at the value
             out[(*path, "<key>")] = (key.start_mark.line + 1, key.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            # the N-th key of a mapping, by its place: a key YAML read as a number, a
+            # boolean or null is not found by its text (`yes` became True)
+            for index, (child, _value) in enumerate(node.value):
+                where = (child.start_mark.line + 1, child.start_mark.column + 1)
+                out[(*path, KEY_AT, index)] = where
     return out
+
+
+KEY_AT = "<key#>"  # (*mapping, KEY_AT, N): where the mapping's N-th key is written
 
 
 _TABLE = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+\s*$")

@@ -30,8 +30,15 @@ _NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
 
 def job_name_problem(name: object) -> str | None:
     """What is wrong with a job name, in words that say how to fix it; None if fine."""
+    if isinstance(name, bool):
+        word = "true" if name else "false"
+        return f"got the boolean {word} (YAML reads true/false/yes/no/on/off so): quote it"
+    if name is None:
+        return "YAML reads this name as null (nothing): quote it, or write a name"
+    if isinstance(name, int | float):
+        return f"YAML reads this name as the number {name}: quote it"
     if not isinstance(name, str):
-        return None  # pydantic reports a name that is not a string (with a quoting hint)
+        return f"a job name must be text, not {type(name).__name__}: quote it"
     if JOB_NAME.match(name):
         if len(name.encode()) > MAX_JOB_NAME:
             return (
