@@ -87,6 +87,39 @@ def test_every_document_writes_times_as_iso_8601_utc(
     assert summary["started_at"] == shown == documents["runs --json"]["runs"][0]["started_at"]
 
 
+def _durations(value: Any) -> list[Any]:
+    """Every `duration_s` value anywhere in a document."""
+    if isinstance(value, dict):
+        found = [v for k, v in value.items() if k == "duration_s" and v is not None]
+        return found + [d for v in value.values() for d in _durations(v)]
+    if isinstance(value, list):
+        return [d for v in value for d in _durations(v)]
+    return []
+
+
+def test_every_document_writes_durations_to_the_millisecond(
+    ran: tuple[Path, dict[str, Any], str],
+) -> None:
+    """`1.788`, never `0.36040806770324707`: one convention in the summary, the history's
+    documents and the CSV (the event log keeps each event as it was)."""
+    folder, summary, _ = ran
+    run_id = summary["run_id"]
+    documents = {
+        "run --json": summary,
+        "runs --json": _json(folder, "runs", "--json"),
+        "show --json": _json(folder, "show", run_id, "--json"),
+        "export json": {k: v for k, v in _json(folder, "export", run_id).items() if k != "events"},
+    }
+    for name, document in documents.items():
+        durations = _durations(document)
+        assert durations, name
+        assert all(round(d, 3) == d for d in durations), (name, durations)
+    rows = list(
+        csv.DictReader(io.StringIO(corral("export", run_id, "--format", "csv", cwd=folder).stdout))
+    )
+    assert rows and all(re.fullmatch(r"\d+(\.\d{1,3})?", r["duration_s"]) for r in rows), rows
+
+
 def test_screens_show_the_same_utc_time_and_the_run_id_agrees(
     ran: tuple[Path, dict[str, Any], str],
 ) -> None:

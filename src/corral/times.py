@@ -4,6 +4,7 @@
   in UTC with `Z`, to the microsecond (`2026-12-03T14:43:29.123456Z`).
 - For people (tables, `show`, `gc`): the same UTC time to the second
   (`2026-12-03 14:43:29Z`), so a time read on screen and one read from JSON agree.
+- A duration (`duration_s`) is in seconds to the millisecond (`1.788`) in every document.
 - A run id starts with its start time in UTC (`20261203-144329-...`), the same instant
   as its `started_at`.
 
@@ -21,6 +22,12 @@ def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def seconds(duration: float | None) -> float | None:
+    """A duration in every document for programs: seconds to the millisecond (`1.788`),
+    the same in `run --json`, `runs`/`show --json`, exports and CSV; None stays None."""
+    return None if duration is None else round(duration, 3)
 
 
 def display_time(ts: float | None) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from corral.journal.state import JobEntry, RunJournal
 from corral.models import Cost, JobStatus
-from corral.times import iso_time
+from corral.times import iso_time, seconds
 
 SUMMARY_SCHEMA_VERSION = 1
 
@@ -33,7 +33,7 @@ def job_json(job: JobEntry) -> dict[str, Any]:
         "status": status.value,
         "exit_code": job.exit_code,
         "signal": job.signal,
-        "duration_s": round(job.duration_s, 3) if job.duration_s is not None else None,
+        "duration_s": seconds(job.duration_s),
         "attempts": job.attempt_count,
         "started_at": iso(job.started_at),
         "log_dir": job.log_dir,
@@ -60,7 +60,7 @@ def summary_json(journal: RunJournal, *, started_at: float, ended_at: float) -> 
         "status": journal.status.value,
         "started_at": iso(started_at),
         "ended_at": iso(ended_at),
-        "duration_s": round(ended_at - started_at, 3),
+        "duration_s": seconds(ended_at - started_at),
         "log_root": journal.log_root,
         "rehearsal": journal.rehearsal,  # simulated: nothing was billed
         "jobs": [job_json(job) for job in jobs],

@@ -20,7 +20,7 @@ from corral.models import TOKEN_COLUMN_NAMES
 from corral.store import schema
 from corral.store.protocols import EXPORT_FORMATS
 from corral.store.queries import get_run, resolve_run_id
-from corral.times import iso_time
+from corral.times import iso_time, seconds
 
 EXPORT_VERSION = 1
 CSV_COLUMNS = (
@@ -108,7 +108,7 @@ def _csv(engine: Engine, run_id: str) -> Iterator[str]:
                     a.model or "",
                     iso_time(a.started_at),
                     iso_time(a.ended_at),
-                    a.duration_s,
+                    seconds(a.duration_s),
                     a.exit_code,
                     a.signal,
                     a.error_kind or "",

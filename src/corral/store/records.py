@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Tokens, money_json
-from corral.times import iso_time
+from corral.times import iso_time, seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class AttemptRow:
             "status": str(self.status),
             "started_at": iso_time(self.started_at),
             "ended_at": iso_time(self.ended_at),
-            "duration_s": self.duration_s,
+            "duration_s": seconds(self.duration_s),
             "exit_code": self.exit_code,
             "signal": self.signal,
             "error": self.error,
@@ -167,7 +167,7 @@ class RunRow:
             "status": str(self.status),
             "started_at": iso_time(self.started_at),
             "ended_at": iso_time(self.ended_at),
-            "duration_s": self.duration_s,
+            "duration_s": seconds(self.duration_s),
             "log_root": self.log_root,
             "resumed_from": self.resumed_from,
             "rehearsal": self.rehearsal,
