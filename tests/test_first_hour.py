@@ -282,6 +282,38 @@ def test_summary_and_usage_show_claude_cost_exactly(tmp_path: Path) -> None:
 
 
 # item 10: a job whose failure went to stderr shows it in `corral logs`
+def test_usage_writes_each_sum_of_money_one_way() -> None:
+    """A usage sum is plain decimal text in JSON and CSV (`0.00078`, not the `0.0007800`
+    its terms' digits leave), and a total with nothing in it reads `-` as its rows do."""
+    from decimal import Decimal
+
+    from rich.console import Console
+
+    from corral.models import Tokens
+    from corral.render.history import usage_csv, usage_table
+    from corral.store.records import UsageRow
+
+    rows = [
+        UsageRow("gpt-5.5", 2, Tokens(), Decimal(0), Decimal("0.0007800"), 0),
+        UsageRow("sonnet", 1, Tokens(), Decimal("0.06150"), Decimal(0), 0),
+    ]
+    assert rows[0].to_dict()["cost"] == {
+        "reported_usd": "0",
+        "estimated_usd": "0.00078",
+        "known_usd": "0.00078",
+        "unpriced": 0,
+    }
+    assert rows[1].to_dict()["cost"]["reported_usd"] == "0.0615"
+    assert usage_csv("model", rows).splitlines()[1:] == [
+        "gpt-5.5,2,0,0,0,0,0,0,0,0.00078,0",
+        "sonnet,1,0,0,0,0,0,0,0.0615,0,0",
+    ]
+    console = Console(width=160, record=True)
+    console.print(usage_table("model", rows))
+    total = console.export_text().splitlines()[-1].split()
+    assert total[0] == "total" and total[-3:] == ["$0.06", "$0.0008", "-"]
+
+
 def test_logs_shows_a_failure_written_to_stderr(tmp_path: Path) -> None:
     (tmp_path / "flow.yaml").write_text(
         "jobs:\n  build: {run: \"sh -c 'echo no flag >&2; exit 1'\"}\n"

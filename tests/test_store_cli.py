@@ -168,7 +168,7 @@ def test_usage(folder: Path) -> None:
     assert data["schema_version"] == 1 and data["by"] == "flow"
     assert [r["key"] for r in data["rows"]] == ["review"]
     # --since is on when attempts ended as recorded: both runs were written just now
-    assert data["rows"][0]["cost"]["reported_usd"] == "0.080000"
+    assert data["rows"][0]["cost"]["reported_usd"] == "0.08"  # a sum, no trailing zeros
     rows = invoke(folder, "usage", "--by", "tool", "--csv")[1].splitlines()
     assert rows[0].startswith("tool,attempts,input,output")
     assert invoke(folder, "usage", "--json", "--csv")[0] == 2

@@ -10,7 +10,7 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
-from corral.models import TOKEN_FIELDS, Tokens, money_text
+from corral.models import TOKEN_FIELDS, Tokens, decimal_text, money_text
 from corral.render.columns import print_columns
 from corral.render.format import (
     cost_or_dash,
@@ -182,19 +182,25 @@ def usage_table(by: str, rows: list[UsageRow]) -> Table:
     for header, name in zip(_TOKEN_HEADERS, TOKEN_FIELDS, strict=True):
         table.add_column(header, justify="right", footer=tokens_text(getattr(total, name)))
     for header, pick in (("REPORTED", "reported_usd"), ("ESTIMATED", "estimated_usd")):
-        footer = money_text(sum((getattr(r, pick) for r in rows), Decimal(0)))
+        footer = _money_cell(sum((getattr(r, pick) for r in rows), Decimal(0)))
         table.add_column(header, justify="right", footer=footer)
-    table.add_column("UNPRICED", justify="right", footer=str(sum(r.unpriced for r in rows)))
+    unpriced = sum(r.unpriced for r in rows)
+    table.add_column("UNPRICED", justify="right", footer=str(unpriced) if unpriced else "-")
     for r in rows:
         table.add_row(
             r.key,
             str(r.attempts),
             *(tokens_text(getattr(r.tokens, name)) for name in TOKEN_FIELDS),
-            money_text(r.reported_usd) if r.reported_usd else "-",
-            money_text(r.estimated_usd) if r.estimated_usd else "-",
+            _money_cell(r.reported_usd),
+            _money_cell(r.estimated_usd),
             str(r.unpriced) if r.unpriced else "-",
         )
     return table
+
+
+def _money_cell(usd: Decimal) -> str:
+    """A usage cell: `-` for none, in a row as in the total under it."""
+    return money_text(usd) if usd else "-"
 
 
 def usage_csv(by: str, rows: list[UsageRow]) -> str:
@@ -204,5 +210,6 @@ def usage_csv(by: str, rows: list[UsageRow]) -> str:
     writer.writerow([by, "attempts", *TOKEN_FIELDS, "reported_usd", "estimated_usd", "unpriced"])
     for r in rows:
         tokens = [getattr(r.tokens, name) for name in TOKEN_FIELDS]
-        writer.writerow([r.key, r.attempts, *tokens, r.reported_usd, r.estimated_usd, r.unpriced])
+        money = (decimal_text(r.reported_usd), decimal_text(r.estimated_usd))
+        writer.writerow([r.key, r.attempts, *tokens, *money, r.unpriced])
     return buffer.getvalue()

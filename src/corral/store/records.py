@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Tokens, money_json
+from corral.models import (
+    Cost,
+    CostSource,
+    ErrorKind,
+    JobStatus,
+    RunStatus,
+    Tokens,
+    decimal_text,
+    money_json,
+)
 from corral.times import iso_time, seconds
 
 
@@ -234,9 +243,11 @@ class UsageRow:
             "attempts": self.attempts,
             "tokens": self.tokens.to_dict(),
             "cost": {
-                "reported_usd": str(self.reported_usd),
-                "estimated_usd": str(self.estimated_usd),
-                "known_usd": str(self.known_usd),
+                # a sum's text: without the trailing zeros it took from its terms
+                # (0.0007800 is 0.00078), as every other sum of money is written
+                "reported_usd": decimal_text(self.reported_usd),
+                "estimated_usd": decimal_text(self.estimated_usd),
+                "known_usd": decimal_text(self.known_usd),
                 "unpriced": self.unpriced,
             },
         }
