@@ -65,3 +65,20 @@ def test_validate_agrees_with_what_a_run_does(tmp_path: Path) -> None:
     assert corral("logs", json.loads(ran.stdout)["run_id"], "build", cwd=tmp_path).stdout == (
         "given fallback given//home/x\n"
     )
+
+
+def test_a_run_says_what_validate_warns_of(tmp_path: Path) -> None:
+    """`corral run` is not the quiet way around a warning: the prompt with no tool is
+    named at its place before the run starts (here its claude is a fake that answers)."""
+    (tmp_path / "flow.yaml").write_text("jobs:\n  ask: {prompt: hi}\n")
+    env = {
+        "CORRAL_CLAUDE_BIN": str(Path(__file__).parent / "fakes" / "fake_agent.py"),
+        "FAKE_AGENT_DIR": str(Path(__file__).parent / "data" / "agents"),
+        "FAKE_AGENT_SCRIPT": "claude_text",
+    }
+    ran = corral("run", "flow.yaml", "--json", "--no-store", cwd=tmp_path, env=env)
+    assert (
+        "corral: flow.yaml:2:9: jobs.ask.prompt: warning: a `prompt:` with no tool runs "
+        "claude: write `tool: claude` (or another agent) on the job or in `defaults:`"
+    ) in ran.stderr.splitlines()
+    assert json.loads(ran.stdout)["jobs"][0]["tool"] == "claude"

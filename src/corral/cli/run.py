@@ -177,10 +177,15 @@ def _flow_run(
     rehearse: bool = False,
 ) -> int:
     """`run`, `exec` and `rehearse`: run the plan (with its rehearsal, if asked)."""
+    from corral.app.check import flow_warnings
     from corral.app.location import history_home
     from corral.app.policy import admit
     from corral.app.run import start_run
 
+    # what `corral validate` warns of (a prompt with no tool, an unset ${VAR} ...), said
+    # by a run too, each at its place: a run is not the quiet way around them
+    for warning in flow_warnings(loaded, plan):
+        click.echo(f"corral: {warning}", err=True)
     options = flags.options(base_dir=base_dir or history_home())
     with _refusal_document(flags):
         # the policies first: a refused rehearsal does not even start its provider
