@@ -322,6 +322,10 @@ def test_logs_shows_a_failure_written_to_stderr(tmp_path: Path) -> None:
     shown = corral("logs", run_id, "build", cwd=tmp_path)
     assert (shown.returncode, shown.stdout) == (0, "stderr| no flag\n")
     assert corral("logs", run_id, "build", "--stderr", cwd=tmp_path).stdout == "no flag\n"
+    misspelt = corral("logs", run_id, "biuld", cwd=tmp_path)
+    assert misspelt.returncode == 4
+    assert "no job 'biuld' in run" in misspelt.stderr
+    assert "(did you mean 'build'?) (jobs: build)" in misspelt.stderr
 
 
 # item 12: mistakes are errors with file:line:col, every one at once

@@ -227,8 +227,11 @@ def log_files(
     job; NotFoundError for a job or attempt the run does not have."""
     names = [j.name for j in record.jobs]
     if job is not None and job not in names:
+        from corral.plan.problems import did_you_mean
+
         raise NotFoundError(
-            f"no job {job!r} in run {record.run.id}", hint="jobs: " + ", ".join(names)
+            f"no job {job!r} in run {record.run.id}{did_you_mean(job, names)}",
+            hint="jobs: " + ", ".join(names),
         )
     name = "stderr.log" if stderr else "stdout.log"
     chosen = [job] if job is not None else names
