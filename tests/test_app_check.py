@@ -46,6 +46,18 @@ def test_an_error_names_the_default_a_tool_came_from(tmp_path: Path) -> None:
     ]
 
 
+def test_an_agent_tool_given_a_command_says_how_to_fix_it(tmp_path: Path) -> None:
+    """`tool: codex` with `run:` (the review's case): not a bare "needs a prompt" for a
+    job whose author wrote a command, but the two ways out."""
+    flow = write_flow(tmp_path, "jobs:\n  c: {tool: codex, run: echo hi}\n")
+    with pytest.raises(FlowError) as caught:
+        check_flow(flow)
+    assert caught.value.lines() == [
+        f"{flow}:2:6: jobs.c: codex needs a prompt, not `run:`: drop `tool: codex` to run "
+        "the command, or write `prompt:` for the agent"
+    ]
+
+
 def test_tool_generic_may_name_its_command_in_extra_args(tmp_path: Path) -> None:
     ok = write_flow(tmp_path, "jobs:\n  a: {tool: generic, extra_args: [echo, hi]}\n", "ok.yaml")
     _, plan = check_flow(ok)

@@ -277,7 +277,13 @@ class Tool(ABC):
             if name not in self.supports and is_set(job, name)
         ]
         if self.needs_prompt and not job.prompt:
-            problems.append(f"{self.name} needs a prompt")
+            if job.run is not None:  # the user wrote a command, for an agent tool
+                problems.append(
+                    f"{self.name} needs a prompt, not `run:`: drop `tool: {self.name}` to "
+                    "run the command, or write `prompt:` for the agent"
+                )
+            else:
+                problems.append(f"{self.name} needs a prompt")
         mode = job.permission_mode
         if mode is not None and self.permission_modes and mode not in self.permission_modes:
             problems.append(
