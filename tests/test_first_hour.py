@@ -377,6 +377,23 @@ def test_a_job_name_yaml_reads_as_no_text_is_reported_where_it_is_written() -> N
     ]
 
 
+def test_files_that_do_not_parse_are_located_with_a_way_out(tmp_path: Path) -> None:
+    """A TOML error, a file that is not UTF-8 text and YAML's "mapping values" (an unquoted
+    `: ` in a value) are FILE:LINE:COL lines like every flow error, each saying what to do."""
+    (tmp_path / "bad.toml").write_text('[jobs.a]\nrun = "echo\n')
+    (tmp_path / "binary.yaml").write_bytes(b"jobs:\n  a: {run: caf\xe9}\n")
+    (tmp_path / "colon.yaml").write_text('jobs:\n  a:\n    run: echo "notify: done"\n')
+    result = corral("validate", "bad.toml", "binary.yaml", "colon.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "bad.toml:2:12: invalid TOML: Illegal character '\\n'",
+        "binary.yaml:2:15: not UTF-8 text (byte 0xe9): a flow file is YAML, JSON or TOML "
+        "written in UTF-8; is this the right file?",
+        "colon.yaml:3:22: invalid YAML: mapping values are not allowed in this context (a "
+        "value with `: ` in it must be quoted: run: 'echo \"a: b\"')",
+    ]
+
+
 def test_a_job_written_twice_is_an_error() -> None:
     from helpers import problems_of
 

@@ -140,6 +140,8 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
             column = mark.column + 1 if mark else None
             what = getattr(error, "problem", None) or str(error)
             what += _tag_hint(text, mark.line if mark else None)
+            if what.startswith("mapping values are not allowed"):
+                what += " (a value with `: ` in it must be quoted: run: 'echo \"a: b\"')"
             raise FlowError([Problem(source, line, column, "", f"invalid YAML: {what}")]) from None
         return data, make_locator(yaml_positions, text, yaml_scalars)
     if suffix == ".toml":
@@ -150,7 +152,13 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise FlowError([Problem(source, None, None, "", f"invalid TOML: {error}")]) from None
+            # tomllib puts the place at the end of its message: FILE:LINE:COL like the rest
+            message, line, column = str(error), None, None
+            if placed := _TOML_PLACE.search(message):
+                message = message[: placed.start()]
+                line, column = int(placed.group(1)), int(placed.group(2))
+            problem = Problem(source, line, column, "", f"invalid TOML: {message}")
+            raise FlowError([problem]) from None
         return data, make_locator(toml_positions, text)
     raise FlowError(
         [
@@ -165,6 +173,7 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
     )
 
 
+_TOML_PLACE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TAG = re.compile(r"(?:^|[:,{\[-])\s*(![^\s,}\]]*)")
 
 
@@ -187,14 +196,33 @@ def load_flow(path: str | Path) -> LoadedFlow:
     source = str(path)
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise FlowError(
             [Problem(source, None, None, "", "no such file (check the path)")]
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise FlowError([Problem(source, None, None, "", f"cannot read: {error}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FlowError([_not_text(source, raw, error.start)]) from None
     return load_text(text, file, source)
+
+
+def _not_text(source: str, raw: bytes, start: int) -> Problem:
+    """A file that is not UTF-8 text, located at its first bad byte."""
+    line = raw.count(b"\n", 0, start) + 1
+    before = raw[raw.rfind(b"\n", 0, start) + 1 : start]  # the line up to it, in characters
+    column = len(before.decode("utf-8", "replace")) + 1
+    return Problem(
+        source,
+        line,
+        column,
+        "",
+        f"not UTF-8 text (byte 0x{raw[start]:02x}): a flow file is YAML, JSON or TOML "
+        "written in UTF-8; is this the right file?",
+    )
 
 
 def load_text(text: str, file: Path, source: str) -> LoadedFlow:
