@@ -322,3 +322,25 @@ def test_summary_at_any_width_keeps_the_essentials() -> None:
         assert shown == sorted(shown), (width, header)
         if width >= 110:
             assert all(name in header for name in order), width
+
+
+def test_summary_leaves_a_job_that_never_started_blank() -> None:
+    """A job cancelled or held back before its first attempt has no time and no figures
+    (it showed `0.0s`, and an agent job `0` tokens), as `corral show` leaves them."""
+    from corral.events.types import JobFinished, JobSkipped
+    from corral.journal import RunJournal
+    from corral.models import JobStatus
+
+    journal = RunJournal(["held", "stopped"])
+    journal.job("held").tool = "claude"
+    journal(JobSkipped(job="held", reason="not started: run budget exceeded"))
+    stop = "not started: interrupted by SIGINT"
+    journal(JobFinished(job="stopped", attempt=0, status=JobStatus.CANCELLED, exit_code=None,
+                        signal=None, duration_s=0.0, error=stop))  # fmt: skip
+    console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
+    print_summary(console, journal, "run r1")
+    rows = [line.split() for line in console.export_text().splitlines()[1:3]]
+    assert rows == [
+        ["held", "skipped", "not", "started:", "run", "budget", "exceeded"],
+        ["stopped", "cancelled", "not", "started:", "interrupted", "by", "SIGINT"],
+    ]

@@ -83,11 +83,14 @@ def _cells(row: JobEntry) -> list[Text]:
         str(usage.tool_calls),
         cost_text(row.cost),
     ]
+    # a job that never started (skipped, cancelled or held back by a budget before its
+    # first attempt) has no time and no figures: blank, as in `corral show`, not 0.0s or 0
+    tried = row.attempt_count > 0
     return [
         Text(row.name),
         status_text(row.final_status, row.attempt_count),
-        Text(format_duration(row.duration_s) if row.duration_s is not None else ""),
+        Text(format_duration(row.duration_s) if row.duration_s is not None and tried else ""),
         Text("" if row.exit_code is None else str(row.exit_code)),
-        *(Text(f if row.is_agent else "") for f in figures),
+        *(Text(f if row.is_agent and tried else "") for f in figures),
         Text(visible_line(note)),  # a job's error is untrusted text: shown, never obeyed
     ]
