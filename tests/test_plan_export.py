@@ -130,6 +130,12 @@ def test_render_tree_text() -> None:
     )
 
 
+def test_a_flow_with_no_agent_job_is_not_unbounded() -> None:
+    """Commands call no model: the headline says so, not "max spend unbounded"."""
+    plan = _plan(jobs={"lint": {"run": "ruff check ."}}, budget=None)
+    assert render_text(plan).splitlines()[0] == "flow review · 1 job · 1 level · no agent jobs"
+
+
 def test_mermaid() -> None:
     plan = select(_plan(), from_=["review"])
     assert to_mermaid(plan) == (

@@ -96,8 +96,11 @@ def _headline(plan: Plan) -> str:
     parts.append(f"{len(plan.levels)} level{'s' * (len(plan.levels) != 1)}")
     if plan.budget is not None:
         parts.append("budget " + _budget(plan.budget))
-    spend = _max_spend(plan)
-    parts.append("max spend " + (_money(spend) if spend is not None else "unbounded"))
+    if any(job.is_agent for job in plan.jobs.values()):
+        spend = _max_spend(plan)
+        parts.append("max spend " + (_money(spend) if spend is not None else "unbounded"))
+    else:  # "unbounded" would alarm for a flow that calls no model at all
+        parts.append("no agent jobs")
     return " · ".join(parts)
 
 
