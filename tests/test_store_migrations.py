@@ -171,3 +171,27 @@ def test_history_from_a_newer_corral_is_one_line_with_its_own_exit_code(tmp_path
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert len(lines) == 1, lines
     assert str(path) in lines[0] and "newer corral" in lines[0] and "upgrade corral" in lines[0]
+
+
+def test_a_current_sqlite_history_opens_with_sqlite3_alone(tmp_path: Path) -> None:
+    # a folder name URIs would misread: the stdlib path percent-encodes it
+    path = tmp_path / "odd #% name" / "corral.db"
+    open_store(None, path).close()  # created and migrated through SQLAlchemy
+    store = open_store(None, path)
+    try:
+        assert store._engine is None  # no engine made: one SELECT through sqlite3
+        assert store.list_runs() == []
+        assert store.display_url == f"sqlite:///{path}"
+    finally:
+        store.close()
+
+
+def test_an_older_sqlite_history_is_still_migrated_on_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = unmigrated(url)
+    store.migrate("0002")
+    store.close()
+    store = open_store(url, tmp_path / "unused.db")
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == schema.HEAD_REVISION
+    store.close()

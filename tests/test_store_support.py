@@ -37,6 +37,9 @@ BACKENDS = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
+# the read queries run through sqlite3 on a SQLite file; "sqlite-sqlalchemy" reads the
+# same file through SQLAlchemy, as PostgreSQL is read, so both drivers run every query
+READ_BACKENDS = [*BACKENDS, "sqlite-sqlalchemy"]
 
 
 def pg_url_or_skip() -> str:
@@ -66,7 +69,7 @@ def drop_pg_database(admin_url: str, name: str) -> None:
 
 def backend_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database of `backend`, dropped afterwards."""
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / '.corral' / 'corral.db'}"
         return
     admin = pg_url_or_skip()
@@ -79,7 +82,8 @@ def backend_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 def make_store(backend: str, tmp_path: Path, *, migrate: bool = True) -> Iterator[SqlHistory]:
     for url in backend_url(backend, tmp_path):
-        store = open_store(url, tmp_path / "unused.db", migrate=migrate)
+        read_with = "sqlalchemy" if backend == "sqlite-sqlalchemy" else "auto"
+        store = open_store(url, tmp_path / "unused.db", migrate=migrate, read_with=read_with)
         try:
             yield store
         finally:

@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import sqlite3
 import time
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from corral.errors import HistoryTooNewError, MissingExtraError, StoreError
 from corral.private import private_dir, private_file
-from corral.store.schema import HEAD_REVISION
+from corral.store.revision import HEAD_REVISION
+
+# SQLAlchemy (a tenth of a second to import) is loaded only where it is used: opening a
+# current SQLite history to read it, or to record a run, needs nothing but sqlite3
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.exc import SQLAlchemyError
 
 BUSY_TIMEOUT_MS = 30_000
 POSTGRES_INSTALL = "pip install 'corral[postgres]'"
@@ -37,6 +40,11 @@ def resolve_url(url: str | None, default_path: Path | None) -> str:
         if default_path is None:
             raise StoreError("no history URL given")
         return f"sqlite:///{default_path}"
+    if sqlite_file(url) is not None:
+        return url  # valid as it is: no need to load SQLAlchemy to parse it
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     if url.startswith(("postgres://", "postgresql://")):
         # the bare scheme would pick psycopg2; corral[postgres] installs psycopg 3
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -60,8 +68,74 @@ def resolve_url(url: str | None, default_path: Path | None) -> str:
     return url
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a plain `sqlite:///PATH` URL, else None (another backend, an
+    in-memory database, or a URL with options: those go through SQLAlchemy)."""
+    head = "sqlite:///"
+    if not url.startswith(head) or "?" in url:
+        return None
+    path = url[len(head) :]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def connect_sqlite(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A stdlib connection to an existing SQLite history, set up as the engine's are.
+
+    `mode=rw` never creates the file: a history is created (0600, migrated) by the
+    SQLAlchemy path only. Autocommit: each read is its own snapshot.
+    """
+    uri = "file:" + _uri_path(path) + "?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _uri_path(path: Path) -> str:
+    # a path may hold '?', '#' or '%': percent-encode what a URI would read as syntax
+    from urllib.parse import quote
+
+    return quote(str(path), safe="/")
+
+
+def sqlite_revision(conn: sqlite3.Connection) -> str | None:
+    """`current_revision` over a stdlib connection."""
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError as error:
+        if "alembic_version" not in str(error):
+            raise
+        return None
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def is_current_sqlite(path: Path) -> bool:
+    """Whether `path` is an existing SQLite history at the newest revision (one SELECT,
+    no SQLAlchemy, no Alembic): then it opens without the migration machinery."""
+    if not path.is_file():
+        return False
+    try:
+        conn = connect_sqlite(path)
+    except sqlite3.Error:
+        return False  # the SQLAlchemy path opens it and reports what is wrong
+    try:
+        return sqlite_revision(conn) == HEAD_REVISION
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
 def create_store_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """An engine for a resolved URL, with the SQLite settings above or PostgreSQL's."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         if importlib.util.find_spec("psycopg") is None:
@@ -149,6 +223,9 @@ def current_revision(connection: Connection) -> str | None:
     One query, and no migration machinery: opening a current history (every run, every
     history command) costs a single SELECT; Alembic is imported only to migrate.
     """
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     try:
         value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except (OperationalError, ProgrammingError) as error:
@@ -166,6 +243,8 @@ def migrate(engine: Engine, target: str = "head") -> None:
     on SQLite, an advisory lock on PostgreSQL): a second process waits, then finds the
     schema current and does nothing.
     """
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
     # SQLite answers "database is locked" at once, busy timeout or not, to a rival that
     # switches a brand-new file to WAL (it needs an exclusive lock): retry that a while
     deadline = time.monotonic() + 20.0
@@ -185,6 +264,8 @@ def migrate(engine: Engine, target: str = "head") -> None:
 
 
 def _migrate_once(engine: Engine, target: str) -> None:
+    from sqlalchemy import text
+
     with engine.connect() as probe:
         current = current_revision(probe)
         if target in ("head", HEAD_REVISION) and current == HEAD_REVISION:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from corral.errors import UsageError
 from corral.models import TOKEN_COLUMN_NAMES
-from corral.store import schema
 from corral.store.protocols import EXPORT_FORMATS
-from corral.store.queries import get_run, resolve_run_id
+from corral.store.queries import Rows, events, get_run, resolve_run_id
 from corral.times import iso_time, seconds
+
+Reads = Callable[[], AbstractContextManager[Rows]]
 
 EXPORT_VERSION = 1
 CSV_COLUMNS = (
@@ -43,22 +43,23 @@ CSV_COLUMNS = (
 )
 
 
-def export(engine: Engine, run_id: str, fmt: str) -> Iterator[str]:
-    """Chunks of the export of one run (resolved by id or unique prefix)."""
+def export(reads: Reads, run_id: str, fmt: str) -> Iterator[str]:
+    """Chunks of the export of one run (resolved by id or unique prefix); `reads` opens
+    a connection of the history (`SqlHistory.reads`)."""
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r}", hint="use json, jsonl or csv")
-    with engine.connect() as conn:
-        run_id = resolve_run_id(conn, run_id)
+    with reads() as rows:
+        run_id = resolve_run_id(rows, run_id)
     if fmt == "csv":
-        yield from _csv(engine, run_id)
+        yield from _csv(reads, run_id)
         return
     if fmt == "json":
-        with engine.connect() as conn:
-            record = get_run(conn, run_id)
+        with reads() as rows:
+            record = get_run(rows, run_id)
         head = {"schema_version": EXPORT_VERSION, **record.to_dict()}
         yield orjson.dumps(head).decode()[:-1] + ',"events":['
     first = True
-    for line in _event_lines(engine, run_id):
+    for line in _event_lines(reads, run_id):
         if fmt == "jsonl":
             yield line + "\n"
         else:
@@ -68,13 +69,10 @@ def export(engine: Engine, run_id: str, fmt: str) -> Iterator[str]:
         yield "]}\n"
 
 
-def _event_lines(engine: Engine, run_id: str) -> Iterator[str]:
-    e = schema.events
-    stmt = select(e.c.seq, e.c.ts, e.c.payload).where(e.c.run_id == run_id).order_by(e.c.seq)
-    with engine.connect() as conn:
-        result = conn.execution_options(yield_per=2000).execute(stmt)
+def _event_lines(reads: Reads, run_id: str) -> Iterator[str]:
+    with reads() as rows:
         quoted = orjson.dumps(run_id).decode()
-        for seq, ts, stored in result:
+        for seq, ts, stored in events(rows, run_id, 0):
             # the payload is already JSON: splice it in rather than parse and re-encode;
             # its times (`"started_at":1.5`) become ISO 8601 text like every time here
             payload = _TIME.sub(_iso_field, stored) if '_at":' in stored else stored
@@ -90,9 +88,9 @@ def _iso_field(match: re.Match[str]) -> str:
     return f'"{match.group(1)}":"{iso_time(float(match.group(2)))}"'
 
 
-def _csv(engine: Engine, run_id: str) -> Iterator[str]:
-    with engine.connect() as conn:
-        record = get_run(conn, run_id)
+def _csv(reads: Reads, run_id: str) -> Iterator[str]:
+    with reads() as rows:
+        record = get_run(rows, run_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

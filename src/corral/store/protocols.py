@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from corral.events.types import Event
 from corral.models import RunStatus
 from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
+
+if TYPE_CHECKING:  # the event types (40-odd dataclasses) load only where events are read
+    from corral.events.types import Event
 
 UsageBy = Literal["model", "tool", "job", "flow", "day"]
 USAGE_KEYS: tuple[UsageBy, ...] = ("model", "tool", "job", "flow", "day")

@@ -2,18 +2,23 @@
 
 Every query reads the derived tables (runs, jobs, attempts, job_models), never replays
 the event log; `usage` groups job_models, which holds one row per attempt and model.
+
+The reads the commands need at once (`runs`, `show`, a run's events, resume's running
+jobs) are plain SQL text with `:name` parameters, written once here and run by either
+driver behind `Rows`: the standard library's sqlite3 for a SQLite file (no SQLAlchemy
+import: `corral runs` starts in a fraction of the time) or SQLAlchemy's `text()` for
+PostgreSQL. The rarer ones (usage, deletion) are SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from sqlalchemy import String, cast, delete, func, select
-from sqlalchemy.engine import Connection, Row
 
 from corral.errors import NotFoundError, UsageError
 from corral.models import (
@@ -25,7 +30,6 @@ from corral.models import (
     RunStatus,
     Tokens,
 )
-from corral.store import schema
 from corral.store.protocols import USAGE_KEYS, UsageBy
 from corral.store.records import (
     AttemptRow,
@@ -37,8 +41,65 @@ from corral.store.records import (
     UsageRow,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 _HINT = "`corral runs` lists them"
 _JOB_STATUSES: dict[str, JobStatus] = {str(s): s for s in JobStatus}
+
+
+class Rows(Protocol):
+    """One connection's reads: a query's column names and its rows, as tuples; with
+    `stream`, rows come in batches as they are iterated (a big run's events)."""
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
+    ) -> tuple[list[str], Iterable[Any]]: ...
+
+
+class SqliteRows:
+    """`Rows` over a stdlib sqlite3 connection (rows are read as they are iterated)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
+    ) -> tuple[list[str], Iterable[Any]]:
+        cursor = self.conn.execute(sql, dict(params))  # a cursor reads as it goes anyway
+        return [d[0] for d in cursor.description], cursor
+
+
+class AlchemyRows:
+    """`Rows` over a SQLAlchemy connection (PostgreSQL, or SQLite by URL options)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
+    ) -> tuple[list[str], Iterable[Any]]:
+        from sqlalchemy import text
+
+        if not stream:
+            result = self.conn.execute(text(sql), dict(params))
+            return list(result.keys()), result.all()
+        # yield_per (a server-side cursor on PostgreSQL): batches rather than all at once
+        result = self.conn.execution_options(yield_per=2000).execute(text(sql), dict(params))
+        return list(result.keys()), result
+
+
+def _dicts(rows: Rows, sql: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    # plain dicts, not driver rows: a run may have 50,000 jobs, each looked up a dozen times
+    keys, found = rows.query(sql, params)
+    for values in found:
+        yield dict(zip(keys, values, strict=True))
+
+
+def _in(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """`IN (:name0, :name1, ...)` and its parameters (both drivers take named ones)."""
+    params = {f"{name}{i}": value for i, value in enumerate(values)}
+    return "IN (" + ", ".join(":" + key for key in params) + ")", params
 
 
 def _job_status(value: str) -> JobStatus:
@@ -54,15 +115,15 @@ def _cost(row: Any) -> Cost | None:
     m = row if isinstance(row, dict) else row._mapping
     if m["cost_source"] is None:
         return None
-    return Cost(m["cost_usd"], CostSource(m["cost_source"]))
+    usd = m["cost_usd"]  # exact decimal text (schema.Money), unless read through Money
+    return Cost(Decimal(usd) if isinstance(usd, str) else usd, CostSource(m["cost_source"]))
 
 
 def _json(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def _run_row(row: Row[Any], counts: dict[str, int]) -> RunRow:
-    m = row._mapping
+def _run_row(m: Mapping[str, Any], counts: dict[str, int]) -> RunRow:
     return RunRow(
         id=m["id"],
         flow_name=m["flow_name"],
@@ -75,8 +136,8 @@ def _run_row(row: Row[Any], counts: dict[str, int]) -> RunRow:
         user=m["user"],
         host=m["host"],
         error=m["error"],
-        tokens=_tokens(row),
-        cost=_cost(row),
+        tokens=Tokens.from_columns(m),
+        cost=_cost(m),
         jobs_total=sum(counts.values()),
         jobs_succeeded=counts.get("succeeded", 0),
         jobs_failed=counts.get("failed", 0) + counts.get("timed_out", 0),
@@ -86,23 +147,19 @@ def _run_row(row: Row[Any], counts: dict[str, int]) -> RunRow:
     )
 
 
-def _job_counts(conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+def _job_counts(rows: Rows, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     if not run_ids:
         return counts
-    j = schema.jobs
-    stmt = (
-        select(j.c.run_id, j.c.status, func.count())
-        .where(j.c.run_id.in_(run_ids))
-        .group_by(j.c.run_id, j.c.status)
-    )
-    for run_id, status, n in conn.execute(stmt):
+    where, params = _in("r", run_ids)
+    sql = f"SELECT run_id, status, count(*) FROM jobs WHERE run_id {where} GROUP BY run_id, status"
+    for run_id, status, n in rows.query(sql, params)[1]:
         counts[run_id][status] = int(n)
     return counts
 
 
 def list_runs(
-    conn: Connection,
+    rows: Rows,
     *,
     status: RunStatus | str | None = None,
     flow: str | None = None,
@@ -113,78 +170,78 @@ def list_runs(
 ) -> list[RunRow]:
     """Runs, newest first. `since`/`until` are POSIX timestamps on the start time;
     `rehearsal` keeps only the rehearsals (True) or only the real runs (False)."""
-    r = schema.runs
-    stmt = select(r).order_by(r.c.started_at.desc(), r.c.id)
+    where: list[str] = []
+    params: dict[str, Any] = {}
     if status is not None:
-        stmt = stmt.where(r.c.status == str(status))
+        where.append("status = :status")
+        params["status"] = str(status)
     if flow is not None:
-        stmt = stmt.where((r.c.flow_name == flow) | (r.c.flow_path == flow))
+        where.append("(flow_name = :flow OR flow_path = :flow)")
+        params["flow"] = flow
     if since is not None:
-        stmt = stmt.where(r.c.started_at >= since)
+        where.append("started_at >= :since")
+        params["since"] = since
     if until is not None:
-        stmt = stmt.where(r.c.started_at < until)
+        where.append("started_at < :until")
+        params["until"] = until
     if rehearsal is not None:
-        stmt = stmt.where(r.c.rehearsal.is_(rehearsal))
+        where.append("rehearsal = :rehearsal")
+        params["rehearsal"] = rehearsal
+    sql = "SELECT * FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at DESC, id"
     if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = conn.execute(stmt).all()
-    counts = _job_counts(conn, [row.id for row in rows])
-    return [_run_row(row, counts.get(row.id, {})) for row in rows]
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    found = list(_dicts(rows, sql, params))
+    counts: dict[str, dict[str, int]] = {}
+    for start in range(0, len(found), 500):  # stay under every engine's parameter limit
+        counts.update(_job_counts(rows, [run["id"] for run in found[start : start + 500]]))
+    return [_run_row(run, counts.get(run["id"], {})) for run in found]
 
 
-def resolve_run_id(conn: Connection, run_id: str) -> str:
+def resolve_run_id(rows: Rows, run_id: str) -> str:
     """The full id of a run given its id or a unique prefix."""
-    r = schema.runs
-    if conn.execute(select(r.c.id).where(r.c.id == run_id)).first():
+    if any(rows.query("SELECT id FROM runs WHERE id = :id", {"id": run_id})[1]):
         return run_id
     pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    found = [
-        row.id
-        for row in conn.execute(
-            select(r.c.id).where(r.c.id.like(pattern, escape="\\")).order_by(r.c.id).limit(6)
-        )
-    ]
+    sql = "SELECT id FROM runs WHERE id LIKE :pattern ESCAPE '\\' ORDER BY id LIMIT 6"
+    found = [str(row[0]) for row in rows.query(sql, {"pattern": pattern})[1]]
     if not found:
         raise NotFoundError(f"no run {run_id!r} in the history", hint=_HINT)
     if len(found) > 1:
         shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
         raise UsageError(f"run id {run_id!r} is ambiguous: {shown}", hint="give more characters")
-    return str(found[0])
+    return found[0]
 
 
-def get_run(conn: Connection, run_id: str) -> RunRecord:
+def get_run(rows: Rows, run_id: str) -> RunRecord:
     """A run with every job, each with all its attempts and per-model usage."""
-    run_id = resolve_run_id(conn, run_id)
-    row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).one()
-    jm, a, j = schema.job_models, schema.attempts, schema.jobs
+    run_id = resolve_run_id(rows, run_id)
+    key = {"run_id": run_id}
+    run = next(_dicts(rows, "SELECT * FROM runs WHERE id = :run_id", key))
     models: dict[tuple[str, int], list[ModelUsage]] = defaultdict(list)
-    for m in conn.execute(select(jm).where(jm.c.run_id == run_id).order_by(jm.c.model)):
+    sql = "SELECT * FROM job_models WHERE run_id = :run_id ORDER BY model"
+    for m in _dicts(rows, sql, key):
         cost = _cost(m)
-        models[(m.job, m.attempt)].append(
+        models[(m["job"], int(m["attempt"]))].append(
             ModelUsage(
-                model=m.model,
-                tokens=_tokens(m),
+                model=m["model"],
+                tokens=Tokens.from_columns(m),
                 cost_usd=None if cost is None else cost.usd,
                 cost_source=CostSource.UNPRICED if cost is None else cost.source,
             )
         )
-    # a run may have 50,000 jobs: plain dicts (one per row) instead of SQLAlchemy's
-    # row mappings, looked up a dozen times a row
     attempts: dict[str, list[AttemptRow]] = defaultdict(list)
-    found = conn.execute(select(a).where(a.c.run_id == run_id).order_by(a.c.job, a.c.attempt))
-    keys = list(found.keys())
-    for values in found.fetchall():
-        at = dict(zip(keys, values, strict=True))
-        at_models = tuple(models.get((at["job"], at["attempt"]), ()))
+    sql = "SELECT * FROM attempts WHERE run_id = :run_id ORDER BY job, attempt"
+    for at in _dicts(rows, sql, key):
+        at_models = tuple(models.get((at["job"], int(at["attempt"])), ()))
         attempts[at["job"]].append(_attempt_row(at, at_models))
     jobs = []
     counts: dict[str, int] = defaultdict(int)
-    found = conn.execute(
-        select(j.c.name, j.c.status, j.c.reason)
-        .where(j.c.run_id == run_id)
-        .order_by(j.c.position, j.c.name)
-    )
-    for name, status, reason in found.fetchall():
+    sql = "SELECT name, status, reason FROM jobs WHERE run_id = :run_id ORDER BY position, name"
+    for name, status, reason in list(rows.query(sql, key)[1]):
         counts[status] += 1
         jobs.append(
             JobRecord(
@@ -195,16 +252,15 @@ def get_run(conn: Connection, run_id: str) -> RunRecord:
             )
         )
     return RunRecord(
-        run=_run_row(row, counts),
-        flow_hash=row.flow_hash,
-        flow_content=row.flow_content,
-        args=tuple(_json(row.args) or ()),
+        run=_run_row(run, counts),
+        flow_hash=run["flow_hash"],
+        flow_content=run["flow_content"],
+        args=tuple(_json(run["args"]) or ()),
         jobs=tuple(jobs),
     )
 
 
-def _attempt_row(row: Row[Any] | dict[str, Any], models: tuple[ModelUsage, ...]) -> AttemptRow:
-    m = row if isinstance(row, dict) else row._mapping
+def _attempt_row(m: Mapping[str, Any], models: tuple[ModelUsage, ...]) -> AttemptRow:
     return AttemptRow(
         run_id=m["run_id"],
         job=m["job"],
@@ -227,10 +283,18 @@ def _attempt_row(row: Row[Any] | dict[str, Any], models: tuple[ModelUsage, ...])
         outputs=_json(m["outputs"]),
         log_dir=m["log_dir"],
         unparsed_lines=int(m["unparsed_lines"] or 0),
-        tokens=_tokens(m),
+        tokens=Tokens.from_columns(m),
         cost=_cost(m),
         models=models,
     )
+
+
+def events(rows: Rows, run_id: str, after_seq: int) -> Iterator[tuple[int, float, str]]:
+    """(seq, ts, payload) of a run's stored events after `after_seq`, in order."""
+    sql = "SELECT seq, ts, payload FROM events WHERE run_id = :run_id AND seq > :after ORDER BY seq"
+    params = {"run_id": run_id, "after": after_seq}
+    for seq, ts, payload in rows.query(sql, params, stream=True)[1]:
+        yield int(seq), float(ts), payload
 
 
 def usage(
@@ -242,6 +306,10 @@ def usage(
 ) -> list[UsageRow]:
     """Tokens and cost by source, grouped by `by`, over attempts that ended after `since`;
     a rehearsal's (simulated) spend only with `include_rehearsals`."""
+    from sqlalchemy import String, cast, func, select
+
+    from corral.store import schema
+
     if by not in USAGE_KEYS:
         raise UsageError(f"cannot group usage by {by!r}", hint="use " + ", ".join(USAGE_KEYS))
     jm = schema.job_models
@@ -289,31 +357,34 @@ def _add_text(joined: str | None) -> Decimal:
     return sum((Decimal(part) for part in joined.split(",") if part), Decimal(0))
 
 
-def running_jobs(conn: Connection, run_id: str) -> list[RunningJob]:
+def running_jobs(rows: Rows, run_id: str) -> list[RunningJob]:
     """Attempts recorded as running, with the pid and process group resume must reap."""
-    run_id = resolve_run_id(conn, run_id)
-    a = schema.attempts
-    stmt = (
-        select(a)
-        .where(a.c.run_id == run_id, a.c.status == str(JobStatus.RUNNING), a.c.pid.is_not(None))
-        .order_by(a.c.job, a.c.attempt)
+    run_id = resolve_run_id(rows, run_id)
+    sql = (
+        "SELECT job, attempt, pid, started_at, log_dir FROM attempts WHERE run_id = :run_id"
+        " AND status = :status AND pid IS NOT NULL ORDER BY job, attempt"
     )
+    params = {"run_id": run_id, "status": str(JobStatus.RUNNING)}
     return [
         RunningJob(
             run_id=run_id,
-            job=row.job,
-            attempt=row.attempt,
-            pid=row.pid,
-            pgid=row.pid,
-            started_at=row.started_at,
-            log_dir=row.log_dir,
+            job=job,
+            attempt=int(attempt),
+            pid=int(pid),
+            pgid=int(pid),
+            started_at=started_at,
+            log_dir=log_dir,
         )
-        for row in conn.execute(stmt)
+        for job, attempt, pid, started_at, log_dir in rows.query(sql, params)[1]
     ]
 
 
 def delete_runs(conn: Connection, run_ids: Iterable[str]) -> None:
     """Delete runs and everything recorded about them (no cascades: see schema)."""
+    from sqlalchemy import delete
+
+    from corral.store import schema
+
     ids = list(run_ids)
     for start in range(0, len(ids), 500):  # stay under every engine's parameter limit
         chunk = ids[start : start + 500]

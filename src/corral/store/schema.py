@@ -27,8 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from corral.models import TOKEN_COLUMN_NAMES
-
-HEAD_REVISION = "0004"
+from corral.store.revision import HEAD_REVISION  # noqa: F401  # re-exported: migrations and tests read it here
 
 
 class Money(TypeDecorator[Decimal]):

@@ -1,41 +1,79 @@
-"""The SQL history: SQLite by default, PostgreSQL by URL, through SQLAlchemy.
+"""The SQL history: SQLite by default, PostgreSQL by URL.
 
 `SqlHistory` implements `corral.store.protocols.HistoryStore`; `open_sql` is what the
-`sqlite` and `postgresql` entry points of `corral.stores` name.
+`sqlite` and `postgresql` entry points of `corral.stores` name. Writes and migrations go
+through SQLAlchemy (its engine is made on first use); reads of a SQLite file go through
+the standard library's sqlite3 (`corral.store.queries`), so opening a current history
+to read it, which every history command does, imports neither SQLAlchemy nor Alembic.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
-from corral.events.codec import event_from_dict
 from corral.models import RunStatus
-from corral.store import queries, schema
-from corral.store.engine import create_store_engine, migrate, resolve_url
+from corral.store import queries
+from corral.store.engine import (
+    connect_sqlite,
+    create_store_engine,
+    is_current_sqlite,
+    migrate,
+    resolve_url,
+    sqlite_file,
+)
 from corral.store.protocols import StoredEvent, UsageBy
 from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from corral.store.writer import StoreWriter
+
+ReadWith = Literal["auto", "sqlalchemy"]
 
 
 class SqlHistory:
     """A history database. Thread-safe: the writer thread and queries share the engine,
-    which this object owns (its writers never dispose of it)."""
+    which this object owns (its writers never dispose of it).
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    Give an engine, or a URL (the engine is then made when first needed). `read_with`
+    "auto" reads a SQLite file through sqlite3; "sqlalchemy" reads through the engine
+    (the tests run the queries both ways).
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        url: str | None = None,
+        read_with: ReadWith = "auto",
+    ) -> None:
+        if engine is not None:
+            url = engine.url.render_as_string(hide_password=False)
+        elif url is None:
+            raise ValueError("SqlHistory needs an engine or a URL")
+        self._engine = engine
+        self._url = url
+        self._file = sqlite_file(self._url) if read_with == "auto" else None
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (made on first use: writes, migrations, usage, gc)."""
+        if self._engine is None:
+            self._engine = create_store_engine(self._url)
+        return self._engine
 
     @property
     def display_url(self) -> str:
         """The URL with any password hidden, for messages."""
+        if self._engine is None and self._file is not None:
+            return self._url  # a file URL holds no password
         return self.engine.url.render_as_string(hide_password=True)
 
     def migrate(self, target: str = "head") -> None:
@@ -43,7 +81,21 @@ class SqlHistory:
         migrate(self.engine, target)
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    @contextmanager
+    def reads(self) -> Iterator[queries.Rows]:
+        """A connection to read with: sqlite3 for a SQLite file, else the engine's."""
+        if self._file is not None:
+            conn = connect_sqlite(self._file)
+            try:
+                yield queries.SqliteRows(conn)
+            finally:
+                conn.close()
+            return
+        with self.engine.connect() as connection:
+            yield queries.AlchemyRows(connection)
 
     def list_runs(
         self,
@@ -56,34 +108,30 @@ class SqlHistory:
     ) -> list[RunRow]:
         """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path;
         `rehearsal` keeps only the rehearsals (True) or only the real runs (False)."""
-        with self.engine.connect() as conn:
+        with self.reads() as rows:
             return queries.list_runs(
-                conn, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
+                rows, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
             )
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id or unique prefix; NotFoundError (with a hint) if there is none."""
-        with self.engine.connect() as conn:
-            return queries.get_run(conn, run_id)
+        with self.reads() as rows:
+            return queries.get_run(rows, run_id)
 
     def resolve_run_id(self, run_id: str) -> str:
-        with self.engine.connect() as conn:
-            return queries.resolve_run_id(conn, run_id)
+        with self.reads() as rows:
+            return queries.resolve_run_id(rows, run_id)
 
     def events(self, run_id: str, after_seq: int = 0) -> Iterator[StoredEvent]:
         """The run's stored events after `after_seq`, in publish order (JobOutput is never
         stored). Each call reads what is committed by then: a live tail calls again
         with the last seq it saw."""
+        from corral.events.codec import event_from_dict
+
         full = self.resolve_run_id(run_id)
-        e = schema.events
-        stmt = (
-            select(e.c.seq, e.c.ts, e.c.payload)
-            .where(e.c.run_id == full, e.c.seq > after_seq)
-            .order_by(e.c.seq)
-        )
-        with self.engine.connect() as conn:
-            for seq, ts, payload in conn.execution_options(yield_per=2000).execute(stmt):
-                yield StoredEvent(int(seq), float(ts), event_from_dict(orjson.loads(payload)))
+        with self.reads() as rows:
+            for seq, ts, payload in queries.events(rows, full, after_seq):
+                yield StoredEvent(seq, ts, event_from_dict(orjson.loads(payload)))
 
     def event_payloads(
         self, run_id: str, after_seq: int = 0
@@ -110,8 +158,8 @@ class SqlHistory:
 
     def running_jobs(self, run_id: str) -> list[RunningJob]:
         """Jobs recorded as running (pid and process group), for resume to reap."""
-        with self.engine.connect() as conn:
-            return queries.running_jobs(conn, run_id)
+        with self.reads() as rows:
+            return queries.running_jobs(rows, run_id)
 
     def delete_runs_older_than(
         self,
@@ -124,8 +172,8 @@ class SqlHistory:
         """Delete runs started more than `seconds` ago, except those `keep` holds on to;
         returns them (to remove their logs)."""
         cutoff = (time.time() if now is None else now) - seconds
-        with self.engine.connect() as conn:
-            old = queries.list_runs(conn, until=cutoff, limit=None)
+        with self.reads() as rows:
+            old = queries.list_runs(rows, until=cutoff, limit=None)
         if keep is not None:
             old = [run for run in old if not keep(run)]
         if old and not dry_run:
@@ -137,7 +185,7 @@ class SqlHistory:
         """The run as `json`, `jsonl` or `csv`, in chunks of text."""
         from corral.store.export import export
 
-        return export(self.engine, run_id, fmt)
+        return export(self.reads, run_id, fmt)
 
     def writer(self, *, run_id: str | None = None) -> StoreWriter:
         """A batching writer on a thread (see `corral.store.writer`)."""
@@ -146,13 +194,15 @@ class SqlHistory:
         return StoreWriter(self, run_id=run_id)
 
 
-def open_store(url: str | None, default_path: Path, *, migrate: bool = True) -> SqlHistory:
+def open_store(
+    url: str | None, default_path: Path, *, migrate: bool = True, read_with: ReadWith = "auto"
+) -> SqlHistory:
     """Open (and by default migrate) the history at `url`, else SQLite at `default_path`.
 
     Raises StoreError for a bad URL or an unreachable database, MissingExtraError when a
     PostgreSQL URL is given without `corral[postgres]` installed.
     """
-    return _open(resolve_url(url, default_path), migrate=migrate)
+    return _open(resolve_url(url, default_path), migrate=migrate, read_with=read_with)
 
 
 def open_sql(url: str) -> SqlHistory:
@@ -160,8 +210,12 @@ def open_sql(url: str) -> SqlHistory:
     return _open(resolve_url(url, None), migrate=True)
 
 
-def _open(url: str, *, migrate: bool) -> SqlHistory:
-    store = SqlHistory(create_store_engine(url))
+def _open(url: str, *, migrate: bool, read_with: ReadWith = "auto") -> SqlHistory:
+    file = sqlite_file(url)
+    if file is not None and is_current_sqlite(file):
+        # current already: no engine, no migration machinery (one SELECT through sqlite3)
+        return SqlHistory(url=url, read_with=read_with)
+    store = SqlHistory(create_store_engine(url), read_with=read_with)
     if migrate:
         store.migrate()
     return store
