@@ -129,7 +129,7 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
         from corral.config.locate import yaml_positions, yaml_scalars
 
         try:
-            data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_flow_loader())
+            data = json.loads(text) if suffix == ".json" else _load_yaml(text)
         except json.JSONDecodeError as error:
             raise FlowError(
                 [Problem(source, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]
@@ -173,7 +173,24 @@ def _parse(text: str, suffix: str, source: str) -> tuple[Any, Locator]:
     )
 
 
+def _load_yaml(text: str) -> Any:
+    """The fast path first (`corral.config.fastyaml`); PyYAML's own constructor for what
+    it does not take, and for every error, which it then reports with its position."""
+    import yaml
+
+    from corral.config.fastyaml import UNUSUAL, fast_load
+
+    try:
+        data = fast_load(text, _flow_loader())
+    except yaml.YAMLError:
+        data = UNUSUAL
+    if data is UNUSUAL:
+        data = yaml.load(text, Loader=_flow_loader())
+    return data
+
+
 _TOML_PLACE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
 _TAG = re.compile(r"(?:^|[:,{\[-])\s*(![^\s,}\]]*)")
 
 

@@ -1,0 +1,95 @@
+"""A fast path for loading a flow's YAML: libyaml composes the nodes, and one tight
+function turns them into Python values.
+
+PyYAML's own constructor (generators, a state per node, recursion bookkeeping) costs as
+much as parsing; for the documents flows are (mappings, sequences and core scalars) the
+result is the same. Anything else (a merge key, a custom tag, a key that is not a
+scalar, a key written twice, a recursive alias) returns `UNUSUAL`: the caller then loads
+the text the precise way, which gives the same value or the same located error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_STR = "tag:yaml.org,2002:str"
+# the scalar tags the safe resolver gives plain scalars; their constructors return values
+_SCALARS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")
+)
+UNUSUAL: Any = object()  # a sentinel: "load this one the precise way"
+
+
+class _Unusual(Exception):
+    pass
+
+
+def fast_load(text: str, loader: type[Any]) -> Any:
+    """The document in `text` as `yaml.load(text, Loader=loader)` gives it, or UNUSUAL.
+
+    A syntax error is raised as PyYAML raises it (the composer finds it), with its mark.
+    """
+    instance = loader(text)
+    try:
+        root = instance.get_single_node()
+        if root is None:
+            return None
+        return _Builder(instance).build(root)
+    except _Unusual:
+        return UNUSUAL
+    finally:
+        instance.dispose()
+
+
+class _Builder:
+    """One document's nodes to values; aliases give the same object, as in PyYAML."""
+
+    def __init__(self, constructor: Any) -> None:
+        self.constructor = constructor
+        self.scalars: dict[str, Any] = constructor.yaml_constructors
+        self.done: dict[int, Any] = {}  # id(collection node) -> its value
+        self.building: set[int] = set()
+
+    def build(self, node: yaml.Node) -> Any:
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        if isinstance(node, yaml.ScalarNode):
+            if tag not in _SCALARS:
+                raise _Unusual
+            return self.scalars[tag](self.constructor, node)
+        key = id(node)
+        if key in self.done:
+            return self.done[key]
+        if key in self.building:
+            raise _Unusual  # a recursive alias
+        self.building.add(key)
+        value = self._mapping(node) if tag == _MAP else self._sequence(node)
+        self.building.discard(key)
+        self.done[key] = value
+        return value
+
+    def _sequence(self, node: yaml.Node) -> list[Any]:
+        if node.tag != _SEQ or not isinstance(node, yaml.SequenceNode):
+            raise _Unusual
+        return [self.build(item) for item in node.value]
+
+    def _mapping(self, node: yaml.Node) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise _Unusual
+        out: dict[Any, Any] = {}
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value in seen:
+                raise _Unusual  # a complex key, or a duplicate: the precise path says so
+            seen.add(key_node.value)
+            key = self.build(key_node)
+            if key in out:
+                raise _Unusual  # two spellings of one key (`1` and `0x1`)
+            out[key] = self.build(value_node)
+        return out

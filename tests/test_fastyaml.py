@@ -1,0 +1,70 @@
+"""The fast YAML path gives what PyYAML's constructor gives, or hands over to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from corral.config.fastyaml import UNUSUAL, fast_load
+from corral.config.loader import _flow_loader, _load_yaml, load_flow
+from corral.errors import FlowError
+
+SAME = [
+    "jobs:\n  a: {run: ['true'], needs: [b, c]}\n  b: {run: echo hi}\n",
+    "a: 1\nb: 0x1F\nc: 1.5e3\nd: .inf\ne: ~\nf: null\ng: yes\nh: on\ni: 'yes'\nj: \"x\\ty\"\n",
+    "when: 2026-12-03\nat: 2026-12-03T14:00:00Z\nblob: !!binary aGk=\n",
+    "x: &a {k: [1, 2]}\ny: *a\nz: [*a, *a]\n",
+    "1: one\nfalse: yes\nnull: nothing\n",
+    "list:\n- |\n  block\n  text\n- >\n  folded\n  text\n- !!str 12\n",
+    "",
+    "# only a comment\n",
+    "[1, [2, [3, {a: b}]]]\n",
+]
+
+
+@pytest.mark.parametrize("text", SAME)
+def test_same_value_as_pyyaml(text: str) -> None:
+    expected = yaml.load(text, Loader=_flow_loader())
+    assert fast_load(text, _flow_loader()) == expected
+    assert _load_yaml(text) == expected
+
+
+def test_an_alias_is_the_same_object() -> None:
+    data = fast_load("x: &a {k: 1}\ny: *a\n", _flow_loader())
+    assert data["x"] is data["y"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "base: &b {a: 1}\njob:\n  <<: *b\n  c: 2\n",  # a merge key
+        "a: !Ref x\n",  # a custom tag
+        "a: 1\na: 2\n",  # a key written twice
+        "1: a\n0x1: b\n",  # one key, two spellings
+        "1: a\ntrue: b\n",  # one key to Python (True == 1)
+        "? [a, b]\n: c\n",  # a complex key
+        "a: &r [*r]\n",  # a recursive alias
+        "a: =\n",  # the value tag, which the safe constructor refuses
+    ],
+)
+def test_unusual_documents_go_the_precise_way(text: str) -> None:
+    assert fast_load(text, _flow_loader()) is UNUSUAL
+
+
+def test_merge_keys_still_load() -> None:
+    assert _load_yaml("base: &b {a: 1}\njob:\n  <<: *b\n  c: 2\n")["job"] == {"a": 1, "c": 2}
+
+
+def test_errors_keep_their_position(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("jobs:\n  a: {run: x}\n  a: {run: y}\n")
+    with pytest.raises(FlowError) as caught:
+        load_flow(flow)
+    assert "flow.yaml:3:3" in caught.value.lines()[0]
+    assert "duplicate key 'a' (first at line 2)" in caught.value.lines()[0]
+    flow.write_text("jobs:\n  a: {run: [x}\n")
+    with pytest.raises(FlowError) as caught:
+        load_flow(flow)
+    assert "flow.yaml:2:" in caught.value.lines()[0] and "invalid YAML" in caught.value.lines()[0]
