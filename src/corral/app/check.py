@@ -22,8 +22,11 @@ from corral.plan.adapter import COMMAND_TOOL, tool_inherited
 def check_flow(
     path: str | Path, *, only: Sequence[str] = (), from_: Sequence[str] = ()
 ) -> tuple[LoadedFlow, Plan]:
-    """Load, validate and plan a flow; every problem (schema, graph, tools) at once."""
-    with collector_paused():
+    """Load, validate and plan a flow; every problem (schema, graph, tools) at once.
+
+    For a command's process (the flow and plan live as long as it): see `collector_paused`.
+    """
+    with collector_paused(freeze=True):
         loaded, plan = _planned(load_flow(path))
     if only or from_:
         plan = select(plan, only=only, from_=from_)

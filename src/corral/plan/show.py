@@ -7,15 +7,14 @@ import io
 import re
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
-
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
+from typing import TYPE_CHECKING, Any
 
 from corral.models import BudgetAction, BudgetLimits
 from corral.plan.limits import Limits, max_spend
 from corral.plan.model import Plan, PlannedJob
+
+if TYPE_CHECKING:  # rich loads when a tree is drawn, not for every command that plans
+    from rich.tree import Tree
 
 SCHEMA_VERSION = 2  # 2: `level` counts from 1, as the tree and `validate` do
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -122,6 +121,9 @@ def render_tree(plan: Plan, *, title: str | None = None, run_budget: Limits | No
     `title` and `run_budget` override the plan's own `name` and `budget` when given.
     """
     plan = _override(plan, title, run_budget)
+    from rich.text import Text
+    from rich.tree import Tree
+
     tree = Tree(Text(_headline(plan), style="bold"))
     for number, level in enumerate(plan.levels, start=1):
         size = len(level)
@@ -141,6 +143,8 @@ def render_tree(plan: Plan, *, title: str | None = None, run_budget: Limits | No
 def render_text(plan: Plan, *, width: int = 100) -> str:
     """The tree as plain text (for logs, tests and `--no-color`)."""
     buffer = io.StringIO()
+    from rich.console import Console
+
     Console(file=buffer, width=width, color_system=None, force_terminal=False).print(
         render_tree(plan)
     )
