@@ -216,32 +216,77 @@ def resolve_run_id(rows: Rows, run_id: str) -> str:
     return found[0]
 
 
+# columns in AttemptRow's order, then the usage columns every accounting table has: rows
+# are unpacked by position (a run may have 50,000 attempts; no dict per row)
+_ATTEMPT_FIELDS = (
+    "run_id",
+    "job",
+    "attempt",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "exit_code",
+    "signal",
+    "error",
+    "error_kind",
+    "pid",
+    "argv",
+    "spec",
+    "tool",
+    "model",
+    "session_id",
+    "result",
+    "outputs",
+    "log_dir",
+    "unparsed_lines",
+)
+_USAGE = (*TOKEN_COLUMN_NAMES, "cost_usd", "cost_source")
+_TOKENS = len(TOKEN_COLUMN_NAMES)
+_ATTEMPTS_SQL = (
+    f"SELECT {', '.join((*_ATTEMPT_FIELDS, *_USAGE))} FROM attempts"
+    " WHERE run_id = :run_id ORDER BY job, attempt"
+)
+_MODELS_SQL = (
+    f"SELECT job, attempt, model, {', '.join(_USAGE)} FROM job_models"
+    " WHERE run_id = :run_id ORDER BY model"
+)
+
+
+def _usage(values: Sequence[Any]) -> tuple[Tokens, Cost | None]:
+    """Tokens and cost from the `_USAGE` columns, in that order."""
+    tokens = Tokens(*[int(v or 0) for v in values[:_TOKENS]])
+    usd, source = values[_TOKENS], values[_TOKENS + 1]
+    if source is None:
+        return tokens, None
+    return tokens, Cost(Decimal(usd) if isinstance(usd, str) else usd, CostSource(source))
+
+
 def get_run(rows: Rows, run_id: str) -> RunRecord:
     """A run with every job, each with all its attempts and per-model usage."""
     run_id = resolve_run_id(rows, run_id)
     key = {"run_id": run_id}
     run = next(_dicts(rows, "SELECT * FROM runs WHERE id = :run_id", key))
     models: dict[tuple[str, int], list[ModelUsage]] = defaultdict(list)
-    sql = "SELECT * FROM job_models WHERE run_id = :run_id ORDER BY model"
-    for m in _dicts(rows, sql, key):
-        cost = _cost(m)
-        models[(m["job"], int(m["attempt"]))].append(
+    for values in rows.query(_MODELS_SQL, key)[1]:
+        tokens, cost = _usage(values[3:])
+        models[(values[0], int(values[1]))].append(
             ModelUsage(
-                model=m["model"],
-                tokens=Tokens.from_columns(m),
+                model=values[2],
+                tokens=tokens,
                 cost_usd=None if cost is None else cost.usd,
                 cost_source=CostSource.UNPRICED if cost is None else cost.source,
             )
         )
     attempts: dict[str, list[AttemptRow]] = defaultdict(list)
-    sql = "SELECT * FROM attempts WHERE run_id = :run_id ORDER BY job, attempt"
-    for at in _dicts(rows, sql, key):
-        at_models = tuple(models.get((at["job"], int(at["attempt"])), ()))
-        attempts[at["job"]].append(_attempt_row(at, at_models))
+    fields = len(_ATTEMPT_FIELDS)
+    for values in rows.query(_ATTEMPTS_SQL, key)[1]:
+        at_models = tuple(models.get((values[1], int(values[2])), ()))
+        attempts[values[1]].append(_attempt_row(values[:fields], values[fields:], at_models))
     jobs = []
     counts: dict[str, int] = defaultdict(int)
     sql = "SELECT name, status, reason FROM jobs WHERE run_id = :run_id ORDER BY position, name"
-    for name, status, reason in list(rows.query(sql, key)[1]):
+    for name, status, reason in rows.query(sql, key)[1]:
         counts[status] += 1
         jobs.append(
             JobRecord(
@@ -260,31 +305,57 @@ def get_run(rows: Rows, run_id: str) -> RunRecord:
     )
 
 
-def _attempt_row(m: Mapping[str, Any], models: tuple[ModelUsage, ...]) -> AttemptRow:
+def _attempt_row(
+    fields: Sequence[Any], usage: Sequence[Any], models: tuple[ModelUsage, ...]
+) -> AttemptRow:
+    (
+        run_id,
+        job,
+        attempt,
+        status,
+        started_at,
+        ended_at,
+        duration_s,
+        exit_code,
+        signal,
+        error,
+        error_kind,
+        pid,
+        argv,
+        spec,
+        tool,
+        model,
+        session_id,
+        result,
+        outputs,
+        log_dir,
+        unparsed_lines,
+    ) = fields
+    tokens, cost = _usage(usage)
     return AttemptRow(
-        run_id=m["run_id"],
-        job=m["job"],
-        attempt=int(m["attempt"]),
-        status=_job_status(m["status"]),
-        started_at=m["started_at"],
-        ended_at=m["ended_at"],
-        duration_s=m["duration_s"],
-        exit_code=m["exit_code"],
-        signal=m["signal"],
-        error=m["error"],
-        error_kind=ErrorKind(m["error_kind"]) if m["error_kind"] else None,
-        pid=m["pid"],
-        argv=tuple(_json(m["argv"]) or ()),
-        spec=_json(m["spec"]),
-        tool=m["tool"],
-        model=m["model"],
-        session_id=m["session_id"],
-        result=m["result"],
-        outputs=_json(m["outputs"]),
-        log_dir=m["log_dir"],
-        unparsed_lines=int(m["unparsed_lines"] or 0),
-        tokens=Tokens.from_columns(m),
-        cost=_cost(m),
+        run_id=run_id,
+        job=job,
+        attempt=int(attempt),
+        status=_job_status(status),
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_s=duration_s,
+        exit_code=exit_code,
+        signal=signal,
+        error=error,
+        error_kind=ErrorKind(error_kind) if error_kind else None,
+        pid=pid,
+        argv=tuple(_json(argv) or ()),
+        spec=_json(spec),
+        tool=tool,
+        model=model,
+        session_id=session_id,
+        result=result,
+        outputs=_json(outputs),
+        log_dir=log_dir,
+        unparsed_lines=int(unparsed_lines or 0),
+        tokens=tokens,
+        cost=cost,
         models=models,
     )
 
