@@ -182,3 +182,51 @@ def test_hidden_rows_are_counted_by_status() -> None:
     # a run that fits is drawn whole, in flow order
     shown, hidden = visible_rows(journal.jobs.values(), room=40)
     assert [r.name for r in shown] == [f"j{i}" for i in range(40)] and hidden == {}
+
+
+def test_runs_prints_the_table_rich_would() -> None:
+    from decimal import Decimal
+
+    from corral.models import Cost, CostSource, RunStatus, Tokens
+    from corral.render.columns import print_table
+    from corral.render.history import runs_table
+    from corral.store.records import RunRow
+
+    def run(i: int, status: RunStatus, cost: Cost | None) -> RunRow:
+        return RunRow(
+            id=f"2026120{i}-run", flow_name="réview" if i else "nightly", flow_path="f.yaml",
+            status=status, started_at=1_800_000_000.0 + i, ended_at=None if i else 1.8e9 + 90,
+            log_root="", resumed_from=None, user="", host="", error=None,
+            tokens=Tokens(input=1234 * i), cost=cost, jobs_total=3, jobs_succeeded=2,
+            jobs_failed=i % 2, jobs_skipped=0,
+        )  # fmt: skip
+
+    runs = [
+        run(0, RunStatus.SUCCEEDED, None),
+        run(1, RunStatus.FAILED, Cost(Decimal("0.5"), CostSource.REPORTED)),
+        run(2, RunStatus.RUNNING, Cost(None, CostSource.UNPRICED)),
+    ]
+    outputs = []
+    for draw in (
+        lambda out: out.print(runs_table(runs)),
+        lambda out: print_table(out, runs_table(runs)),
+    ):
+        buffer = io.StringIO()
+        draw(Console(file=buffer, width=400, color_system=None, highlight=False))
+        outputs.append(buffer.getvalue())
+    assert outputs[0] == outputs[1]
+    assert "réview" in outputs[1] and "0.5" in outputs[1]
+
+
+def test_a_table_of_rich_text_is_left_to_rich() -> None:
+    from rich.text import Text
+
+    from corral.render.columns import print_table
+
+    table = Table(box=None)
+    table.add_column("A")
+    table.add_row(Text("styled", style="bold"))
+    buffers = [io.StringIO(), io.StringIO()]
+    Console(file=buffers[0], width=80, color_system=None).print(table)
+    print_table(Console(file=buffers[1], width=80, color_system=None), table)
+    assert buffers[0].getvalue() == buffers[1].getvalue()

@@ -173,10 +173,12 @@ def runs_command(
                 "above this folder; --dir or --store look elsewhere)."
             )
         return 0
+    from corral.render.columns import print_table
     from corral.render.history import console, runs_table
 
     resumes = {c.row.id: (len(c.chain) - 1, c.chain[-1].id) for c in chains or [] if c.chain[1:]}
-    console().print(runs_table(found, resumes=resumes))
+    # rich's layout, not its per-cell cost
+    print_table(console(), runs_table(found, resumes=resumes))
     return 0
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from rich.cells import cell_len
 from rich.console import Console
+from rich.table import Table
 
 from corral.render.safe import visible_line
 
@@ -70,3 +71,18 @@ def print_columns(
     if chunk:
         out.file.write("\n".join(chunk) + "\n")
     out.file.flush()
+
+
+def print_table(out: Console, table: Table) -> None:
+    """A borderless rich `Table` of plain strings, printed as `print_columns` prints (the
+    same layout, without rich's per-cell cost); any other table is printed by rich."""
+    columns = table.columns
+    cells = [list(column.cells) for column in columns]
+    headers = [column.header for column in columns]
+    plain = all(isinstance(cell, str) for column in cells for cell in column)
+    if table.box is not None or not plain or not all(isinstance(h, str) for h in headers):
+        out.print(table)
+        return
+    right = frozenset(i for i, column in enumerate(columns) if column.justify == "right")
+    rows = list(zip(*cells, strict=True)) if cells else []
+    print_columns(out, [str(h) for h in headers], rows, right)
