@@ -17,12 +17,12 @@ from corral.errors import NotFoundError, UsageError
 from corral.events.types import JobFinished, JobOutput, JobStarted
 from corral.models import Cost, CostSource, JobStatus, RunStatus
 from corral.store import SqlHistory, StoreWriter, Tokens, schema
-from test_store_support import READ_BACKENDS, T0, make_store, scripted_run, sonnet
+from test_store_support import DRIVER_BACKENDS, T0, make_store, scripted_run, sonnet
 
 DAY = 86400.0
 
 
-@pytest.fixture(params=READ_BACKENDS)
+@pytest.fixture(params=DRIVER_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlHistory]:
     yield from make_store(request.param, tmp_path)
 

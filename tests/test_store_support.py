@@ -37,9 +37,9 @@ BACKENDS = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
-# the read queries run through sqlite3 on a SQLite file; "sqlite-sqlalchemy" reads the
-# same file through SQLAlchemy, as PostgreSQL is read, so both drivers run every query
-READ_BACKENDS = [*BACKENDS, "sqlite-sqlalchemy"]
+# a SQLite file is read and written through sqlite3; "sqlite-sqlalchemy" goes through
+# SQLAlchemy instead, as PostgreSQL does, so both drivers run every statement
+DRIVER_BACKENDS = [*BACKENDS, "sqlite-sqlalchemy"]
 
 
 def pg_url_or_skip() -> str:
@@ -82,8 +82,8 @@ def backend_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 def make_store(backend: str, tmp_path: Path, *, migrate: bool = True) -> Iterator[SqlHistory]:
     for url in backend_url(backend, tmp_path):
-        read_with = "sqlalchemy" if backend == "sqlite-sqlalchemy" else "auto"
-        store = open_store(url, tmp_path / "unused.db", migrate=migrate, read_with=read_with)
+        driver = "sqlalchemy" if backend == "sqlite-sqlalchemy" else "auto"
+        store = open_store(url, tmp_path / "unused.db", migrate=migrate, driver=driver)
         try:
             yield store
         finally:

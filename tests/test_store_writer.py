@@ -18,12 +18,19 @@ from corral.events.types import AssistantText, JobOutput, RunStarted, UsageUpdat
 from corral.models import JobStatus, RunStatus
 from corral.store import SqlHistory, StoreWriter, open_store, schema
 from corral.store.engine import create_store_engine
-from test_store_support import BACKENDS, T0, backend_url, make_store, scripted_run
+from test_store_support import (
+    BACKENDS,
+    DRIVER_BACKENDS,
+    T0,
+    backend_url,
+    make_store,
+    scripted_run,
+)
 
 DATA = Path(__file__).parent / "data" / "store"
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=DRIVER_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlHistory]:
     yield from make_store(request.param, tmp_path)
 
@@ -135,13 +142,18 @@ def locked(path: Path) -> sqlite3.Connection:
     return holder
 
 
-def impatient(path: Path) -> SqlHistory:
-    return SqlHistory(create_store_engine(f"sqlite:///{path}", busy_timeout_ms=20))
+@pytest.fixture(params=["auto", "sqlalchemy"])
+def driver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
-def test_a_locked_database_is_retried_until_it_comes_back(sqlite_path: Path) -> None:
+def impatient(path: Path, driver: str = "auto") -> SqlHistory:
+    return SqlHistory(url=f"sqlite:///{path}", busy_timeout_ms=20, driver=driver)  # type: ignore[arg-type]  # a parametrised literal
+
+
+def test_a_locked_database_is_retried_until_it_comes_back(sqlite_path: Path, driver: str) -> None:
     holder = locked(sqlite_path)
-    store = impatient(sqlite_path)
+    store = impatient(sqlite_path, driver)
     writer = StoreWriter(store, window_s=0.01, max_backoff_s=0.1)
     for event in scripted_run():
         writer(event)
@@ -160,9 +172,11 @@ def test_a_locked_database_is_retried_until_it_comes_back(sqlite_path: Path) -> 
     store.close()
 
 
-def test_a_full_buffer_drops_agent_events_but_keeps_lifecycle(sqlite_path: Path) -> None:
+def test_a_full_buffer_drops_agent_events_but_keeps_lifecycle(
+    sqlite_path: Path, driver: str
+) -> None:
     holder = locked(sqlite_path)
-    store = impatient(sqlite_path)
+    store = impatient(sqlite_path, driver)
     writer = StoreWriter(store, window_s=0.01, max_buffered=10, max_backoff_s=0.05)
     writer(start())
     for n in range(200):
@@ -185,9 +199,11 @@ def test_a_full_buffer_drops_agent_events_but_keeps_lifecycle(sqlite_path: Path)
     store.close()
 
 
-def test_close_reports_what_was_lost_when_the_database_never_returns(sqlite_path: Path) -> None:
+def test_close_reports_what_was_lost_when_the_database_never_returns(
+    sqlite_path: Path, driver: str
+) -> None:
     holder = locked(sqlite_path)
-    store = impatient(sqlite_path)
+    store = impatient(sqlite_path, driver)
     writer = StoreWriter(store, window_s=0.01, max_backoff_s=0.05)
     for event in scripted_run():
         writer(event)

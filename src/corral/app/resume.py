@@ -103,8 +103,7 @@ def _named_folders(directory: Path, run_id: str) -> list[Path]:
 def write_spills(history: HistoryStore, folders: Sequence[Path], echo: Echo) -> bool:
     """Write the events corral kept on disk in these run folders because the history was
     unreachable (`corral.store.spill`), each exactly once; True if there were any."""
-    from sqlalchemy.exc import SQLAlchemyError
-
+    from corral.store.engine import database_error, reason_of
     from corral.store.spill import SPILL_NAME, replay
     from corral.store.sql import SqlHistory
 
@@ -116,9 +115,11 @@ def write_spills(history: HistoryStore, folders: Sequence[Path], echo: Echo) -> 
         if not spill.is_file() or holder(folder) is not None:
             continue  # nothing kept, or its corral still runs and writes it itself
         try:
-            written = replay(history.engine, folder)
-        except SQLAlchemyError as error:
-            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            written = replay(history, folder)
+        except Exception as error:
+            if not database_error(error):
+                raise
+            reason = reason_of(error)
             raise StoreError(
                 f"cannot write the events kept in {spill} to the run history: {reason}",
                 hint="the file stays; resume again once the history is reachable",

@@ -4,6 +4,7 @@ Every event becomes a row of `events` (one multi-row insert: the hot path). The 
 that change the runs, jobs, attempts and job_models rows (the ones the queries read, so
 no query ever has to replay the event log) come with those rows' values, read from the
 run's journal when they were published (`corral.store.rows`): this module stores them.
+Statements are SQL text (`corral.store.sqltext`), the same for SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, case, delete, func, select, update
-from sqlalchemy.engine import Connection
 
 from corral.events.codec import SCHEMA_VERSION, event_to_dict
 from corral.events.types import (
@@ -29,8 +29,9 @@ from corral.events.types import (
     RunStarted,
 )
 from corral.models import TOKEN_COLUMN_NAMES, Cost, CostSource
-from corral.store import schema
+from corral.store import sqltext
 from corral.store.rows import Rows, day_of, dumps
+from corral.store.sqltext import Db, name
 
 # events that build the runs/jobs/attempts rows: never dropped from a full buffer
 LIFECYCLE = (RunStarted, RunFinished, JobWaiting, JobStarted, JobRetrying, JobSkipped, JobFinished)
@@ -71,38 +72,53 @@ def payload_of(event: Event) -> str:
     return _payload(event)
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    # each dialect's module loads with its first use: a SQLite history never needs
-    # PostgreSQL's (a fifth of SQLAlchemy's import time)
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+_EVENTS = sqltext.insert(
+    "events", ("run_id", "seq", "ts", "kind", "job", "attempt", "payload"), ignore_conflicts=True
+)
+_ATTEMPT_KEY = ("run_id", "job", "attempt")
+# a job's attempt count only grows
+_MORE_ATTEMPTS = {
+    "attempts": "CASE WHEN jobs.attempts > excluded.attempts THEN jobs.attempts"
+    " ELSE excluded.attempts END"
+}
+_TOTALS = (
+    "SELECT "
+    + ", ".join(f"coalesce(sum({name(n)}), 0)" for n in TOKEN_COLUMN_NAMES)
+    + " FROM attempts WHERE run_id = :run_id"
+)
+_COSTS = (
+    "SELECT cost_usd, cost_source FROM attempts WHERE run_id = :run_id AND cost_source IS NOT NULL"
+)
+_STATEMENTS: dict[tuple[str, ...], str] = {}
 
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table)
+def _statement(kind: str, table: str, columns: Sequence[str], keys: Sequence[str] = ()) -> str:
+    # one text per shape of row, built once
+    shape = (kind, table, *columns, "|", *keys)
+    sql = _STATEMENTS.get(shape)
+    if sql is None:
+        if kind == "upsert":
+            changes = _MORE_ATTEMPTS if table == "jobs" else None
+            sql = sqltext.upsert(table, columns, keys, changes)
+        elif kind == "update":
+            sql = sqltext.update(table, columns, keys)
+        else:
+            sql = sqltext.insert(table, columns, ignore_conflicts=kind == "insert-new")
+        _STATEMENTS[shape] = sql
+    return sql
 
 
-_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+def _upsert(db: Db, table: str, values: dict[str, Any], keys: Sequence[str]) -> None:
+    db.execute(_statement("upsert", table, tuple(values), keys), values)
 
 
-def _upsert(conn: Connection, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
-    # one statement per shape, values bound at execute: SQLAlchemy's compiled cache then
-    # hits, where building `.values(**values)` each time cost a millisecond per row
-    shape = (conn.dialect.name, table.name, tuple(values), tuple(keys))
-    stmt = _UPSERTS.get(shape)
-    if stmt is None:
-        insert = _insert(conn, table)
-        changes = {k: insert.excluded[k] for k in values if k not in keys}
-        if "attempts" in changes:  # a job's attempt count only grows
-            changes["attempts"] = case(
-                (table.c.attempts > insert.excluded.attempts, table.c.attempts),
-                else_=insert.excluded.attempts,
-            )
-        stmt = _UPSERTS[shape] = insert.on_conflict_do_update(
-            index_elements=list(keys), set_=changes
-        )
-    conn.execute(stmt, values)
+def _update(db: Db, table: str, values: dict[str, Any], where: dict[str, Any]) -> None:
+    params = {**values, **{f"w_{k}": v for k, v in where.items()}}
+    db.execute(_statement("update", table, tuple(values), tuple(where)), params)
+
+
+def _attempt_where(run_id: str, job: str, attempt: int) -> dict[str, Any]:
+    return {"run_id": run_id, "job": job, "attempt": attempt}
 
 
 class Applier:
@@ -121,11 +137,11 @@ class Applier:
         self._started: set[tuple[str, str, int]] = set()
         self._finished: set[tuple[str, str, int]] = set()
 
-    def write(self, conn: Connection, batch: Sequence[Pending]) -> None:
+    def write(self, db: Db, batch: Sequence[Pending]) -> None:
         """Insert the batch's events and derive their rows; the caller commits."""
         for item in batch:
             if item.seq == 0:
-                item.seq = self._take_seq(conn, item.run_id)
+                item.seq = self._take_seq(db, item.run_id)
             if not item.payload:
                 item.payload = _payload(item.event)
         rows = [
@@ -141,16 +157,16 @@ class Applier:
             for p in batch
         ]
         # do-nothing on conflict: a retried batch whose first commit did land is harmless
-        conn.execute(_insert(conn, schema.events).on_conflict_do_nothing(), rows)
+        db.executemany(_EVENTS, rows)
         touched: set[str] = set()
         for item in batch:
             if item.rows is not None:
-                self._derive(conn, item, item.rows, touched)
+                self._derive(db, item, item.rows, touched)
         ended = {p.run_id for p in batch if isinstance(p.event, RunFinished)}
         now = self._clock()
         for run_id in touched:
             if run_id in ended or now - self._totals_at.get(run_id, -1e9) >= self.TOTALS_EVERY_S:
-                self._update_totals(conn, run_id)
+                self._update_totals(db, run_id)
                 self._totals_at[run_id] = now
 
     def forget_numbers(self) -> None:
@@ -171,64 +187,63 @@ class Applier:
         self._next_seq[item.run_id] = item.seq + 1
         return True
 
-    def refresh_totals(self, conn: Connection, run_id: str) -> None:
+    def refresh_totals(self, db: Db, run_id: str) -> None:
         """Sum the run's totals again now (after writing events back out of order)."""
-        self._update_totals(conn, run_id)
+        self._update_totals(db, run_id)
         self._totals_at[run_id] = self._clock()
 
-    def _take_seq(self, conn: Connection, run_id: str) -> int:
+    def _take_seq(self, db: Db, run_id: str) -> int:
         if run_id not in self._next_seq:
             # a resumed run may already have events from an earlier process
-            last = conn.execute(
-                select(func.max(schema.events.c.seq)).where(schema.events.c.run_id == run_id)
-            ).scalar()
+            sql = "SELECT max(seq) FROM events WHERE run_id = :run_id"
+            last = next(iter(db.query(sql, {"run_id": run_id})[1]))[0]
             self._next_seq[run_id] = int(last or 0) + 1
         seq = self._next_seq[run_id]
         self._next_seq[run_id] = seq + 1
         return seq
 
-    def _derive(self, conn: Connection, item: Pending, rows: Rows, touched: set[str]) -> None:
+    def _derive(self, db: Db, item: Pending, rows: Rows, touched: set[str]) -> None:
         event, run_id = item.event, item.run_id
         if isinstance(event, RunStarted) and rows.run is not None:
             self._flow_names[run_id] = event.flow_name
-            _upsert(conn, schema.runs, rows.run, ["id"])
+            _upsert(db, "runs", rows.run, ["id"])
             if rows.jobs:
                 jobs = [{"run_id": run_id, **job} for job in rows.jobs]
-                conn.execute(_insert(conn, schema.jobs).on_conflict_do_nothing(), jobs)
+                db.executemany(_statement("insert-new", "jobs", tuple(jobs[0])), jobs)
             return
         if rows.run is not None:  # the run ended
-            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**rows.run))
+            _update(db, "runs", rows.run, {"id": run_id})
             touched.add(run_id)
         if rows.session is not None:
             values = dict(rows.session)
-            ident = _attempt_key(schema.attempts, run_id, values.pop("job"), values.pop("attempt"))
-            conn.execute(update(schema.attempts).where(*ident).values(**values))
+            where = _attempt_where(run_id, values.pop("job"), values.pop("attempt"))
+            _update(db, "attempts", values, where)
         if rows.attempt is not None:
             attempt = {"run_id": run_id, "job": event.job, **rows.attempt}
-            _upsert(conn, schema.attempts, attempt, ["run_id", "job", "attempt"])
+            _upsert(db, "attempts", attempt, _ATTEMPT_KEY)
         if isinstance(event, JobStarted):
             self._started.add((run_id, event.job, event.attempt))
         elif isinstance(event, JobFinished):
-            self._job_finished(conn, item, rows)
+            self._job_finished(db, item, rows)
             touched.add(run_id)
         for job in rows.jobs:
-            _upsert(conn, schema.jobs, {"run_id": run_id, **job}, ["run_id", "name"])
+            _upsert(db, "jobs", {"run_id": run_id, **job}, ["run_id", "name"])
 
-    def _job_finished(self, conn: Connection, item: Pending, rows: Rows) -> None:
+    def _job_finished(self, db: Db, item: Pending, rows: Rows) -> None:
         event, run_id = item.event, item.run_id
         ident = (run_id, event.job, event.attempt)
-        key = _attempt_key(schema.attempts, *ident)
+        where = {f"w_{k}": v for k, v in _attempt_where(*ident).items()}
         if ident not in self._started and rows.ended_at is not None:
             # a job that never started (spawn failure) still gets its attempt row: backfill
-            conn.execute(
-                update(schema.attempts)
-                .where(*key, schema.attempts.c.started_at.is_(None))
-                .values(started_at=rows.ended_at - rows.duration_s)
+            db.execute(
+                "UPDATE attempts SET started_at = :started_at WHERE "
+                + sqltext.matching(_ATTEMPT_KEY)
+                + " AND started_at IS NULL",
+                {"started_at": rows.ended_at - rows.duration_s, **where},
             )
-        models = _attempt_key(schema.job_models, *ident)
         if ident in self._finished or ident not in self._started:
             # written before (a retried batch, another process): replace, not add
-            conn.execute(delete(schema.job_models).where(*models))
+            db.execute("DELETE FROM job_models WHERE " + sqltext.matching(_ATTEMPT_KEY), where)
         self._finished.add(ident)
         if not rows.models:
             return
@@ -238,39 +253,30 @@ class Applier:
             "job": event.job,
             "attempt": event.attempt,
             "tool": rows.attempt["tool"] if rows.attempt else "generic",
-            "flow_name": self._flow_name(conn, run_id),
+            "flow_name": self._flow_name(db, run_id),
             "ended_at": ended,
             "day": day_of(ended),
         }
-        conn.execute(schema.job_models.insert(), [{**base, **row} for row in rows.models])
+        models = [{**base, **row} for row in rows.models]
+        db.executemany(_statement("insert", "job_models", tuple(models[0])), models)
 
-    def _flow_name(self, conn: Connection, run_id: str) -> str:
+    def _flow_name(self, db: Db, run_id: str) -> str:
         if run_id not in self._flow_names:
-            name = conn.execute(
-                select(schema.runs.c.flow_name).where(schema.runs.c.id == run_id)
-            ).scalar()
-            self._flow_names[run_id] = str(name or "")
+            found = list(db.query("SELECT flow_name FROM runs WHERE id = :id", {"id": run_id})[1])
+            self._flow_names[run_id] = str(found[0][0] or "") if found else ""
         return self._flow_names[run_id]
 
-    def _update_totals(self, conn: Connection, run_id: str) -> None:
-        a = schema.attempts
-        sums = conn.execute(
-            select(*(func.coalesce(func.sum(a.c[n]), 0) for n in TOKEN_COLUMN_NAMES)).where(
-                a.c.run_id == run_id
-            )
-        ).one()
-        costs = conn.execute(
-            select(a.c.cost_usd, a.c.cost_source).where(
-                a.c.run_id == run_id, a.c.cost_source.is_not(None)
-            )
-        ).all()
-        total = Cost.total(Cost(usd, CostSource(source)) for usd, source in costs)
+    def _update_totals(self, db: Db, run_id: str) -> None:
+        key = {"run_id": run_id}
+        sums = next(iter(db.query(_TOTALS, key)[1]))
+        costs = db.query(_COSTS, key)[1]
+        total = Cost.total(Cost(_money(usd), CostSource(source)) for usd, source in costs)
         values: dict[str, Any] = {n: int(v) for n, v in zip(TOKEN_COLUMN_NAMES, sums, strict=True)}
         values["cost_usd"] = None if total is None else total.usd
         values["cost_source"] = None if total is None else str(total.source)
-        conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
+        _update(db, "runs", values, {"id": run_id})
 
 
-def _attempt_key(table: Table, run_id: str, job: str, attempt: int) -> tuple[Any, ...]:
-    """The where-clause of one attempt's rows in `table`."""
-    return (table.c.run_id == run_id, table.c.job == job, table.c.attempt == attempt)
+def _money(value: Any) -> Decimal | None:
+    # exact decimal text in the table (schema.Money)
+    return Decimal(value) if isinstance(value, str) else value

@@ -12,7 +12,9 @@ import contextlib
 import functools
 import importlib.util
 import sqlite3
+import sys
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +68,15 @@ def resolve_url(url: str | None, default_path: Path | None) -> str:
             hint="use postgresql+psycopg://",
         )
     return url
+
+
+# each SQLite engine's busy timeout, for the sqlite3 connections made next to it
+_BUSY_TIMEOUTS: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+
+
+def busy_timeout_of(engine: Engine) -> int:
+    """The busy timeout `create_store_engine` gave a SQLite engine (else the default)."""
+    return _BUSY_TIMEOUTS.get(engine, BUSY_TIMEOUT_MS)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -161,6 +172,7 @@ def create_store_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> 
         with contextlib.suppress(OSError):
             private_file(Path(database))
     engine = create_engine(url, connect_args={"check_same_thread": False})
+    _BUSY_TIMEOUTS[engine] = busy_timeout_ms
     event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
@@ -215,6 +227,47 @@ def _sqlite_connect(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -
 def _sqlite_begin(connection: Connection) -> None:
     mode = "IMMEDIATE" if connection.get_execution_options().get(IMMEDIATE) else "DEFERRED"
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+# "full": a disk that fills up may be freed; the bounded backlog waits for that
+_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "full")
+
+
+def database_error(error: BaseException) -> bool:
+    """Whether `error` comes from the database (either driver), not from a bug."""
+    if isinstance(error, sqlite3.Error):
+        return True
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy import exc
+
+    return isinstance(error, exc.SQLAlchemyError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying: a lost or refused connection, a locked SQLite file."""
+    if isinstance(error, sqlite3.OperationalError):
+        # sqlite3 also reports mistakes ("no such table") as OperationalError
+        return any(word in str(error).lower() for word in _SQLITE_TRANSIENT)
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, exc.OperationalError) and isinstance(error.orig, sqlite3.Error):
+        return is_transient(error.orig)
+    return isinstance(
+        error, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError | exc.TimeoutError
+    )
+
+
+def reason_of(error: BaseException) -> str:
+    """The first line of what the database said (the driver's error, not the wrapper's)."""
+    orig = getattr(error, "orig", None)
+    if isinstance(orig, BaseException):
+        error = orig
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def current_revision(connection: Connection) -> str | None:

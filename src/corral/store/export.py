@@ -17,10 +17,11 @@ import orjson
 from corral.errors import UsageError
 from corral.models import TOKEN_COLUMN_NAMES
 from corral.store.protocols import EXPORT_FORMATS
-from corral.store.queries import Rows, events, get_run, resolve_run_id
+from corral.store.queries import events, get_run, resolve_run_id
+from corral.store.sqltext import Db
 from corral.times import iso_time, seconds
 
-Reads = Callable[[], AbstractContextManager[Rows]]
+Reads = Callable[[], AbstractContextManager[Db]]
 
 EXPORT_VERSION = 1
 CSV_COLUMNS = (
@@ -48,14 +49,14 @@ def export(reads: Reads, run_id: str, fmt: str) -> Iterator[str]:
     a connection of the history (`SqlHistory.reads`)."""
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r}", hint="use json, jsonl or csv")
-    with reads() as rows:
-        run_id = resolve_run_id(rows, run_id)
+    with reads() as db:
+        run_id = resolve_run_id(db, run_id)
     if fmt == "csv":
         yield from _csv(reads, run_id)
         return
     if fmt == "json":
-        with reads() as rows:
-            record = get_run(rows, run_id)
+        with reads() as db:
+            record = get_run(db, run_id)
         head = {"schema_version": EXPORT_VERSION, **record.to_dict()}
         yield orjson.dumps(head).decode()[:-1] + ',"events":['
     first = True
@@ -70,9 +71,9 @@ def export(reads: Reads, run_id: str, fmt: str) -> Iterator[str]:
 
 
 def _event_lines(reads: Reads, run_id: str) -> Iterator[str]:
-    with reads() as rows:
+    with reads() as db:
         quoted = orjson.dumps(run_id).decode()
-        for seq, ts, stored in events(rows, run_id, 0):
+        for seq, ts, _kind, stored in events(db, run_id, 0):
             # the payload is already JSON: splice it in rather than parse and re-encode;
             # its times (`"started_at":1.5`) become ISO 8601 text like every time here
             payload = _TIME.sub(_iso_field, stored) if '_at":' in stored else stored
@@ -89,8 +90,8 @@ def _iso_field(match: re.Match[str]) -> str:
 
 
 def _csv(reads: Reads, run_id: str) -> Iterator[str]:
-    with reads() as rows:
-        record = get_run(rows, run_id)
+    with reads() as db:
+        record = get_run(db, run_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -5,18 +5,17 @@ the event log; `usage` groups job_models, which holds one row per attempt and mo
 
 The reads the commands need at once (`runs`, `show`, a run's events, resume's running
 jobs) are plain SQL text with `:name` parameters, written once here and run by either
-driver behind `Rows`: the standard library's sqlite3 for a SQLite file (no SQLAlchemy
+driver (`corral.store.sqltext`): the standard library's sqlite3 for a SQLite file (no SQLAlchemy
 import: `corral runs` starts in a fraction of the time) or SQLAlchemy's `text()` for
 PostgreSQL. The rarer ones (usage, deletion) are SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -40,6 +39,7 @@ from corral.store.records import (
     RunRow,
     UsageRow,
 )
+from corral.store.sqltext import Db
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -48,50 +48,9 @@ _HINT = "`corral runs` lists them"
 _JOB_STATUSES: dict[str, JobStatus] = {str(s): s for s in JobStatus}
 
 
-class Rows(Protocol):
-    """One connection's reads: a query's column names and its rows, as tuples; with
-    `stream`, rows come in batches as they are iterated (a big run's events)."""
-
-    def query(
-        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
-    ) -> tuple[list[str], Iterable[Any]]: ...
-
-
-class SqliteRows:
-    """`Rows` over a stdlib sqlite3 connection (rows are read as they are iterated)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def query(
-        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
-    ) -> tuple[list[str], Iterable[Any]]:
-        cursor = self.conn.execute(sql, dict(params))  # a cursor reads as it goes anyway
-        return [d[0] for d in cursor.description], cursor
-
-
-class AlchemyRows:
-    """`Rows` over a SQLAlchemy connection (PostgreSQL, or SQLite by URL options)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def query(
-        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
-    ) -> tuple[list[str], Iterable[Any]]:
-        from sqlalchemy import text
-
-        if not stream:
-            result = self.conn.execute(text(sql), dict(params))
-            return list(result.keys()), result.all()
-        # yield_per (a server-side cursor on PostgreSQL): batches rather than all at once
-        result = self.conn.execution_options(yield_per=2000).execute(text(sql), dict(params))
-        return list(result.keys()), result
-
-
-def _dicts(rows: Rows, sql: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+def _dicts(db: Db, sql: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     # plain dicts, not driver rows: a run may have 50,000 jobs, each looked up a dozen times
-    keys, found = rows.query(sql, params)
+    keys, found = db.query(sql, params)
     for values in found:
         yield dict(zip(keys, values, strict=True))
 
@@ -147,19 +106,19 @@ def _run_row(m: Mapping[str, Any], counts: dict[str, int]) -> RunRow:
     )
 
 
-def _job_counts(rows: Rows, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+def _job_counts(db: Db, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     if not run_ids:
         return counts
     where, params = _in("r", run_ids)
     sql = f"SELECT run_id, status, count(*) FROM jobs WHERE run_id {where} GROUP BY run_id, status"
-    for run_id, status, n in rows.query(sql, params)[1]:
+    for run_id, status, n in db.query(sql, params)[1]:
         counts[run_id][status] = int(n)
     return counts
 
 
 def list_runs(
-    rows: Rows,
+    db: Db,
     *,
     status: RunStatus | str | None = None,
     flow: str | None = None,
@@ -194,20 +153,20 @@ def list_runs(
     if limit is not None:
         sql += " LIMIT :limit"
         params["limit"] = limit
-    found = list(_dicts(rows, sql, params))
+    found = list(_dicts(db, sql, params))
     counts: dict[str, dict[str, int]] = {}
     for start in range(0, len(found), 500):  # stay under every engine's parameter limit
-        counts.update(_job_counts(rows, [run["id"] for run in found[start : start + 500]]))
+        counts.update(_job_counts(db, [run["id"] for run in found[start : start + 500]]))
     return [_run_row(run, counts.get(run["id"], {})) for run in found]
 
 
-def resolve_run_id(rows: Rows, run_id: str) -> str:
+def resolve_run_id(db: Db, run_id: str) -> str:
     """The full id of a run given its id or a unique prefix."""
-    if any(rows.query("SELECT id FROM runs WHERE id = :id", {"id": run_id})[1]):
+    if any(db.query("SELECT id FROM runs WHERE id = :id", {"id": run_id})[1]):
         return run_id
     pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     sql = "SELECT id FROM runs WHERE id LIKE :pattern ESCAPE '\\' ORDER BY id LIMIT 6"
-    found = [str(row[0]) for row in rows.query(sql, {"pattern": pattern})[1]]
+    found = [str(row[0]) for row in db.query(sql, {"pattern": pattern})[1]]
     if not found:
         raise NotFoundError(f"no run {run_id!r} in the history", hint=_HINT)
     if len(found) > 1:
@@ -262,13 +221,13 @@ def _usage(values: Sequence[Any]) -> tuple[Tokens, Cost | None]:
     return tokens, Cost(Decimal(usd) if isinstance(usd, str) else usd, CostSource(source))
 
 
-def get_run(rows: Rows, run_id: str) -> RunRecord:
+def get_run(db: Db, run_id: str) -> RunRecord:
     """A run with every job, each with all its attempts and per-model usage."""
-    run_id = resolve_run_id(rows, run_id)
+    run_id = resolve_run_id(db, run_id)
     key = {"run_id": run_id}
-    run = next(_dicts(rows, "SELECT * FROM runs WHERE id = :run_id", key))
+    run = next(_dicts(db, "SELECT * FROM runs WHERE id = :run_id", key))
     models: dict[tuple[str, int], list[ModelUsage]] = defaultdict(list)
-    for values in rows.query(_MODELS_SQL, key)[1]:
+    for values in db.query(_MODELS_SQL, key)[1]:
         tokens, cost = _usage(values[3:])
         models[(values[0], int(values[1]))].append(
             ModelUsage(
@@ -280,13 +239,13 @@ def get_run(rows: Rows, run_id: str) -> RunRecord:
         )
     attempts: dict[str, list[AttemptRow]] = defaultdict(list)
     fields = len(_ATTEMPT_FIELDS)
-    for values in rows.query(_ATTEMPTS_SQL, key)[1]:
+    for values in db.query(_ATTEMPTS_SQL, key)[1]:
         at_models = tuple(models.get((values[1], int(values[2])), ()))
         attempts[values[1]].append(_attempt_row(values[:fields], values[fields:], at_models))
     jobs = []
     counts: dict[str, int] = defaultdict(int)
     sql = "SELECT name, status, reason FROM jobs WHERE run_id = :run_id ORDER BY position, name"
-    for name, status, reason in rows.query(sql, key)[1]:
+    for name, status, reason in db.query(sql, key)[1]:
         counts[status] += 1
         jobs.append(
             JobRecord(
@@ -360,12 +319,21 @@ def _attempt_row(
     )
 
 
-def events(rows: Rows, run_id: str, after_seq: int) -> Iterator[tuple[int, float, str]]:
-    """(seq, ts, payload) of a run's stored events after `after_seq`, in order."""
-    sql = "SELECT seq, ts, payload FROM events WHERE run_id = :run_id AND seq > :after ORDER BY seq"
+def events(db: Db, run_id: str, after_seq: int) -> Iterator[tuple[int, float, str, str]]:
+    """(seq, ts, kind, payload) of a run's stored events after `after_seq`, in order."""
+    sql = (
+        "SELECT seq, ts, kind, payload FROM events"
+        " WHERE run_id = :run_id AND seq > :after ORDER BY seq"
+    )
     params = {"run_id": run_id, "after": after_seq}
-    for seq, ts, payload in rows.query(sql, params, stream=True)[1]:
-        yield int(seq), float(ts), payload
+    for seq, ts, kind, payload in db.query(sql, params, stream=True)[1]:
+        yield int(seq), float(ts), str(kind), str(payload)
+
+
+def last_seq(db: Db, run_id: str) -> int:
+    """The number of the run's last stored event (0: none)."""
+    found = db.query("SELECT max(seq) FROM events WHERE run_id = :run_id", {"run_id": run_id})
+    return int(next(iter(found[1]))[0] or 0)
 
 
 def usage(
@@ -428,9 +396,9 @@ def _add_text(joined: str | None) -> Decimal:
     return sum((Decimal(part) for part in joined.split(",") if part), Decimal(0))
 
 
-def running_jobs(rows: Rows, run_id: str) -> list[RunningJob]:
+def running_jobs(db: Db, run_id: str) -> list[RunningJob]:
     """Attempts recorded as running, with the pid and process group resume must reap."""
-    run_id = resolve_run_id(rows, run_id)
+    run_id = resolve_run_id(db, run_id)
     sql = (
         "SELECT job, attempt, pid, started_at, log_dir FROM attempts WHERE run_id = :run_id"
         " AND status = :status AND pid IS NOT NULL ORDER BY job, attempt"
@@ -446,7 +414,7 @@ def running_jobs(rows: Rows, run_id: str) -> list[RunningJob]:
             started_at=started_at,
             log_dir=log_dir,
         )
-        for job, attempt, pid, started_at, log_dir in rows.query(sql, params)[1]
+        for job, attempt, pid, started_at, log_dir in db.query(sql, params)[1]
     ]
 
 

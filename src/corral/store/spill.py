@@ -21,18 +21,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.engine import Connection, Engine
 
 from corral.events.codec import event_from_dict
 from corral.private import FILE_MODE
-from corral.store import schema
 from corral.store.apply import Applier, Pending, payload_of
-from corral.store.engine import IMMEDIATE
 from corral.store.rows import Rows
+from corral.store.sqltext import Db
+
+if TYPE_CHECKING:
+    from corral.store.sql import SqlHistory
 
 SPILL_NAME = "history-spill.jsonl"
 
@@ -130,31 +130,31 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def write_back(conn: Connection, applier: Applier, items: Sequence[Pending]) -> int:
+def write_back(db: Db, applier: Applier, items: Sequence[Pending]) -> int:
     """Write the spilled `items` not stored yet, in order, in the caller's transaction;
     how many were written."""
-    stored = _stored(conn, items)
+    stored = _stored(db, items)
     fresh = [item for item in items if (item.run_id, item.seq) not in stored]
     for start in range(0, len(fresh), 5000):
-        applier.write(conn, fresh[start : start + 5000])
+        applier.write(db, fresh[start : start + 5000])
     for run_id in {item.run_id for item in fresh}:
-        applier.refresh_totals(conn, run_id)
+        applier.refresh_totals(db, run_id)
     return len(fresh)
 
 
-def _stored(conn: Connection, items: Iterable[Pending]) -> set[tuple[str, int]]:
+def _stored(db: Db, items: Iterable[Pending]) -> set[tuple[str, int]]:
     lowest: dict[str, int] = {}
     for item in items:
         lowest[item.run_id] = min(item.seq, lowest.get(item.run_id, item.seq))
-    e = schema.events
     found: set[tuple[str, int]] = set()
+    sql = "SELECT seq FROM events WHERE run_id = :run_id AND seq >= :seq"
     for run_id, seq in lowest.items():
-        rows = conn.execute(select(e.c.seq).where(e.c.run_id == run_id, e.c.seq >= seq))
+        rows = db.query(sql, {"run_id": run_id, "seq": seq})[1]
         found.update((run_id, int(number)) for (number,) in rows)
     return found
 
 
-def replay(engine: Engine, folder: Path) -> int:
+def replay(history: SqlHistory, folder: Path) -> int:
     """Write the spill a killed corral left in `folder` (if any) and remove it; how many
     events were written (0 when they all were already). Errors are the database's."""
     spill = SpillFile(folder)
@@ -163,8 +163,8 @@ def replay(engine: Engine, folder: Path) -> int:
     items = spill.read()
     written = 0
     if items:
-        with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
-            written = write_back(conn, Applier(), items)
+        with history.transaction() as db:
+            written = write_back(db, Applier(), items)
     spill.remove()
     return written
 

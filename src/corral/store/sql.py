@@ -1,14 +1,18 @@
 """The SQL history: SQLite by default, PostgreSQL by URL.
 
 `SqlHistory` implements `corral.store.protocols.HistoryStore`; `open_sql` is what the
-`sqlite` and `postgresql` entry points of `corral.stores` name. Writes and migrations go
-through SQLAlchemy (its engine is made on first use); reads of a SQLite file go through
-the standard library's sqlite3 (`corral.store.queries`), so opening a current history
-to read it, which every history command does, imports neither SQLAlchemy nor Alembic.
+`sqlite` and `postgresql` entry points of `corral.stores` name. Every query and write is
+SQL text (`corral.store.sqltext`): on a SQLite file the standard library's sqlite3 runs
+it, so opening a current history to read it or to record a run imports neither
+SQLAlchemy nor Alembic; SQLAlchemy runs it on PostgreSQL, and migrates both (its engine
+is made on first use).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +24,9 @@ import orjson
 from corral.models import RunStatus
 from corral.store import queries
 from corral.store.engine import (
+    BUSY_TIMEOUT_MS,
+    IMMEDIATE,
+    busy_timeout_of,
     connect_sqlite,
     create_store_engine,
     is_current_sqlite,
@@ -29,22 +36,23 @@ from corral.store.engine import (
 )
 from corral.store.protocols import StoredEvent, UsageBy
 from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
+from corral.store.sqltext import AlchemyDb, Db, SqliteDb
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from corral.store.writer import StoreWriter
 
-ReadWith = Literal["auto", "sqlalchemy"]
+Driver = Literal["auto", "sqlalchemy"]
 
 
 class SqlHistory:
     """A history database. Thread-safe: the writer thread and queries share the engine,
     which this object owns (its writers never dispose of it).
 
-    Give an engine, or a URL (the engine is then made when first needed). `read_with`
-    "auto" reads a SQLite file through sqlite3; "sqlalchemy" reads through the engine
-    (the tests run the queries both ways).
+    Give an engine, or a URL (the engine is then made when first needed). `driver`
+    "auto" reads and writes a SQLite file through sqlite3; "sqlalchemy" through the
+    engine (the tests run the store both ways).
     """
 
     def __init__(
@@ -52,21 +60,27 @@ class SqlHistory:
         engine: Engine | None = None,
         *,
         url: str | None = None,
-        read_with: ReadWith = "auto",
+        driver: Driver = "auto",
+        busy_timeout_ms: int | None = None,
     ) -> None:
         if engine is not None:
             url = engine.url.render_as_string(hide_password=False)
+            if busy_timeout_ms is None:
+                busy_timeout_ms = busy_timeout_of(engine)
         elif url is None:
             raise ValueError("SqlHistory needs an engine or a URL")
         self._engine = engine
         self._url = url
-        self._file = sqlite_file(self._url) if read_with == "auto" else None
+        self._busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+        self._file = sqlite_file(self._url) if driver == "auto" else None
+        self._writes: sqlite3.Connection | None = None  # kept open between transactions
+        self._write_lock = threading.Lock()
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine (made on first use: writes, migrations, usage, gc)."""
+        """The SQLAlchemy engine (made on first use: PostgreSQL, migrations, usage, gc)."""
         if self._engine is None:
-            self._engine = create_store_engine(self._url)
+            self._engine = create_store_engine(self._url, busy_timeout_ms=self._busy_timeout_ms)
         return self._engine
 
     @property
@@ -81,21 +95,56 @@ class SqlHistory:
         migrate(self.engine, target)
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._writes is not None:
+                self._writes.close()
+                self._writes = None
         if self._engine is not None:
             self._engine.dispose()
 
     @contextmanager
-    def reads(self) -> Iterator[queries.Rows]:
+    def reads(self) -> Iterator[Db]:
         """A connection to read with: sqlite3 for a SQLite file, else the engine's."""
         if self._file is not None:
-            conn = connect_sqlite(self._file)
+            conn = connect_sqlite(self._file, busy_timeout_ms=self._busy_timeout_ms)
             try:
-                yield queries.SqliteRows(conn)
+                yield SqliteDb(conn)
             finally:
                 conn.close()
             return
         with self.engine.connect() as connection:
-            yield queries.AlchemyRows(connection)
+            yield AlchemyDb(connection)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Db]:
+        """A write transaction, committed at the end of the block (rolled back if it
+        raises). It takes the write lock up front (BEGIN IMMEDIATE on SQLite), so SQLite
+        never has to refuse an upgrade from read to write."""
+        if self._file is None:
+            with (
+                self.engine.connect().execution_options(**{IMMEDIATE: True}) as connection,
+                connection.begin(),
+            ):
+                yield AlchemyDb(connection)
+            return
+        with self._write_lock:
+            if self._writes is None:
+                self._writes = connect_sqlite(self._file, busy_timeout_ms=self._busy_timeout_ms)
+                # as the engine's: durable across a crash of corral in WAL mode
+                self._writes.execute("PRAGMA synchronous = NORMAL")
+            conn = self._writes
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield SqliteDb(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                # whatever failed (a lock, a full disk, a bug), start the next one afresh
+                self._writes = None
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                conn.close()
+                raise
 
     def list_runs(
         self,
@@ -108,19 +157,19 @@ class SqlHistory:
     ) -> list[RunRow]:
         """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path;
         `rehearsal` keeps only the rehearsals (True) or only the real runs (False)."""
-        with self.reads() as rows:
+        with self.reads() as db:
             return queries.list_runs(
-                rows, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
+                db, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
             )
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id or unique prefix; NotFoundError (with a hint) if there is none."""
-        with self.reads() as rows:
-            return queries.get_run(rows, run_id)
+        with self.reads() as db:
+            return queries.get_run(db, run_id)
 
     def resolve_run_id(self, run_id: str) -> str:
-        with self.reads() as rows:
-            return queries.resolve_run_id(rows, run_id)
+        with self.reads() as db:
+            return queries.resolve_run_id(db, run_id)
 
     def events(self, run_id: str, after_seq: int = 0) -> Iterator[StoredEvent]:
         """The run's stored events after `after_seq`, in publish order (JobOutput is never
@@ -129,8 +178,8 @@ class SqlHistory:
         from corral.events.codec import event_from_dict
 
         full = self.resolve_run_id(run_id)
-        with self.reads() as rows:
-            for seq, ts, payload in queries.events(rows, full, after_seq):
+        with self.reads() as db:
+            for seq, ts, _kind, payload in queries.events(db, full, after_seq):
                 yield StoredEvent(seq, ts, event_from_dict(orjson.loads(payload)))
 
     def event_payloads(
@@ -138,15 +187,8 @@ class SqlHistory:
     ) -> Iterator[tuple[int, float, str, str]]:
         """`events`, undecoded: (seq, ts, kind, the event's JSON as stored)."""
         full = self.resolve_run_id(run_id)
-        e = schema.events
-        stmt = (
-            select(e.c.seq, e.c.ts, e.c.kind, e.c.payload)
-            .where(e.c.run_id == full, e.c.seq > after_seq)
-            .order_by(e.c.seq)
-        )
-        with self.engine.connect() as conn:
-            for seq, ts, kind, payload in conn.execution_options(yield_per=2000).execute(stmt):
-                yield int(seq), float(ts), str(kind), str(payload)
+        with self.reads() as db:
+            yield from queries.events(db, full, after_seq)
 
     def usage(
         self, by: UsageBy, since: float | None = None, *, include_rehearsals: bool = False
@@ -158,8 +200,8 @@ class SqlHistory:
 
     def running_jobs(self, run_id: str) -> list[RunningJob]:
         """Jobs recorded as running (pid and process group), for resume to reap."""
-        with self.reads() as rows:
-            return queries.running_jobs(rows, run_id)
+        with self.reads() as db:
+            return queries.running_jobs(db, run_id)
 
     def delete_runs_older_than(
         self,
@@ -172,8 +214,8 @@ class SqlHistory:
         """Delete runs started more than `seconds` ago, except those `keep` holds on to;
         returns them (to remove their logs)."""
         cutoff = (time.time() if now is None else now) - seconds
-        with self.reads() as rows:
-            old = queries.list_runs(rows, until=cutoff, limit=None)
+        with self.reads() as db:
+            old = queries.list_runs(db, until=cutoff, limit=None)
         if keep is not None:
             old = [run for run in old if not keep(run)]
         if old and not dry_run:
@@ -195,14 +237,14 @@ class SqlHistory:
 
 
 def open_store(
-    url: str | None, default_path: Path, *, migrate: bool = True, read_with: ReadWith = "auto"
+    url: str | None, default_path: Path, *, migrate: bool = True, driver: Driver = "auto"
 ) -> SqlHistory:
     """Open (and by default migrate) the history at `url`, else SQLite at `default_path`.
 
     Raises StoreError for a bad URL or an unreachable database, MissingExtraError when a
     PostgreSQL URL is given without `corral[postgres]` installed.
     """
-    return _open(resolve_url(url, default_path), migrate=migrate, read_with=read_with)
+    return _open(resolve_url(url, default_path), migrate=migrate, driver=driver)
 
 
 def open_sql(url: str) -> SqlHistory:
@@ -210,12 +252,12 @@ def open_sql(url: str) -> SqlHistory:
     return _open(resolve_url(url, None), migrate=True)
 
 
-def _open(url: str, *, migrate: bool, read_with: ReadWith = "auto") -> SqlHistory:
+def _open(url: str, *, migrate: bool, driver: Driver = "auto") -> SqlHistory:
     file = sqlite_file(url)
     if file is not None and is_current_sqlite(file):
         # current already: no engine, no migration machinery (one SELECT through sqlite3)
-        return SqlHistory(url=url, read_with=read_with)
-    store = SqlHistory(create_store_engine(url), read_with=read_with)
+        return SqlHistory(url=url, driver=driver)
+    store = SqlHistory(create_store_engine(url), driver=driver)
     if migrate:
         store.migrate()
     return store

@@ -45,14 +45,12 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import exc, func, select
-
 from corral.errors import StoreError
 from corral.events.types import Event, JobFinished, JobOutput, RunStarted
-from corral.store import schema
 from corral.store.apply import LIFECYCLE, Applier, Pending
-from corral.store.engine import IMMEDIATE
+from corral.store.engine import database_error, is_transient, reason_of
 from corral.store.protocols import SeqListener
+from corral.store.queries import last_seq
 from corral.store.rows import RowMaker
 from corral.store.spill import SpillFile, write_back
 from corral.store.sql import SqlHistory
@@ -62,24 +60,6 @@ _FIRST_BACKOFF_S = 0.05
 # to be resumable. Job starts need not be: `corral resume` finds what a killed run left
 # running by the CORRAL_RUN_ID in its processes' environment, recorded or not
 _URGENT = (RunStarted,)
-
-
-# "full": a disk that fills up may be freed; the bounded backlog waits for that
-_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "full")
-
-
-def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying: a lost or refused connection, a locked SQLite file."""
-    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, exc.OperationalError) and type(error.orig).__module__.startswith(
-        "sqlite3"
-    ):
-        # sqlite3 also reports mistakes ("no such table") as OperationalError
-        return any(word in str(error.orig).lower() for word in _SQLITE_TRANSIENT)
-    return isinstance(
-        error, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError | exc.TimeoutError
-    )
 
 
 class StoreWriter:
@@ -217,15 +197,14 @@ class StoreWriter:
     def _first_number(self, run_id: str) -> int | None:
         """The next number of a run this writer was given: after what an earlier process
         wrote; None when the history cannot say."""
-        events = schema.events
         try:
-            with self._store.engine.connect() as conn:
-                last = conn.execute(
-                    select(func.max(events.c.seq)).where(events.c.run_id == run_id)
-                ).scalar()
-        except exc.SQLAlchemyError:
+            with self._store.reads() as db:
+                last = last_seq(db, run_id)
+        except Exception as error:
+            if not database_error(error):
+                raise
             return None  # numbered when written, as the database then says
-        return int(last or 0) + 1
+        return last + 1
 
     async def sync(self) -> bool:
         """Wait until every event published so far is committed; True if it is.
@@ -294,7 +273,7 @@ class StoreWriter:
             self._thread.join(10.0)
         self._closed = True  # the engine is the store's: it stays open for its owner
         error = self._last_error
-        if error is not None and not isinstance(error, exc.SQLAlchemyError | StoreError):
+        if error is not None and not (database_error(error) or isinstance(error, StoreError)):
             raise error
         if not self._thread.is_alive() and (self._queue or self._pending):
             # the database never came back: keep what is left on disk for `corral resume`
@@ -373,7 +352,6 @@ class StoreWriter:
 
     def _write(self) -> float:
         """Write pending events in chunks; the backoff delay before the next try."""
-        engine = self._store.engine
         if self._spilled:  # the older events first: they are on disk
             delay = self._write_spilled()
             if delay or self._spilled:
@@ -381,11 +359,8 @@ class StoreWriter:
         try:
             while self._pending and not self._abandon.is_set():
                 chunk = self._pending[: self._batch_size]
-                with (
-                    engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
-                    conn.begin(),
-                ):
-                    self._applier.write(conn, chunk)
+                with self._store.transaction() as db:
+                    self._applier.write(db, chunk)
                 del self._pending[: len(chunk)]
                 self.written += len(chunk)
                 self._written_runs.update(p.run_id for p in chunk)
@@ -398,9 +373,9 @@ class StoreWriter:
             if is_transient(error):
                 self._start_failing()
                 return self._next_delay()
-            if not isinstance(error, exc.SQLAlchemyError):
+            if not database_error(error):
                 self._abandon.set()  # a bug: stop and let close() raise it
-            rejected = self._one_by_one() if isinstance(error, exc.SQLAlchemyError) else None
+            rejected = self._one_by_one() if database_error(error) else None
             self.lost += len(self._pending) if rejected is None else rejected
             with self._lock:
                 self._resolved += sum(not p.counted for p in self._pending)
@@ -423,17 +398,14 @@ class StoreWriter:
         assert self._spill is not None
         try:
             items = self._spill.read()
-            with (
-                self._store.engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
-                conn.begin(),
-            ):
-                write_back(conn, self._applier, items)
+            with self._store.transaction() as db:
+                write_back(db, self._applier, items)
         except Exception as error:  # a database error: retry it or keep the file for resume
             self._last_error = error
             if is_transient(error):
                 self._start_failing()
                 return self._next_delay()
-            if not isinstance(error, exc.SQLAlchemyError | OSError):
+            if not (database_error(error) or isinstance(error, OSError)):
                 self._abandon.set()  # a bug: stop and let close() raise it
             # rejected for good: the file stays where it is, the loss is reported
             self.lost += self._spilled
@@ -480,17 +452,15 @@ class StoreWriter:
     def _one_by_one(self) -> int | None:
         """After a rejected batch: write each event alone; how many were rejected (None
         when the database failed in another way meanwhile: all are lost)."""
-        engine = self._store.engine
         rejected = 0
         for item in self._pending:
             self._applier.forget_numbers()  # the rolled-back batch took some
             try:
-                with (
-                    engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
-                    conn.begin(),
-                ):
-                    self._applier.write(conn, [item])
-            except exc.SQLAlchemyError as error:
+                with self._store.transaction() as db:
+                    self._applier.write(db, [item])
+            except Exception as error:
+                if not database_error(error):
+                    raise
                 if is_transient(error):
                     return None
                 self._last_error = error
@@ -549,6 +519,4 @@ def _resolve(future: concurrent.futures.Future[bool], value: bool) -> None:
 
 
 def _reason(error: BaseException | None) -> str:
-    if isinstance(error, exc.DBAPIError) and error.orig is not None:
-        error = error.orig
-    return str(error).strip().splitlines()[0] if error else ""
+    return reason_of(error) if error else ""

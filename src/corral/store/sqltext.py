@@ -1,0 +1,134 @@
+"""The history's SQL as text, written once and run by either driver.
+
+SQLite and PostgreSQL share the SQL corral needs (upserts with `ON CONFLICT`, named
+`:parameters`), so each statement is one string: the standard library's sqlite3 runs it
+on a SQLite file, SQLAlchemy's `text()` on PostgreSQL (or on SQLite given by a URL with
+options). Starting a run or a history command on a current SQLite history therefore
+imports no SQLAlchemy. The tables themselves are declared once, in
+`corral.store.schema` (which the migrations build).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+
+class Db(Protocol):
+    """One connection (inside a transaction, for writes): reads and writes as SQL text."""
+
+    dialect: str  # "sqlite" or "postgresql"
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
+    ) -> tuple[list[str], Iterable[Any]]:
+        """A query's column names and its rows, as tuples; with `stream`, rows come in
+        batches as they are iterated (a big run's events)."""
+        ...
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> None: ...
+
+    def executemany(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+class SqliteDb:
+    """`Db` over a stdlib sqlite3 connection."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
+    ) -> tuple[list[str], Iterable[Any]]:
+        cursor = self.conn.execute(sql, _bind(params))  # a cursor reads as it goes anyway
+        return [d[0] for d in cursor.description], cursor
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> None:
+        self.conn.execute(sql, _bind(params))
+
+    def executemany(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.conn.executemany(sql, [_bind(row) for row in rows])
+
+
+class AlchemyDb:
+    """`Db` over a SQLAlchemy connection (PostgreSQL, or SQLite by URL options)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], *, stream: bool = False
+    ) -> tuple[list[str], Iterable[Any]]:
+        from sqlalchemy import text
+
+        if not stream:
+            result = self.conn.execute(text(sql), _bind(params))
+            return list(result.keys()), result.all()
+        # yield_per (a server-side cursor on PostgreSQL): batches rather than all at once
+        result = self.conn.execution_options(yield_per=2000).execute(text(sql), _bind(params))
+        return list(result.keys()), result
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> None:
+        from sqlalchemy import text
+
+        self.conn.execute(text(sql), _bind(params))
+
+    def executemany(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        from sqlalchemy import text
+
+        if rows:
+            self.conn.execute(text(sql), [_bind(row) for row in rows])
+
+
+def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
+    # money is exact decimal text in every table (schema.Money)
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in params.items()}
+
+
+def name(identifier: str) -> str:
+    """A quoted identifier (`user` is a keyword in PostgreSQL)."""
+    return '"' + identifier + '"'
+
+
+def insert(table: str, columns: Iterable[str], *, ignore_conflicts: bool = False) -> str:
+    """`INSERT` of one row of `columns` (bound by their names)."""
+    cols = list(columns)
+    sql = (
+        f"INSERT INTO {name(table)} ({', '.join(map(name, cols))})"
+        f" VALUES ({', '.join(':' + c for c in cols)})"
+    )
+    return sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+
+
+def upsert(
+    table: str,
+    columns: Iterable[str],
+    keys: Sequence[str],
+    changes: Mapping[str, str] | None = None,
+) -> str:
+    """Insert a row, or update the one with the same `keys` to the row's other columns
+    (`changes` gives a column an expression of its own instead)."""
+    cols, changes = list(columns), changes or {}
+    sets = [f"{name(c)} = {changes.get(c, 'excluded.' + name(c))}" for c in cols if c not in keys]
+    conflict = f" ON CONFLICT ({', '.join(map(name, keys))}) DO "
+    action = "UPDATE SET " + ", ".join(sets) if sets else "NOTHING"
+    return insert(table, cols) + conflict + action
+
+
+def update(table: str, columns: Iterable[str], where: Iterable[str]) -> str:
+    """`UPDATE` of `columns` (bound by name) where each of `where` equals `:w_<column>`."""
+    sets = ", ".join(f"{name(c)} = :{c}" for c in columns)
+    return f"UPDATE {name(table)} SET {sets} WHERE {matching(where)}"
+
+
+def matching(columns: Iterable[str]) -> str:
+    """`a = :w_a AND b = :w_b`: the where-parameters are prefixed, never a value's name."""
+    return " AND ".join(f"{name(c)} = :w_{c}" for c in columns)
