@@ -202,3 +202,16 @@ def test_a_failing_subscriber_propagates_and_the_bus_stays_usable() -> None:
         bus.publish(ToolCall(name="x"))
     bus.publish(AssistantText(text="next"))
     assert got == ["agent.text"]  # the queued event went with the bug
+
+
+def test_a_subscriber_without_output_gets_every_other_event_in_order() -> None:
+    bus = Bus()
+    everything: list[str] = []
+    no_lines: list[str] = []
+    bus.subscribe(lambda event: everything.append(event.kind))
+    bus.subscribe(lambda event: no_lines.append(event.kind), output=False)
+    line = JobOutput(job="a", attempt=1, stream="stdout", text="hi", offset=0)
+    for event in (line, ToolCall(name="x"), line, AssistantText(text="y")):
+        bus.publish(event)
+    assert everything == ["job.output", "agent.tool_call", "job.output", "agent.text"]
+    assert no_lines == ["agent.tool_call", "agent.text"]

@@ -288,7 +288,7 @@ async def start_run(
     )
     _subscribe(wiring, scheduler, view, subscribers)
     joblog = JobLog(log_root / "joblog.tsv", list(plan.jobs))
-    wiring.bus.subscribe(joblog)
+    wiring.bus.subscribe(joblog, output=False)
     waiting = control._bind(scheduler)
     header = run_header(
         loaded,
@@ -368,8 +368,10 @@ def _wire(
     for name, job in plan.jobs.items():
         ledger.set_tool(name, job.adapter)
         journal.job(name).tool = job.adapter  # known from the plan before the job starts
-    for subscriber in (ledger, guard, wiring.gate, journal):
-        bus.subscribe(subscriber)
+    # the ledger, the guard and the gate read no output line (one event per line printed)
+    for subscriber in (ledger, guard, wiring.gate):
+        bus.subscribe(subscriber, output=False)
+    bus.subscribe(journal)
     if resumed is not None:
         # earlier runs' spend counts against this run's budgets; it is published before
         # the history writer listens, as it is on record with the runs that spent it
@@ -387,9 +389,9 @@ def _subscribe(
         ):
             scheduler.poke()
 
-    wiring.bus.subscribe(wake)
+    wiring.bus.subscribe(wake, output=False)
     if wiring.writer is not None:
-        wiring.bus.subscribe(wiring.writer)
+        wiring.bus.subscribe(wiring.writer, output=False)  # lines stay in the log files
     if view is not None:
         wiring.bus.subscribe(view.subscriber(wiring.journal))
     for subscriber in extra:

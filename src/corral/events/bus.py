@@ -6,6 +6,10 @@ A subscriber may publish in turn (the ledger publishes `SpendUpdated` when it se
 `UsageUpdated`): such an event waits in a queue until the current one has reached every
 subscriber, so all subscribers see all events in one and the same order. A subscriber
 that raises is a bug and propagates (the queue is then dropped with the bug).
+
+`JobOutput` (one per line a job prints: most events by far) goes only to the subscribers
+that take it; one that ignores it anyway (the ledger, the budget guard, the history
+writer...) subscribes with `output=False` and costs nothing per line.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from corral.events.types import Event
+from corral.events.types import Event, JobOutput
 
 Subscriber = Callable[[Event], None]
 
@@ -25,14 +29,20 @@ class Bus:
         # applied to each event as it is published (a run's redaction of secrets)
         self._transform = transform
         self._subscribers: list[Subscriber] = []
+        self._output_subscribers: list[Subscriber] = []  # those that take JobOutput
         self._queue: deque[Event] = deque()
         self._delivering = False
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(self, subscriber: Subscriber, *, output: bool = True) -> None:
+        """Deliver every event to `subscriber`, but `JobOutput` only with `output`."""
         self._subscribers.append(subscriber)
+        if output:
+            self._output_subscribers.append(subscriber)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.remove(subscriber)
+        if subscriber in self._output_subscribers:
+            self._output_subscribers.remove(subscriber)
 
     def publish(self, event: Event) -> None:
         if self._transform is not None:
@@ -50,5 +60,6 @@ class Bus:
             self._queue.clear()
 
     def _deliver(self, event: Event) -> None:
-        for subscriber in self._subscribers:
+        output = type(event) is JobOutput
+        for subscriber in self._output_subscribers if output else self._subscribers:
             subscriber(event)
