@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corral.events.types import Event, JobOutput, JobStarted
 from corral.execute.executor import AttemptOutcome, JobRequest, StopHandle
@@ -45,6 +47,40 @@ def test_long_line_is_cut_in_memory_never_in_the_log(tmp_path: Path) -> None:
 
 def test_crlf_is_trimmed_for_display(tmp_path: Path) -> None:
     assert spool_lines([b"a\r\n"], 10, tmp_path) == [(b"a", 0, False)]
+
+
+def reference_lines(data: bytes, keep: int) -> list[tuple[bytes, int, bool]]:
+    """What the spool must deliver, worked out on the whole stream at once."""
+    out: list[tuple[bytes, int, bool]] = []
+    offset = 0
+    parts = data.split(b"\n")
+    if parts[-1] == b"":
+        parts.pop()  # the stream ended with a newline: no last partial line
+    for part in parts:
+        kept = part[:keep]
+        out.append((kept[:-1] if kept.endswith(b"\r") else kept, offset, len(part) > keep))
+        offset += len(part) + 1
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r\n", b"\r", b"xyz" * 5]), max_size=40),
+    cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=10),
+    keep=st.integers(min_value=0, max_value=20),
+)
+def test_lines_are_the_same_however_the_stream_is_chunked(
+    data: list[bytes], cuts: list[int], keep: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stream = b"".join(data)
+    chunks: list[bytes] = []
+    at = 0
+    for size in cuts:
+        chunks.append(stream[at : at + size])
+        at += size
+    chunks.append(stream[at:])
+    got = spool_lines([c for c in chunks if c], keep, tmp_path_factory.mktemp("spool"))
+    assert got == reference_lines(stream, keep)
 
 
 def request(tmp_path: Path, *args: str, **fields: object) -> JobRequest:

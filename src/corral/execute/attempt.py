@@ -105,9 +105,10 @@ class AttemptPipeline:
                 truncated=cut or len(raw) > DISPLAY_LINE_BYTES,
             )
         )
-        if stream == "stdout" and text.strip():
+        # not blank (isspace: no copy of the line, as strip() would make)
+        if stream == "stdout" and text and not text.isspace():
             self.last_stdout = shown
-        elif stream == "stderr" and text.strip():
+        elif stream == "stderr" and text and not text.isspace():
             self.last_stderr = shown.strip()[:200]
         if self.parser is not None:
             self._forward(self.parser.feed(text, stream))

@@ -48,12 +48,17 @@ class LineSpool:
         start = 0
         base = self.size
         self.size += len(data)
+        sink, keep = self._sink, self._keep
         while True:
             newline = data.find(b"\n", start)
             if newline < 0:
                 break
-            self._hold(data, start, newline)
-            self._emit()
+            if self._parts or self._cut or self._shrinker is not None or newline - start > keep:
+                self._hold(data, start, newline)
+                self._emit()
+            else:  # the usual line: whole in this chunk and short enough, straight out
+                end = newline - 1 if newline > start and data[newline - 1] == 13 else newline
+                sink(data[start:end], self._line_start, False)
             start = newline + 1
             self._line_start = base + start
         if start < len(data):
