@@ -209,7 +209,7 @@ def show_command(
         return int(_remote().show(server, run_id, as_json=as_json, no_chain=no_chain))
 
     # a run of 50,000 jobs is ~a million objects, all alive until the end
-    with collector_paused():
+    with collector_paused(freeze=True):  # the command ends with it: no collector walk
         state = show_flow_state(store_url, directory, run_id, chain=not no_chain)
         totals = logical_row(state.chain)
         if as_json:
