@@ -144,7 +144,7 @@ class RawEventReader(Protocol):
 
 
 # hears each stored event with its run and number as it is published: (run_id, seq, ts, event)
-SeqListener = Callable[[str, int, float, Event], None]
+SeqListener = Callable[[str, int, float, "Event"], None]  # Event: imported for typing only
 
 
 @runtime_checkable
