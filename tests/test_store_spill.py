@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,104 @@ def test_a_spill_left_by_a_killed_corral_is_written_by_resume_exactly_once(
 
 def shown_record(shown: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in shown.items() if k not in ("schema_version", "kept", "chain")}
+
+
+LOCK_HOLDER = """\
+import sqlite3, sys
+holder = sqlite3.connect(sys.argv[1], isolation_level=None)
+sys.stdin.readline()
+holder.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+holder.rollback()
+holder.close()
+"""
+
+WAITING_JOB = "echo a started; while [ ! -f go ]; do sleep 0.02; done; echo a done"
+
+
+@pytest.mark.parametrize("locked_from", ["before the run", "once the run is on record"])
+def test_a_history_locked_until_a_real_run_ended_is_spilled_at_close_and_resumed_once(
+    tmp_path: Path, locked_from: str
+) -> None:
+    """Another process holds the SQLite history's write lock until after the run ended
+    (from before it starts, or from once its start is stored: the writer is then in the
+    middle of an attempt when the run ends): the run exits 3 naming its spill and
+    `corral resume RUN`, nothing "never written", and the resume, once the lock is gone,
+    writes every event exactly once."""
+    (tmp_path / "flow.yaml").write_text(
+        f"version: 1\njobs:\n  a: {{run: [sh, -c, '{WAITING_JOB}']}}\n"
+        "  b: {run: [echo, b done], needs: [a]}\n"
+    )
+    db = tmp_path / ".corral" / "corral.db"
+    db.parent.mkdir(mode=0o700)
+    open_store(None, db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+
+    def lock() -> None:
+        holder.stdin.write("lock\n")  # type: ignore[union-attr]
+        holder.stdin.flush()  # type: ignore[union-attr]
+        assert holder.stdout.readline().strip() == "locked"  # type: ignore[union-attr]
+
+    if locked_from == "before the run":
+        lock()
+        (tmp_path / "go").touch()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", "flow.yaml", "--json"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if locked_from != "before the run":
+            runs = db.parent / "runs"
+            deadline = time.monotonic() + 60
+            while not list(runs.glob("*/a/stdout.log")) or not _run_ids(db):
+                assert time.monotonic() < deadline, "the run never started"
+                time.sleep(0.02)
+            lock()
+            (tmp_path / "go").touch()
+        began = time.monotonic()
+        out, err = run.communicate(timeout=120)
+        took = time.monotonic() - began
+    finally:
+        run.kill()
+        run.wait()
+        holder.communicate("release\nrelease\n", timeout=30)
+    assert run.returncode == 3, err
+    run_id = json.loads(out)["run_id"]
+    spill = db.parent / "runs" / run_id / SPILL_NAME
+    assert f"wait in {spill}" in err and f"`corral resume {run_id}`" in err
+    assert "never written" not in err and "dropped" not in err
+    assert took < 25  # bounded: short attempts, not 30 s busy waits (~12 s expected)
+    resumed = corral("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"kept in {spill}" in resumed.stderr and "nothing to resume" in resumed.stderr
+    assert not spill.exists()
+    store = open_store(None, db)
+    stored = _stored(store, run_id)
+    assert [row[0] for row in stored] == list(range(1, len(stored) + 1))  # no gap, no dup
+    kinds = Counter(row[2] for row in stored)
+    assert kinds["run.started"] == kinds["run.finished"] == 1
+    assert kinds["job.started"] == kinds["job.finished"] == 2
+    record = store.get_run(run_id)
+    assert str(record.run.status) == "succeeded"
+    statuses = {job.name: str(job.status) for job in record.jobs}
+    assert statuses == {"a": "succeeded", "b": "succeeded"}
+    store.close()
+
+
+def _run_ids(db: Path) -> list[str]:
+    reader = sqlite3.connect(db)
+    try:
+        return [row[0] for row in reader.execute("SELECT id FROM runs")]
+    finally:
+        reader.close()

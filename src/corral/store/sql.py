@@ -74,6 +74,7 @@ class SqlHistory:
         self._busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
         self._file = sqlite_file(self._url) if driver == "auto" else None
         self._writes: sqlite3.Connection | None = None  # kept open between transactions
+        self._writes_busy_ms = self._busy_timeout_ms  # its busy timeout now
         self._write_lock = threading.Lock()
 
     @property
@@ -116,10 +117,12 @@ class SqlHistory:
             yield AlchemyDb(connection)
 
     @contextmanager
-    def transaction(self) -> Iterator[Db]:
+    def transaction(self, *, busy_timeout_ms: int | None = None) -> Iterator[Db]:
         """A write transaction, committed at the end of the block (rolled back if it
         raises). It takes the write lock up front (BEGIN IMMEDIATE on SQLite), so SQLite
-        never has to refuse an upgrade from read to write."""
+        never has to refuse an upgrade from read to write. `busy_timeout_ms` caps how
+        long a SQLite file another process holds locked is waited for (the history
+        writer waits briefly and retries on its own schedule)."""
         if self._file is None:
             with (
                 self.engine.connect().execution_options(**{IMMEDIATE: True}) as connection,
@@ -130,9 +133,14 @@ class SqlHistory:
         with self._write_lock:
             if self._writes is None:
                 self._writes = connect_sqlite(self._file, busy_timeout_ms=self._busy_timeout_ms)
+                self._writes_busy_ms = self._busy_timeout_ms
                 # as the engine's: durable across a crash of corral in WAL mode
                 self._writes.execute("PRAGMA synchronous = NORMAL")
             conn = self._writes
+            wanted = min(busy_timeout_ms or self._busy_timeout_ms, self._busy_timeout_ms)
+            if self._writes_busy_ms != wanted:  # the pragma stays with the connection
+                conn.execute(f"PRAGMA busy_timeout = {int(wanted)}")
+                self._writes_busy_ms = wanted
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield SqliteDb(conn)

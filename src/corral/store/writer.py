@@ -9,14 +9,17 @@ so far durable now: the scheduler awaits it after JobFinished so a job's final s
 stored before corral reports it.
 
 When the database goes away the run goes on: events stay buffered and the thread retries
-with exponential backoff (50 ms doubling to `max_backoff_s`). While it fails the buffer
-is bounded by `max_buffered` events; past it, or once the database has been down for
-`spill_after_s`, the pending events go, in order and numbered, to an on-disk backlog in
-the run's folder (`corral.store.spill`: fsynced, 0600), which is written back first when
-the database returns, and by `corral resume` if corral dies first. Only when there is
-no folder to spill to (or the disk refuses) are the oldest agent events (text, usage
-snapshots, tool calls) dropped and counted, while lifecycle events (run/job started,
-finished...) are always kept, since they are few and build the rows `corral show` reads.
+with exponential backoff (50 ms doubling to `max_backoff_s`); an attempt waits at most
+ATTEMPT_BUSY_MS for a SQLite file another process holds locked, so the thread is never
+stuck for long in one attempt (and close() can spill what it was trying to write).
+While it fails the buffer is bounded by `max_buffered` events; past it, or once the
+database has been down for `spill_after_s`, the pending events go, in order and
+numbered, to an on-disk backlog in the run's folder (`corral.store.spill`: fsynced,
+0600), which is written back first when the database returns, and by `corral resume`
+if corral dies first. Only when there is no folder to spill to (or the disk refuses)
+are the oldest agent events (text, usage snapshots, tool calls) dropped and counted,
+while lifecycle events (run/job started, finished...) are always kept, since they are
+few and build the rows `corral show` reads.
 A healthy writer that falls behind drops nothing: it catches up. `close()`
 waits up to `close_timeout_s` for a last write and otherwise spills what is left and
 raises StoreError saying what was lost or where it waits; the job logs on disk never
@@ -56,6 +59,9 @@ from corral.store.spill import SpillFile, write_back
 from corral.store.sql import SqlHistory
 
 _FIRST_BACKOFF_S = 0.05
+# how long one write attempt waits for a SQLite history another process has locked: short,
+# so the writer retries (and spills) on its own schedule and close() is never held 30 s
+ATTEMPT_BUSY_MS = 1000
 # written at once, not after the batching window: a run killed early must be on record
 # to be resumable. Job starts need not be: `corral resume` finds what a killed run left
 # running by the CORRAL_RUN_ID in its processes' environment, recorded or not
@@ -359,7 +365,7 @@ class StoreWriter:
         try:
             while self._pending and not self._abandon.is_set():
                 chunk = self._pending[: self._batch_size]
-                with self._store.transaction() as db:
+                with self._store.transaction(busy_timeout_ms=ATTEMPT_BUSY_MS) as db:
                     self._applier.write(db, chunk)
                 del self._pending[: len(chunk)]
                 self.written += len(chunk)
@@ -398,7 +404,7 @@ class StoreWriter:
         assert self._spill is not None
         try:
             items = self._spill.read()
-            with self._store.transaction() as db:
+            with self._store.transaction(busy_timeout_ms=ATTEMPT_BUSY_MS) as db:
                 write_back(db, self._applier, items)
         except Exception as error:  # a database error: retry it or keep the file for resume
             self._last_error = error
@@ -456,7 +462,7 @@ class StoreWriter:
         for item in self._pending:
             self._applier.forget_numbers()  # the rolled-back batch took some
             try:
-                with self._store.transaction() as db:
+                with self._store.transaction(busy_timeout_ms=ATTEMPT_BUSY_MS) as db:
                     self._applier.write(db, [item])
             except Exception as error:
                 if not database_error(error):
