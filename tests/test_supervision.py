@@ -324,3 +324,68 @@ def test_two_real_resumes_started_together_one_proceeds_the_other_names_it(
     assert len((tmp_path / "started-a").read_text().splitlines()) == 1
     assert len((tmp_path / "started-b").read_text().splitlines()) == 1
     assert _effects(tmp_path, "a") == 1 and _effects(tmp_path, "b") == 1
+
+
+GATED_JOB = """\
+import os, sys, time
+name = sys.argv[1]
+with open(f"started-{name}", "a") as f:
+    f.write(f"{os.getpid()}\\n")
+print(f"{name} thinking", flush=True)
+while not os.path.exists(f"go-{name}"):
+    time.sleep(0.02)
+with open(f"effect-{name}", "a") as f:
+    f.write("x\\n")
+print(f'{{"result": "{name} done"}}', flush=True)
+"""
+
+
+def test_resuming_a_run_already_resumed_resumes_its_newest_run_and_no_job_runs_twice(
+    tmp_path: Path,
+) -> None:
+    """R killed in job a; `corral resume R` (R2) adopts a, starts b and is killed too; b
+    ends while no corral runs. `corral resume R` again must carry on R2's line (adopt b),
+    not start a second line from R that would run b again."""
+    (tmp_path / "job.py").write_text(GATED_JOB)
+    (tmp_path / "flow.yaml").write_text(
+        f"version: 1\nkill_grace: 1s\njobs:\n"
+        f"  a: {{run: [{sys.executable}, job.py, a]}}\n"
+        f"  b: {{run: [{sys.executable}, job.py, b], needs: [a]}}\n"
+    )
+    first, _ = _kill_mid_job(tmp_path)
+    resume = _start(tmp_path, "resume", first, "--output", "prefixed")
+    try:
+        (tmp_path / "go-a").touch()
+        _wait((tmp_path / "started-b").exists, "the resume to start job b")
+    finally:
+        resume.kill()
+        resume.communicate()
+    runs = json.loads(corral("runs", "--json", "--no-chain", cwd=tmp_path).stdout)["runs"]
+    second = runs[0]["id"]
+    assert runs[0]["resumed_from"] == first
+    second_logs = tmp_path / ".corral" / "runs" / second
+    (tmp_path / "go-b").touch()
+    _wait(lambda: supervisor_alive(second_logs) is None, "b to end under the supervisor")
+
+    again = corral("resume", first, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    # each job started once and did its side effect once
+    assert len((tmp_path / "started-a").read_text().splitlines()) == 1
+    assert len((tmp_path / "started-b").read_text().splitlines()) == 1
+    assert _effects(tmp_path, "a") == 1 and _effects(tmp_path, "b") == 1
+    assert f"{first} was resumed by {second}; resuming {second}" in again.stderr
+    assert "adopting 1 job(s) left by the dead run: b" in again.stderr
+    # one logical run: R -> R2 -> R3, not two lines both holding R's spend
+    (line,) = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"]
+    assert line["chain"]["origin"] == first and line["chain"]["resumes"] == 2
+    assert [run["id"] for run in line["chain"]["runs"]][:2] == [first, second]
+    third = line["id"]
+    assert _show(tmp_path, third) == {"b": "succeeded"}
+
+    once_more = corral("resume", first, cwd=tmp_path)
+    assert once_more.returncode == 0, once_more.stderr
+    assert (
+        f"{first} was resumed by {second}, the newest run of its chain is {third}; resuming {third}"
+    ) in once_more.stderr
+    assert "nothing to resume" in once_more.stderr
+    assert len(json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"]) == 1

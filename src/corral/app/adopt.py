@@ -27,7 +27,7 @@ from corral.errors import UsageError
 from corral.events.types import JobFinished, RunFinished
 from corral.execute import reaper
 from corral.execute.executor import Adoption
-from corral.execute.liveness import RunLock, describe_holder
+from corral.execute.liveness import RunLock, describe_holder, lock_holder
 from corral.execute.supervised import JobRecord, read_records, supervisor_alive
 from corral.models import Cost, CostSource, ErrorKind, JobStatus, RunStatus, Usage
 from corral.store.protocols import HistoryStore
@@ -54,11 +54,7 @@ class ResumeLocks:
                 try:
                     self._locks.append(RunLock(root, RESUME_LOCK))
                 except BlockingIOError:
-                    who = describe_holder(root / RESUME_LOCK)
-                    raise UsageError(
-                        f"run {record.run.id} is already being resumed by {who}",
-                        hint="wait for that resume to end (or stop it), then resume again",
-                    ) from None
+                    raise _being_resumed(record.run.id, root) from None
         except BaseException:
             self.release()
             raise
@@ -67,6 +63,20 @@ class ResumeLocks:
         for lock in self._locks:
             lock.release()
         self._locks = []
+
+
+def refuse_if_being_resumed(record: RunRecord) -> None:
+    """UsageError naming the resumer if a resume holds `record`'s lock now."""
+    root = Path(record.run.log_root)
+    if record.run.log_root and lock_holder(root / RESUME_LOCK) is not None:
+        raise _being_resumed(record.run.id, root)
+
+
+def _being_resumed(run_id: str, root: Path) -> UsageError:
+    return UsageError(
+        f"run {run_id} is already being resumed by {describe_holder(root / RESUME_LOCK)}",
+        hint="wait for that resume to end (or stop it), then resume again",
+    )
 
 
 @dataclass(frozen=True)

@@ -188,8 +188,13 @@ def export_chain(history: HistoryReader, run_id: str, fmt: str) -> Iterator[str]
 
 def resumed_by(history: HistoryReader, run: RunRow) -> list[str]:
     """The runs that resumed `run` (newest first): they carry on its logical run."""
+    return [row.id for row in resumers(history, run)]
+
+
+def resumers(history: HistoryReader, run: RunRow) -> list[RunRow]:
+    """The rows of the runs that resumed `run`, newest first."""
     later = history.list_runs(None, run.flow_path or None, run.started_at, None)
-    return [row.id for row in later if row.resumed_from == run.id]
+    return [row for row in later if row.resumed_from == run.id]
 
 
 __all__ = [
@@ -200,4 +205,5 @@ __all__ = [
     "logical_row",
     "logical_runs",
     "resumed_by",
+    "resumers",
 ]

@@ -30,9 +30,11 @@ from corral.app.adopt import (
     close_dead,
     find_adoptions,
     interrupted_sessions,
+    refuse_if_being_resumed,
     unsupervised,
     wait_for_supervisors,
 )
+from corral.app.chain import resumers
 from corral.app.history import earlier_runs, latest_jobs
 from corral.app.location import open_history, run_logs
 from corral.app.run import RunControl, RunOptions, RunReport, RunView, start_run
@@ -46,7 +48,7 @@ from corral.execute.liveness import holder
 from corral.models import JobStatus, RunStatus
 from corral.plan import JobView, Plan, build_plan, without
 from corral.store.protocols import HistoryStore, SeqListener
-from corral.store.records import JobRecord, RunRecord
+from corral.store.records import JobRecord, RunRecord, RunRow
 
 Echo = Callable[[str], None]
 
@@ -129,6 +131,26 @@ def write_spills(history: HistoryStore, folders: Sequence[Path], echo: Echo) -> 
     return found
 
 
+def _resumers(history: HistoryStore, record: RunRecord) -> list[RunRow]:
+    # a resume refused by policy ran nothing: the run it names is still the one to resume
+    return [r for r in resumers(history, record.run) if r.status is not RunStatus.REFUSED]
+
+
+def newest_of_chain(history: HistoryStore, record: RunRecord, echo: Echo) -> RunRecord:
+    """The run to resume when `record` is named: itself, or, when a resume already took
+    it over, the newest run of its chain (resuming the run itself again would start a
+    second line from it: jobs the resume ran or runs could run twice)."""
+    hops = [record.run.id]
+    while (later := _resumers(history, record)) and later[0].id not in hops:
+        refuse_if_being_resumed(record)  # its resumer is at work: name it, as a race would
+        record = history.get_run(later[0].id)
+        hops.append(record.run.id)
+    if len(hops) > 1:
+        newest = f", the newest run of its chain is {hops[-1]}" if len(hops) > 2 else ""
+        echo(f"{hops[0]} was resumed by {hops[1]}{newest}; resuming {hops[-1]}")
+    return record
+
+
 def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Echo) -> ResumedRun:
     """Find the run, stop what it left running, close it if it died, and plan the rest.
 
@@ -141,24 +163,32 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
         # events a dead corral could not store wait in its run's folder: the history
         # must hold them before it is read (the run itself may be among them)
         write_spills(history, _named_folders(directory, run_id), echo)
-        record = history.get_run(run_id)
-        if write_spills(
-            history, [Path(r.run.log_root) for r in earlier_runs(history, record)], echo
-        ):
-            record = history.get_run(run_id)
-        if record.run.status is RunStatus.REFUSED:
-            raise UsageError(
-                f"run {record.run.id} was refused by policy: nothing ran, so nothing resumes",
-                hint="see `corral show` for the denials; fix the flow and `corral run` it",
-            )
-        records = (record, *earlier_runs(history, record))
-        for run in records:
-            if (pid := holder(Path(run.run.log_root))) is not None:
+        while True:
+            record = newest_of_chain(history, history.get_run(run_id), echo)
+            if write_spills(
+                history, [Path(r.run.log_root) for r in earlier_runs(history, record)], echo
+            ):
+                record = history.get_run(record.run.id)
+            if record.run.status is RunStatus.REFUSED:
                 raise UsageError(
-                    f"run {run.run.id} is still running (corral process {pid})",
-                    hint="stop it with Ctrl-C or `kill -INT`, or wait for it, then resume",
+                    f"run {record.run.id} was refused by policy: nothing ran, so nothing resumes",
+                    hint="see `corral show` for the denials; fix the flow and `corral run` it",
                 )
-        locks = ResumeLocks(records)
+            records = (record, *earlier_runs(history, record))
+            for run in records:
+                if (pid := holder(Path(run.run.log_root))) is not None:
+                    raise UsageError(
+                        f"run {run.run.id} is still running (corral process {pid})",
+                        hint="stop it with Ctrl-C or `kill -INT`, or wait for it, then resume",
+                    )
+            locks = ResumeLocks(records)
+            # a resume of it that ended between the look-up and the lock made a newer
+            # run; every resume holds the lock, so with it held the answer is final
+            if not _resumers(history, record):
+                break
+            locks.release()
+            locks = None
+            run_id = record.run.id
         adopted = find_adoptions(records)
         # what runs without a supervisor left running is nobody's: stop it (a live
         # supervisor stops its own leftovers once its jobs are done)

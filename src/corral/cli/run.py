@@ -407,7 +407,11 @@ def resume_command(
     cancel_on_interrupt: bool,
     flags: RunFlags,
 ) -> int:
-    """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run."""
+    """Finish RUN: succeeded jobs are kept, failed, cancelled and never-started jobs run.
+
+    Jobs a killed corral left running or finished are adopted, not run again. A RUN that
+    a resume already took over is resumed through the newest run of its chain (said on
+    stderr), so no job runs twice and the chain stays one logical run."""
     from corral.app.location import history_home
     from corral.app.resume import resume_run
 
