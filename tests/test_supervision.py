@@ -389,3 +389,55 @@ def test_resuming_a_run_already_resumed_resumes_its_newest_run_and_no_job_runs_t
     ) in once_more.stderr
     assert "nothing to resume" in once_more.stderr
     assert len(json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"]) == 1
+
+
+SQLITE_LOCK = """\
+import sqlite3, sys
+holder = sqlite3.connect(sys.argv[1], isolation_level=None)
+holder.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+holder.rollback()
+"""
+
+
+def test_a_resume_that_cannot_close_the_dead_run_exits_3_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    """The history takes no writes (another process holds the SQLite lock) when the
+    resume must record that the dead run ended: exit 3, one line naming what was not
+    written, nothing started; once the lock is gone the next resume adopts the job."""
+    _flow(tmp_path)
+    run_id, logs = _kill_mid_job(tmp_path)
+    try:
+        _refused_while_locked(tmp_path, run_id)
+    finally:
+        (tmp_path / "go").touch()  # a failed check leaves no job behind
+        _wait(lambda: supervisor_alive(logs) is None, "the run's supervisor to exit")
+    resumed = corral("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "adopting 1 job(s) left by the dead run: a" in resumed.stderr
+    assert len((tmp_path / "started-a").read_text().splitlines()) == 1
+    assert _effects(tmp_path, "a") == 1 and _effects(tmp_path, "b") == 1
+    assert set(_show(tmp_path, run_id).values()) == {"cancelled"}
+
+
+def _refused_while_locked(tmp_path: Path, run_id: str) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", SQLITE_LOCK, str(tmp_path / ".corral" / "corral.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        refused = corral("resume", run_id, cwd=tmp_path, timeout=120)
+    finally:
+        holder.communicate("release\n", timeout=30)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"that dead run {run_id} ended: its end and its 2 unfinished job row(s)" in line
+    assert "were not written (database is locked); nothing was started" in line
+    assert f"`corral resume {run_id}` again once the history takes writes" in line
+    assert json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"][0]["id"] == run_id
+    assert len((tmp_path / "started-a").read_text().splitlines()) == 1

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.errors import UsageError
+from corral.errors import StoreError, UsageError
 from corral.events.types import JobFinished, RunFinished
 from corral.execute import reaper
 from corral.execute.executor import Adoption
@@ -184,9 +184,9 @@ def close_dead(history: HistoryStore, runs: tuple[RunRecord, ...], adopted: Adop
         if run.run.status is not RunStatus.RUNNING:
             continue
         writer = history.writer(run_id=run.run.id)
-        for job in run.jobs:
-            if not job.status.is_final:
-                writer(_closing(run.run.id, job, adopted, now))
+        open_rows = [job for job in run.jobs if not job.status.is_final]
+        for job in open_rows:
+            writer(_closing(run.run.id, job, adopted, now))
         writer(
             RunFinished(
                 run_id=run.run.id,
@@ -195,7 +195,25 @@ def close_dead(history: HistoryStore, runs: tuple[RunRecord, ...], adopted: Adop
                 error="interrupted: corral stopped before the run ended (resumed)",
             )
         )
-        writer.close()
+        try:
+            writer.close()
+        except StoreError as error:
+            raise _not_closed(history, run.run.id, len(open_rows), error) from None
+
+
+def _not_closed(history: HistoryStore, run_id: str, rows: int, error: StoreError) -> StoreError:
+    """The resume stops before it starts anything: the history must say the dead run
+    ended before a new run carries on its jobs. Nothing is lost (the next resume closes
+    it again from what is on record), so this names what was not written and why."""
+    cause = error.__cause__
+    cause = getattr(cause, "orig", None) or cause
+    why = str(cause).strip().splitlines()[0] if cause is not None else error.message
+    return StoreError(
+        f"cannot record in the run history at {history.display_url} that dead run {run_id} "
+        f"ended: its end and its {rows} unfinished job row(s) were not written ({why}); "
+        "nothing was started",
+        hint=f"`corral resume {run_id}` again once the history takes writes",
+    )
 
 
 def _closing(run_id: str, job: StoredJob, adopted: Adopted, now: float) -> JobFinished:

@@ -287,7 +287,8 @@ class StoreWriter:
             self._spill_out()
         unwritten = len(self._pending) + len(self._orphans) + len(self._queue)
         if unwritten or self.dropped or self.lost or self._spilled:
-            raise StoreError(self._loss_message(unwritten))
+            # the database's own error rides along, for callers that word their own message
+            raise StoreError(self._loss_message(unwritten)) from self._last_error
 
     def _loss_message(self, unwritten: int) -> str:
         finished = sum(isinstance(p.event, JobFinished) for p in self._pending)
