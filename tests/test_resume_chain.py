@@ -160,3 +160,59 @@ def test_export_carries_the_chain_without_counting_twice(chain: dict[str, Any]) 
     assert len(lines.splitlines()) == len(document["events"])
     alone = json.loads(corral("export", chain["resumed"], "--no-chain", cwd=folder, env=ENV).stdout)
     assert {e["run_id"] for e in alone["events"]} == {chain["resumed"]}
+
+
+def test_runs_status_filters_on_the_chain_s_status(chain: dict[str, Any]) -> None:
+    folder = chain["folder"]
+    # the killed run is cancelled, but its logical run (newest: the resume) succeeded
+    assert _json(folder, "runs", "--status", "cancelled")["runs"] == []
+    (line,) = _json(folder, "runs", "--status", "succeeded")["runs"]
+    assert line["id"] == chain["resumed"] and line["chain"]["origin"] == chain["killed"]
+    alone = _json(folder, "runs", "--status", "cancelled", "--no-chain")["runs"]
+    assert [r["id"] for r in alone] == [chain["killed"]]
+
+
+def test_runs_reads_each_run_once_however_many_chains(tmp_path: Path) -> None:
+    """`runs --status X` reads every run (the filter is on each chain's newest run), so
+    it must stay linear: one listing, and one read per run of a chained line."""
+    from corral.app.chain import logical_runs
+    from corral.events.types import RunFinished, RunStarted
+    from corral.models import RunStatus
+    from corral.store import StoreWriter, open_store
+
+    store = open_store(None, tmp_path / "corral.db")
+    writer = StoreWriter(store)
+    chains, plain = 40, 20
+    for n in range(chains * 2 + plain):
+        chained = n < chains * 2
+        writer(
+            RunStarted(
+                run_id=f"run-{n:04d}",
+                flow_name="f",
+                flow_path="f.yaml",
+                jobs=(),
+                started_at=1000.0 + n,
+                resumed_from=f"run-{n - 1:04d}" if chained and n % 2 else None,
+            )
+        )
+        writer(RunFinished(run_id=f"run-{n:04d}", status=RunStatus.SUCCEEDED, ended_at=2000.0))
+    writer.close()
+    calls = {"list_runs": 0, "get_run": 0}
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            if name in calls:
+                calls[name] += 1
+            return getattr(store, name)
+
+    found = logical_runs(
+        Counting(),  # type: ignore[arg-type]
+        status="succeeded",
+        flow=None,
+        since=None,
+        limit=None,
+    )
+    assert len(found) == chains + plain
+    assert sum(len(run.chain) == 2 for run in found) == chains
+    assert calls == {"list_runs": 1, "get_run": chains * 2}
+    store.close()
