@@ -216,3 +216,34 @@ def test_runs_reads_each_run_once_however_many_chains(tmp_path: Path) -> None:
     assert sum(len(run.chain) == 2 for run in found) == chains
     assert calls == {"list_runs": 1, "get_run": chains * 2}
     store.close()
+
+
+def test_resumers_are_found_by_a_direct_query_whatever_the_flow_path(tmp_path: Path) -> None:
+    """`show` (resumed_by) and `resume` (newest of the chain) ask for a run's resumers:
+    one query on `runs.resumed_from`, which also finds a resume whose flow moved."""
+    from corral.app.chain import resumed_by
+    from corral.events.types import RunStarted
+    from corral.store import StoreWriter, open_store
+
+    store = open_store(None, tmp_path / "corral.db")
+    writer = StoreWriter(store)
+    for run_id, path, resumed_from, at in [
+        ("run-r", "a.yaml", None, 1.0),
+        ("run-other", "a.yaml", None, 2.0),
+        ("run-r2", "moved/a.yaml", "run-r", 3.0),
+        ("run-r3", "a.yaml", "run-r", 4.0),
+    ]:
+        writer(
+            RunStarted(
+                run_id=run_id,
+                flow_name="a",
+                flow_path=path,
+                jobs=(),
+                started_at=at,
+                resumed_from=resumed_from,
+            )
+        )
+    writer.close()
+    assert resumed_by(store, store.get_run("run-r").run) == ["run-r3", "run-r2"]
+    assert resumed_by(store, store.get_run("run-r2").run) == []
+    store.close()

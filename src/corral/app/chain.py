@@ -193,6 +193,11 @@ def resumed_by(history: HistoryReader, run: RunRow) -> list[str]:
 
 def resumers(history: HistoryReader, run: RunRow) -> list[RunRow]:
     """The rows of the runs that resumed `run`, newest first."""
+    from corral.store.sql import SqlHistory
+
+    if isinstance(history, SqlHistory):  # one direct query
+        return history.resumers(run.id)
+    # another history (a plugin's) has only the listing: the later runs of the flow
     later = history.list_runs(None, run.flow_path or None, run.started_at, None)
     return [row for row in later if row.resumed_from == run.id]
 

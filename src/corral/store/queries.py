@@ -160,6 +160,15 @@ def list_runs(
     return [_run_row(run, counts.get(run["id"], {})) for run in found]
 
 
+def resumers(db: Db, run_id: str) -> list[RunRow]:
+    """The runs resumed from `run_id`, newest first: one look at `runs.resumed_from`,
+    not a listing of every later run."""
+    sql = "SELECT * FROM runs WHERE resumed_from = :run ORDER BY started_at DESC, id"
+    found = list(_dicts(db, sql, {"run": run_id}))
+    counts = _job_counts(db, [run["id"] for run in found])
+    return [_run_row(run, counts.get(run["id"], {})) for run in found]
+
+
 def resolve_run_id(db: Db, run_id: str) -> str:
     """The full id of a run given its id or a unique prefix."""
     if any(db.query("SELECT id FROM runs WHERE id = :id", {"id": run_id})[1]):

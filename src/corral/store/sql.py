@@ -175,6 +175,11 @@ class SqlHistory:
         with self.reads() as db:
             return queries.get_run(db, run_id)
 
+    def resumers(self, run_id: str) -> list[RunRow]:
+        """The runs resumed from `run_id`, newest first (`corral.app.chain.resumers`)."""
+        with self.reads() as db:
+            return queries.resumers(db, run_id)
+
     def resolve_run_id(self, run_id: str) -> str:
         with self.reads() as db:
             return queries.resolve_run_id(db, run_id)
