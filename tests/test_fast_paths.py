@@ -37,7 +37,39 @@ _PROBE = textwrap.dedent(
     print(json.dumps(sorted(m for m in watched if m in sys.modules)), file=sys.stderr)
     """
 )
-_WATCHED = ["alembic", "sqlalchemy", "pydantic", "jinja2", "yaml", "tomllib", "rich", "asyncio"]
+_WATCHED = [
+    "alembic",
+    "sqlalchemy",
+    "pydantic",
+    "jinja2",
+    "yaml",
+    "tomllib",
+    "rich",
+    "asyncio",
+    "corral.config.schema",  # the flow schema (pydantic models)
+    "corral.events.types",  # the run's events (~40 dataclasses)
+    "corral.expressions",  # conditions and templates
+    "corral.plan",
+    "corral.policy.engine",  # Rego policies
+    "corral.store.writer",
+    "corral.render.live",
+]
+# what running a flow needs and reading the history does not
+_RUN_MACHINERY = {
+    "alembic",
+    "sqlalchemy",
+    "pydantic",
+    "jinja2",
+    "yaml",
+    "asyncio",
+    "corral.config.schema",
+    "corral.events.types",
+    "corral.expressions",
+    "corral.plan",
+    "corral.policy.engine",
+    "corral.store.writer",
+    "corral.render.live",
+}
 
 
 def imported(cwd: Path, *args: str) -> set[str]:
@@ -59,8 +91,10 @@ def test_help_imports_no_engine(tmp_path: Path) -> None:
 
 def test_exec_imports_only_what_running_one_command_needs(tmp_path: Path) -> None:
     # no flow file to read (YAML, TOML), no template (Jinja2), no history (SQLAlchemy)
+    # nor, with no policy to apply, the policy engine; -q draws no live view
     found = imported(tmp_path, "exec", "-q", "--no-store", "--", "true")
-    assert found.isdisjoint({"alembic", "sqlalchemy", "jinja2", "yaml", "tomllib"}), found
+    unneeded = {"alembic", "sqlalchemy", "jinja2", "yaml", "tomllib", "corral.policy.engine"}
+    assert found.isdisjoint(unneeded | {"corral.render.live"}), found
     assert "asyncio" in found  # it did run
 
 
@@ -85,6 +119,11 @@ def test_a_current_history_opens_without_the_migration_machinery(tmp_path: Path)
     for command in (["runs"], ["show", run_id], ["show", run_id, "--json"]):
         found = imported(tmp_path, *command)
         assert found.isdisjoint({"alembic", "sqlalchemy", "pydantic"}), (command, found)
+    # listing runs loads nothing of what running them needs, and draws nothing with --json
+    found = imported(tmp_path, "runs")
+    assert found.isdisjoint(_RUN_MACHINERY), found
+    assert "rich" in found  # the probe saw the table being drawn
+    assert imported(tmp_path, "runs", "--json").isdisjoint(_RUN_MACHINERY | {"rich"})
 
 
 def test_a_flow_without_templates_never_loads_jinja(tmp_path: Path) -> None:

@@ -11,9 +11,34 @@ The Rego interpreter is regorus, installed with `pip install 'corral[policy]'`; 
 here imports it until a policy is actually read. See docs/policy.md.
 """
 
-from corral.policy.document import flow_input
-from corral.policy.engine import Finding, Outcome, PolicyFiles, PolicySet
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from corral.policy.gate import ENV_VAR, Verdict, evaluate, policy_paths
+
+if TYPE_CHECKING:
+    from corral.policy.document import flow_input
+    from corral.policy.engine import Finding, Outcome, PolicyFiles, PolicySet
+
+# every run imports this package to learn whether a policy applies; the engine and the
+# input document are imported on first use (PEP 562), so a run without policies skips them
+_LAZY = {
+    "flow_input": "corral.policy.document",
+    "Finding": "corral.policy.engine",
+    "Outcome": "corral.policy.engine",
+    "PolicyFiles": "corral.policy.engine",
+    "PolicySet": "corral.policy.engine",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ENV_VAR",

@@ -16,13 +16,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.config.loader import LoadedFlow
 from corral.errors import FlowError, PolicyError
 from corral.plan import Plan
-from corral.policy.document import flow_input
-from corral.policy.engine import Finding, PolicyFiles, PolicySet
+
+if TYPE_CHECKING:
+    from corral.policy.engine import Finding
 
 ENV_VAR = "CORRAL_POLICY"
 SCHEMA_VERSION = 1
@@ -128,6 +129,11 @@ def evaluate(
     paths = policy_paths(loaded, policies, environ)
     if not paths:
         return None
+    # every run comes through here; the engine and the input document are loaded only
+    # when a policy applies
+    from corral.policy.document import flow_input
+    from corral.policy.engine import PolicyFiles, PolicySet
+
     policy_set = PolicySet(PolicyFiles.find(paths))
     outcome = policy_set.evaluate(flow_input(loaded, plan))
     where: dict[str, str] = {}
