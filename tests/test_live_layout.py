@@ -246,7 +246,8 @@ summary  succeeded  N.Ns     0  gemini  ~$0.0018
 lint     failed     N.Ns     1                    exit code 1: 3 warnings about
                                                   the style of the code base
 docs     skipped                                  skipped: needs 'lint' failed
-run RUN failed in N.Ns · logs: LOGS · 2.2k in · 288 out · ~$0.13"""
+run RUN failed in N.Ns · 2.2k in · 288 out · ~$0.13
+logs: LOGS"""
 
 SUMMARY_160 = """\
 lint    | ✗ failed in N.Ns (exit 1): exit code 1: 3 warnings about the style of the code base
@@ -260,7 +261,8 @@ SUMMARY_160 += (
     + " " * 56
     + "exit code 1: 3 warnings about the style of the code base\n"
     "docs     skipped" + " " * 70 + "skipped: needs 'lint' failed\n"
-    "run RUN failed in N.Ns · logs: LOGS · 2.2k in · 288 out · ~$0.13"
+    "run RUN failed in N.Ns · 2.2k in · 288 out · ~$0.13\n"
+    "logs: LOGS"
 )
 
 
@@ -288,18 +290,28 @@ def test_summary_under_a_pseudo_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: int, lines: int, screen: str
 ) -> None:
     """At 80 columns the summary drops the token, cache and tool-call columns (the live
-    view's order) and folds the note; the job, status, time, exit and cost stay whole."""
-    (tmp_path / "flow.yaml").write_text(SUMMARY_FLOW)
+    view's order) and folds the note; the job, status, time, exit and cost stay whole.
+    The run's last line breaks only between its parts: the log path (146 characters
+    here, whatever the temporary folder) goes on its own line, whole, wrapped by the
+    terminal at 80 columns and not at 160."""
+    folder = tmp_path / ("d" * (100 - len(str(tmp_path)) - 1))  # 100 characters
+    folder.mkdir()
+    (folder / "flow.yaml").write_text(SUMMARY_FLOW)
     for key, value in _fake_clis(tmp_path).items():
         monkeypatch.setenv(key, value)
-    terminal = Terminal(["run", "flow.yaml", "--output", "quiet"], tmp_path, columns, lines)
+    terminal = Terminal(["run", "flow.yaml", "--output", "quiet"], folder, columns, lines)
     try:
         assert terminal.finish() == 1
     finally:
         terminal.stop()
-    # the logs' path wraps at 80 columns: it is masked across the line breaks
-    shown = re.sub(r"logs: .*? · ", "logs: LOGS · ", terminal.text(), flags=re.DOTALL)
-    assert _mask(shown, tmp_path) == screen
+    shown, _, rest = terminal.text().partition("\nlogs: ")
+    rows = [row.rstrip() for row in ("logs: " + rest).splitlines() if row.strip()]
+    # the path is the last thing shown, whole: at 80 columns the terminal wrapped it (a
+    # full row, then the rest), at 160 it fits its own line
+    assert [len(row) for row in rows] == ([80, 72] if columns == 80 else [152])
+    path = "".join(rows).removeprefix("logs: ")
+    assert re.fullmatch(re.escape(str(folder / ".corral" / "runs")) + r"/[0-9a-z-]{32}", path)
+    assert _mask(shown + "\nlogs: LOGS", tmp_path) == screen
 
 
 def test_summary_at_any_width_keeps_the_essentials() -> None:
@@ -309,7 +321,7 @@ def test_summary_at_any_width_keeps_the_essentials() -> None:
     order = ["cache r", "tools", "in", "tool", "exit"]
     for width in range(40, 201, 5):
         console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
-        print_summary(console, journal, "run r1")
+        print_summary(console, journal, [["run r1"]])
         screen = console.export_text()
         lines = screen.splitlines()
         header = re.split(r"\s{2,}", lines[0].strip())
@@ -338,7 +350,7 @@ def test_summary_leaves_a_job_that_never_started_blank() -> None:
     journal(JobFinished(job="stopped", attempt=0, status=JobStatus.CANCELLED, exit_code=None,
                         signal=None, duration_s=0.0, error=stop))  # fmt: skip
     console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
-    print_summary(console, journal, "run r1")
+    print_summary(console, journal, [["run r1"]])
     rows = [line.split() for line in console.export_text().splitlines()[1:3]]
     assert rows == [
         ["held", "skipped", "not", "started:", "run", "budget", "exceeded"],

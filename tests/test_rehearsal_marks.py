@@ -39,8 +39,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
         summary = json.loads(done.stdout)
         ids.append(summary["run_id"])
         assert summary["rehearsal"] is (command != ["run", "flow.yaml"])
-        # the run's last line says so too
-        said = "rehearsal: simulated provider, nothing billed" in done.stderr.splitlines()[-1]
+        # the run's last lines say so too (its log path, last, may stand on its own line)
+        footer = done.stderr[done.stderr.rindex(f"run {summary['run_id']} ") :]
+        said = "rehearsal: simulated provider, nothing billed" in footer
         assert said is (command != ["run", "flow.yaml"])
     return folder, ids[0], ids[2]
 

@@ -127,7 +127,7 @@ def test_big_run_summary_lists_only_what_did_not_succeed() -> None:
             )
         )
     console = Console(file=io.StringIO(), width=120, record=True, color_system=None)
-    print_summary(console, state, "run x")
+    print_summary(console, state, [["run x"]])
     text = console.export_text()
     assert "j7" in text and "j8 " not in text
     assert "50 jobs: 1 failed, 49 succeeded" in text
@@ -142,3 +142,26 @@ def test_budget_meters_count_what_budgets_count() -> None:
     cost = Cost(Decimal("1.25"), CostSource.REPORTED)
     meters = budget_meters(BudgetLimits(usd=Decimal(5), tokens=1000), usage, cost)
     assert meters == [("$1.25 of $5.00", 0.25), ("200 of 1.0k tokens", 0.2)]  # cache reads left out
+
+
+def test_a_line_of_parts_breaks_only_between_its_parts() -> None:
+    """The run's last line and the plan's headline (corral.render.fit): at any width a
+    line breaks only between two parts (never inside `~$0.13`, `3.2s` or a word), no line
+    starts or ends with the separator, and a part too wide for any line (a long path)
+    stands alone, whole."""
+    from corral.render.fit import SEPARATOR, join_to_width
+
+    parts = ["run 20261203-154612-4n29wr4jwzgg1z9k failed in 3.2s", "2.2k in", "288 out",
+             "~$0.13", "", "logs: /tmp/" + "x" * 90]  # fmt: skip
+    for width in range(10, 201):
+        lines = [line.plain for line in join_to_width(parts, width)]
+        assert SEPARATOR.join(lines) == SEPARATOR.join(p for p in parts if p), width
+        for line in lines:
+            assert not line.startswith("·") and not line.endswith("·"), (width, line)
+            assert len(line) <= width or line in parts, (width, line)
+            # each line is whole parts
+            assert all(piece in parts for piece in line.split(SEPARATOR)), (width, line)
+    assert [t.plain for t in join_to_width(parts, 80)] == [
+        "run 20261203-154612-4n29wr4jwzgg1z9k failed in 3.2s · 2.2k in · 288 out · ~$0.13",
+        parts[-1],
+    ]

@@ -125,23 +125,25 @@ def _run(flags: RunFlags, title: str, start: Start) -> int:
 
 def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
     from corral.journal import summary_json
-    from corral.render.format import budget_reckoning, usage_line
+    from corral.render.format import budget_reckoning, usage_parts
     from corral.render.summary import print_summary
 
     elapsed = report.ended_at - report.started_at
-    footer = (
-        f"run {report.run_id} {report.status.value} in {elapsed:.1f}s · logs: {report.log_root}"
-    )
+    # the run's last lines, as parts: laid out to the terminal's width, broken only
+    # between two parts; the log path last, on its own line when it does not fit
+    footer = [f"run {report.run_id} {report.status.value} in {elapsed:.1f}s"]
     usage, cost = report.totals
     if cost is not None:
-        footer += " · " + usage_line(usage, cost)
+        footer += usage_parts(usage, cost)
     if report.journal.rehearsal:
-        footer += " · rehearsal: simulated provider, nothing billed"
+        footer.append("rehearsal: simulated provider, nothing billed")
+    footer.append(f"logs: {report.log_root}")
+    lines = [footer]
     if report.journal.breaches:
-        footer += "\n" + budget_reckoning(report.journal)
+        lines.append(budget_reckoning(report.journal))
     if report.store_error:
         click.echo(f"corral: error: history not saved: {report.store_error}", err=True)
-    print_summary(ui.console, report.journal, footer)
+    print_summary(ui.console, report.journal, lines)
     if json_mode:
         document = summary_json(
             report.journal, started_at=report.started_at, ended_at=report.ended_at

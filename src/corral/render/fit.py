@@ -1,15 +1,24 @@
-"""Fitting a table to the terminal's width: whole columns give way, least important first.
+"""Fitting what corral prints to the terminal's width, in one place.
 
-The live view and the end-of-run summary share this rule: the essentials (a job's name,
-its status, time and cost) are never cut; the one flexible column (the last output, the
-note) keeps a minimum and takes what is left.
+Tables: whole columns give way, least important first. The live view and the end-of-run
+summary share this rule: the essentials (a job's name, its status, time and cost) are never
+cut; the one flexible column (the last output, the note) keeps a minimum and takes what is
+left.
+
+Lines of parts (`run … failed in 3.2s · 2.2k in · ~$0.13 · logs: PATH`, the plan's
+headline): broken only between two parts, never inside a money figure, a time or a word,
+and never leaving a lone separator (`join_to_width`, `Parts`).
+
+No line ends in blanks (`Trimmed`): rich pads a table's cells, which pipes and CI logs keep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.text import Text
 
 GAP = 2  # between two columns of a table (rich's padding of 1 on each side)
@@ -62,3 +71,63 @@ def fit_columns(
                 stand_in = stand_ins[name]
                 shown[stand_in] = spare[stand_in]
     return [c for c in columns if shown.get(c.name) is c]
+
+
+SEPARATOR = " · "  # between the parts of a line
+
+
+def join_to_width(
+    parts: Iterable[Text | str], width: int, separator: str = SEPARATOR
+) -> list[Text]:
+    """`parts` (empty ones left out) joined by `separator` into lines at most `width` cells
+    wide, broken only between two parts: a line never starts or ends with the separator,
+    and a part wider than `width` stands alone on its line, whole (a path is not cut: the
+    terminal wraps it and a copy of it stays one piece)."""
+    lines: list[Text] = []
+    line: Text | None = None
+    for part in parts:
+        text = Text(part) if isinstance(part, str) else part
+        if not text.plain:
+            continue
+        if line is not None and line.cell_len + len(separator) + text.cell_len <= width:
+            line.append(separator)
+            line.append_text(text)
+            continue
+        if line is not None:
+            lines.append(line)
+        line = text.copy()
+    if line is not None:
+        lines.append(line)
+    return lines
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A line of parts, laid out (`join_to_width`) to the width it is rendered at: the
+    console's, or what a tree leaves its label."""
+
+    parts: Sequence[Text | str]
+    style: str = ""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        text = Text("\n").join(join_to_width(self.parts, options.max_width))
+        text.style = self.style
+        yield text
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """`renderable` with the blanks at the end of each line left out (rich pads every
+    cell of a table to its column's width, the last one too)."""
+
+    renderable: RenderableType
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in console.render_lines(self.renderable, options, pad=False):
+            while line and not line[-1].control and not line[-1].text.rstrip():
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style)
+            yield from line
+            yield Segment.line()

@@ -71,9 +71,9 @@ _BUDGET_ACTIONS = {
 }
 
 
-def budget_reckoning(journal: RunJournal) -> str:
-    """`budget (run): ~$0.90 spent of $0.50`: each budget reached, against what was finally
-    spent (the breach message shows what was spent when it was reached)."""
+def budget_reckoning(journal: RunJournal) -> list[str]:
+    """[`budget (run): ~$0.90 spent of $0.50`]: each budget reached, against what was
+    finally spent (the breach message shows what was spent when it was reached)."""
     lines = []
     for breach in dict.fromkeys((b.job, b.unit) for b in journal.breaches):
         job, unit = breach
@@ -89,7 +89,7 @@ def budget_reckoning(journal: RunJournal) -> str:
             spent = f"{tokens_text(usage.budget_tokens)} tokens"
         limit = amount_text(unit, first.limit)
         lines.append(f"budget ({f'job {job}' if job else 'run'}): {spent} spent of {limit}")
-    return " · ".join(lines)
+    return lines
 
 
 def budget_meters(budget: BudgetLimits | None, usage: Usage, cost: Cost) -> list[tuple[str, float]]:
@@ -109,10 +109,15 @@ def budget_meters(budget: BudgetLimits | None, usage: Usage, cost: Cost) -> list
     return meters
 
 
+def usage_parts(usage: Usage, cost: Cost | None) -> list[str]:
+    """[`2.4k in`, `600 out`, `$0.03`]: a run's totals."""
+    parts = [f"{tokens_text(usage.input_tokens)} in", f"{tokens_text(usage.output_tokens)} out"]
+    return [*parts, cost_text(cost)] if cost is not None else parts
+
+
 def usage_line(usage: Usage, cost: Cost | None) -> str:
     """`2.4k in · 600 out · $0.03`: a run's totals in one line."""
-    text = f"{tokens_text(usage.input_tokens)} in · {tokens_text(usage.output_tokens)} out"
-    return f"{text} · {cost_text(cost)}" if cost is not None else text
+    return " · ".join(usage_parts(usage, cost))
 
 
 def cost_text(cost: Cost | None) -> str:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -12,15 +14,17 @@ from rich.text import Text
 from corral.durations import format_duration
 from corral.journal import JobEntry, RunJournal
 from corral.models import JobStatus
-from corral.render.fit import fit_columns, measured
+from corral.render.fit import Parts, Trimmed, fit_columns, measured
 from corral.render.format import cost_text, status_text, tokens_text
 from corral.render.safe import visible_line
 
 FULL_SUMMARY_MAX_JOBS = 40
 
 
-def print_summary(console: Console, journal: RunJournal, footer: str) -> None:
-    """The summary table; a big run lists only the jobs that did not succeed, plus counts."""
+def print_summary(console: Console, journal: RunJournal, footer: Sequence[Sequence[str]]) -> None:
+    """The summary table, then the `footer`'s lines, each given as its parts and laid out
+    to the width (corral.render.fit); a big run lists only the jobs that did not succeed,
+    plus counts."""
     rows = sorted(journal.jobs.values(), key=lambda r: r.seq)
     if len(rows) > FULL_SUMMARY_MAX_JOBS:
         counts: dict[str, int] = {}
@@ -28,11 +32,14 @@ def print_summary(console: Console, journal: RunJournal, footer: str) -> None:
             final = row.final_status
             counts[final.value] = counts.get(final.value, 0) + 1
         tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        footer = f"{len(rows)} jobs: {tally}\n{footer}"
+        footer = [[f"{len(rows)} jobs: {tally}"], *footer]
         rows = [r for r in rows if r.status is not JobStatus.SUCCEEDED]
     if rows:
-        console.print(summary_table(rows, console.size.width))
-    console.print(footer, soft_wrap=True)
+        console.print(Trimmed(summary_table(rows, console.size.width)))
+    for parts in footer:
+        # soft_wrap: a part wider than the terminal (a long path) is wrapped by the
+        # terminal, not cut into lines, so that a copy of it stays whole
+        console.print(Parts(parts), soft_wrap=True)
 
 
 # every column, in the order shown; the agent columns only when an agent job is listed
