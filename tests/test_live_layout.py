@@ -5,29 +5,20 @@ compared whole, times and ids masked."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import io
 import os
-import pty
 import re
-import select
 import signal
-import struct
-import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 
-import pyte
 import pytest
 from rich.console import Console
 
 from corral.render.live import LiveView
 from corral.render.summary import print_summary
 from corral.tools.registry import get_tool
-from live_screens import rehearsal_journal
+from live_screens import Terminal, rehearsal_journal
 
 
 def rendered(width: int, height: int, *, done: bool) -> str:
@@ -121,69 +112,6 @@ def _mask(screen: str, folder: Path) -> str:
     screen = re.sub(r"^run \S+ ", "run RUN ", screen, flags=re.MULTILINE)  # the run id
     screen = re.sub(r"\b\d+(\.\d+)?s\b", "N.Ns", screen)
     return "\n".join(line.rstrip() for line in screen.splitlines()).strip("\n")
-
-
-class Terminal:
-    """`corral` on a pseudo-terminal of a given size, shown by a terminal emulator."""
-
-    def __init__(self, args: list[str], cwd: Path, columns: int, lines: int) -> None:
-        self.screen = pyte.Screen(columns, lines)
-        self.stream = pyte.ByteStream(self.screen)
-        self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
-        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-        env["TERM"] = "xterm-256color"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "corral", *args], cwd=cwd, env=env,
-            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-        )  # fmt: skip
-        os.close(slave)
-
-    def read(self, timeout: float) -> bool:
-        """Feed what arrives within `timeout` to the emulator; False at end of output."""
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            data = os.read(self.master, 65536)
-        except OSError:  # EIO: the child side closed
-            return False
-        self.stream.feed(data)
-        return bool(data)
-
-    def text(self) -> str:
-        return "\n".join(self.screen.display)
-
-    def wait_for(self, predicate: object, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if callable(predicate) and predicate(self.text()):
-                return
-            if not self.read(0.1):
-                break
-        raise AssertionError(f"screen never matched:\n{self.text()}")
-
-    def stop(self) -> None:
-        """After a failure: SIGTERM, so corral stops its jobs (in their own sessions), then
-        SIGKILL what is left of corral."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def finish(self, timeout: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout
-        while self.read(0.5) and self.process.poll() is None and time.monotonic() < deadline:
-            pass
-        while self.read(0.2):
-            pass
-        code = self.process.wait(30)
-        os.close(self.master)
-        return code
 
 
 @pytest.mark.parametrize(("columns", "lines"), [(80, 24), (160, 45)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import types
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from corral.plan import (
     to_json,
     to_mermaid,
 )
+from live_screens import Terminal
 
 FLOW: dict[str, Any] = {
     "name": "review",
@@ -254,4 +256,46 @@ def test_tree_title_and_budget_override() -> None:
     Console(file=buffer, width=140, color_system=None).print(tree)
     assert buffer.getvalue().splitlines()[0] == (
         "flow review.yaml · 5 jobs · 3 levels · budget $1.00 (stop) · max spend $1.00"
+    )
+
+
+PLAN_FLOW = """\
+name: a-review-of-the-code-base
+budget: {usd: 5}
+jobs:
+  analyze: {tool: claude, prompt: "review", budget: {usd: 1.5}}
+  lint: {run: "ruff check ."}
+"""
+
+
+@pytest.mark.parametrize(
+    ("columns", "screen"),
+    [
+        (
+            80,
+            "flow a-review-of-the-code-base · 2 jobs · 1 level · budget $5.00 (stop)\n"
+            "max spend $5.00\n",
+        ),
+        (
+            160,
+            "flow a-review-of-the-code-base · 2 jobs · 1 level · budget $5.00 (stop) · "
+            "max spend $5.00\n",
+        ),
+    ],
+)
+def test_the_headline_breaks_between_its_parts(tmp_path: Path, columns: int, screen: str) -> None:
+    """`corral plan` under a pseudo-terminal: at 80 columns the headline (81 characters)
+    breaks between two parts (it wrapped as `… max` / `spend $5.00`); at 160 it is one
+    line. The whole screen is compared."""
+    (tmp_path / "flow.yaml").write_text(PLAN_FLOW)
+    terminal = Terminal(["plan", "flow.yaml"], tmp_path, columns, 24)
+    try:
+        assert terminal.finish() == 0
+    finally:
+        terminal.stop()
+    shown = "\n".join(line.rstrip() for line in terminal.text().splitlines()).strip("\n")
+    assert shown == screen + (
+        "└── level 1 · 2 in parallel\n"
+        "    ├── analyze  claude  budget $1.50 (stop)\n"
+        "    └── lint  run: ruff check ."
     )

@@ -89,7 +89,7 @@ def _details(plan: Plan, job: PlannedJob) -> list[str]:
     return parts
 
 
-def _headline(plan: Plan) -> str:
+def _headline(plan: Plan) -> list[str]:
     parts = [f"flow {plan.name}" if plan.name else "flow"]
     parts.append(f"{len(plan.jobs)} job{'s' * (len(plan.jobs) != 1)}")
     parts.append(f"{len(plan.levels)} level{'s' * (len(plan.levels) != 1)}")
@@ -100,7 +100,7 @@ def _headline(plan: Plan) -> str:
         parts.append("max spend " + (_money(spend) if spend is not None else "unbounded"))
     else:  # "unbounded" would alarm for a flow that calls no model at all
         parts.append("no agent jobs")
-    return " · ".join(parts)
+    return parts
 
 
 def _override(plan: Plan, title: str | None, run_budget: Limits | None) -> Plan:
@@ -124,7 +124,10 @@ def render_tree(plan: Plan, *, title: str | None = None, run_budget: Limits | No
     from rich.text import Text
     from rich.tree import Tree
 
-    tree = Tree(Text(_headline(plan), style="bold"))
+    from corral.render.fit import Parts
+
+    # laid out to the width it is shown at, broken only between its parts
+    tree = Tree(Parts(_headline(plan), style="bold"))
     for number, level in enumerate(plan.levels, start=1):
         size = len(level)
         title = f"level {number}" + (f" · {size} in parallel" if size > 1 else "")
