@@ -22,6 +22,7 @@ from corral.events.types import JobStarted
 from corral.journal import RunJournal
 from corral.models import JobStatus
 from corral.render.columns import lines, print_columns
+from corral.render.fit import Trimmed
 from corral.render.live import LiveView, hidden_line, visible_rows
 
 # runs `corral ARGS` in a fresh interpreter and prints which of these it imported
@@ -155,7 +156,8 @@ def _rich(headers: list[str], rows: list[list[str]], right: frozenset[int]) -> s
     for row in rows:
         table.add_row(*row)
     buffer = io.StringIO()
-    Console(file=buffer, width=400, color_system=None, highlight=False).print(table)
+    # as printed: without the blanks rich pads the last column with (corral.render.fit)
+    Console(file=buffer, width=400, color_system=None, highlight=False).print(Trimmed(table))
     return buffer.getvalue()
 
 

@@ -415,3 +415,46 @@ def test_narrative_names_the_command_and_hides_cli_noise(tmp_path: Path) -> None
     assert "Reading additional input from stdin..." in stderr_noise  # the recording has it
     assert "Reading additional input from stdin" not in codex.stdout + codex.stderr
     assert "⚙ command_execution: /bin/bash -lc 'echo hello-from-mock-tool'" in codex.stdout
+
+
+# item 15: what corral prints to a pipe or a CI log has no line ending in blanks (rich
+# pads every cell of a table, the last column's too)
+BLANKS_FLOW = """\
+name: blanks
+budget: {usd: 5}
+jobs:
+  analyze: {tool: claude, prompt: "review", budget: {usd: 1}}
+  fetch: {run: "sh -c 'echo fetching; echo; echo \\"a line   \\"'"}
+  lint: {run: "sh -c 'echo 3 warnings >&2; exit 1'"}
+  docs: {needs: [lint], run: "echo never"}
+"""
+
+
+def test_nothing_corral_prints_to_a_pipe_ends_in_blanks(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text(BLANKS_FLOW)
+    env = _agent_env(tmp_path, "claude_tool")
+    commands = [
+        ["run", "flow.yaml"],  # the live view's fallback (prefixed lines), then the summary
+        ["run", "flow.yaml", "--output", "grouped"],
+        ["run", "flow.yaml", "-q"],
+        ["plan", "flow.yaml"],
+        ["validate", "flow.yaml"],
+        ["runs"],
+        ["usage"],
+        ["usage", "--by", "job"],
+    ]
+    outputs = {}
+    for command in commands:
+        done = corral(*command, cwd=tmp_path, env=env)
+        assert done.returncode in (0, 1), (command, done.stderr)
+        outputs[" ".join(command)] = done.stdout + done.stderr
+    run_id = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"][0]["id"]
+    outputs["show"] = corral("show", run_id, cwd=tmp_path).stdout
+    for command, text in outputs.items():
+        assert text.strip(), command
+        ending = [line for line in text.splitlines() if line != line.rstrip()]
+        assert not ending, (command, ending)
+    # the tables were there: the summary, runs, show
+    assert "job      status" in outputs["run flow.yaml"]
+    assert "(exit 0)" in outputs["run flow.yaml"] and "fetch   |\n" in outputs["run flow.yaml"]
+    assert "RUN " in outputs["runs"] and "JOB " in outputs["show"]

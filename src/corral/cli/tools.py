@@ -94,6 +94,8 @@ def _render_table(statuses: list[ToolStatus]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from corral.render.fit import Trimmed
+
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("tool", "installed", "version", "verified", "parser", "path"):
         table.add_column(column, overflow="fold")
@@ -114,7 +116,7 @@ def _render_table(statuses: list[ToolStatus]) -> None:
             proven = f"[dim]{proven}[/dim]"
         table.add_row(s.name, installed, s.version or "-", proven, s.parser or "-", where)
     console = Console(soft_wrap=False)
-    console.print(table)
+    console.print(Trimmed(table))
     for s in statuses:
         if s.warning:
             console.print(f"[yellow]warning:[/yellow] {escape(s.warning)}")

@@ -50,7 +50,8 @@ def lines(
         _column(col, h, i in right) for i, (h, col) in enumerate(zip(headers, columns, strict=True))
     ]
     for parts in zip(*padded, strict=True):
-        yield " " + "  ".join(parts) + " "
+        # no blanks at a line's end (the last column's padding): pipes and logs keep them
+        yield (" " + "  ".join(parts)).rstrip()
 
 
 def print_columns(

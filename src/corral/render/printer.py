@@ -82,7 +82,9 @@ class LinePrinter:
         if self.closed:
             return
         try:
-            self.out.write(line + "\n")
+            # no blanks at a line's end (an empty line of a job's is `job |`): pipes and
+            # CI logs keep them; the job's own bytes are in its log, untouched
+            self.out.write(line.rstrip() + "\n")
         except BrokenPipeError:
             # the reader went away (`corral run f.yaml | head`): the jobs carry on, logged
             self.closed = True
