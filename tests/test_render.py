@@ -165,3 +165,21 @@ def test_a_line_of_parts_breaks_only_between_its_parts() -> None:
         "run 20261203-154612-4n29wr4jwzgg1z9k failed in 3.2s · 2.2k in · 288 out · ~$0.13",
         parts[-1],
     ]
+
+
+def test_a_first_separator_joins_only_the_first_two_parts() -> None:
+    """A plan's job label: `name  tool  detail · detail`, broken between the details."""
+    from corral.render.fit import join_to_width
+
+    parts = ["report  run: echo done", "needs lint", "if always()"]
+    assert [t.plain for t in join_to_width(parts, 80, first_separator="  ")] == [
+        "report  run: echo done  needs lint · if always()"
+    ]
+    assert [t.plain for t in join_to_width(parts, 40, first_separator="  ")] == [
+        "report  run: echo done  needs lint",
+        "if always()",
+    ]
+    assert [t.plain for t in join_to_width(["", *parts], 30, first_separator="  ")] == [
+        "report  run: echo done",
+        "needs lint · if always()",
+    ]

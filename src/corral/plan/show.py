@@ -134,12 +134,10 @@ def render_tree(plan: Plan, *, title: str | None = None, run_budget: Limits | No
         branch = tree.add(Text(title, style="cyan"))
         for name in level:
             job = plan.jobs[name]
-            label = Text(name, style="bold")
-            label.append(f"  {_what(job)}", style="dim")
-            details = _details(plan, job)
-            if details:
-                label.append("  " + " · ".join(details))
-            branch.add(label)
+            head = Text(name, style="bold")
+            head.append(f"  {_what(job)}", style="dim")
+            # the details break onto the next lines between two of them, not mid-phrase
+            branch.add(Parts([head, *_details(plan, job)], first_separator="  "))
     return tree
 
 

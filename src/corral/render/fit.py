@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.segment import Segment
 from rich.text import Text
@@ -77,25 +78,34 @@ SEPARATOR = " · "  # between the parts of a line
 
 
 def join_to_width(
-    parts: Iterable[Text | str], width: int, separator: str = SEPARATOR
+    parts: Iterable[Text | str],
+    width: int,
+    separator: str = SEPARATOR,
+    *,
+    first_separator: str | None = None,
 ) -> list[Text]:
-    """`parts` (empty ones left out) joined by `separator` into lines at most `width` cells
-    wide, broken only between two parts: a line never starts or ends with the separator,
-    and a part wider than `width` stands alone on its line, whole (a path is not cut: the
-    terminal wraps it and a copy of it stays one piece)."""
+    """`parts` (empty ones left out) joined by `separator` (by `first_separator` after the
+    first part, if given) into lines at most `width` cells wide, broken only between two
+    parts: a line never starts or ends with a separator, and a part wider than `width`
+    stands alone on its line, whole (a path is not cut: the terminal wraps it and a copy
+    of it stays one piece)."""
     lines: list[Text] = []
     line: Text | None = None
+    gap = separator if first_separator is None else first_separator
     for part in parts:
         text = Text(part) if isinstance(part, str) else part
         if not text.plain:
             continue
-        if line is not None and line.cell_len + len(separator) + text.cell_len <= width:
-            line.append(separator)
-            line.append_text(text)
+        if line is None:
+            line = text.copy()
             continue
-        if line is not None:
+        if line.cell_len + cell_len(gap) + text.cell_len <= width:
+            line.append(gap)
+            line.append_text(text)
+        else:
             lines.append(line)
-        line = text.copy()
+            line = text.copy()
+        gap = separator
     if line is not None:
         lines.append(line)
     return lines
@@ -108,9 +118,11 @@ class Parts:
 
     parts: Sequence[Text | str]
     style: str = ""
+    first_separator: str | None = None
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        text = Text("\n").join(join_to_width(self.parts, options.max_width))
+        lines = join_to_width(self.parts, options.max_width, first_separator=self.first_separator)
+        text = Text("\n").join(lines)
         text.style = self.style
         yield text
 
