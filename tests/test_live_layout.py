@@ -284,3 +284,43 @@ def test_summary_leaves_a_job_that_never_started_blank() -> None:
         ["held", "skipped", "not", "started:", "run", "budget", "exceeded"],
         ["stopped", "cancelled", "not", "started:", "interrupted", "by", "SIGINT"],
     ]
+
+
+HIDDEN_45 = """\
+big ━━━━━━━            2000/5000 done · 0.0s
+job    status   time  last output
+j0     failed   1.0s
+j1     failed   1.0s
+j2     failed   1.0s
+j2000  waiting
+j2001  waiting
+j2002  waiting
+… 4,994 more jobs: 2,997 waiting
+1,997 succeeded"""
+
+
+def test_the_hidden_jobs_line_breaks_between_its_parts() -> None:
+    """A run bigger than the screen: the line counting the hidden jobs breaks between
+    two statuses on a narrow terminal (it wrapped as `1,997` / `succeeded`), and a row
+    gives way for its second line, so the frame is as tall as it was."""
+    from corral.events.types import JobFinished, JobStarted
+    from corral.journal import RunJournal
+    from corral.models import JobStatus
+
+    names = [f"j{i}" for i in range(5000)]
+    journal = RunJournal(names)
+    for i, name in enumerate(names[:2000]):
+        journal(JobStarted(job=name, attempt=1, pid=1, argv=("x",), log_dir="/l",
+                           started_at=1.0))  # fmt: skip
+        status = JobStatus.FAILED if i < 3 else JobStatus.SUCCEEDED
+        journal(JobFinished(job=name, attempt=1, status=status, exit_code=int(i < 3),
+                            signal=None, duration_s=1.0))  # fmt: skip
+    screens = {}
+    for width in (45, 80):
+        console = Console(file=io.StringIO(), width=width, height=12, record=True,
+                          color_system=None)  # fmt: skip
+        console.print(LiveView(journal, console, title="big", clock=lambda: 10.0).render())
+        screens[width] = "\n".join(line.rstrip() for line in console.export_text().splitlines())
+    assert screens[45] == HIDDEN_45
+    assert len(screens[80].splitlines()) == len(HIDDEN_45.splitlines())
+    assert screens[80].endswith("\n… 4,993 more jobs: 2,996 waiting · 1,997 succeeded")

@@ -24,7 +24,15 @@ from rich.text import Text
 from corral.durations import format_duration
 from corral.journal import JobEntry, RunJournal
 from corral.models import JobStatus
-from corral.render.fit import Column, fit_columns, measured, width_needed
+from corral.render.fit import (
+    SEPARATOR,
+    Column,
+    Parts,
+    fit_columns,
+    join_to_width,
+    measured,
+    width_needed,
+)
 from corral.render.format import budget_meters, cost_text, status_text, tokens_text, usage_line
 from corral.render.safe import visible_line
 
@@ -70,11 +78,17 @@ def visible_rows(
     return sorted(shown, key=lambda r: r.seq), {k: n for k, n in hidden.items() if n}
 
 
-def hidden_line(hidden: dict[JobStatus, int]) -> str:
-    """`… 1,234 more jobs: 1,200 succeeded · 34 waiting` (statuses in their usual order)."""
+def hidden_parts(hidden: dict[JobStatus, int]) -> list[str]:
+    """[`… 1,234 more jobs: 1,200 succeeded`, `34 waiting`] (statuses in their usual order)."""
     total = sum(hidden.values())
     parts = [f"{hidden[s]:,} {s}" for s in JobStatus if s in hidden]
-    return f"… {total:,} more job{'s' if total != 1 else ''}: " + " · ".join(parts)
+    parts[0] = f"… {total:,} more job{'s' if total != 1 else ''}: " + parts[0]
+    return parts
+
+
+def hidden_line(hidden: dict[JobStatus, int]) -> str:
+    """`… 1,234 more jobs: 1,200 succeeded · 34 waiting` on one line."""
+    return SEPARATOR.join(hidden_parts(hidden))
 
 
 class LiveView:
@@ -116,6 +130,11 @@ class LiveView:
         # a run may hold thousands of jobs: only the rows the terminal holds are drawn
         room = self.console.size.height - _RESERVED - head.row_count
         rows, hidden = visible_rows(everyone, room)
+        # the line that counts the hidden jobs breaks between its parts on a narrow
+        # terminal: the rows give it the lines it takes
+        taken = len(join_to_width(hidden_parts(hidden), width)) if hidden else 1
+        if taken > 1:
+            rows, hidden = visible_rows(everyone, room - taken + 1)
         columns = fit_live_columns([self._column(name, rows, now) for name in _COLUMNS], width)
         table = Table(expand=True, show_edge=False, pad_edge=False, box=None, header_style="bold")
         for column in columns:
@@ -132,7 +151,7 @@ class LiveView:
         for index in range(len(rows)):
             table.add_row(*(column.cells[index] for column in columns))
         if hidden:
-            return Group(head, table, Text(hidden_line(hidden), style="dim"))
+            return Group(head, table, Parts(hidden_parts(hidden), style="dim"))
         return Group(head, table)
 
     def _column(self, name: str, rows: list[JobEntry], now: float) -> Column:
