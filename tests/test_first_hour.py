@@ -458,3 +458,16 @@ def test_nothing_corral_prints_to_a_pipe_ends_in_blanks(tmp_path: Path) -> None:
     assert "job      status" in outputs["run flow.yaml"]
     assert "(exit 0)" in outputs["run flow.yaml"] and "fetch   |\n" in outputs["run flow.yaml"]
     assert "RUN " in outputs["runs"] and "JOB " in outputs["show"]
+
+
+def test_runs_and_show_print_names_and_paths_as_text(tmp_path: Path) -> None:
+    """A flow named `x[red]y :smile:` in a folder `a[bold]b`: `runs` and `show` print them
+    as written (they were read as rich markup: `xy`, the folder `ab`)."""
+    folder = tmp_path / "a[bold]b"
+    folder.mkdir()
+    (folder / "flow.yaml").write_text('name: "x[red]y :smile:"\njobs:\n  j: {run: "true"}\n')
+    assert corral("run", "flow.yaml", cwd=folder).returncode == 0
+    assert "x[red]y :smile:" in corral("runs", cwd=folder).stdout
+    run_id = json.loads(corral("runs", "--json", cwd=folder).stdout)["runs"][0]["id"]
+    shown = corral("show", run_id, cwd=folder).stdout
+    assert f"flow:     x[red]y :smile: ({folder / 'flow.yaml'})" in shown.splitlines()

@@ -24,10 +24,11 @@ from corral.store.records import AttemptRow, JobRecord, RunRecord, RunRow, Usage
 
 
 def console() -> Console:
-    """A console for tables: never cut a cell to fit a made-up 80-column width."""
-    found = Console(highlight=False, soft_wrap=False)
+    """A console for tables: never cut a cell to fit a made-up 80-column width. What it
+    prints is text, never markup: a flow named `x[red]y` in a folder `a[b]` shows so."""
+    found = Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
     if not found.is_terminal:
-        found = Console(highlight=False, soft_wrap=False, width=400)
+        found = Console(highlight=False, soft_wrap=False, markup=False, emoji=False, width=400)
     return found
 
 
