@@ -249,7 +249,7 @@ def test_runs_prints_the_table_rich_would() -> None:
     ]
     outputs = []
     for draw in (
-        lambda out: out.print(runs_table(runs)),
+        lambda out: out.print(Trimmed(runs_table(runs))),
         lambda out: print_table(out, runs_table(runs)),
     ):
         buffer = io.StringIO()
@@ -268,6 +268,6 @@ def test_a_table_of_rich_text_is_left_to_rich() -> None:
     table.add_column("A")
     table.add_row(Text("styled", style="bold"))
     buffers = [io.StringIO(), io.StringIO()]
-    Console(file=buffers[0], width=80, color_system=None).print(table)
+    Console(file=buffers[0], width=80, color_system=None).print(Trimmed(table))
     print_table(Console(file=buffers[1], width=80, color_system=None), table)
     assert buffers[0].getvalue() == buffers[1].getvalue()

@@ -465,6 +465,8 @@ def test_runs_and_show_print_names_and_paths_as_text(tmp_path: Path) -> None:
     as written (they were read as rich markup: `xy`, the folder `ab`)."""
     folder = tmp_path / "a[bold]b"
     folder.mkdir()
+    (tmp_path / ".corral").mkdir()  # the history is kept above the folder: this test is
+    # about how names are printed, not where a history may be stored
     (folder / "flow.yaml").write_text('name: "x[red]y :smile:"\njobs:\n  j: {run: "true"}\n')
     assert corral("run", "flow.yaml", cwd=folder).returncode == 0
     assert "x[red]y :smile:" in corral("runs", cwd=folder).stdout

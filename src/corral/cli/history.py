@@ -447,6 +447,7 @@ def usage_command(
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
         return 0
+    from corral.render.fit import Trimmed
     from corral.render.history import console, usage_csv, usage_table
 
     if as_csv:
@@ -454,7 +455,7 @@ def usage_command(
     elif not rows:
         click.echo("No usage recorded.")
     else:
-        console().print(usage_table(by, rows))
+        console().print(Trimmed(usage_table(by, rows)))
     return 0
 
 

@@ -82,7 +82,9 @@ def print_table(out: Console, table: Table) -> None:
     headers = [column.header for column in columns]
     plain = all(isinstance(cell, str) for column in cells for cell in column)
     if table.box is not None or not plain or not all(isinstance(h, str) for h in headers):
-        out.print(table)
+        from corral.render.fit import Trimmed
+
+        out.print(Trimmed(table))  # no blanks at a line's end, as `lines` writes them
         return
     right = frozenset(i for i, column in enumerate(columns) if column.justify == "right")
     rows = list(zip(*cells, strict=True)) if cells else []

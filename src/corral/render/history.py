@@ -12,7 +12,6 @@ from rich.table import Table
 
 from corral.models import TOKEN_FIELDS, Tokens, decimal_text, money_text
 from corral.render.columns import print_columns
-from corral.render.fit import Trimmed
 from corral.render.format import (
     cost_or_dash,
     duration_or_dash,
@@ -46,7 +45,7 @@ REHEARSAL_LABEL = "(rehearsal)"  # a simulated run, shown next to its flow's nam
 
 def runs_table(
     runs: list[RunRow], *, resumes: Mapping[str, tuple[int, str]] | None = None
-) -> Trimmed:
+) -> Table:
     """`corral runs`: one line per run; `resumes` gives a resumed run's number of resumes
     and first run (its figures are then the whole chain's)."""
     table = Table(box=None, header_style="bold")
@@ -70,7 +69,7 @@ def runs_table(
             cost_or_dash(run.cost),
             *extra,
         )
-    return Trimmed(table)
+    return table
 
 
 def print_chain(
@@ -173,7 +172,7 @@ def _exit(attempt: AttemptRow | None) -> str:
 _TOKEN_HEADERS = ("INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING", "TOOL CALLS")
 
 
-def usage_table(by: str, rows: list[UsageRow]) -> Trimmed:
+def usage_table(by: str, rows: list[UsageRow]) -> Table:
     """`corral usage`: one line per group, with totals under them when there are several."""
     table = Table(box=None, header_style="bold", show_footer=len(rows) > 1)
     total = Tokens()
@@ -197,7 +196,7 @@ def usage_table(by: str, rows: list[UsageRow]) -> Trimmed:
             _money_cell(r.estimated_usd),
             str(r.unpriced) if r.unpriced else "-",
         )
-    return Trimmed(table)
+    return table
 
 
 def _money_cell(usd: Decimal) -> str:
