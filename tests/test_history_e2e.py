@@ -11,6 +11,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from helpers import corral, write_flow
 
 DATA = Path(__file__).parent / "data" / "agents"
@@ -163,3 +165,24 @@ def test_resume_after_kill_stops_leftovers_and_closes_the_dead_run(tmp_path: Pat
     rows = runs if isinstance(runs, list) else runs["runs"]
     old = next(r for r in rows if r["id"] == run_id)
     assert old["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("folder", ["a[b]", "q?x#y", "p%41c d"])
+def test_a_history_in_a_folder_whose_name_is_url_syntax_is_saved_there(
+    tmp_path: Path, folder: str
+) -> None:
+    # the history URL names the file percent-encoded; each reader must decode it the way
+    # SQLAlchemy does, or the run is refused ("unable to open database file") or lands in
+    # another folder (`?` starting a query, `#` a fragment, `%41` read as `A`)
+    work = tmp_path / folder
+    work.mkdir()
+    flow = write_flow(work, "jobs:\n  t: {run: 'true'}\n")
+    run = corral("run", str(flow), "--json", cwd=work)
+    assert run.returncode == 0, run.stderr
+    run_id = json.loads(run.stdout)["run_id"]
+    assert (work / ".corral" / "corral.db").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
+    listed = json.loads(corral("runs", "--json", cwd=work).stdout)
+    rows = listed if isinstance(listed, list) else listed["runs"]
+    assert [r["id"] for r in rows] == [run_id]
+    assert corral("show", run_id, cwd=work).returncode == 0

@@ -33,11 +33,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def token_folder(settings: ServerSettings) -> Path:
     """Where the token digests live: next to the history (its folder for a SQLite file,
     else the `.corral` folder of --dir)."""
+    from urllib.parse import unquote
+
     from corral.app.location import corral_dir
 
     url = settings.store
     if url and url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        return Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
+        path = unquote(url.removeprefix("sqlite:///").partition("?")[0])  # as SQLAlchemy reads it
+        return Path(path).expanduser().resolve().parent
     return corral_dir(settings.directory.resolve())
 
 

@@ -41,7 +41,9 @@ def resolve_url(url: str | None, default_path: Path | None) -> str:
     if not url:
         if default_path is None:
             raise StoreError("no history URL given")
-        return f"sqlite:///{default_path}"
+        # percent-encoded as SQLAlchemy reads a URL: a folder named `a[b]`, `a?b` or `a#b`
+        # must name that folder, not end the path or start a query
+        return f"sqlite:///{_uri_path(default_path)}"
     if sqlite_file(url) is not None:
         return url  # valid as it is: no need to load SQLAlchemy to parse it
     from sqlalchemy.engine import make_url
@@ -88,7 +90,11 @@ def sqlite_file(url: str) -> Path | None:
     path = url[len(head) :]
     if not path or path == ":memory:" or path.startswith("file:"):
         return None
-    return Path(path)
+    from urllib.parse import unquote
+
+    # the database part of a URL is percent-decoded, as SQLAlchemy's make_url does (an
+    # engine renders `a[b]` as `a%5Bb%5D`)
+    return Path(unquote(path))
 
 
 def connect_sqlite(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:

@@ -87,8 +87,9 @@ class SqlHistory:
     @property
     def display_url(self) -> str:
         """The URL with any password hidden, for messages."""
-        if self._engine is None and self._file is not None:
-            return self._url  # a file URL holds no password
+        if self._file is not None:
+            # a file URL holds no password; shown with the path as the user wrote it
+            return f"sqlite:///{self._file}"
         return self.engine.url.render_as_string(hide_password=True)
 
     def migrate(self, target: str = "head") -> None:
