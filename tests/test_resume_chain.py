@@ -247,3 +247,53 @@ def test_resumers_are_found_by_a_direct_query_whatever_the_flow_path(tmp_path: P
     assert resumed_by(store, store.get_run("run-r").run) == ["run-r3", "run-r2"]
     assert resumed_by(store, store.get_run("run-r2").run) == []
     store.close()
+
+
+def test_runs_and_usage_over_the_server_equal_the_local_outputs(
+    chain: dict[str, Any], tmp_path: Path
+) -> None:
+    pytest.importorskip("fastapi")
+    from tests.serverkit import start_server
+
+    folder = chain["folder"]
+    server = start_server(folder)
+    try:
+        client = {**ENV, "CORRAL_TOKEN": server.token, "XDG_CONFIG_HOME": str(tmp_path)}
+
+        def both(*args: str) -> tuple[str, str]:
+            local = corral(*args, cwd=folder, env=ENV)
+            remote = corral(*args, "--server", server.url, cwd=tmp_path, env=client)
+            assert local.returncode == remote.returncode == 0, local.stderr + remote.stderr
+            return local.stdout, remote.stdout
+
+        for args in (
+            ("runs", "--json"),
+            ("runs", "--json", "--no-chain"),
+            ("runs", "--json", "--status", "succeeded"),
+            ("runs", "--json", "--status", "cancelled", "--no-chain"),
+            ("runs", "--json", "--limit", "1", "--no-chain"),
+            ("runs",),
+            ("runs", "--no-chain"),
+            ("usage", "--by", "job", "--json"),
+            ("usage", "--by", "model", "--json"),
+            ("usage", "--by", "flow"),
+        ):
+            local, remote = both(*args)
+            assert remote == local, args
+        lines = json.loads(both("runs", "--json")[1])["runs"]
+        assert [(r["id"], r["chain"]["origin"]) for r in lines] == [
+            (chain["resumed"], chain["killed"])
+        ]
+        assert lines[0]["tokens"] == chain["plain"]["tokens"]
+        rows = json.loads(both("usage", "--by", "job", "--json")[1])["rows"]
+        assert rows == chain["plain_usage"]
+        # the API itself: one line with the chain by default, every run with chain=false
+        with server.client() as http:
+            chained = http.get("/runs").json()["runs"]
+            alone = http.get("/runs", params={"chain": "false"}).json()["runs"]
+        assert [r["id"] for r in chained] == [chain["resumed"]]
+        assert chained[0]["chain"]["resumes"] == 1 and chained[0]["jobs_done"] == 3
+        assert [r["id"] for r in alone] == [chain["resumed"], chain["killed"]]
+        assert all("chain" not in r for r in alone)
+    finally:
+        server.stop()

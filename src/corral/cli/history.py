@@ -135,6 +135,7 @@ def runs_command(
                 limit=limit,
                 as_json=as_json,
                 rehearsal=rehearsal,
+                no_chain=no_chain,
             )
         )
 

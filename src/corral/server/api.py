@@ -27,7 +27,7 @@ from corral.server.runs import RunChoices
 from corral.server.security import principal
 from corral.server.state import ServerState, state_of
 from corral.store.protocols import USAGE_KEYS, UsageBy
-from corral.store.records import RunRecord, UsageRow
+from corral.store.records import RunRecord, RunRow, UsageRow
 from corral.times import with_iso_times
 
 router = APIRouter()
@@ -148,19 +148,61 @@ async def list_runs(
     rehearsal: Annotated[
         bool | None, Query(description="Only rehearsals (true) or only real runs (false).")
     ] = None,
+    chain: Annotated[
+        bool,
+        Query(
+            description="A run and its resumes as one line, the newest run with the whole "
+            "chain's figures and a `chain` object (true); every run alone (false, "
+            "`--no-chain`)."
+        ),
+    ] = True,
 ) -> dict[str, Any]:
     start = _page_cursor(cursor)
     after, before = _when(since, "since"), _when(until, "until")
-    rows = await asyncio.to_thread(
-        functools.partial(state.history.list_runs, rehearsal=rehearsal),
-        status, flow, after, None if before else start + limit + 1,
-    )  # fmt: skip
+    fetch = None if before else start + limit + 1
+    lines = await asyncio.to_thread(
+        _run_lines, state, status, flow, after, fetch, rehearsal, chain=chain
+    )
     if before is not None:
-        rows = [r for r in rows if r.started_at < before]
-    page = rows[start : start + limit]
-    more = len(rows) > start + limit
+        lines = [(row, runs) for row, runs in lines if row.started_at < before]
+    page = lines[start : start + limit]
+    more = len(lines) > start + limit
     token = base64.urlsafe_b64encode(str(start + limit).encode()).decode().rstrip("=")
-    return {"runs": [run_summary(r) for r in page], "next_cursor": token if more else None}
+    return {
+        "runs": [_summary_line(row, runs) for row, runs in page],
+        "next_cursor": token if more else None,
+    }
+
+
+def _run_lines(
+    state: ServerState,
+    status: RunStatus | None,
+    flow: str | None,
+    since: float | None,
+    limit: int | None,
+    rehearsal: bool | None,
+    *,
+    chain: bool,
+) -> list[tuple[RunRow, tuple[RunRow, ...] | None]]:
+    """The list's lines: with `chain`, `corral runs`' logical runs (`corral.app.chain`),
+    each with its runs newest first; else the runs alone (no chain)."""
+    if not chain:
+        rows = state.history.list_runs(status, flow, since, limit, rehearsal=rehearsal)
+        return [(row, None) for row in rows]
+    from corral.app.chain import logical_runs
+
+    found = logical_runs(
+        state.history, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
+    )
+    return [(line.row, line.chain) for line in found]
+
+
+def _summary_line(row: RunRow, runs: tuple[RunRow, ...] | None) -> dict[str, Any]:
+    if runs is None:
+        return run_summary(row)
+    from corral.app.chain import chain_dict
+
+    return {**run_summary(row), "chain": chain_dict(runs, row)}
 
 
 @router.post("/runs", status_code=201, summary="Submit a flow to run")

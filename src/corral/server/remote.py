@@ -167,15 +167,31 @@ def runs(
     limit: int,
     as_json: bool,
     rehearsal: bool | None = None,
+    no_chain: bool = False,
 ) -> int:
+    """`corral runs` from the server: its lines are a run and its resumes as one
+    (`corral.app.chain`), or every run alone with `no_chain`, as locally."""
     only = None if rehearsal is None else str(rehearsal).lower()
+    chained = {"chain": "false"} if no_chain else {}
     with Server(url) as server:
         found = server.get(
-            "/runs", status=status, flow=flow, since=since, limit=limit, rehearsal=only
+            "/runs", status=status, flow=flow, since=since, limit=limit, rehearsal=only, **chained
         )["runs"]
     rows = [run_row(r) for r in found]
+    # a server older than resume chains sends no `chain`: its lines are runs alone
+    chains = [None if no_chain else r.get("chain") for r in found]
     if as_json:
-        _echo_json({"schema_version": JSON_VERSION, "runs": [r.to_dict() for r in rows]})
+        # the server's duration, worked out from its exact times (the ISO text they come
+        # as is to the microsecond): the same figure a local `corral runs` prints
+        timed = [
+            {**row.to_dict(), "duration_s": line["duration_s"]}
+            for row, line in zip(rows, found, strict=True)
+        ]
+        lines = [
+            line if chain is None else {**line, "chain": chain}
+            for line, chain in zip(timed, chains, strict=True)
+        ]
+        _echo_json({"schema_version": JSON_VERSION, "runs": lines})
         return 0
     if not rows:
         filtered = status or flow or since or rehearsal is not None
@@ -183,7 +199,12 @@ def runs(
         return 0
     from corral.render.history import console, runs_table
 
-    console().print(runs_table(rows))
+    resumes = {
+        row.id: (chain["resumes"], chain["origin"])
+        for row, chain in zip(rows, chains, strict=True)
+        if chain and chain["resumes"]
+    }
+    console().print(runs_table(rows, resumes=resumes))
     return 0
 
 

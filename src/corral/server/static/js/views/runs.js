@@ -1,4 +1,5 @@
-// Runs: every run the history holds (dashboard, API or terminal), live, with filters.
+// Runs: every run the history holds (dashboard, API or terminal), a run and its resumes
+// as one line, live, with filters.
 
 import { api, query } from "../api.js";
 import { h, fill, throttle } from "../dom.js";
@@ -33,6 +34,14 @@ function filterForm(params, onChange) {
   return form;
 }
 
+// a run and its resumes are one line (as `corral runs`): its figures are the chain's
+function resumes(run) {
+  const chain = run.chain;
+  if (!chain || !chain.resumes) return null;
+  const title = `resumed ${chain.resumes}× from ${chain.origin}; figures of the whole chain`;
+  return h("span", { class: "tag resumed", title, "data-origin": chain.origin }, `${chain.resumes} resume${chain.resumes > 1 ? "s" : ""}`);
+}
+
 function row(run) {
   const id = run.id || run.run_id;
   const total = run.jobs_total ?? (run.jobs && run.jobs.total) ?? 0;
@@ -41,7 +50,7 @@ function row(run) {
   return h(
     "tr",
     { "data-run": id, "data-status": run.status },
-    h("td", {}, h("a", { href: `/runs/${encodeURIComponent(id)}`, class: "mono" }, id), run.rehearsal ? h("span", { class: "tag rehearsal", title: "a rehearsal: simulated agents, no real spend" }, "rehearsal") : null),
+    h("td", {}, h("a", { href: `/runs/${encodeURIComponent(id)}`, class: "mono" }, id), run.rehearsal ? h("span", { class: "tag rehearsal", title: "a rehearsal: simulated agents, no real spend" }, "rehearsal") : null, resumes(run)),
     h("td", {}, run.flow_name || run.flow || ""),
     h("td", {}, statusBadge(run.status)),
     h("td", {}, run.owner || run.user || ""),
