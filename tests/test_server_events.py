@@ -43,10 +43,11 @@ def _events(server: LiveServer, query: str) -> str:
 
 
 async def _collect_with_cuts(
-    server: LiveServer, run_id: str, cuts: int, rng: random.Random
+    server: LiveServer, run_id: str, cuts: int, rng: random.Random, batch: bool = False
 ) -> list[int]:
-    """Follow `run_id`, dropping the connection after a random number of frames (or a
-    random time) `cuts` times, reconnecting from the last seq; every seq received."""
+    """Follow `run_id`, dropping the connection after a random number of messages (or a
+    random time) `cuts` times, reconnecting from the last seq; every seq received. With
+    `batch` the messages are arrays of frames (`batch=true`)."""
     received: list[int] = []
     last = 0
     done = False
@@ -55,21 +56,24 @@ async def _collect_with_cuts(
         budget = rng.randint(0, 4) if cut < cuts else 10**9
         deadline = rng.uniform(0.005, 0.05) if cut < cuts else 60.0
         async with connect(
-            _events(server, f"run={run_id}&after={last}"), additional_headers=server.headers()
+            _events(server, f"run={run_id}&after={last}" + ("&batch=true" if batch else "")),
+            additional_headers=server.headers(),
         ) as socket:
             try:
                 async with asyncio.timeout(deadline):
-                    while budget > 0:
-                        frame = json.loads(await socket.recv())
-                        assert frame["type"] != "error", frame
-                        if frame["type"] in ("heartbeat",):
-                            continue
-                        received.append(frame["seq"])
-                        last = frame["seq"]
+                    while budget > 0 and not done:
+                        message = json.loads(await socket.recv())
+                        assert isinstance(message, list) == batch, message
                         budget -= 1
-                        if frame["type"] == "RunFinished":
-                            done = True
-                            break
+                        for frame in message if batch else [message]:
+                            assert frame["type"] != "error", frame
+                            if frame["type"] in ("heartbeat",):
+                                continue
+                            received.append(frame["seq"])
+                            last = frame["seq"]
+                            if frame["type"] == "RunFinished":
+                                done = True
+                                break
             except TimeoutError:
                 pass
         cut += 1
@@ -83,6 +87,29 @@ def test_fifty_random_cuts_lose_and_repeat_nothing(server: LiveServer) -> None:
     wait_run(server, run_id)
     assert received == stored_seqs(server.directory, run_id)
     assert received == list(range(1, len(received) + 1))
+
+
+def test_batched_frames_with_twenty_random_cuts_lose_and_repeat_nothing(
+    server: LiveServer,
+) -> None:
+    run_id = submit(server, sleeping_flow(12, 0.05, concurrency=6))
+    received = asyncio.run(_collect_with_cuts(server, run_id, 20, random.Random(16), batch=True))
+    wait_run(server, run_id)
+    assert received == stored_seqs(server.directory, run_id)
+    assert received == list(range(1, len(received) + 1))
+
+    async def replay() -> list[list[dict[str, Any]]]:
+        # a finished run from 0: its frames, consecutive, many to a message
+        url = _events(server, f"run={run_id}&after=0&batch=true")
+        messages = []
+        async with connect(url, additional_headers=server.headers()) as socket:
+            while not messages or messages[-1][-1]["type"] != "RunFinished":
+                messages.append(json.loads(await socket.recv()))
+        return messages
+
+    messages = asyncio.run(replay())
+    assert [f["seq"] for m in messages for f in m] == received
+    assert len(messages) < len(received)  # batched
 
 
 def test_sse_resumes_with_last_event_id(server: LiveServer) -> None:
@@ -213,7 +240,8 @@ def test_bad_requests_get_documented_errors_and_the_server_keeps_serving(
     assert httpx.get(server.url + "/readyz").status_code == 200
 
 
-def test_a_slow_client_is_told_to_resync_and_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [False, True], ids=["frames", "batched"])
+def test_a_slow_client_is_told_to_resync_and_loses_nothing(tmp_path: Path, batch: bool) -> None:
     live = start_server(tmp_path, "--client-queue", "5")
     try:
         run_id = submit(live, sleeping_flow(20, 0.01, concurrency=8))
@@ -224,24 +252,24 @@ def test_a_slow_client_is_told_to_resync_and_loses_nothing(tmp_path: Path) -> No
             last = 0
             while True:
                 async with connect(
-                    _events(live, f"run={run_id}&after={last}"),
+                    _events(live, f"run={run_id}&after={last}" + ("&batch=1" if batch else "")),
                     additional_headers=live.headers(),
                     max_queue=1,
                 ) as socket:
                     await asyncio.sleep(0.5)  # fall behind
                     try:
                         async for message in socket:
-                            frame = json.loads(message)
-                            if frame["type"] == "resync":
-                                resyncs += 1
-                                assert frame["after"] == last
-                                continue
-                            if frame["type"] == "heartbeat":
-                                continue
-                            seqs.append(frame["seq"])
-                            last = frame["seq"]
-                            if frame["type"] == "RunFinished":
-                                return seqs, resyncs
+                            for frame in json.loads(message) if batch else [json.loads(message)]:
+                                if frame["type"] == "resync":
+                                    resyncs += 1
+                                    assert frame["after"] == last
+                                    continue
+                                if frame["type"] == "heartbeat":
+                                    continue
+                                seqs.append(frame["seq"])
+                                last = frame["seq"]
+                                if frame["type"] == "RunFinished":
+                                    return seqs, resyncs
                     except ConnectionClosed:
                         pass
                     assert socket.close_code == 4001
@@ -379,7 +407,7 @@ def test_the_next_start_adopts_a_run_whose_worker_died(tmp_path: Path) -> None:
             while httpx.get(second.url + "/readyz").status_code != 200:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            runs = http.get("/runs").json()["runs"]
+            runs = http.get("/runs", params={"chain": "false"}).json()["runs"]  # each run
             adopted = [r for r in runs if r["resumed_from"] == run_id]
             assert len(adopted) == 1 and adopted[0]["status"] == "running"
             assert adopted[0]["owner"] == next(r for r in runs if r["id"] == run_id)["owner"]
