@@ -1,6 +1,6 @@
 """Server benchmark: 100 WebSocket clients following a 1,000-job run.
 
-    python benchmarks/bench_server.py [--quick]
+    python benchmarks/bench_server.py [--quick] [--client light] [--protocol frames]
 
 The flow (1,000 jobs of `true` at concurrency 8) runs twice: once with `corral run` and
 no server (the baseline), once submitted to `corral serve` while N clients (in 4
@@ -11,6 +11,10 @@ the server's peak RSS and CPU time (its own, not its run workers'); the run's wa
 (its record's end minus start) with the server against without. Targets: p99 < 100 ms,
 RSS < 200 MB, run slowed < 5 %. Every client must receive every event exactly once, in
 order.
+
+The clients ask for batched messages (`batch=true`: a message holds the frames that were
+ready, as `corral run --server` asks); `--protocol frames` measures one frame a message
+(the default protocol, the dashboard's).
 """
 
 from __future__ import annotations
@@ -87,7 +91,12 @@ def start_server(folder: Path) -> tuple[psutil.Popen, str]:
     raise SystemExit("the server did not start")
 
 
-async def client(url: str, run_id: str) -> tuple[int, list[float]]:
+def frames_in(payload: bytes | str, batch: bool) -> list[dict[str, Any]]:
+    frames = orjson.loads(payload)
+    return frames if batch else [frames]
+
+
+async def client(url: str, run_id: str, batch: bool) -> tuple[int, list[float]]:
     """Follow `run_id` from its first event; the seqs must be 1, 2, ... A client told to
     resync (it fell behind its bounded queue) reconnects from its last seq, as the CLI and
     the dashboard do. The latency of the frames created after this client connected (the
@@ -98,7 +107,8 @@ async def client(url: str, run_id: str) -> tuple[int, list[float]]:
     since: float | None = None
     while True:
         async with connect(
-            f"{url.replace('http://', 'ws://')}/api/v1/events?run={run_id}&after={last}",
+            f"{url.replace('http://', 'ws://')}/api/v1/events?run={run_id}&after={last}"
+            + ("&batch=true" if batch else ""),
             additional_headers={"Authorization": f"Bearer {TOKEN}"},
             max_size=None,
             ping_interval=None,  # many clients in one process: the server's pings are enough
@@ -107,18 +117,20 @@ async def client(url: str, run_id: str) -> tuple[int, list[float]]:
                 since = time.time()
             async for message in socket:
                 now = time.time()
-                frame = orjson.loads(message)
-                if "seq" not in frame:  # a heartbeat, or a resync: reconnect from `last`
-                    if frame["type"] == "heartbeat":
+                resync = False
+                for frame in frames_in(message, batch):
+                    if "seq" not in frame:  # a heartbeat, or a resync: reconnect from `last`
+                        resync = resync or frame["type"] != "heartbeat"
                         continue
+                    if frame["seq"] != last + 1:
+                        raise SystemExit(f"client got seq {frame['seq']} after {last}")
+                    last = frame["seq"]
+                    if frame["ts"] >= since:
+                        lags.append(now - frame["ts"])
+                    if frame["type"] == "RunFinished":
+                        return last, lags
+                if resync:
                     break
-                if frame["seq"] != last + 1:
-                    raise SystemExit(f"client got seq {frame['seq']} after {last}")
-                last = frame["seq"]
-                if frame["ts"] >= since:
-                    lags.append(now - frame["ts"])
-                if frame["type"] == "RunFinished":
-                    return last, lags
 
 
 class Frames:
@@ -155,7 +167,7 @@ def _masked(opcode: int, payload: bytes) -> bytes:
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
 
 
-async def light_client(url: str, run_id: str) -> tuple[int, list[float]]:
+async def light_client(url: str, run_id: str, batch: bool) -> tuple[int, list[float]]:
     """`client` over a plain socket: the same handshake, frames, checks and reconnects."""
     host, port = url.removeprefix("http://").split(":")
     lags: list[float] = []
@@ -165,7 +177,8 @@ async def light_client(url: str, run_id: str) -> tuple[int, list[float]]:
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(
             (
-                f"GET /api/v1/events?run={run_id}&after={last} HTTP/1.1\r\n"
+                f"GET /api/v1/events?run={run_id}&after={last}{'&batch=true' if batch else ''}"
+                " HTTP/1.1\r\n"
                 f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: YmVuY2gtY2xpZW50LWtleQ==\r\nSec-WebSocket-Version: 13\r\n"
                 f"Authorization: Bearer {TOKEN}\r\n\r\n"
@@ -186,21 +199,21 @@ async def light_client(url: str, run_id: str) -> tuple[int, list[float]]:
                         continue
                     if opcode != 0x1:
                         continue  # a close: reconnect below
-                    frame = orjson.loads(payload)
-                    if "seq" not in frame:  # a heartbeat, or a resync: reconnect
-                        continue
-                    if frame["seq"] != last + 1:
-                        raise SystemExit(f"client got seq {frame['seq']} after {last}")
-                    last = frame["seq"]
-                    if frame["ts"] >= since:
-                        lags.append(now - frame["ts"])
-                    if frame["type"] == "RunFinished":
-                        return last, lags
+                    for frame in frames_in(payload, batch):
+                        if "seq" not in frame:  # a heartbeat, or a resync: reconnect
+                            continue
+                        if frame["seq"] != last + 1:
+                            raise SystemExit(f"client got seq {frame['seq']} after {last}")
+                        last = frame["seq"]
+                        if frame["ts"] >= since:
+                            lags.append(now - frame["ts"])
+                        if frame["type"] == "RunFinished":
+                            return last, lags
         finally:
             writer.close()
 
 
-def client_process(url: str, orders: Any, count: int, out: Any, light: bool) -> None:
+def client_process(url: str, orders: Any, count: int, out: Any, light: bool, batch: bool) -> None:
     """`count` clients in one process (several processes, so that reading 200,000
     frames is not the bottleneck being measured); started before the run, they get its
     id from `orders`. Puts the seqs, the latencies and the process's CPU time."""
@@ -208,7 +221,7 @@ def client_process(url: str, orders: Any, count: int, out: Any, light: bool) -> 
     follow = light_client if light else client
 
     async def many() -> list[tuple[int, list[float]]]:
-        return await asyncio.gather(*(follow(url, run_id) for _ in range(count)))
+        return await asyncio.gather(*(follow(url, run_id, batch) for _ in range(count)))
 
     results = asyncio.run(many())
     used = resource.getrusage(resource.RUSAGE_SELF)
@@ -222,14 +235,14 @@ def client_process(url: str, orders: Any, count: int, out: Any, light: bool) -> 
 
 
 def followed(
-    url: str, clients: int, jobs: int, light: bool
+    url: str, clients: int, jobs: int, light: bool, batch: bool
 ) -> tuple[list[float], list[int], str, float]:
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     orders = context.Queue()
     shares = [clients // PROCESSES + (i < clients % PROCESSES) for i in range(PROCESSES)]
     workers = [
-        context.Process(target=client_process, args=(url, orders, n, out, light))
+        context.Process(target=client_process, args=(url, orders, n, out, light, batch))
         for n in shares
         if n
     ]
@@ -255,7 +268,7 @@ def followed(
 
 
 def with_server(
-    work: Path, jobs: int, clients: int, light: bool
+    work: Path, jobs: int, clients: int, light: bool, batch: bool
 ) -> tuple[list[float], list[int], float, int, float, float]:
     folder = Path(tempfile.mkdtemp(dir=work))
     proc, url = start_server(folder)
@@ -274,7 +287,7 @@ def with_server(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        lags, totals, run_id, clients_cpu = followed(url, clients, jobs, light)
+        lags, totals, run_id, clients_cpu = followed(url, clients, jobs, light, batch)
         used = proc.cpu_times()  # the server's own CPU (its run workers are children)
         cpu = used.user + used.system
     finally:
@@ -296,8 +309,16 @@ def main() -> int:
         help="the clients' WebSocket code: the websockets library, or frames parsed by hand "
         "(whose CPU does not crowd the server out on a small machine)",
     )
+    parser.add_argument(
+        "--protocol",
+        choices=("batched", "frames"),
+        default="batched",
+        help="batched messages (batch=true, as corral run --server asks), or one frame a "
+        "message (the default protocol, the dashboard's)",
+    )
     args = parser.parse_args()
     light = args.client == "light"
+    batch = args.protocol == "batched"
     jobs, clients = (200, 20) if args.quick else (1000, 100)
     alone_times: list[float] = []
     served_times: list[float] = []
@@ -310,7 +331,7 @@ def main() -> int:
         # alternated, so that the machine's load falls on both alike; medians reported
         for _ in range(args.rounds):
             alone_times.append(baseline(work, jobs))
-            measured = with_server(work, jobs, clients, light)
+            measured = with_server(work, jobs, clients, light, batch)
             round_lags, totals, served_s, round_peak, cpu, client_cpu = measured
             server_cpu.append(cpu)
             clients_cpu.append(client_cpu)
@@ -324,7 +345,7 @@ def main() -> int:
     p50, p99 = statistics.median(lags) * 1000, cuts[98] * 1000
     slowed = (served / alone - 1) * 100
     print(
-        f"server {clients} ws clients ({args.client}) x {jobs}-job run "
+        f"server {clients} ws clients ({args.client}, {args.protocol}) x {jobs}-job run "
         f"({totals[0]} events each, all in order) | "
         f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms (target < 100) | "
         f"server peak RSS {peak / 2**20:.0f} MB (target < 200), "

@@ -198,28 +198,28 @@ async def follow_events(
     while stop is None or not stop.is_set():
         try:
             async with connect(
-                f"{base}{API}/events?run={run_id}&after={after}",
+                f"{base}{API}/events?run={run_id}&after={after}&batch=true",
                 additional_headers={"Authorization": f"Bearer {token}"},
                 max_size=None,
             ) as socket:
                 down_since, delay = None, 0.1
                 async for message in socket:
-                    frame = orjson.loads(message)
-                    kind = frame.get("type")
-                    if kind == "error":
-                        error = frame.get("error", {})
-                        raise _error(_status_of(error.get("code")), orjson.dumps(frame), url)
-                    if kind in ("heartbeat", "resync", "reconnect"):
-                        continue
-                    seq = int(frame["seq"])
-                    if seq <= after:
-                        continue
-                    after = seq
-                    done = on_frame(frame)
-                    if not isinstance(done, bool):
-                        done = await done
-                    if done:
-                        return after
+                    for frame in orjson.loads(message):  # batched: frames in order
+                        kind = frame.get("type")
+                        if kind == "error":
+                            error = frame.get("error", {})
+                            raise _error(_status_of(error.get("code")), orjson.dumps(frame), url)
+                        if kind in ("heartbeat", "resync", "reconnect"):
+                            continue
+                        seq = int(frame["seq"])
+                        if seq <= after:
+                            continue
+                        after = seq
+                        done = on_frame(frame)
+                        if not isinstance(done, bool):
+                            done = await done
+                        if done:
+                            return after
         except (TimeoutError, OSError, websockets.WebSocketException):
             pass
         if down_since is None:
