@@ -23,7 +23,7 @@ pytest.importorskip("fastapi")
 from corral.server.errors import ApiError  # after the extra's check
 from corral.server.feed import FeedSender, encode, read_feed
 from corral.server.hub import EventHub, LiveFrame
-from corral.server.live import Out, open_stream
+from corral.server.live import Out, open_batches, open_stream
 
 RUN = "20261203-000000-feed"
 
@@ -124,6 +124,33 @@ async def test_a_client_gets_what_the_history_has_not_written_yet_exactly_once(
         await open_stream(hub, RUN, "22", 15.0)
     assert beyond.value.code == "after_beyond_end"
     assert hub.fed == 21 and hub.dropped == 0
+
+
+async def test_frames_come_in_batches_of_those_ready_at_once_each_once_in_order(
+    store: SqlHistory,
+) -> None:
+    hub = EventHub(store, poll_s=0.01, queue_size=1000)
+    writer = StoreWriter(store, window_s=60.0)
+    writer.listen(piped(hub))  # type: ignore[arg-type]
+    writer(started())
+    for n in range(1, 30):
+        writer(said(n))
+    assert writer.flush_now()  # 1-30 written
+    batches = await open_batches(hub, RUN, "3", 15.0)
+    replay = await anext(batches)  # a page of the history, at once
+    assert [orjson.loads(out.body)["seq"] for out in replay] == list(range(4, 31))
+    for n in range(30, 40):  # queued for the client while it was away: one batch
+        writer(said(n))
+    async with asyncio.timeout(10):
+        live = await anext(batches)
+    assert [orjson.loads(out.body)["seq"] for out in live] == list(range(31, 41))
+    assert [out.cursor for out in live] == [str(n) for n in range(31, 41)]
+    # a client that keeps up: one frame, one batch
+    writer(said(40))
+    async with asyncio.timeout(10):
+        assert [out.cursor for out in await anext(batches)] == ["41"]
+    await batches.aclose()  # type: ignore[attr-defined]  # an async generator
+    writer.close()
 
 
 async def test_a_hole_in_the_queue_is_filled_from_the_hub_before_the_history_has_it(

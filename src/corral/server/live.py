@@ -7,6 +7,11 @@ history, then the events the hub sent that the history has not written yet (a ru
 this server feeds them in before its writer commits them: `EventHub.recent`); an event
 in neither yet is waited for, briefly. The same stream feeds the WebSocket and
 Server-Sent Events endpoints (`corral.server.events`).
+
+The stream comes in batches (`open_batches`): the frames ready at once (a page of the
+history, what the hub queued while the client was sending), so that the work done for
+each frame is only its encoding (shared by the clients of a run) and a list append; an
+endpoint writes a batch out in one go, as one message (`batch=true`) or one each.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from corral.errors import NotFoundError
 from corral.server.cursor import BadCursor, Cursor, run_seq
 from corral.server.errors import ApiError
 from corral.server.hub import EventHub, LiveFrame, Subscription, _page, frames_of
+
+Batch = list["Out"]  # the frames ready at once, in order
 
 # how long an event the hub sent (or a reconnecting client saw) may take to be written by
 # its run's history writer (it batches; a database that hiccups retries)
@@ -43,10 +50,11 @@ def _control(kind: str, **fields: object) -> Out:
     return Out(kind, orjson.dumps({"type": kind, **fields}), final=final)
 
 
-async def open_stream(
+async def open_batches(
     hub: EventHub, run: str | None, after: str | None, heartbeat_s: float
-) -> AsyncIterator[Out]:
-    """Check the request (unknown run 404, bad or too-far `after` 400), then stream.
+) -> AsyncIterator[Batch]:
+    """Check the request (unknown run 404, bad or too-far `after` 400), then stream, in
+    batches of the frames ready at once (never empty; a final frame ends its batch).
 
     The checks run before the first frame, so the endpoints answer them as errors.
     """
@@ -57,9 +65,25 @@ async def open_stream(
     return await _all_runs(hub, after, heartbeat_s)
 
 
+async def open_stream(
+    hub: EventHub, run: str | None, after: str | None, heartbeat_s: float
+) -> AsyncIterator[Out]:
+    """`open_batches`, a frame at a time."""
+    return _frames(await open_batches(hub, run, after, heartbeat_s))
+
+
+async def _frames(batches: AsyncIterator[Batch]) -> AsyncIterator[Out]:
+    try:
+        async for batch in batches:
+            for out in batch:
+                yield out
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
 async def _one_run(
     hub: EventHub, run: str, after: str | None, heartbeat_s: float
-) -> AsyncIterator[Out]:
+) -> AsyncIterator[Batch]:
     history = hub.history
     try:
         run_id = await asyncio.to_thread(history.resolve_run_id, run)
@@ -103,33 +127,44 @@ async def _reaches(hub: EventHub, run_id: str, position: int) -> bool:
         await asyncio.sleep(0.05)
 
 
+def _own(frames: list[LiveFrame]) -> Batch:
+    """One run's frames, each with its own seq (the encoding all its clients share)."""
+    return [Out(frame.kind, frame.body(frame.seq), str(frame.seq)) for frame in frames]
+
+
 async def _stream_one(
     hub: EventHub, sub: Subscription, run_id: str, position: int, heartbeat_s: float
-) -> AsyncIterator[Out]:
+) -> AsyncIterator[Batch]:
     owner = await hub.owner_of(run_id)
     try:
-        async for frame in _catch_up(hub, run_id, owner, position):
-            position = frame.seq
-            yield Out(frame.kind, frame.body(position), str(position))
+        async for page in _catch_up(hub, run_id, owner, position):
+            position = page[-1].seq
+            yield _own(page)
         while True:
             if not await sub.wait(heartbeat_s):
-                yield _control("heartbeat", ts=time.time())
+                yield [_control("heartbeat", ts=time.time())]
                 continue
             if sub.overflowed:
-                yield _control("resync", after=position)
+                yield [_control("resync", after=position)]
                 return
+            ready: list[LiveFrame] = []
             while sub.frames:
                 frame = sub.frames.popleft()
                 if frame.seq <= position:
                     continue
                 if frame.seq > position + 1:  # a hole: the history (or the hub) has it
-                    async for filled in _catch_up(hub, run_id, owner, position, frame.seq):
-                        position = filled.seq
-                        yield Out(filled.kind, filled.body(position), str(position))
+                    if ready:
+                        yield _own(ready)
+                        ready = []
+                    async for page in _catch_up(hub, run_id, owner, position, frame.seq):
+                        position = page[-1].seq
+                        yield _own(page)
                 position = frame.seq
-                yield Out(frame.kind, frame.body(position), str(position))
+                ready.append(frame)
+            if ready:
+                yield _own(ready)
             if sub.closing:
-                yield _control("reconnect", after=position)
+                yield [_control("reconnect", after=position)]
                 return
     finally:
         hub.unsubscribe(sub)
@@ -137,8 +172,9 @@ async def _stream_one(
 
 async def _catch_up(
     hub: EventHub, run_id: str, owner: str, after: int, before: int | None = None
-) -> AsyncIterator[LiveFrame]:
-    """The run's events after `after` (and before `before`), in order: from the history
+) -> AsyncIterator[list[LiveFrame]]:
+    """The run's events after `after` (and before `before`), in order, in batches (never
+    empty): from the history
     up to the frames the hub keeps, then those (the latest, and the ones it sent that the
     history has not written yet). Without `before`, up to the last the hub sent when this
     began (what a new subscriber's queue does not hold)."""
@@ -153,24 +189,25 @@ async def _catch_up(
             pages = frames_of(hub.history, run_id, owner, position)
             try:
                 async for page in pages:
-                    for frame in page:
-                        if before is not None and frame.seq >= before:
-                            return
-                        if upto is not None and frame.seq >= upto:
-                            break
-                        position = frame.seq
-                        yield frame
-                    else:
-                        continue
-                    break  # the rest is kept by the hub
+                    taken, ended = _until(page, before, upto)
+                    if taken:
+                        position = taken[-1].seq
+                        yield taken
+                    if ended == "before":
+                        return
+                    if ended == "kept":
+                        break  # the rest is kept by the hub
             finally:
                 await pages.aclose()  # type: ignore[attr-defined]  # an async generator
             kept = hub.recent(run_id, position)
+        taken = []
         for frame in kept:
             if (before is not None and frame.seq >= before) or frame.seq != position + 1:
                 break
             position = frame.seq
-            yield frame
+            taken.append(frame)
+        if taken:
+            yield taken
         if position >= target:
             return
         # sent live, no longer kept, not written yet: the run's writer is behind
@@ -183,7 +220,20 @@ async def _catch_up(
         await asyncio.sleep(0.02)
 
 
-async def _all_runs(hub: EventHub, after: str | None, heartbeat_s: float) -> AsyncIterator[Out]:
+def _until(
+    page: list[LiveFrame], before: int | None, upto: int | None
+) -> tuple[list[LiveFrame], str | None]:
+    """The frames of a history page before `before` and `upto`, and which of the two
+    ended it ("before", "kept": the hub keeps the rest), if one did."""
+    for index, frame in enumerate(page):
+        if before is not None and frame.seq >= before:
+            return page[:index], "before"
+        if upto is not None and frame.seq >= upto:
+            return page[:index], "kept"
+    return page, None
+
+
+async def _all_runs(hub: EventHub, after: str | None, heartbeat_s: float) -> AsyncIterator[Batch]:
     try:
         cursor = None if after is None else Cursor.decode(after)
     except BadCursor as error:
@@ -206,7 +256,7 @@ def _replay_order(hub: EventHub, cursor: Cursor) -> list[str]:
 
 async def _stream_all(
     hub: EventHub, sub: Subscription, cursor: Cursor, replay: list[str], heartbeat_s: float
-) -> AsyncIterator[Out]:
+) -> AsyncIterator[Batch]:
     seqs = cursor.seqs
 
     def out(frame: LiveFrame) -> Out:
@@ -217,27 +267,33 @@ async def _stream_all(
     try:
         for run_id in replay:
             owner = await hub.owner_of(run_id)
-            async for frame in _catch_up(hub, run_id, owner, seqs.get(run_id, 0)):
-                yield out(frame)
+            async for page in _catch_up(hub, run_id, owner, seqs.get(run_id, 0)):
+                yield [out(frame) for frame in page]
         while True:
             if not await sub.wait(heartbeat_s):
-                yield _control("heartbeat", ts=time.time())
+                yield [_control("heartbeat", ts=time.time())]
                 continue
             if sub.overflowed:
-                yield _control("resync", after=cursor.encode())
+                yield [_control("resync", after=cursor.encode())]
                 return
+            ready: Batch = []
             while sub.frames:
                 frame = sub.frames.popleft()
                 position = seqs.get(frame.run_id, 0)
                 if frame.seq <= position:
                     continue
                 if frame.seq > position + 1:  # a hole: the history (or the hub) has it
+                    if ready:
+                        yield ready
+                        ready = []
                     hole = _catch_up(hub, frame.run_id, frame.owner, position, frame.seq)
-                    async for filled in hole:
-                        yield out(filled)
-                yield out(frame)
+                    async for page in hole:
+                        yield [out(filled) for filled in page]
+                ready.append(out(frame))
+            if ready:
+                yield ready
             if sub.closing:
-                yield _control("reconnect", after=cursor.encode())
+                yield [_control("reconnect", after=cursor.encode())]
                 return
     finally:
         hub.unsubscribe(sub)
