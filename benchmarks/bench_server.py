@@ -316,10 +316,13 @@ def main() -> int:
         help="batched messages (batch=true, as corral run --server asks), or one frame a "
         "message (the default protocol, the dashboard's)",
     )
+    parser.add_argument("--clients", type=int, help="how many clients (to see where time goes)")
+    parser.add_argument("--jobs", type=int, help="how many jobs in the run")
     args = parser.parse_args()
     light = args.client == "light"
     batch = args.protocol == "batched"
     jobs, clients = (200, 20) if args.quick else (1000, 100)
+    jobs, clients = args.jobs or jobs, args.clients or clients
     alone_times: list[float] = []
     served_times: list[float] = []
     lags: list[float] = []
