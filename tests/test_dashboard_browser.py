@@ -354,8 +354,9 @@ def test_contract_fields_the_server_may_send(
     browser: Any, server: Server, shots: Shots, tmp_path: Path
 ) -> None:
     """Fields of the API contract (docs/api.md) drawn as documented, with the answers
-    replaced in the browser: a rehearsal's tag, an unpriced cost, budget bars near and
-    over their limits, a job's last line (hostile, so shown as text)."""
+    replaced in the browser: a rehearsal's tag, a resumed run's line (a run and its
+    resumes as one), an unpriced cost, budget bars near and over their limits, a job's
+    last line (hostile, so shown as text)."""
     gate = tmp_path / "gate"
     gate.touch()
     run_id = submit(server, sleepers(gate))
@@ -373,6 +374,7 @@ def test_contract_fields_the_server_may_send(
         for run in body["runs"]:
             run.update(rehearsal=True, cost={"usd": "0.5", "source": "unpriced"})
             run["cost_source"] = "unpriced"
+            run["chain"] = {"origin": "20261203-000000-<b>", "resumes": 2, "runs": []}
 
     def document(body: dict[str, Any]) -> None:
         body["budgets"] = {
@@ -390,6 +392,9 @@ def test_contract_fields_the_server_may_send(
     page.goto("/")
     row = page.locator(f'#runs-body tr[data-run="{run_id}"]')
     expect(row.locator(".tag.rehearsal")).to_have_text("rehearsal")
+    resumed = row.locator(".tag.resumed")
+    expect(resumed).to_have_text("2 resumes")
+    expect(resumed).to_have_attribute("data-origin", "20261203-000000-<b>")
     expect(row.locator(".src")).to_have_text("unpriced")
     expect(row).to_contain_text("$0.5000")
     page.goto(f"/runs/{run_id}")
