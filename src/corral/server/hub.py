@@ -61,6 +61,7 @@ class LiveFrame:
     kind: str
     event: bytes  # its JSON as the history stores it (`corral.events.codec`)
     _own: bytes | None = None  # the body with the run's own seq, made once for every client
+    shared: object = None  # what `corral.server.live` sends of it: made once, for every client
 
     def body(self, cursor: int | str) -> bytes:
         if cursor == self.seq:

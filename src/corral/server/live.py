@@ -128,8 +128,15 @@ async def _reaches(hub: EventHub, run_id: str, position: int) -> bool:
 
 
 def _own(frames: list[LiveFrame]) -> Batch:
-    """One run's frames, each with its own seq (the encoding all its clients share)."""
-    return [Out(frame.kind, frame.body(frame.seq), str(frame.seq)) for frame in frames]
+    """One run's frames, each with its own seq: made once, shared by all its clients."""
+    return [_shared(frame) for frame in frames]
+
+
+def _shared(frame: LiveFrame) -> Out:
+    out = frame.shared
+    if not isinstance(out, Out):
+        out = frame.shared = Out(frame.kind, frame.body(frame.seq), str(frame.seq))
+    return out
 
 
 async def _stream_one(
