@@ -277,6 +277,8 @@ def test_runs_and_usage_over_the_server_equal_the_local_outputs(
             ("usage", "--by", "job", "--json"),
             ("usage", "--by", "model", "--json"),
             ("usage", "--by", "flow"),
+            ("show", chain["resumed"], "--json", "--no-chain"),
+            ("show", chain["resumed"], "--no-chain"),
         ):
             local, remote = both(*args)
             assert remote == local, args

@@ -197,6 +197,7 @@ def runs(
         filtered = status or flow or since or rehearsal is not None
         click.echo("No runs match." if filtered else "No runs recorded.")
         return 0
+    from corral.render.columns import print_table
     from corral.render.history import console, runs_table
 
     resumes = {
@@ -204,7 +205,7 @@ def runs(
         for row, chain in zip(rows, chains, strict=True)
         if chain and chain["resumes"]
     }
-    console().print(runs_table(rows, resumes=resumes))
+    print_table(console(), runs_table(rows, resumes=resumes))  # as the local command
     return 0
 
 
@@ -212,7 +213,9 @@ def show(url: str, run_id: str, *, as_json: bool, no_chain: bool = False) -> int
     with Server(url) as server:
         document = server.get(f"/runs/{run_id}")
     record = run_record(document)
-    kept = tuple((k["kept_from"], job_record(k["kept_from"], k)) for k in document.get("kept", ()))
+    # --no-chain: the run alone, without the jobs it kept from the runs it resumed
+    kept_jobs = () if no_chain else document.get("kept", ())
+    kept = tuple((k["kept_from"], job_record(k["kept_from"], k)) for k in kept_jobs)
     if as_json:
         kept_json = [{**job.to_dict(), "kept_from": run} for run, job in kept]
         shown = {"schema_version": JSON_VERSION, **record.to_dict(), "kept": kept_json}
@@ -245,12 +248,13 @@ def usage(
     if as_json:
         _echo_json({"schema_version": JSON_VERSION, "by": by, "rows": [r.to_dict() for r in rows]})
         return 0
+    from corral.render.fit import Trimmed
     from corral.render.history import console, usage_table
 
     if not rows:
         click.echo("No usage recorded.")
     else:
-        console().print(usage_table(by, rows))
+        console().print(Trimmed(usage_table(by, rows)))  # as the local command
     return 0
 
 
