@@ -23,9 +23,9 @@ from corral.server import logs as job_logs
 from corral.server.auth import Principal
 from corral.server.documents import attempts_document, job_line, run_document, run_summary
 from corral.server.errors import ApiError, from_corral
-from corral.server.runs import RunChoices
 from corral.server.security import principal
 from corral.server.state import ServerState, state_of
+from corral.server.worker import RunChoices
 from corral.store.protocols import USAGE_KEYS, UsageBy
 from corral.store.records import RunRecord, RunRow, UsageRow
 from corral.times import with_iso_times

@@ -27,8 +27,9 @@ import itertools
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import orjson
 
@@ -113,19 +114,13 @@ def stored_frames(
     stored, not decoded and encoded again, when the history can give it (a replay to a
     hundred clients would otherwise build each event a hundred times)."""
     if not isinstance(history, RawEventReader):
-        return [frame_of(run_id, owner, stored) for stored in _page(history, run_id, after, size)]
-    found: list[LiveFrame] = []
-    rows = history.event_payloads(run_id, after)
-    try:
-        for seq, ts, kind, payload in rows:
-            found.append(LiveFrame(run_id, seq, ts, owner, type_name(kind), payload.encode()))
-            if len(found) >= size:
-                break
-    finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()  # a generator left early gives its connection back now
-    return found
+        return [
+            frame_of(run_id, owner, event) for event in stored_events(history, run_id, after, size)
+        ]
+    return [
+        LiveFrame(run_id, seq, ts, owner, type_name(kind), payload.encode())
+        for seq, ts, kind, payload in _first(history.event_payloads(run_id, after), size)
+    ]
 
 
 @dataclass
@@ -247,7 +242,7 @@ class EventHub:
         tracked = self._runs.get(run_id)
         if tracked is not None and tracked.owner:
             return tracked.owner
-        first = await asyncio.to_thread(_page, self.history, run_id, 0, 1)
+        first = await asyncio.to_thread(stored_events, self.history, run_id, 0, 1)
         if first and isinstance(first[0].event, RunStarted):
             return first[0].event.user
         return ""
@@ -454,16 +449,21 @@ async def frames_of(
         after = page[-1].seq
 
 
-def _page(history: HistoryReader, run_id: str, after: int, size: int = 2000) -> list[StoredEvent]:
-    found: list[StoredEvent] = []
-    events = history.events(run_id, after)
+def stored_events(
+    history: HistoryReader, run_id: str, after: int, size: int = 2000
+) -> list[StoredEvent]:
+    """Up to `size` of a run's stored events after `after` (blocking: call off the loop)."""
+    return _first(history.events(run_id, after), size)
+
+
+_Row = TypeVar("_Row")
+
+
+def _first(rows: Iterable[_Row], size: int) -> list[_Row]:
+    """The first `size` rows of a history read, closing the read when it stops early."""
     try:
-        for stored in events:
-            found.append(stored)
-            if len(found) >= size:
-                break
+        return list(itertools.islice(rows, size))
     finally:
-        close = getattr(events, "close", None)
+        close = getattr(rows, "close", None)
         if close is not None:
             close()  # a generator left early gives its connection back now
-    return found

@@ -26,7 +26,7 @@ import orjson
 from corral.errors import NotFoundError
 from corral.server.cursor import BadCursor, Cursor, run_seq
 from corral.server.errors import ApiError
-from corral.server.hub import EventHub, LiveFrame, Subscription, _page, frames_of
+from corral.server.hub import EventHub, LiveFrame, Subscription, frames_of, stored_events
 
 Batch = list["Out"]  # the frames ready at once, in order
 
@@ -120,7 +120,7 @@ async def _reaches(hub: EventHub, run_id: str, position: int) -> bool:
     while True:
         if (hub.position(run_id) or 0) >= position:
             return True
-        if await asyncio.to_thread(_page, hub.history, run_id, position - 1, 1):
+        if await asyncio.to_thread(stored_events, hub.history, run_id, position - 1, 1):
             return True
         if not hub.running(run_id) or loop.time() > deadline:
             return False

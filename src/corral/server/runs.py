@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,29 +36,12 @@ from corral.server.errors import ApiError
 from corral.server.feed import read_feed
 from corral.server.hub import EventHub, LiveFrame
 from corral.server.settings import ServerSettings
-from corral.server.worker import SERVED, WorkOrder
+from corral.server.worker import SERVED, RunChoices, WorkOrder
 
 CLOSING_S = 10.0  # how long a finished run's worker may take to exit
 ON_RECORD_S = 60.0  # how long a worker may take to record its run (imports, a slow disk)
 # the feed pipe's size: a run's first burst (every job waiting) goes through at once
 FEED_PIPE_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class RunChoices:
-    """What a submission may ask of a run beyond its flow: `corral run`'s options that a
-    server honours (the jobs to run, concurrency, fail-fast, a start time, an executor)."""
-
-    only: tuple[str, ...] = ()
-    from_: tuple[str, ...] = ()
-    jobs: int | None = None
-    fail_fast: bool = False
-    start_at: float | None = None  # POSIX seconds
-    executor: str | None = None
-
-    def order_fields(self) -> dict[str, object]:
-        """The `WorkOrder` fields of the same names."""
-        return asdict(self)
 
 
 def _check_executor(choices: RunChoices) -> None:
@@ -139,9 +122,7 @@ class RunManager:
         executor = chosen.executor or loaded.spec.executor or DEFAULT_EXECUTOR
         if not rehearse and executor == DEFAULT_EXECUTOR:
             await asyncio.to_thread(missing_tools, plan, default_environ())
-        order = self._order(
-            owner, flow=text, filename=filename, rehearse=rehearse, **chosen.order_fields()
-        )
+        order = self._order(owner, flow=text, filename=filename, rehearse=rehearse, choices=chosen)
         await self._spawn(order)
         return order.run_id
 
@@ -294,8 +275,7 @@ class RunManager:
             self.warn(note)
         if not resumed.plan.jobs:
             raise ApiError(409, "conflict", f"run {run_id}: every job already succeeded")
-        tuning = (choices or RunChoices()).order_fields()
-        order = self._order(owner, resume=run_id, **tuning)
+        order = self._order(owner, resume=run_id, choices=choices or RunChoices())
         await self._spawn(order)
         return order.run_id
 

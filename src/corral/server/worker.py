@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,19 @@ from corral.errors import CorralError
 
 if TYPE_CHECKING:
     from corral.app.run import RunOptions
+
+
+@dataclass(frozen=True)
+class RunChoices:
+    """What a submission may ask of a run beyond its flow: `corral run`'s options that a
+    server honours (the jobs to run, concurrency, fail-fast, a start time, an executor)."""
+
+    only: tuple[str, ...] = ()
+    from_: tuple[str, ...] = ()
+    jobs: int | None = None
+    fail_fast: bool = False
+    start_at: float | None = None  # POSIX seconds
+    executor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,13 +56,7 @@ class WorkOrder:
     resume: str | None = None  # the run to finish, instead of a flow
     started_at: float | None = None  # when `run_id` was made: the run's start
     live_fd: int | None = None  # the pipe to the server's event hub (`corral.server.feed`)
-    # what `corral run --server` asked for, as `corral run` takes it
-    only: tuple[str, ...] = ()
-    from_: tuple[str, ...] = ()
-    jobs: int | None = None
-    fail_fast: bool = False
-    start_at: float | None = None  # POSIX seconds
-    executor: str | None = None
+    choices: RunChoices = field(default_factory=RunChoices)
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -57,22 +64,24 @@ class WorkOrder:
     @classmethod
     def decode(cls, data: bytes) -> WorkOrder:
         fields = orjson.loads(data)
+        chosen = fields.pop("choices", None) or {}
         for name in ("only", "from_"):
-            fields[name] = tuple(fields.get(name, ()))
-        return cls(**fields)
+            chosen[name] = tuple(chosen.get(name, ()))
+        return cls(**fields, choices=RunChoices(**chosen))
 
     def options(self) -> RunOptions:
         """The run's options, as `corral run` would make them from its flags."""
         from corral.app.run import RunOptions
 
+        chosen = self.choices
         start_at = None
-        if self.start_at is not None:
-            start_at = datetime.fromtimestamp(self.start_at, UTC).astimezone()
+        if chosen.start_at is not None:
+            start_at = datetime.fromtimestamp(chosen.start_at, UTC).astimezone()
         return RunOptions(
-            jobs=self.jobs,
-            fail_fast=self.fail_fast,
+            jobs=chosen.jobs,
+            fail_fast=chosen.fail_fast,
             start_at=start_at,
-            executor=self.executor,
+            executor=chosen.executor,
             store=self.store,
             base_dir=Path(self.base_dir),
             run_id=self.run_id,
@@ -115,7 +124,11 @@ async def run(order: WorkOrder) -> int:
     from corral.app.run import start_run
 
     loaded, plan = check_flow_text(
-        order.flow, order.filename, base_dir=base_dir, only=order.only, from_=order.from_
+        order.flow,
+        order.filename,
+        base_dir=base_dir,
+        only=order.choices.only,
+        from_=order.choices.from_,
     )
     if not order.rehearse:
         report = await start_run(
