@@ -96,39 +96,57 @@ def frames_in(payload: bytes | str, batch: bool) -> list[dict[str, Any]]:
     return frames if batch else [frames]
 
 
+class Tally:
+    """What one client received: the seqs must be 1, 2, ... with no gap or repeat; the
+    latency of each frame created after the client first connected is kept."""
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.since: float | None = None
+        self.lags: list[float] = []
+
+    def connected(self) -> None:
+        if self.since is None:
+            self.since = time.time()
+
+    def take(self, payload: bytes | str, batch: bool, now: float) -> tuple[bool, bool]:
+        """Check one message's frames: (the run finished, the server said resync)."""
+        resync = False
+        for frame in frames_in(payload, batch):
+            if "seq" not in frame:  # a heartbeat, or a resync: reconnect from `last`
+                resync = resync or frame["type"] != "heartbeat"
+                continue
+            if frame["seq"] != self.last + 1:
+                raise SystemExit(f"client got seq {frame['seq']} after {self.last}")
+            self.last = frame["seq"]
+            assert self.since is not None
+            if frame["ts"] >= self.since:
+                self.lags.append(now - frame["ts"])
+            if frame["type"] == "RunFinished":
+                return True, resync
+        return False, resync
+
+
 async def client(url: str, run_id: str, batch: bool) -> tuple[int, list[float]]:
     """Follow `run_id` from its first event; the seqs must be 1, 2, ... A client told to
     resync (it fell behind its bounded queue) reconnects from its last seq, as the CLI and
     the dashboard do. The latency of the frames created after this client connected (the
     live ones; those made before are a replay, whose "latency" is the connection's) is
     returned."""
-    lags: list[float] = []
-    last = 0
-    since: float | None = None
+    tally = Tally()
     while True:
         async with connect(
-            f"{url.replace('http://', 'ws://')}/api/v1/events?run={run_id}&after={last}"
+            f"{url.replace('http://', 'ws://')}/api/v1/events?run={run_id}&after={tally.last}"
             + ("&batch=true" if batch else ""),
             additional_headers={"Authorization": f"Bearer {TOKEN}"},
             max_size=None,
             ping_interval=None,  # many clients in one process: the server's pings are enough
         ) as socket:
-            if since is None:
-                since = time.time()
+            tally.connected()
             async for message in socket:
-                now = time.time()
-                resync = False
-                for frame in frames_in(message, batch):
-                    if "seq" not in frame:  # a heartbeat, or a resync: reconnect from `last`
-                        resync = resync or frame["type"] != "heartbeat"
-                        continue
-                    if frame["seq"] != last + 1:
-                        raise SystemExit(f"client got seq {frame['seq']} after {last}")
-                    last = frame["seq"]
-                    if frame["ts"] >= since:
-                        lags.append(now - frame["ts"])
-                    if frame["type"] == "RunFinished":
-                        return last, lags
+                finished, resync = tally.take(message, batch, time.time())
+                if finished:
+                    return tally.last, tally.lags
                 if resync:
                     break
 
@@ -170,14 +188,13 @@ def _masked(opcode: int, payload: bytes) -> bytes:
 async def light_client(url: str, run_id: str, batch: bool) -> tuple[int, list[float]]:
     """`client` over a plain socket: the same handshake, frames, checks and reconnects."""
     host, port = url.removeprefix("http://").split(":")
-    lags: list[float] = []
-    last = 0
-    since: float | None = None
+    tally = Tally()
     while True:
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(
             (
-                f"GET /api/v1/events?run={run_id}&after={last}{'&batch=true' if batch else ''}"
+                f"GET /api/v1/events?run={run_id}&after={tally.last}"
+                f"{'&batch=true' if batch else ''}"
                 " HTTP/1.1\r\n"
                 f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: YmVuY2gtY2xpZW50LWtleQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -187,8 +204,7 @@ async def light_client(url: str, run_id: str, batch: bool) -> tuple[int, list[fl
         head = await reader.readuntil(b"\r\n\r\n")
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             raise SystemExit(f"the server refused the socket: {head[:200]!r}")
-        if since is None:
-            since = time.time()
+        tally.connected()
         frames = Frames()
         try:
             while chunk := await reader.read(1 << 18):
@@ -199,16 +215,9 @@ async def light_client(url: str, run_id: str, batch: bool) -> tuple[int, list[fl
                         continue
                     if opcode != 0x1:
                         continue  # a close: reconnect below
-                    for frame in frames_in(payload, batch):
-                        if "seq" not in frame:  # a heartbeat, or a resync: reconnect
-                            continue
-                        if frame["seq"] != last + 1:
-                            raise SystemExit(f"client got seq {frame['seq']} after {last}")
-                        last = frame["seq"]
-                        if frame["ts"] >= since:
-                            lags.append(now - frame["ts"])
-                        if frame["type"] == "RunFinished":
-                            return last, lags
+                    # a resync is followed by the server's close: reconnect below
+                    if tally.take(payload, batch, now)[0]:
+                        return tally.last, tally.lags
         finally:
             writer.close()
 

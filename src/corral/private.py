@@ -50,6 +50,18 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def replace_private(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` as a 0600 file, whole or not at all: a fresh file beside it
+    renamed over it, so a reader never sees half a file nor a moment of a looser mode."""
+    temporary = path.with_suffix(".tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+    return path
+
+
 def _chmod(path: Path, mode: int) -> None:
     # someone else's folder (a shared parent) keeps its mode: only ours are tightened
     with contextlib.suppress(OSError):

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,28 +135,20 @@ class LocalExecutor:
             # its timeout runs from when it really started
             started -= max(0.0, time.time() - started_at)
         else:
+            # the supervisor starts the job when there is one, else this process does
+            make: Callable[..., ChildProcess | SupervisedChild] = ChildProcess
             if self._client is not None:
-                child = SupervisedChild(
-                    self._client,
-                    attempt_key(request.job, request.attempt),
-                    request.argv,
-                    cwd=request.cwd,
-                    env=request.env,
-                    log_dir=request.log_dir,
-                    on_line=pipeline.line,
-                    keep_line_bytes=keep_bytes(request),
-                    compact_json=request.parser is not None,
-                )
-            else:
-                child = ChildProcess(
-                    request.argv,
-                    cwd=request.cwd,
-                    env=request.env,
-                    log_dir=request.log_dir,
-                    on_line=pipeline.line,
-                    keep_line_bytes=keep_bytes(request),
-                    compact_json=request.parser is not None,
-                )
+                key = attempt_key(request.job, request.attempt)
+                make = functools.partial(SupervisedChild, self._client, key)
+            child = make(
+                request.argv,
+                cwd=request.cwd,
+                env=request.env,
+                log_dir=request.log_dir,
+                on_line=pipeline.line,
+                keep_line_bytes=keep_bytes(request),
+                compact_json=request.parser is not None,
+            )
             try:
                 pid = await child.start()
             except SpawnError as error:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import orjson
 
+from corral.private import replace_private
+
 TOKEN_FILE = "server-token.json"
 SESSION_COOKIE = "corral_session"
 CSRF_HEADER = "x-corral-csrf"
@@ -89,12 +91,7 @@ def load_or_create(folder: Path, *, owner: str | None = None, renew: bool = Fals
     who = owner or default_owner()
     folder.mkdir(parents=True, exist_ok=True)
     document = {"version": 1, "tokens": [{"owner": who, "sha256": _digest(token)}]}
-    temporary = path.with_suffix(".tmp")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    os.replace(temporary, path)
+    replace_private(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
     return TokenSetup(TokenBook({_digest(token): who}), path, token)
 
 

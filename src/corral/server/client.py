@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from corral.errors import CorralError, FlowError, NotFoundError, Problem, UsageError
+from corral.private import replace_private
 
 API = "/api/v1"
 
@@ -59,12 +60,7 @@ def save_token(url: str, token: str) -> Path:
     servers = data.setdefault("servers", {})
     servers[normal_url(url)] = {"token": token}
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_suffix(".tmp")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-    os.replace(temporary, path)
+    replace_private(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     return path
 
 
