@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import psutil
+from harness import flows
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "fakes" / "fake_cli.py"
@@ -137,20 +137,11 @@ def startup(work: Path, runs: int) -> list[str]:
 
 
 def dag(work: Path, jobs: int, runs: int) -> list[str]:
-    rng = random.Random(7)
-    edges = 0
-    body = []
-    for i in range(jobs):
-        needs = sorted(rng.sample(range(max(0, i - 200), i), min(3, i))) if i else []
-        edges += len(needs)
-        need_text = f", needs: [{', '.join(f'd{n}' for n in needs)}]" if needs else ""
-        body.append(f"  d{i}: {{run: ['true']{need_text}}}\n")
+    graph_text, edges = flows.dag(jobs, concurrency=16)
     graph = work / "dag.yaml"
-    graph.write_text("concurrency: 16\njobs:\n" + "".join(body))
+    graph.write_text(graph_text)
     flat_flow = work / "flat16.yaml"
-    flat_flow.write_text(
-        "concurrency: 16\njobs:\n" + "".join(f"  d{i}: {{run: ['true']}}\n" for i in range(jobs))
-    )
+    flat_flow.write_text(flows.flat(jobs, concurrency=16))
     flat_run = best(
         runs, lambda: measure([*CORRAL, "run", str(flat_flow), "-q", "--no-store"], work)
     )
