@@ -1,0 +1,160 @@
+"""The cache of the `corral.*` entry points: used only while nothing it depends on
+changed, never trusted when it is not corral's, not private or not current, and a command
+that finds it current does not import `importlib.metadata` at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from corral import entrycache, plugins
+from corral.errors import CorralError
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    plugins.entries.cache_clear()
+    plugins.installed.cache_clear()
+    yield tmp_path / "cache" / "corral" / "plugins"
+    plugins.entries.cache_clear()
+    plugins.installed.cache_clear()
+
+
+def groups(installed: entrycache.Installed | plugins.Installed) -> dict[str, list[tuple[str, str]]]:
+    names = [plugins.TOOLS, plugins.PARSERS, plugins.EXECUTORS, plugins.STORES, plugins.COMMANDS]
+    return {g: [(e.name, e.value) for e in installed.select(group=g)] for g in names}
+
+
+def the_file(folder: Path) -> Path:
+    (found,) = folder.glob("entry-points-*.json")
+    return found
+
+
+def plugin(root: Path, name: str, lines: str) -> Path:
+    """A package on `root` (put on sys.path) whose dist-info registers `lines`."""
+    info = root / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(lines))
+    return info / "entry_points.txt"
+
+
+def test_the_cache_gives_what_the_metadata_gives_and_is_private(cache: Path) -> None:
+    first = entrycache.installed()  # written
+    again = entrycache.installed()  # read back
+    assert groups(first) == groups(again) == groups(entry_points())
+    assert groups(again)[plugins.COMMANDS]  # not vacuous
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    assert os.stat(the_file(cache)).st_mode & 0o777 == 0o600
+
+
+def test_a_cached_entry_loads_what_the_entry_point_names(cache: Path) -> None:
+    entrycache.installed()
+    (run,) = [e for e in entrycache.installed().select(group=plugins.COMMANDS) if e.name == "run"]
+    from corral.cli.commands import RUN
+
+    assert isinstance(run, entrycache.Entry) and run.load() is RUN
+    # a value with extras is left to importlib.metadata, as before
+    assert entrycache.Entry("x", "corral.cli.commands:RUN [server]", "g").load() is RUN
+    with pytest.raises(AttributeError):
+        entrycache.Entry("x", "corral.cli.commands:NOPE", "g").load()
+
+
+def test_a_changed_or_new_entry_points_file_is_seen(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(root))
+    path = plugin(root, "demo", "[corral.tools]\none = demo:One\n")
+    assert groups(entrycache.installed())[plugins.TOOLS][0] == ("one", "demo:One")
+    path.write_text("[corral.tools]\nsecond = demo:Second\n")
+    os.utime(path, ns=(1, 1))  # whatever the clock's resolution: another mtime
+    assert ("second", "demo:Second") in groups(entrycache.installed())[plugins.TOOLS]
+    plugin(root, "other", "[corral.parsers]\nextra = other:Parser\n")
+    assert ("extra", "other:Parser") in groups(entrycache.installed())[plugins.PARSERS]
+
+
+def test_a_name_registered_twice_is_still_an_error_with_the_cache(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    plugin(tmp_path / "site", "clash", "[corral.commands]\nruns = clash:RUNS\n")
+    for _ in range(2):  # written, then read back
+        plugins.entries.cache_clear()
+        plugins.installed.cache_clear()
+        with pytest.raises(CorralError, match="command 'runs' is registered twice"):
+            plugins.entries(plugins.COMMANDS)
+    assert the_file(cache).exists()
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda p: p.write_text("{not json"),
+        lambda p: p.write_text(json.dumps({"format": 1, "key": [], "entries": []})),
+        lambda p: p.write_text(
+            json.dumps({**json.loads(p.read_text()), "entries": [["corral.tools", "x"]]})
+        ),
+        lambda p: p.chmod(0o644),
+        lambda p: p.parent.chmod(0o755),
+    ],
+    ids=["corrupt", "stale", "malformed", "file-not-private", "folder-not-private"],
+)
+def test_a_spoilt_cache_is_never_trusted(cache: Path, spoil: object) -> None:
+    entrycache.installed()
+    path = the_file(cache)
+    # poison it: a cache that is trusted would now offer a command that does not exist
+    document = json.loads(path.read_text())
+    document["entries"].append(["corral.commands", "evil", "os:system"])
+    path.write_text(json.dumps(document))
+    assert ("evil", "os:system") in groups(entrycache.installed())[plugins.COMMANDS]
+    assert callable(spoil)
+    spoil(path)
+    assert groups(entrycache.installed()) == groups(entry_points())
+
+
+def test_an_unwritable_cache_folder_only_costs_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # not a folder
+    assert groups(entrycache.installed()) == groups(entry_points())
+
+
+def test_a_command_with_a_current_cache_never_imports_importlib_metadata(
+    tmp_path: Path,
+) -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from corral.cli.main import main
+        try:
+            main(["--help"])
+        except SystemExit:
+            pass
+        print("importlib.metadata" in sys.modules, file=sys.stderr)
+        """
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    seen = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0 and "exec" in done.stdout, done.stderr
+        seen.append(done.stderr.strip().splitlines()[-1])
+    assert seen == ["True", "False"]  # the first one wrote the cache
