@@ -29,6 +29,7 @@ from corral.models import (
     RunStatus,
     Tokens,
 )
+from corral.store import sqltext
 from corral.store.protocols import USAGE_KEYS, UsageBy
 from corral.store.records import (
     AttemptRow,
@@ -80,6 +81,18 @@ def _cost(row: Any) -> Cost | None:
 
 def _json(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
+
+
+# what `_run_row` reads: a listing never reads a run's flow text (`SELECT *` did, from the
+# overflow pages of a 10,000-job flow: most of `corral runs`' query on a big history)
+_ROW_COLUMNS = ", ".join(
+    sqltext.name(column)  # quoted: `user` is a keyword in PostgreSQL
+    for column in (
+        *("id", "flow_name", "flow_path", "status", "started_at", "ended_at", "log_root"),
+        *("resumed_from", "user", "host", "error", *TOKEN_COLUMN_NAMES),
+        *("cost_usd", "cost_source", "rehearsal"),
+    )
+)
 
 
 def _run_row(m: Mapping[str, Any], counts: dict[str, int]) -> RunRow:
@@ -146,7 +159,7 @@ def list_runs(
     if rehearsal is not None:
         where.append("rehearsal = :rehearsal")
         params["rehearsal"] = rehearsal
-    sql = "SELECT * FROM runs"
+    sql = f"SELECT {_ROW_COLUMNS} FROM runs"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY started_at DESC, id"
@@ -163,7 +176,7 @@ def list_runs(
 def resumers(db: Db, run_id: str) -> list[RunRow]:
     """The runs resumed from `run_id`, newest first: one look at `runs.resumed_from`,
     not a listing of every later run."""
-    sql = "SELECT * FROM runs WHERE resumed_from = :run ORDER BY started_at DESC, id"
+    sql = f"SELECT {_ROW_COLUMNS} FROM runs WHERE resumed_from = :run ORDER BY started_at DESC, id"
     found = list(_dicts(db, sql, {"run": run_id}))
     counts = _job_counts(db, [run["id"] for run in found])
     return [_run_row(run, counts.get(run["id"], {})) for run in found]
