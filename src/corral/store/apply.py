@@ -29,7 +29,7 @@ from corral.events.types import (
     RunStarted,
 )
 from corral.models import TOKEN_COLUMN_NAMES, Cost, CostSource
-from corral.store import sqltext
+from corral.store import jobcounts, sqltext
 from corral.store.rows import Rows, day_of, dumps
 from corral.store.sqltext import Db, name
 
@@ -159,15 +159,27 @@ class Applier:
         # do-nothing on conflict: a retried batch whose first commit did land is harmless
         db.executemany(_EVENTS, rows)
         touched: set[str] = set()
+        recount: set[str] = set()  # runs whose job rows this batch writes
         for item in batch:
             if item.rows is not None:
                 self._derive(db, item, item.rows, touched)
+                if item.rows.jobs:
+                    recount.add(item.run_id)
         ended = {p.run_id for p in batch if isinstance(p.event, RunFinished)}
+        self._keep_job_counts(db, recount, ended)
         now = self._clock()
         for run_id in touched:
             if run_id in ended or now - self._totals_at.get(run_id, -1e9) >= self.TOTALS_EVERY_S:
                 self._update_totals(db, run_id)
                 self._totals_at[run_id] = now
+
+    @staticmethod
+    def _keep_job_counts(db: Db, recount: set[str], ended: set[str]) -> None:
+        # a run's kept job counts are exact or absent: stored with its end, dropped when
+        # a later batch writes its jobs (corral.store.jobcounts)
+        jobcounts.forget(db, sorted(recount - ended))
+        for run_id in sorted(ended):
+            jobcounts.store(db, run_id)
 
     def forget_numbers(self) -> None:
         """Read the next event numbers from the database again (after a rollback)."""

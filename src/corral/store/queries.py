@@ -29,7 +29,7 @@ from corral.models import (
     RunStatus,
     Tokens,
 )
-from corral.store import sqltext
+from corral.store import jobcounts, sqltext
 from corral.store.protocols import USAGE_KEYS, UsageBy
 from corral.store.records import (
     AttemptRow,
@@ -123,7 +123,13 @@ def _job_counts(db: Db, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     if not run_ids:
         return counts
-    where, params = _in("r", run_ids)
+    # a finished run's counts are kept in one row (corral.store.jobcounts); the others are
+    # counted from their jobs
+    counts.update(jobcounts.kept(db, *_in("r", run_ids)))
+    uncounted = [run_id for run_id in run_ids if run_id not in counts]
+    if not uncounted:
+        return counts
+    where, params = _in("r", uncounted)
     sql = f"SELECT run_id, status, count(*) FROM jobs WHERE run_id {where} GROUP BY run_id, status"
     for run_id, status, n in db.query(sql, params)[1]:
         counts[run_id][status] = int(n)
@@ -449,6 +455,7 @@ def delete_runs(conn: Connection, run_ids: Iterable[str]) -> None:
     ids = list(run_ids)
     for start in range(0, len(ids), 500):  # stay under every engine's parameter limit
         chunk = ids[start : start + 500]
-        for table in (schema.events, schema.job_models, schema.attempts, schema.jobs):
+        tables = (schema.events, schema.job_models, schema.attempts, schema.jobs)
+        for table in (*tables, schema.run_job_counts):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
         conn.execute(delete(schema.runs).where(schema.runs.c.id.in_(chunk)))

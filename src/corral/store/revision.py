@@ -6,4 +6,4 @@ history is current costs one SELECT and no SQLAlchemy import.
 
 from __future__ import annotations
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"

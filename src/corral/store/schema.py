@@ -95,6 +95,16 @@ jobs = Table(
     Index("ix_jobs_run_status", "run_id", "status"),
 )
 
+# a finished run's jobs counted by status, `{"succeeded": 3, ...}`: `corral runs` reads
+# one row a run instead of counting its jobs; written with the run's end, deleted by any
+# later write of its jobs (corral.store.jobcounts, migration 0005)
+run_job_counts = Table(
+    "run_job_counts",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("counts", Text, nullable=False),
+)
+
 attempts = Table(
     "attempts",
     metadata,
