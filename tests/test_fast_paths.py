@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -73,11 +74,12 @@ _RUN_MACHINERY = {
 }
 
 
-def imported(cwd: Path, *args: str) -> set[str]:
+def imported(cwd: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
     code = _PROBE.format(watched=_WATCHED)
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -121,7 +123,10 @@ def test_a_current_history_opens_without_the_migration_machinery(tmp_path: Path)
         found = imported(tmp_path, *command)
         assert found.isdisjoint({"alembic", "sqlalchemy", "pydantic"}), (command, found)
     # listing runs loads nothing of what running them needs, and draws nothing with --json
+    # to a pipe it prints text as rich would, without rich; on a terminal rich draws it
     found = imported(tmp_path, "runs")
+    assert found.isdisjoint(_RUN_MACHINERY | {"rich"}), found
+    found = imported(tmp_path, "runs", env={"FORCE_COLOR": "1"})
     assert found.isdisjoint(_RUN_MACHINERY), found
     assert "rich" in found  # the probe saw the table being drawn
     assert imported(tmp_path, "runs", "--json").isdisjoint(_RUN_MACHINERY | {"rich"})
@@ -257,6 +262,46 @@ def test_runs_prints_the_table_rich_would() -> None:
         outputs.append(buffer.getvalue())
     assert outputs[0] == outputs[1]
     assert "réview" in outputs[1] and "0.5" in outputs[1]
+
+
+def test_runs_to_a_pipe_writes_what_rich_would_print_there() -> None:
+    from corral.render.columns import print_columns, write_columns
+
+    headers = ["RUN", "FLOW", "TOKENS"]
+    rows = [["r1", "réview 東京", "1.2k"], ["r2", "evil\x1b]0;x\x07 [red]y", "0"]]
+    plain, drawn = io.StringIO(), io.StringIO()
+    write_columns(plain, headers, rows, frozenset({2}))
+    # what corral's table console does off a terminal (render.history.console)
+    console = Console(file=drawn, highlight=False, soft_wrap=False, markup=False, emoji=False,
+                      width=400)  # fmt: skip
+    assert not console.is_terminal
+    print_columns(console, headers, rows, frozenset({2}))
+    assert plain.getvalue() == drawn.getvalue()
+    assert "\x1b" not in plain.getvalue() and "[red]y" in plain.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("env", "plain"),
+    [
+        ({}, True),
+        ({"FORCE_COLOR": "1"}, False),
+        ({"FORCE_COLOR": ""}, True),
+        ({"TTY_COMPATIBLE": "1"}, False),
+        ({"TTY_COMPATIBLE": "0", "FORCE_COLOR": "1"}, True),
+    ],
+)
+def test_plain_output_follows_richs_own_rule(
+    env: dict[str, str], plain: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.render.columns import plain_stream
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stream = io.StringIO()  # not a terminal
+    assert plain_stream(stream) is plain
+    assert Console(file=stream).is_terminal is not plain
 
 
 def test_a_table_of_rich_text_is_left_to_rich() -> None:

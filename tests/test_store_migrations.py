@@ -29,7 +29,8 @@ def test_head_revision_constant_matches_the_scripts() -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     scripts = ScriptDirectory.from_config(config)
     assert scripts.get_current_head() == schema.HEAD_REVISION
-    assert [s.revision for s in scripts.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
+    revisions = [s.revision for s in scripts.walk_revisions()]
+    assert revisions == ["0005", "0004", "0003", "0002", "0001"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -174,12 +174,18 @@ def runs_command(
                 "above this folder; --dir or --store look elsewhere)."
             )
         return 0
-    from corral.render.columns import print_table
-    from corral.render.history import console, runs_table
+    from corral.render.columns import plain_stream, print_columns, write_columns
+    from corral.render.runlist import RIGHT, runs_columns
 
     resumes = {c.row.id: (len(c.chain) - 1, c.chain[-1].id) for c in chains or [] if c.chain[1:]}
-    # rich's layout, not its per-cell cost
-    print_table(console(), runs_table(found, resumes=resumes))
+    headers, cells = runs_columns(found, resumes=resumes)
+    # rich's layout, not its per-cell cost; to a pipe or a file, not even its import
+    if plain_stream(sys.stdout):
+        write_columns(sys.stdout, headers, cells, RIGHT)
+    else:
+        from corral.render.history import console
+
+        print_columns(console(), headers, cells, RIGHT)
     return 0
 
 

@@ -10,13 +10,15 @@ is shown as an escape (corral.render.safe), so one row stays one line and drives
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
-
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
+from typing import IO, TYPE_CHECKING
 
 from corral.render.safe import visible_line
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 # written to the console in pieces of this many lines
 _CHUNK = 2000
@@ -36,6 +38,8 @@ def _column(cells: Sequence[str], header: str, right: bool) -> list[str]:
     if "".join(cells).isascii():
         width = max(map(len, cells))
         return [c.rjust(width) for c in cells] if right else [c.ljust(width) for c in cells]
+    from rich.cells import cell_len  # wide characters: rich's measure, as its table's
+
     width = max(map(cell_len, cells))
     pads = [" " * (width - cell_len(c)) for c in cells]
     return [p + c if right else c + p for c, p in zip(cells, pads, strict=True)]
@@ -63,15 +67,46 @@ def print_columns(
     """Print the table: the header through rich (bold on a terminal), the rows as text."""
     found = lines(headers, rows, right)
     out.print(next(found), style="bold", markup=False, emoji=False, highlight=False, soft_wrap=True)
+    _write(out.file, found)
+
+
+def write_columns(
+    stream: IO[str],
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: frozenset[int] = frozenset(),
+) -> None:
+    """`print_columns` to a stream rich would write plain text to (`plain_stream`): the
+    same lines, without importing rich."""
+    _write(stream, lines(headers, rows, right))
+
+
+def plain_stream(stream: IO[str]) -> bool:
+    """Whether rich's console would treat `stream` as no terminal, so that it prints
+    text without any escape (rich's rule: TTY_COMPATIBLE=1/0 says so, else a non-empty
+    FORCE_COLOR makes a terminal, else the stream's isatty)."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "0"
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None:
+        return force == ""
+    try:
+        return not stream.isatty()
+    except ValueError:  # closed
+        return True
+
+
+def _write(stream: IO[str], found: Iterator[str]) -> None:
     chunk: list[str] = []
     for line in found:
         chunk.append(line)
         if len(chunk) >= _CHUNK:
-            out.file.write("\n".join(chunk) + "\n")
+            stream.write("\n".join(chunk) + "\n")
             chunk = []
     if chunk:
-        out.file.write("\n".join(chunk) + "\n")
-    out.file.flush()
+        stream.write("\n".join(chunk) + "\n")
+    stream.flush()
 
 
 def print_table(out: Console, table: Table) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-
 from corral.durations import format_duration
 from corral.models import (
     BudgetAction,
@@ -22,6 +20,8 @@ from corral.models import (
 from corral.times import display_time
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from corral.events.types import BudgetExceeded
     from corral.journal import RunJournal
 
@@ -41,6 +41,8 @@ STYLE = {
 def status_text(status: JobStatus, attempts: int = 0) -> Text:
     """A status as the tables show it ("failed" and its attempt count after retries),
     coloured: the word is the one the JSON says (`timed_out`), everywhere."""
+    from rich.text import Text  # here: `corral runs` to a pipe formats without rich
+
     label = status.value
     if attempts > 1:
         label += f" ×{attempts}"

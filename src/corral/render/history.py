@@ -19,6 +19,8 @@ from corral.render.format import (
     token_kinds_text,
     tokens_text,
 )
+from corral.render.runlist import RIGHT, runs_columns
+from corral.render.runlist import jobs_text as _jobs
 from corral.store.records import AttemptRow, JobRecord, RunRecord, RunRow, UsageRow
 
 
@@ -31,44 +33,17 @@ def console() -> Console:
     return found
 
 
-def _jobs(run: RunRow) -> str:
-    text = f"{run.jobs_succeeded}/{run.jobs_total} ok"
-    if run.jobs_failed:
-        text += f", {run.jobs_failed} failed"
-    if run.jobs_cancelled:
-        text += f", {run.jobs_cancelled} cancelled"
-    return text
-
-
-REHEARSAL_LABEL = "(rehearsal)"  # a simulated run, shown next to its flow's name
-
-
 def runs_table(
     runs: list[RunRow], *, resumes: Mapping[str, tuple[int, str]] | None = None
 ) -> Table:
     """`corral runs`: one line per run; `resumes` gives a resumed run's number of resumes
     and first run (its figures are then the whole chain's)."""
     table = Table(box=None, header_style="bold")
-    for name in ("RUN", "FLOW", "STATUS", "STARTED", "DURATION", "JOBS", "TOKENS", "COST"):
-        table.add_column(name, justify="right" if name in ("TOKENS", "COST") else "left")
-    if resumes:
-        table.add_column("RESUMES")
-    for run in runs:
-        extra: list[str] = []
-        if resumes:
-            count, origin = resumes.get(run.id, (0, ""))
-            extra = [f"{count} (from {origin})" if count else "-"]
-        table.add_row(
-            run.id,
-            run.flow_name + (f" {REHEARSAL_LABEL}" if run.rehearsal else ""),
-            str(run.status),
-            time_text(run.started_at),
-            duration_or_dash(run.duration_s),
-            _jobs(run),
-            tokens_text(run.tokens.total),
-            cost_or_dash(run.cost),
-            *extra,
-        )
+    headers, rows = runs_columns(runs, resumes=resumes)
+    for i, name in enumerate(headers):
+        table.add_column(name, justify="right" if i in RIGHT else "left")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
