@@ -122,6 +122,14 @@ def test_a_spoilt_cache_is_never_trusted(cache: Path, spoil: object) -> None:
     assert groups(entrycache.installed()) == groups(entry_points())
 
 
+def test_a_one_file_executable_reads_the_metadata_and_writes_no_cache(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert groups(entrycache.installed()) == groups(entry_points())
+    assert not cache.exists()
+
+
 def test_an_unwritable_cache_folder_only_costs_the_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ is cheap (one listing per `sys.path` folder, one `stat` per package's `entry_poi
 When the fingerprint equals the one stored with the cached entry points, those are used;
 otherwise `importlib.metadata` reads them, exactly as before, and the cache is written
 again. The cache is one private file (0600 in a 0700 folder) under the user's cache
-folder, one per interpreter and `sys.path`; a file that cannot be read, is not corral's
+folder, one per interpreter; a file that cannot be read, is not corral's
 format, is not private or not the user's own is never trusted: it is read again from the
 metadata. Nothing in the cache is imported until a command loads that entry point, as
 with `importlib.metadata`.
@@ -86,10 +86,15 @@ class Installed:
 
 def installed() -> Installed:
     """The `corral.*` entry points: cached when nothing they come from has changed."""
+    if getattr(sys, "frozen", False):
+        # a one-file executable unpacks to a new folder on sys.path at every start: its
+        # fingerprint never holds, and its entry points are fixed when it is built
+        return Installed(_scan())
     key = fingerprint()
     folder = cache_folder()
-    name = f"entry-points-{zlib.crc32(chr(0).join(key).encode()):08x}.json"
-    path = os.path.join(folder, name)
+    # one file per interpreter (a venv has its own), so that files never pile up
+    interpreter = f"{sys.executable}\0{sys.version}"
+    path = os.path.join(folder, f"entry-points-{zlib.crc32(interpreter.encode()):08x}.json")
     cached = _read(path, key)
     if cached is not None:
         return Installed(cached)
