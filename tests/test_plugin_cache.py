@@ -122,6 +122,20 @@ def test_a_spoilt_cache_is_never_trusted(cache: Path, spoil: object) -> None:
     assert groups(entrycache.installed()) == groups(entry_points())
 
 
+def test_where_corral_starts_does_not_matter_until_a_folder_holds_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rest = list(sys.path[1:])
+    keys = []
+    for folder in ("a", "b"):  # `python -m corral` in two folders, or two scripts' folders
+        (tmp_path / folder).mkdir()
+        monkeypatch.setattr(sys, "path", [str(tmp_path / folder), *rest])
+        keys.append(entrycache.fingerprint())
+    assert keys[0] == keys[1]
+    plugin(tmp_path / "b", "demo", "[corral.tools]\none = demo:One\n")
+    assert entrycache.fingerprint() != keys[0]
+
+
 def test_a_one_file_executable_reads_the_metadata_and_writes_no_cache(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

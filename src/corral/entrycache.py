@@ -5,10 +5,13 @@ Finding them costs every command 30-40 ms: importing `importlib.metadata` (it pu
 package. What decides them is on disk, so a command first takes a fingerprint of it, which
 is cheap (one listing per `sys.path` folder, one `stat` per package's `entry_points.txt`):
 
-- the interpreter and every `sys.path` entry, in order;
-- in each folder, the name of every `*.dist-info` / `*.egg-info` (a package installed,
-  removed or shadowed by another copy) and the size and mtime of its `entry_points.txt`
-  (a plugin edited in place); a zip on `sys.path` by its own size and mtime.
+- the interpreter;
+- in `sys.path` order, each folder holding package metadata: the name of every
+  `*.dist-info` / `*.egg-info` in it (a package installed, removed or shadowed by another
+  copy) and the size and mtime of its `entry_points.txt` (a plugin edited in place); a
+  zip on `sys.path` by its own size and mtime. A folder without metadata (the script's,
+  the current one) cannot change the entry points until it holds some, and then it is in
+  the key.
 
 When the fingerprint equals the one stored with the cached entry points, those are used;
 otherwise `importlib.metadata` reads them, exactly as before, and the cache is written
@@ -114,16 +117,19 @@ def fingerprint() -> list[str]:
     """What the installed entry points depend on, as text (see the module's docstring)."""
     key = [f"format {FORMAT}", sys.version, sys.executable]
     for entry in sys.path:
-        key.append(f"path {entry!r}")
-        folder = entry or "."
+        folder = os.path.abspath(entry or ".")
         try:
             with os.scandir(folder) as listing:
                 names = sorted(e.name for e in listing if e.name.lower().endswith(_METADATA))
-        except NotADirectoryError:
-            key.append(_stat(folder))
+        except NotADirectoryError:  # a zip
+            key.append(f"zip {folder!r} {_stat(folder)}")
             continue
         except OSError:
             continue
+        # a folder with no package metadata adds nothing (the script's folder, the
+        # current one for `python -m corral`): wherever corral starts, the key is the same
+        if names:
+            key.append(f"path {folder!r}")
         for name in names:
             key.append(f"{name!r} {_stat(os.path.join(folder, name, 'entry_points.txt'))}")
     return key
