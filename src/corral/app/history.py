@@ -7,22 +7,24 @@ under `directory`; the read-only use cases do not create a history that does not
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from corral.app.location import corral_dir, open_history
 from corral.errors import NotFoundError
 from corral.models import JobStatus, RunStatus
 from corral.store.protocols import HistoryReader, HistoryStore, UsageBy
-from corral.store.records import JobRecord, RunRecord, RunRow, UsageRow
+from corral.store.records import JobLine, JobRecord, RunRecord, RunRow, UsageRow
 
 if TYPE_CHECKING:  # the planner (and pydantic) is not loaded for the read-only commands
     from corral.app.chain import LogicalRun
     from corral.plan import JobView
+    from corral.store.queries import RunRows
 
 POLL_S = 0.25  # how often a followed log is read again
 STATUS_EVERY_S = 1.0  # how often a follow asks the history whether the job is over
@@ -98,31 +100,57 @@ class FlowState:
     kept: tuple[tuple[str, JobRecord], ...] = ()  # (the earlier run's id, its job)
     earlier: tuple[RunRecord, ...] = ()  # the runs it was resumed from, newest first
     resumed_by: tuple[str, ...] = ()  # later runs that resumed this one
+    # the run as read from a SQL history, when asked for: its jobs are these rows, and
+    # `record.jobs` is empty unless the chain needed them (`show_flow_state`)
+    rows: RunRows | None = None
 
     @property
     def chain(self) -> tuple[RunRecord, ...]:
         """The run and the runs before it, newest first: one logical run."""
         return (self.record, *self.earlier)
 
+    def job_lines(self) -> Iterator[JobLine]:
+        """What `corral show`'s table says of each of the run's jobs."""
+        if self.rows is not None:
+            return self.rows.job_lines()
+        return (job.line() for job in self.record.jobs)
+
+    def head_dict(self) -> dict[str, Any]:
+        """`record.to_dict()` with its `jobs` left empty: `job_dicts` gives them."""
+        return dataclasses.replace(self.record, jobs=()).to_dict()
+
+    def job_dicts(self) -> Iterator[dict[str, Any]]:
+        """Each of the run's jobs as `JobRecord.to_dict()` gives it, from the rows if read."""
+        if self.rows is not None:
+            return self.rows.job_dicts()
+        return (job.to_dict() for job in self.record.jobs)
+
 
 def show_flow_state(
-    url: str | None, directory: Path, run_id: str, *, chain: bool = True
+    url: str | None, directory: Path, run_id: str, *, chain: bool = True, rows: bool = False
 ) -> FlowState:
     """The run (by id or unique prefix) and the jobs its resume chain kept (`FlowState`);
-    with `chain` False the run alone."""
+    with `chain` False the run alone. With `rows`, a SQL history gives the run's rows too
+    (`FlowState.rows`: `corral show` of a 50,000-job run builds no object per job)."""
     from corral.app.chain import chain_of, resumed_by
 
     history = _require(url, directory)
     try:
-        record = history.get_run(run_id)
+        read_run = getattr(history, "read_run", None) if rows else None  # SqlHistory's
+        found: RunRows | None = None if read_run is None else read_run(run_id)
+        if found is None:
+            record = history.get_run(run_id)
+        else:  # the chain's figures and kept jobs need the jobs of a resumed run
+            record = found.record(jobs=chain and found.run["resumed_from"] is not None)
         if not chain:
-            return FlowState(record)
+            return FlowState(record, rows=found)
         earlier = chain_of(history, record)[1:]
         return FlowState(
             record,
             kept_from_earlier(history, record, earlier),
             earlier,
             tuple(resumed_by(history, record.run)),
+            rows=found,
         )
     finally:
         history.close()

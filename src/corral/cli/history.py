@@ -86,6 +86,10 @@ def _chain_option(command: Command) -> Command:
     )(command)
 
 
+def _echo_bytes(data: bytes) -> None:
+    click.echo(data, nl=False)  # bytes: to the binary stream as they are
+
+
 def _echo_json(data: object) -> None:
     # bytes go to the binary stream as they are: no decode and re-encode of a document
     # that is ~100 MB for a 50,000-job run
@@ -217,20 +221,23 @@ def show_command(
 
     # a run of 50,000 jobs is ~a million objects, all alive until the end
     with collector_paused(freeze=True):  # the command ends with it: no collector walk
-        state = show_flow_state(store_url, directory, run_id, chain=not no_chain)
+        state = show_flow_state(store_url, directory, run_id, chain=not no_chain, rows=True)
         totals = logical_row(state.chain)
         if as_json:
             kept = [{**job.to_dict(), "kept_from": run} for run, job in state.kept]
-            document = {"schema_version": JSON_VERSION, **state.record.to_dict(), "kept": kept}
+            document = {"schema_version": JSON_VERSION, **state.head_dict(), "kept": kept}
             if not no_chain:
                 runs = tuple(record.run for record in state.chain)
                 document["chain"] = chain_dict(runs, totals, resumed_by=state.resumed_by)
-            _echo_json(document)
+            # the jobs a batch at a time: ~100 MB of JSON for 50,000 jobs, never all held
+            from corral.render.json_stream import write_json
+
+            write_json(_echo_bytes, document, "jobs", state.job_dicts())
             return 0
         from corral.render.history import console, print_chain, print_record
 
         out = console()
-        print_record(out, state.record, kept=state.kept)
+        print_record(out, state.record, kept=state.kept, jobs=state.job_lines())
         if not no_chain:
             print_chain(out, [r.run for r in state.chain], totals, state.resumed_by)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from rich.console import Console
@@ -21,7 +21,7 @@ from corral.render.format import (
 )
 from corral.render.runlist import RIGHT, runs_columns
 from corral.render.runlist import jobs_text as _jobs
-from corral.store.records import AttemptRow, JobRecord, RunRecord, RunRow, UsageRow
+from corral.store.records import JobLine, JobRecord, RunRecord, RunRow, UsageRow
 
 
 def console() -> Console:
@@ -75,10 +75,15 @@ def print_chain(
 
 
 def print_record(
-    out: Console, record: RunRecord, *, kept: Sequence[tuple[str, JobRecord]] = ()
+    out: Console,
+    record: RunRecord,
+    *,
+    kept: Sequence[tuple[str, JobRecord]] = (),
+    jobs: Iterable[JobLine] | None = None,
 ) -> None:
     """`corral show`: the run's facts, then one line per job; `kept` are the jobs a
-    resumed run kept from the runs it finished (with their run), listed first."""
+    resumed run kept from the runs it finished (with their run), listed first. `jobs`
+    are the run's job lines when read straight from the history (else its records')."""
     run = record.run
     lines = [
         ("run", run.id + (f" (resumed from {run.resumed_from})" if run.resumed_from else "")),
@@ -94,32 +99,40 @@ def print_record(
     ]
     for label, value in lines:
         out.print(f"{label + ':':<10}{value}")
-    rows = []
-    jobs = [(f"kept from {run}", job) for run, job in kept]
-    jobs += [("", job) for job in record.jobs]
-    for origin, job in jobs:
-        final = job.final
-        note = job.reason or ""
-        if final is not None and final.error:
-            kind = f"{final.error_kind}: " if final.error_kind else ""
-            note = f"{kind}{final.error}"
-        rows.append(
-            (
-                job.name,
-                str(job.status),
-                str(len(job.attempts)) if job.attempts else "-",
-                "-" if final is None else final.tool,
-                "-" if final is None or not final.model else final.model,
-                "-" if final is None else duration_or_dash(final.duration_s),
-                _exit(final),
-                tokens_text(job.tokens.total) if job.attempts else "-",
-                cost_or_dash(job.cost),
-                "; ".join(part for part in (origin, note) if part),
-            )
-        )
+    rows = [_job_cells(f"kept from {origin}", job.line()) for origin, job in kept]
+    own = (job.line() for job in record.jobs) if jobs is None else jobs
+    rows += [_job_cells("", line) for line in own]
     out.print()
     # a run may have 50,000 jobs: plain columns, not a rich Table (0.65 ms a row)
     print_columns(out, _JOB_HEADERS, rows)
+
+
+def _job_cells(origin: str, line: JobLine) -> tuple[str, ...]:
+    name, status, reason, tries, final, tokens, cost = line
+    if final is None:
+        cells = ("-", "-", "-", "-")
+        note = reason or ""
+    else:
+        tool, model, duration_s, exit_code, signal, error, error_kind = final
+        exit_text = "-" if exit_code is None else str(exit_code)
+        cells = (
+            tool,
+            model or "-",
+            duration_or_dash(duration_s),
+            f"sig {signal}" if signal else exit_text,
+        )
+        note = reason or ""
+        if error:
+            note = f"{error_kind}: {error}" if error_kind else error
+    return (
+        name,
+        status,
+        str(tries) if tries else "-",
+        *cells,
+        tokens_text(tokens) if tries else "-",
+        cost_or_dash(cost),
+        f"{origin}; {note}" if origin and note else origin or note,
+    )
 
 
 _JOB_HEADERS = (
@@ -134,14 +147,6 @@ _JOB_HEADERS = (
     "COST",
     "NOTE",
 )
-
-
-def _exit(attempt: AttemptRow | None) -> str:
-    if attempt is None:
-        return "-"
-    if attempt.signal:
-        return f"sig {attempt.signal}"
-    return "-" if attempt.exit_code is None else str(attempt.exit_code)
 
 
 _TOKEN_HEADERS = ("INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING", "TOOL CALLS")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ import orjson
 from corral.errors import NotFoundError, UsageError
 from corral.models import (
     TOKEN_COLUMN_NAMES,
+    TOKEN_FIELDS,
     Cost,
     CostSource,
     ErrorKind,
@@ -33,6 +35,7 @@ from corral.store import jobcounts, sqltext
 from corral.store.protocols import USAGE_KEYS, UsageBy
 from corral.store.records import (
     AttemptRow,
+    JobLine,
     JobRecord,
     ModelUsage,
     RunningJob,
@@ -41,6 +44,7 @@ from corral.store.records import (
     UsageRow,
 )
 from corral.store.sqltext import Db
+from corral.times import iso_time, seconds
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -243,52 +247,167 @@ _MODELS_SQL = (
 def _usage(values: Sequence[Any]) -> tuple[Tokens, Cost | None]:
     """Tokens and cost from the `_USAGE` columns, in that order."""
     tokens = Tokens(*[int(v or 0) for v in values[:_TOKENS]])
-    usd, source = values[_TOKENS], values[_TOKENS + 1]
+    return tokens, _cost_of(values[_TOKENS], values[_TOKENS + 1])
+
+
+def _cost_of(usd: Any, source: str | None) -> Cost | None:
+    """The cost of the `cost_usd` and `cost_source` columns (exact decimal text)."""
     if source is None:
-        return tokens, None
-    return tokens, Cost(Decimal(usd) if isinstance(usd, str) else usd, CostSource(source))
+        return None
+    return Cost(Decimal(usd) if isinstance(usd, str) else usd, CostSource(source))
 
 
-def get_run(db: Db, run_id: str) -> RunRecord:
-    """A run with every job, each with all its attempts and per-model usage."""
+@dataclass(frozen=True, slots=True)
+class RunRows:
+    """A run as read from its tables, before any object is made per job or attempt:
+    `corral show` of a 50,000-job run formats these rows directly (`job_lines`,
+    `job_dicts`), the rest of corral asks `get_run` for the `RunRecord` built from them."""
+
+    run: dict[str, Any]  # the `runs` row by column
+    counts: dict[str, int]  # jobs by status
+    # (name, status, reason, attempts), in the run's order; each attempt is its
+    # `_ATTEMPT_FIELDS` then its `_USAGE` columns, attempts in order
+    jobs: list[tuple[str, str, str | None, list[tuple[Any, ...]]]]
+    models: dict[tuple[str, int], list[tuple[Any, ...]]]  # (job, attempt): model, usage...
+
+    @property
+    def run_row(self) -> RunRow:
+        return _run_row(self.run, self.counts)
+
+    def record(self, *, jobs: bool = True) -> RunRecord:
+        """The `RunRecord` of these rows (without its jobs: `jobs` False)."""
+        models = {
+            key: tuple(_model_usage(values) for values in found)
+            for key, found in self.models.items()
+        }
+        built = []
+        if jobs:
+            for name, status, reason, attempts in self.jobs:
+                rows = tuple(
+                    _attempt_row(v[:_FIELDS], v[_FIELDS:], models.get((v[1], int(v[2])), ()))
+                    for v in attempts
+                )
+                built.append(JobRecord(name, _job_status(status), reason, rows))
+        return RunRecord(
+            run=self.run_row,
+            flow_hash=self.run["flow_hash"],
+            flow_content=self.run["flow_content"],
+            args=tuple(_json(self.run["args"]) or ()),
+            jobs=tuple(built),
+        )
+
+    def job_lines(self) -> Iterator[JobLine]:
+        """Each job's `JobRecord.line()`, straight from the rows."""
+        for name, status, reason, attempts in self.jobs:
+            if not attempts:
+                yield name, str(_job_status(status)), reason, 0, None, 0, None
+                continue
+            v = attempts[-1]
+            kind = str(ErrorKind(v[10])) if v[10] else None
+            final = (v[14], v[15], v[6], v[7], v[8], v[9], kind)
+            tokens = sum(int(x or 0) for a in attempts for x in a[_FIELDS : _FIELDS + 4])
+            cost = Cost.total(_attempt_cost(a) for a in attempts)
+            yield name, str(_job_status(status)), reason, len(attempts), final, tokens, cost
+
+    def job_dicts(self) -> Iterator[dict[str, Any]]:
+        """Each job's `JobRecord.to_dict()`, straight from the rows (the same values: no
+        object per attempt for a run of 50,000 jobs)."""
+        models = {
+            key: [_model_usage(values).to_dict() for values in found]
+            for key, found in self.models.items()
+        }
+        for name, status, reason, attempts in self.jobs:
+            found = [_attempt_dict(v, models.get((v[1], int(v[2])), [])) for v in attempts]
+            if len(found) == 1:
+                tokens, cost = found[0]["tokens"], found[0]["cost"]
+            else:
+                total = Tokens()
+                for a in attempts:
+                    total = total + _usage(a[_FIELDS:])[0]
+                summed = Cost.total(_attempt_cost(a) for a in attempts)
+                tokens, cost = total.to_dict(), None if summed is None else summed.to_dict()
+            yield {
+                "name": name,
+                "status": str(_job_status(status)),
+                "reason": reason,
+                "tokens": tokens,
+                "cost": cost,
+                "final": found[-1] if found else None,  # the same values, built once
+                "attempts": found,
+            }
+
+
+_FIELDS = len(_ATTEMPT_FIELDS)
+
+
+def _attempt_cost(v: Sequence[Any]) -> Cost | None:
+    return _cost_of(v[_FIELDS + _TOKENS], v[_FIELDS + _TOKENS + 1])
+
+
+def _attempt_dict(v: Sequence[Any], models: list[dict[str, Any]]) -> dict[str, Any]:
+    """`AttemptRow.to_dict()` of an attempt row (`_ATTEMPT_FIELDS`, then `_USAGE`)."""
+    usage = v[_FIELDS:]
+    cost = _attempt_cost(v)
+    return {
+        "job": v[1],
+        "attempt": int(v[2]),
+        "status": str(_job_status(v[3])),
+        "started_at": iso_time(v[4]),
+        "ended_at": iso_time(v[5]),
+        "duration_s": seconds(v[6]),
+        "exit_code": v[7],
+        "signal": v[8],
+        "error": v[9],
+        "error_kind": str(ErrorKind(v[10])) if v[10] else None,
+        "pid": v[11],
+        "argv": list(_json(v[12]) or ()),
+        "spec": _json(v[13]),
+        "tool": v[14],
+        "model": v[15],
+        "session_id": v[16],
+        "result": v[17],
+        "outputs": _json(v[18]),
+        "log_dir": v[19],
+        "unparsed_lines": int(v[20] or 0),
+        "tokens": dict(zip(TOKEN_FIELDS, [int(x or 0) for x in usage[:_TOKENS]], strict=True)),
+        "cost": None if cost is None else cost.to_dict(),
+        "models": models,
+    }
+
+
+def read_run(db: Db, run_id: str) -> RunRows:
+    """A run (by id or unique prefix) with every job, attempt and per-model row, as rows."""
     run_id = resolve_run_id(db, run_id)
     key = {"run_id": run_id}
     run = next(_dicts(db, "SELECT * FROM runs WHERE id = :run_id", key))
-    models: dict[tuple[str, int], list[ModelUsage]] = defaultdict(list)
+    models: dict[tuple[str, int], list[tuple[Any, ...]]] = defaultdict(list)
     for values in db.query(_MODELS_SQL, key)[1]:
-        tokens, cost = _usage(values[3:])
-        models[(values[0], int(values[1]))].append(
-            ModelUsage(
-                model=values[2],
-                tokens=tokens,
-                cost_usd=None if cost is None else cost.usd,
-                cost_source=CostSource.UNPRICED if cost is None else cost.source,
-            )
-        )
-    attempts: dict[str, list[AttemptRow]] = defaultdict(list)
-    fields = len(_ATTEMPT_FIELDS)
+        models[(values[0], int(values[1]))].append(tuple(values[2:]))
+    attempts: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for values in db.query(_ATTEMPTS_SQL, key)[1]:
-        at_models = tuple(models.get((values[1], int(values[2])), ()))
-        attempts[values[1]].append(_attempt_row(values[:fields], values[fields:], at_models))
+        attempts[values[1]].append(values)
     jobs = []
     counts: dict[str, int] = defaultdict(int)
     sql = "SELECT name, status, reason FROM jobs WHERE run_id = :run_id ORDER BY position, name"
     for name, status, reason in db.query(sql, key)[1]:
         counts[status] += 1
-        jobs.append(
-            JobRecord(
-                name=name,
-                status=_job_status(status),
-                reason=reason,
-                attempts=tuple(attempts.get(name, ())),
-            )
-        )
-    return RunRecord(
-        run=_run_row(run, counts),
-        flow_hash=run["flow_hash"],
-        flow_content=run["flow_content"],
-        args=tuple(_json(run["args"]) or ()),
-        jobs=tuple(jobs),
+        jobs.append((name, status, reason, attempts.get(name, [])))
+    return RunRows(run, counts, jobs, dict(models))
+
+
+def get_run(db: Db, run_id: str) -> RunRecord:
+    """A run with every job, each with all its attempts and per-model usage."""
+    return read_run(db, run_id).record()
+
+
+def _model_usage(values: Sequence[Any]) -> ModelUsage:
+    """A `job_models` row: the model, then the `_USAGE` columns."""
+    tokens, cost = _usage(values[1:])
+    return ModelUsage(
+        model=values[0],
+        tokens=tokens,
+        cost_usd=None if cost is None else cost.usd,
+        cost_source=CostSource.UNPRICED if cost is None else cost.source,
     )
 
 

@@ -97,6 +97,20 @@ class AttemptRow:
         }
 
 
+# what `corral show`'s table says of a job: its name, status, reason, number of tries,
+# its last attempt's (tool, model, duration_s, exit_code, signal, error, error_kind) or
+# None, its tokens in total and its cost (`JobRecord.line`, or straight from the rows)
+JobLine = tuple[
+    str,
+    str,
+    str | None,
+    int,
+    tuple[str, str | None, float | None, int | None, int | None, str | None, str | None] | None,
+    int,
+    Cost | None,
+]
+
+
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """A job as at the end of the run: its status, why (when skipped) and every attempt."""
@@ -123,6 +137,23 @@ class JobRecord:
     @property
     def cost(self) -> Cost | None:
         return Cost.total(a.cost for a in self.attempts)
+
+    def line(self) -> JobLine:
+        """What `corral show`'s table says of it."""
+        a = self.final
+        if a is None:
+            return self.name, str(self.status), self.reason, 0, None, 0, None
+        kind = None if a.error_kind is None else str(a.error_kind)
+        final = (a.tool, a.model, a.duration_s, a.exit_code, a.signal, a.error, kind)
+        return (
+            self.name,
+            str(self.status),
+            self.reason,
+            len(self.attempts),
+            final,
+            self.tokens.total,
+            self.cost,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         attempts = [a.to_dict() for a in self.attempts]

@@ -176,6 +176,11 @@ class SqlHistory:
         with self.reads() as db:
             return queries.get_run(db, run_id)
 
+    def read_run(self, run_id: str) -> queries.RunRows:
+        """`get_run`'s rows, before any object is built per job (`corral show`)."""
+        with self.reads() as db:
+            return queries.read_run(db, run_id)
+
     def resumers(self, run_id: str) -> list[RunRow]:
         """The runs resumed from `run_id`, newest first (`corral.app.chain.resumers`)."""
         with self.reads() as db:
