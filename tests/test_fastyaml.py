@@ -47,6 +47,8 @@ def test_an_alias_is_the_same_object() -> None:
         "? [a, b]\n: c\n",  # a complex key
         "a: &r [*r]\n",  # a recursive alias
         "a: =\n",  # the value tag, which the safe constructor refuses
+        "a: !!str [x]\n",  # a collection tagged as a string: PyYAML's error, not its nodes
+        "a: [!!str {x: 1}]\n",
     ],
 )
 def test_unusual_documents_go_the_precise_way(text: str) -> None:
@@ -68,3 +70,12 @@ def test_errors_keep_their_position(tmp_path: Path) -> None:
     with pytest.raises(FlowError) as caught:
         load_flow(flow)
     assert "flow.yaml:2:" in caught.value.lines()[0] and "invalid YAML" in caught.value.lines()[0]
+
+
+def test_a_collection_tagged_as_a_string_is_a_located_error(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("jobs:\n  a:\n    run: !!str [x]\n")
+    with pytest.raises(FlowError) as caught:
+        load_flow(flow)
+    assert caught.value.lines()[0].startswith(f"{flow}:3:10: ")
+    assert "expected a scalar node, but found sequence" in caught.value.lines()[0]

@@ -57,9 +57,9 @@ class _Builder:
 
     def build(self, node: yaml.Node) -> Any:
         tag = node.tag
-        if tag == _STR:
-            return node.value
         if isinstance(node, yaml.ScalarNode):
+            if tag == _STR:
+                return node.value
             if tag not in _SCALARS:
                 raise _Unusual
             return self.scalars[tag](self.constructor, node)
@@ -74,22 +74,33 @@ class _Builder:
         self.done[key] = value
         return value
 
+    # a string is by far the most common node: taken inline, without a call (`build`)
+
     def _sequence(self, node: yaml.Node) -> list[Any]:
         if node.tag != _SEQ or not isinstance(node, yaml.SequenceNode):
             raise _Unusual
-        return [self.build(item) for item in node.value]
+        build = self.build
+        return [
+            item.value if item.tag == _STR and type(item) is _SCALAR_NODE else build(item)
+            for item in node.value
+        ]
 
     def _mapping(self, node: yaml.Node) -> dict[Any, Any]:
         if not isinstance(node, yaml.MappingNode):
             raise _Unusual
         out: dict[Any, Any] = {}
         seen: set[str] = set()
+        build = self.build
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.value in seen:
+            if type(key_node) is not _SCALAR_NODE or key_node.value in seen:
                 raise _Unusual  # a complex key, or a duplicate: the precise path says so
             seen.add(key_node.value)
-            key = self.build(key_node)
+            key = key_node.value if key_node.tag == _STR else build(key_node)
             if key in out:
                 raise _Unusual  # two spellings of one key (`1` and `0x1`)
-            out[key] = self.build(value_node)
+            plain = value_node.tag == _STR and type(value_node) is _SCALAR_NODE
+            out[key] = value_node.value if plain else build(value_node)
         return out
+
+
+_SCALAR_NODE = yaml.ScalarNode

@@ -71,6 +71,14 @@ def _job_status(value: str) -> JobStatus:
     return _JOB_STATUSES.get(value) or JobStatus(value)
 
 
+def _status_text(value: str) -> str:
+    """`str(_job_status(value))`, as a look-up."""
+    return _STATUS_TEXTS.get(value) or str(JobStatus(value))
+
+
+_STATUS_TEXTS = {text: text for text in _JOB_STATUSES}
+
+
 def _tokens(row: Any) -> Tokens:
     return Tokens.from_columns(row if isinstance(row, dict) else row._mapping)
 
@@ -328,7 +336,7 @@ class RunRows:
                 tokens, cost = total.to_dict(), None if summed is None else summed.to_dict()
             yield {
                 "name": name,
-                "status": str(_job_status(status)),
+                "status": _status_text(status),
                 "reason": reason,
                 "tokens": tokens,
                 "cost": cost,
@@ -344,6 +352,17 @@ def _attempt_cost(v: Sequence[Any]) -> Cost | None:
     return _cost_of(v[_FIELDS + _TOKENS], v[_FIELDS + _TOKENS + 1])
 
 
+def _tokens_dict(values: Sequence[Any]) -> dict[str, int]:
+    """`Tokens.to_dict()` of the token columns (most of a big run's attempts used none)."""
+    if values == _NO_TOKENS:
+        return dict(_ZERO_TOKENS)
+    return dict(zip(TOKEN_FIELDS, [int(x or 0) for x in values], strict=True))
+
+
+_NO_TOKENS = (0,) * _TOKENS
+_ZERO_TOKENS = Tokens().to_dict()
+
+
 def _attempt_dict(v: Sequence[Any], models: list[dict[str, Any]]) -> dict[str, Any]:
     """`AttemptRow.to_dict()` of an attempt row (`_ATTEMPT_FIELDS`, then `_USAGE`)."""
     usage = v[_FIELDS:]
@@ -351,7 +370,7 @@ def _attempt_dict(v: Sequence[Any], models: list[dict[str, Any]]) -> dict[str, A
     return {
         "job": v[1],
         "attempt": int(v[2]),
-        "status": str(_job_status(v[3])),
+        "status": _status_text(v[3]),
         "started_at": iso_time(v[4]),
         "ended_at": iso_time(v[5]),
         "duration_s": seconds(v[6]),
@@ -369,7 +388,7 @@ def _attempt_dict(v: Sequence[Any], models: list[dict[str, Any]]) -> dict[str, A
         "outputs": _json(v[18]),
         "log_dir": v[19],
         "unparsed_lines": int(v[20] or 0),
-        "tokens": dict(zip(TOKEN_FIELDS, [int(x or 0) for x in usage[:_TOKENS]], strict=True)),
+        "tokens": _tokens_dict(usage[:_TOKENS]),
         "cost": None if cost is None else cost.to_dict(),
         "models": models,
     }
