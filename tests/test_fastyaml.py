@@ -79,3 +79,13 @@ def test_a_collection_tagged_as_a_string_is_a_located_error(tmp_path: Path) -> N
         load_flow(flow)
     assert caught.value.lines()[0].startswith(f"{flow}:3:10: ")
     assert "expected a scalar node, but found sequence" in caught.value.lines()[0]
+
+
+def test_the_benchmark_dag_loads_as_pyyaml_loads_it() -> None:
+    """Many nodes, plain and quoted, numbers and words: the remembered tags change nothing."""
+    lines = ["concurrency: 8", "jobs:"]
+    for i in range(300):
+        needs = ", ".join(f"d{n}" for n in range(max(0, i - 3), i))
+        lines.append(f"  d{i}: {{run: ['true', true, 1, '1', 0x1, null, ''], needs: [{needs}]}}")
+    text = "\n".join(lines) + "\n"
+    assert fast_load(text, _flow_loader()) == yaml.load(text, Loader=_flow_loader())

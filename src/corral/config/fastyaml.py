@@ -34,7 +34,7 @@ def fast_load(text: str, loader: type[Any]) -> Any:
 
     A syntax error is raised as PyYAML raises it (the composer finds it), with its mark.
     """
-    instance = loader(text)
+    instance = _quick(loader)(text)
     try:
         root = instance.get_single_node()
         if root is None:
@@ -44,6 +44,39 @@ def fast_load(text: str, loader: type[Any]) -> Any:
         return UNUSUAL
     finally:
         instance.dispose()
+
+
+_QUICK: dict[type[Any], type[Any]] = {}
+
+
+def _quick(loader: type[Any]) -> type[Any]:
+    """`loader` whose resolver remembers each plain scalar's tag within a document:
+    libyaml's composer asks it for every node (100,000 times in a 10,000-job flow),
+    mostly for the same few words. Only for a loader without path resolvers, whose tag
+    then depends on the scalar's text alone (PyYAML's `BaseResolver.resolve`)."""
+    if loader.yaml_path_resolvers:
+        return loader
+    found = _QUICK.get(loader)
+    if found is None:
+        resolve = loader.resolve
+
+        class Quick(loader):  # type: ignore[misc,valid-type]  # any PyYAML loader class
+            def __init__(self, stream: str) -> None:
+                super().__init__(stream)
+                self.tags: dict[str, str] = {}
+
+            def resolve(self, kind: type[yaml.Node], value: str, implicit: Any) -> str:
+                if kind is not _SCALAR_NODE:
+                    return str(resolve(self, kind, value, implicit))
+                if not implicit[0]:  # quoted: a string
+                    return str(self.DEFAULT_SCALAR_TAG)
+                tag = self.tags.get(value)
+                if tag is None:
+                    tag = self.tags[value] = str(resolve(self, kind, value, implicit))
+                return tag
+
+        found = _QUICK[loader] = Quick
+    return found
 
 
 class _Builder:

@@ -308,14 +308,17 @@ class RunRows:
         """Each job's `JobRecord.line()`, straight from the rows."""
         for name, status, reason, attempts in self.jobs:
             if not attempts:
-                yield name, str(_job_status(status)), reason, 0, None, 0, None
+                yield name, _status_text(status), reason, 0, None, 0, None
                 continue
             v = attempts[-1]
             kind = str(ErrorKind(v[10])) if v[10] else None
             final = (v[14], v[15], v[6], v[7], v[8], v[9], kind)
-            tokens = sum(int(x or 0) for a in attempts for x in a[_FIELDS : _FIELDS + 4])
-            cost = Cost.total(_attempt_cost(a) for a in attempts)
-            yield name, str(_job_status(status)), reason, len(attempts), final, tokens, cost
+            if len(attempts) == 1:
+                tokens, cost = _total_tokens(v), _attempt_cost(v)
+            else:
+                tokens = sum(_total_tokens(a) for a in attempts)
+                cost = Cost.total(_attempt_cost(a) for a in attempts)
+            yield name, _status_text(status), reason, len(attempts), final, tokens, cost
 
     def job_dicts(self) -> Iterator[dict[str, Any]]:
         """Each job's `JobRecord.to_dict()`, straight from the rows (the same values: no
@@ -346,6 +349,16 @@ class RunRows:
 
 
 _FIELDS = len(_ATTEMPT_FIELDS)
+
+
+def _total_tokens(v: Sequence[Any]) -> int:
+    """`Tokens.total` of an attempt row: input, output and cache (read and write)."""
+    return (
+        int(v[_FIELDS] or 0)
+        + int(v[_FIELDS + 1] or 0)
+        + int(v[_FIELDS + 2] or 0)
+        + int(v[_FIELDS + 3] or 0)
+    )
 
 
 def _attempt_cost(v: Sequence[Any]) -> Cost | None:
