@@ -234,3 +234,23 @@ def test_iso_time_outside_the_fast_path() -> None:
     assert iso_time(None) is None
     for ts in (-1.5, 0, 1_800_000_000, 253402300700.25):
         assert iso_time(ts) == _reference_iso(ts)
+
+
+@pytest.mark.parametrize("run_id", ["run-a", "run-odd"])
+def test_show_of_a_run_alone_builds_no_record_per_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_id: str
+) -> None:
+    """What keeps a 50,000-job `show` fast: no AttemptRow or JobRecord is made for it."""
+    for store in make_store("sqlite", tmp_path):
+        _write(store)
+        text, as_json = _old_text(store, run_id, chain=True), _old_json(store, run_id, chain=True)
+
+        def refuse(*args: object) -> None:
+            raise AssertionError("an object was built per attempt")
+
+        monkeypatch.setattr("corral.store.queries._attempt_row", refuse)
+        monkeypatch.setattr("corral.store.records.JobRecord.to_dict", refuse)
+        args = ["show", run_id, "--dir", str(tmp_path)]
+        assert CliRunner().invoke(cli, args, catch_exceptions=False).output == text
+        found = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+        assert found.stdout_bytes == as_json

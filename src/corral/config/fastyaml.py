@@ -60,7 +60,7 @@ def _quick(loader: type[Any]) -> type[Any]:
     if found is None:
         resolve = loader.resolve
 
-        class Quick(loader):  # type: ignore[misc,valid-type]  # any PyYAML loader class
+        class Quick(loader):  # type: ignore[misc]  # a base chosen at run time (any PyYAML loader)
             def __init__(self, stream: str) -> None:
                 super().__init__(stream)
                 self.tags: dict[str, str] = {}
