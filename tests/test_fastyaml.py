@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from corral.config.fastyaml import UNUSUAL, fast_load
+from corral.config.fastyaml import UNUSUAL, _from_events, _quick, fast_load
 from corral.config.loader import _flow_loader, _load_yaml, load_flow
 from corral.errors import FlowError
 
@@ -89,3 +89,43 @@ def test_the_benchmark_dag_loads_as_pyyaml_loads_it() -> None:
         lines.append(f"  d{i}: {{run: ['true', true, 1, '1', 0x1, null, ''], needs: [{needs}]}}")
     text = "\n".join(lines) + "\n"
     assert fast_load(text, _flow_loader()) == yaml.load(text, Loader=_flow_loader())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *SAME,
+        "~: null key\n'1': quoted\n2: plain\n",
+        "a:\n  - [x, {b: [c, {d: e}]}]\n  - {}\n  - []\n",
+        "just a scalar\n",
+        "---\n...\n",
+    ],
+)
+def test_the_events_give_what_the_nodes_give(text: str) -> None:
+    """Plain documents are built from libyaml's events; the rest from its nodes."""
+    assert fast_load(text, _flow_loader()) == yaml.load(text, Loader=_flow_loader())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x: &a 1\ny: *a\n",  # an anchor and an alias: from the nodes
+        "a: !!str 1\n",  # an explicit tag
+        "'1': a\n1: b\n",  # one key's text twice
+        "? [a]\n: b\n",  # a complex key
+        "a: 1\n---\nb: 2\n",  # two documents
+        "<<: {a: 1}\n",  # a merge key
+    ],
+)
+def test_what_the_events_do_not_take_goes_on(text: str) -> None:
+    loader = _flow_loader()
+    assert _from_events(_quick(loader)(text)) is UNUSUAL
+    try:
+        expected: object = yaml.load(text, Loader=loader)
+    except yaml.YAMLError:
+        expected = UNUSUAL  # PyYAML's loader refuses it: so does the fast path
+    try:
+        found = fast_load(text, loader)
+    except yaml.YAMLError:
+        found = UNUSUAL  # refused too: the caller's precise load raises PyYAML's error
+    assert found is UNUSUAL or found == expected
