@@ -63,6 +63,7 @@ def _from_events(parser: Any) -> Any:
     tag, a key that is not a scalar or is written twice, more than one document."""
     get = parser.get_event
     resolve = parser.resolve
+    tags: dict[str | None, str] = {}
     string = str(parser.DEFAULT_SCALAR_TAG)
     try:
         get()  # the stream's start
@@ -78,10 +79,13 @@ def _from_events(parser: Any) -> Any:
                 if event.anchor is not None or event.tag is not None:
                     return UNUSUAL
                 text: str | None = event.value
-                tag = resolve(_SCALAR_NODE, text, event.implicit)
+                if event.implicit[0]:  # plain: its type from its text, remembered
+                    tag = tags.get(text)
+                    if tag is None:
+                        tag = tags[text] = resolve(_SCALAR_NODE, text, event.implicit)
+                else:  # quoted
+                    tag = string
                 value = text if tag == string else _typed(parser, event, tag)
-                if value is UNUSUAL:
-                    return UNUSUAL
             elif kind is _MAPPING_START or kind is _SEQUENCE_START:
                 if event.anchor is not None or not event.implicit:
                     return UNUSUAL
@@ -116,8 +120,11 @@ def _typed(parser: Any, event: Any, tag: str) -> Any:
 
 def _put(top: list[Any], value: Any, text: str | None) -> bool:
     """Add `value` to the open collection `top` (a key: `text` is how it was written);
-    False for a key written twice, which PyYAML's loader reports with its place."""
+    False for an UNUSUAL value, or a key written twice, which PyYAML's loader reports
+    with its place."""
     seen = top[2]
+    if value is UNUSUAL:
+        return False
     if seen is None:
         top[0].append(value)
     elif top[1] is not _NO_KEY:
