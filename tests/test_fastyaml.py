@@ -129,3 +129,32 @@ def test_what_the_events_do_not_take_goes_on(text: str) -> None:
     except yaml.YAMLError:
         found = UNUSUAL  # refused too: the caller's precise load raises PyYAML's error
     assert found is UNUSUAL or found == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("jobs:\n  a:\n    run: 'true'\n    env: {DAY: 2026-02-30}\n", "4:16"),  # from events
+        ("x: &a 1\njobs:\n  a: {run: 'true', env: {DAY: 2026-13-01}}\n", "3:31"),  # nodes
+    ],
+)
+def test_a_date_that_is_none_is_a_located_error(tmp_path: Path, text: str, place: str) -> None:
+    """PyYAML's constructor raises a bare ValueError for it: corral says what and where."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(text)
+    with pytest.raises(FlowError) as caught:
+        load_flow(flow)
+    line = caught.value.lines()[0]
+    assert line.startswith(f"{flow}:{place}: invalid YAML: '2026-"), line
+    assert "reads as a timestamp but is not one" in line
+
+
+def test_a_syntax_error_still_comes_first(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("a: 2026-02-30\nb: [unclosed\n")
+    with pytest.raises(FlowError) as caught:
+        load_flow(flow)
+    with pytest.raises(yaml.MarkedYAMLError) as pyyaml:
+        yaml.load(flow.read_text(), Loader=_flow_loader())
+    assert "timestamp" not in caught.value.lines()[0]
+    assert f"invalid YAML: {pyyaml.value.problem}" in caught.value.lines()[0]

@@ -115,7 +115,23 @@ def _typed(parser: Any, event: Any, tag: str) -> Any:
     if tag not in _SCALARS:
         return UNUSUAL  # a merge key, `=`
     node = _SCALAR_NODE(tag, event.value, event.start_mark, event.end_mark)
-    return parser.yaml_constructors[tag](parser, node)
+    return construct(parser, node)
+
+
+class BadScalar(yaml.constructor.ConstructorError):
+    """A plain scalar its type's constructor refuses with a bare ValueError (a timestamp
+    that is no date: `2026-02-30`), with the scalar's place."""
+
+
+def construct(constructor: Any, node: yaml.ScalarNode) -> Any:
+    """The value of a scalar node of a core tag; BadScalar where PyYAML's constructor
+    raises a bare ValueError, which says neither what nor where."""
+    try:
+        return constructor.yaml_constructors[node.tag](constructor, node)
+    except ValueError as error:
+        kind = node.tag.rsplit(":", 1)[-1]
+        problem = f"{node.value!r} reads as a {kind} but is not one ({error}): quote it"
+        raise BadScalar(None, None, problem, node.start_mark) from None
 
 
 def _put(top: list[Any], value: Any, text: str | None) -> bool:
@@ -185,7 +201,6 @@ class _Builder:
 
     def __init__(self, constructor: Any) -> None:
         self.constructor = constructor
-        self.scalars: dict[str, Any] = constructor.yaml_constructors
         self.done: dict[int, Any] = {}  # id(collection node) -> its value
         self.building: set[int] = set()
 
@@ -196,7 +211,7 @@ class _Builder:
                 return node.value
             if tag not in _SCALARS:
                 raise _Unusual
-            return self.scalars[tag](self.constructor, node)
+            return construct(self.constructor, node)
         key = id(node)
         if key in self.done:
             return self.done[key]

@@ -178,14 +178,22 @@ def _load_yaml(text: str) -> Any:
     it does not take, and for every error, which it then reports with its position."""
     import yaml
 
-    from corral.config.fastyaml import UNUSUAL, fast_load
+    from corral.config.fastyaml import UNUSUAL, BadScalar, fast_load
 
+    bad: BadScalar | None = None
     try:
         data = fast_load(text, _flow_loader())
+    except BadScalar as error:
+        bad, data = error, UNUSUAL
     except yaml.YAMLError:
         data = UNUSUAL
     if data is UNUSUAL:
-        data = yaml.load(text, Loader=_flow_loader())
+        try:
+            data = yaml.load(text, Loader=_flow_loader())
+        except ValueError:  # PyYAML's constructor says neither what nor where
+            if bad is None:
+                raise
+            raise bad from None
     return data
 
 
