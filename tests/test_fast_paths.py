@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,177 @@ def test_a_table_of_rich_text_is_left_to_rich() -> None:
     Console(file=buffers[0], width=80, color_system=None).print(Trimmed(table))
     print_table(Console(file=buffers[1], width=80, color_system=None), table)
     assert buffers[0].getvalue() == buffers[1].getvalue()
+
+
+def test_exec_to_a_pipe_prints_its_summary_without_rich(tmp_path: Path) -> None:
+    # exec -q to a pipe: the summary is rich's text, written without importing rich
+    assert "rich" not in imported(tmp_path, "exec", "-q", "--", "true")
+    assert "rich" not in imported(tmp_path, "exec", "-q", "--", "false")
+    # where rich would draw escapes (FORCE_COLOR) it draws, as before
+    assert "rich" in imported(tmp_path, "exec", "-q", "--", "true", env={"FORCE_COLOR": "1"})
+
+
+def _summary_journal(case: str) -> tuple[RunJournal, list[list[str]]]:
+    """A varied run: commands, an agent with figures, retries, skips, errors of every
+    shape (long, wide, hostile), per `case`."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from corral.events.types import JobFinished, JobSkipped, SpendUpdated
+    from corral.models import Cost, CostSource, Usage
+
+    notes = {
+        "plain": "exit code 1",
+        "long": "boom " * 60,
+        "medium": "boom " * 12 + "東京",
+        "word": "x" * 170,
+        "wide": "东京 ошибка ×2 café",
+        "hostile": "evil\x1b]0;pwn\x07 [red]markup[/red]\r\n\tdone",
+        "tab": "a\tb",
+        "spaces": "  lead and trail  ",
+        "zwj": "👩\u200d💻 and ✔\ufe0f",
+    }
+    names = ["build", "review", "deploy", "lint-the-whole-repository", "wide名前"]
+    if case == "big":
+        names += [f"j{i}" for i in range(45)]
+    journal = RunJournal(names)
+    for name in names:
+        journal(started(name, tool="claude" if name == "review" else "generic"))
+    usage = Usage(input_tokens=1_234_567, output_tokens=3000, cache_read_tokens=18000, tool_calls=7)
+    cost = Cost(Decimal("1.0421"), CostSource.REPORTED)
+    if case != "commands":
+        totals = {"job_usage": usage, "run_usage": usage, "job_cost": cost, "run_cost": cost}
+        journal(SpendUpdated(job="review", attempt=1, by_model={"m1": usage}, cost=cost, **totals))
+    note = notes.get(case, "exit code 2")
+    journal(finished("build"))
+    ends = [  # job, attempt, status, exit code, signal, duration, error
+        ("review", 1, JobStatus.FAILED, 1, None, 61.5, note),
+        ("review", 2, JobStatus.FAILED, None, 9, 3725.0, note),
+        ("lint-the-whole-repository", 1, JobStatus.TIMED_OUT, None, 15, 0.05, None),
+    ]
+    for job, attempt, status, code, signal, took, error in ends:
+        if attempt > 1:
+            journal(replace(started(job, tool="claude"), attempt=attempt))
+        tool = "claude" if job == "review" else "generic"
+        end = {"exit_code": code, "signal": signal, "duration_s": took, "error": error}
+        journal(JobFinished(job=job, attempt=attempt, status=status, tool=tool, **end))
+    journal(JobSkipped(job="deploy", attempt=0, reason="needs 'review', which failed"))
+    journal(finished("wide名前", JobStatus.FAILED, 3))
+    for name in names[5:]:
+        journal(finished(name, JobStatus.FAILED if name == "j7" else JobStatus.SUCCEEDED))
+    footer = [
+        [
+            "run 20261203-x failed in 3.2s",
+            "1.2M in",
+            "3.0k out",
+            "~$1.04",
+            "logs: /var/tmp/a project/.corral/runs/20261203-x",
+        ]
+    ]
+    if case == "footers":
+        footer += [
+            ["budget: $1.04 of $1.00", "stopped review"],
+            [],
+            ["", "x"],
+            ["logs: /" + "very-long-folder/" * 12],
+        ]
+    if case == "hostile-footer":
+        footer += [["logs: /tmp/a\tb\x1b[2J"]]
+    return journal, footer
+
+
+_SUMMARY_CASES = "plain long word wide hostile tab spaces zwj commands big footers hostile-footer"
+
+
+def _written_as_rich(case: str, widths: Iterable[int]) -> set[int]:
+    """The widths at which `write_summary` wrote `case`'s summary; at each of them its
+    text is the one `print_summary` draws on the console a quiet run gets off a terminal
+    (TerminalUI's); elsewhere it wrote nothing, leaving it to rich."""
+    from corral.render.summary import print_summary, write_summary
+    from corral.render.ui import TerminalUI
+
+    journal, footer = _summary_journal(case)
+    written = set()
+    for width in widths:
+        drawn, plain = io.StringIO(), io.StringIO()
+        ui = TerminalUI(mode="quiet", stream=drawn, title="")
+        ui.console.width = width  # what PLAIN_WIDTH is to a run, at other widths too
+        assert ui.plain and not ui.console.is_terminal
+        print_summary(ui.console, journal, footer)
+        if write_summary(plain, journal, footer, width):
+            assert plain.getvalue() == drawn.getvalue(), width
+            written.add(width)
+        else:
+            assert plain.getvalue() == ""  # left to rich, whole
+    return written
+
+
+@pytest.mark.parametrize("case", _SUMMARY_CASES.split())
+def test_a_summary_to_a_pipe_is_the_text_rich_prints_there(case: str) -> None:
+    from corral.render.ui import PLAIN_WIDTH
+
+    widths = {PLAIN_WIDTH, 20, 40, 60, 80, 100, 120, 200}
+    written = _written_as_rich(case, widths)
+    if case in {"long", "word", "hostile", "tab", "hostile-footer"}:
+        # a note rich folds to the width, a character rich cleans or expands: rich's
+        assert not written
+    else:  # else rich only where its table folds or cuts a cell (the narrow widths)
+        assert {PLAIN_WIDTH, 200} <= written < widths, written
+
+
+@pytest.mark.parametrize("case", ["medium", "commands", "big"])
+def test_a_summary_at_every_width_is_rich_text_or_left_to_rich(case: str) -> None:
+    written = _written_as_rich(case, range(20, 230))
+    # written wherever the table holds whole (every width from 200), left to rich where
+    # its table folds the note or cuts a cell: both sides of that line are covered
+    assert set(range(200, 230)) <= written < set(range(20, 230))
+
+
+@pytest.mark.parametrize(
+    ("env", "isatty", "mode", "plain"),
+    [
+        ({}, False, "quiet", True),
+        ({"NO_COLOR": "1"}, False, "quiet", True),
+        ({"FORCE_COLOR": "1"}, False, "quiet", False),
+        ({"TTY_COMPATIBLE": "1"}, False, "prefixed", False),
+        ({"TTY_COMPATIBLE": "0", "FORCE_COLOR": "1"}, False, "quiet", True),
+        ({"FORCE_COLOR": "1"}, False, "live", False),
+        ({"TTY_COMPATIBLE": "1"}, False, "live", True),  # live without colour: never a tty
+        ({}, True, "quiet", False),
+        ({"TTY_COMPATIBLE": "0"}, True, "quiet", False),  # rich measures the terminal
+    ],
+)
+def test_a_run_view_writes_plain_text_only_where_rich_would(
+    env: dict[str, str], isatty: bool, mode: str, plain: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.render.ui import PLAIN_WIDTH, TerminalUI
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stream = io.StringIO()
+    monkeypatch.setattr(stream, "isatty", lambda: isatty)
+    ui = TerminalUI(mode=mode, stream=stream, title="")
+    assert ui.plain is plain
+    if plain:  # rich agrees: no escape, and the width the summary is written at
+        assert not ui.console.is_terminal and ui.console.size.width == PLAIN_WIDTH
+
+
+def test_cells_are_measured_as_rich_measures_them() -> None:
+    from rich.cells import cell_len
+
+    from corral.render.columns import cell_width
+
+    for code in range(0x3100):
+        assert cell_width(chr(code)) == cell_len(chr(code)), hex(code)
+    for text in ("", "ab · c", "×2 café", "东京", "👩\u200d💻", "✔\ufe0f", "a\x1bb"):
+        assert cell_width(text) == cell_len(text), text
+
+
+def test_plain_lines_of_parts_are_the_ones_rich_lays_out() -> None:
+    from corral.render.fit import join_to_width, joined_lines
+
+    parts = ["run 1 failed in 3.2s", "", "1.2k in", "~$0.13", "logs: /a/東京/b", "x" * 50]
+    for width in range(1, 90):
+        assert joined_lines(parts, width) == [t.plain for t in join_to_width(parts, width)]

@@ -126,7 +126,8 @@ def _run(flags: RunFlags, title: str, start: Start) -> int:
 def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
     from corral.journal import summary_json
     from corral.render.format import budget_reckoning, usage_parts
-    from corral.render.summary import print_summary
+    from corral.render.summary import print_summary, write_summary
+    from corral.render.ui import PLAIN_WIDTH
 
     elapsed = report.ended_at - report.started_at
     # the run's last lines, as parts: laid out to the terminal's width, broken only
@@ -143,7 +144,9 @@ def _render(report: RunReport, ui: TerminalUI, json_mode: bool) -> None:
         lines.append(budget_reckoning(report.journal))
     if report.store_error:
         click.echo(f"corral: error: history not saved: {report.store_error}", err=True)
-    print_summary(ui.console, report.journal, lines)
+    # to a pipe or a file, rich's text without rich where it is sure to be the same
+    if not (ui.plain and write_summary(ui.stream, report.journal, lines, PLAIN_WIDTH)):
+        print_summary(ui.console, report.journal, lines)
     if json_mode:
         document = summary_json(
             report.journal, started_at=report.started_at, ended_at=report.ended_at

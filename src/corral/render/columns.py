@@ -22,6 +22,18 @@ if TYPE_CHECKING:
 
 # written to the console in pieces of this many lines
 _CHUNK = 2000
+# the characters rich measures as one cell each without its tables (the first ranges of
+# rich.cells): text of these alone is measured here without importing rich
+_NARROW = frozenset(map(chr, [*range(0x20, 0x7F), *range(0xA0, 0xAD), *range(0xAE, 0x300)]))
+
+
+def cell_width(text: str) -> int:
+    """The cells `text` takes on a terminal, as rich measures it (`rich.cells.cell_len`)."""
+    if _NARROW.issuperset(text):
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
 def _clean(cell: str) -> str:
@@ -38,24 +50,26 @@ def _column(cells: Sequence[str], header: str, right: bool) -> list[str]:
     if "".join(cells).isascii():
         width = max(map(len, cells))
         return [c.rjust(width) for c in cells] if right else [c.ljust(width) for c in cells]
-    from rich.cells import cell_len  # wide characters: rich's measure, as its table's
-
-    width = max(map(cell_len, cells))
-    pads = [" " * (width - cell_len(c)) for c in cells]
+    width = max(map(cell_width, cells))  # wide characters: rich's measure, as its table's
+    pads = [" " * (width - cell_width(c)) for c in cells]
     return [p + c if right else c + p for c, p in zip(cells, pads, strict=True)]
 
 
 def lines(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: frozenset[int] = frozenset(),
+    edge: str = " ",
 ) -> Iterator[str]:
-    """The header line, then one line per row; columns in `right` are right-aligned."""
+    """The header line, then one line per row; columns in `right` are right-aligned;
+    `edge` starts each line (rich's `pad_edge`: "" for a table without it)."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in headers]
     padded = [
         _column(col, h, i in right) for i, (h, col) in enumerate(zip(headers, columns, strict=True))
     ]
     for parts in zip(*padded, strict=True):
         # no blanks at a line's end (the last column's padding): pipes and logs keep them
-        yield (" " + "  ".join(parts)).rstrip()
+        yield (edge + "  ".join(parts)).rstrip()
 
 
 def print_columns(

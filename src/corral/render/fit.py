@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-from rich.segment import Segment
-from rich.text import Text
+from corral.render.columns import cell_width
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.text import Text
+
+# rich is imported where a table or a line is drawn with it, not by this module: the
+# summary written to a pipe fits its columns and lines here without rich (render.summary)
 
 GAP = 2  # between two columns of a table (rich's padding of 1 on each side)
 
@@ -30,7 +35,7 @@ class Column:
     """One column of a table: its cells and the width they need."""
 
     name: str
-    cells: list[Text]
+    cells: list[Text] | list[str]
     right: bool
     width: int
     absent: bool = False
@@ -89,26 +94,58 @@ def join_to_width(
     parts: a line never starts or ends with a separator, and a part wider than `width`
     stands alone on its line, whole (a path is not cut: the terminal wraps it and a copy
     of it stays one piece)."""
+    from rich.text import Text
+
+    texts = [Text(part) if isinstance(part, str) else part for part in parts]
     lines: list[Text] = []
-    line: Text | None = None
-    gap = separator if first_separator is None else first_separator
-    for part in parts:
-        text = Text(part) if isinstance(part, str) else part
-        if not text.plain:
-            continue
-        if line is None:
-            line = text.copy()
-            continue
-        if line.cell_len + cell_len(gap) + text.cell_len <= width:
+    for (_, first), *rest in line_breaks(
+        [text.plain for text in texts], width, separator, first_separator=first_separator
+    ):
+        line = texts[first].copy()
+        for gap, index in rest:
             line.append(gap)
-            line.append_text(text)
-        else:
-            lines.append(line)
-            line = text.copy()
-        gap = separator
-    if line is not None:
+            line.append_text(texts[index])
         lines.append(line)
     return lines
+
+
+def line_breaks(
+    parts: Sequence[str],
+    width: int,
+    separator: str = SEPARATOR,
+    *,
+    first_separator: str | None = None,
+) -> list[list[tuple[str, int]]]:
+    """How `join_to_width` lays out parts whose text is `parts`: each line as (the
+    separator before the part, "" for a line's first, the part's index)."""
+    lines: list[list[tuple[str, int]]] = []
+    line: list[tuple[str, int]] = []
+    text = ""  # the line so far: measured whole, as rich measures a Text
+    gap = separator if first_separator is None else first_separator
+    for index, part in enumerate(parts):
+        if not part:
+            continue
+        if not line:
+            line, text = [("", index)], part
+            continue
+        if cell_width(text) + cell_width(gap) + cell_width(part) <= width:
+            line.append((gap, index))
+            text += gap + part
+        else:
+            lines.append(line)
+            line, text = [("", index)], part
+        gap = separator
+    if line:
+        lines.append(line)
+    return lines
+
+
+def joined_lines(parts: Sequence[str], width: int, separator: str = SEPARATOR) -> list[str]:
+    """`join_to_width` of plain parts, as plain lines (no rich: render.summary's pipe)."""
+    return [
+        "".join(gap + parts[index] for gap, index in line)
+        for line in line_breaks(parts, width, separator)
+    ]
 
 
 @dataclass(frozen=True)
@@ -121,6 +158,8 @@ class Parts:
     first_separator: str | None = None
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
         lines = join_to_width(self.parts, options.max_width, first_separator=self.first_separator)
         text = Text("\n").join(lines)
         text.style = self.style
@@ -135,6 +174,8 @@ class Trimmed:
     renderable: RenderableType
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
         for line in console.render_lines(self.renderable, options, pad=False):
             while line and not line[-1].control and not line[-1].text.rstrip():
                 line.pop()

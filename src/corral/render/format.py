@@ -43,10 +43,12 @@ def status_text(status: JobStatus, attempts: int = 0) -> Text:
     coloured: the word is the one the JSON says (`timed_out`), everywhere."""
     from rich.text import Text  # here: `corral runs` to a pipe formats without rich
 
-    label = status.value
-    if attempts > 1:
-        label += f" ×{attempts}"
-    return Text(label, style=STYLE.get(status, ""))
+    return Text(status_label(status, attempts), style=STYLE.get(status, ""))
+
+
+def status_label(status: JobStatus, attempts: int = 0) -> str:
+    """`status_text`'s words, without its colour."""
+    return status.value + (f" ×{attempts}" if attempts > 1 else "")
 
 
 def tokens_text(count: int) -> str:

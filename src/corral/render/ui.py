@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import cached_property
 from typing import TYPE_CHECKING, TextIO
-
-from rich.console import Console
 
 from corral.events.bus import Subscriber
 from corral.events.types import Event
@@ -14,7 +13,12 @@ from corral.journal import RunJournal
 from corral.render.printer import LinePrinter
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from corral.render.live import LiveView
+
+# off a terminal rich assumes 80 columns; a log or CI page is wider than that
+PLAIN_WIDTH = 160
 
 
 def wants_colour(stream: TextIO) -> bool:
@@ -42,19 +46,40 @@ class TerminalUI:
         self.stream = stream
         self.title = title
         self.max_line_length = max_line_length
-        self.colour = colour = wants_colour(stream)
-        # off a terminal rich assumes 80 columns; a log or CI page is wider than that
-        width = None if stream.isatty() else 160
-        self.console = Console(
-            file=stream,
-            force_terminal=colour if mode == "live" else None,
-            no_color=not colour,
-            highlight=False,
-            soft_wrap=False,
-            width=width,
-        )
+        self.colour = wants_colour(stream)
         self._live: LiveView | None = None
         self._countdown_shown = False
+
+    @cached_property
+    def console(self) -> Console:
+        """The rich console the live view and the summary are drawn on (made when first
+        drawn on: a quiet run to a pipe never needs one, see `plain`)."""
+        from rich.console import Console
+
+        return Console(
+            file=self.stream,
+            force_terminal=self._force_terminal,
+            no_color=not self.colour,
+            highlight=False,
+            soft_wrap=False,
+            width=None if self.stream.isatty() else PLAIN_WIDTH,
+        )
+
+    @property
+    def _force_terminal(self) -> bool | None:
+        return self.colour if self.mode == "live" else None
+
+    @property
+    def plain(self) -> bool:
+        """Whether `console` would print plain text (no escape), PLAIN_WIDTH columns wide:
+        then what is drawn on it can be written without rich (render.summary)."""
+        from corral.render.columns import plain_stream
+
+        if self.stream.isatty():
+            return False  # rich measures the terminal (or TTY_COMPATIBLE=0 on one): rich
+        if self._force_terminal is not None:
+            return not self._force_terminal
+        return plain_stream(self.stream)
 
     def subscriber(self, journal: RunJournal) -> Subscriber:
         """What the bus gives this view: the live table redraws from `journal` by itself,
