@@ -344,6 +344,7 @@ def _summary_journal(case: str) -> tuple[RunJournal, list[list[str]]]:
         "wide": "东京 ошибка ×2 café",
         "hostile": "evil\x1b]0;pwn\x07 [red]markup[/red]\r\n\tdone",
         "tab": "a\tb",
+        "markup": "[red]x[/red] [bold]y \x1b[2J\r\n:smile: ${HOME}",
         "spaces": "  lead and trail  ",
         "zwj": "👩\u200d💻 and ✔\ufe0f",
     }
@@ -396,7 +397,9 @@ def _summary_journal(case: str) -> tuple[RunJournal, list[list[str]]]:
     return journal, footer
 
 
-_SUMMARY_CASES = "plain long word wide hostile tab spaces zwj commands big footers hostile-footer"
+_SUMMARY_CASES = (
+    "plain long word wide hostile tab markup spaces zwj commands big footers hostile-footer"
+)
 
 
 def _written_as_rich(case: str, widths: Iterable[int]) -> set[int]:
