@@ -451,6 +451,7 @@ def test_a_summary_at_every_width_is_rich_text_or_left_to_rich(case: str) -> Non
     [
         ({}, False, "quiet", True),
         ({"NO_COLOR": "1"}, False, "quiet", True),
+        ({"COLUMNS": "50", "TERM": "dumb"}, False, "quiet", True),  # off a tty: 160 wide
         ({"FORCE_COLOR": "1"}, False, "quiet", False),
         ({"TTY_COMPATIBLE": "1"}, False, "prefixed", False),
         ({"TTY_COMPATIBLE": "0", "FORCE_COLOR": "1"}, False, "quiet", True),
@@ -465,7 +466,7 @@ def test_a_run_view_writes_plain_text_only_where_rich_would(
 ) -> None:
     from corral.render.ui import PLAIN_WIDTH, TerminalUI
 
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR", "COLUMNS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
