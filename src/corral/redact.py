@@ -95,15 +95,34 @@ class Redactor:
         if isinstance(value, tuple):
             return tuple(self._walk(v) for v in value)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # once per agent event on the bus: the field names are looked up once per
+            # class, and a string that cannot hold a secret (no secret is known, no URL
+            # in it) is passed over without a call
+            bare = self._pattern is None
             changes = {}
-            for f in dataclasses.fields(value):
-                if not f.init:
-                    continue
-                before = getattr(value, f.name)
-                if isinstance(before, str | dict | list | tuple):
+            for name in _init_fields(type(value)):
+                before = getattr(value, name)
+                if type(before) is str:
+                    if bare and "://" not in before:
+                        continue
+                    after: Any = self.text(before)
+                elif isinstance(before, dict | list | tuple):
                     after = self._walk(before)
-                    if after != before:
-                        changes[f.name] = after
+                else:
+                    continue
+                if after != before:
+                    changes[name] = after
             # unchanged events stay the same objects (the bus's hot path)
             return dataclasses.replace(value, **changes) if changes else value
         return value
+
+
+_INIT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _init_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a dataclass that its constructor takes (what `replace` can set)."""
+    names = _INIT_FIELDS.get(cls)
+    if names is None:
+        names = _INIT_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    return names

@@ -338,5 +338,17 @@ class Unparsed(Event):
 
 
 def stamp(event: E, job: str, attempt: int) -> E:
-    """The same event, attributed to a job attempt."""
-    return dataclasses.replace(event, job=job, attempt=attempt)
+    """The same event, attributed to a job attempt.
+
+    An event a parser just made is attributed to no one (`job` empty, attempt 0) and
+    nobody else holds it yet: it is stamped in place (once per agent event, the cost
+    of a copy through `dataclasses.replace` counted). One already attributed elsewhere
+    (a parser that returns an event it made before) is copied, never changed.
+    """
+    if event.job == job and event.attempt == attempt:
+        return event
+    if event.job or event.attempt:
+        return dataclasses.replace(event, job=job, attempt=attempt)
+    object.__setattr__(event, "job", job)  # frozen: set before anyone else sees it
+    object.__setattr__(event, "attempt", attempt)
+    return event

@@ -72,9 +72,7 @@ def payload_of(event: Event) -> str:
     return _payload(event)
 
 
-_EVENTS = sqltext.insert(
-    "events", ("run_id", "seq", "ts", "kind", "job", "attempt", "payload"), ignore_conflicts=True
-)
+_EVENT_COLUMNS = ("run_id", "seq", "ts", "kind", "job", "attempt", "payload")
 _ATTEMPT_KEY = ("run_id", "job", "attempt")
 # a job's attempt count only grows
 _MORE_ATTEMPTS = {
@@ -145,19 +143,11 @@ class Applier:
             if not item.payload:
                 item.payload = _payload(item.event)
         rows = [
-            {
-                "run_id": p.run_id,
-                "seq": p.seq,
-                "ts": p.ts,
-                "kind": p.event.kind,
-                "job": p.event.job,
-                "attempt": p.event.attempt,
-                "payload": p.payload,
-            }
+            (p.run_id, p.seq, p.ts, p.event.kind, p.event.job, p.event.attempt, p.payload)
             for p in batch
         ]
         # do-nothing on conflict: a retried batch whose first commit did land is harmless
-        db.executemany(_EVENTS, rows)
+        db.insert_many("events", _EVENT_COLUMNS, rows, ignore=True)
         touched: set[str] = set()
         recount: set[str] = set()  # runs whose job rows this batch writes
         for item in batch:
