@@ -158,7 +158,8 @@ class RunView(Protocol):
     """How a run is shown while it runs (the terminal UI is one)."""
 
     def subscriber(self, journal: RunJournal) -> Subscriber:
-        """The bus subscriber that shows the run; `journal` is its state."""
+        """The bus subscriber that shows the run; `journal` is its state. It gets every
+        output line as `JobOutput` unless the view has `shows_lines` False."""
         ...
 
     def __enter__(self) -> object: ...
@@ -371,7 +372,8 @@ def _wire(
     # the ledger, the guard and the gate read no output line (one event per line printed)
     for subscriber in (ledger, guard, wiring.gate):
         bus.subscribe(subscriber, output=False)
-    bus.subscribe(journal)
+    # the journal keeps each job's last line (the live table's): not every line
+    bus.subscribe(journal, output="last")
     if resumed is not None:
         # earlier runs' spend counts against this run's budgets; it is published before
         # the history writer listens, as it is on record with the runs that spent it
@@ -393,7 +395,9 @@ def _subscribe(
     if wiring.writer is not None:
         wiring.bus.subscribe(wiring.writer, output=False)  # lines stay in the log files
     if view is not None:
-        wiring.bus.subscribe(view.subscriber(wiring.journal))
+        # a view that says it shows no line (quiet, the live table) takes none
+        shows_lines = getattr(view, "shows_lines", True)
+        wiring.bus.subscribe(view.subscriber(wiring.journal), output=bool(shows_lines))
     for subscriber in extra:
         wiring.bus.subscribe(subscriber)
 

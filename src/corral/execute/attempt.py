@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+from corral.events.bus import Bus
 from corral.events.types import (
     AgentError,
     AgentResult,
@@ -65,6 +66,9 @@ class AttemptPipeline:
     ) -> None:
         self.request = request
         self.publish = publish
+        # the run's bus, when `publish` is its own: it says whether every line is wanted
+        owner = getattr(publish, "__self__", None)
+        self._bus = owner if isinstance(owner, Bus) else None
         self.clock = clock
         self.parser = None
         if request.parser:
@@ -92,26 +96,86 @@ class AttemptPipeline:
         if self._held is not None:
             self._held.append((stream, raw, offset, cut))
             return
+        every = self._every_line()
+        self._take(stream, raw, offset, cut, every)
+        if not every and (stream == "stdout" or raw):
+            self._output(stream, raw, offset, cut)  # it may decide the job's last line
+
+    def lines(self, stream: Stream, data: bytes, start: int, end: int, offset: int) -> None:
+        """A run of whole lines, `data[start:end]` (each ends with its newline, none is
+        cut), the first at `offset` in that stream's log.
+
+        While a subscriber takes every line (`Bus.every_line`), each is published as
+        `JobOutput`. Otherwise only the lines that decide a job's last line as the
+        run's journal keeps it are (the last one on stdout, the first non-empty one on
+        stderr: any other leaves that fold where these do), and a command's lines are
+        not even looked at one by one: only the last non-blank ones are read, for its
+        result and its error message.
+        """
+        if self._held is not None or self._every_line():
+            for raw, at in _each_line(data, start, end):
+                self.line(stream, raw, offset + at - start, False)
+            return
+        if self.parser is not None:
+            for raw, at in _each_line(data, start, end):
+                self._take(stream, raw, offset + at - start, False, False)
+        else:
+            for raw, _ in _each_line(data, start, end, backwards=True):
+                if raw and not raw.isspace() and self._remember(stream, raw):
+                    break
+        deciding: tuple[bytes, int] | None
+        if stream == "stdout":
+            deciding = next(_each_line(data, start, end, backwards=True))
+        else:
+            deciding = next(((raw, at) for raw, at in _each_line(data, start, end) if raw), None)
+        if deciding is not None:
+            raw, at = deciding
+            self._output(stream, raw, offset + at - start, False)
+
+    def _every_line(self) -> bool:
+        return self._bus is None or self._bus.every_line
+
+    def _take(self, stream: Stream, raw: bytes, offset: int, cut: bool, publish: bool) -> None:
+        """One line read: published (with `publish`), remembered if it is not blank,
+        and given to the parser."""
         text = raw.decode("utf-8", errors="replace")
+        if publish:
+            self._output(stream, raw, offset, cut, text)
+        self._remember(stream, raw, text)
+        if self.parser is not None:
+            self._forward(self.parser.feed(text, stream))
+
+    def _output(
+        self, stream: Stream, raw: bytes, offset: int, cut: bool, text: str | None = None
+    ) -> None:
+        if text is None:
+            text = raw.decode("utf-8", errors="replace")
         request = self.request
-        shown = text if len(raw) <= DISPLAY_LINE_BYTES else text[:DISPLAY_LINE_BYTES]
         self.publish(
             JobOutput(
                 job=request.job,
                 attempt=request.attempt,
                 stream=stream,
-                text=shown,
+                text=text if len(raw) <= DISPLAY_LINE_BYTES else text[:DISPLAY_LINE_BYTES],
                 offset=offset,
                 truncated=cut or len(raw) > DISPLAY_LINE_BYTES,
             )
         )
+
+    def _remember(self, stream: Stream, raw: bytes, text: str | None = None) -> bool:
+        """Keep a line that is not blank as the stream's last (what the job said); False
+        for a blank one."""
+        if text is None:
+            text = raw.decode("utf-8", errors="replace")
         # not blank (isspace: no copy of the line, as strip() would make)
-        if stream == "stdout" and text and not text.isspace():
+        if not text or text.isspace():
+            return False
+        shown = text if len(raw) <= DISPLAY_LINE_BYTES else text[:DISPLAY_LINE_BYTES]
+        if stream == "stdout":
             self.last_stdout = shown
-        elif stream == "stderr" and text and not text.isspace():
+        else:
             self.last_stderr = shown.strip()[:200]
-        if self.parser is not None:
-            self._forward(self.parser.feed(text, stream))
+        return True
 
     def started(self) -> None:
         """`JobStarted` is out (or the attempt could not start): release held lines."""
@@ -195,6 +259,28 @@ class AttemptPipeline:
             unparsed_lines=self.unparsed,
             pid=pid,
         )
+
+
+def _each_line(
+    data: bytes, start: int, end: int, *, backwards: bool = False
+) -> Iterator[tuple[bytes, int]]:
+    """The lines of `data[start:end]` (whole lines, each ending with a newline): each
+    without its newline and a carriage return before it, and where it starts."""
+    if backwards:
+        stop = end - 1  # the newline of the last line
+        while stop >= start:
+            begin = data.rfind(b"\n", start, stop) + 1 or start
+            yield _strip_cr(data, begin, stop), begin
+            stop = begin - 1
+        return
+    while start < end:
+        newline = data.find(b"\n", start, end)
+        yield _strip_cr(data, start, newline), start
+        start = newline + 1
+
+
+def _strip_cr(data: bytes, start: int, newline: int) -> bytes:
+    return data[start : newline - 1 if newline > start and data[newline - 1] == 13 else newline]
 
 
 # what a stop by the executor's own watchdogs means: (status, kind, message template)

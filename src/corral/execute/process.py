@@ -22,7 +22,7 @@ from pathlib import Path
 
 from corral.events.types import Stream
 from corral.execute import reaper
-from corral.execute.lines import LineSpool
+from corral.execute.lines import LineSpool, block_sink
 from corral.execute.spawning import SpawnError, resolve, spawn_message
 
 __all__ = ["ChildProcess", "Exit", "OnLine", "SpawnError"]
@@ -138,8 +138,14 @@ class ChildProcess(GroupStop):
                 self._sink("stdout"),
                 self._keep,
                 compact_json=self._compact,
+                block=block_sink(self._on_line, "stdout"),
             ),
-            err_read: LineSpool(str(logs / "stderr.log"), self._sink("stderr"), self._keep),
+            err_read: LineSpool(
+                str(logs / "stderr.log"),
+                self._sink("stderr"),
+                self._keep,
+                block=block_sink(self._on_line, "stderr"),
+            ),
         }
         for fd in self._spools:
             os.set_blocking(fd, False)

@@ -27,7 +27,7 @@ import orjson
 
 from corral.events.types import Stream
 from corral.execute import reaper
-from corral.execute.lines import LineSpool
+from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
 from corral.execute.supervisor import LOCK, RECORDS
 from corral.selfexec import module_argv, module_env
@@ -281,7 +281,9 @@ class _LogFollower:
         def sink(line: bytes, offset: int, cut: bool) -> None:
             on_line(stream, line, offset, cut)
 
-        self._spool = LineSpool(None, sink, keep, compact_json=compact_json)
+        self._spool = LineSpool(
+            None, sink, keep, compact_json=compact_json, block=block_sink(on_line, stream)
+        )
 
     def read(self) -> bool:
         """Read what is new; whether there was anything."""

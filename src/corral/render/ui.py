@@ -81,6 +81,13 @@ class TerminalUI:
             return not self._force_terminal
         return plain_stream(self.stream)
 
+    @property
+    def shows_lines(self) -> bool:
+        """Whether `subscriber` prints the lines jobs print as they come (only the
+        prefixed mode does: the live table shows the journal's last line, grouped
+        output reads each job's log when it ends, quiet shows none)."""
+        return self.mode == "prefixed"
+
     def subscriber(self, journal: RunJournal) -> Subscriber:
         """What the bus gives this view: the live table redraws from `journal` by itself,
         the line printer prints each event."""
