@@ -391,7 +391,7 @@ def _subscribe(
         ):
             scheduler.poke()
 
-    wiring.bus.subscribe(wake, output=False)
+    wiring.bus.subscribe(wake, output=False, events=(BudgetExceeded, RateLimited, JobFinished))
     if wiring.writer is not None:
         wiring.bus.subscribe(wiring.writer, output=False)  # lines stay in the log files
     if view is not None:

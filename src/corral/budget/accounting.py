@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from operator import attrgetter
+from typing import ClassVar
 
 from corral.budget.pricing import PriceBook
 from corral.events.types import Event, JobStarted, SpendUpdated, UsageUpdated
@@ -142,6 +143,8 @@ class Ledger:
     recorded figure is published as `SpendUpdated` through `publish` (when given).
     `JobFinished` is not counted: its figures are the ones published here.
     """
+
+    BUS_EVENTS: ClassVar[tuple[type[Event], ...]] = (UsageUpdated, JobStarted)  # what it reads
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 from corral.events.types import (
     BudgetExceeded,
@@ -67,6 +68,14 @@ class BudgetGuard:
     - kill: as stop, and the breaching running jobs are queued for `take_kills`: the job
       itself for a job budget, every running job for the run budget.
     """
+
+    # what it reads
+    BUS_EVENTS: ClassVar[tuple[type[Event], ...]] = (
+        SpendUpdated,
+        JobStarted,
+        JobFinished,
+        JobSkipped,
+    )
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from corral.events.types import Event, JobFinished, JobStarted, RateLimited
 from corral.models import ErrorKind, JobStatus
@@ -31,6 +32,8 @@ class RateLimitGate:
     The scheduler asks `blocked_until(tool)` before a launch, shows `reason(tool)` as the
     job's waiting reason, and sleeps until `wake_at()` at the latest.
     """
+
+    BUS_EVENTS: ClassVar[tuple[type[Event], ...]] = (JobStarted, RateLimited, JobFinished)
 
     def __init__(
         self,

@@ -15,6 +15,11 @@ read) subscribes with `output="last"`: while no subscriber takes every line
 (`every_line`), an executor publishes only the lines that decide a job's last line (see
 `corral.execute.attempt.AttemptPipeline.lines`), and a run shown with `-q`, `--json` or
 the live table makes no event per line.
+
+A subscriber that reads only some kinds of events names them (`events=`, or a
+`BUS_EVENTS` class attribute): the others never reach it. Who gets an event is worked
+out once per event type, so an agent's text, tool calls and tool results (most events
+of an agent run) visit only the journal, the history writer and the view.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Literal
 from corral.events.types import Event, JobOutput
 
 Subscriber = Callable[[Event], None]
+EventTypes = tuple[type[Event], ...]
 
 
 class Bus:
@@ -34,32 +40,45 @@ class Bus:
     def __init__(self, transform: Callable[[Event], Event] | None = None) -> None:
         # applied to each event as it is published (a run's redaction of secrets)
         self._transform = transform
-        self._subscribers: list[Subscriber] = []
-        self._output_subscribers: list[Subscriber] = []  # those that take JobOutput
-        self._every_line: list[Subscriber] = []  # ... and of them, those that need each one
+        # (subscriber, how it takes JobOutput, the only other event types it takes)
+        self._entries: list[tuple[Subscriber, bool | Literal["last"], EventTypes | None]] = []
+        # who gets an event of each type, worked out at its first publication
+        self._routes: dict[type[Event], list[Subscriber]] = {}
+        self._every_line = False
         self._queue: deque[Event] = deque()
         self._delivering = False
 
-    def subscribe(self, subscriber: Subscriber, *, output: bool | Literal["last"] = True) -> None:
-        """Deliver every event to `subscriber`; `JobOutput`: every line with `output`,
-        none without, and with "last" at least each job's deciding lines (see above)."""
-        self._subscribers.append(subscriber)
-        if output:
-            self._output_subscribers.append(subscriber)
-        if output is True:
-            self._every_line.append(subscriber)
+    def subscribe(
+        self,
+        subscriber: Subscriber,
+        *,
+        output: bool | Literal["last"] = True,
+        events: EventTypes | None = None,
+    ) -> None:
+        """Deliver events to `subscriber`: `JobOutput` as `output` says (every line with
+        True, none with False, "last": see above), and any other event unless `events`
+        (or the subscriber's own `BUS_EVENTS`) names the only types it reads, then only
+        those and their subclasses: an agent's text need not visit the ledger."""
+        wanted = events if events is not None else getattr(subscriber, "BUS_EVENTS", None)
+        self._entries.append((subscriber, output, wanted))
+        self._changed()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.remove(subscriber)
-        if subscriber in self._output_subscribers:
-            self._output_subscribers.remove(subscriber)
-        if subscriber in self._every_line:
-            self._every_line.remove(subscriber)
+        for index, (each, _, _) in enumerate(self._entries):
+            if each == subscriber:
+                del self._entries[index]
+                self._changed()
+                return
+        raise ValueError("not subscribed")
 
     @property
     def every_line(self) -> bool:
         """Whether a subscriber takes every output line as its own `JobOutput`."""
-        return bool(self._every_line)
+        return self._every_line
+
+    def _changed(self) -> None:
+        self._routes.clear()
+        self._every_line = any(output is True for _, output, _ in self._entries)
 
     def publish(self, event: Event) -> None:
         if self._transform is not None:
@@ -77,6 +96,13 @@ class Bus:
             self._queue.clear()
 
     def _deliver(self, event: Event) -> None:
-        output = type(event) is JobOutput
-        for subscriber in self._output_subscribers if output else self._subscribers:
+        subscribers = self._routes.get(type(event))
+        if subscribers is None:
+            subscribers = self._routes[type(event)] = self._route(type(event))
+        for subscriber in subscribers:
             subscriber(event)
+
+    def _route(self, kind: type[Event]) -> list[Subscriber]:
+        if issubclass(kind, JobOutput):
+            return [each for each, output, _ in self._entries if output]
+        return [each for each, _, only in self._entries if only is None or issubclass(kind, only)]

@@ -7,6 +7,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from corral.events.types import Event, JobFinished, JobStarted
 
@@ -14,6 +15,7 @@ from corral.events.types import Event, JobFinished, JobStarted
 class JobLog:
     """Writes one TSV row per finished attempt (see the module docstring)."""
 
+    BUS_EVENTS: ClassVar[tuple[type[Event], ...]] = (JobStarted, JobFinished)  # what it reads
     HEADER = ("Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Signal", "Command", "Job")
 
     def __init__(self, path: Path, order: list[str]) -> None:

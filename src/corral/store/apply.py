@@ -63,8 +63,16 @@ def _payload(event: Event) -> str:
         body = orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # e.g. a dict with non-string keys in a spec: the slow, sure path
         return dumps(event_to_dict(event))
-    head = f'{{"v":{SCHEMA_VERSION},"kind":{orjson.dumps(event.kind).decode()}'
-    return head + ("," + body[1:].decode() if len(body) > 2 else "}")
+    head = _HEADS.get(event.kind)
+    if head is None:
+        head = _HEADS[event.kind] = b'{"v":%d,"kind":%s,' % (
+            SCHEMA_VERSION,
+            orjson.dumps(event.kind),
+        )
+    return (head + body[1:] if len(body) > 2 else head[:-1] + b"}").decode()
+
+
+_HEADS: dict[str, bytes] = {}  # the start of each kind's payload, up to its first field
 
 
 def payload_of(event: Event) -> str:

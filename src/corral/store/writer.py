@@ -155,13 +155,22 @@ class StoreWriter:
             raise RuntimeError("event published to a closed StoreWriter")
         ts = self._clock()
         # the rows are read now, on the publishing thread, as the fold stands after it
-        item = Pending(ts=ts, event=event, rows=self._rows(event, ts))
-        numbered = self._number(item)
+        item = Pending(ts, event, self._rows(event, ts))
+        run_id = self._publishing_run
+        number = self._numbers.get(run_id) if run_id else None
+        if number is not None and not isinstance(event, RunStarted):
+            # the usual event (once per agent event): its run's next number, as `_number`
+            item.run_id, item.seq = run_id, number
+            self._numbers[run_id] = number + 1
+            numbered: list[Pending] = [item]
+        else:
+            numbered = self._number(item)
         self._queue.append(item)
         self._published += 1
-        for each in numbered:
-            for listener in self._listeners:
-                listener(each.run_id, each.seq, each.ts, each.event)
+        if self._listeners:
+            for each in numbered:
+                for listener in self._listeners:
+                    listener(each.run_id, each.seq, each.ts, each.event)
         if isinstance(event, _URGENT):
             self._urgent.set()
         if not self._wake.is_set():
