@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from corral.events.redaction import redacting
-from corral.events.types import JobOutput, JobStarted, RunStarted
-from corral.redact import Redactor, is_secret_name, name_patterns, strip_url_passwords
+from corral.events.types import JobOutput, JobStarted, RunStarted, ToolCall
+from corral.redact import MASK, Redactor, is_secret_name, name_patterns, strip_url_passwords
 
 
 def test_secret_names_by_default_and_configured() -> None:
@@ -63,3 +68,28 @@ def test_values_are_replaced_everywhere_in_an_event() -> None:
     assert transform(line) is line
     quiet = JobStarted(job="j", attempt=1, pid=1, argv=("ls",), log_dir="/l", started_at=0.0)
     assert transform(quiet) is quiet
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secrets=st.lists(st.text("ab:/@xy", min_size=6, max_size=9), max_size=4),
+    texts=st.lists(st.text("ab:/@xy .", max_size=30), min_size=1, max_size=4),
+)
+def test_an_event_is_redacted_as_a_walk_of_every_string_would(
+    secrets: list[str], texts: list[str]
+) -> None:
+    redactor = Redactor()
+    for secret in secrets:
+        redactor.add(secret)
+    longest = sorted(set(secrets), key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, longest))) if longest else None
+
+    def reference(text: str) -> str:
+        text = pattern.sub(MASK, text) if pattern is not None else text
+        return strip_url_passwords(text) if "://" in text else text
+
+    event = ToolCall(job="j", attempt=1, name=texts[0], detail=texts[-1], call_id=None)
+    got = redactor.value(event)
+    assert (got.name, got.detail, got.job) == (reference(texts[0]), reference(texts[-1]), "j")
+    assert (got is event) == (got == event)  # unchanged events stay the same object
+    assert redactor.value(got) == got  # twice is once

@@ -52,12 +52,14 @@ class Redactor:
         self.patterns = tuple(patterns)
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._longest_first: tuple[str, ...] = ()
 
     def add(self, value: str) -> None:
         if len(value) >= MIN_SECRET and value not in self._values:
             self._values.add(value)
             longest_first = sorted(self._values, key=len, reverse=True)
             self._pattern = re.compile("|".join(map(re.escape, longest_first)))
+            self._longest_first = tuple(longest_first)
 
     def add_environ(self, environ: Mapping[str, str], marked: Iterable[str] = ()) -> None:
         """Learn the values of `environ` whose names are secret or `marked`."""
@@ -70,14 +72,22 @@ class Redactor:
         return name in marked or is_secret_name(name, self.patterns)
 
     def text(self, text: str) -> str:
-        if self._pattern is not None:
+        if self._pattern is not None and self._holds_secret(text):
             text = self._pattern.sub(MASK, text)
         if "://" in text:
             text = strip_url_passwords(text)
         return text
 
+    def _holds_secret(self, text: str) -> bool:
+        # a search for each value is several times faster than the pattern's, which is
+        # needed only when one of them is there
+        return any(secret in text for secret in self._longest_first)
+
     def value(self, value: T) -> T:
         """`value` with every string inside it redacted (dicts, lists, tuples, dataclasses)."""
+        names = _INIT_FIELDS.get(type(value))  # an event of a kind seen before: at once
+        if names is not None:
+            return self._fields(value, names)  # type: ignore[no-any-return]  # same shape
         return self._walk(value)  # type: ignore[no-any-return]  # same shape as given
 
     def env(self, env: Mapping[str, Any], marked: Iterable[str] = ()) -> dict[str, Any]:
@@ -95,26 +105,27 @@ class Redactor:
         if isinstance(value, tuple):
             return tuple(self._walk(v) for v in value)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            # once per agent event on the bus: the field names are looked up once per
-            # class, and a string that cannot hold a secret (no secret is known, no URL
-            # in it) is passed over without a call
-            bare = self._pattern is None
-            changes = {}
-            for name in _init_fields(type(value)):
-                before = getattr(value, name)
-                if type(before) is str:
-                    if bare and "://" not in before:
-                        continue
-                    after: Any = self.text(before)
-                elif isinstance(before, dict | list | tuple):
-                    after = self._walk(before)
-                else:
-                    continue
-                if after != before:
-                    changes[name] = after
-            # unchanged events stay the same objects (the bus's hot path)
-            return dataclasses.replace(value, **changes) if changes else value
+            return self._fields(value, _init_fields(type(value)))
         return value
+
+    def _fields(self, value: Any, names: tuple[str, ...]) -> Any:
+        # once per agent event on the bus: the field names are looked up once per class,
+        # and a string that holds no secret value and no URL is passed over
+        changes = {}
+        for name in names:
+            before = getattr(value, name)
+            if type(before) is str:
+                if "://" not in before and not self._holds_secret(before):
+                    continue
+                after: Any = self.text(before)
+            elif isinstance(before, (dict, list, tuple)):  # a tuple: faster than a union
+                after = self._walk(before)
+            else:
+                continue
+            if after != before:
+                changes[name] = after
+        # unchanged events stay the same objects (the bus's hot path)
+        return dataclasses.replace(value, **changes) if changes else value
 
 
 _INIT_FIELDS: dict[type, tuple[str, ...]] = {}
