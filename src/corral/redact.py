@@ -81,7 +81,7 @@ class Redactor:
     def _holds_secret(self, text: str) -> bool:
         # a search for each value is several times faster than the pattern's, which is
         # needed only when one of them is there
-        return any(secret in text for secret in self._longest_first)
+        return bool(self._longest_first) and any(secret in text for secret in self._longest_first)
 
     def value(self, value: T) -> T:
         """`value` with every string inside it redacted (dicts, lists, tuples, dataclasses)."""

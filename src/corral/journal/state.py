@@ -338,9 +338,11 @@ class RunJournal:
         job.last_line = f"⚙ {event.name}"
 
     def _text(self, event: AssistantText) -> None:
-        lines = [line for line in event.text.splitlines() if line.strip()]
-        if lines:
-            self.job(event.job).last_line = lines[-1]
+        # its last line that is not blank (once per thing an agent says: from the end)
+        for line in reversed(event.text.splitlines()):
+            if line.strip():
+                self.job(event.job).last_line = line
+                return
 
     def _rate_limited(self, event: RateLimited) -> None:
         status = f" ({event.status})" if event.status else ""
