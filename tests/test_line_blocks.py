@@ -16,23 +16,10 @@ from corral.execute.executor import JobRequest
 from corral.execute.lines import LineSpool, block_sink
 from corral.journal import RunJournal
 from corral.render.ui import TerminalUI
+from test_process import reference_lines
 
 DATA = Path(__file__).parent / "data" / "parsing" / "claude"
 PIECES = [b"a", b"bc", b"\n", b"\r\n", b"\r", b" ", b"\t\n", b"xyz" * 5, "é".encode(), b"\xff"]
-
-
-def reference_lines(data: bytes, keep: int) -> list[tuple[bytes, int, bool]]:
-    """Every line of a whole stream: (bytes held, offset, cut), as the spool delivers them."""
-    out: list[tuple[bytes, int, bool]] = []
-    offset = 0
-    parts = data.split(b"\n")
-    if parts[-1] == b"":
-        parts.pop()
-    for part in parts:
-        kept = part[:keep]
-        out.append((kept[:-1] if kept.endswith(b"\r") else kept, offset, len(part) > keep))
-        offset += len(part) + 1
-    return out
 
 
 def chunked(stream: bytes, cuts: list[int]) -> list[bytes]:

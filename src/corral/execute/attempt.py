@@ -1,9 +1,11 @@
 """The attempt pipeline every executor shares: output lines in, events out, and the
 classification of how the attempt ended.
 
-An executor feeds each line its job prints to `AttemptPipeline.line`; the pipeline
-publishes it as `JobOutput`, hands it to the job's parser (a `corral.parsers` entry
-point) and publishes what the parser reads, stamped with the job and attempt. When the
+An executor feeds each line its job prints to `AttemptPipeline.line` (or a run of whole
+lines to `lines`, as `corral.execute.lines.LineSpool` does); the pipeline publishes it
+as `JobOutput` (while no subscriber takes every line, only the lines that decide the
+job's last line), hands it to the job's parser (a `corral.parsers` entry point) and
+publishes what the parser reads, stamped with the job and attempt. When the
 process has ended, `finish` flushes the parser and `outcome` says how the attempt went,
 from the exit, the reason the executor stopped it (if it did) and what the agent said.
 """

@@ -161,10 +161,12 @@ class Executor(Protocol):
     Publishing. For each attempt, in this order, through `publish`:
     1. `JobStarted` (pid, argv, log_dir, tool, model, spec) once the attempt's process
        exists and before any of its output; nothing if it could not be started;
-    2. every output line as `JobOutput`, and what the job's parser reads from it
-       (`UsageUpdated`, `AgentResult`...): use `corral.execute.attempt.AttemptPipeline`,
-       which does both, stamps the events with the job and attempt and holds lines that
-       arrive before `JobStarted` is out;
+    2. every output line as `JobOutput` (while no subscriber of the run's bus takes
+       every line, only the lines that decide each job's last line: see
+       `corral.events.bus`), and what the job's parser reads from it (`UsageUpdated`,
+       `AgentResult`...): use `corral.execute.attempt.AttemptPipeline`, which does both
+       (`line`, or `lines` for a run of whole lines), stamps the events with the job and
+       attempt and holds lines that arrive before `JobStarted` is out;
     3. when the process has ended, what the CLI's own files say
        (`AttemptPipeline.session_report`, read where the CLI ran) and the parser's last
        events (`AttemptPipeline.finish`).

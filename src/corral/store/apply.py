@@ -60,9 +60,12 @@ def _payload(event: Event) -> str:
     """
     try:
         # Decimal (and odd spec values) as text, like `dumps`
-        body = orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # e.g. a dict with non-string keys in a spec: the slow, sure path
-        return dumps(event_to_dict(event))
+        body = orjson.dumps(event, default=str)
+    except TypeError:
+        try:  # a dict with keys that are not strings (a spec's): as `dumps` writes them
+            body = orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # the slow, sure path
+            return dumps(event_to_dict(event))
     head = _HEADS.get(event.kind)
     if head is None:
         head = _HEADS[event.kind] = b'{"v":%d,"kind":%s,' % (
@@ -145,15 +148,16 @@ class Applier:
 
     def write(self, db: Db, batch: Sequence[Pending]) -> None:
         """Insert the batch's events and derive their rows; the caller commits."""
-        for item in batch:
+        rows = []
+        for item in batch:  # one pass: once per event on the writer's thread
             if item.seq == 0:
                 item.seq = self._take_seq(db, item.run_id)
+            event = item.event
             if not item.payload:
-                item.payload = _payload(item.event)
-        rows = [
-            (p.run_id, p.seq, p.ts, p.event.kind, p.event.job, p.event.attempt, p.payload)
-            for p in batch
-        ]
+                item.payload = _payload(event)
+            rows.append(
+                (item.run_id, item.seq, item.ts, event.kind, event.job, event.attempt, item.payload)
+            )
         # do-nothing on conflict: a retried batch whose first commit did land is harmless
         db.insert_many("events", _EVENT_COLUMNS, rows, ignore=True)
         touched: set[str] = set()
