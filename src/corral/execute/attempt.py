@@ -114,25 +114,33 @@ class AttemptPipeline:
         not even looked at one by one: only the last non-blank ones are read, for its
         result and its error message.
         """
-        if self._held is not None or self._every_line():
+        first = start
+        if self._held is not None:
             for raw, at in _each_line(data, start, end):
-                self.line(stream, raw, offset + at - start, False)
+                self._held.append((stream, raw, offset + at - start, False))
             return
-        if self.parser is not None:
-            for raw, at in _each_line(data, start, end):
-                self._take(stream, raw, offset + at - start, False, False)
+        every = self._every_line()
+        if every or self.parser is not None:
+            take, base = self._take, offset - start
+            while start < end:  # each line (as _each_line, inline: once per line)
+                newline = data.find(b"\n", start, end)
+                stop = newline - 1 if newline > start and data[newline - 1] == 13 else newline
+                take(stream, data[start:stop], base + start, False, every)
+                start = newline + 1
+            if every:
+                return
         else:
             for raw, _ in _each_line(data, start, end, backwards=True):
                 if raw and not raw.isspace() and self._remember(stream, raw):
                     break
         deciding: tuple[bytes, int] | None
         if stream == "stdout":
-            deciding = next(_each_line(data, start, end, backwards=True))
+            deciding = next(_each_line(data, first, end, backwards=True))
         else:
-            deciding = next(((raw, at) for raw, at in _each_line(data, start, end) if raw), None)
+            deciding = next(((raw, at) for raw, at in _each_line(data, first, end) if raw), None)
         if deciding is not None:
             raw, at = deciding
-            self._output(stream, raw, offset + at - start, False)
+            self._output(stream, raw, offset + at - first, False)
 
     def _every_line(self) -> bool:
         return self._bus is None or self._bus.every_line
@@ -143,7 +151,9 @@ class AttemptPipeline:
         text = raw.decode("utf-8", errors="replace")
         if publish:
             self._output(stream, raw, offset, cut, text)
-        self._remember(stream, raw, text)
+        # not blank (isspace: no copy of the line, as strip() would make)
+        if text and not text.isspace():
+            self._keep_last(stream, raw, text)
         if self.parser is not None:
             self._forward(self.parser.feed(text, stream))
 
@@ -169,15 +179,17 @@ class AttemptPipeline:
         for a blank one."""
         if text is None:
             text = raw.decode("utf-8", errors="replace")
-        # not blank (isspace: no copy of the line, as strip() would make)
         if not text or text.isspace():
             return False
+        self._keep_last(stream, raw, text)
+        return True
+
+    def _keep_last(self, stream: Stream, raw: bytes, text: str) -> None:
         shown = text if len(raw) <= DISPLAY_LINE_BYTES else text[:DISPLAY_LINE_BYTES]
         if stream == "stdout":
             self.last_stdout = shown
         else:
             self.last_stderr = shown.strip()[:200]
-        return True
 
     def started(self) -> None:
         """`JobStarted` is out (or the attempt could not start): release held lines."""
