@@ -13,8 +13,8 @@ writer...) subscribes with `output=False` and costs nothing per line. One that o
 keeps each job's last line (the run's journal, which the live table and the server
 read) subscribes with `output="last"`: while no subscriber takes every line
 (`every_line`), an executor publishes only the lines that decide a job's last line (see
-`corral.execute.attempt.AttemptPipeline.lines`), and a run shown with `-q`, `--json` or
-the live table makes no event per line.
+`corral.execute.attempt.AttemptPipeline.lines`), and a run shown with `-q`, `--output
+grouped` or the live table makes no event per line.
 
 A subscriber that reads only some kinds of events names them (`events=`, or a
 `BUS_EVENTS` class attribute): the others never reach it. Who gets an event is worked
