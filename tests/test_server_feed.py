@@ -230,3 +230,90 @@ def test_a_sqlite_history_tells_it_changed_by_its_files(store: SqlHistory) -> No
     writer(started())
     writer.close()
     assert probe() != before
+
+
+async def test_a_batch_window_sends_what_came_in_it_once_in_order_one_batch_for_all(
+    store: SqlHistory,
+) -> None:
+    from corral.server.events import _message
+
+    hub = EventHub(store, poll_s=0.01, queue_size=1000, batch_window_s=0.05)
+    writer = StoreWriter(store, window_s=60.0)
+    writer.listen(piped(hub))  # type: ignore[arg-type]
+    writer(started())
+    assert writer.flush_now()
+    one = await open_batches(hub, RUN, "1", 15.0, window=True)
+    two = await open_batches(hub, RUN, "1", 15.0, window=True)
+    plain = await open_batches(hub, RUN, "1", 15.0)  # no window: as before
+    # both subscribed, caught up, waiting
+    waiting = [asyncio.ensure_future(anext(stream)) for stream in (one, two)]
+    await asyncio.sleep(0.01)
+    for n in range(1, 11):  # seqs 2-11, fed within one window
+        writer(said(n))
+    windowed = [sub for sub in hub._subs if sub.windowed]
+    assert len(windowed) == 2 and not any(sub.frames for sub in windowed)  # in the window
+    async with asyncio.timeout(10):
+        first, second = await asyncio.gather(*waiting)
+    assert [out.cursor for out in first] == [str(n) for n in range(2, 12)]
+    assert first is second  # the same batch for every client that keeps up ...
+    assert _message(first) is _message(second)  # ... and its message made once
+    assert orjson.loads(_message(first)) == [orjson.loads(out.body) for out in first]
+    got: list[str | None] = []
+    async with asyncio.timeout(10):
+        while len(got) < 10:
+            got += [out.cursor for out in await anext(plain)]
+    assert got == [str(n) for n in range(2, 12)]
+    writer(said(11))  # the next window: the next batch, nothing twice
+    async with asyncio.timeout(10):
+        assert [out.cursor for out in await anext(one)] == ["12"]
+    for stream in (one, two, plain):
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+    writer.close()
+
+
+async def test_frames_waiting_in_the_window_count_against_the_client_queue(
+    store: SqlHistory,
+) -> None:
+    hub = EventHub(store, poll_s=0.01, queue_size=5, batch_window_s=0.05)
+    writer = StoreWriter(store, window_s=60.0)
+    writer.listen(piped(hub))  # type: ignore[arg-type]
+    writer(started())
+    assert writer.flush_now()
+    fits = await open_batches(hub, RUN, "1", 15.0, window=True)
+    for n in range(1, 6):  # 5 frames in a window: as many as the queue holds
+        writer(said(n))
+    async with asyncio.timeout(10):
+        assert [out.cursor for out in await anext(fits)] == ["2", "3", "4", "5", "6"]
+    for n in range(6, 12):  # 6 in a window: more than the queue holds
+        writer(said(n))
+    async with asyncio.timeout(10):
+        told = await anext(fits)
+    assert [(out.kind, orjson.loads(out.body)["after"]) for out in told] == [("resync", 6)]
+    assert writer.flush_now()
+    again = await open_batches(hub, RUN, "6", 15.0, window=True)  # resynced: nothing lost
+    async with asyncio.timeout(10):
+        assert [out.cursor for out in await anext(again)] == [str(n) for n in range(7, 13)]
+    # no window: a client is handed each frame as it comes
+    assert not EventHub(store, poll_s=0.01, queue_size=5).subscribe(RUN, windowed=True).windowed
+    await again.aclose()  # type: ignore[attr-defined]  # an async generator
+    writer.close()
+
+
+async def test_a_closing_hub_sends_what_waits_in_the_window_before_the_reconnect(
+    store: SqlHistory,
+) -> None:
+    hub = EventHub(store, poll_s=0.01, queue_size=1000, batch_window_s=30.0)
+    writer = StoreWriter(store, window_s=60.0)
+    writer.listen(piped(hub))  # type: ignore[arg-type]
+    writer(started())
+    assert writer.flush_now()
+    stream = await open_batches(hub, RUN, "1", 15.0, window=True)
+    for n in range(1, 4):
+        writer(said(n))
+    await hub.close()  # long before the window's end
+    frames: list[dict[str, object]] = []
+    async with asyncio.timeout(10):
+        async for batch in stream:
+            frames += [orjson.loads(out.body) for out in batch]
+    assert [f.get("seq") for f in frames] == [2, 3, 4, None] and frames[-1]["type"] == "reconnect"
+    writer.close()

@@ -123,7 +123,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         history = await asyncio.to_thread(open_history, settings.store, settings.directory)
         assert history is not None  # opened (and created), not merely looked for
-        hub = EventHub(history, poll_s=settings.poll_s, queue_size=settings.client_queue)
+        hub = EventHub(
+            history,
+            poll_s=settings.poll_s,
+            queue_size=settings.client_queue,
+            batch_window_s=settings.batch_window_s,
+        )
         runs = RunManager(settings, hub, warn)
         state = ServerState(settings, history, book, hub, runs)
         app.state.corral = state

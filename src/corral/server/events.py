@@ -52,7 +52,7 @@ async def events_socket(
         if state.tokens.check(token) is None:
             state.rejected_auth += 1
             raise unauthorized()
-        stream = await open_batches(state.hub, run, after, state.settings.heartbeat_s)
+        stream = await open_batches(state.hub, run, after, state.settings.heartbeat_s, window=batch)
     except ApiError as error:
         body = orjson.dumps({"type": "error", **error.body()})
         await websocket.send_text((b"[" + body + b"]" if batch else body).decode())
@@ -87,10 +87,30 @@ async def _send_batched(websocket: WebSocket, stream: AsyncIterator[Batch]) -> O
     """The frames ready at once as one JSON array a message (the module docstring);
     returns the final frame if one came (it ends its batch)."""
     async for batch in stream:
-        await websocket.send_text((b"[" + b",".join(out.body for out in batch) + b"]").decode())
+        await websocket.send_text(_message(batch))
         if batch[-1].final:
             return batch[-1]
     return None
+
+
+# the last batches' messages: the clients of a run that keep up are handed the same
+# batch (the same list: `corral.server.live`, a flush of the hub), so its message is
+# made once for all of them. A batch is kept with its message, so that the id in a key
+# is never one reused by a newer object.
+_MESSAGES: dict[int, tuple[Batch, str]] = {}
+_MESSAGES_KEPT = 64
+
+
+def _message(batch: Batch) -> str:
+    """The batch as one message: a JSON array of its frames."""
+    made = _MESSAGES.get(id(batch))
+    if made is not None and made[0] is batch:
+        return made[1]
+    text = (b"[" + b",".join(out.body for out in batch) + b"]").decode()
+    if len(_MESSAGES) >= _MESSAGES_KEPT:
+        del _MESSAGES[next(iter(_MESSAGES))]
+    _MESSAGES[id(batch)] = (batch, text)
+    return text
 
 
 @router.get(

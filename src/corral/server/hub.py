@@ -134,37 +134,93 @@ class _Tracked:
     recent: deque[tuple[float, LiveFrame]] = field(default_factory=deque)
 
 
+@dataclass(eq=False, slots=True)
+class Flushed:
+    """A run's frames of one flush of the batch window, in seq order, offered whole to
+    every windowed client of the run: one that keeps up sends it as it is, and what it
+    sends is made once for all of them (`shared`, by `corral.server.live`)."""
+
+    frames: list[LiveFrame]
+    shared: object = None
+    contiguous: bool = field(init=False)  # no seq missing between the first and the last
+
+    def __post_init__(self) -> None:
+        frames = self.frames
+        self.contiguous = frames[-1].seq - frames[0].seq == len(frames) - 1
+
+    def follows(self, seq: int) -> bool:
+        """Its frames are exactly those after `seq`, up to its last."""
+        return self.contiguous and self.frames[0].seq == seq + 1
+
+
 @dataclass(eq=False)
 class Subscription:
-    """One live client: the run it follows (None: all runs) and its bounded queue."""
+    """One live client: the run it follows (None: all runs) and its bounded queue (of
+    frames, or for a windowed client of one run, of the hub's flushes)."""
 
     run: str | None
     limit: int
-    frames: deque[LiveFrame] = field(default_factory=deque)
+    frames: deque[LiveFrame | Flushed] = field(default_factory=deque)
     overflowed: bool = False
     closing: bool = False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    windowed: bool = False  # woken by the hub's flush (a batched client): see EventHub
+    held: int = 0  # the frames in `frames`' flushes
 
     def offer(self, frame: LiveFrame) -> bool:
         """Queue `frame`; False (and overflowed from now on) when the queue is full."""
         if self.overflowed:
             return False
         if len(self.frames) >= self.limit:
-            self.overflowed = True
-            self.frames.clear()
-            self.ready.set()
-            return False
+            return self._overflow()
         self.frames.append(frame)
+        if not self.windowed:  # a windowed client is woken by the hub's flush
+            self.ready.set()
+        return True
+
+    def offer_flushed(self, flushed: Flushed) -> bool:
+        """Queue a flush of the hub (the same bound: `limit` frames, those that waited in
+        the window included)."""
+        if self.overflowed:
+            return False
+        if self.held + len(flushed.frames) > self.limit:
+            return self._overflow()
+        self.frames.append(flushed)
+        self.held += len(flushed.frames)
         self.ready.set()
         return True
+
+    def _overflow(self) -> bool:
+        self.overflowed = True
+        self.frames.clear()
+        self.held = 0
+        self.ready.set()
+        return False
+
+    def pop(self) -> LiveFrame | Flushed:
+        """The oldest frame (or flush) queued."""
+        item = self.frames.popleft()
+        if isinstance(item, Flushed):
+            self.held -= len(item.frames)
+        return item
 
     async def wait(self, seconds: float) -> bool:
         """Wait for frames (or overflow, or closing); False after `seconds` without.
 
         Frames that come together are sent together: after the first, the client waits
         `COALESCE_S` for more, so a busy run wakes each client a bounded number of times
-        a second instead of once an event (the run shares the loop with the clients).
+        a second instead of once an event (the run shares the loop with the clients). A
+        windowed client waits for the hub's flush instead (`EventHub.batch_window_s`).
         """
+        if self.windowed:
+            if not self.ready.is_set():
+                try:
+                    async with asyncio.timeout(seconds):
+                        await self.ready.wait()
+                except TimeoutError:
+                    return False
+            self.ready.clear()
+            return True
         if not (self.frames or self.overflowed or self.closing):
             self.ready.clear()
             try:
@@ -186,14 +242,20 @@ class EventHub:
         *,
         poll_s: float,
         queue_size: int,
+        batch_window_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.history = history
         self.poll_s = poll_s
         self.queue_size = queue_size
+        self.batch_window_s = batch_window_s
+        self._flush_due: asyncio.TimerHandle | None = None
+        self._pending: dict[str, list[LiveFrame]] = {}  # windowed clients' frames, by run
         self._clock = clock
         self._runs: dict[str, _Tracked] = {}
         self._subs: set[Subscription] = set()
+        self._each: set[Subscription] = set()  # handed each frame (`Subscription.offer`)
+        self._flushed_to: dict[str, set[Subscription]] = {}  # handed flushes, by run
         self._wake = asyncio.Event()
         self._closed = False
         self._last_discovery = 0.0
@@ -208,13 +270,26 @@ class EventHub:
 
     # -- clients ---------------------------------------------------------------------------
 
-    def subscribe(self, run: str | None) -> Subscription:
-        sub = Subscription(run, self.queue_size)
+    def subscribe(self, run: str | None, *, windowed: bool = False) -> Subscription:
+        """A new live client of `run` (None: every run). A `windowed` one (it takes its
+        frames in batches) is woken by the hub's flush, `batch_window_s` after the first
+        frame that came since the last (with no window: as each frame comes)."""
+        sub = Subscription(run, self.queue_size, windowed=windowed and self.batch_window_s > 0)
         self._subs.add(sub)
+        if sub.windowed and run is not None:
+            self._flushed_to.setdefault(run, set()).add(sub)
+        else:
+            self._each.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
+        self._each.discard(sub)
+        if sub.run is not None and sub.run in self._flushed_to:
+            subs = self._flushed_to[sub.run]
+            subs.discard(sub)
+            if not subs:
+                del self._flushed_to[sub.run]
 
     @property
     def closed(self) -> bool:
@@ -394,12 +469,42 @@ class EventHub:
             del self._runs[run_id]
 
     def _dispatch(self, frame: LiveFrame) -> None:
-        for sub in self._subs:
+        windowed = frame.run_id in self._flushed_to
+        if windowed:  # its windowed clients get it with the others of the window
+            self._pending.setdefault(frame.run_id, []).append(frame)
+        for sub in self._each:
             if sub.run is None or sub.run == frame.run_id:
                 if sub.offer(frame):
                     self.delivered += 1
+                    windowed = windowed or sub.windowed
                 else:
                     self.overflows += 1
+        if windowed and self._flush_due is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # dispatched off the loop (a test): no window
+                self._flush()
+            else:
+                self._flush_due = loop.call_later(self.batch_window_s, self._flush)
+
+    def _flush(self) -> None:
+        """The batch window is over: hand each run's frames since the last flush to its
+        windowed clients, as one `Flushed`, and wake them all at once, so that the ones
+        that keep up send the same batch (made once: `corral.server.live`)."""
+        if self._flush_due is not None:
+            self._flush_due.cancel()
+            self._flush_due = None
+        pending, self._pending = self._pending, {}
+        for run_id, frames in pending.items():
+            flushed = Flushed(frames)
+            for sub in self._flushed_to.get(run_id, ()):
+                if sub.offer_flushed(flushed):
+                    self.delivered += len(frames)
+                else:
+                    self.overflows += len(frames)
+        for sub in self._each:
+            if sub.windowed and sub.frames:
+                sub.ready.set()
 
     async def close(self) -> None:
         """Read what is committed one last time, hand it out, and end every client."""
@@ -407,6 +512,7 @@ class EventHub:
         self._wake.set()
         with contextlib.suppress(Exception):  # a dead store must not stop the shutdown
             await self.step()
+        self._flush()  # what waits in the batch window goes out before the close
         for sub in self._subs:
             sub.closing = True
             sub.ready.set()

@@ -26,7 +26,14 @@ import orjson
 from corral.errors import NotFoundError
 from corral.server.cursor import BadCursor, Cursor, run_seq
 from corral.server.errors import ApiError
-from corral.server.hub import EventHub, LiveFrame, Subscription, frames_of, stored_events
+from corral.server.hub import (
+    EventHub,
+    Flushed,
+    LiveFrame,
+    Subscription,
+    frames_of,
+    stored_events,
+)
 
 Batch = list["Out"]  # the frames ready at once, in order
 
@@ -51,18 +58,26 @@ def _control(kind: str, **fields: object) -> Out:
 
 
 async def open_batches(
-    hub: EventHub, run: str | None, after: str | None, heartbeat_s: float
+    hub: EventHub,
+    run: str | None,
+    after: str | None,
+    heartbeat_s: float,
+    *,
+    window: bool = False,
 ) -> AsyncIterator[Batch]:
     """Check the request (unknown run 404, bad or too-far `after` 400), then stream, in
     batches of the frames ready at once (never empty; a final frame ends its batch).
+    With `window` the live frames are handed over at the hub's flushes (every
+    `EventHub.batch_window_s` while frames come): larger batches, and the same ones for
+    every client of a run that keeps up.
 
     The checks run before the first frame, so the endpoints answer them as errors.
     """
     if hub.closed:
         raise ApiError(503, "unavailable", "the server is restarting: reconnect shortly")
     if run is not None:
-        return await _one_run(hub, run, after, heartbeat_s)
-    return await _all_runs(hub, after, heartbeat_s)
+        return await _one_run(hub, run, after, heartbeat_s, window)
+    return await _all_runs(hub, after, heartbeat_s, window)
 
 
 async def open_stream(
@@ -82,7 +97,7 @@ async def _frames(batches: AsyncIterator[Batch]) -> AsyncIterator[Out]:
 
 
 async def _one_run(
-    hub: EventHub, run: str, after: str | None, heartbeat_s: float
+    hub: EventHub, run: str, after: str | None, heartbeat_s: float, window: bool
 ) -> AsyncIterator[Batch]:
     history = hub.history
     try:
@@ -101,7 +116,7 @@ async def _one_run(
             "(reconnect with the last seq you received, or 0 for everything)",
             last_seq=end,
         )
-    sub = hub.subscribe(run_id)  # before the replay: nothing falls between the two
+    sub = hub.subscribe(run_id, windowed=window)  # before the replay: nothing falls between
     return _stream_one(hub, sub, run_id, position, heartbeat_s)
 
 
@@ -132,6 +147,14 @@ def _own(frames: list[LiveFrame]) -> Batch:
     return [_shared(frame) for frame in frames]
 
 
+def _flushed(flushed: Flushed) -> Batch:
+    """A flush of the hub as sent (the same list for every client that keeps up)."""
+    batch = flushed.shared
+    if not isinstance(batch, list):
+        batch = flushed.shared = _own(flushed.frames)
+    return batch
+
+
 def _shared(frame: LiveFrame) -> Out:
     out = frame.shared
     if not isinstance(out, Out):
@@ -156,18 +179,23 @@ async def _stream_one(
                 return
             ready: list[LiveFrame] = []
             while sub.frames:
-                frame = sub.frames.popleft()
-                if frame.seq <= position:
+                item = sub.pop()
+                if not ready and isinstance(item, Flushed) and item.follows(position):
+                    position = item.frames[-1].seq
+                    yield _flushed(item)  # caught up: what every such client sends
                     continue
-                if frame.seq > position + 1:  # a hole: the history (or the hub) has it
-                    if ready:
-                        yield _own(ready)
-                        ready = []
-                    async for page in _catch_up(hub, run_id, owner, position, frame.seq):
-                        position = page[-1].seq
-                        yield _own(page)
-                position = frame.seq
-                ready.append(frame)
+                for frame in item.frames if isinstance(item, Flushed) else (item,):
+                    if frame.seq <= position:
+                        continue
+                    if frame.seq > position + 1:  # a hole: the history (or the hub) has it
+                        if ready:
+                            yield _own(ready)
+                            ready = []
+                        async for page in _catch_up(hub, run_id, owner, position, frame.seq):
+                            position = page[-1].seq
+                            yield _own(page)
+                    position = frame.seq
+                    ready.append(frame)
             if ready:
                 yield _own(ready)
             if sub.closing:
@@ -240,12 +268,14 @@ def _until(
     return page, None
 
 
-async def _all_runs(hub: EventHub, after: str | None, heartbeat_s: float) -> AsyncIterator[Batch]:
+async def _all_runs(
+    hub: EventHub, after: str | None, heartbeat_s: float, window: bool
+) -> AsyncIterator[Batch]:
     try:
         cursor = None if after is None else Cursor.decode(after)
     except BadCursor as error:
         raise ApiError(400, "bad_request", str(error)) from None
-    sub = hub.subscribe(None)
+    sub = hub.subscribe(None, windowed=window)
     if cursor is None:
         # from now on: every active run from where the hub is (its frames come queued)
         cursor = Cursor(time.time(), hub.active_positions())
@@ -285,7 +315,8 @@ async def _stream_all(
                 return
             ready: Batch = []
             while sub.frames:
-                frame = sub.frames.popleft()
+                frame = sub.pop()
+                assert isinstance(frame, LiveFrame)  # flushes go to the clients of one run
                 position = seqs.get(frame.run_id, 0)
                 if frame.seq <= position:
                     continue

@@ -18,6 +18,7 @@ import click
 
 from corral.server import require_server_extra
 from corral.server.settings import (
+    BATCH_WINDOW_S,
     CLIENT_QUEUE,
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -100,10 +101,20 @@ def _loud(host: str) -> None:
     metavar="SECONDS",
     help="Send live clients a heartbeat after this long without events.",
 )
+@click.option(
+    "--batch-window",
+    type=click.FloatRange(min=0, max=1),
+    default=BATCH_WINDOW_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a live event waits to join others in a batch=true WebSocket message "
+    "(0: sent as soon as it comes).",
+)
 def serve_command(
     *,
     client_queue: int,
     heartbeat: float,
+    batch_window: float,
     host: str,
     port: int,
     store_url: str | None,
@@ -139,6 +150,7 @@ def serve_command(
         max_body=max_body,
         client_queue=client_queue,
         heartbeat_s=heartbeat,
+        batch_window_s=batch_window,
     )
     if not is_loopback(host) and not settings.tls:
         _loud(host)

@@ -11,6 +11,9 @@ DEFAULT_PORT = 8787
 MAX_BODY_BYTES = 1024 * 1024  # a flow document; anything larger is 413
 CLIENT_QUEUE = 2000  # frames a live client may fall behind before it is told to resync
 HEARTBEAT_S = 15.0
+# how long a live event waits for others to go out with it in one batch=true message:
+# the clients of a run that keep up are then sent the same, larger messages at once
+BATCH_WINDOW_S = 0.03
 POLL_S = 0.02  # how often the store is asked for new events
 
 
@@ -29,6 +32,7 @@ class ServerSettings:
     max_body: int = MAX_BODY_BYTES
     client_queue: int = CLIENT_QUEUE
     heartbeat_s: float = HEARTBEAT_S
+    batch_window_s: float = BATCH_WINDOW_S
     poll_s: float = POLL_S
     adopt: bool = True  # resume, at start, the server's runs a dead server left running
 
