@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import re
@@ -31,6 +32,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,8 @@ def run_seconds(directory: Path, run_id: str | None = None) -> tuple[str, float]
 
 def baseline(work: Path, jobs: int) -> float:
     folder = Path(tempfile.mkdtemp(dir=work))
+    # its own history: a `.corral` above the temporary folder would be taken otherwise
+    (folder / ".corral").mkdir()
     (folder / "flow.yaml").write_text(flow_text(jobs))
     subprocess.run(
         [*CORRAL, "run", "flow.yaml", "-q"], cwd=folder, check=True, stdout=subprocess.DEVNULL
@@ -75,9 +80,9 @@ def baseline(work: Path, jobs: int) -> float:
     return run_seconds(folder)[1]
 
 
-def start_server(folder: Path) -> tuple[psutil.Popen, str]:
+def start_server(folder: Path, serve_args: list[str]) -> tuple[psutil.Popen, str]:
     proc = psutil.Popen(
-        [*CORRAL, "serve", "--port", "0", "--token", TOKEN, "--dir", str(folder)],
+        [*CORRAL, "serve", "--port", "0", "--token", TOKEN, "--dir", str(folder), *serve_args],
         cwd=folder,
         stderr=subprocess.PIPE,
         text=True,
@@ -104,6 +109,7 @@ class Tally:
         self.last = 0
         self.since: float | None = None
         self.lags: list[float] = []
+        self.messages = 0
 
     def connected(self) -> None:
         if self.since is None:
@@ -112,6 +118,7 @@ class Tally:
     def take(self, payload: bytes | str, batch: bool, now: float) -> tuple[bool, bool]:
         """Check one message's frames: (the run finished, the server said resync)."""
         resync = False
+        self.messages += 1
         for frame in frames_in(payload, batch):
             if "seq" not in frame:  # a heartbeat, or a resync: reconnect from `last`
                 resync = resync or frame["type"] != "heartbeat"
@@ -127,12 +134,12 @@ class Tally:
         return False, resync
 
 
-async def client(url: str, run_id: str, batch: bool) -> tuple[int, list[float]]:
+async def client(url: str, run_id: str, batch: bool) -> Tally:
     """Follow `run_id` from its first event; the seqs must be 1, 2, ... A client told to
     resync (it fell behind its bounded queue) reconnects from its last seq, as the CLI and
     the dashboard do. The latency of the frames created after this client connected (the
     live ones; those made before are a replay, whose "latency" is the connection's) is
-    returned."""
+    kept."""
     tally = Tally()
     while True:
         async with connect(
@@ -146,7 +153,7 @@ async def client(url: str, run_id: str, batch: bool) -> tuple[int, list[float]]:
             async for message in socket:
                 finished, resync = tally.take(message, batch, time.time())
                 if finished:
-                    return tally.last, tally.lags
+                    return tally
                 if resync:
                     break
 
@@ -185,7 +192,7 @@ def _masked(opcode: int, payload: bytes) -> bytes:
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
 
 
-async def light_client(url: str, run_id: str, batch: bool) -> tuple[int, list[float]]:
+async def light_client(url: str, run_id: str, batch: bool) -> Tally:
     """`client` over a plain socket: the same handshake, frames, checks and reconnects."""
     host, port = url.removeprefix("http://").split(":")
     tally = Tally()
@@ -217,7 +224,7 @@ async def light_client(url: str, run_id: str, batch: bool) -> tuple[int, list[fl
                         continue  # a close: reconnect below
                     # a resync is followed by the server's close: reconnect below
                     if tally.take(payload, batch, now)[0]:
-                        return tally.last, tally.lags
+                        return tally
         finally:
             writer.close()
 
@@ -225,27 +232,50 @@ async def light_client(url: str, run_id: str, batch: bool) -> tuple[int, list[fl
 def client_process(url: str, orders: Any, count: int, out: Any, light: bool, batch: bool) -> None:
     """`count` clients in one process (several processes, so that reading 200,000
     frames is not the bottleneck being measured); started before the run, they get its
-    id from `orders`. Puts the seqs, the latencies and the process's CPU time."""
+    id from `orders`. Puts the seqs, the latencies, the process's CPU time and the part
+    of it spent following (after its start: imports)."""
     run_id = orders.get(timeout=600)
+    started = _cpu()
     follow = light_client if light else client
 
-    async def many() -> list[tuple[int, list[float]]]:
+    async def many() -> list[Tally]:
         return await asyncio.gather(*(follow(url, run_id, batch) for _ in range(count)))
 
     results = asyncio.run(many())
-    used = resource.getrusage(resource.RUSAGE_SELF)
+    used = _cpu()
     out.put(
         (
-            [total for total, _ in results],
-            [lag for _, lags in results for lag in lags],
-            used.ru_utime + used.ru_stime,
+            [tally.last for tally in results],
+            [lag for tally in results for lag in tally.lags],
+            used,
+            used - started,
+            sum(tally.messages for tally in results),
         )
     )
 
 
-def followed(
-    url: str, clients: int, jobs: int, light: bool, batch: bool
-) -> tuple[list[float], list[int], str, float]:
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+@dataclass
+class Round:
+    """One run followed by the clients: what they got and what it cost."""
+
+    lags: list[float] = field(default_factory=list)  # seconds, every live frame's
+    totals: list[int] = field(default_factory=list)  # the last seq each client got
+    messages: int = 0  # WebSocket messages the clients got, all together
+    clients_cpu: float = 0.0
+    clients_following_cpu: float = 0.0  # without their start (imports)
+    server_cpu: float = 0.0
+    server_start_cpu: float = 0.0  # until it listens (imports, the history's migrations)
+    peak: int = 0  # the server's peak RSS
+    run_id: str = ""
+    run_s: float = 0.0
+
+
+def followed(url: str, clients: int, jobs: int, light: bool, batch: bool) -> Round:
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     orders = context.Queue()
@@ -260,27 +290,27 @@ def followed(
     with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as http:
         response = http.post(url + "/api/v1/runs", json={"flow": flow_text(jobs)})
         response.raise_for_status()
-        run_id = response.json()["run_id"]
+        got = Round(run_id=response.json()["run_id"])
     for _ in workers:
-        orders.put(run_id)
-    totals: list[int] = []
-    lags: list[float] = []
-    clients_cpu = 0.0
+        orders.put(got.run_id)
     for _ in workers:
-        got_totals, got_lags, cpu = out.get(timeout=600)
-        totals += got_totals
-        lags += got_lags
-        clients_cpu += cpu
+        totals, lags, cpu, following, messages = out.get(timeout=600)
+        got.totals += totals
+        got.lags += lags
+        got.clients_cpu += cpu
+        got.clients_following_cpu += following
+        got.messages += messages
     for worker in workers:
         worker.join()
-    return lags, totals, run_id, clients_cpu
+    return got
 
 
 def with_server(
-    work: Path, jobs: int, clients: int, light: bool, batch: bool
-) -> tuple[list[float], list[int], float, int, float, float]:
+    work: Path, jobs: int, clients: int, light: bool, batch: bool, serve_args: list[str]
+) -> Round:
     folder = Path(tempfile.mkdtemp(dir=work))
-    proc, url = start_server(folder)
+    proc, url = start_server(folder, serve_args)
+    start = proc.cpu_times()
     peak = 0
     stop = threading.Event()
 
@@ -296,15 +326,18 @@ def with_server(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        lags, totals, run_id, clients_cpu = followed(url, clients, jobs, light, batch)
+        got = followed(url, clients, jobs, light, batch)
         used = proc.cpu_times()  # the server's own CPU (its run workers are children)
-        cpu = used.user + used.system
+        got.server_cpu = used.user + used.system
     finally:
         stop.set()
         watcher.join()
         proc.terminate()
         proc.wait(30)
-    return lags, totals, run_seconds(folder, run_id)[1], peak, cpu, clients_cpu
+    got.peak = peak
+    got.server_start_cpu = start.user + start.system
+    got.run_s = run_seconds(folder, got.run_id)[1]
+    return got
 
 
 def main() -> int:
@@ -327,47 +360,84 @@ def main() -> int:
     )
     parser.add_argument("--clients", type=int, help="how many clients (to see where time goes)")
     parser.add_argument("--jobs", type=int, help="how many jobs in the run")
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG on to corral serve (e.g. --serve-arg=--batch-window=0)",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="SRC",
+        help="each round, also follow the run on the server of another tree's src folder "
+        "(e.g. main's, archived), in the same session: a second line of figures",
+    )
     args = parser.parse_args()
     light = args.client == "light"
     batch = args.protocol == "batched"
     jobs, clients = (200, 20) if args.quick else (1000, 100)
     jobs, clients = args.jobs or jobs, args.clients or clients
+    trees = {"this tree": None, **({f"{args.against}": args.against} if args.against else {})}
     alone_times: list[float] = []
-    served_times: list[float] = []
-    lags: list[float] = []
-    peak = 0
-    server_cpu: list[float] = []
-    clients_cpu: list[float] = []
+    rounds: dict[str, list[Round]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        # alternated, so that the machine's load falls on both alike; medians reported
+        # alternated, so that the machine's load falls on all alike; medians reported
         for _ in range(args.rounds):
             alone_times.append(baseline(work, jobs))
-            measured = with_server(work, jobs, clients, light, batch)
-            round_lags, totals, served_s, round_peak, cpu, client_cpu = measured
-            server_cpu.append(cpu)
-            clients_cpu.append(client_cpu)
-            if len(set(totals)) != 1 or totals[0] <= 0:
-                raise SystemExit(f"clients disagree on the event count: {sorted(set(totals))}")
-            lags += round_lags
-            served_times.append(served_s)
-            peak = max(peak, round_peak)
-    alone, served = statistics.median(alone_times), statistics.median(served_times)
-    cuts = statistics.quantiles(lags, n=100)
-    p50, p99 = statistics.median(lags) * 1000, cuts[98] * 1000
-    slowed = (served / alone - 1) * 100
-    print(
-        f"server {clients} ws clients ({args.client}, {args.protocol}) x {jobs}-job run "
-        f"({totals[0]} events each, all in order) | "
-        f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms (target < 100) | "
-        f"server peak RSS {peak / 2**20:.0f} MB (target < 200), "
-        f"CPU {statistics.median(server_cpu):.1f}s "
-        f"(clients {statistics.median(clients_cpu):.1f}s) | "
-        f"run {served:.2f}s vs {alone:.2f}s without a server ({slowed:+.1f} %, target < 5 %; "
-        f"medians of {args.rounds} alternated rounds; load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
-    )
+            for name, src in trees.items():
+                with source(src):
+                    got = with_server(work, jobs, clients, light, batch, args.serve_arg)
+                if len(set(got.totals)) != 1 or got.totals[0] <= 0:
+                    raise SystemExit(f"clients disagree on the event count: {set(got.totals)}")
+                rounds[name].append(got)
+    alone = statistics.median(alone_times)
+    for name, measured in rounds.items():
+        lags = [lag for got in measured for lag in got.lags]
+        cuts = statistics.quantiles(lags, n=100)
+        p50, p99 = statistics.median(lags) * 1000, cuts[98] * 1000
+        served = statistics.median(got.run_s for got in measured)
+        slowed = (served / alone - 1) * 100
+        events = measured[0].totals[0]
+        per_message = events * clients / statistics.median(got.messages for got in measured)
+        print(
+            f"server ({name}) {clients} ws clients ({args.client}, {args.protocol}) x "
+            f"{jobs}-job run ({events} events each, all in order, "
+            f"{per_message:.1f} a message) | "
+            f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms (target < 100) | "
+            f"server peak RSS {max(got.peak for got in measured) / 2**20:.0f} MB "
+            f"(target < 200), CPU {median(measured, 'server_cpu'):.2f}s, "
+            f"{median(measured, 'server_start_cpu'):.2f}s of it to start "
+            f"(clients {median(measured, 'clients_cpu'):.2f}s, "
+            f"{median(measured, 'clients_following_cpu'):.2f}s following) | "
+            f"run {served:.2f}s vs {alone:.2f}s without a server ({slowed:+.1f} %, target < 5 %;"
+            f" medians of {args.rounds} alternated rounds; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+        )
     return 0
+
+
+def median(measured: list[Round], name: str) -> float:
+    return float(statistics.median(getattr(got, name) for got in measured))
+
+
+@contextlib.contextmanager
+def source(src: str | None) -> Iterator[None]:
+    """Run corral (the server, and so its workers) from `src` while inside (None: this
+    interpreter's own)."""
+    if src is None:
+        yield
+        return
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(Path(src).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 if __name__ == "__main__":
