@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -189,8 +190,20 @@ def run_server(app: Any, settings: Any) -> int:
         ws_per_message_deflate=False,
     )
     server = GracefulServer(config, app)
-    asyncio.run(server.serve())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(server.serve())
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (`uvicorn[standard]`, the server extra,
+    brings it on Linux and macOS): its loop and socket writes cost the server less CPU
+    per message sent than asyncio's; else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # another platform: asyncio's loop
+        return None
+    return uvloop.new_event_loop
 
 
 class GracefulServer:
