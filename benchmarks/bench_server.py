@@ -10,7 +10,13 @@ published) to its arrival at a client, for the events made after the client conn
 the server's peak RSS and CPU time (its own, not its run workers'); the run's wall time
 (its record's end minus start) with the server against without. Targets: p99 < 100 ms,
 RSS < 200 MB, run slowed < 5 %. Every client must receive every event exactly once, in
-order.
+order. Also reported: frames per message; the server's CPU to start (until it listens)
+and the clients' CPU following (after their start); the run's time from its submission
+(or the command's launch, without a server) to its recorded end, which counts the
+server's flow check and its worker's start, as `corral run`'s own start without one.
+
+    python benchmarks/bench_server.py --against /tmp/main/src   # main's server too, same rounds
+    python benchmarks/bench_server.py --serve-arg=--batch-window=0
 
 The clients ask for batched messages (`batch=true`: a message holds the frames that were
 ready, as `corral run --server` asks); `--protocol frames` measures one frame a message
@@ -42,6 +48,9 @@ import orjson
 import psutil
 from websockets.asyncio.client import connect
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from corral.server.client import received  # the src folder first
+
 CORRAL = [sys.executable, "-m", "corral"]
 TOKEN = "bench-token-" + "b" * 24
 PROCESSES = 4  # client processes
@@ -54,9 +63,8 @@ def flow_text(jobs: int) -> str:
     return f"concurrency: 8\njobs:\n  gate: {{run: ['sleep', '5']}}\n{body}"
 
 
-def run_seconds(directory: Path, run_id: str | None = None) -> tuple[str, float]:
-    """A run's recorded wall time (end - start) in the history under `directory`."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+def recorded(directory: Path, run_id: str | None = None) -> tuple[str, float, float]:
+    """A run's id, start and end as recorded in the history under `directory`."""
     from corral.app.location import open_history
 
     history = open_history(None, directory)
@@ -64,20 +72,24 @@ def run_seconds(directory: Path, run_id: str | None = None) -> tuple[str, float]
     try:
         row = history.list_runs(limit=1)[0] if run_id is None else history.get_run(run_id).run
         assert row.ended_at is not None
-        return row.id, row.ended_at - row.started_at
+        return row.id, row.started_at, row.ended_at
     finally:
         history.close()
 
 
-def baseline(work: Path, jobs: int) -> float:
+def baseline(work: Path, jobs: int) -> tuple[float, float]:
+    """The run with no server: its recorded wall time (end - start), and the time from
+    the command's launch to the recorded end."""
     folder = Path(tempfile.mkdtemp(dir=work))
     # its own history: a `.corral` above the temporary folder would be taken otherwise
     (folder / ".corral").mkdir()
     (folder / "flow.yaml").write_text(flow_text(jobs))
+    launched = time.time()
     subprocess.run(
         [*CORRAL, "run", "flow.yaml", "-q"], cwd=folder, check=True, stdout=subprocess.DEVNULL
     )
-    return run_seconds(folder)[1]
+    _, started, ended = recorded(folder)
+    return ended - started, ended - launched
 
 
 def start_server(folder: Path, serve_args: list[str]) -> tuple[psutil.Popen, str]:
@@ -150,7 +162,7 @@ async def client(url: str, run_id: str, batch: bool) -> Tally:
             ping_interval=None,  # many clients in one process: the server's pings are enough
         ) as socket:
             tally.connected()
-            async for message in socket:
+            async for message in received(socket):  # bytes, as corral run --server reads
                 finished, resync = tally.take(message, batch, time.time())
                 if finished:
                     return tally
@@ -272,7 +284,9 @@ class Round:
     server_start_cpu: float = 0.0  # until it listens (imports, the history's migrations)
     peak: int = 0  # the server's peak RSS
     run_id: str = ""
-    run_s: float = 0.0
+    run_s: float = 0.0  # recorded: from the run's start (when the server made its id)
+    asked_at: float = 0.0  # when it was submitted
+    asked_s: float = 0.0  # from its submission to its recorded end
 
 
 def followed(url: str, clients: int, jobs: int, light: bool, batch: bool) -> Round:
@@ -288,9 +302,10 @@ def followed(url: str, clients: int, jobs: int, light: bool, batch: bool) -> Rou
     for worker in workers:
         worker.start()
     with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as http:
+        asked_at = time.time()
         response = http.post(url + "/api/v1/runs", json={"flow": flow_text(jobs)})
         response.raise_for_status()
-        got = Round(run_id=response.json()["run_id"])
+        got = Round(run_id=response.json()["run_id"], asked_at=asked_at)
     for _ in workers:
         orders.put(got.run_id)
     for _ in workers:
@@ -336,7 +351,8 @@ def with_server(
         proc.wait(30)
     got.peak = peak
     got.server_start_cpu = start.user + start.system
-    got.run_s = run_seconds(folder, got.run_id)[1]
+    _, started, ended = recorded(folder, got.run_id)
+    got.run_s, got.asked_s = ended - started, ended - got.asked_at
     return got
 
 
@@ -380,12 +396,15 @@ def main() -> int:
     jobs, clients = args.jobs or jobs, args.clients or clients
     trees = {"this tree": None, **({f"{args.against}": args.against} if args.against else {})}
     alone_times: list[float] = []
+    alone_asked: list[float] = []
     rounds: dict[str, list[Round]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # alternated, so that the machine's load falls on all alike; medians reported
         for _ in range(args.rounds):
-            alone_times.append(baseline(work, jobs))
+            alone_s, asked_s = baseline(work, jobs)
+            alone_times.append(alone_s)
+            alone_asked.append(asked_s)
             for name, src in trees.items():
                 with source(src):
                     got = with_server(work, jobs, clients, light, batch, args.serve_arg)
@@ -393,12 +412,14 @@ def main() -> int:
                     raise SystemExit(f"clients disagree on the event count: {set(got.totals)}")
                 rounds[name].append(got)
     alone = statistics.median(alone_times)
+    alone_from_launch = statistics.median(alone_asked)
     for name, measured in rounds.items():
         lags = [lag for got in measured for lag in got.lags]
         cuts = statistics.quantiles(lags, n=100)
         p50, p99 = statistics.median(lags) * 1000, cuts[98] * 1000
-        served = statistics.median(got.run_s for got in measured)
+        served = median(measured, "run_s")
         slowed = (served / alone - 1) * 100
+        asked = median(measured, "asked_s")
         events = measured[0].totals[0]
         per_message = events * clients / statistics.median(got.messages for got in measured)
         print(
@@ -412,6 +433,8 @@ def main() -> int:
             f"(clients {median(measured, 'clients_cpu'):.2f}s, "
             f"{median(measured, 'clients_following_cpu'):.2f}s following) | "
             f"run {served:.2f}s vs {alone:.2f}s without a server ({slowed:+.1f} %, target < 5 %;"
+            f" from the submission, or the command's launch, to the end: {asked:.2f}s vs "
+            f"{alone_from_launch:.2f}s, {(asked / alone_from_launch - 1) * 100:+.1f} %;"
             f" medians of {args.rounds} alternated rounds; load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
         )

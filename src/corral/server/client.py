@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from corral.errors import CorralError, FlowError, NotFoundError, Problem, UsageError
 from corral.private import replace_private
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 API = "/api/v1"
 
@@ -199,7 +202,7 @@ async def follow_events(
                 max_size=None,
             ) as socket:
                 down_since, delay = None, 0.1
-                async for message in socket:
+                async for message in received(socket):
                     for frame in orjson.loads(message):  # batched: frames in order
                         kind = frame.get("type")
                         if kind == "error":
@@ -225,6 +228,19 @@ async def follow_events(
         await asyncio.sleep(delay * (1 + random.random() / 2))
         delay = min(delay * 2, 5.0)
     return after
+
+
+async def received(socket: ClientConnection) -> AsyncIterator[bytes]:
+    """A WebSocket's messages, as `async for message in socket` gives them until a normal
+    close, but as the bytes received: orjson parses a text message's UTF-8 (and rejects
+    it if invalid) without its decoding to a str first (a third of the parse's time)."""
+    from websockets.exceptions import ConnectionClosedOK
+
+    try:
+        while True:
+            yield await socket.recv(decode=False)
+    except ConnectionClosedOK:
+        return
 
 
 def _status_of(code: str | None) -> int:
