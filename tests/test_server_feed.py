@@ -317,3 +317,29 @@ async def test_a_closing_hub_sends_what_waits_in_the_window_before_the_reconnect
             frames += [orjson.loads(out.body) for out in batch]
     assert [f.get("seq") for f in frames] == [2, 3, 4, None] and frames[-1]["type"] == "reconnect"
     writer.close()
+
+
+async def test_the_follower_probes_often_only_while_a_run_is_followed_from_the_history(
+    store: SqlHistory,
+) -> None:
+    from corral.server.hub import PROBE_S, QUIET_PROBE_S
+
+    hub = EventHub(store, poll_s=0.01, queue_size=10)
+    assert hub._probe_every() == QUIET_PROBE_S  # nothing to follow: a new run is discovered
+    hub.track(RUN, "ana")  # started here, its feed not come yet: followed from the history
+    assert hub._probe_every() == PROBE_S
+    event = b'{"v": 1, "kind": "agent.text", "job": "a", "attempt": 1, "text": "x"}'
+    hub.feed(LiveFrame(RUN, 1, 1.0, "ana", "AssistantText", event))
+    assert hub._probe_every() == QUIET_PROBE_S  # fed: its events come through the pipe
+    hub.unfeed(RUN)
+    assert hub._probe_every() == PROBE_S
+    # a poke ends the follower's nap at once (and is not lost if it comes before it)
+    assert await hub._nap(30.0) is True  # track and unfeed poked
+    napping = asyncio.ensure_future(hub._nap(30.0))
+    await asyncio.sleep(0)
+    hub.poke()
+    async with asyncio.timeout(5):
+        assert await napping is True
+    assert await hub._nap(0.001) is False
+    hub.poke()
+    assert await hub._nap(30.0) is True

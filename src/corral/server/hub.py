@@ -46,6 +46,7 @@ IDLE_POLL_S = 1.0
 COALESCE_S = 0.01  # how long a woken client waits for the frames that follow the first
 STARTUP_SLACK_S = 60.0  # a run started this long before the server may not be on record yet
 PROBE_S = 0.005  # how often a SQLite history's files are looked at for a change
+QUIET_PROBE_S = 0.05  # the same when no run is followed from the history (`_probe_every`)
 FULL_LOOK_S = 1.0  # the history is asked at least this often (a change a probe missed)
 KEEP_S = 120.0  # how long a run's frames are kept for replays (and unwritten fed events)
 KEEP_MAX = 5_000  # and at most this many per run (a few MB)
@@ -256,7 +257,8 @@ class EventHub:
         self._subs: set[Subscription] = set()
         self._each: set[Subscription] = set()  # handed each frame (`Subscription.offer`)
         self._flushed_to: dict[str, set[Subscription]] = {}  # handed flushes, by run
-        self._wake = asyncio.Event()
+        self._poked = False  # look at the history now (`poke`)
+        self._waiter: asyncio.Future[None] | None = None  # the follower's nap
         self._closed = False
         self._last_discovery = 0.0
         self._since = 0.0
@@ -301,7 +303,9 @@ class EventHub:
 
     def poke(self) -> None:
         """Look at the history now (a run this server runs has just written)."""
-        self._wake.set()
+        self._poked = True
+        if self._waiter is not None:
+            _settle(self._waiter)
 
     def track(self, run_id: str, owner: str) -> None:
         """Follow `run_id` from its first event (a run this server just started)."""
@@ -385,12 +389,32 @@ class EventHub:
                     self.failing = None
                 except Exception as error:  # the store is down: say so on /readyz, retry
                     self.failing = f"{type(error).__name__}: {error}"
-            self._wake.clear()
+            poked = await self._nap(self._probe_every() if probe else self.poll_s)
+
+    def _probe_every(self) -> float:
+        """`PROBE_S` while a run is followed from the history; else (the runs this
+        server feeds, or none) `QUIET_PROBE_S`: a new run is discovered at most every
+        `DISCOVER_EVERY_S` anyway, and 200 wake-ups a second are 3 % of a core."""
+        for tracked in self._runs.values():
+            if not (tracked.finished or tracked.fed):
+                return PROBE_S
+        return QUIET_PROBE_S
+
+    async def _nap(self, seconds: float) -> bool:
+        """Sleep `seconds`, or until poked (True). A future and a timer, not `wait_for`
+        on an event: the follower naps 200 times a second, and `wait_for` (a task and a
+        timeout each time) was most of an idle server's CPU."""
+        if not self._poked:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(seconds, _settle, waiter)
             try:
-                await asyncio.wait_for(self._wake.wait(), PROBE_S if probe else self.poll_s)
-                poked = True
-            except TimeoutError:
-                poked = False
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        poked, self._poked = self._poked, False
+        return poked
 
     async def step(self) -> None:
         """One look at the history, and the dispatch of what it found."""
@@ -509,13 +533,18 @@ class EventHub:
     async def close(self) -> None:
         """Read what is committed one last time, hand it out, and end every client."""
         self._closed = True
-        self._wake.set()
+        self.poke()
         with contextlib.suppress(Exception):  # a dead store must not stop the shutdown
             await self.step()
         self._flush()  # what waits in the batch window goes out before the close
         for sub in self._subs:
             sub.closing = True
             sub.ready.set()
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def change_probe(history: HistoryReader) -> Callable[[], object] | None:
