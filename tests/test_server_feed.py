@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -248,24 +249,32 @@ async def test_a_batch_window_sends_what_came_in_it_once_in_order_one_batch_for_
     # both subscribed, caught up, waiting
     waiting = [asyncio.ensure_future(anext(stream)) for stream in (one, two)]
     await asyncio.sleep(0.01)
-    for n in range(1, 11):  # seqs 2-11, fed within one window
+    writer(said(0))  # seq 2, after a quiet spell: at once, alone
+    async with asyncio.timeout(10):
+        assert [[out.cursor for out in got] for got in await asyncio.gather(*waiting)] == [
+            ["2"],
+            ["2"],
+        ]
+    waiting = [asyncio.ensure_future(anext(stream)) for stream in (one, two)]
+    await asyncio.sleep(0)
+    for n in range(1, 11):  # seqs 3-12, fed within the window the last one opened
         writer(said(n))
     windowed = [sub for sub in hub._subs if sub.windowed]
     assert len(windowed) == 2 and not any(sub.frames for sub in windowed)  # in the window
     async with asyncio.timeout(10):
         first, second = await asyncio.gather(*waiting)
-    assert [out.cursor for out in first] == [str(n) for n in range(2, 12)]
+    assert [out.cursor for out in first] == [str(n) for n in range(3, 13)]
     assert first is second  # the same batch for every client that keeps up ...
     assert _message(first) is _message(second)  # ... and its message made once
     assert orjson.loads(_message(first)) == [orjson.loads(out.body) for out in first]
     got: list[str | None] = []
     async with asyncio.timeout(10):
-        while len(got) < 10:
+        while len(got) < 11:
             got += [out.cursor for out in await anext(plain)]
-    assert got == [str(n) for n in range(2, 12)]
-    writer(said(11))  # the next window: the next batch, nothing twice
+    assert got == [str(n) for n in range(2, 13)]
+    writer(said(11))  # the next batch, nothing twice
     async with asyncio.timeout(10):
-        assert [out.cursor for out in await anext(one)] == ["12"]
+        assert [out.cursor for out in await anext(one)] == ["13"]
     for stream in (one, two, plain):
         await stream.aclose()  # type: ignore[attr-defined]  # an async generator
     writer.close()
@@ -280,12 +289,15 @@ async def test_frames_waiting_in_the_window_count_against_the_client_queue(
     writer(started())
     assert writer.flush_now()
     fits = await open_batches(hub, RUN, "1", 15.0, window=True)
+    hub._flushed_at = time.monotonic() + 60  # a window that lasts: what comes waits in it
     for n in range(1, 6):  # 5 frames in a window: as many as the queue holds
         writer(said(n))
+    hub._flush()  # the window's end
     async with asyncio.timeout(10):
         assert [out.cursor for out in await anext(fits)] == ["2", "3", "4", "5", "6"]
     for n in range(6, 12):  # 6 in a window: more than the queue holds
         writer(said(n))
+    hub._flush()
     async with asyncio.timeout(10):
         told = await anext(fits)
     assert [(out.kind, orjson.loads(out.body)["after"]) for out in told] == [("resync", 6)]

@@ -252,6 +252,7 @@ class EventHub:
         self.batch_window_s = batch_window_s
         self._flush_due: asyncio.TimerHandle | None = None
         self._pending: dict[str, list[LiveFrame]] = {}  # windowed clients' frames, by run
+        self._flushed_at = -1e9  # time.monotonic() of the last flush
         self._clock = clock
         self._runs: dict[str, _Tracked] = {}
         self._subs: set[Subscription] = set()
@@ -508,17 +509,24 @@ class EventHub:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # dispatched off the loop (a test): no window
                 self._flush()
-            else:
-                self._flush_due = loop.call_later(self.batch_window_s, self._flush)
+                return
+            wait = self._flushed_at + self.batch_window_s - time.monotonic()
+            if wait <= 0:  # the first frame after a quiet spell goes at once ...
+                self._flush()
+            else:  # ... the ones after it wait for the window's end
+                self._flush_due = loop.call_later(wait, self._flush)
 
     def _flush(self) -> None:
-        """The batch window is over: hand each run's frames since the last flush to its
-        windowed clients, as one `Flushed`, and wake them all at once, so that the ones
-        that keep up send the same batch (made once: `corral.server.live`)."""
+        """Hand each run's frames since the last flush to its windowed clients, as one
+        `Flushed`, and wake them all at once, so that the ones that keep up send the same
+        batch (made once: `corral.server.live`). A frame that comes `batch_window_s` or
+        more after the last flush is flushed at once; the ones after it wait for the end
+        of its window: a lone event is not delayed, a stream goes out in windows."""
         if self._flush_due is not None:
             self._flush_due.cancel()
             self._flush_due = None
         pending, self._pending = self._pending, {}
+        self._flushed_at = time.monotonic()
         for run_id, frames in pending.items():
             flushed = Flushed(frames)
             for sub in self._flushed_to.get(run_id, ()):

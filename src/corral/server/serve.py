@@ -108,8 +108,8 @@ def _loud(host: str) -> None:
     default=BATCH_WINDOW_S,
     show_default=True,
     metavar="SECONDS",
-    help="How long a live event waits to join others in a batch=true WebSocket message "
-    "(0: sent as soon as it comes).",
+    help="Live events that follow one another within this long share a batch=true "
+    "WebSocket message (0: each sent as it comes).",
 )
 def serve_command(
     *,

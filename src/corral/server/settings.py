@@ -11,8 +11,9 @@ DEFAULT_PORT = 8787
 MAX_BODY_BYTES = 1024 * 1024  # a flow document; anything larger is 413
 CLIENT_QUEUE = 2000  # frames a live client may fall behind before it is told to resync
 HEARTBEAT_S = 15.0
-# how long a live event waits for others to go out with it in one batch=true message:
-# the clients of a run that keep up are then sent the same, larger messages at once
+# live events that follow one another within this long share a batch=true message (the
+# first after a quiet spell goes at once): the clients of a run that keep up are then
+# sent the same, larger messages at once
 BATCH_WINDOW_S = 0.03
 POLL_S = 0.02  # how often the store is asked for new events
 
