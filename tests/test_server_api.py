@@ -9,6 +9,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -349,3 +350,29 @@ def test_budgets_and_last_lines_are_served(tmp_path: Path, monkeypatch: pytest.M
     assert jobs["agent"]["last_line"] == "Hello from the mock Anthropic API!"
     assert jobs["shell"]["last_line"] == "\\x1b]0;title\\x07two \\x1b[31mred"
     assert jobs["idle"]["last_line"] == ""
+
+
+def test_a_run_document_plans_its_flow_once_however_often_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dashboard polls GET /runs/{id}: the recorded flow is planned once, not per read."""
+    import corral.plan
+    from corral.server import documents
+
+    planned: list[str] = []
+    real = corral.plan.build_plan
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        planned.append("x")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(corral.plan, "build_plan", counting)
+    documents._plan.cache_clear()
+    first = documents._plan(BUDGETED, "flow.yaml")
+    again = [documents._plan(BUDGETED, "flow.yaml") for _ in range(5)]
+    assert first is not None and all(plan is first for plan in again)
+    assert len(planned) == 1
+    other = documents._plan(BUDGETED.replace("usd: 5", "usd: 6"), "flow.yaml")
+    assert other is not None and other is not first and len(planned) == 2
+    assert documents._plan("jobs: [", "flow.yaml") is None  # a text that no longer plans
+    documents._plan.cache_clear()

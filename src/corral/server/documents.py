@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from corral.models import BudgetLimits, Cost, JobStatus, Tokens
@@ -101,8 +102,14 @@ def _graph(record: RunRecord, plan: Plan | None) -> list[dict[str, Any]]:
     return nodes
 
 
+@lru_cache(maxsize=8)
 def _plan(flow_content: str, flow_path: str) -> Plan | None:
-    """The plan of the flow text the run recorded (None if it no longer plans)."""
+    """The plan of the flow text the run recorded (None if it no longer plans).
+
+    Kept for the last few flows: a dashboard polls a run's document every half second, and
+    planning a 1,000-job flow again each time cost the server over 1 s of CPU per run. A
+    run's recorded text never changes and a `Plan` is frozen, so the cached one is the one
+    a fresh call would build."""
     if not flow_content:
         return None
     from pathlib import Path
