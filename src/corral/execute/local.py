@@ -44,6 +44,7 @@ from corral.execute.supervised import (
     attempt_key,
 )
 from corral.models import ErrorKind, JobStatus
+from corral.tools.base import SessionReport
 
 WHOLE_LOG_BYTES = 8 * 1024 * 1024  # a log this small is searched whole (multi-line patterns)
 
@@ -124,7 +125,9 @@ class LocalExecutor:
 
     async def run(self, request: JobRequest, publish: Publish, stop: StopHandle) -> AttemptOutcome:
         started = time.monotonic()
-        request.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._client is None or request.adopt is not None:
+            # the run's supervisor creates the folder of each job it starts
+            request.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         pipeline = AttemptPipeline(request, publish)
         started_at = time.time()
         child: ChildProcess | SupervisedChild | AdoptedChild
@@ -182,7 +185,7 @@ class LocalExecutor:
             await asyncio.shield(waiter)
             raise
         # the CLI's own files (its session log, its config) may say what stdout did not
-        pipeline.finish(exit_.code, await asyncio.to_thread(pipeline.session_report))
+        pipeline.finish(exit_.code, await _session_report(pipeline))
         outcome = pipeline.outcome(
             exit_code=exit_.code,
             signal=exit_.signal,
@@ -217,8 +220,11 @@ class LocalExecutor:
         """Wait for the child while enforcing timeout, idle timeout, lingering and stop
         requests; the reason it was stopped, if it was."""
         stop_wait = asyncio.ensure_future(stop.wait())
-        # an agent that printed its result starts the linger clock: look again then
-        result_wait = asyncio.ensure_future(pipeline.result_seen.wait())
+        # an agent that printed its result starts the linger clock: look again then (only
+        # a parser reports a result: a plain command needs no such waiter)
+        result_wait: asyncio.Future[Any] | None = None
+        if pipeline.parser is not None:
+            result_wait = asyncio.ensure_future(pipeline.result_seen.wait())
         try:
             while not waiter.done():
                 now = time.monotonic()
@@ -231,7 +237,7 @@ class LocalExecutor:
                     deadlines.append(pipeline.result_at + request.result_grace)
                 wake = max(0.0, min(deadlines) - now)
                 pending: set[asyncio.Future[Any]] = {waiter, stop_wait}
-                if not result_wait.done():
+                if result_wait is not None and not result_wait.done():
                     pending.add(result_wait)
                 await asyncio.wait(pending, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
                 if waiter.done():
@@ -250,7 +256,16 @@ class LocalExecutor:
             return None
         finally:
             stop_wait.cancel()
-            result_wait.cancel()
+            if result_wait is not None:
+                result_wait.cancel()
+
+
+async def _session_report(pipeline: AttemptPipeline) -> SessionReport | None:
+    """What the CLI's own files say, read in a thread (blocking); a plain command has no
+    parser and no such files, so it costs no thread hop."""
+    if pipeline.parser is None:
+        return None
+    return await asyncio.to_thread(pipeline.session_report)
 
 
 def _adopted(adopt: Adoption, request: JobRequest, pipeline: AttemptPipeline) -> AdoptedChild:

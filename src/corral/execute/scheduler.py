@@ -362,6 +362,9 @@ class Scheduler:
         finally:
             self._running.pop(name, None)
             self._matrices.ended(job)
+            # its slot is free: the loop may start the next job while this one's final
+            # status is made durable (its dependents still wait for that, below)
+            self._wake.set()
         # fail-fast judges the job, not an attempt that is about to be retried
         self._after_failure(job, state.status)
         if self.durable is not None:

@@ -29,7 +29,7 @@ from corral.events.types import Stream
 from corral.execute import reaper
 from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
-from corral.execute.supervisor import LOCK, RECORDS
+from corral.execute.supervisor import LOCK, RECORDS, disk_full
 from corral.selfexec import module_argv, module_env
 
 _CHUNK = 1 << 20
@@ -285,9 +285,12 @@ class _LogFollower:
             None, sink, keep, compact_json=compact_json, block=block_sink(on_line, stream)
         )
 
-    def read(self) -> bool:
-        """Read what is new; whether there was anything."""
+    def read(self, size: int | None = None) -> bool:
+        """Read what is new; whether there was anything. `size`: the log's size as the
+        supervisor saw it once the job ended; an empty log never opened is not opened."""
         if self._fd < 0:
+            if size == 0:
+                return False
             try:
                 self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
@@ -298,8 +301,8 @@ class _LogFollower:
             got = True
         return got
 
-    def close(self) -> None:
-        self.read()
+    def close(self, size: int | None = None) -> None:
+        self.read(size)
         self._spool.close()
         if self._fd >= 0:
             os.close(self._fd)
@@ -335,6 +338,9 @@ class _FollowedChild(GroupStop):
         self._closed = False
         self._log_dir = log_dir
         self.disk_full = False  # its log folder's disk was full when it ended
+        # what the supervisor saw once the job ended, when it said (else corral looks):
+        # its logs' sizes, whether its group has leftovers, whether the disk is full
+        self._ended: dict[str, Any] = {}
 
     def _poll_exit(self) -> Exit | None:
         raise NotImplementedError
@@ -347,22 +353,31 @@ class _FollowedChild(GroupStop):
             self.last_output = time.monotonic()
 
     async def wait(self) -> Exit:
-        """Follow the logs until the job's exit is known, then read them to their end."""
+        """Follow the logs until the job's exit is known, then read them to their end.
+        The first look is after one pause: a job that ends sooner is read once, at its end."""
         pause = _POLL_MIN
         while (found := self._poll_exit()) is None:
+            await self._exit_ready(pause)
+            if (found := self._poll_exit()) is not None:
+                break
             before = self.last_output
             self._read()
             pause = _POLL_MIN if self.last_output != before else min(pause * 2, _POLL_MAX)
-            await self._exit_ready(pause)
         self._exit = found
-        self.disk_full = _disk_full(self._log_dir)
-        # the leader is gone; anything still in its group is a leftover grandchild
-        if self.pid is not None and reaper.signal_group(self.pid, 0):
+        ended = self._ended
+        full = ended.get("disk_full")
+        self.disk_full = disk_full(self._log_dir) if full is None else bool(full)
+        # the leader is gone; anything still in its group is a leftover grandchild (the
+        # supervisor looked after collecting every child: an empty group stays empty)
+        leftovers = ended.get("group", True)
+        if self.pid is not None and leftovers and reaper.signal_group(self.pid, 0):
             await self._stop_group(0.5)
+            ended = {}  # the leftovers may have written since: read whatever is there
+        sizes = ended.get("sizes") or [None, None]
         if not self._closed:
             self._closed = True
-            for follower in self._followers:
-                follower.close()
+            for follower, size in zip(self._followers, sizes, strict=True):
+                follower.close(size)
         return found
 
     async def _stop_group(self, grace: float) -> None:
@@ -375,15 +390,6 @@ class _FollowedChild(GroupStop):
             return reaper.signal_group(pid, 0)
 
         await reaper.stop_async(send, alive, grace)
-
-
-def _disk_full(folder: Path) -> bool:
-    """Whether the file system of `folder` has no block left: the job's writes to its
-    logs may have failed (the job wrote them itself, so corral saw no error)."""
-    try:
-        return os.statvfs(folder).f_bavail == 0
-    except OSError:
-        return False
 
 
 class SupervisedChild(_FollowedChild):
@@ -429,12 +435,13 @@ class SupervisedChild(_FollowedChild):
         message = self._exited.result()
         if message["op"] == "lost":
             return Exit(None, signal.SIGKILL)  # the supervisor died: the exit is unknown
+        self._ended = message
         return Exit(message["code"], message["signal"])
 
     async def _exit_ready(self, pause: float) -> None:
         assert self._exited is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._exited), pause)
+        # asyncio.wait never cancels the future it waits on (wait_for would: no shield)
+        await asyncio.wait((self._exited,), timeout=pause)
 
 
 class AdoptedChild(_FollowedChild):

@@ -14,9 +14,12 @@ keeps its jobs running (`on_orphan: adopt`) or stops them (`kill`), records how 
 ended, stops what they left behind and exits once no job is left. It holds an exclusive
 lock on `supervisor.lock` for its whole life, so anyone can tell whether it still runs.
 
-Messages are JSON lines. corral -> supervisor: `spawn` (key, argv, env, cwd, out, err),
+Messages are JSON lines. corral -> supervisor: `spawn` (key, argv, env, cwd, out, err;
+the folder of `out` is created here, so corral's event loop makes no directory per job),
 `term_orphans`, `sweep` (grace). supervisor -> corral: `ready`, `started` (key, pid),
-`failed` (key, message), `exit` (key, pid, code, signal, ended_at), `swept`.
+`failed` (key, message), `exit` (key, pid, code, signal, ended_at, and what corral would
+otherwise ask the kernel itself once the job ended: `sizes`, the bytes in its two logs;
+`group`, whether anything is left in its process group; `disk_full`), `swept`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class Supervisor:
         self.grace = grace
         self.sock: socket.socket | None = sock
         self.jobs: dict[int, str] = {}  # leader pid -> key
+        self.logs: dict[int, tuple[str, str]] = {}  # leader pid -> its stdout, stderr logs
         self.records = os.open(root / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.buffer = b""
         self.orphans_termed_at: float | None = None
@@ -121,6 +125,7 @@ class Supervisor:
         argv = message["argv"]
         env = message["env"]
         try:
+            _log_folder(os.path.dirname(message["out"]))
             executable = resolve(argv[0], env)
             cwd = message.get("cwd")
             if cwd:
@@ -149,6 +154,7 @@ class Supervisor:
             self._send({"op": "failed", "key": key, "message": str(error)})
             return
         self.jobs[pid] = key
+        self.logs[pid] = (message["out"], message["err"])
         reaper.LEADERS.add(pid)
         self._record([{"e": "start", "key": key, "pid": pid, "at": time.time()}], durable=False)
         self._send({"op": "started", "key": key, "pid": pid})
@@ -204,6 +210,7 @@ class Supervisor:
     def _reap(self) -> None:
         """Collect every exited child; record the jobs' exits (fsynced) before telling corral."""
         ended: list[dict[str, Any]] = []
+        logs: list[tuple[str, str]] = []
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -227,10 +234,23 @@ class Supervisor:
             if self.orphan_kill:
                 entry["orphan_killed"] = True  # stopped because corral went away: run it again
             ended.append(entry)
+            logs.append(self.logs.pop(pid, ("", "")))
         if ended:
             recorded = self._record(ended, durable=True)
-            for entry in ended:
-                self._send({"op": "exit", **entry, "recorded": recorded})
+            if self.sock is None:
+                return
+            for entry, (out, err) in zip(ended, logs, strict=True):
+                # every child collected above: a group member now is a live leftover
+                self._send(
+                    {
+                        "op": "exit",
+                        **entry,
+                        "recorded": recorded,
+                        "sizes": [_size(out), _size(err)],
+                        "group": reaper.signal_group(entry["pid"], 0),
+                        "disk_full": disk_full(os.path.dirname(out)),
+                    }
+                )
 
     def run(self) -> None:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -256,6 +276,36 @@ class Supervisor:
                 self._stop_jobs()
         # no corral and no job left: stop what the jobs left behind, then go
         reaper.sweep(self.grace)
+
+
+def _log_folder(folder: str) -> None:
+    """Create a job's log folder (0700), its parents too when missing."""
+    try:
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(folder, 0o700, exist_ok=True)
+    except OSError as error:
+        raise SpawnError(f"cannot create its log folder {folder}: {error.strerror}") from None
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def disk_full(folder: str | Path) -> bool:
+    """Whether the file system of `folder` (a job's log folder) has no block left: the
+    job's writes to its logs may have failed (it wrote them itself, so nobody saw an
+    error)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def main(argv: list[str]) -> int:
