@@ -82,7 +82,7 @@ class Scheduler:
         self.journal = journal
         self.admission = admission or OpenAdmission()
         self.finish_attempt = finish_attempt
-        self.durable = durable  # awaited after a job's final status is published
+        self.durable = durable  # awaited after the final status of a job others need
         self.scope = scope or RunScope()  # `env` and `flow` for conditions
         self.sleep = sleep
         self.clock = clock
@@ -367,8 +367,11 @@ class Scheduler:
             self._wake.set()
         # fail-fast judges the job, not an attempt that is about to be retried
         self._after_failure(job, state.status)
-        if self.durable is not None:
-            # the history holds the final status before dependents or the summary see it
+        if self.durable is not None and self.plan.dependents(name):
+            # the history holds the final status before a dependent is decided on it. A
+            # job nothing needs waits for no write of its own: the writer's next batch
+            # (at most its window later) or its close before the summary stores it, and a
+            # resume that finds it unrecorded adopts it from the supervisor's records
             await self.durable()
         self._settled(name)
 
