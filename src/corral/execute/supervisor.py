@@ -6,8 +6,9 @@ corral asks for with the job's stdout and stderr opened straight on its log file
 output reaches the logs whether corral lives or not; it is the jobs' parent and a child
 subreaper, so it alone collects their exit statuses and every daemon they leave; and it
 appends each start and each exit (code, signal, end time) to `supervisor.jsonl` in the
-run's log folder, exits fsynced before corral hears of them. `corral resume` reads that
-file to adopt what finished while no corral was there (see docs/durability.md).
+run's log folder, exits fsynced before corral hears of them (by a second thread, so the
+main loop goes on starting jobs while the disk syncs). `corral resume` reads that file
+to adopt what finished while no corral was there (see docs/durability.md).
 
 When corral goes away (its end of the socket closes, kill -9 included) the supervisor
 keeps its jobs running (`on_orphan: adopt`) or stops them (`kill`), records how each
@@ -31,6 +32,7 @@ import selectors
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,14 @@ class Supervisor:
         self.orphan_kill = False  # jobs are being stopped because corral went away
         self.stopping = False  # SIGTERM: stop everything and exit
         self.selector = selectors.DefaultSelector()
+        # exits go to a thread that makes them durable and only then tells corral, so the
+        # main loop keeps starting jobs while the disk syncs (one sync per batch)
+        self.exits: list[tuple[dict[str, Any], str, str, bool]] = []
+        self.exits_ready = threading.Condition()
+        self.closing = False
+        self.record_lock = threading.Lock()  # one writer of the records at a time
+        self.send_lock = threading.Lock()  # the socket: sent to from both threads
+        self.exit_writer = threading.Thread(target=self._write_exits, daemon=True)
 
     # -- records --------------------------------------------------------------------------
 
@@ -80,21 +90,29 @@ class Supervisor:
         data = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
         view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self.records, view) :]
+            with self.record_lock:  # whole lines, never interleaved
+                while view:
+                    view = view[os.write(self.records, view) :]
             if durable:
-                os.fdatasync(self.records)
+                os.fdatasync(self.records)  # what was written before, the lines above too
         except OSError:
             return False
         return True
 
     def _send(self, message: dict[str, Any]) -> None:
-        if self.sock is None:
-            return
-        try:
-            self.sock.sendall(orjson.dumps(message) + b"\n")
-        except OSError:
+        if not self._deliver(message):
             self._detach()
+
+    def _deliver(self, message: dict[str, Any]) -> bool:
+        """Send to corral; False when its end is gone (the main loop then detaches)."""
+        with self.send_lock:
+            if self.sock is None:
+                return True
+            try:
+                self.sock.sendall(orjson.dumps(message) + b"\n")
+            except OSError:
+                return False
+        return True
 
     # -- requests from corral -------------------------------------------------------------
 
@@ -184,9 +202,10 @@ class Supervisor:
             return
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(self.sock)
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        self.sock = None
+        with self.send_lock:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
         if self.on_orphan == "kill":
             self._stop_jobs()
 
@@ -208,7 +227,7 @@ class Supervisor:
     # -- children -------------------------------------------------------------------------
 
     def _reap(self) -> None:
-        """Collect every exited child; record the jobs' exits (fsynced) before telling corral."""
+        """Collect every exited child; hand the jobs' exits to the exit writer."""
         ended: list[dict[str, Any]] = []
         logs: list[tuple[str, str]] = []
         while True:
@@ -235,22 +254,46 @@ class Supervisor:
                 entry["orphan_killed"] = True  # stopped because corral went away: run it again
             ended.append(entry)
             logs.append(self.logs.pop(pid, ("", "")))
-        if ended:
-            recorded = self._record(ended, durable=True)
-            if self.sock is None:
-                return
+        if not ended:
+            return
+        with self.exits_ready:
             for entry, (out, err) in zip(ended, logs, strict=True):
                 # every child collected above: a group member now is a live leftover
-                self._send(
+                leftovers = reaper.signal_group(entry["pid"], 0)
+                self.exits.append((entry, out, err, leftovers))
+            self.exits_ready.notify()
+
+    def _write_exits(self) -> None:
+        """The exit writer's thread: record each batch of exits (fdatasync), then tell
+        corral of each, so an exit corral heard of is on disk."""
+        while True:
+            with self.exits_ready:
+                while not self.exits and not self.closing:
+                    self.exits_ready.wait()
+                if not self.exits:
+                    return
+                batch, self.exits = self.exits, []
+            recorded = self._record([entry for entry, *_ in batch], durable=True)
+            for entry, out, err, leftovers in batch:
+                if self.sock is None:
+                    break  # corral is gone: the records are what a resume reads
+                self._deliver(
                     {
                         "op": "exit",
                         **entry,
                         "recorded": recorded,
                         "sizes": [_size(out), _size(err)],
-                        "group": reaper.signal_group(entry["pid"], 0),
+                        "group": leftovers,
                         "disk_full": disk_full(os.path.dirname(out)),
                     }
                 )
+
+    def _close_exits(self) -> None:
+        """Let the exit writer finish every exit handed to it, then end it."""
+        with self.exits_ready:
+            self.closing = True
+            self.exits_ready.notify_all()
+        self.exit_writer.join()
 
     def run(self) -> None:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -260,6 +303,7 @@ class Supervisor:
         selector.register(wake_read, selectors.EVENT_READ)
         assert self.sock is not None
         selector.register(self.sock, selectors.EVENT_READ)
+        self.exit_writer.start()
         self._send({"op": "ready", "pid": os.getpid()})
         while self.sock is not None or self.jobs:
             for key, _ in selector.select(timeout=1.0):
@@ -274,7 +318,8 @@ class Supervisor:
                 self.stopping = False
                 self._detach()
                 self._stop_jobs()
-        # no corral and no job left: stop what the jobs left behind, then go
+        # no corral and no job left: every exit on record, stop what the jobs left, go
+        self._close_exits()
         reaper.sweep(self.grace)
 
 
