@@ -206,10 +206,16 @@ class SupervisorClient:
         if self._sock is None:
             raise SpawnError("the run's supervisor died; see supervisor.log in the run's logs")
         data = orjson.dumps(message) + b"\n"
-        # small messages on a local socket: a blocking send returns at once
+        try:
+            sent = self._sock.send(data)  # a small message on a local socket: whole at once
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        # the supervisor is behind (its buffer is full): wait for it to take the rest
         self._sock.setblocking(True)
         try:
-            self._sock.sendall(data)
+            self._sock.sendall(data[sent:])
         finally:
             self._sock.setblocking(False)
 
