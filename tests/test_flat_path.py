@@ -22,6 +22,7 @@ import pytest
 from corral.config.schema import FlowSpec
 from corral.events.bus import Bus
 from corral.events.types import Event, JobFinished, JobOutput, JobStarted
+from corral.execute import supervised
 from corral.execute.executor import ExecutorContext, JobRequest, StopHandle
 from corral.execute.local import LocalExecutor
 from corral.execute.scheduler import Scheduler, Settings
@@ -121,6 +122,9 @@ def test_the_exit_message_says_the_log_sizes_leftovers_and_disk(tmp_path: Path) 
                     folder / "stderr.log",
                 )
                 messages.append(await client.exited(key))
+                # corral hears of an exit only once it is on record (the exit writer's
+                # thread syncs, then sends)
+                assert supervised.read_records(root)[0][key].exit is not None
         finally:
             for message in messages:
                 if message["group"]:
@@ -157,7 +161,8 @@ def test_a_plain_command_takes_no_thread_for_session_files(
 
 def test_a_finished_job_frees_its_slot_before_its_status_is_durable() -> None:
     """With one slot, `b` starts as soon as `a` ended, while `a`'s final status is still
-    being written; `c`, which needs `a`, waits for that write."""
+    being written; `c`, which needs `a`, waits for that write. Only `a` waits for a write
+    of its own: nothing needs `b` or `c` (the writer's batches and its close store them)."""
     plan = build_plan(
         FlowSpec.model_validate(
             {
@@ -174,6 +179,7 @@ def test_a_finished_job_frees_its_slot_before_its_status_is_durable() -> None:
         bus = Bus()
         started: dict[str, float] = {}
         durable_at: dict[str, float] = {}
+        durable_calls: list[float] = []
 
         def seen(event: Event) -> None:
             if isinstance(event, JobStarted):
@@ -184,6 +190,7 @@ def test_a_finished_job_frees_its_slot_before_its_status_is_durable() -> None:
         bus.subscribe(seen)
 
         async def durable() -> bool:
+            durable_calls.append(loop.time())
             await asyncio.sleep(5.0)  # a slow history
             return True
 
@@ -201,6 +208,7 @@ def test_a_finished_job_frees_its_slot_before_its_status_is_durable() -> None:
             wall=loop.time,
         )
         await scheduler.run()
+        assert durable_calls == [1.0]  # a's, once it ended
         return {**started, "a durable": durable_at["a"]}
 
     times = run_virtual(main)
