@@ -217,5 +217,18 @@ def test_a_finished_job_frees_its_slot_before_its_status_is_durable() -> None:
     assert times["c"] >= times["a durable"]
 
 
+def test_a_stop_handle_future_is_done_once_a_stop_is_requested() -> None:
+    async def go() -> tuple[bool, bool, bool]:
+        handle = StopHandle()
+        before = handle.requested_future()
+        cancelled = handle.requested_future()
+        cancelled.cancel()  # an attempt that ended lets go of its future
+        waiting = not before.done()
+        handle.request("budget exceeded", JobStatus.FAILED, None)
+        return waiting, before.done(), handle.requested_future().done()
+
+    assert asyncio.run(go()) == (True, True, True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))

@@ -120,6 +120,7 @@ class StopHandle:
         self.hard = False
         self._event = asyncio.Event()
         self._on_hard: list[Callable[[], None]] = []
+        self._futures: list[asyncio.Future[None]] = []
 
     def request(
         self, reason: str, status: JobStatus, error_kind: ErrorKind | None, *, hard: bool = False
@@ -133,6 +134,10 @@ class StopHandle:
             for kill in self._on_hard:
                 kill()
         self._event.set()
+        futures, self._futures = self._futures, []
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
 
     def on_hard(self, kill: Callable[[], None]) -> None:
         """Call `kill` when a hard stop is requested (now, if it already was)."""
@@ -146,6 +151,16 @@ class StopHandle:
 
     async def wait(self) -> None:
         await self._event.wait()
+
+    def requested_future(self) -> asyncio.Future[None]:
+        """A future done once a stop is requested (at once if it was): what an executor
+        waits on next to its process without a task per attempt around `wait()`."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._event.is_set():
+            future.set_result(None)
+        else:
+            self._futures.append(future)
+        return future
 
 
 @runtime_checkable

@@ -219,7 +219,7 @@ class LocalExecutor:
     ) -> StopReason | None:
         """Wait for the child while enforcing timeout, idle timeout, lingering and stop
         requests; the reason it was stopped, if it was."""
-        stop_wait = asyncio.ensure_future(stop.wait())
+        stop_wait = stop.requested_future()
         # an agent that printed its result starts the linger clock: look again then (only
         # a parser reports a result: a plain command needs no such waiter)
         result_wait: asyncio.Future[Any] | None = None
