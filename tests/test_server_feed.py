@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -58,6 +59,16 @@ def piped(hub: EventHub) -> object:
     return listen
 
 
+def fed_hub(store: SqlHistory, **options: Any) -> tuple[EventHub, StoreWriter]:
+    """A hub fed by a writer through the feed's encoding, the run already started; the
+    writer writes only when told to (flush_now)."""
+    hub = EventHub(store, poll_s=0.01, **options)
+    writer = StoreWriter(store, window_s=60.0)
+    writer.listen(piped(hub))  # type: ignore[arg-type]
+    writer(started())
+    return hub, writer
+
+
 async def take(stream: AsyncIterator[Out], count: int) -> list[dict[str, object]]:
     frames = []
     async with asyncio.timeout(10):
@@ -98,10 +109,7 @@ async def test_a_client_gets_what_the_history_has_not_written_yet_exactly_once(
     store: SqlHistory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("corral.server.live.WRITE_WAIT_S", 0.2)  # `after` past the end
-    hub = EventHub(store, poll_s=0.01, queue_size=1000)
-    writer = StoreWriter(store, window_s=60.0)  # writes only when told to (flush_now)
-    writer.listen(piped(hub))  # type: ignore[arg-type]
-    writer(started())
+    hub, writer = fed_hub(store, queue_size=1000)  # writes only when told to (flush_now)
     for n in range(1, 6):
         writer(said(n))
     assert writer.flush_now()  # seqs 1-6 written
@@ -130,10 +138,7 @@ async def test_a_client_gets_what_the_history_has_not_written_yet_exactly_once(
 async def test_frames_come_in_batches_of_those_ready_at_once_each_once_in_order(
     store: SqlHistory,
 ) -> None:
-    hub = EventHub(store, poll_s=0.01, queue_size=1000)
-    writer = StoreWriter(store, window_s=60.0)
-    writer.listen(piped(hub))  # type: ignore[arg-type]
-    writer(started())
+    hub, writer = fed_hub(store, queue_size=1000)
     for n in range(1, 30):
         writer(said(n))
     assert writer.flush_now()  # 1-30 written
@@ -157,10 +162,7 @@ async def test_frames_come_in_batches_of_those_ready_at_once_each_once_in_order(
 async def test_a_hole_in_the_queue_is_filled_from_the_hub_before_the_history_has_it(
     store: SqlHistory,
 ) -> None:
-    hub = EventHub(store, poll_s=0.01, queue_size=1000)
-    writer = StoreWriter(store, window_s=60.0)
-    writer.listen(piped(hub))  # type: ignore[arg-type]
-    writer(started())
+    hub, writer = fed_hub(store, queue_size=1000)
     assert writer.flush_now()
     stream = await open_stream(hub, RUN, None, 15.0)
     first = await anext(stream)  # the replay; subscribed before it
@@ -238,10 +240,7 @@ async def test_a_batch_window_sends_what_came_in_it_once_in_order_one_batch_for_
 ) -> None:
     from corral.server.events import _message
 
-    hub = EventHub(store, poll_s=0.01, queue_size=1000, batch_window_s=0.05)
-    writer = StoreWriter(store, window_s=60.0)
-    writer.listen(piped(hub))  # type: ignore[arg-type]
-    writer(started())
+    hub, writer = fed_hub(store, queue_size=1000, batch_window_s=0.05)
     assert writer.flush_now()
     one = await open_batches(hub, RUN, "1", 15.0, window=True)
     two = await open_batches(hub, RUN, "1", 15.0, window=True)
@@ -283,10 +282,7 @@ async def test_a_batch_window_sends_what_came_in_it_once_in_order_one_batch_for_
 async def test_frames_waiting_in_the_window_count_against_the_client_queue(
     store: SqlHistory,
 ) -> None:
-    hub = EventHub(store, poll_s=0.01, queue_size=5, batch_window_s=0.05)
-    writer = StoreWriter(store, window_s=60.0)
-    writer.listen(piped(hub))  # type: ignore[arg-type]
-    writer(started())
+    hub, writer = fed_hub(store, queue_size=5, batch_window_s=0.05)
     assert writer.flush_now()
     fits = await open_batches(hub, RUN, "1", 15.0, window=True)
     hub._flushed_at = time.monotonic() + 60  # a window that lasts: what comes waits in it
@@ -314,10 +310,7 @@ async def test_frames_waiting_in_the_window_count_against_the_client_queue(
 async def test_a_closing_hub_sends_what_waits_in_the_window_before_the_reconnect(
     store: SqlHistory,
 ) -> None:
-    hub = EventHub(store, poll_s=0.01, queue_size=1000, batch_window_s=30.0)
-    writer = StoreWriter(store, window_s=60.0)
-    writer.listen(piped(hub))  # type: ignore[arg-type]
-    writer(started())
+    hub, writer = fed_hub(store, queue_size=1000, batch_window_s=30.0)
     assert writer.flush_now()
     stream = await open_batches(hub, RUN, "1", 15.0, window=True)
     for n in range(1, 4):
