@@ -182,3 +182,109 @@ def test_a_command_with_a_current_cache_never_imports_importlib_metadata(
         assert done.returncode == 0 and done.stdout, done.stderr
         seen.append(done.stderr.strip().splitlines()[-1])
     assert seen == ["True", "False"]  # the first one wrote the cache
+
+
+class _Found:
+    """What `plugins.installed()` gives, with `pydantic` entries or not."""
+
+    def __init__(self, pydantic: list[str]) -> None:
+        self.pydantic = pydantic
+
+    def select(self, *, group: str) -> list[entrycache.Entry]:
+        names = self.pydantic if group == plugins.PYDANTIC else []
+        return [entrycache.Entry(n, f"{n}:plugin", group) for n in names]
+
+
+def _loader(**changes: object) -> object:
+    """A stand-in for `pydantic.plugin._loader` as pydantic 2.x has it, or changed."""
+    import types
+
+    module = types.ModuleType("pydantic.plugin._loader")
+    state: dict[str, object] = {
+        "PYDANTIC_ENTRY_POINT_GROUP": "pydantic",
+        "get_plugins": lambda: (),
+        "_loading_plugins": False,
+        "_plugins": None,
+        **changes,
+    }
+    for name, value in state.items():
+        if value is not _Found:  # _Found marks an attribute the changed loader lacks
+            setattr(module, name, value)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("entries", "changes", "seeded"),
+    [
+        ([], {}, True),  # no pydantic plugin: its scan is skipped
+        (["user"], {}, False),  # a user's pydantic plugin: pydantic loads it itself
+        ([], {"_plugins": _Found}, False),  # an upgraded loader without the cache
+        ([], {"PYDANTIC_ENTRY_POINT_GROUP": "pydantic2"}, False),  # another group
+        ([], {"get_plugins": None}, False),
+        ([], {"_loading_plugins": _Found}, False),
+        ([], {"_plugins": {"x": object()}}, False),  # loaded already: untouched
+    ],
+)
+def test_pydantics_plugin_scan_is_skipped_only_when_safe(
+    monkeypatch: pytest.MonkeyPatch, entries: list[str], changes: dict[str, object], seeded: bool
+) -> None:
+    import pydantic.plugin
+
+    fake = _loader(**changes)
+    before = getattr(fake, "_plugins", "absent")
+    monkeypatch.setattr(pydantic.plugin, "_loader", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "pydantic.plugin._loader", fake)
+    monkeypatch.setattr(plugins, "installed", lambda: _Found(entries))
+    assert plugins.skip_pydantic_plugin_scan() is seeded
+    assert getattr(fake, "_plugins", "absent") == ({} if seeded else before)
+
+
+def test_corrals_models_skip_pydantics_scan_but_a_users_pydantic_plugin_still_loads(
+    tmp_path: Path,
+) -> None:
+    code = textwrap.dedent(
+        """
+        import sys, importlib.metadata as md
+        scans = []
+        real = md.entry_points
+        md.entry_points = lambda **kw: scans.append(kw) or real(**kw)
+        import corral.config.schema
+        corral.config.schema.FlowSpec.model_validate({"jobs": {"a": {"run": "true"}}})
+        import pydantic.plugin._loader as loader
+        print(sorted(loader._plugins), scans, file=sys.stderr)
+        """
+    )
+    site = tmp_path / "site"
+    (site / "demo_pydantic_plugin.py").parent.mkdir(parents=True)
+    (site / "demo_pydantic_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            class Plugin:
+                def new_schema_validator(self, schema, *args, **kwargs):
+                    print("plugin called", file=sys.stderr)
+                    return None, None, None
+            plugin = Plugin()
+            """
+        )
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+
+    def run(extra: str = "") -> list[str]:
+        path = os.pathsep.join(filter(None, [extra, env.get("PYTHONPATH", "")]))
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "PYTHONPATH": path},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stderr.strip().splitlines()
+
+    run()  # writes the cache
+    assert run() == ["[] []"]  # no plugin, no scan by pydantic (nor by corral's cache)
+    plugin(site, "demo", "[pydantic]\ndemo = demo_pydantic_plugin:plugin\n")
+    lines = run(str(site))
+    assert "plugin called" in lines  # pydantic found and used the user's plugin
+    assert lines[-1].startswith("['demo_pydantic_plugin:plugin'] [")

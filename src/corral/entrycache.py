@@ -1,4 +1,4 @@
-"""The installed `corral.*` entry points, remembered between commands.
+"""The installed `corral.*` (and `pydantic`) entry points, remembered between commands.
 
 Finding them costs every command 30-40 ms: importing `importlib.metadata` (it pulls in
 `email`, `zipfile`, `csv` and `inspect`) and reading the metadata of every installed
@@ -37,8 +37,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-FORMAT = 1
-PREFIX = "corral."  # the groups kept; any other group is read from the metadata
+FORMAT = 2  # 2: the `pydantic` group is kept too
+PREFIX = "corral."  # the groups kept, with OTHERS; any other group is read from the metadata
+# pydantic's plugins: knowing there are none lets corral's models skip pydantic's own scan
+# of every package's metadata (`plugins.skip_pydantic_plugin_scan`)
+OTHERS = ("pydantic",)
 _METADATA = (".dist-info", ".egg-info")
 # what `importlib.metadata.EntryPoint.load` reads the simple way; anything else (extras,
 # odd spacing) is loaded by `importlib.metadata` itself, so its errors stay its own
@@ -80,7 +83,7 @@ class Installed:
             self._groups.setdefault(entry.group, []).append(entry)
 
     def select(self, *, group: str) -> Iterable[Entry | EntryPoint]:
-        if not group.startswith(PREFIX):
+        if not _kept(group):
             from importlib.metadata import entry_points
 
             return entry_points().select(group=group)
@@ -147,8 +150,12 @@ def _scan() -> list[Entry]:
     from importlib.metadata import entry_points
 
     found = entry_points()  # its type differs between Python versions; both have these
-    groups = sorted(g for g in found.groups if g.startswith(PREFIX))
+    groups = sorted(g for g in found.groups if _kept(g))
     return [Entry(ep.name, ep.value, g) for g in groups for ep in found.select(group=g)]
+
+
+def _kept(group: str) -> bool:
+    return group.startswith(PREFIX) or group in OTHERS
 
 
 def _private(path: str, mode: int) -> bool:

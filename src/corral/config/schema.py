@@ -21,6 +21,7 @@ from pydantic import (
 
 from corral.durations import parse_duration
 from corral.models import BudgetAction, BudgetLimits
+from corral.plugins import skip_pydantic_plugin_scan
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # a job's name is a folder name under its run's logs: file systems hold 255 bytes at most
@@ -111,6 +112,9 @@ PathList = Annotated[
     BeforeValidator(_one_or_list),
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
 ]
+
+
+skip_pydantic_plugin_scan()  # before the first model is built
 
 
 class _Strict(BaseModel):
