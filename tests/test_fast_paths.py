@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -495,3 +496,56 @@ def test_plain_lines_of_parts_are_the_ones_rich_lays_out() -> None:
     parts = ["run 1 failed in 3.2s", "", "1.2k in", "~$0.13", "logs: /a/東京/b", "x" * 50]
     for width in range(1, 90):
         assert joined_lines(parts, width) == [t.plain for t in join_to_width(parts, width)]
+
+
+def test_the_supervisor_starts_without_orjson_dataclasses_or_pathlib() -> None:
+    # a run's supervisor is a second Python that starts before the first job: it imports
+    # only what it needs (the standard library's json writes its lines)
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['supervisor']\n"
+        "import corral.execute.supervisor\n"
+        "heavy = ('orjson', 'dataclasses', 'inspect', 'pathlib', 'uuid', 'datetime')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"op": "ready", "pid": 123},
+        {"op": "started", "key": "job#1", "pid": 2**31 - 1},
+        {"op": "failed", "key": "wïde名前#2", "message": 'not found: "a\\b"\t\x00\x1f\x7f'},
+        {"e": "start", "key": "j#1", "pid": 7, "at": 1764787574.1234567},
+        {"e": "exit", "key": "j#1", "pid": 7, "code": None, "signal": 9, "at": 0.1},
+        {"op": "exit", "code": 0, "signal": None, "at": 1764787574.0, "recorded": True},
+        {"sizes": [0, None, 2**53], "group": False, "disk_full": False, "x": -1.5},
+        {"emoji": "🐄\u2028\u2029\ufeff", "nested": {"a": [1, "b", {"c": []}]}},
+    ],
+)
+def test_the_supervisors_lines_are_the_bytes_orjson_writes(message: dict[str, object]) -> None:
+    import orjson
+
+    from corral.execute.supervisor import _line
+
+    assert _line(message) == orjson.dumps(message) + b"\n"
+    assert orjson.loads(_line(message)) == message
+
+
+def test_the_supervisors_times_are_written_as_orjson_writes_them() -> None:
+    # the only floats it writes are times since the epoch (`at`): never in exponent form,
+    # where the two differ (Python's 1e-07, orjson's 1e-7)
+    import random
+
+    import orjson
+
+    from corral.execute.supervisor import _line
+
+    draw = random.Random(14)
+    times = [time.time(), 0.0, 1.0, 4102444800.0] + [draw.uniform(0, 4.2e9) for _ in range(5000)]
+    for at in times:
+        assert _line({"at": at}) == orjson.dumps({"at": at}) + b"\n", at

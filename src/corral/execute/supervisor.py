@@ -15,8 +15,13 @@ keeps its jobs running (`on_orphan: adopt`) or stops them (`kill`), records how 
 ended, stops what they left behind and exits once no job is left. It holds an exclusive
 lock on `supervisor.lock` for its whole life, so anyone can tell whether it still runs.
 
-Messages are JSON lines. corral -> supervisor: `spawn` (key, argv, env, cwd, out, err;
-the folder of `out` is created here, so corral's event loop makes no directory per job),
+Messages are JSON lines, compact and UTF-8, byte for byte what orjson writes (the
+supervisor uses the standard library's `json`: it starts before every run's first job,
+and orjson's import costs it twice as much, with dataclasses, inspect, uuid and
+datetime; `pathlib` is not imported either).
+
+corral -> supervisor: `spawn` (key, argv, env, cwd, out, err; the folder of `out` is
+created here, so corral's event loop makes no directory per job),
 `term_orphans`, `sweep` (grace). supervisor -> corral: `ready`, `started` (key, pid),
 `failed` (key, message), `exit` (key, pid, code, signal, ended_at, and what corral would
 otherwise ask the kernel itself once the job ended: `sizes`, the bytes in its two logs;
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import selectors
 import signal
@@ -34,13 +40,13 @@ import socket
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from corral.execute import reaper
 from corral.execute.spawning import SpawnError, resolve, spawn_message
+
+if TYPE_CHECKING:
+    from pathlib import Path  # not imported at run time: the supervisor starts faster
 
 RECORDS = "supervisor.jsonl"
 LOCK = "supervisor.lock"
@@ -60,14 +66,15 @@ _DEFAULT_SIGNALS = (
 class Supervisor:
     """The supervisor's state and loop (see the module docstring)."""
 
-    def __init__(self, root: Path, on_orphan: str, grace: float, sock: socket.socket) -> None:
+    def __init__(self, root: str | Path, on_orphan: str, grace: float, sock: socket.socket) -> None:
         self.root = root
         self.on_orphan = on_orphan
         self.grace = grace
         self.sock: socket.socket | None = sock
         self.jobs: dict[int, str] = {}  # leader pid -> key
         self.logs: dict[int, tuple[str, str]] = {}  # leader pid -> its stdout, stderr logs
-        self.records = os.open(root / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        records = os.path.join(root, RECORDS)
+        self.records = os.open(records, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.buffer = b""
         self.orphans_termed_at: float | None = None
         self.orphan_kill = False  # jobs are being stopped because corral went away
@@ -87,7 +94,7 @@ class Supervisor:
     def _record(self, entries: list[dict[str, Any]], durable: bool) -> bool:
         """Append `entries` (fsynced when `durable`); False when the disk refused them
         (full): corral still hears of the exits, only a resume would miss them."""
-        data = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
+        data = b"".join(_line(entry) for entry in entries)
         view = memoryview(data)
         try:
             with self.record_lock:  # whole lines, never interleaved
@@ -109,7 +116,7 @@ class Supervisor:
             if self.sock is None:
                 return True
             try:
-                self.sock.sendall(orjson.dumps(message) + b"\n")
+                self.sock.sendall(_line(message))
             except OSError:
                 return False
         return True
@@ -128,7 +135,7 @@ class Supervisor:
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
-            message = orjson.loads(line)
+            message = json.loads(line)
             operation = message["op"]
             if operation == "spawn":
                 self._spawn(message)
@@ -323,6 +330,13 @@ class Supervisor:
         reaper.sweep(self.grace)
 
 
+def _line(message: dict[str, Any]) -> bytes:
+    """`message` as one JSON line: the bytes `orjson.dumps(message) + b"\\n"` gives for
+    what the supervisor writes (its only floats are times since the epoch, which neither
+    writes in exponent form; tests/test_fast_paths.py)."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 def _log_folder(folder: str) -> None:
     """Create a job's log folder (0700), its parents too when missing."""
     try:
@@ -354,12 +368,12 @@ def disk_full(folder: str | Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    root, on_orphan, grace, fd = Path(argv[0]), argv[1], float(argv[2]), int(argv[3])
+    root, on_orphan, grace, fd = argv[0], argv[1], float(argv[2]), int(argv[3])
     os.chdir("/")  # never pin a directory a user may want to unmount
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)  # the terminal's signals are for corral
     reaper.become_subreaper()
-    lock = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = os.open(os.path.join(root, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     os.ftruncate(lock, 0)
     os.write(lock, f"{os.getpid()}\n".encode())
