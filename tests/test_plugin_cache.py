@@ -288,3 +288,73 @@ def test_corrals_models_skip_pydantics_scan_but_a_users_pydantic_plugin_still_lo
     lines = run(str(site))
     assert "plugin called" in lines  # pydantic found and used the user's plugin
     assert lines[-1].startswith("['demo_pydantic_plugin:plugin'] [")
+
+
+def _loader_is_known() -> bool:
+    import zlib
+
+    import pydantic.plugin
+
+    source = (Path(next(iter(pydantic.plugin.__path__))) / "_loader.py").read_bytes()
+    return (len(source), zlib.crc32(source)) in plugins.KNOWN_LOADERS
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_a_known_pydantic_loader_is_stood_in_for_and_any_other_imported(
+    monkeypatch: pytest.MonkeyPatch, known: bool
+) -> None:
+    import pydantic
+    import pydantic.plugin
+    import pydantic.plugin._loader as real
+
+    if known and not _loader_is_known():
+        pytest.skip("this pydantic's plugin loader is not one corral knows: it is imported")
+    monkeypatch.delitem(sys.modules, plugins._LOADER)  # restored afterwards
+    monkeypatch.setattr(pydantic.plugin, "_loader", real)
+    if not known:
+        monkeypatch.setattr(plugins, "KNOWN_LOADERS", frozenset())
+    assert plugins._stand_in_loader() is known
+    if not known:
+        assert plugins._LOADER not in sys.modules  # left to the real import
+        return
+    stand_in = sys.modules[plugins._LOADER]
+    assert stand_in is not real and pydantic.plugin._loader is stand_in
+    assert not stand_in.get_plugins() and stand_in._plugins == {}
+    assert stand_in.PYDANTIC_ENTRY_POINT_GROUP == real.PYDANTIC_ENTRY_POINT_GROUP
+
+    class Model(pydantic.BaseModel):  # built through the stand-in
+        x: int
+
+    assert Model.model_validate({"x": "3"}).x == 3
+    with pytest.raises(pydantic.ValidationError):
+        Model.model_validate({"x": "three"})
+
+
+def test_exec_never_imports_importlib_metadata_with_a_known_pydantic(tmp_path: Path) -> None:
+    if not _loader_is_known():
+        pytest.skip("this pydantic's plugin loader is not one corral knows: it is imported")
+    code = textwrap.dedent(
+        """
+        import sys
+        from corral.cli.main import main
+        try:
+            main(sys.argv[1:])
+        except SystemExit:
+            pass
+        print("importlib.metadata" in sys.modules, file=sys.stderr)
+        """
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    seen = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", code, "exec", "-q", "--", "true"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        seen.append(done.stderr.strip().splitlines()[-1])
+    assert seen == ["True", "False"]  # the first one wrote corral's cache

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
+import sys
+import types
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -121,21 +125,32 @@ def callable_check(value: object) -> str | None:
 
 
 PYDANTIC = "pydantic"  # pydantic's own plugin group
+_LOADER = "pydantic.plugin._loader"
+# pydantic/plugin/_loader.py (size, crc32) of the releases whose `get_plugins` is known to
+# return nothing when no package registers a `pydantic` entry point: 2.13.4, 2.14.4. Any
+# other file is imported as it is (its module-level `importlib.metadata` import included)
+KNOWN_LOADERS = frozenset({(2213, 0x62082349), (2115, 0x5E3346DA)})
 
 
 def skip_pydantic_plugin_scan() -> bool:
-    """Tell pydantic, when no package registers a pydantic plugin, that it has none, so the
-    first model corral builds does not scan every installed package's metadata for them
-    (~26 ms of every command that validates a flow). True when done.
+    """Tell pydantic, when no package registers a pydantic plugin, that it has none, so
+    corral's first model neither imports `importlib.metadata` (~25 ms: email, zipfile,
+    csv) nor reads every installed package's entry points for pydantic's plugins. True
+    when done.
 
     Only this process is affected (no environment variable reaches the jobs), and only
-    when the entry points (`installed()`, from corral's cache) hold no `pydantic` group: a
-    user's pydantic plugin is then found and loaded by pydantic itself, as before. The
-    state seeded is pydantic's own cache of its plugins (`pydantic.plugin._loader`); a
-    pydantic whose loader no longer looks as expected is left alone (its own scan runs).
+    when the entry points (`installed()`, corral's cache) hold no `pydantic` group: a
+    user's pydantic plugin is then found and loaded by pydantic itself, as before.
+    - pydantic's loader not imported yet, and its file one of KNOWN_LOADERS: a stand-in
+      module takes its place, with the state the real one reaches after finding no
+      plugin (`_plugins` empty; `get_plugins()` returns nothing);
+    - otherwise pydantic's own cache of its plugins is seeded empty when its loader
+      still looks as expected; a loader that does not is left to its own scan.
     """
     if any(True for _ in installed().select(group=PYDANTIC)):
         return False
+    if _LOADER not in sys.modules and _stand_in_loader():
+        return True
     try:
         from pydantic.plugin import _loader
     except ImportError:
@@ -150,3 +165,35 @@ def skip_pydantic_plugin_scan() -> bool:
         return False
     _loader._plugins = {}
     return True
+
+
+def _stand_in_loader() -> bool:
+    """Put a stand-in for pydantic's plugin loader in place when its file is a known one."""
+    try:
+        import pydantic.plugin
+
+        path = os.path.join(next(iter(pydantic.plugin.__path__)), "_loader.py")
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except (ImportError, OSError, StopIteration):
+        return False
+    if (len(source), zlib.crc32(source)) not in KNOWN_LOADERS:
+        return False
+    module = types.ModuleType(_LOADER, "pydantic's plugin loader: no plugin installed (corral)")
+    module.__file__ = path
+    state = {  # the real module's names, as they are after a scan that found no plugin
+        "PYDANTIC_ENTRY_POINT_GROUP": PYDANTIC,
+        "_plugins": {},
+        "_loading_plugins": False,
+        "get_plugins": _no_plugins,
+    }
+    for name, value in state.items():
+        setattr(module, name, value)
+    sys.modules[_LOADER] = module
+    pydantic.plugin._loader = module  # as an import sets it
+    return True
+
+
+def _no_plugins() -> Iterable[Any]:
+    """`get_plugins()` with no plugin installed."""
+    return ()
