@@ -348,3 +348,70 @@ async def test_the_follower_probes_often_only_while_a_run_is_followed_from_the_h
     assert await hub._nap(0.001) is False
     hub.poke()
     assert await hub._nap(30.0) is True
+
+
+async def test_a_burst_of_events_goes_in_one_write_after_the_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_fd, write_fd = os.pipe()
+    writes: list[int] = []
+    write = os.write
+
+    def counted(fd: int, data: bytes) -> int:
+        if fd == write_fd:
+            writes.append(data.count(b"\n"))
+        return write(fd, data)
+
+    monkeypatch.setattr("corral.server.feed.os.write", counted)
+    sender = FeedSender(write_fd, window_s=0.05)
+    got: list[dict[str, Any]] = []
+    reading = asyncio.ensure_future(read_feed(read_fd, got.append))
+    for n in range(100):  # one loop pass: the first at once, the rest when the window ends
+        sender(RUN, n + 1, 1.0, said(n))
+    assert writes == [1]
+    async with asyncio.timeout(10):
+        while len(got) < 100:  # noqa: ASYNC110  # the reader fills a plain list
+            await asyncio.sleep(0.01)
+    assert writes == [1, 99]
+    sender(RUN, 101, 1.0, said(100))  # after the window: at once again
+    sender(RUN, 102, 1.0, said(101))  # in the window it opened: held
+    assert writes == [1, 99, 1]
+    sender.finish()  # the run is over: what the window holds goes now, and the feed ends
+    assert writes == [1, 99, 1, 1] and not sender.open
+    async with asyncio.timeout(10):
+        await reading
+    assert [line["seq"] for line in got] == list(range(1, 103))
+
+
+async def test_the_reader_splits_what_it_reads_and_drops_a_torn_last_line() -> None:
+    read_fd, write_fd = os.pipe()
+    got: list[dict[str, Any]] = []
+    reading = asyncio.ensure_future(read_feed(read_fd, got.append))
+    big = AssistantText(job="a", attempt=1, text="x" * 600_000)  # longer than a read
+    whole = encode(RUN, 1, 1.0, said(1)) + encode(RUN, 2, 1.0, big) + encode(RUN, 3, 1.0, said(3))
+    torn = encode(RUN, 4, 1.0, said(4))[:-7]  # the worker died mid-write
+
+    def worker() -> None:  # a blocking writer, in pieces, then dead mid-line
+        with os.fdopen(write_fd, "wb", buffering=0) as pipe:
+            for at in range(0, len(whole), 100_000):
+                pipe.write(whole[at : at + 100_000])
+            pipe.write(torn)
+
+    await asyncio.to_thread(worker)
+    async with asyncio.timeout(10):
+        await reading
+    assert [line["seq"] for line in got] == [1, 2, 3]
+    assert got[1]["event"]["text"] == big.text
+
+
+async def test_a_line_over_the_limit_ends_the_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("corral.server.feed.MAX_LINE", 1000)
+    read_fd, write_fd = os.pipe()
+    got: list[dict[str, Any]] = []
+    reading = asyncio.ensure_future(read_feed(read_fd, got.append))
+    sender = FeedSender(write_fd)
+    sender(RUN, 1, 1.0, AssistantText(job="a", attempt=1, text="x" * 5000))
+    async with asyncio.timeout(10):
+        await reading  # ended by the reader, the sender's pipe still open
+    sender.close()
+    assert got == []

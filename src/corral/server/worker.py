@@ -26,7 +26,8 @@ import orjson
 from corral.errors import CorralError
 
 if TYPE_CHECKING:
-    from corral.app.run import RunOptions
+    from corral.app.run import RunControl, RunOptions
+    from corral.server.feed import FeedSender
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,21 @@ async def run(order: WorkOrder) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, control.cancel, "cancelled through the server")
-    base_dir = Path(order.base_dir)
     listeners = []
     if order.live_fd is not None:
         from corral.server.feed import FeedSender
 
-        listeners.append(FeedSender(order.live_fd))
+        sender = FeedSender(order.live_fd)
+        listeners.append(sender)
+        try:
+            return await _run(order, control, listeners)
+        finally:
+            sender.finish()  # the run's last events, held by the feed's window
+    return await _run(order, control, listeners)
+
+
+async def _run(order: WorkOrder, control: RunControl, listeners: list[FeedSender]) -> int:
+    base_dir = Path(order.base_dir)
     options = order.options()
     if order.resume is not None:
         from corral.app.resume import resume_run
