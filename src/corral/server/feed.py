@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from corral.events.codec import event_to_dict
 from corral.events.types import Event
+from corral.store.apply import payload_of
 
 MAX_BACKLOG = 8 * 1024 * 1024  # bytes the server may fall behind before the feed ends
 MAX_LINE = 64 * 1024 * 1024  # a longer event ends the feed (the hub reads it from the history)
@@ -40,15 +40,10 @@ READ_BYTES = 256 * 1024  # the server reads up to this much of the pipe at once
 
 
 def encode(run_id: str, seq: int, ts: float, event: Event) -> bytes:
-    """One event as a feed line."""
-    body = {
-        "run_id": run_id,
-        "seq": seq,
-        "ts": ts,
-        "type": type(event).__name__,
-        "event": event_to_dict(event),
-    }
-    return orjson.dumps(body, default=str) + b"\n"
+    """One event as a feed line: its number and its JSON as the history stores it
+    (`payload_of`: orjson from the dataclass, not `event_to_dict`'s dict)."""
+    head = orjson.dumps({"run_id": run_id, "seq": seq, "ts": ts, "type": type(event).__name__})
+    return b'%s,"event":%s}\n' % (head[:-1], payload_of(event).encode())
 
 
 class FeedSender:
