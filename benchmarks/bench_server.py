@@ -13,7 +13,9 @@ RSS < 200 MB, run slowed < 5 %. Every client must receive every event exactly on
 order. Also reported: frames per message; the server's CPU to start (until it listens)
 and the clients' CPU following (after their start); the run's time from its submission
 (or the command's launch, without a server) to its recorded end, which counts the
-server's flow check and its worker's start, as `corral run`'s own start without one.
+server's flow check and its worker's start, as `corral run`'s own start without one;
+and the run's CPU: its worker's and its jobs' (the server's reaped children), against
+`corral run`'s and its jobs' without a server (what the run pays for being served).
 
     python benchmarks/bench_server.py --against /tmp/main/src   # main's server too, same rounds
     python benchmarks/bench_server.py --serve-arg=--batch-window=0
@@ -77,19 +79,26 @@ def recorded(directory: Path, run_id: str | None = None) -> tuple[str, float, fl
         history.close()
 
 
-def baseline(work: Path, jobs: int) -> tuple[float, float]:
-    """The run with no server: its recorded wall time (end - start), and the time from
-    the command's launch to the recorded end."""
+def baseline(work: Path, jobs: int) -> tuple[float, float, float]:
+    """The run with no server: its recorded wall time (end - start), the time from the
+    command's launch to the recorded end, and its CPU (the command's and its jobs')."""
     folder = Path(tempfile.mkdtemp(dir=work))
     # its own history: a `.corral` above the temporary folder would be taken otherwise
     (folder / ".corral").mkdir()
     (folder / "flow.yaml").write_text(flow_text(jobs))
     launched = time.time()
+    before = _children_cpu()
     subprocess.run(
         [*CORRAL, "run", "flow.yaml", "-q"], cwd=folder, check=True, stdout=subprocess.DEVNULL
     )
+    used = _children_cpu() - before
     _, started, ended = recorded(folder)
-    return ended - started, ended - launched
+    return ended - started, ended - launched, used
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def start_server(folder: Path, serve_args: list[str]) -> tuple[psutil.Popen, str]:
@@ -287,6 +296,7 @@ class Round:
     run_s: float = 0.0  # recorded: from the run's start (when the server made its id)
     asked_at: float = 0.0  # when it was submitted
     asked_s: float = 0.0  # from its submission to its recorded end
+    run_cpu: float = 0.0  # the run's worker and its jobs (the server's reaped children)
 
 
 def followed(url: str, clients: int, jobs: int, light: bool, batch: bool) -> Round:
@@ -342,8 +352,12 @@ def with_server(
     watcher.start()
     try:
         got = followed(url, clients, jobs, light, batch)
+        deadline = time.monotonic() + 30
+        while proc.children() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the run's worker, until the server reaped it
         used = proc.cpu_times()  # the server's own CPU (its run workers are children)
         got.server_cpu = used.user + used.system
+        got.run_cpu = used.children_user + used.children_system
     finally:
         stop.set()
         watcher.join()
@@ -397,14 +411,16 @@ def main() -> int:
     trees = {"this tree": None, **({f"{args.against}": args.against} if args.against else {})}
     alone_times: list[float] = []
     alone_asked: list[float] = []
+    alone_cpu: list[float] = []
     rounds: dict[str, list[Round]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # alternated, so that the machine's load falls on all alike; medians reported
         for _ in range(args.rounds):
-            alone_s, asked_s = baseline(work, jobs)
+            alone_s, asked_s, cpu_s = baseline(work, jobs)
             alone_times.append(alone_s)
             alone_asked.append(asked_s)
+            alone_cpu.append(cpu_s)
             for name, src in trees.items():
                 with source(src):
                     got = with_server(work, jobs, clients, light, batch, args.serve_arg)
@@ -413,6 +429,7 @@ def main() -> int:
                 rounds[name].append(got)
     alone = statistics.median(alone_times)
     alone_from_launch = statistics.median(alone_asked)
+    alone_used = statistics.median(alone_cpu)
     for name, measured in rounds.items():
         lags = [lag for got in measured for lag in got.lags]
         cuts = statistics.quantiles(lags, n=100)
@@ -435,6 +452,8 @@ def main() -> int:
             f"run {served:.2f}s vs {alone:.2f}s without a server ({slowed:+.1f} %, target < 5 %;"
             f" from the submission, or the command's launch, to the end: {asked:.2f}s vs "
             f"{alone_from_launch:.2f}s, {(asked / alone_from_launch - 1) * 100:+.1f} %;"
+            f" the run's CPU, its worker's and jobs': {median(measured, 'run_cpu'):.2f}s vs "
+            f"{alone_used:.2f}s, {(median(measured, 'run_cpu') / alone_used - 1) * 100:+.1f} %;"
             f" medians of {args.rounds} alternated rounds; load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
         )
