@@ -152,10 +152,9 @@ def test_an_unwritable_cache_folder_only_costs_the_scan(
     assert groups(entrycache.installed()) == groups(entry_points())
 
 
-@pytest.mark.parametrize("args", [["--help"], ["runs"]])
-def test_a_command_with_a_current_cache_never_imports_importlib_metadata(
-    tmp_path: Path, args: list[str]
-) -> None:
+def metadata_imported_twice(folder: Path, args: list[str]) -> list[str]:
+    """Run `corral ARGS` twice in `folder` with a fresh cache; whether each imported
+    `importlib.metadata` (the first run writes corral's cache, the second reads it)."""
     code = textwrap.dedent(
         """
         import sys
@@ -167,13 +166,12 @@ def test_a_command_with_a_current_cache_never_imports_importlib_metadata(
         print("importlib.metadata" in sys.modules, file=sys.stderr)
         """
     )
-    (tmp_path / ".corral").mkdir()  # the project (runs: "No runs recorded")
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "XDG_CACHE_HOME": str(folder / "cache")}
     seen = []
     for _ in range(2):
         done = subprocess.run(
             [sys.executable, "-c", code, *args],
-            cwd=tmp_path,
+            cwd=folder,
             env=env,
             capture_output=True,
             text=True,
@@ -181,7 +179,15 @@ def test_a_command_with_a_current_cache_never_imports_importlib_metadata(
         )
         assert done.returncode == 0 and done.stdout, done.stderr
         seen.append(done.stderr.strip().splitlines()[-1])
-    assert seen == ["True", "False"]  # the first one wrote the cache
+    return seen
+
+
+@pytest.mark.parametrize("args", [["--help"], ["runs"]])
+def test_a_command_with_a_current_cache_never_imports_importlib_metadata(
+    tmp_path: Path, args: list[str]
+) -> None:
+    (tmp_path / ".corral").mkdir()  # the project (runs: "No runs recorded")
+    assert metadata_imported_twice(tmp_path, args) == ["True", "False"]  # the first wrote it
 
 
 class _Found:
@@ -333,28 +339,4 @@ def test_a_known_pydantic_loader_is_stood_in_for_and_any_other_imported(
 def test_exec_never_imports_importlib_metadata_with_a_known_pydantic(tmp_path: Path) -> None:
     if not _loader_is_known():
         pytest.skip("this pydantic's plugin loader is not one corral knows: it is imported")
-    code = textwrap.dedent(
-        """
-        import sys
-        from corral.cli.main import main
-        try:
-            main(sys.argv[1:])
-        except SystemExit:
-            pass
-        print("importlib.metadata" in sys.modules, file=sys.stderr)
-        """
-    )
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    seen = []
-    for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-c", code, "exec", "-q", "--", "true"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        seen.append(done.stderr.strip().splitlines()[-1])
-    assert seen == ["True", "False"]  # the first one wrote corral's cache
+    assert metadata_imported_twice(tmp_path, ["exec", "-q", "--", "true"]) == ["True", "False"]
