@@ -312,6 +312,8 @@ class RunRows:
                 continue
             v = attempts[-1]
             kind = str(ErrorKind(v[10])) if v[10] else None
+            # JobRecord.line()'s final attempt: tool, model, duration_s, exit_code, signal,
+            # error (positions in _ATTEMPT_FIELDS), then the error kind
             final = (v[14], v[15], v[6], v[7], v[8], v[9], kind)
             if len(attempts) == 1:
                 tokens, cost = _total_tokens(v), _attempt_cost(v)
