@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from corral import __version__, plugins
+from corral import __version__, classcache, plugins
 from corral.cli.commands import CommandEntry
 
 
@@ -39,6 +39,8 @@ class LazyGroup(click.Group):
         found = _command(cmd_name)
         if isinstance(found, click.Command):
             return found
+        # the command's modules define ~150 dataclasses: their methods come compiled
+        classcache.install(cmd_name)
         command = getattr(importlib.import_module(found.module), found.attribute)
         if not isinstance(command, click.Command):
             raise plugins.PluginError(f"command '{cmd_name}' ({found.target}) is not a command")
