@@ -77,18 +77,31 @@ def install(command: str) -> _Cache | None:
     """Serve `dataclasses`' compiling from the cache of `command` (the CLI command being
     run) for the rest of the process; None where it cannot be done safely: another hook
     in place already, or a `dataclasses` that does not compile through `exec(source,
-    globals, locals)` (Python 3.11 and 3.12 do, in `_create_fn`)."""
+    globals, locals)`."""
     if _installed or "exec" in vars(dataclasses):
         return None
-    create = getattr(dataclasses, "_create_fn", None)
-    code = getattr(create, "__code__", None)
-    if code is None or "exec" not in code.co_names:
+    if not _compiles_through_exec():
         return None
     cache = _Cache(cache_path(command))
     dataclasses.exec = cache.exec  # type: ignore[attr-defined] # found before the builtin
     atexit.register(cache.save)
     _installed.append(cache)
     return cache
+
+
+def _compiles_through_exec() -> bool:
+    """Whether `dataclasses` makes its methods with `exec(source, globals, locals)`, a
+    global name it looks up in its module first: `_create_fn` in Python 3.11 and 3.12,
+    `_FuncBuilder.add_fns_to_class` in 3.13."""
+    builder = getattr(dataclasses, "_FuncBuilder", None)
+    for maker in (
+        getattr(dataclasses, "_create_fn", None),
+        getattr(builder, "add_fns_to_class", None),
+    ):
+        code = getattr(maker, "__code__", None)
+        if code is not None and "exec" in code.co_names:
+            return True
+    return False
 
 
 def uninstall() -> None:
