@@ -1,6 +1,6 @@
 """`python -m corral` runs the command line."""
 
-from corral.cli.main import main
+from corral.cli.main import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

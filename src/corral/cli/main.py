@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 from typing import NoReturn
 
@@ -82,3 +84,65 @@ def main(argv: list[str] | None = None) -> NoReturn:
     from corral.cli.errors import run_cli
 
     run_cli(cli, sys.argv[1:] if argv is None else argv)
+
+
+def entry() -> NoReturn:
+    """The `corral` console script and `python -m corral`: `main`, then the exit without
+    the interpreter's teardown when it has nothing left to do but free memory (~40 ms of
+    CPU after a short command's last line, a quarter of `corral exec -- true`'s own).
+
+    What the interpreter does at exit that is not freeing memory is done here, in its
+    order: join the threads (none may be left running, or it exits as usual), run the
+    `atexit` functions, flush stdout and stderr. Anything else falls back to the usual
+    exit: a file or socket the command opened and left open (its buffered bytes are
+    written when it is torn down), a profiler or tracer (cProfile, coverage: they write
+    their data after `main`), an exit message instead of a code, a flush that fails.
+    """
+    before = _open_descriptors()
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code
+        if (code is None or isinstance(code, int)) and _left_nothing(before):
+            _exit_now(code or 0)
+        raise
+
+
+def _open_descriptors() -> frozenset[int] | None:
+    """The file descriptors open now (None where they cannot be listed)."""
+    try:
+        listed = os.listdir("/dev/fd")  # the listing's own descriptor is closed again
+    except OSError:
+        return None
+    found = set()
+    for name in listed:
+        with contextlib.suppress(ValueError, OSError):
+            os.fstat(int(name))
+            found.add(int(name))
+    return frozenset(found)
+
+
+def _left_nothing(before: frozenset[int] | None) -> bool:
+    """Whether the interpreter's teardown would only free memory."""
+    import threading
+
+    if sys.flags.inspect or sys.getprofile() is not None or sys.gettrace() is not None:
+        return False
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        return False  # the interpreter would wait for it (threading._shutdown)
+    after = _open_descriptors()
+    return before is not None and after is not None and after <= before
+
+
+def _exit_now(code: int) -> NoReturn:
+    import atexit
+
+    atexit._run_exitfuncs()  # what the interpreter runs first at exit, once
+    atexit._clear()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None  # the interpreter reports it as it does
+    os._exit(code)
