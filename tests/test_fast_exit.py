@@ -6,7 +6,6 @@ would still do (a file left open, a thread running, a profiler) gets the usual e
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
