@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-# a command run through `entry`, with what the teardown would do made visible: an object
-# whose finaliser writes `torn-down` (the teardown ran) and an atexit function that
-# writes `atexit` (it must run either way)
+# a command run as the console script runs it (`main()`), with what the teardown would
+# do made visible: an object whose finaliser writes `torn-down` (the teardown ran) and
+# an atexit function that writes `atexit` (it must run either way)
 _PROBE = textwrap.dedent(
     """
     import atexit, sys, threading, time
@@ -29,27 +29,28 @@ _PROBE = textwrap.dedent(
     witness = Witness()
     atexit.register(lambda: (here / "atexit").write_text(""))
     how = sys.argv[2]
+    import corral.cli.errors as errors
     import corral.cli.main as cli
     if how == "open-file":  # the command opens a file and leaves it open
-        command = cli.main
+        command = errors.run_cli
 
-        def main():
+        def run_cli(*args):
             global kept
             kept = open(here / "kept", "w")
             kept.write("buffered")
-            command()
+            command(*args)
 
-        cli.main = main
+        errors.run_cli = run_cli
     elif how == "thread":
         threading.Thread(target=time.sleep, args=(1.0,)).start()  # outlives the command
     elif how == "message":  # an exit with a message instead of a code
 
-        def main():
+        def run_cli(*args):
             sys.exit("the message")
 
-        cli.main = main
+        errors.run_cli = run_cli
     sys.argv = ["corral", *sys.argv[3:]]
-    cli.entry()
+    cli.main()
     """
 )
 
@@ -146,7 +147,7 @@ def _recorded(folder: Path, argv: list[str]) -> tuple[str, list[tuple[str, str]]
 
 
 def test_the_history_and_logs_are_those_of_the_usual_exit(tmp_path: Path) -> None:
-    fast = [sys.executable, "-m", "corral"]  # entry: the exit without teardown
+    fast = [sys.executable, "-m", "corral"]  # main(): the exit without teardown
     usual = [
         sys.executable,
         "-c",

@@ -1,6 +1,6 @@
 """`python -m corral` runs the command line."""
 
-from corral.cli.main import entry
+from corral.cli.main import main
 
 if __name__ == "__main__":
-    entry()
+    main()

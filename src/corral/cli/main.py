@@ -80,27 +80,27 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point of the `corral` console script."""
+    """Entry point of the `corral` console script (and `python -m corral`, the one-file
+    executable, the zipapp): the command line is `sys.argv`.
+
+    Called so, it exits without the interpreter's teardown when that has nothing left to
+    do but free memory (~40 ms of CPU after a short command's last line, a sixth of
+    `corral exec -- true`'s own). What the interpreter does at exit that is not freeing
+    memory is done here, in its order: join the threads (none may be left running, or it
+    exits as usual), run the `atexit` functions, flush stdout and stderr. Anything else
+    gets the usual exit: a file or socket the command opened and left open (its buffered
+    bytes are written when it is torn down), a profiler or tracer (cProfile, coverage:
+    they write their data after the command), an exit message instead of a code, a
+    flush that fails. With `argv` given (a caller in the same process), it always raises
+    SystemExit.
+    """
     from corral.cli.errors import run_cli
 
-    run_cli(cli, sys.argv[1:] if argv is None else argv)
-
-
-def entry() -> NoReturn:
-    """The `corral` console script and `python -m corral`: `main`, then the exit without
-    the interpreter's teardown when it has nothing left to do but free memory (~40 ms of
-    CPU after a short command's last line, a quarter of `corral exec -- true`'s own).
-
-    What the interpreter does at exit that is not freeing memory is done here, in its
-    order: join the threads (none may be left running, or it exits as usual), run the
-    `atexit` functions, flush stdout and stderr. Anything else falls back to the usual
-    exit: a file or socket the command opened and left open (its buffered bytes are
-    written when it is torn down), a profiler or tracer (cProfile, coverage: they write
-    their data after `main`), an exit message instead of a code, a flush that fails.
-    """
+    if argv is not None:
+        run_cli(cli, argv)
     before = _open_descriptors()
     try:
-        main()
+        run_cli(cli, sys.argv[1:])
     except SystemExit as done:
         code = done.code
         if (code is None or isinstance(code, int)) and _left_nothing(before):
