@@ -156,6 +156,33 @@ def test_collector_paused_restores_the_collector(enabled: bool) -> None:
         (gc.enable if was else gc.disable)()
 
 
+def test_exec_builds_its_run_with_the_collector_paused_then_frozen(tmp_path: Path) -> None:
+    # what exec imports and builds before its run lives to the end: built with the
+    # collector paused, then frozen out of its sight; the collector is on for the run
+    code = textwrap.dedent(
+        """
+        import gc, json, sys
+        from corral.cli.main import main
+        try:
+            main(["exec", "-q", "--no-store", "--", "true"])
+        except SystemExit as done:
+            code = done.code
+        print(json.dumps([code, gc.isenabled(), gc.get_freeze_count()]), file=sys.stderr)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    exit_code, enabled, frozen = json.loads(done.stderr.strip().splitlines()[-1])
+    assert (exit_code, enabled) == (0, True)
+    assert frozen > 20_000  # the modules, the flow and the plan: out of the collector's sight
+
+
 def _rich(headers: list[str], rows: list[list[str]], right: frozenset[int]) -> str:
     table = Table(box=None, header_style="bold")
     for i, name in enumerate(headers):

@@ -20,6 +20,7 @@ import click
 import orjson
 
 from corral.cli.options import RunFlags, run_options, single_job_options
+from corral.collector import collector_paused
 from corral.errors import EXIT_SIGINT, EXIT_SIGTERM, PolicyDenied, UsageError
 
 if TYPE_CHECKING:
@@ -182,19 +183,22 @@ def _flow_run(
     rehearse: bool = False,
 ) -> int:
     """`run`, `exec` and `rehearse`: run the plan (with its rehearsal, if asked)."""
-    from corral.app.check import flow_warnings
-    from corral.app.location import history_home
-    from corral.app.policy import admit
-    from corral.app.run import start_run
+    # what is imported and built before the run lives to the command's end: no collector
+    # walk for it (`collector_paused`), and none after (frozen)
+    with collector_paused(freeze=True):
+        from corral.app.check import flow_warnings
+        from corral.app.location import history_home
+        from corral.app.policy import admit
+        from corral.app.run import start_run
 
-    # what `corral validate` warns of (a prompt with no tool, an unset ${VAR} ...), said
-    # by a run too, each at its place: a run is not the quiet way around them
-    for warning in flow_warnings(loaded, plan):
-        click.echo(f"corral: {warning}", err=True)
-    options = flags.options(base_dir=base_dir or history_home())
-    with _refusal_document(flags):
-        # the policies first: a refused rehearsal does not even start its provider
-        admitted = admit(loaded, plan, options, warn=_warn)
+        # what `corral validate` warns of (a prompt with no tool, an unset ${VAR} ...),
+        # said by a run too, each at its place: a run is not the quiet way around them
+        for warning in flow_warnings(loaded, plan):
+            click.echo(f"corral: {warning}", err=True)
+        options = flags.options(base_dir=base_dir or history_home())
+        with _refusal_document(flags):
+            # the policies first: a refused rehearsal does not even start its provider
+            admitted = admit(loaded, plan, options, warn=_warn)
     if not rehearse:
 
         def start(ui: TerminalUI, control: RunControl) -> Awaitable[RunReport]:
@@ -348,14 +352,15 @@ def exec_command(
       corral exec codex "write tests for utils.py" --model gpt-5.5
       corral exec claude --json -- "--explain this flag"
     """
-    from corral.app.check import check_flow_document
-
     words = (*command, *click.get_current_context().meta.get(_LITERAL, ()))
     if not words:
         raise UsageError("corral exec needs a command or a tool and a prompt (see --help)")
-    loaded, plan = check_flow_document(
-        _exec_document(words, model, timeout, idle_timeout, name), base_dir=Path.cwd()
-    )
+    with collector_paused(freeze=True):  # as in `_flow_run`: it lives to the end
+        from corral.app.check import check_flow_document
+
+        loaded, plan = check_flow_document(
+            _exec_document(words, model, timeout, idle_timeout, name), base_dir=Path.cwd()
+        )
     return _flow_run(loaded, plan, flags)
 
 
