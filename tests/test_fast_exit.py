@@ -23,10 +23,14 @@ _PROBE = textwrap.dedent(
     here = Path(sys.argv[1])
 
     class Witness:
-        def __del__(self):
-            (here / "torn-down").write_text("")
+        def __init__(self, path):
+            # its own: the module's globals and builtins may be gone when it is freed
+            self.path, self.open = path, open
 
-    witness = Witness()
+        def __del__(self):
+            self.open(self.path, "w").close()
+
+    witness = Witness(str(here / "torn-down"))
     atexit.register(lambda: (here / "atexit").write_text(""))
     how = sys.argv[2]
     import corral.cli.errors as errors
