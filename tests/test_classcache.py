@@ -182,3 +182,20 @@ def test_a_command_with_a_current_cache_compiles_no_dataclass_method(tmp_path: P
             written = files()
             assert len(written) == 1
     assert files() == written  # nothing compiled: not written again
+
+
+def test_an_unusable_cache_folder_only_costs_the_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # not a folder
+    classcache.uninstall()
+    try:
+        cache = classcache.install("test")
+        assert cache is not None and not cache.codes
+        Base, *_ = define()
+        assert Base(at=1.0).at == 1.0
+        cache.save()  # nowhere to write: no error
+        assert (tmp_path / "file").read_text() == ""
+    finally:
+        classcache.uninstall()
