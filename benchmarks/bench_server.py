@@ -250,11 +250,17 @@ async def light_client(url: str, run_id: str, batch: bool) -> Tally:
             writer.close()
 
 
-def client_process(url: str, orders: Any, count: int, out: Any, light: bool, batch: bool) -> None:
+def client_process(
+    url: str, orders: Any, count: int, out: Any, ready: Any, light: bool, batch: bool
+) -> None:
     """`count` clients in one process (several processes, so that reading 200,000
-    frames is not the bottleneck being measured); started before the run, they get its
-    id from `orders`. Puts the seqs, the latencies, the process's CPU time and the part
-    of it spent following (after its start: imports)."""
+    frames is not the bottleneck being measured); started before the run, they say when
+    their imports are done (`ready`: the run is submitted only then, so that four
+    interpreters starting do not compete with the run's worker starting, which a real
+    client started earlier does not) and get its id from `orders`. Puts the seqs, the
+    latencies, the process's CPU time and the part of it spent following (after its
+    start: imports)."""
+    ready.put(os.getpid())
     run_id = orders.get(timeout=600)
     started = _cpu()
     follow = light_client if light else client
@@ -303,14 +309,17 @@ def followed(url: str, clients: int, jobs: int, light: bool, batch: bool) -> Rou
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     orders = context.Queue()
+    ready = context.Queue()
     shares = [clients // PROCESSES + (i < clients % PROCESSES) for i in range(PROCESSES)]
     workers = [
-        context.Process(target=client_process, args=(url, orders, n, out, light, batch))
+        context.Process(target=client_process, args=(url, orders, n, out, ready, light, batch))
         for n in shares
         if n
     ]
     for worker in workers:
         worker.start()
+    for _ in workers:
+        ready.get(timeout=600)  # every client process has started (its imports done)
     with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as http:
         asked_at = time.time()
         response = http.post(url + "/api/v1/runs", json={"flow": flow_text(jobs)})
