@@ -199,3 +199,33 @@ def test_an_unusable_cache_folder_only_costs_the_compiling(
         assert (tmp_path / "file").read_text() == ""
     finally:
         classcache.uninstall()
+
+
+def test_a_server_worker_keeps_its_own_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A served run's worker is not started through the CLI's command loader: it installs
+    the cache itself, under its own name."""
+    from corral.server.worker import WorkOrder
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    order = WorkOrder(
+        run_id="20261203-000000-classcacheworker",
+        owner="tester",
+        base_dir=str(tmp_path),
+        store=None,
+        flow="jobs:\n  one:\n    run: ['true']\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "corral.server.worker"],
+        input=order.encode(),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    written = [p.name for p in (tmp_path / "cache" / "corral" / "classes").iterdir()]
+    assert written == [Path(classcache.cache_path("worker")).name]

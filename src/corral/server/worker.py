@@ -159,6 +159,10 @@ def _say(message: str) -> None:
 
 
 def main() -> int:
+    from corral import classcache
+
+    # the run's modules define ~150 dataclasses: their methods come compiled, as for the CLI
+    classcache.install("worker")
     order = WorkOrder.decode(sys.stdin.buffer.read())
     try:
         return asyncio.run(run(order))
