@@ -27,6 +27,7 @@ import orjson
 
 from corral.events.types import Stream
 from corral.execute import reaper
+from corral.execute.executor import StopHandle, Withdrawn
 from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
 from corral.execute.supervisor import LOCK, RECORDS, disk_full
@@ -227,25 +228,37 @@ class SupervisorClient:
         cwd: str | None,
         out: Path,
         err: Path,
+        slots: int = 0,
     ) -> int:
+        """Have the supervisor start a job; its pid. With `slots`, the request waits in
+        the supervisor's queue until fewer than that many jobs run (`withdraw` takes it
+        back meanwhile: `Withdrawn` is raised then)."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         self._exits.pop(key, None)
-        self._send(
-            {
-                "op": "spawn",
-                "key": key,
-                "argv": list(argv),
-                "env": dict(env),
-                "cwd": cwd,
-                "out": str(out),
-                "err": str(err),
-            }
-        )
+        message: dict[str, Any] = {
+            "op": "spawn",
+            "key": key,
+            "argv": list(argv),
+            "env": dict(env),
+            "cwd": cwd,
+            "out": str(out),
+            "err": str(err),
+        }
+        if slots:
+            message["slots"] = slots
+        self._send(message)
         reply = await future
         if reply["op"] != "started":
+            if reply.get("withdrawn"):
+                raise Withdrawn(key)
             raise SpawnError(reply.get("message", "the run's supervisor died"))
         return int(reply["pid"])
+
+    def withdraw(self, key: str) -> None:
+        """Take a queued spawn request back if it has not started yet."""
+        with contextlib.suppress(SpawnError, OSError):
+            self._send({"op": "withdraw", "key": key})
 
     def exited(self, key: str) -> asyncio.Future[dict[str, Any]]:
         return self._exit_future(key)
@@ -413,10 +426,12 @@ class SupervisedChild(_FollowedChild):
         on_line: OnLine,
         keep_line_bytes: int,
         compact_json: bool = False,
+        slots: int = 0,
     ) -> None:
         super().__init__(log_dir, on_line, keep_line_bytes, compact_json=compact_json)
         self._client = client
         self._key = key
+        self._slots = slots  # > 0: queued in the supervisor until a slot is free
         self._argv = tuple(argv)
         self._cwd = cwd
         self._env = env
@@ -430,9 +445,28 @@ class SupervisedChild(_FollowedChild):
             self._cwd,
             self._log_dir / "stdout.log",
             self._log_dir / "stderr.log",
+            self._slots,
         )
         self._exited = self._client.exited(self._key)
         return self.pid
+
+    async def start_or_withdraw(self, stop: StopHandle) -> int:
+        """`start`, for a queued request: a stop requested while it waits for a slot
+        withdraws it (`Withdrawn`), unless it started meanwhile (then it is stopped as
+        any running job is)."""
+        spawn = asyncio.ensure_future(self.start())
+        stopped = stop.requested_future()
+        try:
+            await asyncio.wait((spawn, stopped), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self._client.withdraw(self._key)
+            spawn.cancel()
+            raise
+        finally:
+            stopped.cancel()
+        if not spawn.done():
+            self._client.withdraw(self._key)
+        return await spawn
 
     def _poll_exit(self) -> Exit | None:
         assert self._exited is not None
