@@ -226,8 +226,8 @@ class SupervisorClient:
         argv: Sequence[str],
         env: Mapping[str, str],
         cwd: str | None,
-        out: Path,
-        err: Path,
+        out: str | Path,
+        err: str | Path,
         slots: int = 0,
     ) -> int:
         """Have the supervisor start a job; its pid. With `slots`, the request waits in
@@ -292,16 +292,30 @@ class _LogFollower:
     """Reads one of a job's log files as it grows and splits it into lines."""
 
     def __init__(
-        self, path: Path, stream: Stream, on_line: OnLine, keep: int, *, compact_json: bool
+        self, path: str, stream: Stream, on_line: OnLine, keep: int, *, compact_json: bool
     ) -> None:
         self._path = path
         self._fd = -1
+        self._stream = stream
+        self._on_line = on_line
+        self._keep = keep
+        self._compact_json = compact_json
+        # made when the log is first opened: a log that stays empty (most short jobs')
+        # costs no spool, and a fresh spool's close emits nothing
+        self._spool: LineSpool | None = None
+
+    def _make_spool(self) -> LineSpool:
+        on_line, stream = self._on_line, self._stream
 
         def sink(line: bytes, offset: int, cut: bool) -> None:
             on_line(stream, line, offset, cut)
 
-        self._spool = LineSpool(
-            None, sink, keep, compact_json=compact_json, block=block_sink(on_line, stream)
+        return LineSpool(
+            None,
+            sink,
+            self._keep,
+            compact_json=self._compact_json,
+            block=block_sink(on_line, stream),
         )
 
     def read(self, size: int | None = None) -> bool:
@@ -314,15 +328,19 @@ class _LogFollower:
                 self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 return False
+            self._spool = self._make_spool()
+        spool = self._spool
+        assert spool is not None  # made with the first open
         got = False
         while data := os.read(self._fd, _CHUNK):
-            self._spool.feed(data)
+            spool.feed(data)
             got = True
         return got
 
     def close(self, size: int | None = None) -> None:
         self.read(size)
-        self._spool.close()
+        if self._spool is not None:
+            self._spool.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -334,16 +352,19 @@ class _FollowedChild(GroupStop):
     def __init__(
         self, log_dir: Path, on_line: OnLine, keep_line_bytes: int, *, compact_json: bool = False
     ) -> None:
+        # as text, joined once: a job's paths are made per job (pathlib's `/` is not cheap)
+        folder = str(log_dir)
+        self._logs = (os.path.join(folder, "stdout.log"), os.path.join(folder, "stderr.log"))
         self._followers = [
             _LogFollower(
-                log_dir / "stdout.log",
+                self._logs[0],
                 "stdout",
                 on_line,
                 keep_line_bytes,
                 compact_json=compact_json,
             ),
             _LogFollower(
-                log_dir / "stderr.log",
+                self._logs[1],
                 "stderr",
                 on_line,
                 keep_line_bytes,
@@ -443,8 +464,7 @@ class SupervisedChild(_FollowedChild):
             self._argv,
             self._env,
             self._cwd,
-            self._log_dir / "stdout.log",
-            self._log_dir / "stderr.log",
+            *self._logs,
             self._slots,
         )
         self._exited = self._client.exited(self._key)
