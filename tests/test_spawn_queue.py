@@ -11,6 +11,7 @@ queue is, so the run ends as it does without the queue. Nothing here is timed.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from corral.config.schema import FlowSpec
 from corral.events.bus import Bus
@@ -36,6 +38,7 @@ from corral.execute.supervised import SupervisedChild, SupervisorClient
 from corral.models import JobStatus
 from corral.plan import JobView, Plan, PlannedJob, build_plan
 from corral.testing import run_virtual
+from helpers import corral, write_flow
 
 
 def _spawn(
@@ -358,3 +361,51 @@ def test_a_run_of_plain_jobs_hands_them_to_the_supervisor_ahead(
         assert (root / name / "stdout.log").read_text() == f"{name}\n"
     records, _ = supervised.read_records(root)
     assert sorted(records) == ["j0#1", "j1#1", "j2#1", "j3#1"]
+
+
+def test_a_queued_run_records_what_the_general_path_records(tmp_path: Path) -> None:
+    """The same flow with the queue (its default) and without (`--fail-fast`, which
+    changes nothing else when every job succeeds): the same jobs, attempts, results and
+    log bytes in the history and the logs."""
+    flow = write_flow(
+        tmp_path,
+        """
+        concurrency: 2
+        jobs:
+          a: {run: "sh -c 'echo a1; echo a2 >&2'"}
+          b: {run: "sh -c 'printf b'"}
+          c: {run: "sh -c 'echo c'", needs: [a]}
+          d: {run: "true"}
+          e: {run: "sh -c 'echo e >&2'", needs: [b, c]}
+        """,
+    )
+    # the flow as the run reads it: the queue is in use for it
+
+    jobs = yaml.safe_load(flow.read_text())["jobs"]
+    assert queue_ahead(_plan(jobs), 2, stagger=0.0, fail_fast=False) == 2
+
+    def recorded(*extra: str) -> tuple[list[dict[str, Any]], dict[str, tuple[bytes, bytes]]]:
+        run = corral("run", str(flow), "-q", "--json", *extra, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        run_id = json.loads(run.stdout)["run_id"]
+        shown = corral("show", run_id, "--json", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        jobs = json.loads(shown.stdout)["jobs"]
+        varying = {"started_at", "ended_at", "duration_s", "pid", "log_dir"}
+        for job in jobs:
+            for attempt in [job["final"], *job["attempts"]]:
+                for key in varying:
+                    attempt.pop(key, None)
+        logs = {}
+        for job in jobs:
+            folder = tmp_path / ".corral" / "runs" / run_id / job["name"]
+            logs[job["name"]] = (
+                (folder / "stdout.log").read_bytes(),
+                (folder / "stderr.log").read_bytes(),
+            )
+        return sorted(jobs, key=lambda j: j["name"]), logs
+
+    queued = recorded()
+    general = recorded("--fail-fast")
+    assert queued == general
+    assert queued[1]["a"] == (b"a1\n", b"a2\n") and queued[1]["b"] == (b"b", b"")
