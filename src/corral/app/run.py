@@ -54,7 +54,7 @@ from corral.execute.admission import GuardedAdmission, descriptor_concurrency
 from corral.execute.executor import AttemptOutcome, Executor, ExecutorContext, JobRequest
 from corral.execute.prepare import Rehearse, RequestBuilder, default_environ
 from corral.execute.registry import DEFAULT_EXECUTOR, create_executor
-from corral.execute.scheduler import Scheduler, Settings
+from corral.execute.scheduler import Scheduler, Settings, queue_ahead
 from corral.journal import JobLog, RunJournal
 from corral.models import Cost, ErrorKind, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
@@ -268,11 +268,17 @@ async def start_run(
         adoptions=resumed.adopted.jobs if resumed is not None else {},
         continue_sessions=resumed.sessions if resumed is not None else {},
     )
+    stagger = spec.stagger or 0.0
+    fail_fast = options.fail_fast or spec.fail_fast
     settings = Settings(
         concurrency=concurrency,
-        stagger=spec.stagger or 0.0,
-        fail_fast=options.fail_fast or spec.fail_fast,
+        stagger=stagger,
+        fail_fast=fail_fast,
         kill_grace=kill_grace,
+        # adopted jobs (a resume's) run outside the supervisor's queue: none ahead then
+        lookahead=0
+        if resumed is not None and resumed.adopted.jobs
+        else queue_ahead(plan, concurrency, stagger=stagger, fail_fast=fail_fast),
     )
     scheduler = Scheduler(
         plan,

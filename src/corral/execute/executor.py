@@ -76,6 +76,15 @@ class JobRequest:
     result_grace: float = 30.0
     spec: Mapping[str, object] = field(default_factory=dict)
     adopt: Adoption | None = None  # follow this job a dead corral left (resume) instead
+    # > 0: the run hands this attempt over ahead of a free slot; the executor starts it
+    # once fewer than `queue` of the run's attempts run (`Executor.queues`), and a stop
+    # requested before then withdraws it (`Withdrawn`). Only for executors that queue.
+    queue: int = 0
+
+
+class Withdrawn(Exception):
+    """Raised by `run()` for a queued request (`JobRequest.queue`) withdrawn by a stop
+    before it started: nothing was published, the job is as if never launched."""
 
 
 @dataclass(frozen=True)

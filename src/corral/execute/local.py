@@ -119,6 +119,12 @@ class LocalExecutor:
                 self._lock.release()
                 self._lock = None
 
+    @property
+    def queues(self) -> bool:
+        """Whether a request may be handed over ahead of a free slot (`JobRequest.queue`):
+        the run's supervisor holds it and starts it when a job's exit frees one."""
+        return self._client is not None
+
     def output(self, request: JobRequest) -> LogOutput:
         cwd = Path(request.cwd) if request.cwd else Path.cwd()
         return LogOutput(request.log_dir / "stdout.log", cwd)
@@ -142,7 +148,7 @@ class LocalExecutor:
             make: Callable[..., ChildProcess | SupervisedChild] = ChildProcess
             if self._client is not None:
                 key = attempt_key(request.job, request.attempt)
-                make = functools.partial(SupervisedChild, self._client, key)
+                make = functools.partial(SupervisedChild, self._client, key, slots=request.queue)
             child = make(
                 request.argv,
                 cwd=request.cwd,
@@ -153,7 +159,12 @@ class LocalExecutor:
                 compact_json=request.parser is not None,
             )
             try:
-                pid = await child.start()
+                if request.queue and isinstance(child, SupervisedChild):
+                    # handed over ahead of a free slot: its clocks start when it does
+                    pid = await child.start_or_withdraw(stop)
+                    started, started_at = time.monotonic(), time.time()
+                else:
+                    pid = await child.start()
             except SpawnError as error:
                 pipeline.started()
                 return AttemptOutcome.unstarted(

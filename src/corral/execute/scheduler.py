@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from corral.events.bus import Bus
 from corral.events.types import JobRetrying, JobSkipped, JobWaiting
 from corral.execute.admission import Admission, OpenAdmission
-from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle
+from corral.execute.executor import AttemptOutcome, Executor, JobRequest, StopHandle, Withdrawn
 from corral.execute.matrix import MatrixGroups
 from corral.execute.views import JobState, JobViews, finished_event
 from corral.journal.state import RunJournal
@@ -41,6 +42,31 @@ class Settings:
     stagger: float = 0.0
     fail_fast: bool = False
     kill_grace: float = 5.0
+    # attempts handed to an executor that queues (`LocalExecutor.queues`) ahead of a free
+    # slot, so the next one starts the moment a job ends: `queue_ahead` says when the
+    # outcome cannot change what starts next (0: never)
+    lookahead: int = 0
+
+
+def queue_ahead(plan: Plan, concurrency: int, *, stagger: float, fail_fast: bool) -> int:
+    """How many attempts may wait in the executor's queue beyond `concurrency`: as many
+    again when what starts next depends on no running job's outcome and on nothing the
+    scheduler checks at launch (no fail-fast, stagger, retry, delay, matrix or budget,
+    and plain commands only, which hit no rate limit and spend nothing); else 0. A
+    queued job that a stop withdraws is put back as if it had never been launched."""
+    if stagger or fail_fast or plan.budget is not None:
+        return 0
+    for job in plan.jobs.values():
+        spec = job.spec
+        if (
+            job.tool is not None
+            or job.retry.retries
+            or spec.delay
+            or job.matrix is not None
+            or job.budget is not None
+        ):
+            return 0
+    return concurrency
 
 
 class Scheduler:
@@ -105,6 +131,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._last_launch = -1e18
         self._matrices = MatrixGroups()  # max_parallel and fail_fast per matrix
+        self._ahead = 0  # settings.lookahead while the executor queues (see `run`)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -113,6 +140,8 @@ class Scheduler:
         task) stops every running attempt and is raised from here, with its traceback."""
         # decided from a snapshot: deciding a root can settle other jobs on the spot (a skip),
         # and a job whose needs all settled that way must not be considered a second time
+        if self.settings.lookahead and getattr(self.executor, "queues", False):
+            self._ahead = self.settings.lookahead
         roots = [name for name, count in self._missing.items() if count == 0]
         for name in roots:
             self._consider(name)
@@ -267,7 +296,7 @@ class Scheduler:
         """Start what may start; return how long until something may change by itself."""
         wait: float | None = None
         deferred: list[PlannedJob] = []
-        while self._ready and len(self._running) < self.settings.concurrency:
+        while self._ready and len(self._running) < self.settings.concurrency + self._ahead:
             name = self._ready.pop()
             job = self.plan.jobs[name]
             tool = job.adapter
@@ -329,6 +358,7 @@ class Scheduler:
         job = self.plan.jobs[name]
         state = self.states[name]
         policy = job.retry
+        withdrawn = False
         try:
             if job.spec.delay:
                 await self._interruptible_sleep(job.spec.delay, handle)
@@ -336,7 +366,14 @@ class Scheduler:
             while True:
                 attempt += 1
                 state.attempts = attempt
-                outcome = await self._attempt(job, attempt, handle)
+                try:
+                    outcome = await self._attempt(job, attempt, handle)
+                except Withdrawn:
+                    # stopped while queued for a slot: as if it had never been launched
+                    state.attempts = 0
+                    state.started_at = None
+                    withdrawn = True
+                    break
                 state.history.append(outcome)
                 if outcome.status is JobStatus.SUCCEEDED or handle.requested or self.cancelled:
                     break
@@ -365,6 +402,9 @@ class Scheduler:
             # its slot is free: the loop may start the next job while this one's final
             # status is made durable (its dependents still wait for that, below)
             self._wake.set()
+        if withdrawn:
+            self._consider(name)  # decided again, as a job still in the ready queue is
+            return
         # fail-fast judges the job, not an attempt that is about to be retried
         self._after_failure(job, state.status)
         if self.durable is not None and self.plan.dependents(name):
@@ -401,6 +441,8 @@ class Scheduler:
                 outcome = AttemptOutcome.unstarted(handle.status, handle.reason, handle.error_kind)
             else:
                 state.started_at = self.wall()
+                if self._ahead:
+                    request = dataclasses.replace(request, queue=self.settings.concurrency)
                 try:
                     outcome = await self.executor.run(request, self.bus.publish, handle)
                 except OSError as error:  # its files or its process could not be made

@@ -27,6 +27,7 @@ import orjson
 
 from corral.events.types import Stream
 from corral.execute import reaper
+from corral.execute.executor import StopHandle, Withdrawn
 from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
 from corral.execute.supervisor import LOCK, RECORDS, disk_full
@@ -225,27 +226,39 @@ class SupervisorClient:
         argv: Sequence[str],
         env: Mapping[str, str],
         cwd: str | None,
-        out: Path,
-        err: Path,
+        out: str | Path,
+        err: str | Path,
+        slots: int = 0,
     ) -> int:
+        """Have the supervisor start a job; its pid. With `slots`, the request waits in
+        the supervisor's queue until fewer than that many jobs run (`withdraw` takes it
+        back meanwhile: `Withdrawn` is raised then)."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         self._exits.pop(key, None)
-        self._send(
-            {
-                "op": "spawn",
-                "key": key,
-                "argv": list(argv),
-                "env": dict(env),
-                "cwd": cwd,
-                "out": str(out),
-                "err": str(err),
-            }
-        )
+        message: dict[str, Any] = {
+            "op": "spawn",
+            "key": key,
+            "argv": list(argv),
+            "env": dict(env),
+            "cwd": cwd,
+            "out": str(out),
+            "err": str(err),
+        }
+        if slots:
+            message["slots"] = slots
+        self._send(message)
         reply = await future
         if reply["op"] != "started":
+            if reply.get("withdrawn"):
+                raise Withdrawn(key)
             raise SpawnError(reply.get("message", "the run's supervisor died"))
         return int(reply["pid"])
+
+    def withdraw(self, key: str) -> None:
+        """Take a queued spawn request back if it has not started yet."""
+        with contextlib.suppress(SpawnError, OSError):
+            self._send({"op": "withdraw", "key": key})
 
     def exited(self, key: str) -> asyncio.Future[dict[str, Any]]:
         return self._exit_future(key)
@@ -279,16 +292,30 @@ class _LogFollower:
     """Reads one of a job's log files as it grows and splits it into lines."""
 
     def __init__(
-        self, path: Path, stream: Stream, on_line: OnLine, keep: int, *, compact_json: bool
+        self, path: str, stream: Stream, on_line: OnLine, keep: int, *, compact_json: bool
     ) -> None:
         self._path = path
         self._fd = -1
+        self._stream = stream
+        self._on_line = on_line
+        self._keep = keep
+        self._compact_json = compact_json
+        # made when the log is first opened: a log that stays empty (most short jobs')
+        # costs no spool, and a fresh spool's close emits nothing
+        self._spool: LineSpool | None = None
+
+    def _make_spool(self) -> LineSpool:
+        on_line, stream = self._on_line, self._stream
 
         def sink(line: bytes, offset: int, cut: bool) -> None:
             on_line(stream, line, offset, cut)
 
-        self._spool = LineSpool(
-            None, sink, keep, compact_json=compact_json, block=block_sink(on_line, stream)
+        return LineSpool(
+            None,
+            sink,
+            self._keep,
+            compact_json=self._compact_json,
+            block=block_sink(on_line, stream),
         )
 
     def read(self, size: int | None = None) -> bool:
@@ -301,15 +328,19 @@ class _LogFollower:
                 self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 return False
+            self._spool = self._make_spool()
+        spool = self._spool
+        assert spool is not None  # made with the first open
         got = False
         while data := os.read(self._fd, _CHUNK):
-            self._spool.feed(data)
+            spool.feed(data)
             got = True
         return got
 
     def close(self, size: int | None = None) -> None:
         self.read(size)
-        self._spool.close()
+        if self._spool is not None:
+            self._spool.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -321,16 +352,19 @@ class _FollowedChild(GroupStop):
     def __init__(
         self, log_dir: Path, on_line: OnLine, keep_line_bytes: int, *, compact_json: bool = False
     ) -> None:
+        # as text, joined once: a job's paths are made per job (pathlib's `/` is not cheap)
+        folder = str(log_dir)
+        self._logs = (os.path.join(folder, "stdout.log"), os.path.join(folder, "stderr.log"))
         self._followers = [
             _LogFollower(
-                log_dir / "stdout.log",
+                self._logs[0],
                 "stdout",
                 on_line,
                 keep_line_bytes,
                 compact_json=compact_json,
             ),
             _LogFollower(
-                log_dir / "stderr.log",
+                self._logs[1],
                 "stderr",
                 on_line,
                 keep_line_bytes,
@@ -413,10 +447,12 @@ class SupervisedChild(_FollowedChild):
         on_line: OnLine,
         keep_line_bytes: int,
         compact_json: bool = False,
+        slots: int = 0,
     ) -> None:
         super().__init__(log_dir, on_line, keep_line_bytes, compact_json=compact_json)
         self._client = client
         self._key = key
+        self._slots = slots  # > 0: queued in the supervisor until a slot is free
         self._argv = tuple(argv)
         self._cwd = cwd
         self._env = env
@@ -428,11 +464,29 @@ class SupervisedChild(_FollowedChild):
             self._argv,
             self._env,
             self._cwd,
-            self._log_dir / "stdout.log",
-            self._log_dir / "stderr.log",
+            *self._logs,
+            self._slots,
         )
         self._exited = self._client.exited(self._key)
         return self.pid
+
+    async def start_or_withdraw(self, stop: StopHandle) -> int:
+        """`start`, for a queued request: a stop requested while it waits for a slot
+        withdraws it (`Withdrawn`), unless it started meanwhile (then it is stopped as
+        any running job is)."""
+        spawn = asyncio.ensure_future(self.start())
+        stopped = stop.requested_future()
+        try:
+            await asyncio.wait((spawn, stopped), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self._client.withdraw(self._key)
+            spawn.cancel()
+            raise
+        finally:
+            stopped.cancel()
+        if not spawn.done():
+            self._client.withdraw(self._key)
+        return await spawn
 
     def _poll_exit(self) -> Exit | None:
         assert self._exited is not None

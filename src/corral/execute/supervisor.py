@@ -21,15 +21,20 @@ and orjson's import costs it twice as much, with dataclasses, inspect, uuid and
 datetime; `pathlib` is not imported either).
 
 corral -> supervisor: `spawn` (key, argv, env, cwd, out, err; the folder of `out` is
-created here, so corral's event loop makes no directory per job),
-`term_orphans`, `sweep` (grace). supervisor -> corral: `ready`, `started` (key, pid),
-`failed` (key, message), `exit` (key, pid, code, signal, ended_at, and what corral would
-otherwise ask the kernel itself once the job ended: `sizes`, the bytes in its two logs;
-`group`, whether anything is left in its process group; `disk_full`), `swept`.
+created here, so corral's event loop makes no directory per job; with `slots` N the
+request waits in a queue until fewer than N jobs run, and the supervisor starts it as
+soon as a job's exit frees a slot, with no round trip through corral), `withdraw` (key:
+a queued request that has not started is dropped), `term_orphans`, `sweep` (grace).
+supervisor -> corral: `ready`, `started` (key, pid), `failed` (key, message; with
+`withdrawn` when a withdraw took it from the queue), `exit` (key, pid, code, signal,
+ended_at, and what corral would otherwise ask the kernel itself once the job ended:
+`sizes`, the bytes in its two logs; `group`, whether anything is left in its process
+group; `disk_full`), `swept`.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import json
@@ -88,6 +93,8 @@ class Supervisor:
         self.record_lock = threading.Lock()  # one writer of the records at a time
         self.send_lock = threading.Lock()  # the socket: sent to from both threads
         self.exit_writer = threading.Thread(target=self._write_exits, daemon=True)
+        # spawn requests waiting for a slot (`slots`), oldest first
+        self.queue: collections.deque[dict[str, Any]] = collections.deque()
 
     # -- records --------------------------------------------------------------------------
 
@@ -138,7 +145,13 @@ class Supervisor:
             message = json.loads(line)
             operation = message["op"]
             if operation == "spawn":
-                self._spawn(message)
+                if message.get("slots"):
+                    self.queue.append(message)
+                    self._fill()
+                else:
+                    self._spawn(message)
+            elif operation == "withdraw":
+                self._withdraw(message["key"])
             elif operation == "term_orphans":
                 self._term_orphans()
             elif operation == "sweep":
@@ -184,6 +197,21 @@ class Supervisor:
         self._record([{"e": "start", "key": key, "pid": pid, "at": time.time()}], durable=False)
         self._send({"op": "started", "key": key, "pid": pid})
 
+    def _fill(self) -> None:
+        """Start queued requests while fewer jobs run than the request's `slots`."""
+        queue = self.queue
+        while queue and self.sock is not None and len(self.jobs) < queue[0]["slots"]:
+            self._spawn(queue.popleft())
+
+    def _withdraw(self, key: str) -> None:
+        """Drop a queued request for `key`; one already started (or failed) is left to
+        corral, which has its reply by now or soon."""
+        for message in self.queue:
+            if message["key"] == key:
+                self.queue.remove(message)
+                self._send({"op": "failed", "key": key, "withdrawn": True, "message": "withdrawn"})
+                return
+
     def _term_orphans(self) -> None:
         """SIGTERM what the jobs left behind now, so a stop's grace runs for them too."""
         if self.orphans_termed_at is None:
@@ -213,6 +241,8 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self.sock = None
+        # never started, never recorded: a resume runs them as any job with no start
+        self.queue.clear()
         if self.on_orphan == "kill":
             self._stop_jobs()
 
@@ -321,6 +351,7 @@ class Supervisor:
                 elif self.sock is not None:
                     self._on_socket()
             self._reap()
+            self._fill()  # a freed slot takes the next queued job at once
             if self.stopping:
                 self.stopping = False
                 self._detach()
