@@ -12,6 +12,7 @@ the precise way, which gives the same value or the same located error.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -37,7 +38,10 @@ def fast_load(text: str, loader: type[Any]) -> Any:
     A syntax error is raised as PyYAML raises it (the parser finds it), with its mark.
     """
     quick = _quick(loader)
-    if quick is not loader:  # plain documents straight from libyaml's events
+    if quick is not loader:  # plain documents: from their lines, else libyaml's events
+        value = _from_lines(text, quick)
+        if value is not UNUSUAL:
+            return value
         value = _from_events(quick(text))
         if value is not UNUSUAL:
             return value
@@ -253,3 +257,225 @@ class _Builder:
 
 
 _SCALAR_NODE = yaml.ScalarNode
+
+
+# The line reader: a document of block mappings and sequences whose values sit on their
+# key's line (a scalar, or a flow collection closed on that line), written in printable
+# ASCII with simple scalars, is read line by line with regular expressions: no event,
+# node or mark at all. Each plain scalar's type comes from the loader's own resolver and
+# constructor. Anything outside that (a block scalar, a value continued on the next
+# line, a flow collection over several lines, an escape, an anchor, a tag, a key written
+# twice, a tab...) is UNUSUAL, and the caller reads the document from libyaml's events.
+
+_ODD = re.compile(r"[^\x20-\x7e\n]")  # anything but printable ASCII and line feeds
+# `key:` then spaces and the rest, or the end of the line
+_KEY_LINE = re.compile(r"""([A-Za-z0-9_][\w.-]*|'[^'\n]*'|"[^"\\\n]*"):(?: +(.*))?$""", re.ASCII)
+# how a plain scalar may start: never with an indicator (- ? : , [ ] { } # & * ! | > ' " % @ `)
+# (a value never starts a line, so `...` is no document end); `-` only before a word (`-1`)
+_PLAIN_START = re.compile(r"[\w~/$(.]|-[\w.]", re.ASCII)
+_QUOTED = re.compile(r"""('[^'\n]*'|"[^"\\\n]*")(?: +#.*)? *$""")
+# one token of a flow collection: punctuation, `: `, a quoted or plain scalar (words
+# joined by single spaces), a comment after a space, or anything else (UNUSUAL)
+_FLOW_TOKEN = re.compile(
+    r""" *(?:([\[\]{},])|(:)(?= )|('[^'\n]*'|"[^"\\\n]*")"""
+    r"""|((?:[\w~/$(.]|-[\w.])[\w./~$()+=;-]*(?: [\w./~$()+=;-]+)*)|(?<= )(\#.*)|(.))""",
+    re.ASCII,
+)
+_LONGEST_KEY = 1000  # libyaml refuses a simple key over 1024 characters
+
+# the states of a flow collection's reader: what the next token may be
+_ITEM_OR_CLOSE, _ITEM, _NEXT_OR_CLOSE, _COLON, _DONE = range(5)
+_UNSET: Any = object()
+
+
+def _from_lines(text: str, loader: type[Any]) -> Any:
+    """The document in `text` read line by line, or UNUSUAL (see above)."""
+    if _ODD.search(text):
+        return UNUSUAL
+    rows: list[tuple[int, str]] = []  # (indent, text) of each line that is not blank or a comment
+    for line in text.split("\n"):
+        body = line.lstrip(" ")
+        if body and body[0] != "#":
+            rows.append((len(line) - len(body), body))
+    if not rows or rows[0][0]:
+        return UNUSUAL
+    reader = _Lines(loader, rows)
+    try:
+        value, end = reader.block(0, 0)
+    except _Unusual:
+        return UNUSUAL
+    finally:
+        reader.parser.dispose()
+    return value if end == len(rows) else UNUSUAL
+
+
+class _Lines:
+    """The block structure of `rows` (by indentation) and the values on each line."""
+
+    def __init__(self, loader: type[Any], rows: list[tuple[int, str]]) -> None:
+        self.parser = loader("")  # its resolver and constructors; it parses nothing
+        self.rows = rows
+        self.values: dict[str, Any] = {}  # a plain scalar's text -> its value
+
+    def scalar(self, text: str) -> Any:
+        """A plain scalar's value, typed as the loader types it (`8` -> 8, `yes` -> True)."""
+        value = self.values.get(text, _UNSET)
+        if value is _UNSET:
+            tag = self.parser.resolve(_SCALAR_NODE, text, (True, False))
+            if tag == _STR:
+                value = text
+            elif tag not in _SCALARS:
+                raise _Unusual  # a merge key, `=`
+            else:
+                try:
+                    value = construct(self.parser, _SCALAR_NODE(tag, text, None, None))
+                except BadScalar:
+                    raise _Unusual from None  # the precise path says where
+            self.values[text] = value
+        return value
+
+    def block(self, i: int, indent: int) -> tuple[Any, int]:
+        """The mapping or sequence whose first line is rows[i], and the row after it."""
+        if self.rows[i][1].startswith("- "):
+            return self.sequence(i, indent)
+        return self.mapping(i, indent)
+
+    def mapping(self, i: int, indent: int) -> tuple[dict[Any, Any], int]:
+        rows, count = self.rows, len(self.rows)
+        out: dict[Any, Any] = {}
+        seen: set[str] = set()  # the keys as written: `'1'` and `1` are one key to PyYAML's loader
+        while i < count:
+            at, body = rows[i]
+            if at != indent:
+                if at < indent:
+                    break
+                raise _Unusual  # deeper than its mapping: a continued value
+            match = _KEY_LINE.match(body)
+            if match is None:
+                raise _Unusual
+            raw, rest = match.groups()
+            if len(raw) > _LONGEST_KEY:
+                raise _Unusual
+            if raw[0] in "'\"":
+                key = text = raw[1:-1]
+            else:
+                key, text = self.scalar(raw), raw
+            if key in out or text in seen:
+                raise _Unusual  # written twice: the precise path says where
+            seen.add(text)
+            i += 1
+            if rest and rest[0] != "#":
+                out[key] = self.inline(rest)
+            elif i < count and (
+                rows[i][0] > indent or (rows[i][0] == indent and rows[i][1].startswith("- "))
+            ):
+                out[key], i = self.block(i, rows[i][0])
+            else:
+                out[key] = None
+        return out, i
+
+    def sequence(self, i: int, indent: int) -> tuple[list[Any], int]:
+        rows, count = self.rows, len(self.rows)
+        out: list[Any] = []
+        while i < count:
+            at, body = rows[i]
+            if at != indent:
+                if at < indent:
+                    break
+                raise _Unusual
+            if not body.startswith("- "):
+                break  # the next key of the mapping this sequence is a value of
+            item = body[2:].lstrip(" ")
+            if not item or item[0] == "#":
+                raise _Unusual  # an item on the lines below
+            out.append(self.inline(item))
+            i += 1
+        return out, i
+
+    def inline(self, text: str) -> Any:
+        """The value written after `key: ` or `- ` (a comment may follow)."""
+        first = text[0]
+        if first == "{" or first == "[":
+            return self.flow(text)
+        if first == "'" or first == '"':
+            quoted = _QUOTED.match(text)
+            if quoted is None:
+                raise _Unusual
+            return quoted.group(1)[1:-1]
+        if not _PLAIN_START.match(text):
+            raise _Unusual
+        cut = text.find(" #")
+        if cut >= 0:
+            text = text[:cut]
+        text = text.rstrip(" ")
+        if ": " in text or text[-1] == ":":
+            raise _Unusual
+        return self.scalar(text)
+
+    def flow(self, text: str) -> Any:
+        """A flow collection closed on its line: `{run: [make, test], needs: [lint]}`."""
+        # each open collection: [the value, its pending key, the keys written (a mapping)]
+        stack: list[list[Any]] = []
+        root: Any = None
+        state = _ITEM
+        scalar = self.scalar
+        for punct, colon, quoted, plain, comment, other in _FLOW_TOKEN.findall(text):
+            if plain or quoted:
+                if state != _ITEM and state != _ITEM_OR_CLOSE or not stack:
+                    raise _Unusual
+                text = plain or quoted[1:-1]
+                value = scalar(plain) if plain else text
+                top = stack[-1]
+                into = top[0]
+                if type(into) is list:
+                    into.append(value)
+                elif top[1] is _NO_KEY:
+                    if value in into or text in top[2] or len(text) > _LONGEST_KEY:
+                        raise _Unusual
+                    top[2].add(text)
+                    top[1] = value
+                    state = _COLON
+                    continue
+                else:
+                    into[top[1]] = value
+                    top[1] = _NO_KEY
+                state = _NEXT_OR_CLOSE
+            elif punct == ",":
+                if state != _NEXT_OR_CLOSE or not stack:
+                    raise _Unusual  # `[a,,b]`, `[a,]`: not taken here
+                state = _ITEM
+            elif colon:
+                if state != _COLON:
+                    raise _Unusual
+                state = _ITEM
+            elif punct == "{" or punct == "[":
+                if state != _ITEM and state != _ITEM_OR_CLOSE:
+                    raise _Unusual
+                opened: Any = {} if punct == "{" else []
+                if stack:
+                    top = stack[-1]
+                    if type(top[0]) is list:
+                        top[0].append(opened)
+                    elif top[1] is _NO_KEY:
+                        raise _Unusual  # a collection as a key
+                    else:
+                        top[0][top[1]] = opened
+                        top[1] = _NO_KEY
+                else:
+                    root = opened
+                stack.append([opened, _NO_KEY, set()])
+                state = _ITEM_OR_CLOSE
+            elif punct:  # `}` or `]`
+                if state != _NEXT_OR_CLOSE and state != _ITEM_OR_CLOSE or not stack:
+                    raise _Unusual
+                closed = stack.pop()[0]
+                if (punct == "}") != (type(closed) is dict):
+                    raise _Unusual
+                state = _NEXT_OR_CLOSE if stack else _DONE
+            elif comment and state == _DONE:
+                break
+            else:
+                raise _Unusual  # anything else, or a comment inside the collection
+        if state != _DONE:
+            raise _Unusual
+        return root
