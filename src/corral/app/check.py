@@ -106,7 +106,7 @@ def security_warnings(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
                 )
             )
         fields = [*texts, job.spec.prompt or "", job.spec.cwd or "", *job.spec.env.values()]
-        if any(RAW_FILTER in text for text in fields):
+        if RAW_FILTER in "\0".join(fields):  # in any of them (the filter's name holds no NUL)
             warnings.append(
                 loaded.problem(
                     ("jobs", job.group),
@@ -156,6 +156,8 @@ def _unset_variables(
     earlier entry of the job's env sets: at launch the job would fail (docs/running.md).
     A warning, not an error: the variable may be set where the flow runs (CI)."""
     found: list[Problem] = []
+    if not env:
+        return found
     known = set(environ)
     for key, value in env.items():
         for match in _ENV_VAR.finditer(value):

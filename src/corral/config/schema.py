@@ -31,6 +31,8 @@ _NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
 
 def job_name_problem(name: object) -> str | None:
     """What is wrong with a job name, in words that say how to fix it; None if fine."""
+    if type(name) is str and len(name) <= MAX_JOB_NAME and JOB_NAME.match(name):
+        return None  # the usual name (ASCII only: as many bytes as characters)
     if isinstance(name, bool):
         word = "true" if name else "false"
         return f"got the boolean {word} (YAML reads true/false/yes/no/on/off so): quote it"
