@@ -282,6 +282,17 @@ _FLOW_TOKEN = re.compile(
     re.ASCII,
 )
 _LONGEST_KEY = 1000  # libyaml refuses a simple key over 1024 characters
+# a flat flow mapping's entry (`key: value` or `key: [values]`, then `,` or `}`), the
+# usual shape of a job on one line: `d7: {run: ['true'], needs: [d0, d4]}`
+_TOKEN = (
+    r"""'[^'\n]*'|"[^"\\\n]*"|(?:[\w~/$(.]|-[\w.])[\w./~$()+=;-]*(?: [\w./~$()+=;-]+)*"""
+)
+_ENTRY = re.compile(
+    rf" *({_TOKEN}) *: +(?:({_TOKEN})|\[ *((?:(?:{_TOKEN}) *, *)*(?:{_TOKEN}))? *\]) *([,}}])",
+    re.ASCII,
+)
+_ITEMS = re.compile(_TOKEN, re.ASCII).findall
+_AFTER = re.compile(r"(?: +#.*)? *$")  # what may follow a flow collection on its line
 
 # the states of a flow collection's reader: what the next token may be
 _ITEM_OR_CLOSE, _ITEM, _NEXT_OR_CLOSE, _COLON, _DONE = range(5)
@@ -316,11 +327,20 @@ class _Lines:
         self.parser = loader("")  # its resolver and constructors; it parses nothing
         self.rows = rows
         self.values: dict[str, Any] = {}  # a plain scalar's text -> its value
+        # PyYAML's resolver tries the patterns filed under a scalar's first character
+        # (and none for a path: `_quick`); a text starting otherwise is a string
+        implicit = loader.yaml_implicit_resolvers
+        plain = loader.__mro__[1].resolve is yaml.resolver.BaseResolver.resolve
+        self.typed_starts = implicit if plain and None not in implicit else None
 
     def scalar(self, text: str) -> Any:
         """A plain scalar's value, typed as the loader types it (`8` -> 8, `yes` -> True)."""
         value = self.values.get(text, _UNSET)
         if value is _UNSET:
+            starts = self.typed_starts
+            if starts is not None and text[0] not in starts:
+                self.values[text] = text
+                return text
             tag = self.parser.resolve(_SCALAR_NODE, text, (True, False))
             if tag == _STR:
                 value = text
@@ -395,7 +415,10 @@ class _Lines:
     def inline(self, text: str) -> Any:
         """The value written after `key: ` or `- ` (a comment may follow)."""
         first = text[0]
-        if first == "{" or first == "[":
+        if first == "{":
+            value = self.flat(text)
+            return self.flow(text) if value is _UNSET else value
+        if first == "[":
             return self.flow(text)
         if first == "'" or first == '"':
             quoted = _QUOTED.match(text)
@@ -411,6 +434,40 @@ class _Lines:
         if ": " in text or text[-1] == ":":
             raise _Unusual
         return self.scalar(text)
+
+    def token(self, token: str) -> Any:
+        """A quoted or plain scalar's value (a quoted one remembered with its quotes)."""
+        if token[0] in "'\"":
+            value = self.values[token] = token[1:-1]
+            return value
+        return self.scalar(token)
+
+    def flat(self, text: str) -> Any:
+        """A flow mapping of scalars and lists of scalars, a regular expression per entry;
+        _UNSET for any other text (`flow` then reads it, or finds what is unusual)."""
+        out: dict[Any, Any] = {}
+        seen: set[str] = set()
+        values, token = self.values, self.token
+        at, end = 1, ","
+        while end == ",":
+            entry = _ENTRY.match(text, at)
+            if entry is None:
+                return _UNSET
+            raw, one, items, end = entry.groups()
+            quoted = raw[0] in "'\""
+            written = raw[1:-1] if quoted else raw
+            key = written if quoted else self.scalar(raw)
+            if key in out or written in seen or len(written) > _LONGEST_KEY:
+                return _UNSET
+            seen.add(written)
+            if one is not None:
+                out[key] = values[one] if one in values else token(one)
+            elif items is None:
+                out[key] = []
+            else:
+                out[key] = [values[t] if t in values else token(t) for t in _ITEMS(items)]
+            at = entry.end()
+        return out if _AFTER.match(text, at) else _UNSET
 
     def flow(self, text: str) -> Any:
         """A flow collection closed on its line: `{run: [make, test], needs: [lint]}`."""
