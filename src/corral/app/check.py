@@ -220,12 +220,14 @@ def version_warnings(located: set[tuple[str, str]]) -> list[str]:
 def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
     """What each job's tool adapter says it cannot honour (and jobs with nothing to run),
     located at the field in the flow file."""
-    from corral.tools import get_tool
-    from corral.tools.base import AGENT_FIELDS
-
     problems: list[Problem] = []
     for job in plan.jobs.values():
         name = job.tool
+        if name is None and job.spec.run is not None:
+            continue  # a plain command: no adapter to ask (nor the tools' imports)
+        from corral.tools import get_tool
+        from corral.tools.base import AGENT_FIELDS
+
         if name is None:
             if job.spec.run is None and job.spec.tool == COMMAND_TOOL:
                 # `tool: generic` may take its command from extra_args: the adapter says
