@@ -166,7 +166,7 @@ def test_a_syntax_error_still_comes_first(tmp_path: Path) -> None:
 
 LINES_SAME = [
     "concurrency: 8\njobs:\n  d0: {run: ['true']}\n  d1: {run: ['true'], needs: [d0]}\n",
-    "jobs:\n  build:\n    run: make test && echo \"done\" # a comment\n    needs: [lint]\n"
+    'jobs:\n  build:\n    run: make test && echo "done" # a comment\n    needs: [lint]\n'
     "  lint:\n    run: [ruff, check, .]\n    timeout: 1.5\n",
     "a:\n- x\n- 'y z'\n- \"q\"\nb: 2\n",  # a sequence at its key's indent
     "a:\n    - 1\n    - [2, {c: d}]\n# between\nb: {}\nc: []\nd:\ne: ~\n",
@@ -176,7 +176,8 @@ LINES_SAME = [
     "a: {b: {c: [d, [e, f], {}]}, g: h i}\n",
     "a: b   \n   \n  # an indented comment\nc: d\n",
     "when: 2026-12-03\n",
-    "a: 1 # one\nb: [x] # the list\nc: 'q' # quoted\n",    "- a\n- [b]\n",  # a root sequence
+    "a: 1 # one\nb: [x] # the list\nc: 'q' # quoted\n",
+    "- a\n- [b]\n",  # a root sequence
 ]
 
 
@@ -209,7 +210,7 @@ LINES_UNUSUAL = [
     "a:\n  b: 1\n c: 2\n",  # a bad indent
     "a:\n  - x\n  b: 1\n",
     "a:\n  -\n    b\n",  # an item below its dash
-    "a: \"x\\ty\"\n",  # an escape
+    'a: "x\\ty"\n',  # an escape
     "a: 'it''s'\n",
     "<<: {a: 1}\n",  # a merge key
     "a: =\n",
@@ -237,10 +238,60 @@ def _same_or_unusual(text: str) -> None:
 
 # pieces of YAML, glued at random: indicators, spacing, scalars of every type
 _PIECES = [
-    " ", "  ", "\n", "\n  ", "\n    ", ": ", ":", "- ", "-", "{", "}", "[", "]", ", ", ",",
-    "#", " #", "'", '"', "''", "a", "b c", "d0", "1", "0x1", "1.5", "yes", "null", "~", ".inf",
-    "-1", "on", "2026-12-03", "run", "needs", "&", "*", "!", "|", ">", "?", "%", "@", "`",
-    "\\", "\t", "http://x", "$X", "(y)", "=", "<<", "é", "...", "---",
+    " ",
+    "  ",
+    "\n",
+    "\n  ",
+    "\n    ",
+    ": ",
+    ":",
+    "- ",
+    "-",
+    "{",
+    "}",
+    "[",
+    "]",
+    ", ",
+    ",",
+    "#",
+    " #",
+    "'",
+    '"',
+    "''",
+    "a",
+    "b c",
+    "d0",
+    "1",
+    "0x1",
+    "1.5",
+    "yes",
+    "null",
+    "~",
+    ".inf",
+    "-1",
+    "on",
+    "2026-12-03",
+    "run",
+    "needs",
+    "&",
+    "*",
+    "!",
+    "|",
+    ">",
+    "?",
+    "%",
+    "@",
+    "`",
+    "\\",
+    "\t",
+    "http://x",
+    "$X",
+    "(y)",
+    "=",
+    "<<",
+    "é",
+    "...",
+    "---",
 ]
 
 
@@ -250,8 +301,27 @@ def test_the_line_reader_on_random_text(pieces: list[str]) -> None:
     _same_or_unusual("".join(pieces))
 
 
-_WORDS = st.sampled_from(["a", "b c", "d-0", "x.y", "1", "-2", "0x1F", "1.5", "true", "no",
-                          "null", "~", "2026-12-03", "$HOME", "/bin/sh", "(z)", "a#b"])
+_WORDS = st.sampled_from(
+    [
+        "a",
+        "b c",
+        "d-0",
+        "x.y",
+        "1",
+        "-2",
+        "0x1F",
+        "1.5",
+        "true",
+        "no",
+        "null",
+        "~",
+        "2026-12-03",
+        "$HOME",
+        "/bin/sh",
+        "(z)",
+        "a#b",
+    ]
+)
 
 
 def _render(value: object, indent: int, flow: bool, draw: st.DrawFn) -> str:
@@ -264,9 +334,7 @@ def _render(value: object, indent: int, flow: bool, draw: st.DrawFn) -> str:
             inner = ", ".join(f"{k}: {_render(v, 0, True, draw)}" for k, v in value.items())
             return "{" + inner + "}"
         pad = " " * indent
-        return "".join(
-            f"\n{pad}{k}:" + _block_value(v, indent, draw) for k, v in value.items()
-        )
+        return "".join(f"\n{pad}{k}:" + _block_value(v, indent, draw) for k, v in value.items())
     assert isinstance(value, list)
     if flow or not value or draw(st.booleans()):
         return "[" + ", ".join(_render(v, 0, True, draw) for v in value) + "]"

@@ -284,9 +284,7 @@ _FLOW_TOKEN = re.compile(
 _LONGEST_KEY = 1000  # libyaml refuses a simple key over 1024 characters
 # a flat flow mapping's entry (`key: value` or `key: [values]`, then `,` or `}`), the
 # usual shape of a job on one line: `d7: {run: ['true'], needs: [d0, d4]}`
-_TOKEN = (
-    r"""'[^'\n]*'|"[^"\\\n]*"|(?:[\w~/$(.]|-[\w.])[\w./~$()+=;-]*(?: [\w./~$()+=;-]+)*"""
-)
+_TOKEN = r"""'[^'\n]*'|"[^"\\\n]*"|(?:[\w~/$(.]|-[\w.])[\w./~$()+=;-]*(?: [\w./~$()+=;-]+)*"""
 _ENTRY = re.compile(
     rf" *({_TOKEN}) *: +(?:({_TOKEN})|\[ *((?:(?:{_TOKEN}) *, *)*(?:{_TOKEN}))? *\]) *([,}}])",
     re.ASCII,
@@ -330,7 +328,7 @@ class _Lines:
         # PyYAML's resolver tries the patterns filed under a scalar's first character
         # (and none for a path: `_quick`); a text starting otherwise is a string
         implicit = loader.yaml_implicit_resolvers
-        plain = loader.__mro__[1].resolve is yaml.resolver.BaseResolver.resolve
+        plain = getattr(loader.__mro__[1], "resolve", None) is yaml.resolver.BaseResolver.resolve
         self.typed_starts = implicit if plain and None not in implicit else None
 
     def scalar(self, text: str) -> Any:
@@ -420,7 +418,7 @@ class _Lines:
             return self.flow(text) if value is _UNSET else value
         if first == "[":
             return self.flow(text)
-        if first == "'" or first == '"':
+        if first in "'\"":
             quoted = _QUOTED.match(text)
             if quoted is None:
                 raise _Unusual
@@ -471,68 +469,86 @@ class _Lines:
 
     def flow(self, text: str) -> Any:
         """A flow collection closed on its line: `{run: [make, test], needs: [lint]}`."""
-        # each open collection: [the value, its pending key, the keys written (a mapping)]
-        stack: list[list[Any]] = []
-        root: Any = None
-        state = _ITEM
-        scalar = self.scalar
-        for punct, colon, quoted, plain, comment, other in _FLOW_TOKEN.findall(text):
-            if plain or quoted:
-                if state != _ITEM and state != _ITEM_OR_CLOSE or not stack:
-                    raise _Unusual
-                text = plain or quoted[1:-1]
-                value = scalar(plain) if plain else text
-                top = stack[-1]
-                into = top[0]
-                if type(into) is list:
-                    into.append(value)
-                elif top[1] is _NO_KEY:
-                    if value in into or text in top[2] or len(text) > _LONGEST_KEY:
-                        raise _Unusual
-                    top[2].add(text)
-                    top[1] = value
-                    state = _COLON
-                    continue
-                else:
-                    into[top[1]] = value
-                    top[1] = _NO_KEY
-                state = _NEXT_OR_CLOSE
-            elif punct == ",":
-                if state != _NEXT_OR_CLOSE or not stack:
-                    raise _Unusual  # `[a,,b]`, `[a,]`: not taken here
-                state = _ITEM
+        built = _Flow()
+        for punct, colon, quoted, plain, comment, _other in _FLOW_TOKEN.findall(text):
+            if plain:
+                built.scalar(self.scalar(plain), plain)
+            elif quoted:
+                built.scalar(quoted[1:-1], quoted[1:-1])
             elif colon:
-                if state != _COLON:
-                    raise _Unusual
-                state = _ITEM
-            elif punct == "{" or punct == "[":
-                if state != _ITEM and state != _ITEM_OR_CLOSE:
-                    raise _Unusual
-                opened: Any = {} if punct == "{" else []
-                if stack:
-                    top = stack[-1]
-                    if type(top[0]) is list:
-                        top[0].append(opened)
-                    elif top[1] is _NO_KEY:
-                        raise _Unusual  # a collection as a key
-                    else:
-                        top[0][top[1]] = opened
-                        top[1] = _NO_KEY
-                else:
-                    root = opened
-                stack.append([opened, _NO_KEY, set()])
-                state = _ITEM_OR_CLOSE
-            elif punct:  # `}` or `]`
-                if state != _NEXT_OR_CLOSE and state != _ITEM_OR_CLOSE or not stack:
-                    raise _Unusual
-                closed = stack.pop()[0]
-                if (punct == "}") != (type(closed) is dict):
-                    raise _Unusual
-                state = _NEXT_OR_CLOSE if stack else _DONE
-            elif comment and state == _DONE:
+                built.colon()
+            elif punct:
+                built.punct(punct)
+            elif comment and built.state == _DONE:
                 break
             else:
                 raise _Unusual  # anything else, or a comment inside the collection
-        if state != _DONE:
+        if built.state != _DONE:
             raise _Unusual
-        return root
+        return built.root
+
+
+class _Flow:
+    """A flow collection built token by token, refusing what is not plainly valid."""
+
+    def __init__(self) -> None:
+        # each open collection: [the value, its pending key, the keys written (a mapping)]
+        self.stack: list[list[Any]] = []
+        self.root: Any = None
+        self.state = _ITEM
+
+    def scalar(self, value: Any, written: str) -> None:
+        if self.state not in (_ITEM, _ITEM_OR_CLOSE) or not self.stack:
+            raise _Unusual
+        top = self.stack[-1]
+        into = top[0]
+        if type(into) is list:
+            into.append(value)
+        elif top[1] is _NO_KEY:
+            if value in into or written in top[2] or len(written) > _LONGEST_KEY:
+                raise _Unusual
+            top[2].add(written)
+            top[1] = value
+            self.state = _COLON
+            return
+        else:
+            into[top[1]] = value
+            top[1] = _NO_KEY
+        self.state = _NEXT_OR_CLOSE
+
+    def colon(self) -> None:
+        if self.state != _COLON:
+            raise _Unusual
+        self.state = _ITEM
+
+    def punct(self, punct: str) -> None:
+        if punct == ",":
+            if self.state != _NEXT_OR_CLOSE or not self.stack:
+                raise _Unusual  # `[a,,b]`, `[a,]`: not taken here
+            self.state = _ITEM
+        elif punct in "{[":
+            self.open({} if punct == "{" else [])
+        else:  # `}` or `]`
+            if self.state not in (_NEXT_OR_CLOSE, _ITEM_OR_CLOSE) or not self.stack:
+                raise _Unusual
+            closed = self.stack.pop()[0]
+            if (punct == "}") != (type(closed) is dict):
+                raise _Unusual
+            self.state = _NEXT_OR_CLOSE if self.stack else _DONE
+
+    def open(self, opened: Any) -> None:
+        if self.state not in (_ITEM, _ITEM_OR_CLOSE):
+            raise _Unusual
+        if self.stack:
+            top = self.stack[-1]
+            if type(top[0]) is list:
+                top[0].append(opened)
+            elif top[1] is _NO_KEY:
+                raise _Unusual  # a collection as a key
+            else:
+                top[0][top[1]] = opened
+                top[1] = _NO_KEY
+        else:
+            self.root = opened
+        self.stack.append([opened, _NO_KEY, set()])
+        self.state = _ITEM_OR_CLOSE
