@@ -286,7 +286,7 @@ _LONGEST_KEY = 1000  # libyaml refuses a simple key over 1024 characters
 # usual shape of a job on one line: `d7: {run: ['true'], needs: [d0, d4]}`
 _TOKEN = r"""'[^'\n]*'|"[^"\\\n]*"|(?:[\w~/$(.]|-[\w.])[\w./~$()+=;-]*(?: [\w./~$()+=;-]+)*"""
 _ENTRY = re.compile(
-    rf" *({_TOKEN}) *: +(?:({_TOKEN})|\[ *((?:(?:{_TOKEN}) *, *)*(?:{_TOKEN}))? *\]) *([,}}])",
+    rf" *({_TOKEN}) *: +(?:({_TOKEN})|\[ *((?:{_TOKEN})(?: *, *(?:{_TOKEN}))*)? *\]) *([,}}])",
     re.ASCII,
 )
 _ITEMS = re.compile(_TOKEN, re.ASCII).findall
