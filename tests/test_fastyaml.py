@@ -227,6 +227,11 @@ def test_what_the_line_reader_does_not_take_goes_on(text: str) -> None:
     assert _from_lines(text, _quick(_flow_loader())) is UNUSUAL
 
 
+def test_a_document_nested_deeper_than_the_stack_goes_on() -> None:
+    text = "".join(f"{' ' * depth}k:\n" for depth in range(3000)) + " " * 3000 + "k: v\n"
+    assert _from_lines(text, _quick(_flow_loader())) is UNUSUAL
+
+
 def _same_or_unusual(text: str) -> None:
     """The line reader gives PyYAML's value, or UNUSUAL; never a value PyYAML refuses."""
     loader = _flow_loader()

@@ -311,7 +311,7 @@ def _from_lines(text: str, loader: type[Any]) -> Any:
     reader = _Lines(loader, rows)
     try:
         value, end = reader.block(0, 0)
-    except _Unusual:
+    except (_Unusual, RecursionError):  # nested deeper than Python's stack: the events' way
         return UNUSUAL
     finally:
         reader.parser.dispose()
