@@ -156,3 +156,22 @@ def test_template_fields_are_what_they_were(
         {"prompt": prompt, "model": model, "run": run, "env": env, "cwd": cwd}
     )
     assert template_fields(spec) == _template_fields_before(spec)
+
+
+def test_a_job_name_ending_in_a_newline_is_refused(tmp_path: Path) -> None:
+    """`$` matched before a final newline: `"a\\n"` passed, and named a logs folder."""
+    assert job_name_problem("a\n") == (
+        "job name 'a\\n' has '\\n': a name holds only ASCII letters, digits, '_', '-' and '.'"
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text('jobs:\n  "a\\n": {run: [echo, hi]}\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "corral", "validate", str(flow)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{flow}:2:3: jobs.a\n: job name 'a\\n' has '\\n'" in done.stderr

@@ -23,7 +23,7 @@ from corral.durations import parse_duration
 from corral.models import BudgetAction, BudgetLimits
 from corral.plugins import skip_pydantic_plugin_scan
 
-JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # \Z: `$` lets a final newline in
 # a job's name is a folder name under its run's logs: file systems hold 255 bytes at most
 MAX_JOB_NAME = 255
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
