@@ -1,5 +1,9 @@
-"""A fast path for loading a flow's YAML: Python values straight from libyaml's events,
-or from its composed nodes, by one tight function.
+"""A fast path for loading a flow's YAML: Python values straight from the text's lines,
+from libyaml's events, or from its composed nodes, by one tight function.
+
+The usual flow (block mappings and sequences, each value on its key's line) is read line
+by line with regular expressions (`_from_lines`, below); a document it does not take,
+from libyaml.
 
 PyYAML's own constructor (generators, a state per node, recursion bookkeeping) costs as
 much as parsing, and composing makes a node and two marks per scalar; for the documents
