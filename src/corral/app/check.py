@@ -106,7 +106,7 @@ def security_warnings(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
                 )
             )
         fields = [*texts, job.spec.prompt or "", job.spec.cwd or "", *job.spec.env.values()]
-        if any(RAW_FILTER in text for text in fields):
+        if RAW_FILTER in "\0".join(fields):  # in any of them (the filter's name holds no NUL)
             warnings.append(
                 loaded.problem(
                     ("jobs", job.group),
@@ -156,6 +156,8 @@ def _unset_variables(
     earlier entry of the job's env sets: at launch the job would fail (docs/running.md).
     A warning, not an error: the variable may be set where the flow runs (CI)."""
     found: list[Problem] = []
+    if not env:
+        return found
     known = set(environ)
     for key, value in env.items():
         for match in _ENV_VAR.finditer(value):
@@ -218,12 +220,14 @@ def version_warnings(located: set[tuple[str, str]]) -> list[str]:
 def tool_problems(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
     """What each job's tool adapter says it cannot honour (and jobs with nothing to run),
     located at the field in the flow file."""
-    from corral.tools import get_tool
-    from corral.tools.base import AGENT_FIELDS
-
     problems: list[Problem] = []
     for job in plan.jobs.values():
         name = job.tool
+        if name is None and job.spec.run is not None:
+            continue  # a plain command: no adapter to ask (nor the tools' imports)
+        from corral.tools import get_tool
+        from corral.tools.base import AGENT_FIELDS
+
         if name is None:
             if job.spec.run is None and job.spec.tool == COMMAND_TOOL:
                 # `tool: generic` may take its command from extra_args: the adapter says

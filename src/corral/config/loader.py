@@ -254,9 +254,10 @@ def load_text(text: str, file: Path, source: str) -> LoadedFlow:
     """Parse and validate flow text as if read from `file` (its suffix picks the format)."""
     data, locate = _parse(text, file.suffix.lower(), source)
     legacy = False
-    from corral.config.legacy import convert, is_legacy
+    # the converter (and its imports) only for a document with zen's `instances`
+    if isinstance(data, dict) and "instances" in data and _is_legacy(data):
+        from corral.config.legacy import convert
 
-    if is_legacy(data):
         try:
             data = convert(data, source=source)
         except FlowError as error:
@@ -266,6 +267,12 @@ def load_text(text: str, file: Path, source: str) -> LoadedFlow:
         legacy = True
     spec = validate_document(data, source=source, locate=locate)
     return LoadedFlow(spec, file, source, text, locate, legacy)
+
+
+def _is_legacy(data: dict[str, Any]) -> bool:
+    from corral.config.legacy import is_legacy
+
+    return is_legacy(data)
 
 
 def validate_document(data: Any, *, source: str, locate: Locator) -> FlowSpec:

@@ -23,7 +23,7 @@ from corral.durations import parse_duration
 from corral.models import BudgetAction, BudgetLimits
 from corral.plugins import skip_pydantic_plugin_scan
 
-JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # \Z: `$` lets a final newline in
 # a job's name is a folder name under its run's logs: file systems hold 255 bytes at most
 MAX_JOB_NAME = 255
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
@@ -31,6 +31,8 @@ _NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
 
 def job_name_problem(name: object) -> str | None:
     """What is wrong with a job name, in words that say how to fix it; None if fine."""
+    if type(name) is str and len(name) <= MAX_JOB_NAME and JOB_NAME.match(name):
+        return None  # the usual name (ASCII only: as many bytes as characters)
     if isinstance(name, bool):
         word = "true" if name else "false"
         return f"got the boolean {word} (YAML reads true/false/yes/no/on/off so): quote it"

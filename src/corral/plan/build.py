@@ -38,6 +38,12 @@ def _nowhere(path: tuple[str | int, ...]) -> tuple[int, int] | None:
     return None
 
 
+_NO_READS: frozenset[str] = frozenset()  # shared: most jobs read no other job's values
+# a job name's parts after the first (`build-linux.x64`: linux, x64)
+_SEPARATED = re.compile(r"[-.]").search
+_PARTS = re.compile(r"[-.]").split
+
+
 def _with_defaults(flow: FlowSpec, problems: Problems) -> dict[str, JobSpec]:
     """Jobs with `defaults` applied to the fields they leave unset.
 
@@ -113,6 +119,8 @@ def _resolve_needs(groups: dict[str, Group], problems: Problems) -> None:
     targets.update((g.name, tuple(name for name, _ in g.members)) for g in groups.values())
     for group in groups.values():
         resolved: dict[str, None] = {}
+        if not group.spec.needs:
+            continue  # group.needs stays empty
         name, kept = group.name, group.need_groups.append  # per edge: 30,000 in a big DAG
         for i, need in enumerate(group.spec.needs):
             found = targets.get(need)
@@ -245,7 +253,7 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
     problems = Problems(source, locate)
     groups = _expand(_with_defaults(flow, problems), problems)
     _resolve_needs(groups, problems)
-    parts = frozenset(p for name in groups for p in re.split(r"[-.]", name)[1:])
+    parts = frozenset(p for name in groups if _SEPARATED(name) for p in _PARTS(name)[1:])
     for group in groups.values():
         _check_fields(group, problems, parts)
     needs = {name: group.needs for group in groups.values() for name, _ in group.members}
@@ -263,22 +271,27 @@ def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhe
     problems.sort(lambda path: rank.get(str(path[1]), 0) if path[0] == "jobs" else 0)
     problems.raise_if_any()
     jobs: dict[str, PlannedJob] = {}
+    # no `defaults.tool`: no job inherits one (what `tool_inherited` says, asked once)
+    may_inherit = flow.defaults.get("tool") is not None
     for group in groups.values():
-        retry = RetryPolicy.from_spec(group.spec)
+        spec = group.spec
+        retry = RetryPolicy.from_spec(spec)
         ancestors = checker.upstream(group) if group.condition.looks_upstream else None
-        reads = frozenset(group.reads)
+        reads = frozenset(group.reads) if group.reads else _NO_READS
         need_groups = tuple(group.need_groups)
-        tool = tool_of(group.spec, inherited=tool_inherited(flow, group.name, locate))
-        budget = group.spec.budget.limits() if group.spec.budget is not None else None
+        inherited = may_inherit and tool_inherited(flow, group.name, locate)
+        tool = tool_of(spec, inherited=inherited)
+        budget = spec.budget.limits() if spec.budget is not None else None
+        job_needs = tuple(group.needs)
         for name, values in group.members:
             jobs[name] = PlannedJob(
                 name=name,
                 group=group.name,
-                spec=group.spec,
-                needs=tuple(group.needs),
+                spec=spec,
+                needs=job_needs,
                 matrix=MappingProxyType(values) if values is not None else None,
                 condition=group.condition,
-                priority=group.spec.priority,
+                priority=spec.priority,
                 index=order[name],
                 retry=retry,
                 ancestors=ancestors,

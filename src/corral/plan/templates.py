@@ -195,16 +195,20 @@ def render_job(
 
 def template_fields(spec: JobSpec) -> list[tuple[tuple[str | int, ...], str]]:
     """The (path inside the job, text) of every field that is a template."""
+    # every template mark (`${{`, `{{`, `{%`, `{#`) holds a `{`: other texts are skipped
+    # before a path is made for them (a big flow's commands are mostly plain)
     found: list[tuple[tuple[str | int, ...], str]] = []
     if spec.prompt is not None:
         found.append((("prompt",), spec.prompt))
     if spec.model is not None:
         found.append((("model",), spec.model))
-    if isinstance(spec.run, str):
-        found.append((("run",), spec.run))
-    elif spec.run is not None:
-        found.extend((("run", i), arg) for i, arg in enumerate(spec.run))
-    found.extend((("env", k), v) for k, v in spec.env.items())
+    run = spec.run
+    if isinstance(run, str):
+        found.append((("run",), run))
+    elif run is not None:
+        found.extend((("run", i), arg) for i, arg in enumerate(run) if "{" in arg)
+    if spec.env:
+        found.extend((("env", k), v) for k, v in spec.env.items() if "{" in v)
     if spec.cwd is not None:
         found.append((("cwd",), spec.cwd))
-    return [(path, text) for path, text in found if is_template(text)]
+    return [(path, text) for path, text in found if "{" in text and is_template(text)]
