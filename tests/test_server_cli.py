@@ -242,3 +242,17 @@ def test_the_submit_api_takes_the_selection_and_the_options(server: LiveServer) 
     assert lint["name"] == "lint" and lint["status"] == "succeeded"
     started = lint["attempts"][0]["started_at"]
     assert datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() >= late - 0.01
+
+
+def test_runs_on_an_empty_server_names_the_server(tmp_path: Path) -> None:
+    (tmp_path / "served").mkdir()
+    empty = start_server(tmp_path / "served")
+    try:
+        env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "CORRAL_TOKEN": empty.token}
+        result = corral("runs", "--server", empty.url, cwd=tmp_path, env=env)
+        matching = corral("runs", "--server", empty.url, "--flow", "x", cwd=tmp_path, env=env)
+    finally:
+        empty.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"No runs recorded on the server at {empty.url}.\n"
+    assert matching.stdout == "No runs match.\n"

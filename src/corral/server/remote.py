@@ -195,7 +195,8 @@ def runs(
         return 0
     if not rows:
         filtered = status or flow or since or rehearsal is not None
-        click.echo("No runs match." if filtered else "No runs recorded.")
+        # as a local `runs` names the history it read, this names the server it asked
+        click.echo("No runs match." if filtered else f"No runs recorded on the server at {url}.")
         return 0
     from corral.render.columns import print_table
     from corral.render.history import console, runs_table
