@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from corral.budget import ratecache
 from corral.errors import PriceFileError
 from corral.models import Cost, CostSource, Usage
 
@@ -119,6 +120,19 @@ class PriceBook:
 
 
 def _genai_rates(model: str, provider_id: str | None) -> Rates | None:
+    """genai-prices' rates for `model`, from the cache of its answers when it has them
+    (`corral.budget.ratecache`: a run then never imports genai-prices)."""
+    cached = ratecache.lookup(model, provider_id)
+    if not isinstance(cached, ratecache.Missing):
+        return cached
+    rates, timeless = _ask_genai_prices(model, provider_id)
+    if timeless and ratecache.bundled_snapshot():
+        ratecache.remember(model, provider_id, rates)
+    return rates
+
+
+def _ask_genai_prices(model: str, provider_id: str | None) -> tuple[Rates | None, bool]:
+    """The rates, and whether the answer holds whatever the time (see `ratecache`)."""
     from genai_prices import Usage as GPUsage
     from genai_prices import calc_price
 
@@ -129,15 +143,17 @@ def _genai_rates(model: str, provider_id: str | None) -> Rates | None:
             calc = calc_price(GPUsage(), model, provider_id=provider)
         except (LookupError, ValueError):
             continue
+        timeless = ratecache.timeless(calc.model)
         prices = calc.model_price
         input_price = _base(getattr(prices, "input_mtok", None))
         output_price = _base(getattr(prices, "output_mtok", None))
         if input_price is None or output_price is None:
-            return None  # priced per request or per second, not per token: not ours to guess
+            # priced per request or per second, not per token: not ours to guess
+            return None, timeless
         write = _base(getattr(prices, "cache_write_5m_mtok", None))
         if write is None:
             write = _base(getattr(prices, "cache_write_mtok", None))
-        return Rates.fill(
+        rates = Rates.fill(
             input=input_price,
             output=output_price,
             cache_read=_base(getattr(prices, "cache_read_mtok", None)),
@@ -146,7 +162,8 @@ def _genai_rates(model: str, provider_id: str | None) -> Rates | None:
             anthropic=calc.provider.id == "anthropic" or model.lower().startswith("claude"),
             source=f"genai-prices {calc.provider.id}/{calc.model.id}",
         )
-    return None
+        return rates, timeless
+    return None, True  # no provider knows the model, whenever asked
 
 
 def _base(price: object) -> Decimal | None:
