@@ -6,12 +6,15 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import orjson
+
 from corral.events.types import (
     AgentResult,
     AssistantText,
     Event,
     RateLimited,
     SessionStarted,
+    Stream,
     ToolCall,
     ToolResult,
     UsageUpdated,
@@ -112,8 +115,26 @@ class ClaudeStreamParser(BaseParser):
         self._live: dict[str, Usage] = {}
         self._tools_by_model: dict[str, int] = {}
         self._turns_by_model: dict[str, int] = {}
+        self._direct = type(self).on_stdout is ClaudeStreamParser.on_stdout
 
     # -- dispatch --
+
+    def feed(self, line: str, stream: Stream) -> list[Event]:
+        # the usual line, one JSON object on stdout, goes straight to `on_object`: the
+        # path `BaseParser.feed` -> `on_stdout` takes for it, without their calls (once
+        # per line); a subclass with an `on_stdout` of its own keeps the general path
+        if stream == "stdout" and line[:1] == "{" and self._direct:
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return self.bad(line)
+            if not isinstance(obj, dict):
+                return self.bad(line)
+            try:
+                return self.on_object(obj, line)
+            except MALFORMED:
+                return self.bad(line)
+        return super().feed(line, stream)
 
     def on_stdout(self, line: str) -> list[Event]:
         if line.startswith("["):  # `--output-format json --verbose` prints one array of events
@@ -190,15 +211,21 @@ class ClaudeStreamParser(BaseParser):
         ]
 
     def on_assistant(self, obj: dict[str, Any]) -> list[Event]:
-        message = as_dict(obj.get("message"))
-        model = as_str(message.get("model")) or self.model or self.model_hint or UNKNOWN_MODEL
+        # once per line of a Claude stream: the tolerant accessors (`as_dict`...) inline
+        message = obj.get("message")
+        if not isinstance(message, dict):
+            message = {}
+        model = message.get("model")
+        if not (isinstance(model, str) and model):
+            model = self.model or self.model_hint or UNKNOWN_MODEL
         events: list[Event] = []
         counted = self.count_message(message, model, main=obj.get("parent_tool_use_id") is None)
-        for block in as_list(message.get("content")):
-            block_type = as_dict(block).get("type")
+        content = message.get("content")
+        for block in content if isinstance(content, list) else ():
+            block_type = block.get("type") if isinstance(block, dict) else None
             if block_type == "text" and not obj.get("is_api_error_message"):
-                text = as_str(block.get("text"))
-                if text:
+                text = block.get("text")
+                if text and isinstance(text, str):
                     self.last_text = text
                     events.append(AssistantText(text=text))
             elif block_type == "tool_use":
@@ -213,9 +240,11 @@ class ClaudeStreamParser(BaseParser):
 
     def count_message(self, message: dict[str, Any], model: str, *, main: bool) -> bool:
         """Add an API message's usage to the live estimate, once per message id."""
-        msg_id = as_str(message.get("id"))
+        msg_id = message.get("id")
+        if not isinstance(msg_id, str) or msg_id in self._messages:  # the usual: seen
+            return False
         usage = message.get("usage")
-        if msg_id is None or msg_id in self._messages or not isinstance(usage, dict):
+        if not isinstance(usage, dict):
             return False
         if model == "<synthetic>":  # the CLI's stand-in for an API error: no tokens spent
             return False
@@ -268,7 +297,7 @@ class ClaudeStreamParser(BaseParser):
         }
         events: list[Event] = []
         for block in as_list(message.get("content")):
-            if as_dict(block).get("type") != "tool_result":
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
                 continue
             call_id = as_str(block.get("tool_use_id"))
             is_error = block.get("is_error") is True
