@@ -115,3 +115,42 @@ def test_the_ledger_still_prices_what_it_is_given_through_the_bus() -> None:
         "spend.updated",
         "job.finished",
     ]
+
+
+@pytest.mark.parametrize("mode", ["quiet", "prefixed", "grouped"])
+def test_the_quiet_printer_is_given_only_job_ends_and_prints_as_before(mode: str) -> None:
+    import io
+
+    from corral.events.types import ToolCall
+    from corral.render.printer import LinePrinter
+
+    def printed(routed: bool) -> str:
+        out = io.StringIO()
+        printer = LinePrinter(["a"], mode=mode, stream=out)
+        if not routed:  # every event, as a bus with no routing would give it
+            printer.BUS_EVENTS = None
+        bus = Bus()
+        bus.subscribe(printer, output=False)
+        for event in (
+            started("a"),
+            AssistantText(job="a", attempt=1, text="thinking"),
+            ToolCall(job="a", attempt=1, name="Bash", detail="ls"),
+            JobFinished(
+                job="a",
+                attempt=1,
+                status=JobStatus.FAILED,
+                exit_code=1,
+                signal=None,
+                duration_s=1.0,
+                error="exit code 1",
+            ),
+        ):
+            bus.publish(event)
+        routes = {kind.__name__ for kind, subs in bus._routes.items() if printer in subs}
+        every = {"JobStarted", "AssistantText", "ToolCall", "JobFinished"}
+        expected = {"JobFinished"} if mode == "quiet" and routed else every
+        assert routes == expected
+        return out.getvalue()
+
+    assert printed(True) == printed(False)
+    assert ("exit code 1" in printed(True)) and (mode != "quiet" or "thinking" not in printed(True))

@@ -110,12 +110,16 @@ class Redactor:
 
     def _fields(self, value: Any, names: tuple[str, ...]) -> Any:
         # once per agent event on the bus: the field names are looked up once per class,
-        # and a string that holds no secret value and no URL is passed over
+        # and a string that holds no secret value and no URL is passed over (the search
+        # of `_holds_secret`, inline)
         changes = {}
+        secrets = self._longest_first
         for name in names:
             before = getattr(value, name)
             if type(before) is str:
-                if "://" not in before and not self._holds_secret(before):
+                if "://" not in before and not (
+                    secrets and any(secret in before for secret in secrets)
+                ):
                     continue
                 after: Any = self.text(before)
             elif isinstance(before, (dict, list, tuple)):  # a tuple: faster than a union

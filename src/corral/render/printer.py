@@ -70,6 +70,11 @@ class LinePrinter:
         self._log_dirs: dict[str, str] = {}
         self.closed = False
         self._agents: set[str] = set()  # jobs whose stdout is a machine stream, shown as narrative
+        # the only events the bus need give it (None: all): quiet prints failed jobs only,
+        # so an agent's text, tool calls and results never visit it
+        self.BUS_EVENTS: tuple[type[Event], ...] | None = (
+            (JobFinished,) if mode == "quiet" else None
+        )
 
     def _paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
