@@ -216,3 +216,38 @@ def test_stamping_a_fresh_event_keeps_it_and_never_changes_one_stamped_before() 
     other = stamp(stamped, "b", 1)
     assert (other.job, other.attempt) == ("b", 1)
     assert (stamped.job, stamped.attempt) == ("a", 2)  # what was published stays as it was
+
+
+AGENT_LINES = [
+    line + b"\n" for line in (DATA / "claude_tool_stream.jsonl").read_bytes().splitlines()
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    feeds=st.lists(
+        st.tuples(
+            st.sampled_from(["stdout", "stderr"]),
+            st.lists(st.sampled_from([*AGENT_LINES, *PIECES, b"\n\n", b"  \n"]), max_size=8),
+        ),
+        max_size=10,
+    )
+)
+def test_an_agent_block_reads_as_every_line_does(feeds: list[tuple[Stream, list[bytes]]]) -> None:
+    # the agent's block loop (`_parse_block`) against the line-by-line path
+    every = Attempt(every_line=True, parser="claude-stream-json", keep=AGENT_KEEP_BYTES)
+    last = Attempt(every_line=False, parser="claude-stream-json", keep=AGENT_KEEP_BYTES)
+    for stream, pieces in feeds:
+        chunk = b"".join(pieces)
+        if chunk:
+            every.feed(stream, chunk)
+            last.feed(stream, chunk)
+            assert last.journal.job("j").last_line == every.journal.job("j").last_line
+    for attempt in (every, last):
+        attempt.close()
+        attempt.pipeline.finish(0)
+    said = [[e for e in a.seen if not isinstance(e, JobOutput)] for a in (every, last)]
+    assert said[0] == said[1]
+    assert last.pipeline.last_stdout == every.pipeline.last_stdout
+    assert last.pipeline.last_stderr == every.pipeline.last_stderr
+    assert last.pipeline.session_id == every.pipeline.session_id

@@ -120,7 +120,9 @@ class AttemptPipeline:
                 self._held.append((stream, raw, offset + at - start, False))
             return
         every = self._every_line()
-        if every or self.parser is not None:
+        if not every and self.parser is not None:
+            self._parse_block(stream, data, start, end)
+        elif every or self.parser is not None:
             take, base = self._take, offset - start
             while start < end:  # each line (as _each_line, inline: once per line)
                 newline = data.find(b"\n", start, end)
@@ -141,6 +143,28 @@ class AttemptPipeline:
         if deciding is not None:
             raw, at = deciding
             self._output(stream, raw, offset + at - first, False)
+
+    def _parse_block(self, stream: Stream, data: bytes, start: int, end: int) -> None:
+        """An agent's run of whole lines, none published as output: each to the parser
+        (what `_take` does per line, in one loop), the last non-blank one remembered."""
+        assert self.parser is not None
+        feed, forward = self.parser.feed, self._forward
+        last: tuple[bytes, str] | None = None
+        try:
+            while start < end:
+                newline = data.find(b"\n", start, end)
+                stop = newline - 1 if newline > start and data[newline - 1] == 13 else newline
+                raw = data[start:stop]
+                text = raw.decode("utf-8", errors="replace")
+                if text and not text.isspace():
+                    last = (raw, text)
+                events = feed(text, stream)
+                if events:
+                    forward(events)
+                start = newline + 1
+        finally:  # read only once the attempt ends (`outcome`): the last line is enough
+            if last is not None:
+                self._keep_last(stream, *last)
 
     def _every_line(self) -> bool:
         return self._bus is None or self._bus.every_line
@@ -199,24 +223,33 @@ class AttemptPipeline:
 
     def _forward(self, events: list[Event]) -> None:
         request = self.request
+        job, attempt, publish = request.job, request.attempt, self.publish
         for raw in events:
-            event = stamp(raw, request.job, request.attempt)
-            if isinstance(event, ConnectionFailing):
+            event = stamp(raw, job, attempt)
+            role = _ROLES.get(type(event))
+            if role is None:
+                role = _ROLES[type(event)] = _role_of(type(event))
+            failing, said = role
+            if failing:
+                assert isinstance(event, ConnectionFailing)
                 if self.stalled_since is None:
                     self.stalled_since = self.clock()
                 self.stalled = event.message
             elif not self._ended:  # anything else the agent says while it runs is progress
                 self.stalled_since = self.stalled = None
-            if isinstance(event, AgentResult):
+            if said is _Said.RESULT:
+                assert isinstance(event, AgentResult)
                 self.result = event
                 self.result_at = self.clock()
                 self.result_seen.set()
                 self.session_id = event.session_id or self.session_id
-            elif isinstance(event, AgentError):
+            elif said is _Said.ERROR:
+                assert isinstance(event, AgentError)
                 self.error = event
-            elif isinstance(event, SessionStarted):
+            elif said is _Said.SESSION:
+                assert isinstance(event, SessionStarted)
                 self.session_id = event.session_id or self.session_id
-            self.publish(event)
+            publish(event)
 
     def active_at(self, last_output: float) -> float:
         """When the job last made progress, for the idle watchdog: its last output, unless
@@ -273,6 +306,32 @@ class AttemptPipeline:
             unparsed_lines=self.unparsed,
             pid=pid,
         )
+
+
+class _Said(enum.Enum):
+    """What an agent's event tells the pipeline about the attempt (see `_forward`)."""
+
+    NOTHING = 0
+    RESULT = 1
+    ERROR = 2
+    SESSION = 3
+
+
+# per type of event: (a connection retry?, what it says), worked out once per type
+_ROLES: dict[type[Event], tuple[bool, _Said]] = {}
+
+
+def _role_of(kind: type[Event]) -> tuple[bool, _Said]:
+    # the isinstance chain `_forward` had, in its order, once per type of event
+    if issubclass(kind, AgentResult):
+        said = _Said.RESULT
+    elif issubclass(kind, AgentError):
+        said = _Said.ERROR
+    elif issubclass(kind, SessionStarted):
+        said = _Said.SESSION
+    else:
+        said = _Said.NOTHING
+    return issubclass(kind, ConnectionFailing), said
 
 
 def _each_line(
