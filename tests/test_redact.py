@@ -93,3 +93,31 @@ def test_an_event_is_redacted_as_a_walk_of_every_string_would(
     assert (got.name, got.detail, got.job) == (reference(texts[0]), reference(texts[-1]), "j")
     assert (got is event) == (got == event)  # unchanged events stay the same object
     assert redactor.value(got) == got  # twice is once
+
+
+def test_a_value_without_strings_is_passed_over_and_one_with_a_string_is_still_searched() -> None:
+    import dataclasses as dc
+    from decimal import Decimal
+
+    from corral.events.types import UsageUpdated
+    from corral.models import Cost, CostSource, Usage
+
+    redactor = Redactor()
+    redactor.add("sk-abcdef123")
+    usage = UsageUpdated(
+        job="j",
+        attempt=1,
+        by_model={"m": Usage(input_tokens=3, turns=1)},
+        cost=Cost(Decimal("0.5"), CostSource.ESTIMATED),
+    )
+    assert redactor.value(usage) is usage
+    # a field typed int that holds a string anyway is searched like any other
+    odd = Usage(input_tokens="key sk-abcdef123")  # type: ignore[arg-type]  # on purpose
+    assert redactor.value(odd).input_tokens == "key ***"
+
+    @dc.dataclass(frozen=True)
+    class Empty:
+        pass
+
+    empty = Empty()
+    assert redactor.value(empty) is empty

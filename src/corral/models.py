@@ -100,7 +100,9 @@ class Usage:
     turns: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        # the field names once (`_USAGE_NAMES`), not `fields()` at every sum: once per
+        # live usage event of an agent, several times (the ledger's, the journal's folds)
+        return Usage(*(getattr(self, n) + getattr(other, n) for n in _USAGE_NAMES))
 
     @classmethod
     def sum(cls, values: Iterable[Usage]) -> Usage:
@@ -134,7 +136,7 @@ class Usage:
         )
 
     def to_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {n: getattr(self, n) for n in _USAGE_NAMES}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
@@ -150,6 +152,9 @@ class Usage:
             "cache_write_tokens": self.cache_write_tokens,
             **{k: v for k, v in data.items() if k not in _JSON_FIRST},
         }
+
+
+_USAGE_NAMES = tuple(f.name for f in fields(Usage))  # in order: Usage(*values) takes them
 
 
 _JSON_FIRST = frozenset({"input_tokens", "output_tokens", "cache_read_tokens"})

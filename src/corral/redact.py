@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any, TypeVar
 
 MASK = "***"
@@ -112,6 +114,9 @@ class Redactor:
         # once per agent event on the bus: the field names are looked up once per class,
         # and a string that holds no secret value and no URL is passed over (the search
         # of `_holds_secret`, inline)
+        values = _getter(type(value), names)(value)
+        if _ATOMIC.issuperset(map(type, values)):
+            return value  # no string nor container in it (a Usage): nothing to redact
         changes = {}
         secrets = self._longest_first
         for name in names:
@@ -133,6 +138,23 @@ class Redactor:
 
 
 _INIT_FIELDS: dict[type, tuple[str, ...]] = {}
+# values `_fields` passes over whatever they are: neither a string nor a container
+_ATOMIC = frozenset({int, float, bool, type(None), Decimal})
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _getter(cls: type, names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """The values of a class's fields, as a tuple, in one call."""
+    getter = _GETTERS.get(cls)
+    if getter is None:
+        if not names:
+            getter = _GETTERS[cls] = lambda value: ()
+        elif len(names) == 1:
+            one = operator.attrgetter(names[0])
+            getter = _GETTERS[cls] = lambda value: (one(value),)
+        else:
+            getter = _GETTERS[cls] = operator.attrgetter(*names)
+    return getter
 
 
 def _init_fields(cls: type) -> tuple[str, ...]:

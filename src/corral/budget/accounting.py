@@ -30,6 +30,7 @@ class Account:
 
 
 _USAGE_FIELDS = attrgetter(*(f.name for f in fields(Usage)))
+_USAGE_SIZE = len(fields(Usage))
 
 
 class _Tally:
@@ -38,7 +39,7 @@ class _Tally:
     __slots__ = ("counts",)
 
     def __init__(self) -> None:
-        self.counts = [0] * len(fields(Usage))
+        self.counts = [0] * _USAGE_SIZE
 
     def add(self, usage: Usage, sign: int) -> None:
         self.counts = [c + sign * n for c, n in zip(self.counts, _USAGE_FIELDS(usage), strict=True)]
