@@ -6,11 +6,13 @@ re-parented to it and stay visible to the check instead of escaping to init.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,21 @@ def _become_subreaper() -> None:
 
 
 _become_subreaper()
+
+
+def _private_caches() -> None:
+    """corral's caches (compiled classes, entry points, prices, CLI versions) and a
+    `corral login` token go to folders of this test session's, removed at its end: a
+    test run writes nothing into the user's ~/.cache or ~/.config. Set before any test
+    imports corral, and inherited by every process a test starts. The npm CLIs' install
+    cache (`CORRAL_CLI_CACHE`, not under XDG_CACHE_HOME) stays shared on purpose."""
+    root = tempfile.mkdtemp(prefix="corral-tests-")
+    os.environ["XDG_CACHE_HOME"] = os.path.join(root, "cache")
+    os.environ["XDG_CONFIG_HOME"] = os.path.join(root, "config")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+
+
+_private_caches()
 
 
 def _descendants() -> list[psutil.Process]:
