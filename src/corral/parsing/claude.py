@@ -6,8 +6,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import orjson
-
 from corral.events.types import (
     AgentResult,
     AssistantText,
@@ -120,20 +118,11 @@ class ClaudeStreamParser(BaseParser):
     # -- dispatch --
 
     def feed(self, line: str, stream: Stream) -> list[Event]:
-        # the usual line, one JSON object on stdout, goes straight to `on_object`: the
-        # path `BaseParser.feed` -> `on_stdout` takes for it, without their calls (once
-        # per line); a subclass with an `on_stdout` of its own keeps the general path
+        # the usual line, one JSON object on stdout, goes straight to the base class's
+        # object path, skipping `BaseParser.feed`'s checks and this class's array test
+        # (once per line); a subclass with an `on_stdout` of its own keeps the general path
         if stream == "stdout" and line[:1] == "{" and self._direct:
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                return self.bad(line)
-            if not isinstance(obj, dict):
-                return self.bad(line)
-            try:
-                return self.on_object(obj, line)
-            except MALFORMED:
-                return self.bad(line)
+            return BaseParser.on_stdout(self, line)
         return super().feed(line, stream)
 
     def on_stdout(self, line: str) -> list[Event]:
