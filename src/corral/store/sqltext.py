@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import lru_cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -67,8 +69,27 @@ class SqliteDb:
     def insert_many(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, ignore: bool
     ) -> None:
-        # by position: sqlite3 binds a tuple to `?` without looking a name up per value
-        self.conn.executemany(positional_insert(table, columns, ignore_conflicts=ignore), rows)
+        # by position: sqlite3 binds a tuple to `?` without looking a name up per value.
+        # Many rows per statement: each step of a statement costs SQLite and sqlite3 a
+        # round of setup (reset, bind, VM start) that one row of events barely outweighs.
+        # Only the sizes of `row_chunks` and 1 are used, so the driver's statement cache
+        # holds three texts per table whatever the batch; a conflict raises as it would
+        # row by row (and the caller rolls the whole transaction back either way)
+        width = len(columns)
+        done, total = 0, len(rows)
+        for size in row_chunks(width):
+            count = (total - done) // size
+            if not count:
+                continue
+            sql = positional_insert(table, columns, ignore_conflicts=ignore, rows=size)
+            end = done + count * size
+            values = list(chain.from_iterable(rows[done:end]))
+            step = size * width
+            self.conn.executemany(sql, [values[i : i + step] for i in range(0, len(values), step)])
+            done = end
+        if done < total:
+            sql = positional_insert(table, columns, ignore_conflicts=ignore)
+            self.conn.executemany(sql, rows[done:] if done else rows)
 
 
 class AlchemyDb:
@@ -121,16 +142,41 @@ def name(identifier: str) -> str:
 def insert(table: str, columns: Iterable[str], *, ignore_conflicts: bool = False) -> str:
     """`INSERT` of one row of `columns` (bound by their names)."""
     cols = list(columns)
-    return _insert(table, cols, [":" + c for c in cols], ignore_conflicts)
+    return _insert(table, cols, "(" + ", ".join(":" + c for c in cols) + ")", ignore_conflicts)
 
 
-def positional_insert(table: str, columns: Sequence[str], *, ignore_conflicts: bool = False) -> str:
-    """The same `INSERT`, its values bound by position (`?`: sqlite3's own style)."""
-    return _insert(table, columns, ["?"] * len(columns), ignore_conflicts)
+# bind parameters one statement may hold: SQLITE_MAX_VARIABLE_NUMBER of SQLite before
+# 3.32 (newer builds allow 32766, but the SQLite a Python links is not corral's to choose)
+MAX_BINDS = 999
+# rows per multi-row statement, biggest first (then single rows): a batch of any size is
+# written with these few statement texts, each prepared once per connection
+ROW_CHUNKS = (128, 16)
 
 
-def _insert(table: str, cols: Sequence[str], values: Sequence[str], ignore: bool) -> str:
-    sql = f"INSERT INTO {name(table)} ({', '.join(map(name, cols))}) VALUES ({', '.join(values)})"
+def row_chunks(width: int) -> tuple[int, ...]:
+    """The multi-row sizes `insert_many` uses for rows of `width` columns, biggest first:
+    `ROW_CHUNKS`, each cut down to what `MAX_BINDS` parameters hold (1 is not listed)."""
+    most = max(1, MAX_BINDS // max(1, width))
+    return tuple(sorted({min(size, most) for size in ROW_CHUNKS} - {1}, reverse=True))
+
+
+def positional_insert(
+    table: str, columns: Sequence[str], *, ignore_conflicts: bool = False, rows: int = 1
+) -> str:
+    """The same `INSERT`, its values bound by position (`?`: sqlite3's own style), of
+    `rows` rows at once (their values one after the other)."""
+    return _positional_insert(table, tuple(columns), ignore_conflicts, rows)
+
+
+@lru_cache(maxsize=64)
+def _positional_insert(table: str, columns: tuple[str, ...], ignore: bool, rows: int) -> str:
+    # cached: the writer asks for the same few texts with every batch
+    one = "(" + ", ".join(["?"] * len(columns)) + ")"
+    return _insert(table, columns, ", ".join([one] * rows), ignore)
+
+
+def _insert(table: str, cols: Sequence[str], values: str, ignore: bool) -> str:
+    sql = f"INSERT INTO {name(table)} ({', '.join(map(name, cols))}) VALUES {values}"
     return sql + (" ON CONFLICT DO NOTHING" if ignore else "")
 
 
