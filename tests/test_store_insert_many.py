@@ -161,7 +161,7 @@ def rows_with_a_conflict_at(index: int, count: int) -> Iterator[tuple[Any, ...]]
         yield ("r", 5 if n == index else 1000 + n, 0.0, "k", None, 1, "{}")
 
 
-@pytest.mark.parametrize("index", [0, 100, 127, 130, 150, 299])
+@pytest.mark.parametrize("index", [0, 100, 127, 130, 260, 287, 299])
 def test_a_conflicting_row_raises_as_it_does_row_by_row(index: int) -> None:
     rows = list(rows_with_a_conflict_at(index, 300))
     for insert in (
