@@ -73,8 +73,11 @@ class SqliteDb:
         # Many rows per statement: each step of a statement costs SQLite and sqlite3 a
         # round of setup (reset, bind, VM start) that one row of events barely outweighs.
         # Only the sizes of `row_chunks` and 1 are used, so the driver's statement cache
-        # holds three texts per table whatever the batch; a conflict raises as it would
-        # row by row (and the caller rolls the whole transaction back either way)
+        # holds three texts per table whatever the batch. The conflict clause is the
+        # single row's: with `ignore` a row already there is skipped and the others go
+        # in; without, IntegrityError as row by row (a multi-row statement also undoes
+        # its own earlier rows, where executemany kept them: the caller rolls the whole
+        # transaction back either way)
         width = len(columns)
         done, total = 0, len(rows)
         for size in row_chunks(width):
