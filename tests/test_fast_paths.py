@@ -53,6 +53,8 @@ _WATCHED = [
     "corral.config.schema",  # the flow schema (pydantic models)
     "corral.events.types",  # the run's events (~40 dataclasses)
     "corral.expressions",  # conditions and templates
+    "corral.expressions.parser",  # their parser: only a flow with an expression loads it
+    "corral.expressions.values",
     "corral.plan",
     "corral.policy.engine",  # Rego policies
     "corral.store.writer",
@@ -139,6 +141,19 @@ def test_a_flow_without_templates_never_loads_jinja(tmp_path: Path) -> None:
     (tmp_path / "tpl.yaml").write_text("jobs:\n  a: {run: [echo, '{{ run.id }}']}\n")
     assert "jinja2" not in imported(tmp_path, "validate", "flow.yaml")
     assert "jinja2" in imported(tmp_path, "validate", "tpl.yaml")
+
+
+def test_a_command_without_expressions_never_loads_the_expression_parser(tmp_path: Path) -> None:
+    parser = {"corral.expressions.parser", "corral.expressions.values"}
+    found = imported(tmp_path, "exec", "-q", "--no-store", "--", "true")
+    assert found.isdisjoint(parser), found
+    assert "corral.expressions" in found  # the plan still knows its error classes
+    (tmp_path / "plain.yaml").write_text("jobs:\n  a: {run: [echo, hi]}\n")
+    (tmp_path / "if.yaml").write_text("jobs:\n  a: {run: [echo, hi], if: always()}\n")
+    (tmp_path / "expr.yaml").write_text("jobs:\n  a: {run: [echo, '${{ run.id }}']}\n")
+    assert imported(tmp_path, "validate", "plain.yaml").isdisjoint(parser)
+    assert "corral.expressions.parser" in imported(tmp_path, "validate", "if.yaml")
+    assert "corral.expressions.parser" in imported(tmp_path, "validate", "expr.yaml")
 
 
 @pytest.mark.parametrize("enabled", [True, False])
