@@ -53,6 +53,8 @@ _WATCHED = [
     "corral.config.schema",  # the flow schema (pydantic models)
     "corral.events.types",  # the run's events (~40 dataclasses)
     "corral.expressions",  # conditions and templates
+    "corral.expressions.parser",  # their parser: only a flow with an expression loads it
+    "corral.expressions.values",
     "corral.plan",
     "corral.policy.engine",  # Rego policies
     "corral.store.writer",
@@ -139,6 +141,60 @@ def test_a_flow_without_templates_never_loads_jinja(tmp_path: Path) -> None:
     (tmp_path / "tpl.yaml").write_text("jobs:\n  a: {run: [echo, '{{ run.id }}']}\n")
     assert "jinja2" not in imported(tmp_path, "validate", "flow.yaml")
     assert "jinja2" in imported(tmp_path, "validate", "tpl.yaml")
+
+
+def test_a_command_without_expressions_never_loads_the_expression_parser(tmp_path: Path) -> None:
+    parser = {"corral.expressions.parser", "corral.expressions.values"}
+    found = imported(tmp_path, "exec", "-q", "--no-store", "--", "true")
+    assert found.isdisjoint(parser), found
+    assert "corral.expressions" in found  # the plan still knows its error classes
+    (tmp_path / "plain.yaml").write_text("jobs:\n  a: {run: [echo, hi]}\n")
+    (tmp_path / "if.yaml").write_text("jobs:\n  a: {run: [echo, hi], if: always()}\n")
+    (tmp_path / "expr.yaml").write_text("jobs:\n  a: {run: [echo, '${{ run.id }}']}\n")
+    assert imported(tmp_path, "validate", "plain.yaml").isdisjoint(parser)
+    assert "corral.expressions.parser" in imported(tmp_path, "validate", "if.yaml")
+    assert "corral.expressions.parser" in imported(tmp_path, "validate", "expr.yaml")
+
+
+# runs `corral ARGS` in a fresh interpreter and prints the name of every thread started
+_THREADS_PROBE = textwrap.dedent(
+    """
+    import json, sys, threading
+    started = []
+    start = threading.Thread.start
+    def recording(self):
+        started.append(self.name)
+        start(self)
+    threading.Thread.start = recording
+    from corral.cli.main import main
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+    print(json.dumps(started), file=sys.stderr)
+    """
+)
+
+
+def threads_started(cwd: Path, *args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS_PROBE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return list(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_exec_starts_no_thread_pool_only_the_history_writer(tmp_path: Path) -> None:
+    # the run's end waits for the supervisor on its pidfd, sweeps orphans on the event
+    # loop and closes the history on the writer's own thread: asyncio's default executor
+    # (asyncio_N workers, then a thread to shut it down) is never created
+    for _ in range(2):  # the first run creates the history, the second finds it
+        assert threads_started(tmp_path, "exec", "-q", "--", "true") == ["corral-store-writer"]
+    assert threads_started(tmp_path, "exec", "-q", "--no-store", "--", "true") == []
 
 
 @pytest.mark.parametrize("enabled", [True, False])

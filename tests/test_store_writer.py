@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,61 @@ def test_close_reports_what_was_lost_when_the_database_never_returns(
     assert "locked" in message and "(not checked)" in message
     holder.rollback()
     holder.close()
+    store.close()
+
+
+# -- closing from the event loop: the writer's own thread closes the history ---------------
+
+
+def test_close_on_thread_writes_the_rest_then_closes_the_history_on_the_writers_thread(
+    store: SqlHistory,
+) -> None:
+    writer = StoreWriter(store)
+    events = scripted_run()
+    for event in events:
+        writer(event)
+    closed_on: list[str] = []
+
+    async def close() -> None:
+        await writer.close_on_thread(lambda: closed_on.append(threading.current_thread().name))
+        await writer.close_on_thread(lambda: closed_on.append("again"))  # closed: runs `then`
+
+    asyncio.run(close())
+    assert closed_on == ["corral-store-writer", "again"]
+    stored = sum(not isinstance(e, JobOutput) for e in events)
+    assert count_events(store, "run-aaaa1111") == stored
+    store.close()
+
+
+def test_close_on_thread_reports_what_was_lost_and_still_closes_the_history_once(
+    sqlite_path: Path,
+) -> None:
+    holder = locked(sqlite_path)
+    store = impatient(sqlite_path)
+    writer = StoreWriter(store, window_s=0.01, max_backoff_s=0.05)
+    for event in scripted_run():
+        writer(event)
+    closed: list[bool] = []
+    with pytest.raises(StoreError) as caught:
+        asyncio.run(writer.close_on_thread(lambda: closed.append(True), idle_limit=0.5))
+    message = caught.value.lines()[0]
+    assert "never written, 4 of them job results" in message
+    assert closed == [True]
+    holder.rollback()
+    holder.close()
+    store.close()
+
+
+def test_close_on_thread_raises_what_closing_the_history_raised(store: SqlHistory) -> None:
+    writer = StoreWriter(store)
+    writer(start())
+
+    def refuse() -> None:
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        asyncio.run(writer.close_on_thread(refuse))
+    assert count_events(store, "r1") == 1
     store.close()
 
 

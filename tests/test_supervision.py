@@ -6,11 +6,13 @@ test decides whether the job ends before, during or after the resume.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 from tests.helpers import corral
 
 from corral.execute.liveness import RunLock
-from corral.execute.supervised import read_records, supervisor_alive
+from corral.execute.supervised import read_records, supervisor_alive, wait_exit
 
 JOB = """\
 import os, sys, time
@@ -441,3 +443,51 @@ def _refused_while_locked(tmp_path: Path, run_id: str) -> None:
     assert f"`corral resume {run_id}` again once the history takes writes" in line
     assert json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"][0]["id"] == run_id
     assert len((tmp_path / "started-a").read_text().splitlines()) == 1
+
+
+# -- waiting for the supervisor's exit: its pidfd on the event loop, no thread ------------
+
+
+def _popen(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_wait_exit_returns_the_exit_code_without_a_thread() -> None:
+    process = _popen("import sys; sys.exit(3)")
+    before = set(threading.enumerate())
+    assert asyncio.run(wait_exit(process)) == 3
+    assert process.returncode == 3  # reaped
+    assert set(threading.enumerate()) <= before  # no worker was started for the wait
+
+
+def test_wait_exit_reports_a_signal_as_its_negative_number() -> None:
+    process = _popen("import time; time.sleep(60)")
+
+    async def kill_then_wait() -> int:
+        asyncio.get_running_loop().call_later(0.05, process.send_signal, signal.SIGTERM)
+        return await wait_exit(process)
+
+    assert asyncio.run(kill_then_wait()) == -signal.SIGTERM
+
+
+def test_wait_exit_of_a_child_that_ended_before_it_was_asked() -> None:
+    process = _popen("pass")
+    # a zombie now, not reaped: its pidfd is readable from the start
+    _wait(lambda: _state(process.pid) == "Z", "the child to exit")
+    assert process.returncode is None
+    assert asyncio.run(wait_exit(process)) == 0
+    assert asyncio.run(wait_exit(process)) == 0  # reaped already: answered at once
+
+
+def test_wait_exit_without_pidfds_waits_on_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unsupported(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", unsupported)
+    process = _popen("import sys; sys.exit(5)")
+    assert asyncio.run(wait_exit(process)) == 5
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]

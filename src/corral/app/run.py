@@ -60,7 +60,13 @@ from corral.models import Cost, ErrorKind, JobStatus, RunStatus, Usage
 from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
 from corral.private import new_private_dir
 from corral.redact import Redactor
-from corral.store.protocols import HistoryStore, HistoryWriter, NumberingWriter, SeqListener
+from corral.store.protocols import (
+    HistoryStore,
+    HistoryWriter,
+    LoopClosingWriter,
+    NumberingWriter,
+    SeqListener,
+)
 
 if TYPE_CHECKING:
     from corral.app.resume import ResumedRun
@@ -236,7 +242,7 @@ async def start_run(
             concurrency = descriptor_concurrency(concurrency, warn)
             # the agent CLIs run here: say which are missing before anything starts
             located = missing_tools(plan, default_environ())
-            if warn is not None:
+            if warn is not None and located:  # a plain command runs no agent CLI to ask
                 for warning in version_warnings(located):
                     warn(warning)
         context = ExecutorContext(run_id, log_root, kill_grace, on_orphan=spec.on_orphan)
@@ -321,7 +327,7 @@ async def start_run(
                         scheduler.cancel("interrupted before the start time")
                 states = await scheduler.run()
     except BaseException:
-        await asyncio.to_thread(_close_history, wiring)  # a bug: keep what was written
+        await _close_history_async(wiring)  # a bug: keep what was written
         raise
     finally:
         joblog.close()
@@ -334,7 +340,7 @@ async def start_run(
     )
     status = run_status(failed, control.cancelled, budget_stopped=bool(stopped))
     wiring.bus.publish(RunFinished(run_id=run_id, status=status, ended_at=time.time()))
-    store_error = await asyncio.to_thread(_close_history, wiring)
+    store_error = await _close_history_async(wiring)
     return RunReport(
         run_id=run_id,
         status=status,
@@ -422,6 +428,22 @@ def _outputs_capturer(
         )
 
     return capture
+
+
+async def _close_history_async(wiring: _Wiring) -> str | None:
+    """`_close_history` off the event loop: on the writer's own thread as it ends when the
+    writer can (no thread pool to start, then to shut down as asyncio.run returns), else
+    on one."""
+    writer, history = wiring.writer, wiring.history
+    if writer is None and history is None:
+        return None  # --no-store: nothing to close
+    if not isinstance(writer, LoopClosingWriter):
+        return await asyncio.to_thread(_close_history, wiring)
+    try:
+        await writer.close_on_thread(history.close if history is not None else lambda: None)
+    except StoreError as failure:
+        return failure.message
+    return None
 
 
 def _close_history(wiring: _Wiring) -> str | None:

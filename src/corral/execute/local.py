@@ -113,7 +113,7 @@ class LocalExecutor:
                 client, self._client = self._client, None
                 await client.sweep(grace)
                 await client.close()
-            await asyncio.to_thread(reaper.sweep, grace, run_id)
+            await reaper.sweep_async(grace, run_id)
         finally:
             if self._lock is not None:
                 self._lock.release()

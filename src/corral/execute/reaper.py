@@ -160,6 +160,25 @@ def sweep(grace: float, run_id: str | None = None) -> list[int]:
     marked as another run's (its CORRAL_RUN_ID) is left alone: several runs may share
     this process (a server), and one ending must not stop another's jobs.
     """
+    found, send, alive = _orphans(run_id)
+    stop(send, alive, grace)
+    reap_orphans()
+    return found
+
+
+async def sweep_async(grace: float, run_id: str | None = None) -> list[int]:
+    """`sweep`, sleeping on the event loop through the grace period: the rest (a few
+    /proc reads, signals, waitpid with WNOHANG) never blocks, so no thread is needed."""
+    found, send, alive = _orphans(run_id)
+    await stop_async(send, alive, grace)
+    reap_orphans()
+    return found
+
+
+def _orphans(
+    run_id: str | None,
+) -> tuple[list[int], Callable[[int], bool], Callable[[], bool]]:
+    """What `sweep` stops, and how to signal them and tell whether any is left."""
     found = [
         pid
         for pid in _children()
@@ -174,9 +193,7 @@ def sweep(grace: float, run_id: str | None = None) -> list[int]:
         reap_orphans()
         return any(is_alive(pid) for pid in found)
 
-    stop(send, alive, grace)
-    reap_orphans()
-    return found
+    return found, send, alive
 
 
 def run_of(pid: int) -> str | None:

@@ -284,8 +284,37 @@ class SupervisorClient:
             self._sock = None
         if self._process is not None:
             process = self._process
-            await asyncio.to_thread(process.wait)
+            await wait_exit(process)
             reaper.LEADERS.discard(process.pid)
+
+
+async def wait_exit(process: subprocess.Popen[bytes]) -> int:
+    """Wait for `process` to end and reap it; its exit code (-N for signal N).
+
+    Its pidfd turns readable when it exits (Linux 5.3+), so the event loop waits with no
+    thread (a thread pool would be started for this alone, then shut down as asyncio.run
+    returns). Elsewhere, or without pidfds, `wait()` runs on a thread as before.
+    """
+    if process.poll() is not None:
+        return process.returncode
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # no pidfd_open (not Linux, or a kernel before 5.3)
+        return await asyncio.to_thread(process.wait)
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(pidfd, _settle, exited)
+    try:
+        await exited  # readable at once if it ended before this was registered
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return process.wait()  # it has exited: reaps without blocking
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _LogFollower:

@@ -10,12 +10,29 @@ tree) carry GitHub's message, its kind ("lexing", "parsing", "evaluation"), the 
 of the offending character and, for habits from other languages, a hint.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from corral.expressions.errors import (
     ExpressionError,
     ExpressionEvaluationError,
     ExpressionSyntaxError,
 )
-from corral.expressions.expression import Expression, evaluate, parse
+
+if TYPE_CHECKING:
+    from corral.expressions.expression import Expression, evaluate, parse
+
+# The lexer, parser and evaluator load on first use (PEP 562): a flow with no `if:` and no
+# `${{ }}` (every `corral exec`) only ever needs the error classes.
+_LAZY = frozenset({"Expression", "evaluate", "parse"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from corral.expressions import expression
+
+        return getattr(expression, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Expression",

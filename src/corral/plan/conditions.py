@@ -19,15 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from corral.expressions import Expression, ExpressionEvaluationError, ExpressionSyntaxError, parse
-from corral.expressions.expression import STATUS_ARITIES, strip_wrapper
-from corral.expressions.spans import OPEN
-from corral.expressions.values import truthy
+from corral.expressions import ExpressionEvaluationError, ExpressionSyntaxError
 from corral.models import JobStatus
 from corral.plan.contexts import CONTEXTS, ContextSource, RunScope, build_contexts
 from corral.plan.views import JobView
+
+if TYPE_CHECKING:
+    from corral.expressions import Expression
 
 STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
 UPSTREAM_FUNCTIONS = frozenset({"failure", "cancelled"})
@@ -101,6 +101,10 @@ def compile_condition(text: str) -> Condition:
     """
     if not text.strip():
         return DEFAULT_CONDITION
+    # the parser loads with the first `if:`: a flow without one never needs it
+    from corral.expressions.expression import STATUS_ARITIES, parse, strip_wrapper
+    from corral.expressions.spans import OPEN
+
     inner, offset = strip_wrapper(text)
     if not offset:
         inner, offset = _jinja_wrapper(text)
@@ -212,6 +216,8 @@ def decide(
         "cancelled": lambda: run_cancelled,
         "always": lambda: True,
     }
+    from corral.expressions.values import truthy  # loaded with the condition's parser
+
     contexts = build_contexts(job, states, scope or RunScope(), condition.roots)
     shown = f"`{condition.expression}`"
     assert condition.compiled is not None  # not the default, checked above

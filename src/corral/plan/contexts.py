@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from corral.expressions.values import Record
 from corral.models import JobStatus
 from corral.plan.views import JobView, token_counts
+
+if TYPE_CHECKING:
+    from corral.expressions.values import Record
 
 CONTEXTS = ("jobs", "needs", "matrix", "env", "flow")
 NEEDS_FIELDS = frozenset({"result", "outputs"})
@@ -57,17 +59,24 @@ def aggregate_result(results: Iterable[str]) -> str:
     return "skipped"
 
 
+def _record(values: Mapping[str, Any]) -> Record:
+    # the expression values load with the first expression evaluated, not with the plan
+    from corral.expressions.values import Record
+
+    return Record(values)
+
+
 def job_record(view: JobView) -> Record:
     """`jobs.NAME`: corral's view of a finished job."""
-    return Record(
+    return _record(
         {
             "status": view.status.value,
             "result": view.result or "",
             "exit_code": view.exit_code,
             "session_id": view.session_id,
             "cost_usd": view.cost_usd,
-            "outputs": Record(view.outputs),
-            "tokens": Record(token_counts(view.usage)),
+            "outputs": _record(view.outputs),
+            "tokens": _record(token_counts(view.usage)),
             "continue_on_error": view.continue_on_error,
         }
     )
@@ -84,10 +93,10 @@ def needs_record(views: Sequence[JobView]) -> Record:
         outputs.update((key, value) for key, value in view.outputs.items() if value)
         for key in view.outputs:
             outputs.setdefault(key, "")
-    return Record(
+    return _record(
         {
             "result": aggregate_result(result_of(view) for view in views),
-            "outputs": Record(outputs),
+            "outputs": _record(outputs),
         }
     )
 
@@ -108,7 +117,7 @@ _SATISFIED = JobView(JobStatus.SUCCEEDED)  # a need outside the plan with no rec
 
 
 def _needs(job: ContextSource, states: Mapping[str, JobView]) -> Record:
-    return Record(
+    return _record(
         {
             written: needs_record([states.get(name, _SATISFIED) for name in members])
             for written, members in job.need_groups
@@ -117,7 +126,7 @@ def _needs(job: ContextSource, states: Mapping[str, JobView]) -> Record:
 
 
 def _jobs(job: ContextSource, states: Mapping[str, JobView]) -> Record:
-    return Record({name: job_record(states[name]) for name in job.readable() if name in states})
+    return _record({name: job_record(states[name]) for name in job.readable() if name in states})
 
 
 def build_contexts(
@@ -135,9 +144,9 @@ def build_contexts(
         elif root == "needs":
             contexts[root] = _needs(job, states)
         elif root == "matrix":
-            contexts[root] = Record(job.matrix or {})
+            contexts[root] = _record(job.matrix or {})
         elif root == "env":
-            contexts[root] = Record(scope.env)
+            contexts[root] = _record(scope.env)
         elif root == "flow":
-            contexts[root] = Record({"name": scope.flow_name, "run_id": scope.run_id})
+            contexts[root] = _record({"name": scope.flow_name, "run_id": scope.run_id})
     return contexts

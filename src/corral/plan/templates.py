@@ -18,19 +18,21 @@ import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.config.schema import JobSpec
 from corral.errors import TemplateError
-from corral.expressions import Expression, ExpressionError
-from corral.expressions.spans import OPEN, Span, find_expressions
-from corral.expressions.template import split
-from corral.expressions.values import to_string
+from corral.expressions import ExpressionError
+from corral.expressions.spans import OPEN
 from corral.plan.contexts import CONTEXTS, RunScope, build_contexts
 from corral.plan.expressions import Namespace, environment, has_template
 from corral.plan.model import PlannedJob
 from corral.plan.quoting import capture, has_markers, quote_command
 from corral.plan.views import JobView, jobs_namespace
+
+if TYPE_CHECKING:
+    from corral.expressions import Expression
+    from corral.expressions.spans import Span
 
 TEMPLATE_NAMES = frozenset({"jobs", "matrix", "env", "run"})
 RUN_FIELDS = frozenset({"id", "name"})
@@ -80,6 +82,11 @@ def split_template(text: str) -> tuple[str, tuple[tuple[Span, Expression], ...]]
     expressions in order. Raises ExpressionSyntaxError with offsets into `text`."""
     if OPEN not in text:
         return text, ()
+    # the parser loads with the first `${{ }}`: plain commands never need it
+    from corral.expressions import Expression
+    from corral.expressions.spans import find_expressions
+    from corral.expressions.template import split
+
     spans = find_expressions(text)
     parsed = [piece for piece in split(text, CONTEXTS) if isinstance(piece, Expression)]
     out: list[str] = []
@@ -130,6 +137,8 @@ def _render(template: str, context: TemplateContext) -> str:
     text, expressions = split_template(template)
     variables = context.variables()
     if expressions:
+        from corral.expressions.values import to_string
+
         roots = {chain[0].lower() for _, e in expressions for chain, _at in e.references}
         values = build_contexts(context, context.jobs, context.scope(), roots)
 

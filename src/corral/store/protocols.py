@@ -157,6 +157,19 @@ class NumberingWriter(Protocol):
 
 
 @runtime_checkable
+class LoopClosingWriter(Protocol):
+    """A writer that closes from the event loop without blocking it
+    (`corral.store.writer.StoreWriter`): its own thread writes what is left, then runs
+    `then` (closing the history, which may checkpoint a file) and wakes the loop."""
+
+    async def close_on_thread(
+        self, then: Callable[[], None], idle_limit: float | None = None
+    ) -> None:
+        """`close()` then `then()`, awaited: StoreError if anything was lost."""
+        ...
+
+
+@runtime_checkable
 class HistoryStore(HistoryReader, Protocol):
     """A history that can be read and written: the reader that makes writers."""
 

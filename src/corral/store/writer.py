@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections import deque
@@ -120,6 +121,8 @@ class StoreWriter:
         self._abandon = threading.Event()
         self._closing = False
         self._closed = False
+        self._exited = False  # the thread has ended (set under the lock, with _on_exit read)
+        self._on_exit: Callable[[], None] | None = None
         self._failing = False
         self._last_error: BaseException | None = None
         self._backoff = 0.0
@@ -271,9 +274,7 @@ class StoreWriter:
         """
         if self._closed:
             return
-        self._closing = True
-        self._urgent.set()
-        self._wake.set()
+        self._begin_close()
         # the timeout counts time without progress: a writer catching up on a backlog
         # is given the time it needs, a dead database only `timeout`
         limit = timeout if timeout is not None else self._close_timeout_s
@@ -286,6 +287,68 @@ class StoreWriter:
             self._abandon.set()
             self._wake.set()
             self._thread.join(10.0)
+        self._end_close()
+
+    async def close_on_thread(
+        self, then: Callable[[], None], idle_limit: float | None = None
+    ) -> None:
+        """`close()`, then `then()` (closing the history), from the event loop without
+        blocking it or starting a thread: the writer's own thread runs `then` as its last
+        act, and wakes the loop. The same waits and errors as `close()` (`idle_limit` is
+        its `timeout`: the time allowed without progress); an error of
+        `then` is raised here, after the writer's own.
+
+        Were the thread stuck past the abandon wait, `then` runs here instead, as a
+        caller of `close()` would run it (never twice)."""
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        claimed = threading.Lock()
+        failure: list[BaseException] = []
+
+        def finish() -> None:  # once, on whichever side gets there first
+            if claimed.acquire(blocking=False):
+                try:
+                    then()
+                except BaseException as error:
+                    failure.append(error)
+
+        def on_exit() -> None:  # on the writer's thread, as it ends
+            finish()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(_settle, exited)
+
+        with self._lock:
+            waiting = not self._closed and not self._exited
+            if waiting:
+                self._on_exit = on_exit
+        if waiting:
+            # cancelled while waiting, the thread still closes the history as it ends
+            self._begin_close()
+            limit = idle_limit if idle_limit is not None else self._close_timeout_s
+            deadline, seen = time.monotonic() + limit, self.written
+            while not exited.done() and (left := deadline - time.monotonic()) > 0:
+                await asyncio.wait((exited,), timeout=min(0.1, limit, left))
+                if self.written != seen:
+                    deadline, seen = time.monotonic() + limit, self.written
+            if not exited.done():
+                self._abandon.set()
+                self._wake.set()
+                await asyncio.wait((exited,), timeout=10.0)
+        try:
+            if not self._closed:
+                self._end_close()
+        finally:
+            finish()
+        if failure:
+            raise failure[0]
+
+    def _begin_close(self) -> None:
+        self._closing = True
+        self._urgent.set()
+        self._wake.set()
+
+    def _end_close(self) -> None:
+        """What close() does once the thread has ended (or was given up on)."""
         self._closed = True  # the engine is the store's: it stays open for its owner
         error = self._last_error
         if error is not None and not (database_error(error) or isinstance(error, StoreError)):
@@ -329,6 +392,16 @@ class StoreWriter:
     # -- writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._lock:
+                self._exited = True
+                on_exit = self._on_exit
+            if on_exit is not None:
+                on_exit()
+
+    def _loop(self) -> None:
         delay = 0.0
         while not self._abandon.is_set():
             if delay:
@@ -527,6 +600,11 @@ class StoreWriter:
                 else:
                     keep.append((target, future, patient))
             self._waiters = keep
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():  # its waiter may have been cancelled meanwhile
+        future.set_result(None)
 
 
 def _resolve(future: concurrent.futures.Future[bool], value: bool) -> None:
