@@ -50,6 +50,7 @@ from corral.events.types import (
     RateLimited,
     RunFinished,
 )
+from corral.execute import early
 from corral.execute.admission import GuardedAdmission, descriptor_concurrency
 from corral.execute.executor import AttemptOutcome, Executor, ExecutorContext, JobRequest
 from corral.execute.prepare import Rehearse, RequestBuilder, default_environ
@@ -245,6 +246,9 @@ async def start_run(
             if warn is not None and located:  # a plain command runs no agent CLI to ask
                 for warning in version_warnings(located):
                     warn(warning)
+        else:
+            # the jobs run elsewhere: the supervisor this command started early is not used
+            early.discard()
         context = ExecutorContext(run_id, log_root, kill_grace, on_orphan=spec.on_orphan)
         executor = create_executor(name, context)
     if known is None and plan.external_needs and not options.no_store:

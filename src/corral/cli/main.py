@@ -13,6 +13,7 @@ import click
 
 from corral import __version__, classcache, plugins
 from corral.cli.commands import CommandEntry
+from corral.execute import early
 
 
 def _command(name: str) -> CommandEntry | click.Command:
@@ -98,13 +99,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
     if argv is not None:
         run_cli(cli, argv)
+    # a run's supervisor starts up while this process does (its socket is among `before`)
+    early.start(sys.argv[1:])
     before = _open_descriptors()
     try:
         run_cli(cli, sys.argv[1:])
     except SystemExit as done:
+        early.discard()  # the run took it, or there was none to take it: it has no use
         code = done.code
         if (code is None or isinstance(code, int)) and _left_nothing(before):
             _exit_now(code or 0)
+        raise
+    except BaseException:
+        early.discard()  # a bug's traceback (or KeyboardInterrupt): it is not needed
         raise
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from corral.events.types import Stream
-from corral.execute import reaper
+from corral.execute import early, reaper
 from corral.execute.executor import StopHandle, Withdrawn
 from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
@@ -124,9 +124,27 @@ class SupervisorClient:
         # supervisor that dies at once fails them (`_lost`)
 
     def _spawn(self) -> socket.socket:
-        """Start the supervisor process (a fork and an exec, once per run); our end of
-        the socket pair."""
+        """Start the supervisor process (a fork and an exec, once per run), or begin the
+        one this command started early (`corral.execute.early`); our end of the socket
+        pair."""
         self.log_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = early.take()
+        if found is not None:
+            begin = {
+                "op": "begin",
+                "root": str(self.log_root),
+                "on_orphan": self._on_orphan,
+                "grace": self._grace,
+            }
+            try:
+                found.sock.sendall(orjson.dumps(begin) + b"\n")
+            except OSError:
+                found.kill()  # it died after all: start one as usual
+            else:
+                self._process = found.process
+                self.pid = found.process.pid
+                reaper.LEADERS.add(self.pid)  # corral's own sweep must leave it alone
+                return found.sock
         ours, theirs = socket.socketpair()
         log = os.open(
             self.log_root / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600

@@ -168,7 +168,9 @@ class Supervisor:
             cwd = message.get("cwd")
             if cwd:
                 try:
-                    # posix_spawn cannot (Python 3.11); this process is single-threaded
+                    # posix_spawn cannot (Python 3.11). The directory is the whole
+                    # process's, the exit writer thread's too, but that thread only
+                    # looks at the absolute log paths corral sends: nothing it does moves
                     os.chdir(cwd)
                 except OSError:
                     raise SpawnError(f"working directory not found: {cwd}") from None
@@ -398,18 +400,62 @@ def disk_full(folder: str | Path) -> bool:
         return False
 
 
+def _begin(sock: socket.socket) -> dict[str, Any] | None:
+    """An early supervisor's `begin` message, once corral sends it; None when corral's
+    end closes first (the command ended before any job ran, or corral died). The line is
+    taken off the socket alone: what follows it is left there for the main loop."""
+    head = b""
+    while True:
+        try:
+            peeked = sock.recv(1 << 16, socket.MSG_PEEK)
+        except OSError:
+            return None
+        if not peeked:
+            return None
+        end = peeked.find(b"\n")
+        taken = sock.recv(end + 1 if end >= 0 else len(peeked))
+        head += taken
+        if end >= 0:
+            message: dict[str, Any] = json.loads(head)
+            return message if message.get("op") == "begin" else None
+
+
+def _early(fd: int) -> tuple[str, str, float, socket.socket] | None:
+    """Start up ahead of the run, wait for its `begin`, then log where corral would have
+    had us log (its supervisor.log): the run's folder, `on_orphan`, the grace, the socket."""
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(False)
+    message = _begin(sock)
+    if message is None:
+        return None  # no run: nothing was written, nothing is left
+    root = message["root"]
+    log = os.open(
+        os.path.join(root, "supervisor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+    )
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return root, message["on_orphan"], float(message["grace"]), sock
+
+
 def main(argv: list[str]) -> int:
-    root, on_orphan, grace, fd = argv[0], argv[1], float(argv[2]), int(argv[3])
     os.chdir("/")  # never pin a directory a user may want to unmount
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)  # the terminal's signals are for corral
+    if argv[0] == "--early":  # started ahead of its run (corral.execute.early)
+        begun = _early(int(argv[1]))
+        if begun is None:
+            return 0
+        root, on_orphan, grace, sock = begun
+    else:
+        root, on_orphan, grace = argv[0], argv[1], float(argv[2])
+        sock = socket.socket(fileno=int(argv[3]))
+        sock.set_inheritable(False)  # the jobs must not hold corral's line
     reaper.become_subreaper()
     lock = os.open(os.path.join(root, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     os.ftruncate(lock, 0)
     os.write(lock, f"{os.getpid()}\n".encode())
-    sock = socket.socket(fileno=fd)
-    sock.set_inheritable(False)  # the jobs must not hold corral's line
     supervisor = Supervisor(root, on_orphan, grace, sock)
     # SIGTERM to the supervisor itself: stop the jobs (recording how they ended), then go
     signal.signal(signal.SIGTERM, lambda *_: supervisor.terminate())
