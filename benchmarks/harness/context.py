@@ -13,7 +13,7 @@ from harness import profile
 from harness.measure import Command, Sample, measure
 from harness.peers import Peer
 from harness.report import Contender, RowResult, Stat, Verdict, good, per_round, stat
-from harness.rounds import Entry, emptied, files_check, run_rounds
+from harness.rounds import Entry, discard, emptied, files_check, run_rounds
 
 
 @dataclass
@@ -28,6 +28,9 @@ class Context:
     peers: dict[str, Peer]
     profiler: str | None = None  # py-spy or cprofile: profile each corral command once more
     profiles: Path | None = None  # where the raw profiles go
+    # delete each run's logs right after it, as before w9flat (to compare figures): the
+    # next round then pays for ext4's search past the recently deleted inodes
+    eager_cleanup: bool = False
 
     def n_rounds(self, full: int) -> int:
         return self.rounds or (1 if self.quick else full)
@@ -75,15 +78,25 @@ class Context:
         runs = self.project / ".corral" / "runs"
         return files_check(runs, "*/*/stdout.log", count, size, "corral's logs")
 
+    @property
+    def trash(self) -> Path | None:
+        """Where clean-ups move what runs left, deleted after each row's timings."""
+        return None if self.eager_cleanup else self.work / "trash"
+
     def clean_logs(self) -> Callable[[], None]:
-        return emptied(self.project / ".corral" / "runs")
+        return emptied(self.project / ".corral" / "runs", trash=self.trash)
 
     def measure(self, name: str, entries: list[Entry], rounds: int, warmup: bool = False) -> Got:
-        got = Got(run_rounds(name, entries, rounds, self.folder("out"), warmup and not self.quick))
-        if self.profiler:
-            for entry in entries:
-                if entry.command and entry.command.argv[: len(self.corral)] == self.corral:
-                    got.profiles[entry.label] = self._profile(f"{name}-{entry.key}", entry)
+        try:
+            scratch = self.folder("out")
+            got = Got(run_rounds(name, entries, rounds, scratch, warmup and not self.quick))
+            if self.profiler:
+                for entry in entries:
+                    if entry.command and entry.command.argv[: len(self.corral)] == self.corral:
+                        got.profiles[entry.label] = self._profile(f"{name}-{entry.key}", entry)
+        finally:
+            if self.trash is not None:
+                discard(self.trash)
         return got
 
     def _profile(self, name: str, entry: Entry) -> list[str]:
