@@ -13,7 +13,7 @@ from harness import profile
 from harness.measure import Command, Sample, measure
 from harness.peers import Peer
 from harness.report import Contender, RowResult, Stat, Verdict, good, per_round, stat
-from harness.rounds import Entry, discard, emptied, files_check, run_rounds
+from harness.rounds import Entry, emptied, files_check, run_rounds
 
 
 @dataclass
@@ -80,23 +80,20 @@ class Context:
 
     @property
     def trash(self) -> Path | None:
-        """Where clean-ups move what runs left, deleted after each row's timings."""
+        """Where clean-ups move what runs left: deleted with the work folder once every row
+        is measured (ext4 remembers a deletion for 60 s or more: a row deleting the last
+        row's folders would pay for it)."""
         return None if self.eager_cleanup else self.work / "trash"
 
     def clean_logs(self) -> Callable[[], None]:
         return emptied(self.project / ".corral" / "runs", trash=self.trash)
 
     def measure(self, name: str, entries: list[Entry], rounds: int, warmup: bool = False) -> Got:
-        try:
-            scratch = self.folder("out")
-            got = Got(run_rounds(name, entries, rounds, scratch, warmup and not self.quick))
-            if self.profiler:
-                for entry in entries:
-                    if entry.command and entry.command.argv[: len(self.corral)] == self.corral:
-                        got.profiles[entry.label] = self._profile(f"{name}-{entry.key}", entry)
-        finally:
-            if self.trash is not None:
-                discard(self.trash)
+        got = Got(run_rounds(name, entries, rounds, self.folder("out"), warmup and not self.quick))
+        if self.profiler:
+            for entry in entries:
+                if entry.command and entry.command.argv[: len(self.corral)] == self.corral:
+                    got.profiles[entry.label] = self._profile(f"{name}-{entry.key}", entry)
         return got
 
     def _profile(self, name: str, entry: Entry) -> list[str]:

@@ -1,7 +1,7 @@
 """Interleaved rounds: every contender of a row once per round, the order rotating.
 
 Checks (every byte logged, every line counted) and clean-ups (moving aside the logs a run
-left, deleted once the row is measured) happen between measurements, outside the timing.
+left, deleted once every row is measured) happen between measurements, outside the timing.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def emptied(*folders: Path, trash: Path | None = None) -> Callable[[], None]:
     """A clean-up that empties `folders` of what a run wrote (and keeps the folders).
 
     With `trash` (a folder on the same file system) it is moved there, to be deleted once
-    the row's timings are taken (`discard`): ext4 makes a new inode slow to find for a
+    every row is measured: ext4 makes a new inode slow to find for a
     while after many were deleted (`recently_deleted()` in `find_inode_bit`), so deleting
     thousands of run folders just before the next round made that round's every mkdir
     and log open cost up to ~0.7 ms more, a cost a user's run does not have (w9flat).
@@ -104,11 +104,6 @@ def emptied(*folders: Path, trash: Path | None = None) -> Callable[[], None]:
 
 
 _aside = itertools.count()
-
-
-def discard(trash: Path) -> None:
-    """Delete what clean-ups moved to `trash` (after a row's rounds, outside any timing)."""
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def files_check(
