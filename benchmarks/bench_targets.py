@@ -2,6 +2,7 @@
 
     python benchmarks/bench_targets.py [--quick] [--rounds N] [--only ROW,...]
                                        [--no-install] [--out DIR] [--strict]
+                                       [--eager-cleanup]
 
 Rows (see benchmarks/README.md): exec, validate, runs, flat1k, claude, claude-fresh,
 jsonl, live, show, flat10k (with the extra DAG-run row). Each row runs its contenders in interleaved
@@ -117,6 +118,12 @@ def main() -> int:
         choices=profile.PROFILERS,
         help="after each row, profile each corral command once more (top costs in the report)",
     )
+    parser.add_argument(
+        "--eager-cleanup",
+        action="store_true",
+        help="delete each run's logs right after it instead of after the row (the figures "
+        "before w9flat: the next round pays for ext4's search past deleted inodes)",
+    )
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(ROWS)
     unknown = [name for name in chosen if name not in ROWS]
@@ -145,6 +152,7 @@ def main() -> int:
     project.mkdir()
     ctx = Context(args.quick, args.rounds, work, project, corral_command(), found)
     ctx.profiler, ctx.profiles = args.profile, out
+    ctx.eager_cleanup = args.eager_cleanup
     info = machine() | {
         "work folder": f"{work} ({_fs_type(work)})",
         "open files (soft limit)": str(fd_limit),

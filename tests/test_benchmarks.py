@@ -24,7 +24,7 @@ sys.path.insert(0, str(BENCH))
 from harness import fixtures, peers  # noqa: E402  (benchmarks/ is not a package)
 from harness.measure import Command, Sample, measure  # noqa: E402
 from harness.report import per_round, stat  # noqa: E402
-from harness.rounds import Entry, run_rounds  # noqa: E402
+from harness.rounds import Entry, emptied, run_rounds  # noqa: E402
 
 # every row of issue 14's table, by the key each has in a quick run's results.json
 QUICK_ROWS = [
@@ -143,6 +143,18 @@ def test_rounds_are_interleaved_and_rotated(tmp_path: Path) -> None:
     # the warm-up round is not recorded; each round starts one tool further on
     assert log.read_text().split() == ["c", "a", "b", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert [len(c.rounds) for c in got.values()] == [3, 3, 3]
+
+
+def test_a_clean_up_moves_a_runs_files_aside_until_every_row_is_measured(tmp_path: Path) -> None:
+    # ext4 finds new inodes slowly just after many deletions: the next round must not pay
+    runs, trash = tmp_path / "runs", tmp_path / "trash"
+    cleanup = emptied(runs, trash=trash)
+    for number in range(2):
+        (runs / f"run{number}").mkdir(parents=True)
+        (runs / f"run{number}" / "stdout.log").write_text("x")
+        cleanup()
+        assert list(runs.iterdir()) == []
+    assert sorted(p.name for p in trash.glob("*/*")) == ["run0", "run1"]
 
 
 def test_history_fixture_is_deterministic(tmp_path: Path, bench_cache: Path) -> None:

@@ -28,6 +28,9 @@ class Context:
     peers: dict[str, Peer]
     profiler: str | None = None  # py-spy or cprofile: profile each corral command once more
     profiles: Path | None = None  # where the raw profiles go
+    # delete each run's logs right after it, as before w9flat (to compare figures): the
+    # next round then pays for ext4's search past the recently deleted inodes
+    eager_cleanup: bool = False
 
     def n_rounds(self, full: int) -> int:
         return self.rounds or (1 if self.quick else full)
@@ -75,8 +78,15 @@ class Context:
         runs = self.project / ".corral" / "runs"
         return files_check(runs, "*/*/stdout.log", count, size, "corral's logs")
 
+    @property
+    def trash(self) -> Path | None:
+        """Where clean-ups move what runs left: deleted with the work folder once every row
+        is measured (ext4 remembers a deletion for 60 s or more: a row deleting the last
+        row's folders would pay for it)."""
+        return None if self.eager_cleanup else self.work / "trash"
+
     def clean_logs(self) -> Callable[[], None]:
-        return emptied(self.project / ".corral" / "runs")
+        return emptied(self.project / ".corral" / "runs", trash=self.trash)
 
     def measure(self, name: str, entries: list[Entry], rounds: int, warmup: bool = False) -> Got:
         got = Got(run_rounds(name, entries, rounds, self.folder("out"), warmup and not self.quick))

@@ -35,7 +35,7 @@ def _entries(
             f"xargs -P {jobs} (sh > file)",
             lambda p: [p, "-P", str(jobs), "-n", "1", "-a", args, "sh", "-c", shell, "sh"],
             check=files_check(out, "*.log", jobs, size, "xargs' files"),
-            cleanup=emptied(out),
+            cleanup=emptied(out, trash=ctx.trash),
         ),
         ctx.peer(
             "parallel",
@@ -55,7 +55,7 @@ def _entries(
                 "go",
             ],
             check=files_check(results, "**/stdout", jobs, size, "parallel's files"),
-            cleanup=emptied(results),
+            cleanup=emptied(results, trash=ctx.trash),
         ),
         ctx.corral_run(
             "corral",

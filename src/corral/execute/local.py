@@ -239,14 +239,16 @@ class LocalExecutor:
         try:
             while not waiter.done():
                 now = time.monotonic()
-                deadlines = [now + 3600.0]
+                deadlines: list[float] = []
                 if request.timeout is not None:
                     deadlines.append(started + request.timeout)
                 if request.idle_timeout is not None:
                     deadlines.append(pipeline.active_at(child.last_output) + request.idle_timeout)
                 if pipeline.result_at is not None:
                     deadlines.append(pipeline.result_at + request.result_grace)
-                wake = max(0.0, min(deadlines) - now)
+                # nothing that can time out (a plain command's usual case): every other
+                # reason to look again is a future below, so no timer is made for it
+                wake = max(0.0, min(deadlines) - now) if deadlines else None
                 pending: set[asyncio.Future[Any]] = {waiter, stop_wait}
                 if result_wait is not None and not result_wait.done():
                     pending.add(result_wait)

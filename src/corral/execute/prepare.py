@@ -4,6 +4,7 @@ argv built by the job's tool adapter (`generic` for a plain command), log folder
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -108,7 +109,7 @@ class RequestBuilder:
             # inherited from `defaults`, as agent fields are)
             invocation = _build(
                 get_tool(COMMAND_TOOL),
-                spec.model_copy(update={"home": None}),
+                spec if spec.home is None else spec.model_copy(update={"home": None}),
                 executable="",
                 resume_session=None,
             )
@@ -207,6 +208,9 @@ def _build(tool: Tool, spec: JobSpec, *, executable: str, resume_session: str | 
 def _check_bytes(job: str, argv: Sequence[str], env: Mapping[str, str], cwd: str) -> None:
     """No process takes a NUL byte in its argv, environment or directory: say where it is
     (the value often comes from what an upstream job printed)."""
+    # one C-level scan of everything joined; the places are named only when one holds a NUL
+    if "\0" not in "".join(itertools.chain(argv, env.keys(), env.values(), (cwd,))):
+        return
     places = [(f"argv[{i}]", a) for i, a in enumerate(argv)]
     places += [(f"env {k}", k + v) for k, v in env.items()]
     places.append(("cwd", cwd))

@@ -181,10 +181,13 @@ def render_job(
     fields see it with the job's own `env:` (rendered) on top, as a GitHub job sees its
     `env:` in the `env` context.
     """
+    spec = job.spec
+    if not has_templates(spec):
+        # nothing would change: no copy, no context (most jobs of a big flat flow)
+        return spec
     context = TemplateContext(
         states, job.matrix, env, run_info, job.readable(), job.name, job.need_groups
     )
-    spec = job.spec
     update: dict[str, Any] = {}
     if spec.env:
         update["env"] = {k: render(v, context, where=f"env.{k}") for k, v in spec.env.items()}
@@ -200,6 +203,23 @@ def render_job(
     if spec.cwd is not None:
         update["cwd"] = render(spec.cwd, context, where="cwd")
     return spec.model_copy(update=update)
+
+
+def has_templates(spec: JobSpec) -> bool:
+    """Whether any field `render_job` renders is a template. Every template mark (`${{`,
+    `{{`, `{%`, `{#`) holds a `{`: one scan of the texts joined finds most jobs plain."""
+    texts: list[str] = [spec.prompt or "", spec.model or "", spec.cwd or ""]
+    run = spec.run
+    if isinstance(run, str):
+        texts.append(run)
+    elif run is not None:
+        texts.extend(run)
+    if spec.env:
+        texts.extend(spec.env.values())
+    if "{" not in "".join(texts):
+        return False
+    # joined, two texts could make a mark across their boundary: judge each one alone
+    return any("{" in text and is_template(text) for text in texts)
 
 
 def template_fields(spec: JobSpec) -> list[tuple[tuple[str | int, ...], str]]:
