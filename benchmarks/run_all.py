@@ -19,6 +19,9 @@ MICRO = {
     "bench_parsing.py": ([], ["--rounds", "20"]),
     "bench_plan.py": ([], ["--jobs", "1000", "--edges", "3000", "--repeat", "2"]),
     "bench_store.py": ([], ["--events", "20000", "--throughput", "5000"]),
+    # the history writer's part of the Claude row, and plan -> JobRequest per flat job
+    "bench_history_events.py": ([], ["--jobs", "2", "--repeat", "1"]),
+    "bench_prepare.py": ([], ["--jobs", "200", "--repeat", "3"]),
     "bench_server.py": ([], ["--quick"]),
     # the flat run with and without the run's supervisor, and the older whole-run rows
     "bench_run.py": ([], ["--quick"]),
