@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 FAKES = Path(__file__).parent / "fakes"
 FAKE_CLI = f"{sys.executable} {FAKES / 'fake_cli.py'}"
@@ -49,3 +53,26 @@ def problems_of(text: str, name: str = "flow.yaml") -> list[str]:
     except FlowError as error:
         return error.lines()
     return []
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll `predicate` until it is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def probe_json(cwd: Path, probe: str, *args: str) -> Any:
+    """Run the script `probe` with `args` in a fresh interpreter; the JSON value it printed
+    last on stderr (corral's own messages may come before it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1])

@@ -10,9 +10,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from tests.helpers import corral
 
 from corral.execute import early
 from corral.execute.supervised import SupervisorClient, read_records, supervisor_alive
+from helpers import wait_until
 
 # a job that prints the command line of its parent: the run's supervisor, or corral
 PARENT = "tr '\\0' ' ' < /proc/$PPID/cmdline"
@@ -37,14 +37,6 @@ with open("effect", "a") as f:
     f.write("x\\n")
 print('{"result": "done"}', flush=True)
 """
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _cmdline(pid: int) -> str:
@@ -161,7 +153,7 @@ def test_kill_9_after_the_begin_leaves_the_job_supervised_and_resume_adopts_it(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait((tmp_path / "started").exists, "the job to start")
+        wait_until((tmp_path / "started").exists, "the job to start")
     finally:
         proc.kill()
         proc.wait()
@@ -170,7 +162,7 @@ def test_kill_9_after_the_begin_leaves_the_job_supervised_and_resume_adopts_it(
     assert pid is not None  # the job outlived corral, under its supervisor: the early one
     assert "--early" in _cmdline(pid)
     (tmp_path / "go").touch()
-    _wait(lambda: supervisor_alive(logs) is None, "the supervisor to exit")
+    wait_until(lambda: supervisor_alive(logs) is None, "the supervisor to exit")
     records, _ = read_records(logs)
     assert records["a#1"].exit is not None and records["a#1"].exit.code == 0
     resumed = corral("resume", logs.name, "--output", "prefixed", cwd=tmp_path)

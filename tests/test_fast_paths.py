@@ -27,6 +27,7 @@ from corral.models import JobStatus
 from corral.render.columns import lines, print_columns
 from corral.render.fit import Trimmed
 from corral.render.live import LiveView, hidden_line, visible_rows
+from helpers import probe_json
 
 # runs `corral ARGS` in a fresh interpreter and prints which of these it imported
 _PROBE = textwrap.dedent(
@@ -177,15 +178,7 @@ _THREADS_PROBE = textwrap.dedent(
 
 
 def threads_started(cwd: Path, *args: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", _THREADS_PROBE, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return list(json.loads(done.stderr.strip().splitlines()[-1]))
+    return list(probe_json(cwd, _THREADS_PROBE, *args))
 
 
 def test_exec_starts_no_thread_pool_only_the_history_writer(tmp_path: Path) -> None:

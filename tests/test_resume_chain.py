@@ -15,13 +15,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import corral
+from helpers import corral, wait_until
 
 DATA = Path(__file__).parent / "data" / "agents"
 FAKE_AGENT = Path(__file__).parent / "fakes" / "fake_agent.py"
@@ -44,14 +43,6 @@ def _json(folder: Path, *args: str) -> Any:
     result = corral(*args, "--json", cwd=folder, env=ENV)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def _wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _b_started_printing(folder: Path) -> bool:
@@ -77,7 +68,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     try:
         # b has printed part of its stream (a line each 0.5 s): kill corral under it
-        _wait(lambda: _b_started_printing(folder), "job b to print")
+        wait_until(lambda: _b_started_printing(folder), "job b to print")
     finally:
         proc.kill()
         proc.wait()

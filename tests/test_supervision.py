@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tests.helpers import corral
 
 from corral.execute.liveness import RunLock
 from corral.execute.supervised import read_records, supervisor_alive, wait_exit
+from helpers import wait_until
 
 JOB = """\
 import os, sys, time
@@ -46,14 +46,6 @@ def _flow(tmp_path: Path, extra: str = "") -> None:
     )
 
 
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "corral", *args],
@@ -69,7 +61,7 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 def _kill_mid_job(tmp_path: Path) -> tuple[str, Path]:
     """Start the flow, kill -9 corral while job `a` runs; the run's id and log folder."""
     proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
-    _wait((tmp_path / "started-a").exists, "job a to start")
+    wait_until((tmp_path / "started-a").exists, "job a to start")
     proc.kill()
     proc.communicate()
     runs = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"]
@@ -92,7 +84,7 @@ def test_a_job_that_finished_while_corral_was_dead_is_adopted_not_rerun(tmp_path
     run_id, logs = _kill_mid_job(tmp_path)
     assert supervisor_alive(logs) is not None  # the job outlived corral, under its supervisor
     (tmp_path / "go").touch()
-    _wait(lambda: supervisor_alive(logs) is None, "the supervisor to exit")
+    wait_until(lambda: supervisor_alive(logs) is None, "the supervisor to exit")
     records, _ = read_records(logs)
     assert records["a#1"].exit is not None and records["a#1"].exit.code == 0
     # its output kept going to its log with no corral reading it
@@ -114,7 +106,7 @@ def test_a_job_still_running_is_reattached_and_followed_to_its_end(tmp_path: Pat
     run_id, logs = _kill_mid_job(tmp_path)
     resume = _start(tmp_path, "resume", run_id, "--output", "prefixed")
     try:
-        _wait((logs / RESUME_LOCK_NAME).exists, "the resume to take its lock")
+        wait_until((logs / RESUME_LOCK_NAME).exists, "the resume to take its lock")
         time.sleep(0.5)
         (tmp_path / "go").touch()
         out, _ = resume.communicate(timeout=60)
@@ -131,7 +123,7 @@ def test_a_job_still_running_is_reattached_and_followed_to_its_end(tmp_path: Pat
 def test_on_orphan_kill_stops_the_jobs_with_corral_and_resume_runs_them(tmp_path: Path) -> None:
     _flow(tmp_path, extra="on_orphan: kill\n")
     run_id, logs = _kill_mid_job(tmp_path)
-    _wait(lambda: supervisor_alive(logs) is None, "the supervisor to stop the job and exit")
+    wait_until(lambda: supervisor_alive(logs) is None, "the supervisor to stop the job and exit")
     records, _ = read_records(logs)
     assert records["a#1"].orphan_killed and records["a#1"].exit is not None
     assert _effects(tmp_path, "a") == 0
@@ -169,7 +161,7 @@ def test_hangup_and_quit_stop_the_run_like_sigterm(
 ) -> None:
     _flow(tmp_path)
     proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
-    _wait((tmp_path / "started-a").exists, "job a to start")
+    wait_until((tmp_path / "started-a").exists, "job a to start")
     pid = int((tmp_path / "started-a").read_text().split()[0])
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
@@ -203,7 +195,7 @@ def test_a_setsid_daemon_ignoring_sigterm_is_gone_when_corral_exits(
         f"version: 1\nkill_grace: 1s\njobs:\n  d: {{run: [{sys.executable}, daemon.py]}}\n"
     )
     proc = _start(tmp_path, "run", "flow.yaml", "--output", "prefixed")
-    _wait(
+    wait_until(
         lambda: (tmp_path / "daemon.pid").exists() and bool((tmp_path / "daemon.pid").read_text()),
         "the daemon",
     )
@@ -279,13 +271,13 @@ def test_a_restarted_claude_job_continues_its_session(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait((tmp_path / "claude-argv").exists, "the agent to start")
+    wait_until((tmp_path / "claude-argv").exists, "the agent to start")
     time.sleep(1.0)  # its session id reaches the history
     proc.kill()
     proc.wait()
     run_id = json.loads(corral("runs", "--json", cwd=tmp_path).stdout)["runs"][0]["id"]
     logs = tmp_path / ".corral" / "runs" / run_id
-    _wait(lambda: supervisor_alive(logs) is None, "on_orphan: kill to stop the agent")
+    wait_until(lambda: supervisor_alive(logs) is None, "on_orphan: kill to stop the agent")
     (tmp_path / "go").touch()
     resumed = corral("resume", run_id, cwd=tmp_path, env={"CORRAL_CLAUDE_BIN": str(claude)})
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -308,7 +300,7 @@ def test_two_real_resumes_started_together_one_proceeds_the_other_names_it(
     # until the loser has answered
     racers = [_start(tmp_path, "resume", run_id, "--output", "prefixed") for _ in range(2)]
     try:
-        _wait(lambda: any(r.poll() is not None for r in racers), "one resume to refuse")
+        wait_until(lambda: any(r.poll() is not None for r in racers), "one resume to refuse")
         loser = next(r for r in racers if r.poll() is not None)
         winner = next(r for r in racers if r is not loser)
         refused, _ = loser.communicate(timeout=30)
@@ -358,7 +350,7 @@ def test_resuming_a_run_already_resumed_resumes_its_newest_run_and_no_job_runs_t
     resume = _start(tmp_path, "resume", first, "--output", "prefixed")
     try:
         (tmp_path / "go-a").touch()
-        _wait((tmp_path / "started-b").exists, "the resume to start job b")
+        wait_until((tmp_path / "started-b").exists, "the resume to start job b")
     finally:
         resume.kill()
         resume.communicate()
@@ -367,7 +359,7 @@ def test_resuming_a_run_already_resumed_resumes_its_newest_run_and_no_job_runs_t
     assert runs[0]["resumed_from"] == first
     second_logs = tmp_path / ".corral" / "runs" / second
     (tmp_path / "go-b").touch()
-    _wait(lambda: supervisor_alive(second_logs) is None, "b to end under the supervisor")
+    wait_until(lambda: supervisor_alive(second_logs) is None, "b to end under the supervisor")
 
     again = corral("resume", first, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -415,7 +407,7 @@ def test_a_resume_that_cannot_close_the_dead_run_exits_3_and_starts_nothing(
         _refused_while_locked(tmp_path, run_id)
     finally:
         (tmp_path / "go").touch()  # a failed check leaves no job behind
-        _wait(lambda: supervisor_alive(logs) is None, "the run's supervisor to exit")
+        wait_until(lambda: supervisor_alive(logs) is None, "the run's supervisor to exit")
     resumed = corral("resume", run_id, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "adopting 1 job(s) left by the dead run: a" in resumed.stderr
@@ -473,7 +465,7 @@ def test_wait_exit_reports_a_signal_as_its_negative_number() -> None:
 def test_wait_exit_of_a_child_that_ended_before_it_was_asked() -> None:
     process = _popen("pass")
     # a zombie now, not reaped: its pidfd is readable from the start
-    _wait(lambda: _state(process.pid) == "Z", "the child to exit")
+    wait_until(lambda: _state(process.pid) == "Z", "the child to exit")
     assert process.returncode is None
     assert asyncio.run(wait_exit(process)) == 0
     assert asyncio.run(wait_exit(process)) == 0  # reaped already: answered at once

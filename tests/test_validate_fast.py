@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from corral.config import fastyaml
 from corral.config.loader import _flow_loader, _load_yaml
 from corral.config.schema import _NAME_CHAR, JOB_NAME, MAX_JOB_NAME, JobSpec, job_name_problem
 from corral.plan.templates import is_template, template_fields
+from helpers import probe_json
 
 _PROBE = textwrap.dedent(
     """
@@ -32,15 +32,7 @@ _PROBE = textwrap.dedent(
 
 
 def _imported(cwd: Path, *args: str) -> set[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+    return set(probe_json(cwd, _PROBE, *args))
 
 
 def test_validate_imports_the_adapters_and_the_converter_only_when_needed(
