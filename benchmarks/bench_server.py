@@ -16,6 +16,9 @@ and the clients' CPU following (after their start); the run's time from its subm
 server's flow check and its worker's start, as `corral run`'s own start without one;
 and the run's CPU: its worker's and its jobs' (the server's reaped children), against
 `corral run`'s and its jobs' without a server (what the run pays for being served).
+Also the machine's CPU use (all cores, /proc/stat) while the live events flowed, and in the
+run's gate before them (the other sessions' use): the 1,000 jobs run in a burst of a few
+seconds, and the latencies wait for a CPU there, not on the run's average.
 
     python benchmarks/bench_server.py --against /tmp/main/src   # main's server too, same rounds
     python benchmarks/bench_server.py --serve-arg=--batch-window=0
@@ -131,6 +134,8 @@ class Tally:
         self.since: float | None = None
         self.lags: list[float] = []
         self.messages = 0
+        self.made: list[float] = []  # each live frame's creation
+        self.end = 0.0  # when the run's last frame came
 
     def connected(self) -> None:
         if self.since is None:
@@ -150,7 +155,9 @@ class Tally:
             assert self.since is not None
             if frame["ts"] >= self.since:
                 self.lags.append(now - frame["ts"])
+                self.made.append(frame["ts"])
             if frame["type"] == "RunFinished":
+                self.end = now
                 return True, resync
         return False, resync
 
@@ -250,6 +257,13 @@ async def light_client(url: str, run_id: str, batch: bool) -> Tally:
             writer.close()
 
 
+def _burst_start(made: list[list[float]]) -> float:
+    """When the live frames start to flow (their 1st percentile of creation: the few
+    made in the run's gate, which a client connected early sees, are left out)."""
+    times = sorted(ts for each in made for ts in each)
+    return times[len(times) // 100] if times else float("inf")
+
+
 def client_process(
     url: str, orders: Any, count: int, out: Any, ready: Any, light: bool, batch: bool
 ) -> None:
@@ -277,6 +291,7 @@ def client_process(
             used,
             used - started,
             sum(tally.messages for tally in results),
+            (_burst_start([t.made for t in results]), max(t.end for t in results)),
         )
     )
 
@@ -293,6 +308,9 @@ class Round:
     lags: list[float] = field(default_factory=list)  # seconds, every live frame's
     totals: list[int] = field(default_factory=list)  # the last seq each client got
     messages: int = 0  # WebSocket messages the clients got, all together
+    live: tuple[float, float] = (float("inf"), 0.0)  # the live frames' burst: made, last received
+    busy: float = float("nan")  # the machine's CPU use (all cores) while the live frames flowed
+    busy_before: float = float("nan")  # the same in the run's gate (the other sessions' use)
     clients_cpu: float = 0.0
     clients_following_cpu: float = 0.0  # without their start (imports)
     server_cpu: float = 0.0
@@ -328,7 +346,8 @@ def followed(url: str, clients: int, jobs: int, light: bool, batch: bool) -> Rou
     for _ in workers:
         orders.put(got.run_id)
     for _ in workers:
-        totals, lags, cpu, following, messages = out.get(timeout=600)
+        totals, lags, cpu, following, messages, (first, end) = out.get(timeout=600)
+        got.live = (min(got.live[0], first), max(got.live[1], end))
         got.totals += totals
         got.lags += lags
         got.clients_cpu += cpu
@@ -359,6 +378,9 @@ def with_server(
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    samples: list[tuple[float, int, int]] = []
+    sampler = threading.Thread(target=_sample_cpu, args=(stop, samples), daemon=True)
+    sampler.start()
     try:
         got = followed(url, clients, jobs, light, batch)
         deadline = time.monotonic() + 30
@@ -370,13 +392,38 @@ def with_server(
     finally:
         stop.set()
         watcher.join()
+        sampler.join()
         proc.terminate()
         proc.wait(30)
     got.peak = peak
+    # the 1,000 jobs run in a burst of a few seconds after the gate: the CPU use then (not
+    # the run's average, which counts the gate) is what the latencies wait on
+    got.busy = _busy(samples, *got.live)
+    got.busy_before = _busy(samples, got.asked_at + 1.0, got.live[0] - 0.5)
     got.server_start_cpu = start.user + start.system
     _, started, ended = recorded(folder, got.run_id)
     got.run_s, got.asked_s = ended - started, ended - got.asked_at
     return got
+
+
+def _sample_cpu(stop: threading.Event, samples: list[tuple[float, int, int]]) -> None:
+    """The machine's busy and total CPU time (/proc/stat, all cores) every 50 ms."""
+    while not stop.is_set():
+        try:
+            with open("/proc/stat") as stat:
+                ticks = [int(n) for n in stat.readline().split()[1:]]
+        except OSError:  # not Linux: no figure
+            return
+        samples.append((time.time(), sum(ticks) - ticks[3] - ticks[4], sum(ticks)))
+        time.sleep(0.05)
+
+
+def _busy(samples: list[tuple[float, int, int]], start: float, end: float) -> float:
+    """The share of all cores busy between `start` and `end` (nan when too short)."""
+    inside = [sample for sample in samples if start <= sample[0] <= end]
+    if len(inside) < 2 or inside[-1][2] == inside[0][2]:
+        return float("nan")
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][2] - inside[0][2])
 
 
 def main() -> int:
@@ -453,6 +500,9 @@ def main() -> int:
             f"{jobs}-job run ({events} events each, all in order, "
             f"{per_message:.1f} a message) | "
             f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms (target < 100) | "
+            f"machine CPU busy while the events flowed "
+            f"{median(measured, 'busy') * 100:.0f} % ({median(measured, 'busy_before') * 100:.0f} %"
+            f" in the run's gate, before them) | "
             f"server peak RSS {max(got.peak for got in measured) / 2**20:.0f} MB "
             f"(target < 200), CPU {median(measured, 'server_cpu'):.2f}s, "
             f"{median(measured, 'server_start_cpu'):.2f}s of it to start "
