@@ -197,3 +197,20 @@ def test_missing_peers_are_reported_not_installed(
     assert not refused.ok and "is not GNU parallel" in refused.note
     zen = peers.zen(bench_cache, install=False)
     assert not zen.ok and "not installed" in zen.note
+
+
+def test_server_bench_cpu_use_is_the_burst_s() -> None:
+    """bench_server's CPU use counts the burst of live frames, not the run's gate: the few
+    frames made in the gate (a client connected early sees them) do not start it."""
+    import bench_server
+
+    gate = [[0.5, 1.0]]  # RunStarted, the gate's JobStarted
+    burst = [[10.0 + i / 1000 for i in range(300)] for _ in range(2)]
+    assert bench_server._burst_start(gate + burst) == pytest.approx(10.002, abs=1e-3)
+    assert bench_server._burst_start([[]]) == float("inf")
+    # /proc/stat samples: (time, busy ticks, total ticks); idle until 10, then busy 3 of 4
+    samples = [(t, 0, t * 100) for t in range(11)]
+    samples += [(10 + t, 75 * t, 1000 + 100 * t) for t in range(1, 5)]
+    assert bench_server._busy(samples, 10.0, 14.0) == pytest.approx(0.75)
+    assert bench_server._busy(samples, 0.0, 9.0) == 0.0
+    assert bench_server._busy(samples, 20.0, 30.0) != bench_server._busy(samples, 20.0, 30.0)
