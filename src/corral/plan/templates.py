@@ -206,20 +206,9 @@ def render_job(
 
 
 def has_templates(spec: JobSpec) -> bool:
-    """Whether any field `render_job` renders is a template. Every template mark (`${{`,
-    `{{`, `{%`, `{#`) holds a `{`: one scan of the texts joined finds most jobs plain."""
-    texts: list[str] = [spec.prompt or "", spec.model or "", spec.cwd or ""]
-    run = spec.run
-    if isinstance(run, str):
-        texts.append(run)
-    elif run is not None:
-        texts.extend(run)
-    if spec.env:
-        texts.extend(spec.env.values())
-    if "{" not in "".join(texts):
-        return False
-    # joined, two texts could make a mark across their boundary: judge each one alone
-    return any("{" in text and is_template(text) for text in texts)
+    """Whether any field `render_job` renders is a template (the fields `template_fields`
+    names)."""
+    return bool(template_fields(spec))
 
 
 def template_fields(spec: JobSpec) -> list[tuple[tuple[str | int, ...], str]]:
