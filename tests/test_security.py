@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import corral, write_flow
+from helpers import corral, wait_until, write_flow
 
 # the audit's payloads (6a): command substitution, backticks, `;`, a quote break-out
 SUBST = (
@@ -469,14 +469,15 @@ def test_provider_caps_bodies_and_connections() -> None:
         big.endheaders()
         assert big.getresponse().status == 413
         big.close()
+        # its handler gives its slot back only as it ends: a connection made before then
+        # would take the 503 meant for the fourth (seen once in CI)
+        wait_until(lambda: provider.active_connections == 0, "the 413's handler to end")
         idle = [socket.create_connection((host, int(port))) for _ in range(3)]
         try:
-            import time
-
-            time.sleep(0.3)
-            extra = socket.create_connection((host, int(port)), timeout=10)
-            assert extra.recv(64).startswith(b"HTTP/1.1 503")
-            extra.close()
+            # each counted connection holds one of the 3 slots: the next one is refused
+            wait_until(lambda: provider.active_connections == 3, "3 idle connections")
+            with socket.create_connection((host, int(port)), timeout=10) as extra:
+                assert extra.recv(64).startswith(b"HTTP/1.1 503")
         finally:
             for sock in idle:
                 sock.close()
