@@ -25,7 +25,7 @@ from corral.errors import EXIT_SIGINT, EXIT_SIGTERM, PolicyDenied, UsageError
 
 if TYPE_CHECKING:
     from corral.app.run import RunControl, RunReport
-    from corral.config.loader import LoadedFlow
+    from corral.config.loaded import LoadedFlow
     from corral.plan import Plan
     from corral.render.ui import TerminalUI
 
