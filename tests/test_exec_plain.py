@@ -307,3 +307,19 @@ def test_an_exec_run_is_recorded_and_resumed(tmp_path: Path) -> None:
     resumed = corral("resume", run_id, "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["jobs"][0]["status"] == "succeeded"
+
+
+def test_a_copy_given_a_budget_dumps_it_as_the_schema_does() -> None:
+    from decimal import Decimal
+
+    from corral.config.schema import BudgetSpec
+
+    budget = BudgetSpec(usd=Decimal("1.50"))
+    document = _exec_document(("claude", "hi"), "m", None, None, None)
+    plain = plain_flow(document)
+    assert plain is not None
+    schema = validate_document(document, source="<exec>", locate=_nowhere)
+    _same_job(
+        plain.jobs["claude"].model_copy(update={"budget": budget}),
+        schema.jobs["claude"].model_copy(update={"budget": budget}),
+    )

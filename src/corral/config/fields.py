@@ -7,7 +7,7 @@ pydantic models and the plain specs cannot drift apart. `plain_flow` accepts onl
 `corral exec` builds (one job: a command, or a tool with a prompt and a model; timeouts)
 and only when it is valid; anything else, and every mistake, goes through the pydantic
 models (`config/loader.py`), whose messages the user sees. `corral exec` then imports
-neither pydantic nor the flow schema (tests/test_fast_paths.py).
+neither pydantic nor the flow schema (tests/test_exec_plain.py: the two paths agree).
 """
 
 from __future__ import annotations
@@ -273,8 +273,9 @@ class _Plain:
             value = getattr(self, name)
             if exclude_defaults and value == defaults[name]:
                 continue
-            # plain values only: lists, dicts, str, numbers, bool, None, all JSON as they are
-            out[ALIASES.get(name, name) if by_alias else name] = _copied(value)
+            nested = {"exclude_unset": exclude_unset, "exclude_defaults": exclude_defaults}
+            value = _dumped(value, mode=mode, by_alias=by_alias, **nested)
+            out[ALIASES.get(name, name) if by_alias else name] = value
         return out
 
     @classmethod
@@ -282,11 +283,16 @@ class _Plain:
         raise NotImplementedError
 
 
-def _copied(value: Any) -> Any:
+def _dumped(value: Any, **options: Any) -> Any:
+    """A field's value as pydantic dumps it: containers copied, a model (a budget a copy
+    was given) dumped with the same options; the rest (text, numbers) as it is, which
+    is JSON already."""
     if isinstance(value, list):
-        return [_copied(v) for v in value]
+        return [_dumped(v, **options) for v in value]
     if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
+        return {k: _dumped(v, **options) for k, v in value.items()}
+    if hasattr(value, "model_dump"):
+        return value.model_dump(**options)
     return value
 
 
