@@ -31,6 +31,10 @@ _PROBE = textwrap.dedent(
             self.open(self.path, "w").close()
 
     witness = Witness(str(here / "torn-down"))
+    # the witness is in a cycle (its class's methods hold these globals) that the final
+    # collection leaves alone once a run froze the collector: held by `sys`, this module
+    # stays alive until the teardown wipes its globals, which frees the witness
+    sys.corral_probe_main = sys.modules[__name__]
     atexit.register(lambda: (here / "atexit").write_text(""))
     how = sys.argv[2]
     import corral.cli.errors as errors

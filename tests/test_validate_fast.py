@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corral.config import fastyaml
+from corral.config.fields import _NAME_CHAR, JOB_NAME, MAX_JOB_NAME, job_name_problem
 from corral.config.loader import _flow_loader, _load_yaml
-from corral.config.schema import _NAME_CHAR, JOB_NAME, MAX_JOB_NAME, JobSpec, job_name_problem
+from corral.config.schema import JobSpec
 from corral.plan.templates import is_template, template_fields
 from helpers import probe_json
 

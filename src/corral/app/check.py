@@ -10,13 +10,16 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.collector import collector_paused
-from corral.config.loader import LoadedFlow, load_flow, load_text, validate_document
+from corral.config.loaded import LoadedFlow
 from corral.errors import FlowError, Problem, ToolError
 from corral.plan import Plan, build_plan, select
 from corral.plan.adapter import COMMAND_TOOL, tool_inherited
+
+if TYPE_CHECKING:
+    from corral.config.fields import FlowFields
 
 
 def check_flow(
@@ -26,6 +29,8 @@ def check_flow(
 
     For a command's process (the flow and plan live as long as it): see `collector_paused`.
     """
+    from corral.config.loader import load_flow
+
     with collector_paused(freeze=True):
         loaded, plan = _planned(load_flow(path))
     if only or from_:
@@ -44,6 +49,8 @@ def check_flow_text(
     """Load, validate and plan flow text sent by a client (a server's submission), as if
     it were the file `base_dir/filename`: the same problems, worded as `corral validate`
     words them, located in `filename`; `only`/`from_` select jobs as `check_flow`'s do."""
+    from corral.config.loader import load_text
+
     name = Path(filename).name or "flow.yaml"
     with collector_paused():
         loaded, plan = _planned(load_text(text, base_dir / name, name))
@@ -63,18 +70,44 @@ def _planned(loaded: LoadedFlow) -> tuple[LoadedFlow, Plan]:
 def check_flow_document(
     document: dict[str, Any], *, base_dir: Path, source: str = "<exec>"
 ) -> tuple[LoadedFlow, Plan]:
-    """Validate and plan a flow built in memory (single-instance mode)."""
+    """Validate and plan a flow built in memory (single-instance mode).
+
+    What `corral exec` builds, when valid, is validated without pydantic
+    (`corral.config.fields.plain_flow`: the same spec); anything else, and every mistake,
+    by the flow schema."""
+    from corral.config.fields import plain_flow
 
     def nowhere(path: tuple[str | int, ...]) -> None:
         return None
 
-    spec = validate_document(document, source=source, locate=nowhere)
+    spec: FlowFields | None = plain_flow(document)
+    if spec is None or not _own_adapters(spec):
+        from corral.config.loader import validate_document
+
+        spec = validate_document(document, source=source, locate=nowhere)
     loaded = LoadedFlow(spec, base_dir / "exec.json", source, json.dumps(document), nowhere)
     plan = build_plan(spec, source=source, locate=nowhere)
     problems = tool_problems(loaded, plan)
     if problems:
         raise FlowError(problems)
     return loaded, plan
+
+
+def _own_adapters(flow: FlowFields) -> bool:
+    """Whether every agent of `flow` is one of corral's own adapters: a plugin's adapter is
+    given what docs/tools.md promises it, a flow schema's `JobSpec`."""
+    from corral.tools import get_tool
+
+    for job in flow.jobs.values():
+        if job.tool is None or job.tool == COMMAND_TOOL:
+            continue
+        try:
+            adapter = get_tool(job.tool)
+        except ToolError:
+            return False  # the schema's path says it
+        if not type(adapter).__module__.startswith("corral.tools."):
+            return False
+    return True
 
 
 # a `{{ }}` or `${{ }}` that reads another job's result, outputs or status

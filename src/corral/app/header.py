@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from corral.config.loader import LoadedFlow
+from corral.config.loaded import LoadedFlow
 from corral.events.types import RunStarted
 from corral.times import id_stamp
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from corral.app.header import new_run_id, run_header
 from corral.app.location import open_history
-from corral.config.loader import LoadedFlow
+from corral.config.loaded import LoadedFlow
 from corral.errors import PolicyDenied, StoreError
 from corral.events.types import RunRefused
 from corral.models import RunStatus

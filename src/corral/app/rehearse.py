@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from corral.config.schema import JobSpec, RehearseSpec
+from corral.config.fields import JobFields
+from corral.config.schema import RehearseSpec
 from corral.errors import ToolError
 from corral.execute.prepare import Rehearse
 from corral.plan import Plan, PlannedJob
@@ -66,7 +67,7 @@ def rehearsal(plan: Plan) -> Iterator[Rehearse]:
             ids[job.name] = f"j{index}"
             provider.add_scenario(ids[job.name], scenario_for(job.spec.rehearse))
 
-    def rehearse(job: PlannedJob, spec: JobSpec, home: Path) -> JobSpec:
+    def rehearse(job: PlannedJob, spec: JobFields, home: Path) -> JobFields:
         setup = rehearsal_for(
             get_tool(job.adapter), spec, base_url=provider.scenario_url(ids[job.name]), home=home
         )

@@ -39,7 +39,8 @@ from corral.app.history import earlier_runs, latest_jobs
 from corral.app.location import open_history, run_logs
 from corral.app.run import RunControl, RunOptions, RunReport, RunView, start_run
 from corral.budget.accounting import Ledger
-from corral.config.loader import LoadedFlow, load_flow, load_text
+from corral.config.loaded import LoadedFlow
+from corral.config.loader import load_flow, load_text
 from corral.errors import FlowError, StoreError, UsageError
 from corral.events.bus import Subscriber
 from corral.execute import reaper

@@ -31,7 +31,7 @@ from corral.budget.accounting import Ledger
 from corral.budget.guard import BudgetGuard
 from corral.budget.pricing import PriceBook
 from corral.budget.ratelimit import RateLimitGate
-from corral.config.loader import LoadedFlow
+from corral.config.loaded import LoadedFlow
 from corral.errors import (
     EXIT_BUDGET_STOPPED,
     EXIT_JOBS_FAILED,

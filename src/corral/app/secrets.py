@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from corral.config.loader import LoadedFlow
+from corral.config.loaded import LoadedFlow
 from corral.plan import Plan
 from corral.plan.templates import is_template
 from corral.redact import Redactor, name_patterns

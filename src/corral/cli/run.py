@@ -8,7 +8,6 @@ any of them kills at once), and the exit code says which came first (128 + its n
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import sys
@@ -22,10 +21,11 @@ import orjson
 from corral.cli.options import RunFlags, run_options, single_job_options
 from corral.collector import collector_paused
 from corral.errors import EXIT_SIGINT, EXIT_SIGTERM, PolicyDenied, UsageError
+from corral.lazyssl import asyncio
 
 if TYPE_CHECKING:
     from corral.app.run import RunControl, RunReport
-    from corral.config.loader import LoadedFlow
+    from corral.config.loaded import LoadedFlow
     from corral.plan import Plan
     from corral.render.ui import TerminalUI
 

@@ -10,26 +10,23 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from corral.config.fields import JOB_FIELDS, NOT_DEFAULTABLE, job_name_problem
+from corral.config.loaded import LoadedFlow, dotted, position
 from corral.config.schema import (
-    JOB_FIELDS,
-    NOT_DEFAULTABLE,
     BudgetSpec,
     FlowSpec,
     JobSpec,
     OutputSpec,
     RehearseSpec,
     RehearseUsage,
-    job_name_problem,
 )
 from corral.errors import FlowError, Problem
 
@@ -37,54 +34,6 @@ if TYPE_CHECKING:
     # the YAML and TOML readers are imported by _parse: `corral exec` builds its flow
     # in memory and never loads them
     from corral.config.locate import Locator, Path_
-
-
-@dataclass(frozen=True)
-class LoadedFlow:
-    """A validated flow, with what later stages need to report precise errors."""
-
-    spec: FlowSpec
-    path: Path
-    source: str  # the path as the user wrote it, for messages
-    text: str
-    locate: Locator
-    legacy: bool = False
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
-
-    @property
-    def name(self) -> str:
-        return self.spec.name or self.path.stem
-
-    def problem(self, path: Path_, message: str) -> Problem:
-        """A Problem located at `path` (or its nearest located parent)."""
-        line, column = _position(self.locate, path)
-        return Problem(self.source, line, column, dotted(path), message)
-
-
-def dotted(path: Path_) -> str:
-    text = ""
-    for part in path:
-        if part == "<key>":
-            continue
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
-def _position(locate: Locator, path: Path_) -> tuple[int | None, int | None]:
-    probe = tuple(path)
-    while True:
-        found = locate(probe)
-        if found:
-            return found
-        if not probe:
-            return None, None
-        probe = probe[:-1]
 
 
 @functools.cache
@@ -470,7 +419,7 @@ def _relocate(problem: Problem, locate: Locator) -> Problem:
         path.append(int(part[1:-1]) if part.startswith("[") else part)
     if problem.message.startswith("unknown key"):
         path.append("<key>")
-    line, column = _position(locate, tuple(path))
+    line, column = position(locate, tuple(path))
     return Problem(problem.file, line, column, problem.path, problem.message)
 
 
@@ -497,5 +446,5 @@ def _from_defaults(path: Path_, original: dict[str, Any], locate: Locator) -> Pa
 def _problem(
     source: str, locate: Locator, path: Path_, message: str, shown: Path_ | None = None
 ) -> Problem:
-    line, column = _position(locate, path)
+    line, column = position(locate, path)
     return Problem(source, line, column, dotted(shown if shown is not None else path), message)

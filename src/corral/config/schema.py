@@ -6,7 +6,6 @@ Every key is optional except `jobs`; unknown keys are errors. Durations accept
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -19,47 +18,14 @@ from pydantic import (
     field_validator,
 )
 
+from corral.config.fields import FLOW_DEFAULTS as _F
+from corral.config.fields import FLOW_FACTORIES as _FF
+from corral.config.fields import JOB_DEFAULTS as _J
+from corral.config.fields import JOB_FACTORIES as _JF
+from corral.config.fields import job_name_problem
 from corral.durations import parse_duration
 from corral.models import BudgetAction, BudgetLimits
 from corral.plugins import skip_pydantic_plugin_scan
-
-JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # \Z: `$` lets a final newline in
-# a job's name is a folder name under its run's logs: file systems hold 255 bytes at most
-MAX_JOB_NAME = 255
-_NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
-
-
-def job_name_problem(name: object) -> str | None:
-    """What is wrong with a job name, in words that say how to fix it; None if fine."""
-    if type(name) is str and len(name) <= MAX_JOB_NAME and JOB_NAME.match(name):
-        return None  # the usual name (ASCII only: as many bytes as characters)
-    if isinstance(name, bool):
-        word = "true" if name else "false"
-        return f"got the boolean {word} (YAML reads true/false/yes/no/on/off so): quote it"
-    if name is None:
-        return "YAML reads this name as null (nothing): quote it, or write a name"
-    if isinstance(name, int | float):
-        return f"YAML reads this name as the number {name}: quote it"
-    if not isinstance(name, str):
-        return f"a job name must be text, not {type(name).__name__}: quote it"
-    if JOB_NAME.match(name):
-        if len(name.encode()) > MAX_JOB_NAME:
-            return (
-                f"job name {name[:20]}... is {len(name.encode())} bytes long: a job's "
-                f"logs folder is named after it and file systems hold {MAX_JOB_NAME} "
-                "at most; shorten it"
-            )
-        return None
-    if not name:
-        return "a job name cannot be empty"
-    bad = [c for c in dict.fromkeys(name) if not _NAME_CHAR.match(c)]
-    if bad:
-        shown = ", ".join(repr(c) for c in bad)
-        return (
-            f"job name {name!r} has {shown}: a name holds only ASCII letters, digits, '_', "
-            "'-' and '.'"
-        )
-    return f"job name {name!r} starts with {name[0]!r}: start it with a letter, digit or '_'"
 
 
 def _duration(value: Any) -> float:
@@ -184,49 +150,57 @@ class JobSpec(_Strict):
 
     # what to run
     run: str | list[str] | None = Field(
-        None, description="Command: a list is an argv; a string is split like a shell would."
+        _J["run"], description="Command: a list is an argv; a string is split like a shell would."
     )
-    shell: bool = Field(False, description="Give `run` to /bin/sh -c instead of splitting it.")
-    cwd: str | None = None
+    shell: bool = Field(
+        _J["shell"], description="Give `run` to /bin/sh -c instead of splitting it."
+    )
+    cwd: str | None = _J["cwd"]
     env: dict[str, str] = Field(
-        default_factory=dict, description="Merged over the parent environment; ${VAR} expands."
+        default_factory=_JF["env"],
+        description="Merged over the parent environment; ${VAR} expands.",
     )
     secret_env: StrList = Field(
-        default_factory=list,
+        default_factory=_JF["secret_env"],
         description="Names of env entries whose values are secret: redacted wherever corral "
         "writes (names like *_KEY, *_TOKEN, *SECRET*, *PASSWORD* are secret anyway).",
     )
     # agent fields
     tool: str | None = Field(
-        None, description="Agent CLI adapter: claude, codex, gemini, ... or generic."
+        _J["tool"], description="Agent CLI adapter: claude, codex, gemini, ... or generic."
     )
-    prompt: str | None = None
-    model: str | None = None
-    allowed_tools: StrList | None = None
-    permission_mode: str | None = None
-    max_turns: int | None = Field(None, ge=1)
-    resume: str | None = Field(None, description="Continue the agent session of this job.")
-    extra_args: list[str] = Field(default_factory=list)
-    home: str | None = Field(None, description="Private HOME for the CLI ('auto' for one per job).")
+    prompt: str | None = _J["prompt"]
+    model: str | None = _J["model"]
+    allowed_tools: StrList | None = _J["allowed_tools"]
+    permission_mode: str | None = _J["permission_mode"]
+    max_turns: int | None = Field(_J["max_turns"], ge=1)
+    resume: str | None = Field(_J["resume"], description="Continue the agent session of this job.")
+    extra_args: list[str] = Field(default_factory=_JF["extra_args"])
+    home: str | None = Field(
+        _J["home"], description="Private HOME for the CLI ('auto' for one per job)."
+    )
     # limits
-    timeout: Duration | None = None
+    timeout: Duration | None = _J["timeout"]
     idle_timeout: Duration | None = Field(
-        None, description="No output for this long stops the job (agents: 10m; 0: never)."
+        _J["idle_timeout"],
+        description="No output for this long stops the job (agents: 10m; 0: never).",
     )
-    delay: Duration | None = Field(None, description="Wait this long before starting.")
-    kill_grace: Duration | None = Field(None, description="SIGTERM to SIGKILL grace (default 5s).")
-    budget: BudgetSpec | None = None
+    delay: Duration | None = Field(_J["delay"], description="Wait this long before starting.")
+    kill_grace: Duration | None = Field(
+        _J["kill_grace"], description="SIGTERM to SIGKILL grace (default 5s)."
+    )
+    budget: BudgetSpec | None = _J["budget"]
     # graph
-    needs: StrList = Field(default_factory=list)
-    if_: str | None = Field(None, alias="if")
-    continue_on_error: bool = False
-    retries: int = Field(0, ge=0)
-    retry_delay: Duration | None = None
-    retry_max_delay: Duration | None = None
-    retry_on: list[str | int] | None = None
-    outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+    needs: StrList = Field(default_factory=_JF["needs"])
+    if_: str | None = Field(_J["if_"], alias="if")
+    continue_on_error: bool = _J["continue_on_error"]
+    retries: int = Field(_J["retries"], ge=0)
+    retry_delay: Duration | None = _J["retry_delay"]
+    retry_max_delay: Duration | None = _J["retry_max_delay"]
+    retry_on: list[str | int] | None = _J["retry_on"]
+    outputs: dict[str, OutputSpec] = Field(default_factory=_JF["outputs"])
     matrix: dict[str, Any] | None = Field(
-        None,
+        _J["matrix"],
         description=(
             "One job per combination of the axes' values (`name: [values]`), as GitHub "
             "does: `exclude` (list of partial combinations) removes, `include` (list of "
@@ -243,9 +217,9 @@ class JobSpec(_Strict):
             "additionalProperties": {"type": "array", "minItems": 1},
         },
     )
-    priority: int = 0
+    priority: int = _J["priority"]
     # rehearsal
-    rehearse: RehearseSpec | None = None
+    rehearse: RehearseSpec | None = _J["rehearse"]
 
     @field_validator("run")
     @classmethod
@@ -264,43 +238,38 @@ class JobSpec(_Strict):
         return value
 
 
-JOB_FIELDS = frozenset(JobSpec.model_fields) | {"if"}
-# `defaults` may hold any job field except these, which only make sense on one job
-NOT_DEFAULTABLE = frozenset({"needs", "matrix", "outputs", "resume"})
-
-
 class FlowSpec(_Strict):
     """A flow file."""
 
-    version: Literal[1] = 1
-    name: str | None = None
+    version: Literal[1] = _F["version"]
+    name: str | None = _F["name"]
     concurrency: int | None = Field(
-        None, ge=1, description="Most jobs at once (default: CPUs, at least 2)."
+        _F["concurrency"], ge=1, description="Most jobs at once (default: CPUs, at least 2)."
     )
-    stagger: Duration | None = Field(None, description="Pause between two job launches.")
-    fail_fast: bool = False
-    kill_grace: Duration | None = None
+    stagger: Duration | None = Field(_F["stagger"], description="Pause between two job launches.")
+    fail_fast: bool = _F["fail_fast"]
+    kill_grace: Duration | None = _F["kill_grace"]
     on_orphan: Literal["adopt", "kill"] = Field(
-        "adopt",
+        _F["on_orphan"],
         description="If corral dies mid-run: its jobs keep running and `corral resume` "
         "adopts them (adopt), or they are stopped with it (kill).",
     )
-    budget: BudgetSpec | None = None
+    budget: BudgetSpec | None = _F["budget"]
     executor: str | None = Field(
-        None,
+        _F["executor"],
         description="Where the jobs run: an executor from the corral.executors entry points "
         "(default: local; `corral run --executor` overrides it).",
     )
     policy: PathList | None = Field(
-        None,
+        _F["policy"],
         description="Rego policy files or folders (relative to this file) that must allow "
         "the flow before anything runs.",
     )
     defaults: dict[str, Any] = Field(
-        default_factory=dict, description="Job fields applied to every job."
+        default_factory=_FF["defaults"], description="Job fields applied to every job."
     )
     secret_names: StrList = Field(
-        default_factory=list,
+        default_factory=_FF["secret_names"],
         description="More environment variable name patterns (fnmatch, any case) whose "
         "values are secret, on top of *_KEY, *_TOKEN, *SECRET*, *PASSWORD*.",
     )

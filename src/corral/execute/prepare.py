@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.errors import InputError, ToolError
 from corral.execute.executor import Adoption, JobRequest
 from corral.plan import JobView, PlannedJob, RunInfo, render_job
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 # `corral rehearse`: the job's spec pointed at the simulated provider (env, args, home)
-Rehearse = Callable[[PlannedJob, JobSpec, Path], JobSpec]
+Rehearse = Callable[[PlannedJob, JobFields, Path], JobFields]
 
 
 def expand_env(values: Mapping[str, str], base: Mapping[str, str], job: str) -> dict[str, str]:
@@ -142,7 +142,7 @@ class RequestBuilder:
         self,
         job: PlannedJob,
         name: str,
-        spec: JobSpec,
+        spec: JobFields,
         views: Mapping[str, JobView],
         env: dict[str, str],
         log_dir: Path,
@@ -193,7 +193,9 @@ class RequestBuilder:
         )
 
 
-def _build(tool: Tool, spec: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+def _build(
+    tool: Tool, spec: JobFields, *, executable: str, resume_session: str | None
+) -> Invocation:
     """The adapter's argv; whatever it raises on this job's data fails the job alone."""
     try:
         return tool.build(spec, executable=executable, resume_session=resume_session)

@@ -6,7 +6,7 @@ command whatever `defaults.tool` says; a `prompt:` without a tool runs DEFAULT_A
 
 from __future__ import annotations
 
-from corral.config.schema import FlowSpec, JobSpec
+from corral.config.fields import FlowFields, JobFields
 from corral.plan.problems import Locator
 
 # the adapter name of a plain command (a `run:` job): events and the history file such
@@ -16,7 +16,7 @@ COMMAND_TOOL = "generic"
 DEFAULT_AGENT = "claude"
 
 
-def tool_of(spec: JobSpec, *, inherited: bool) -> str | None:
+def tool_of(spec: JobFields, *, inherited: bool) -> str | None:
     """The agent tool that runs a job, or None for a plain command.
 
     `inherited` says the job's `tool` came from `defaults` rather than from the job
@@ -34,7 +34,7 @@ def tool_of(spec: JobSpec, *, inherited: bool) -> str | None:
     return None
 
 
-def tool_inherited(flow: FlowSpec, name: str, locate: Locator) -> bool:
+def tool_inherited(flow: FlowFields, name: str, locate: Locator) -> bool:
     """Whether job `name` has its `tool` from `defaults` (the loader merges them in, so a
     tool the job does not write itself has no position of its own in the file)."""
     default = flow.defaults.get("tool")

@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from graphlib import CycleError
 from types import MappingProxyType
 
-from pydantic import ValidationError
-
-from corral.config.schema import JOB_FIELDS, NOT_DEFAULTABLE, FlowSpec, JobSpec
+from corral.config.fields import JOB_FIELDS, NOT_DEFAULTABLE, FlowFields, JobFields
 from corral.expressions import ExpressionSyntaxError
 from corral.plan import graph
 from corral.plan import matrix as matrix_rules
@@ -44,7 +42,7 @@ _SEPARATED = re.compile(r"[-.]").search
 _PARTS = re.compile(r"[-.]").split
 
 
-def _with_defaults(flow: FlowSpec, problems: Problems) -> dict[str, JobSpec]:
+def _with_defaults(flow: FlowFields, problems: Problems) -> dict[str, JobFields]:
     """Jobs with `defaults` applied to the fields they leave unset.
 
     Idempotent: if the loader already merged the defaults, those fields count as set.
@@ -56,7 +54,11 @@ def _with_defaults(flow: FlowSpec, problems: Problems) -> dict[str, JobSpec]:
             del defaults[key]
     if not defaults:
         return dict(flow.jobs)
-    jobs: dict[str, JobSpec] = {}
+    from pydantic import ValidationError
+
+    from corral.config.schema import JobSpec
+
+    jobs: dict[str, JobFields] = {}
     reported: set[str] = set()
     for name, spec in flow.jobs.items():
         unset = {
@@ -81,7 +83,7 @@ def _with_defaults(flow: FlowSpec, problems: Problems) -> dict[str, JobSpec]:
     return jobs
 
 
-def _expand(specs: Mapping[str, JobSpec], problems: Problems) -> dict[str, Group]:
+def _expand(specs: Mapping[str, JobFields], problems: Problems) -> dict[str, Group]:
     groups = {name: Group(name, spec) for name, spec in specs.items()}
     taken = set(specs)
     seen: set[str] = set()
@@ -245,7 +247,7 @@ def _report_cycles(
         )
 
 
-def build_plan(flow: FlowSpec, *, source: str = "flow", locate: Locator = _nowhere) -> Plan:
+def build_plan(flow: FlowFields, *, source: str = "flow", locate: Locator = _nowhere) -> Plan:
     """Expand, resolve and validate a flow; raises FlowError listing every problem.
 
     `locate` maps a path in the flow document to (line, column) for the messages.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.models import BudgetLimits
 from corral.plan.adapter import COMMAND_TOOL
 from corral.plan.conditions import DEFAULT_CONDITION, Condition
@@ -34,7 +34,7 @@ class PlannedJob:
 
     name: str
     group: str
-    spec: JobSpec = field(repr=False)
+    spec: JobFields = field(repr=False)
     needs: tuple[str, ...] = ()
     matrix: Mapping[str, Any] | None = None
     condition: Condition = DEFAULT_CONDITION

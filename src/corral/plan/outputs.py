@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from corral.config.schema import OutputSpec
+if TYPE_CHECKING:
+    from corral.config.schema import OutputSpec
 
 _SEGMENT = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]")
 MAX_FILE_BYTES = 1 << 20  # an output is a value, not a payload: read at most 1 MiB

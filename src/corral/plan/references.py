@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.plan import matrix as matrix_rules
 from corral.plan.conditions import DEFAULT_CONDITION, Condition
 from corral.plan.contexts import FLOW_FIELDS, NEEDS_FIELDS
@@ -41,7 +41,7 @@ class Group:
     """A job as written in the flow, with what is shared by all its expansions."""
 
     name: str
-    spec: JobSpec
+    spec: JobFields
     members: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
     needs: list[str] = field(default_factory=list)
     need_groups: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)

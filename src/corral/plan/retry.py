@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.models import ErrorKind
 
 # the failures `retry_on` may name; a transient cause is worth another attempt
@@ -56,7 +56,7 @@ class RetryPolicy:
     exit_codes: frozenset[int] = frozenset()
 
     @classmethod
-    def from_spec(cls, spec: JobSpec) -> RetryPolicy:
+    def from_spec(cls, spec: JobFields) -> RetryPolicy:
         """The policy of a job (retry_on is assumed valid: build_plan checks it)."""
         if not spec.retries:
             return _NO_RETRY  # shared: most jobs of a large flow never retry

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.errors import TemplateError
 from corral.expressions import ExpressionError
 from corral.expressions.spans import OPEN
@@ -174,7 +174,7 @@ def render_job(
     states: Mapping[str, JobView],
     env: Mapping[str, str],
     run_info: RunInfo,
-) -> JobSpec:
+) -> JobFields:
     """The job's spec with `prompt`, `model`, `run`, `env` values and `cwd` rendered.
 
     `env` is corral's environment: what the job's `env:` values see as `env`. The other
@@ -205,13 +205,13 @@ def render_job(
     return spec.model_copy(update=update)
 
 
-def has_templates(spec: JobSpec) -> bool:
+def has_templates(spec: JobFields) -> bool:
     """Whether any field `render_job` renders is a template (the fields `template_fields`
     names)."""
     return bool(template_fields(spec))
 
 
-def template_fields(spec: JobSpec) -> list[tuple[tuple[str | int, ...], str]]:
+def template_fields(spec: JobFields) -> list[tuple[tuple[str | int, ...], str]]:
     """The (path inside the job, text) of every field that is a template."""
     # every template mark (`${{`, `{{`, `{%`, `{#`) holds a `{`: other texts are skipped
     # before a path is made for them (a big flow's commands are mostly plain)

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from corral import __version__
-from corral.config.loader import LoadedFlow
+from corral.config.loaded import LoadedFlow
 from corral.errors import CorralError
 from corral.plan import Plan, PlannedJob, max_spend
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corral.config.loader import LoadedFlow
+from corral.config.loaded import LoadedFlow
 from corral.errors import FlowError, PolicyError
 from corral.plan import Plan
 

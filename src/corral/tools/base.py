@@ -1,6 +1,7 @@
 """The adapter API every agent CLI plugs into, and the pieces the built-in adapters share.
 
-An adapter turns a validated `JobSpec` into an `Invocation` (argv, extra environment,
+An adapter turns a validated job (`corral.config.fields.JobFields`: a flow file's `JobSpec`,
+or `corral exec`'s `PlainJob`) into an `Invocation` (argv, extra environment,
 parser format). It does no I/O in `build`: finding the executable and reading its
 version are separate calls, so the scheduler can plan without touching the disk. An
 adapter whose CLI can talk to corral's simulated provider says how in `rehearse`.
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.errors import ToolError
 
 # JobSpec fields an agent adapter may accept; anything else on a job is the runner's business
@@ -104,7 +105,7 @@ def rehearsal_env(home: Path) -> dict[str, str]:
     return {"HOME": str(home), "TMPDIR": str(tmp)}
 
 
-def wants_shell(job: JobSpec) -> bool:
+def wants_shell(job: JobFields) -> bool:
     """Whether the rehearsed model will ask this job's CLI to run a shell command."""
     return job.rehearse is not None and job.rehearse.mode in ("tool", "big")
 
@@ -115,7 +116,7 @@ def write_json(path: Path, document: Mapping[str, object]) -> None:
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-def is_set(job: JobSpec, name: str) -> bool:
+def is_set(job: JobFields, name: str) -> bool:
     """Whether the job gives this agent field (an empty `extra_args` list counts as unset)."""
     value = getattr(job, name)
     if name == "extra_args":
@@ -249,11 +250,11 @@ class Tool(ABC):
         return read_version([executable, "--version"], timeout=self.version_timeout)
 
     @abstractmethod
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         """The invocation for `job`. `job.home`, when set, is already a resolved path."""
 
     def rehearse(
-        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+        self, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
     ) -> Rehearsal:
         """Settings files in `home`, env vars, flags and spec updates that make this CLI
         talk only to the simulated provider at `base_url` (`max_retries`: the CLI's own)."""
@@ -269,7 +270,7 @@ class Tool(ABC):
         """
         return None
 
-    def validate(self, job: JobSpec) -> list[str]:
+    def validate(self, job: JobFields) -> list[str]:
         """One message per job field this tool cannot honour; empty when the job is fine."""
         problems = [
             f"{self.name} does not support {name}"
@@ -299,7 +300,7 @@ class Tool(ABC):
             )
         return problems
 
-    def chosen_format(self, job: JobSpec) -> tuple[str | None, str | None]:
+    def chosen_format(self, job: JobFields) -> tuple[str | None, str | None]:
         """The output format the user forced in extra_args (or None) and the parser to use."""
         chosen = output_format_in(job.extra_args)
         if chosen is None:
@@ -309,7 +310,7 @@ class Tool(ABC):
         except KeyError:
             raise ToolError(f"{self.name} output format '{chosen}' cannot be parsed") from None
 
-    def permission_flags(self, job: JobSpec) -> tuple[str, ...]:
+    def permission_flags(self, job: JobFields) -> tuple[str, ...]:
         """The flags for `job.permission_mode` (validate() has rejected unknown modes)."""
         if job.permission_mode is None:
             return ()
@@ -320,7 +321,7 @@ class Tool(ABC):
                 f"{self.name} does not support permission_mode '{job.permission_mode}'"
             ) from None
 
-    def home_env(self, job: JobSpec) -> dict[str, str]:
+    def home_env(self, job: JobFields) -> dict[str, str]:
         """HOME for a private home directory; adapters add their CLI's own variables."""
         if job.home is None:
             return {}
@@ -331,7 +332,7 @@ class Tool(ABC):
 
 
 def rehearsal_for(
-    tool: Tool, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+    tool: Tool, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
 ) -> Rehearsal:
     """`tool.rehearse(...)` in a private `home` that also holds the CLI's temporary files
     (`corral rehearse` and `corral provider serve` set every CLI up through this)."""

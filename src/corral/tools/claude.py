@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.tools.base import AGENT_FIELDS, DUMMY_KEY, Invocation, Rehearsal, Tool, Verified
 
 
@@ -26,7 +26,7 @@ class ClaudeTool(Tool):
     rehearsable: ClassVar[bool] = True
 
     def rehearse(
-        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+        self, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
     ) -> Rehearsal:
         return Rehearsal(
             env={
@@ -41,7 +41,7 @@ class ClaudeTool(Tool):
             }
         )
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         prompt = job.prompt or ""
         chosen, parser = self.chosen_format(job)
         fmt = chosen or "stream-json"

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.tools.base import (
     DUMMY_KEY,
     Invocation,
@@ -56,7 +56,7 @@ class CodexTool(Tool):
 
     verified: ClassVar[Verified | None] = Verified("0.169.0")
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         argv = [executable, "exec"]
         # corral picks each job's cwd on purpose, often a scratch directory outside git,
         # where Codex refuses to start without --skip-git-repo-check. Each flag is added
@@ -77,7 +77,7 @@ class CodexTool(Tool):
     rehearsable: ClassVar[bool] = True
 
     def rehearse(
-        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+        self, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
     ) -> Rehearsal:
         codex_home = home / ".codex"
         codex_home.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ class CodexTool(Tool):
             spec={} if job.model is not None else {"model": REHEARSAL_MODEL},
         )
 
-    def home_env(self, job: JobSpec) -> dict[str, str]:
+    def home_env(self, job: JobFields) -> dict[str, str]:
         env = super().home_env(job)
         if env:
             # an inherited CODEX_HOME would win over HOME/.codex

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.tools.base import (
     DUMMY_KEY,
     Invocation,
@@ -51,7 +51,7 @@ class CopilotTool(Tool):
     verified: ClassVar[Verified | None] = Verified("1.0.102")
     rehearsable: ClassVar[bool] = True
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         argv = [executable, *prompt_args("-p", job.prompt or "", long_flag="--prompt")]
         argv += ["--output-format", "json"]
         if job.model:
@@ -62,7 +62,7 @@ class CopilotTool(Tool):
         argv += job.extra_args
         return Invocation(tuple(argv), self.home_env(job), self.parser)
 
-    def home_env(self, job: JobSpec) -> dict[str, str]:
+    def home_env(self, job: JobFields) -> dict[str, str]:
         env = super().home_env(job)
         if env:
             # an inherited COPILOT_HOME would win over HOME/.copilot
@@ -70,7 +70,7 @@ class CopilotTool(Tool):
         return env
 
     def rehearse(
-        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+        self, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
     ) -> Rehearsal:
         # Copilot unpacks its 190 MB package into the XDG cache on first start (6 s here);
         # a fresh home per job would do it every time, so the caller's cache is kept

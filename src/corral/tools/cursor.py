@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.tools.base import Invocation, Tool, prompt_args
 
 _FORCE = ("--force",)
@@ -29,7 +29,7 @@ class CursorAgentTool(Tool):
         "yolo": _FORCE,
     }
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         argv = [executable, "-p", "--output-format", "stream-json", "--trust"]
         if job.model:
             argv += ["--model", job.model]

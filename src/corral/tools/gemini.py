@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.tools.base import DUMMY_KEY, Invocation, Rehearsal, Tool, Verified, prompt_args
 
 _YOLO = ("--approval-mode", "yolo")
@@ -46,7 +46,7 @@ class GeminiTool(Tool):
     rehearsable: ClassVar[bool] = True
 
     def rehearse(
-        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+        self, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
     ) -> Rehearsal:
         settings = {
             # the base URL alone selects the "gateway" auth type, which headless mode rejects
@@ -76,7 +76,7 @@ class GeminiTool(Tool):
             spec=spec,
         )
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         chosen, parser = self.chosen_format(job)
         # yargs would read a prompt starting with '-' as a flag: use --prompt=...
         argv = [executable, *prompt_args("-p", job.prompt or "", long_flag="--prompt")]

@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Mapping
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.errors import ToolError
 from corral.tools.base import Invocation, Tool
 
@@ -31,13 +31,13 @@ class GenericTool(Tool):
     def version(self, executable: str) -> str | None:
         return None
 
-    def validate(self, job: JobSpec) -> list[str]:
+    def validate(self, job: JobFields) -> list[str]:
         problems = super().validate(job)
         if not job.extra_args and job.run is None:
             problems.append("generic needs a command: `run`, or the words after `--`")
         return problems
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         """argv from `run` (a list as is, a string split like a shell would, or given to
         `/bin/sh -c` with `shell: true`), else from `extra_args`; `executable` is ignored."""
         run = job.run

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.tools.base import (
     DUMMY_KEY,
     Invocation,
@@ -53,7 +53,7 @@ class OpenCodeTool(Tool):
     verified: ClassVar[Verified | None] = Verified("1.18.33")
     rehearsable: ClassVar[bool] = True
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         argv = [executable, "run"]
         if not _has_flag(job.extra_args, "--title"):
             argv.append("--title")  # before another option: an empty title
@@ -68,14 +68,14 @@ class OpenCodeTool(Tool):
         argv += prompt_args(None, job.prompt or "")
         return Invocation(tuple(argv), self.home_env(job), self.parser)
 
-    def home_env(self, job: JobSpec) -> dict[str, str]:
+    def home_env(self, job: JobFields) -> dict[str, str]:
         env = super().home_env(job)
         if env:
             env |= xdg_dirs(Path(env["HOME"]))
         return env
 
     def rehearse(
-        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+        self, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
     ) -> Rehearsal:
         # the job's provider is redefined as an OpenAI-compatible one at the simulated
         # provider, so the model keeps the name the flow gave it

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from corral.config.schema import JobSpec
+from corral.config.fields import JobFields
 from corral.tools.base import (
     DUMMY_KEY,
     Invocation,
@@ -57,7 +57,7 @@ class QwenTool(Tool):
     verified: ClassVar[Verified | None] = Verified("0.24.4")
     rehearsable: ClassVar[bool] = True
 
-    def build(self, job: JobSpec, *, executable: str, resume_session: str | None) -> Invocation:
+    def build(self, job: JobFields, *, executable: str, resume_session: str | None) -> Invocation:
         argv = [executable, "--output-format", "stream-json"]
         if job.model:
             argv += ["-m", job.model]
@@ -70,7 +70,7 @@ class QwenTool(Tool):
         return Invocation(tuple(argv), self.home_env(job), self.parser)
 
     def rehearse(
-        self, job: JobSpec, *, base_url: str, home: Path, max_retries: int = 0
+        self, job: JobFields, *, base_url: str, home: Path, max_retries: int = 0
     ) -> Rehearsal:
         settings = {
             "security": {"auth": {"selectedType": "openai"}},
