@@ -51,7 +51,7 @@ def _same_job(plain: JobFields, schema: JobFields) -> None:
         assert repr(getattr(plain, name)) == repr(getattr(schema, name)), name
     assert plain.model_fields_set == schema.model_fields_set
     for options in _DUMPS:
-        # key order and types too (repr: `--timeout nan` is taken, and nan equals nothing)
+        # key order and types too (repr: a float prints as it was parsed)
         assert repr(plain.model_dump(**options)) == repr(schema.model_dump(**options)), options
 
 

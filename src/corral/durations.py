@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 
@@ -18,9 +19,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 90, 90s, 5m or 1h30m, got a boolean")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _seconds(float(value), value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as 90, 90s, 5m or 1h30m, got {value!r}")
     text = value.strip().lower().replace(" ", "").replace("_", "")
@@ -29,9 +28,7 @@ def parse_duration(value: object) -> float:
     except ValueError:
         pass
     else:
-        if seconds < 0:
-            raise ValueError("a duration cannot be negative")
-        return seconds
+        return _seconds(seconds, value)
     pos = 0
     total = 0.0
     for match in _PART.finditer(text):
@@ -42,6 +39,16 @@ def parse_duration(value: object) -> float:
     if pos != len(text) or not text:
         raise ValueError(f"invalid duration {value!r}: use 90, 90s, 5m, 1h30m, 1.5h or 7d")
     return total
+
+
+def _seconds(seconds: float, value: object) -> float:
+    # float() reads "nan", "inf" and "infinity" too (and YAML's .nan/.inf): a timeout of
+    # nan compares false with everything and would never fire, so neither is a duration
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {value!r}: use 90, 90s, 5m, 1h30m, 1.5h or 7d")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
