@@ -61,9 +61,7 @@ def fed_hub(store: SqlHistory, queue_size: int = 10_000) -> tuple[EventHub, Stor
     return hub, writer
 
 
-async def clients(
-    hub: EventHub, writer: StoreWriter, count: int
-) -> list[AsyncIterator[Batch]]:
+async def clients(hub: EventHub, writer: StoreWriter, count: int) -> list[AsyncIterator[Batch]]:
     """`count` windowed clients of the run, each handed seq 2 live: past their catch-up
     (which may read the history on a thread), following the hub's flushes."""
     streams = [await open_batches(hub, RUN, "1", 3600.0, window=True) for _ in range(count)]
@@ -95,7 +93,8 @@ async def test_a_flush_wakes_a_slice_a_turn_and_flushes_interleave_exactly_once_
     hub, writer = fed_hub(store)
     streams = await clients(hub, writer, CLIENTS)
     got: list[list[int]] = [[] for _ in streams]
-    readers = [asyncio.ensure_future(drain(s, 42, seqs)) for s, seqs in zip(streams, got)]
+    pairs = zip(streams, got, strict=True)
+    readers = [asyncio.ensure_future(drain(s, 42, seqs)) for s, seqs in pairs]
     await turn()  # every reader waits on its client's queue
     subs = [sub for sub in hub._subs if sub.windowed]
     assert len(subs) == CLIENTS
@@ -127,7 +126,8 @@ async def test_a_slow_client_among_many_is_told_to_resync_and_the_others_lose_no
     streams = await clients(hub, writer, CLIENTS)
     slow, quick = streams[0], streams[1:]
     got: list[list[int]] = [[] for _ in quick]
-    readers = [asyncio.ensure_future(drain(s, 14, seqs)) for s, seqs in zip(quick, got)]
+    pairs = zip(quick, got, strict=True)
+    readers = [asyncio.ensure_future(drain(s, 14, seqs)) for s, seqs in pairs]
     told = asyncio.ensure_future(anext(slow))  # waits, reads one batch, then no more
     await turn()
     for start in (1, 5, 9):  # three flushes of 4 events: seqs 3-14
@@ -162,7 +162,8 @@ async def test_a_client_that_goes_during_the_fan_out_changes_nothing_for_the_oth
     hub, writer = fed_hub(store)
     streams = await clients(hub, writer, CLIENTS)
     got: list[list[int]] = [[] for _ in streams]
-    readers = [asyncio.ensure_future(drain(s, 22, seqs)) for s, seqs in zip(streams, got)]
+    pairs = zip(streams, got, strict=True)
+    readers = [asyncio.ensure_future(drain(s, 22, seqs)) for s, seqs in pairs]
     await turn()
     for n in range(1, 6):
         writer(said(n))
