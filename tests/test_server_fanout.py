@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.serverkit import sleeping_flow, start_server, stored_seqs, submit, wait_run
 
 from corral.events.types import AssistantText, Event, RunStarted
 from corral.store import SqlHistory, StoreWriter, open_store
@@ -23,6 +24,9 @@ pytest.importorskip("fastapi")
 from corral.server.feed import encode  # after the extra's check
 from corral.server.hub import WAKE_SLICE, EventHub, LiveFrame
 from corral.server.live import Batch, open_batches
+
+pytest.importorskip("websockets")
+from websockets.asyncio.client import connect
 
 RUN = "20261204-000000-fan"
 CLIENTS = 3 * WAKE_SLICE + 3  # a flush takes four slices to wake them all
@@ -199,3 +203,70 @@ def test_flushed_off_the_loop_every_client_is_woken_at_once(store: SqlHistory) -
     queued = [[f.seq for item in sub.frames for f in getattr(item, "frames", ())] for sub in subs]
     assert queued == [[2, 3, 4]] * CLIENTS
     writer.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 300_000])
+def test_a_frame_made_once_is_the_text_frame_websockets_makes(size: int) -> None:
+    from websockets.frames import Frame, Opcode
+
+    from corral.server.frames import text_frame
+
+    payload = ("é" * size).encode()[:size]
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+def test_corral_serve_offers_the_frame_send_only_with_uvicorns_websockets_protocol() -> None:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from corral.server.frames import EXTENSION, frame_sender, protocol_class
+
+    chosen = protocol_class()
+    assert isinstance(chosen, type) and issubclass(chosen, WebSocketsSansIOProtocol)
+    assert frame_sender({"type": "websocket", "extensions": {}}) is None  # another server
+    assert frame_sender({"type": "websocket"}) is None
+
+    async def send(frame: bytes) -> None:
+        return None
+
+    assert frame_sender({"extensions": {EXTENSION: send}}) is send
+
+
+def test_many_sockets_get_every_event_once_in_order_when_one_goes_mid_run(
+    tmp_path: Path,
+) -> None:
+    """A real `corral serve` (its frames made once for all sockets), 20 batched sockets,
+    one of them cut without a close after its first message: the others get every event
+    of the run exactly once, in order, each message a valid text frame of a JSON array."""
+    live = start_server(tmp_path)
+    try:
+        run_id = submit(live, sleeping_flow(30, 0.02, concurrency=6))
+        url = f"{live.ws_url}/api/v1/events?run={run_id}&after=0&batch=true"
+
+        async def follow(cut: bool) -> list[int]:
+            seqs: list[int] = []
+            async with connect(url, additional_headers=live.headers()) as socket:
+                while True:
+                    message = await socket.recv()
+                    assert isinstance(message, str)  # a text frame
+                    frames = orjson.loads(message)
+                    seqs += [f["seq"] for f in frames if f["type"] != "heartbeat"]
+                    if cut:
+                        socket.transport.abort()  # gone, no close handshake
+                        return seqs
+                    if frames[-1]["type"] == "RunFinished":
+                        return seqs
+
+        async def everyone() -> list[list[int]]:
+            async with asyncio.timeout(120):
+                return await asyncio.gather(*(follow(index == 7) for index in range(20)))
+
+        got = asyncio.run(everyone())
+        wait_run(live, run_id)
+        stored = stored_seqs(tmp_path, run_id)
+        assert stored == list(range(1, len(stored) + 1))
+        assert all(seqs == stored for index, seqs in enumerate(got) if index != 7)
+        assert got[7] == stored[: len(got[7])]
+        with live.client() as http:  # and the server serves on
+            assert http.get(f"/runs/{run_id}").status_code == 200
+    finally:
+        live.stop()
