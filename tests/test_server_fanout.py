@@ -123,6 +123,54 @@ async def test_a_flush_wakes_a_slice_a_turn_and_flushes_interleave_exactly_once_
     writer.close()
 
 
+async def test_a_flush_joins_the_one_its_clients_have_not_taken_one_batch_for_all(
+    store: SqlHistory,
+) -> None:
+    hub, writer = fed_hub(store)
+    streams = await clients(hub, writer, CLIENTS)
+    nexts = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    await turn()
+    for n in range(1, 4):  # seqs 3-5
+        writer(said(n))
+    hub._flush()
+    for n in range(4, 7):  # seqs 6-8, flushed before any client took 3-5
+        writer(said(n))
+    hub._flush()
+    async with asyncio.timeout(30):
+        batches = await asyncio.gather(*nexts)
+    assert [out.cursor for out in batches[0]] == [str(n) for n in range(3, 9)]
+    assert all(batch is batches[0] for batch in batches)  # one batch, made once for all
+    # half the clients take the next flush before the one after it: each gets each once
+    nexts = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    await turn()
+    for n in range(7, 10):  # seqs 9-11
+        writer(said(n))
+    hub._flush()
+    await turn()  # the first slice takes 9-11 alone
+    for n in range(10, 13):  # seqs 12-14
+        writer(said(n))
+    hub._flush()
+    async with asyncio.timeout(30):
+        batches = await asyncio.gather(*nexts)
+    alone = [batch for batch in batches if len(batch) == 3]
+    assert len(alone) == WAKE_SLICE and all(batch is alone[0] for batch in alone)
+    joined = [batch for batch in batches if len(batch) == 6]
+    assert len(joined) == CLIENTS - WAKE_SLICE and all(batch is joined[0] for batch in joined)
+    assert [out.cursor for out in joined[0]] == [str(n) for n in range(9, 15)]
+    rest = [
+        asyncio.ensure_future(anext(stream))
+        for stream, batch in zip(streams, batches, strict=True)
+        if len(batch) == 3
+    ]
+    async with asyncio.timeout(30):
+        assert {tuple(out.cursor for out in batch) for batch in await asyncio.gather(*rest)} == {
+            ("12", "13", "14")
+        }
+    for stream in streams:
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+    writer.close()
+
+
 async def test_a_slow_client_among_many_is_told_to_resync_and_the_others_lose_nothing(
     store: SqlHistory,
 ) -> None:

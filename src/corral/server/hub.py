@@ -184,14 +184,26 @@ class Subscription:
             self.ready.set()
         return True
 
-    def offer_flushed(self, flushed: Flushed) -> bool:
+    def offer_flushed(self, flushed: Flushed, joined: dict[int, Flushed]) -> bool:
         """Queue a flush of the hub (the same bound: `limit` frames, those that waited in
-        the window included); the hub wakes the client (`EventHub._wake`)."""
+        the window included); the hub wakes the client (`EventHub._wake`).
+
+        A flush that continues the one the client has not taken yet joins it: one batch,
+        one message, and the same for every client left with that one (`joined`, by the
+        id of the flush joined: made once per flush of the hub). Those are the clients a
+        fan-out had not reached when the next window ended."""
         if self.overflowed:
             return False
         if self.held + len(flushed.frames) > self.limit:
             return self._overflow()
-        self.frames.append(flushed)
+        last = self.frames[-1] if self.frames else None
+        if isinstance(last, Flushed) and last.frames[-1].seq + 1 == flushed.frames[0].seq:
+            both = joined.get(id(last))
+            if both is None:
+                both = joined[id(last)] = Flushed(last.frames + flushed.frames)
+            self.frames[-1] = both
+        else:
+            self.frames.append(flushed)
         self.held += len(flushed.frames)
         return True
 
@@ -536,8 +548,9 @@ class EventHub:
         waking = self._waking
         for run_id, frames in pending.items():
             flushed = Flushed(frames)
+            joined: dict[int, Flushed] = {}
             for sub in self._flushed_to.get(run_id, ()):
-                if sub.offer_flushed(flushed):
+                if sub.offer_flushed(flushed, joined):
                     self.delivered += len(frames)
                     if not sub.waking:
                         sub.waking = True
