@@ -528,7 +528,9 @@ def _round_line(name: str, number: int, got: Round, alone_s: float) -> None:
     print(
         f"round {number} ({name}): p50 {statistics.median(got.lags) * 1000:.1f} ms "
         f"p99 {cuts[98] * 1000:.1f} ms | busy {got.busy * 100:.0f} % "
-        f"({got.busy_before * 100:.0f} % before) | server CPU {got.server_cpu:.2f}s | "
+        f"({got.busy_before * 100:.0f} % before) | server CPU {got.server_cpu:.2f}s "
+        f"({got.server_cpu - got.server_start_cpu:.2f}s following), "
+        f"{got.messages / len(got.totals):.0f} messages a client | "
         f"run {got.run_s:.2f}s vs {alone_s:.2f}s alone ({(got.run_s / alone_s - 1) * 100:+.1f} %)"
         f" | load {os.getloadavg()[0]:.1f}",
         file=sys.stderr,
