@@ -485,6 +485,7 @@ def main() -> int:
                 if len(set(got.totals)) != 1 or got.totals[0] <= 0:
                     raise SystemExit(f"clients disagree on the event count: {set(got.totals)}")
                 rounds[name].append(got)
+                _round_line(name, len(rounds[name]), got, alone_s)
     alone = statistics.median(alone_times)
     alone_from_launch = statistics.median(alone_asked)
     alone_used = statistics.median(alone_cpu)
@@ -519,6 +520,22 @@ def main() -> int:
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
         )
     return 0
+
+
+def _round_line(name: str, number: int, got: Round, alone_s: float) -> None:
+    """One round's figures on stderr (the ranges behind the medians)."""
+    cuts = statistics.quantiles(got.lags, n=100)
+    print(
+        f"round {number} ({name}): p50 {statistics.median(got.lags) * 1000:.1f} ms "
+        f"p99 {cuts[98] * 1000:.1f} ms | busy {got.busy * 100:.0f} % "
+        f"({got.busy_before * 100:.0f} % before) | server CPU {got.server_cpu:.2f}s "
+        f"({got.server_cpu - got.server_start_cpu:.2f}s following), "
+        f"{got.messages / len(got.totals):.0f} messages a client | "
+        f"run {got.run_s:.2f}s vs {alone_s:.2f}s alone ({(got.run_s / alone_s - 1) * 100:+.1f} %)"
+        f" | load {os.getloadavg()[0]:.1f}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def median(measured: list[Round], name: str) -> float:

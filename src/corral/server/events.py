@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import orjson
 from fastapi import APIRouter, Request, WebSocket
@@ -25,6 +26,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from corral.server.auth import SESSION_COOKIE, bearer, same_origin
 from corral.server.errors import ApiError, unauthorized
+from corral.server.frames import frame_sender, text_frame
 from corral.server.live import Batch, Out, open_batches
 from corral.server.security import principal
 from corral.server.state import state_of, ws_state
@@ -85,32 +87,60 @@ async def _send(websocket: WebSocket, stream: AsyncIterator[Batch]) -> Out | Non
 
 async def _send_batched(websocket: WebSocket, stream: AsyncIterator[Batch]) -> Out | None:
     """The frames ready at once as one JSON array a message (the module docstring);
-    returns the final frame if one came (it ends its batch)."""
+    returns the final frame if one came (it ends its batch). Under `corral serve` the
+    message's WebSocket frame is made once for every client (`corral.server.frames`)."""
+    send_frame = frame_sender(websocket.scope)
     async for batch in stream:
-        await websocket.send_text(_message(batch))
+        if send_frame is not None:
+            await send_frame(_frame(batch))
+        else:
+            await websocket.send_text(_message(batch))
         if batch[-1].final:
             return batch[-1]
     return None
+
+
+@dataclass(slots=True)
+class _Made:
+    batch: Batch
+    payload: bytes  # the JSON array
+    text: str | None = None
+    frame: bytes | None = None
 
 
 # the last batches' messages: the clients of a run that keep up are handed the same
 # batch (the same list: `corral.server.live`, a flush of the hub), so its message is
 # made once for all of them. A batch is kept with its message, so that the id in a key
 # is never one reused by a newer object.
-_MESSAGES: dict[int, tuple[Batch, str]] = {}
+_MESSAGES: dict[int, _Made] = {}
 _MESSAGES_KEPT = 64
+
+
+def _made(batch: Batch) -> _Made:
+    made = _MESSAGES.get(id(batch))
+    if made is not None and made.batch is batch:
+        return made
+    made = _Made(batch, b"[" + b",".join(out.body for out in batch) + b"]")
+    if len(_MESSAGES) >= _MESSAGES_KEPT:
+        del _MESSAGES[next(iter(_MESSAGES))]
+    _MESSAGES[id(batch)] = made
+    return made
 
 
 def _message(batch: Batch) -> str:
     """The batch as one message: a JSON array of its frames."""
-    made = _MESSAGES.get(id(batch))
-    if made is not None and made[0] is batch:
-        return made[1]
-    text = (b"[" + b",".join(out.body for out in batch) + b"]").decode()
-    if len(_MESSAGES) >= _MESSAGES_KEPT:
-        del _MESSAGES[next(iter(_MESSAGES))]
-    _MESSAGES[id(batch)] = (batch, text)
-    return text
+    made = _made(batch)
+    if made.text is None:
+        made.text = made.payload.decode()
+    return made.text
+
+
+def _frame(batch: Batch) -> bytes:
+    """The batch's message as a whole WebSocket text frame."""
+    made = _made(batch)
+    if made.frame is None:
+        made.frame = text_frame(made.payload)
+    return made.frame
 
 
 @router.get(

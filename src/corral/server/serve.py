@@ -174,6 +174,8 @@ def serve_command(
 def run_server(app: Any, settings: Any) -> int:
     import uvicorn
 
+    from corral.server.frames import protocol_class
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -188,6 +190,9 @@ def run_server(app: Any, settings: Any) -> int:
         # frames are small JSON and every client would get its own compressor: with 20
         # clients, deflate was a tenth of the server's busy time in a profile, for little gain
         ws_per_message_deflate=False,
+        # uvicorn's websockets protocol, plus a send of a frame made once for every
+        # client of a run (`corral.server.frames`; needs the deflate off above)
+        ws=protocol_class(),
     )
     server = GracefulServer(config, app)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
