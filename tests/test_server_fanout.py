@@ -279,6 +279,82 @@ def test_corral_serve_offers_the_frame_send_only_with_uvicorns_websockets_protoc
     assert frame_sender({"extensions": {EXTENSION: send}}) is send
 
 
+def test_the_frame_send_is_offered_only_where_uvicorns_state_it_reads_is_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`send_frame` reads uvicorn's internals: a uvicorn without one of them gets no
+    extension (the app sends with send_text), never a send that breaks mid-run."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from corral.server._frameproto import _READS, FrameProtocol
+    from corral.server.frames import EXTENSION
+
+    monkeypatch.setattr(WebSocketsSansIOProtocol, "handle_connect", lambda self, event: None)
+
+    def connected(missing: str | None) -> dict[str, object]:
+        protocol = object.__new__(FrameProtocol)
+        for name in _READS:
+            if name != missing:
+                setattr(protocol, name, False)
+        protocol.scope = {"type": "websocket", "extensions": {}}  # type: ignore[typeddict-item]
+        protocol.handle_connect(None)  # type: ignore[arg-type]
+        return protocol.scope["extensions"]  # type: ignore[return-value]
+
+    assert EXTENSION in connected(None)
+    for name in _READS:
+        assert connected(name) == {}, name
+
+
+def test_a_real_uvicorn_connection_is_offered_the_frame_send_and_it_delivers(
+    tmp_path: Path,
+) -> None:
+    """This uvicorn, run as `corral serve` runs it: the connection's scope has the frame
+    send, and a frame written through it is the client's text message."""
+    import socket
+
+    import uvicorn
+
+    from corral.server.frames import EXTENSION, frame_sender, protocol_class, text_frame
+
+    offered: list[bool] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":  # type: ignore[operator]
+                await send({"type": "lifespan.startup.complete"})  # type: ignore[operator]
+            await send({"type": "lifespan.shutdown.complete"})  # type: ignore[operator]
+            return
+        await receive()  # type: ignore[operator]  # websocket.connect
+        await send({"type": "websocket.accept"})  # type: ignore[operator]
+        sender = frame_sender(scope)
+        offered.append(EXTENSION in scope["extensions"])  # type: ignore[operator]
+        assert sender is not None
+        await sender(text_frame(b'["made once"]'))
+        await send({"type": "websocket.close", "code": 1000})  # type: ignore[operator]
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()  # connections queue before uvicorn accepts: no wait for its start
+    port = listening.getsockname()[1]
+    config = uvicorn.Config(
+        app, ws=protocol_class(), log_level="warning", ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
+
+    async def scenario() -> str | bytes:
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/") as client:
+                return await client.recv()
+        finally:
+            server.should_exit = True
+            await serving
+            listening.close()
+
+    assert asyncio.run(scenario()) == '["made once"]'
+    assert offered == [True]
+
+
 def test_many_sockets_get_every_event_once_in_order_when_one_goes_mid_run(
     tmp_path: Path,
 ) -> None:

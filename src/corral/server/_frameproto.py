@@ -10,6 +10,11 @@ from websockets.protocol import State
 
 from corral.server.frames import EXTENSION
 
+# uvicorn's own state that `send_frame` reads: they are its internals, so a uvicorn that
+# no longer has one of them gets no extension (the app then uses send_text), not a
+# broken send
+_READS = ("writable", "disconnected", "close_sent", "handshake_complete", "conn", "transport")
+
 
 class FrameProtocol(WebSocketsSansIOProtocol):
     """Offers `send_frame` to the app in each connection's scope."""
@@ -17,7 +22,9 @@ class FrameProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # none when the handshake was refused
-        if scope is not None and not self.close_sent:
+        if scope is None or not all(hasattr(self, name) for name in _READS):
+            return
+        if not self.close_sent:
             scope["extensions"][EXTENSION] = self.send_frame
 
     async def send_frame(self, frame: bytes) -> None:
