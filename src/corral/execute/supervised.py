@@ -251,6 +251,20 @@ class SupervisorClient:
         """Have the supervisor start a job; its pid. With `slots`, the request waits in
         the supervisor's queue until fewer than that many jobs run (`withdraw` takes it
         back meanwhile: `Withdrawn` is raised then)."""
+        return started_pid(await self.submit(key, argv, env, cwd, out, err, slots))
+
+    def submit(
+        self,
+        key: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        out: str | Path,
+        err: str | Path,
+        slots: int = 0,
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Send `spawn`'s request; the future of the supervisor's reply (`started_pid`
+        reads it), so a caller can wait for it next to something else with no task."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         self._exits.pop(key, None)
@@ -266,12 +280,7 @@ class SupervisorClient:
         if slots:
             message["slots"] = slots
         self._send(message)
-        reply = await future
-        if reply["op"] != "started":
-            if reply.get("withdrawn"):
-                raise Withdrawn(key)
-            raise SpawnError(reply.get("message", "the run's supervisor died"))
-        return int(reply["pid"])
+        return future
 
     def withdraw(self, key: str) -> None:
         """Take a queued spawn request back if it has not started yet."""
@@ -304,6 +313,16 @@ class SupervisorClient:
             process = self._process
             await wait_exit(process)
             reaper.LEADERS.discard(process.pid)
+
+
+def started_pid(reply: dict[str, Any]) -> int:
+    """The pid in the supervisor's reply to a spawn request; `Withdrawn` when a withdraw
+    took the request back, `SpawnError` when the job could not start."""
+    if reply["op"] != "started":
+        if reply.get("withdrawn"):
+            raise Withdrawn(reply.get("key", ""))
+        raise SpawnError(reply.get("message", "the run's supervisor died"))
+    return int(reply["pid"])
 
 
 async def wait_exit(process: subprocess.Popen[bytes]) -> int:
@@ -505,35 +524,37 @@ class SupervisedChild(_FollowedChild):
         self._env = env
         self._exited: asyncio.Future[dict[str, Any]] | None = None
 
-    async def start(self) -> int:
-        self.pid = await self._client.spawn(
-            self._key,
-            self._argv,
-            self._env,
-            self._cwd,
-            *self._logs,
-            self._slots,
+    def _submit(self) -> asyncio.Future[dict[str, Any]]:
+        return self._client.submit(
+            self._key, self._argv, self._env, self._cwd, *self._logs, self._slots
         )
+
+    def _started(self, reply: dict[str, Any]) -> int:
+        self.pid = started_pid(reply)
         self._exited = self._client.exited(self._key)
         return self.pid
+
+    async def start(self) -> int:
+        return self._started(await self._submit())
 
     async def start_or_withdraw(self, stop: StopHandle) -> int:
         """`start`, for a queued request: a stop requested while it waits for a slot
         withdraws it (`Withdrawn`), unless it started meanwhile (then it is stopped as
-        any running job is)."""
-        spawn = asyncio.ensure_future(self.start())
-        stopped = stop.requested_future()
+        any running job is). No task and no `asyncio.wait`: the stop handle calls the
+        withdrawal itself."""
+        reply = self._submit()
+
+        def withdraw() -> None:
+            if not reply.done():
+                self._client.withdraw(self._key)
+
+        stop.on_request(withdraw)
         try:
-            await asyncio.wait((spawn, stopped), return_when=asyncio.FIRST_COMPLETED)
+            answer = await reply
         except asyncio.CancelledError:
             self._client.withdraw(self._key)
-            spawn.cancel()
             raise
-        finally:
-            stopped.cancel()
-        if not spawn.done():
-            self._client.withdraw(self._key)
-        return await spawn
+        return self._started(answer)
 
     def _poll_exit(self) -> Exit | None:
         assert self._exited is not None
