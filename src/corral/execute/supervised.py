@@ -112,9 +112,13 @@ class SupervisorClient:
         self._swept: asyncio.Future[dict[str, Any]] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # requests of this loop turn, sent together at its end (`_flush`): one send (a
+        # syscall, and a wake-up of the supervisor) however many jobs the turn launched
+        self._outbox: list[bytes] = []
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         ours = self._spawn()
         self._sock = ours
         ours.setblocking(False)
@@ -207,6 +211,7 @@ class SupervisorClient:
         asyncio.get_running_loop().remove_reader(self._sock.fileno())
         self._sock.close()
         self._sock = None
+        self._outbox.clear()
         lost = {"op": "lost"}
         for future in [*self._waiting.values(), *self._exits.values()]:
             if not future.done():
@@ -222,21 +227,38 @@ class SupervisorClient:
         return future
 
     def _send(self, message: dict[str, Any]) -> None:
+        """Queue `message`; it goes with the others of this loop turn (`_flush`)."""
         if self._sock is None:
             raise SpawnError("the run's supervisor died; see supervisor.log in the run's logs")
-        data = orjson.dumps(message) + b"\n"
-        try:
-            sent = self._sock.send(data)  # a small message on a local socket: whole at once
-        except BlockingIOError:
-            sent = 0
-        if sent == len(data):
+        if not self._outbox:
+            assert self._loop is not None  # started
+            self._loop.call_soon(self._flush)
+        self._outbox.append(orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE))
+
+    def _flush(self) -> None:
+        """Send the queued requests, in order, in one send; a supervisor that cannot be
+        written to is gone (`_lost`: every request waiting for it fails)."""
+        if not self._outbox:
             return
-        # the supervisor is behind (its buffer is full): wait for it to take the rest
-        self._sock.setblocking(True)
+        data = b"".join(self._outbox)
+        self._outbox.clear()
+        if self._sock is None:
+            return
         try:
-            self._sock.sendall(data[sent:])
-        finally:
-            self._sock.setblocking(False)
+            try:
+                sent = self._sock.send(data)  # small messages on a local socket: whole at once
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            # the supervisor is behind (its buffer is full): wait for it to take the rest
+            self._sock.setblocking(True)
+            try:
+                self._sock.sendall(data[sent:])
+            finally:
+                self._sock.setblocking(False)
+        except OSError:
+            self._lost()
 
     async def spawn(
         self,
@@ -305,6 +327,7 @@ class SupervisorClient:
 
     async def close(self) -> None:
         """Let go: the supervisor exits once its jobs are done (all are, at a run's end)."""
+        self._flush()
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
