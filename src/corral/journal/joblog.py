@@ -1,8 +1,10 @@
 """GNU parallel style `--joblog`: `joblog.tsv` in the run's log folder, one row per
-finished attempt, written as it happens (a subscriber, like the journal)."""
+finished attempt, written as it happens (a subscriber, like the journal): at the end of
+the event loop's turn in which the attempt ended, with the turn's other rows in one write."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -26,6 +28,7 @@ class JobLog:
         self._host = socket.gethostname()
         self._seq = {name: index + 1 for index, name in enumerate(order)}
         self._started: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+        self._rows: list[str] = []  # this loop turn's, written by `_flush`
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, JobStarted):
@@ -46,7 +49,20 @@ class JobLog:
                 command,
                 event.job,
             )
-            self._handle.write("\t".join(row) + "\n")
+            line = "\t".join(row) + "\n"
+            if not self._rows:
+                try:
+                    asyncio.get_running_loop().call_soon(self._flush)
+                except RuntimeError:  # no event loop (a caller of its own): at once
+                    self._handle.write(line)
+                    return
+            self._rows.append(line)
+
+    def _flush(self) -> None:
+        if self._rows and not self._handle.closed:
+            self._handle.write("".join(self._rows))
+        self._rows.clear()
 
     def close(self) -> None:
+        self._flush()
         self._handle.close()
