@@ -249,10 +249,10 @@ class LocalExecutor:
                 # nothing that can time out (a plain command's usual case): every other
                 # reason to look again is a future below, so no timer is made for it
                 wake = max(0.0, min(deadlines) - now) if deadlines else None
-                pending: set[asyncio.Future[Any]] = {waiter, stop_wait}
+                pending = [waiter, stop_wait]
                 if result_wait is not None and not result_wait.done():
-                    pending.add(result_wait)
-                await asyncio.wait(pending, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
+                    pending.append(result_wait)
+                await _first_done(pending, wake)
                 if waiter.done():
                     return None
                 reason = _why_stop(request, child, pipeline, stop, started)
@@ -271,6 +271,31 @@ class LocalExecutor:
             stop_wait.cancel()
             if result_wait is not None:
                 result_wait.cancel()
+
+
+async def _first_done(futures: list[asyncio.Future[Any]], timeout: float | None) -> None:
+    """Until one of `futures` is done or `timeout` seconds passed, cancelling none of
+    them: `asyncio.wait(..., return_when=FIRST_COMPLETED)` without the sets of done and
+    pending futures it builds (once per job)."""
+    if any(future.done() for future in futures):
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for future in futures:
+        future.add_done_callback(wake)
+    timer = loop.call_later(timeout, wake) if timeout is not None else None
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for future in futures:
+            future.remove_done_callback(wake)
 
 
 async def _session_report(pipeline: AttemptPipeline) -> SessionReport | None:
