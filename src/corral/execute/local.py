@@ -249,7 +249,7 @@ class LocalExecutor:
                 # nothing that can time out (a plain command's usual case): every other
                 # reason to look again is a future below, so no timer is made for it
                 wake = max(0.0, min(deadlines) - now) if deadlines else None
-                pending = [waiter, stop_wait]
+                pending: list[asyncio.Future[Any]] = [waiter, stop_wait]
                 if result_wait is not None and not result_wait.done():
                     pending.append(result_wait)
                 await _first_done(pending, wake)
@@ -273,8 +273,8 @@ class LocalExecutor:
                 result_wait.cancel()
 
 
-async def _first_done(futures: list[asyncio.Future[Any]], timeout: float | None) -> None:
-    """Until one of `futures` is done or `timeout` seconds passed, cancelling none of
+async def _first_done(futures: list[asyncio.Future[Any]], within: float | None) -> None:
+    """Until one of `futures` is done or `within` seconds passed, cancelling none of
     them: `asyncio.wait(..., return_when=FIRST_COMPLETED)` without the sets of done and
     pending futures it builds (once per job)."""
     if any(future.done() for future in futures):
@@ -288,7 +288,7 @@ async def _first_done(futures: list[asyncio.Future[Any]], timeout: float | None)
 
     for future in futures:
         future.add_done_callback(wake)
-    timer = loop.call_later(timeout, wake) if timeout is not None else None
+    timer = loop.call_later(within, wake) if within is not None else None
     try:
         await waiter
     finally:

@@ -657,6 +657,6 @@ class AdoptedChild(_FollowedChild):
 
     async def _exit_known(self) -> Exit:
         # from the records: looked at as often as the logs
-        while (found := self._poll_exit()) is None:
+        while (found := self._poll_exit()) is None:  # noqa: ASYNC110 (a file another process writes: no event)
             await asyncio.sleep(self._pause)
         return found
