@@ -28,9 +28,10 @@ from corral.events.bus import Bus
 from corral.events.types import Event, JobFinished, JobStarted
 from corral.execute import supervised
 from corral.execute.executor import ExecutorContext, JobRequest, StopHandle
-from corral.execute.local import LocalExecutor, _first_done
+from corral.execute.local import LocalExecutor
 from corral.execute.scheduler import Scheduler, Settings
 from corral.execute.supervised import SupervisorClient
+from corral.execute.waiting import first_done
 from corral.journal.joblog import JobLog
 from corral.models import JobStatus
 from corral.plan import JobView, Plan, PlannedJob, build_plan
@@ -268,7 +269,7 @@ def test_first_done_returns_as_asyncio_wait_would_and_cancels_nothing(
                 future.set_result(None)
         if not any(done) and within is None:
             loop.call_soon(futures[-1].set_result, None)  # something ends it
-        await _first_done(futures, within)
+        await first_done(futures, within)
         assert not any(f.cancelled() for f in futures)
         # no callback of its own is left on them
         assert all(not f._callbacks for f in futures if not f.done())  # type: ignore[attr-defined]

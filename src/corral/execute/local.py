@@ -43,6 +43,7 @@ from corral.execute.supervised import (
     SupervisorClient,
     attempt_key,
 )
+from corral.execute.waiting import first_done
 from corral.models import ErrorKind, JobStatus
 from corral.tools.base import SessionReport
 
@@ -252,7 +253,7 @@ class LocalExecutor:
                 pending: list[asyncio.Future[Any]] = [waiter, stop_wait]
                 if result_wait is not None and not result_wait.done():
                     pending.append(result_wait)
-                await _first_done(pending, wake)
+                await first_done(pending, wake)
                 if waiter.done():
                     return None
                 reason = _why_stop(request, child, pipeline, stop, started)
@@ -271,31 +272,6 @@ class LocalExecutor:
             stop_wait.cancel()
             if result_wait is not None:
                 result_wait.cancel()
-
-
-async def _first_done(futures: list[asyncio.Future[Any]], within: float | None) -> None:
-    """Until one of `futures` is done or `within` seconds passed, cancelling none of
-    them: `asyncio.wait(..., return_when=FIRST_COMPLETED)` without the sets of done and
-    pending futures it builds (once per job)."""
-    if any(future.done() for future in futures):
-        return
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    for future in futures:
-        future.add_done_callback(wake)
-    timer = loop.call_later(within, wake) if within is not None else None
-    try:
-        await waiter
-    finally:
-        if timer is not None:
-            timer.cancel()
-        for future in futures:
-            future.remove_done_callback(wake)
 
 
 async def _session_report(pipeline: AttemptPipeline) -> SessionReport | None:

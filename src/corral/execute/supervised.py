@@ -31,6 +31,7 @@ from corral.execute.executor import StopHandle, Withdrawn
 from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
 from corral.execute.supervisor import LOCK, RECORDS, disk_full
+from corral.execute.waiting import first_done
 from corral.selfexec import module_argv, module_env
 
 _CHUNK = 1 << 20
@@ -199,9 +200,7 @@ class SupervisorClient:
             if future is not None and not future.done():
                 future.set_result(message)
         elif operation == "exit":
-            future = self._exit_future(message["key"])
-            if not future.done():  # cancelled with a wait that was: nobody asks for it
-                future.set_result(message)
+            self._exit_future(message["key"]).set_result(message)
         elif operation == "ready" and self._ready is not None and not self._ready.done():
             self._ready.set_result(message)
         elif operation == "swept" and self._swept is not None and not self._swept.done():
@@ -472,45 +471,28 @@ class _FollowedChild(GroupStop):
         # what the supervisor saw once the job ended, when it said (else corral looks):
         # its logs' sizes, whether its group has leftovers, whether the disk is full
         self._ended: dict[str, Any] = {}
-        self._pause = _POLL_MIN  # until the next look at the logs while the job runs
-        self._look: asyncio.TimerHandle | None = None
 
     def _poll_exit(self) -> Exit | None:
         raise NotImplementedError
 
-    async def _exit_known(self) -> Exit:
-        """Until the job's exit is known; the logs are followed meanwhile (`_follow`)."""
-        raise NotImplementedError
+    async def _exit_ready(self, pause: float) -> None:
+        await asyncio.sleep(pause)
 
     def _read(self) -> None:
         if any([follower.read() for follower in self._followers]):
             self.last_output = time.monotonic()
 
-    def _follow(self) -> None:
-        """Look at the logs again after the pause: at once again while the job prints,
-        less and less often while it is quiet. A timer, not a loop of waits with a
-        timeout: waiting for the exit costs no future, timer and task step per look."""
-        loop = asyncio.get_running_loop()
-        self._look = loop.call_later(self._pause, self._looked)
-
-    def _looked(self) -> None:
-        before = self.last_output
-        self._read()
-        self._pause = _POLL_MIN if self.last_output != before else min(self._pause * 2, _POLL_MAX)
-        self._follow()
-
     async def wait(self) -> Exit:
         """Follow the logs until the job's exit is known, then read them to their end.
         The first look is after one pause: a job that ends sooner is read once, at its end."""
-        found = self._poll_exit()
-        if found is None:
-            self._follow()
-            try:
-                found = await self._exit_known()
-            finally:
-                if self._look is not None:
-                    self._look.cancel()
-                    self._look = None
+        pause = _POLL_MIN
+        while (found := self._poll_exit()) is None:
+            await self._exit_ready(pause)
+            if (found := self._poll_exit()) is not None:
+                break
+            before = self.last_output
+            self._read()
+            pause = _POLL_MIN if self.last_output != before else min(pause * 2, _POLL_MAX)
         self._exit = found
         ended = self._ended
         full = ended.get("disk_full")
@@ -608,14 +590,10 @@ class SupervisedChild(_FollowedChild):
         self._ended = message
         return Exit(message["code"], message["signal"])
 
-    async def _exit_known(self) -> Exit:
+    async def _exit_ready(self, pause: float) -> None:
         assert self._exited is not None
-        # awaited directly: the client's reader sets it once the exit is on record (a
-        # wait cancelled meanwhile cancels it, and the client then drops that exit)
-        await self._exited
-        found = self._poll_exit()
-        assert found is not None  # the supervisor said, or is gone
-        return found
+        # cancels nothing, as asyncio.wait (wait_for would: no shield)
+        await first_done((self._exited,), pause)
 
 
 class AdoptedChild(_FollowedChild):
@@ -655,8 +633,5 @@ class AdoptedChild(_FollowedChild):
             return Exit(None, signal.SIGKILL)
         return None
 
-    async def _exit_known(self) -> Exit:
-        # from the records: looked at as often as the logs
-        while (found := self._poll_exit()) is None:  # noqa: ASYNC110 (a file another process writes: no event)
-            await asyncio.sleep(self._pause)
-        return found
+    async def _exit_ready(self, pause: float) -> None:
+        await asyncio.sleep(min(pause, 0.1))
