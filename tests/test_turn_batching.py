@@ -317,3 +317,48 @@ def test_a_flat_run_records_every_event_in_publish_order_and_the_joblog_agrees(
     jobs = {j.name: j for j in record.jobs}
     assert all(jobs[n].status is JobStatus.SUCCEEDED for n in names)
     assert all(jobs[n].attempts[-1].pid == pids[n] for n in names)
+
+
+def test_a_joblog_write_that_fails_reaches_the_run_through_the_bus(tmp_path: Path) -> None:
+    """Written from a loop callback, a failed write is raised from the next event the
+    joblog gets (the bus's publish), or from its close, as it was from the write."""
+
+    class Full:
+        closed = False
+
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    def finished(name: str) -> JobFinished:
+        return JobFinished(
+            job=name,
+            attempt=1,
+            status=JobStatus.SUCCEEDED,
+            exit_code=0,
+            signal=None,
+            duration_s=0.1,
+        )
+
+    async def go() -> list[str]:
+        raised: list[str] = []
+        log = JobLog(tmp_path / "joblog.tsv", ["a", "b", "c"])
+        log._handle.close()
+        log._handle = Full()  # type: ignore[assignment]  # a disk that is full
+        log(finished("a"))
+        await asyncio.sleep(0)  # the turn's write fails
+        try:
+            log(finished("b"))
+        except OSError as error:
+            raised.append(f"event: {error.strerror}")
+        log(finished("c"))
+        await asyncio.sleep(0)
+        try:
+            log.close()
+        except OSError as error:
+            raised.append(f"close: {error.strerror}")
+        return raised
+
+    assert asyncio.run(go()) == ["event: No space left on device", "close: No space left on device"]

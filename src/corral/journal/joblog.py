@@ -29,8 +29,14 @@ class JobLog:
         self._seq = {name: index + 1 for index, name in enumerate(order)}
         self._started: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
         self._rows: list[str] = []  # this loop turn's, written by `_flush`
+        # a write that failed in `_flush` (a loop callback): raised from the next event
+        # or `close`, so it reaches the run through the bus as a failed write did before
+        self._failed: OSError | None = None
 
     def __call__(self, event: Event) -> None:
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
         if isinstance(event, JobStarted):
             self._started[(event.job, event.attempt)] = (event.started_at, event.argv)
         elif isinstance(event, JobFinished) and event.attempt > 0:
@@ -59,10 +65,17 @@ class JobLog:
             self._rows.append(line)
 
     def _flush(self) -> None:
-        if self._rows and not self._handle.closed:
-            self._handle.write("".join(self._rows))
+        rows = "".join(self._rows)
         self._rows.clear()
+        if rows and not self._handle.closed:
+            try:
+                self._handle.write(rows)
+            except OSError as error:
+                self._failed = error
 
     def close(self) -> None:
         self._flush()
         self._handle.close()
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
