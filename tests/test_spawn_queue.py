@@ -324,13 +324,13 @@ def test_a_run_of_plain_jobs_hands_them_to_the_supervisor_ahead(
     folder, with its output in its logs."""
     root = tmp_path / "run"
     spawned: list[int] = []
-    real = SupervisorClient.spawn
+    real = SupervisorClient.submit
 
-    async def spy(self: SupervisorClient, *args: Any) -> int:
+    def spy(self: SupervisorClient, *args: Any) -> asyncio.Future[dict[str, Any]]:
         spawned.append(args[-1] if len(args) == 7 else 0)
-        return await real(self, *args)
+        return real(self, *args)
 
-    monkeypatch.setattr(SupervisorClient, "spawn", spy)
+    monkeypatch.setattr(SupervisorClient, "submit", spy)
 
     async def go() -> dict[str, Any]:
         plan = _plan({f"j{i}": {"run": f"echo {i}"} for i in range(4)})

@@ -19,7 +19,7 @@ Afterwards no row of a dead run stays `running` or `waiting` (`close_dead`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +112,10 @@ def find_adoptions(records: tuple[RunRecord, ...]) -> Adopted:
             if stored is not None and _attempt_final(stored, number):
                 break
             root = Path(record.run.log_root)
+            if job.exit is None and alive[record.run.id] and not reaper.signal_group(job.pid, 0):
+                # its live supervisor reaped it a moment ago and is writing its exit (a
+                # resume that read the records in between ran it a second time)
+                job = recorded_exit(root, job)
             if job.exit is not None and not job.orphan_killed:
                 jobs[name] = _adoption(root, name, number, job, ended=True)
             elif job.exit is None and alive[record.run.id] and reaper.signal_group(job.pid, 0):
@@ -121,6 +125,34 @@ def find_adoptions(records: tuple[RunRecord, ...]) -> Adopted:
                 superseded.update(passed)
             break
     return Adopted(jobs, frozenset(superseded))
+
+
+# how long a resume waits for a live supervisor to record the exit of a job it reaped
+# (its exit writer records it after syncing the exits before it)
+RECORD_WAIT_S = 5.0
+
+
+def recorded_exit(
+    root: Path,
+    job: JobRecord,
+    *,
+    wait: float = RECORD_WAIT_S,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> JobRecord:
+    """`job` as the run's supervisor records it once its exit is on record; `job` itself
+    when the supervisor is gone without recording it, or after `wait` seconds."""
+    deadline = clock() + wait
+    while True:
+        # alive before the read: what a supervisor that has exited wrote is all there
+        alive = supervisor_alive(root) is not None
+        found, _ = read_records(root)
+        latest = found.get(job.key)
+        if latest is not None and latest.exit is not None:
+            return latest
+        if not alive or clock() >= deadline:
+            return job
+        sleep(0.02)
 
 
 def _records(record: RunRecord) -> dict[str, tuple[int, JobRecord]]:

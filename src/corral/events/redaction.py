@@ -17,12 +17,12 @@ def redacting(redactor: Redactor) -> Callable[[Event], Event]:
     def transform(event: Event) -> Event:
         if isinstance(event, JobOutput):
             return event
-        if isinstance(event, JobStarted) and event.spec:
-            spec = dict(event.spec)
-            env = spec.get("env")
+        if isinstance(event, JobStarted):
+            env = event.spec.get("env")
             if isinstance(env, dict):
+                spec = dict(event.spec)
                 spec["env"] = redactor.env(env, spec.get("secret_env") or ())
-            event = dataclasses.replace(event, spec=spec)
+                event = dataclasses.replace(event, spec=spec)
         return redactor.value(event)
 
     return transform

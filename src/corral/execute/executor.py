@@ -129,6 +129,7 @@ class StopHandle:
         self.hard = False
         self._event = asyncio.Event()
         self._on_hard: list[Callable[[], None]] = []
+        self._on_request: list[Callable[[], None]] = []
         self._futures: list[asyncio.Future[None]] = []
 
     def request(
@@ -143,6 +144,9 @@ class StopHandle:
             for kill in self._on_hard:
                 kill()
         self._event.set()
+        callbacks, self._on_request = self._on_request, []
+        for callback in callbacks:
+            callback()
         futures, self._futures = self._futures, []
         for future in futures:
             if not future.done():
@@ -153,6 +157,14 @@ class StopHandle:
         self._on_hard.append(kill)
         if self.hard:
             kill()
+
+    def on_request(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once a stop is requested (now, if it was), on the requesting
+        side: what an executor does at once, with no task waiting for `wait()`."""
+        if self._event.is_set():
+            callback()
+        else:
+            self._on_request.append(callback)
 
     @property
     def requested(self) -> bool:

@@ -43,6 +43,7 @@ from corral.execute.supervised import (
     SupervisorClient,
     attempt_key,
 )
+from corral.execute.waiting import first_done
 from corral.models import ErrorKind, JobStatus
 from corral.tools.base import SessionReport
 
@@ -249,10 +250,10 @@ class LocalExecutor:
                 # nothing that can time out (a plain command's usual case): every other
                 # reason to look again is a future below, so no timer is made for it
                 wake = max(0.0, min(deadlines) - now) if deadlines else None
-                pending: set[asyncio.Future[Any]] = {waiter, stop_wait}
+                pending: list[asyncio.Future[Any]] = [waiter, stop_wait]
                 if result_wait is not None and not result_wait.done():
-                    pending.add(result_wait)
-                await asyncio.wait(pending, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
+                    pending.append(result_wait)
+                await first_done(pending, wake)
                 if waiter.done():
                     return None
                 reason = _why_stop(request, child, pipeline, stop, started)

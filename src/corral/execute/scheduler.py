@@ -347,14 +347,18 @@ class Scheduler:
         self._matrices.started(self.plan.jobs[name])
         self.states[name].status = JobStatus.RUNNING
         self._live += 1
-        task = self._task_group.create_task(self._run_job(name, handle), name=f"job:{name}")
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._live -= 1
-        self._wake.set()
+        self._task_group.create_task(self._run_job(name, handle), name=f"job:{name}")
 
     async def _run_job(self, name: str, handle: StopHandle) -> None:
+        try:
+            await self._job(name, handle)
+        finally:
+            # the task's last step (no done callback per job): the loop may end once
+            # no job is live
+            self._live -= 1
+            self._wake.set()
+
+    async def _job(self, name: str, handle: StopHandle) -> None:
         job = self.plan.jobs[name]
         state = self.states[name]
         policy = job.retry

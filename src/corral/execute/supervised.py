@@ -31,6 +31,7 @@ from corral.execute.executor import StopHandle, Withdrawn
 from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
 from corral.execute.supervisor import LOCK, RECORDS, disk_full
+from corral.execute.waiting import first_done
 from corral.selfexec import module_argv, module_env
 
 _CHUNK = 1 << 20
@@ -112,9 +113,13 @@ class SupervisorClient:
         self._swept: asyncio.Future[dict[str, Any]] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # requests of this loop turn, sent together at its end (`_flush`): one send (a
+        # syscall, and a wake-up of the supervisor) however many jobs the turn launched
+        self._outbox: list[bytes] = []
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         ours = self._spawn()
         self._sock = ours
         ours.setblocking(False)
@@ -207,6 +212,7 @@ class SupervisorClient:
         asyncio.get_running_loop().remove_reader(self._sock.fileno())
         self._sock.close()
         self._sock = None
+        self._outbox.clear()
         lost = {"op": "lost"}
         for future in [*self._waiting.values(), *self._exits.values()]:
             if not future.done():
@@ -222,21 +228,38 @@ class SupervisorClient:
         return future
 
     def _send(self, message: dict[str, Any]) -> None:
+        """Queue `message`; it goes with the others of this loop turn (`_flush`)."""
         if self._sock is None:
             raise SpawnError("the run's supervisor died; see supervisor.log in the run's logs")
-        data = orjson.dumps(message) + b"\n"
-        try:
-            sent = self._sock.send(data)  # a small message on a local socket: whole at once
-        except BlockingIOError:
-            sent = 0
-        if sent == len(data):
+        if not self._outbox:
+            assert self._loop is not None  # started
+            self._loop.call_soon(self._flush)
+        self._outbox.append(orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE))
+
+    def _flush(self) -> None:
+        """Send the queued requests, in order, in one send; a supervisor that cannot be
+        written to is gone (`_lost`: every request waiting for it fails)."""
+        if not self._outbox:
             return
-        # the supervisor is behind (its buffer is full): wait for it to take the rest
-        self._sock.setblocking(True)
+        data = b"".join(self._outbox)
+        self._outbox.clear()
+        if self._sock is None:
+            return
         try:
-            self._sock.sendall(data[sent:])
-        finally:
-            self._sock.setblocking(False)
+            try:
+                sent = self._sock.send(data)  # small messages on a local socket: whole at once
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            # the supervisor is behind (its buffer is full): wait for it to take the rest
+            self._sock.setblocking(True)
+            try:
+                self._sock.sendall(data[sent:])
+            finally:
+                self._sock.setblocking(False)
+        except OSError:
+            self._lost()
 
     async def spawn(
         self,
@@ -251,6 +274,20 @@ class SupervisorClient:
         """Have the supervisor start a job; its pid. With `slots`, the request waits in
         the supervisor's queue until fewer than that many jobs run (`withdraw` takes it
         back meanwhile: `Withdrawn` is raised then)."""
+        return started_pid(await self.submit(key, argv, env, cwd, out, err, slots))
+
+    def submit(
+        self,
+        key: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        out: str | Path,
+        err: str | Path,
+        slots: int = 0,
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Send `spawn`'s request; the future of the supervisor's reply (`started_pid`
+        reads it), so a caller can wait for it next to something else with no task."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         self._exits.pop(key, None)
@@ -266,12 +303,7 @@ class SupervisorClient:
         if slots:
             message["slots"] = slots
         self._send(message)
-        reply = await future
-        if reply["op"] != "started":
-            if reply.get("withdrawn"):
-                raise Withdrawn(key)
-            raise SpawnError(reply.get("message", "the run's supervisor died"))
-        return int(reply["pid"])
+        return future
 
     def withdraw(self, key: str) -> None:
         """Take a queued spawn request back if it has not started yet."""
@@ -296,6 +328,7 @@ class SupervisorClient:
 
     async def close(self) -> None:
         """Let go: the supervisor exits once its jobs are done (all are, at a run's end)."""
+        self._flush()
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
@@ -304,6 +337,16 @@ class SupervisorClient:
             process = self._process
             await wait_exit(process)
             reaper.LEADERS.discard(process.pid)
+
+
+def started_pid(reply: dict[str, Any]) -> int:
+    """The pid in the supervisor's reply to a spawn request; `Withdrawn` when a withdraw
+    took the request back, `SpawnError` when the job could not start."""
+    if reply["op"] != "started":
+        if reply.get("withdrawn"):
+            raise Withdrawn(reply.get("key", ""))
+        raise SpawnError(reply.get("message", "the run's supervisor died"))
+    return int(reply["pid"])
 
 
 async def wait_exit(process: subprocess.Popen[bytes]) -> int:
@@ -505,35 +548,37 @@ class SupervisedChild(_FollowedChild):
         self._env = env
         self._exited: asyncio.Future[dict[str, Any]] | None = None
 
-    async def start(self) -> int:
-        self.pid = await self._client.spawn(
-            self._key,
-            self._argv,
-            self._env,
-            self._cwd,
-            *self._logs,
-            self._slots,
+    def _submit(self) -> asyncio.Future[dict[str, Any]]:
+        return self._client.submit(
+            self._key, self._argv, self._env, self._cwd, *self._logs, self._slots
         )
+
+    def _started(self, reply: dict[str, Any]) -> int:
+        self.pid = started_pid(reply)
         self._exited = self._client.exited(self._key)
         return self.pid
+
+    async def start(self) -> int:
+        return self._started(await self._submit())
 
     async def start_or_withdraw(self, stop: StopHandle) -> int:
         """`start`, for a queued request: a stop requested while it waits for a slot
         withdraws it (`Withdrawn`), unless it started meanwhile (then it is stopped as
-        any running job is)."""
-        spawn = asyncio.ensure_future(self.start())
-        stopped = stop.requested_future()
+        any running job is). No task and no `asyncio.wait`: the stop handle calls the
+        withdrawal itself."""
+        reply = self._submit()
+
+        def withdraw() -> None:
+            if not reply.done():
+                self._client.withdraw(self._key)
+
+        stop.on_request(withdraw)
         try:
-            await asyncio.wait((spawn, stopped), return_when=asyncio.FIRST_COMPLETED)
+            answer = await reply
         except asyncio.CancelledError:
             self._client.withdraw(self._key)
-            spawn.cancel()
             raise
-        finally:
-            stopped.cancel()
-        if not spawn.done():
-            self._client.withdraw(self._key)
-        return await spawn
+        return self._started(answer)
 
     def _poll_exit(self) -> Exit | None:
         assert self._exited is not None
@@ -547,8 +592,8 @@ class SupervisedChild(_FollowedChild):
 
     async def _exit_ready(self, pause: float) -> None:
         assert self._exited is not None
-        # asyncio.wait never cancels the future it waits on (wait_for would: no shield)
-        await asyncio.wait((self._exited,), timeout=pause)
+        # cancels nothing, as asyncio.wait (wait_for would: no shield)
+        await first_done((self._exited,), pause)
 
 
 class AdoptedChild(_FollowedChild):

@@ -81,6 +81,11 @@ class Supervisor:
         records = os.path.join(root, RECORDS)
         self.records = os.open(records, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.buffer = b""
+        # what one turn of the main loop has for the records and for corral, written and
+        # sent together at its end (`_flush`): one write and one send however many jobs
+        # the turn started, and corral is woken once
+        self.starts: list[dict[str, Any]] = []
+        self.outbox: list[bytes] = []
         self.orphans_termed_at: float | None = None
         self.orphan_kill = False  # jobs are being stopped because corral went away
         self.stopping = False  # SIGTERM: stop everything and exit
@@ -114,16 +119,34 @@ class Supervisor:
         return True
 
     def _send(self, message: dict[str, Any]) -> None:
-        if not self._deliver(message):
-            self._detach()
+        """Queue a message for corral (main thread): sent with the turn's others."""
+        self.outbox.append(_line(message))
 
-    def _deliver(self, message: dict[str, Any]) -> bool:
-        """Send to corral; False when its end is gone (the main loop then detaches)."""
+    def _write_starts(self) -> None:
+        """Append the start records of the jobs started since the last call (not fsynced:
+        docs/durability.md). Before any exit goes to the exit writer, so a job's start is
+        on record before its exit."""
+        if self.starts:
+            starts, self.starts = self.starts, []
+            self._record(starts, durable=False)
+
+    def _flush(self) -> None:
+        """End of a turn: the start records, then corral's messages in one send (corral
+        hears of a start only once it is on record, as before)."""
+        self._write_starts()
+        if self.outbox:
+            data, self.outbox = b"".join(self.outbox), []
+            if not self._deliver(data):
+                self._detach()
+
+    def _deliver(self, data: bytes) -> bool:
+        """Send JSON lines to corral; False when its end is gone (the main loop then
+        detaches)."""
         with self.send_lock:
             if self.sock is None:
                 return True
             try:
-                self.sock.sendall(_line(message))
+                self.sock.sendall(data)
             except OSError:
                 return False
         return True
@@ -196,7 +219,7 @@ class Supervisor:
         self.jobs[pid] = key
         self.logs[pid] = (message["out"], message["err"])
         reaper.LEADERS.add(pid)
-        self._record([{"e": "start", "key": key, "pid": pid, "at": time.time()}], durable=False)
+        self.starts.append({"e": "start", "key": key, "pid": pid, "at": time.time()})
         self._send({"op": "started", "key": key, "pid": pid})
 
     def _fill(self) -> None:
@@ -245,6 +268,7 @@ class Supervisor:
             self.sock = None
         # never started, never recorded: a resume runs them as any job with no start
         self.queue.clear()
+        self.outbox.clear()  # nobody to read them
         if self.on_orphan == "kill":
             self._stop_jobs()
 
@@ -267,6 +291,7 @@ class Supervisor:
 
     def _reap(self) -> None:
         """Collect every exited child; hand the jobs' exits to the exit writer."""
+        self._write_starts()
         ended: list[dict[str, Any]] = []
         logs: list[tuple[str, str]] = []
         while True:
@@ -313,19 +338,24 @@ class Supervisor:
                     return
                 batch, self.exits = self.exits, []
             recorded = self._record([entry for entry, *_ in batch], durable=True)
-            for entry, out, err, leftovers in batch:
-                if self.sock is None:
-                    break  # corral is gone: the records are what a resume reads
-                self._deliver(
-                    {
-                        "op": "exit",
-                        **entry,
-                        "recorded": recorded,
-                        "sizes": [_size(out), _size(err)],
-                        "group": leftovers,
-                        "disk_full": disk_full(os.path.dirname(out)),
-                    }
+            if self.sock is None:
+                continue  # corral is gone: the records are what a resume reads
+            # the batch's exits in one send: corral is woken once for all of them
+            self._deliver(
+                b"".join(
+                    _line(
+                        {
+                            "op": "exit",
+                            **entry,
+                            "recorded": recorded,
+                            "sizes": [_size(out), _size(err)],
+                            "group": leftovers,
+                            "disk_full": disk_full(os.path.dirname(out)),
+                        }
+                    )
+                    for entry, out, err, leftovers in batch
                 )
+            )
 
     def _close_exits(self) -> None:
         """Let the exit writer finish every exit handed to it, then end it."""
@@ -344,6 +374,7 @@ class Supervisor:
         selector.register(self.sock, selectors.EVENT_READ)
         self.exit_writer.start()
         self._send({"op": "ready", "pid": os.getpid()})
+        self._flush()
         while self.sock is not None or self.jobs:
             for key, _ in selector.select(timeout=1.0):
                 if key.fileobj is wake_read:
@@ -354,6 +385,7 @@ class Supervisor:
                     self._on_socket()
             self._reap()
             self._fill()  # a freed slot takes the next queued job at once
+            self._flush()
             if self.stopping:
                 self.stopping = False
                 self._detach()

@@ -1,8 +1,10 @@
 """GNU parallel style `--joblog`: `joblog.tsv` in the run's log folder, one row per
-finished attempt, written as it happens (a subscriber, like the journal)."""
+finished attempt, written as it happens (a subscriber, like the journal): at the end of
+the event loop's turn in which the attempt ended, with the turn's other rows in one write."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -26,8 +28,15 @@ class JobLog:
         self._host = socket.gethostname()
         self._seq = {name: index + 1 for index, name in enumerate(order)}
         self._started: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+        self._rows: list[str] = []  # this loop turn's, written by `_flush`
+        # a write that failed in `_flush` (a loop callback): raised from the next event
+        # or `close`, so it reaches the run through the bus as a failed write did before
+        self._failed: OSError | None = None
 
     def __call__(self, event: Event) -> None:
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
         if isinstance(event, JobStarted):
             self._started[(event.job, event.attempt)] = (event.started_at, event.argv)
         elif isinstance(event, JobFinished) and event.attempt > 0:
@@ -46,7 +55,27 @@ class JobLog:
                 command,
                 event.job,
             )
-            self._handle.write("\t".join(row) + "\n")
+            line = "\t".join(row) + "\n"
+            if not self._rows:
+                try:
+                    asyncio.get_running_loop().call_soon(self._flush)
+                except RuntimeError:  # no event loop (a caller of its own): at once
+                    self._handle.write(line)
+                    return
+            self._rows.append(line)
+
+    def _flush(self) -> None:
+        rows = "".join(self._rows)
+        self._rows.clear()
+        if rows and not self._handle.closed:
+            try:
+                self._handle.write(rows)
+            except OSError as error:
+                self._failed = error
 
     def close(self) -> None:
+        self._flush()
         self._handle.close()
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
