@@ -45,7 +45,7 @@ from corral.errors import FlowError, StoreError, UsageError
 from corral.events.bus import Subscriber
 from corral.execute import reaper
 from corral.execute.executor import Executor
-from corral.execute.liveness import holder
+from corral.execute.liveness import LOCK_NAME, holder, named_owner
 from corral.models import JobStatus, RunStatus
 from corral.plan import JobView, Plan, build_plan, without
 from corral.store.protocols import HistoryStore, SeqListener
@@ -177,9 +177,14 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
                 )
             records = (record, *earlier_runs(history, record))
             for run in records:
-                if (pid := holder(Path(run.run.log_root))) is not None:
+                if holder(root := Path(run.run.log_root)) is not None:
+                    # a process that has just taken the lock writes its pid a moment later
+                    owner = named_owner(root / LOCK_NAME)
+                    who = "another corral"
+                    if owner is not None and owner[0] > 0:
+                        who = f"corral process {owner[0]}"
                     raise UsageError(
-                        f"run {run.run.id} is still running (corral process {pid})",
+                        f"run {run.run.id} is still running ({who})",
                         hint="stop it with Ctrl-C or `kill -INT`, or wait for it, then resume",
                     )
             locks = ResumeLocks(records)
