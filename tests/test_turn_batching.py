@@ -198,22 +198,24 @@ def test_a_request_to_a_supervisor_that_is_gone_fails_the_spawn(tmp_path: Path) 
     assert asyncio.run(go()) == "the run's supervisor died"
 
 
+def finished(name: str, ended_at: float | None = None) -> JobFinished:
+    """A job's successful end, as the joblog is handed it."""
+    return JobFinished(
+        job=name,
+        attempt=1,
+        status=JobStatus.SUCCEEDED,
+        exit_code=0,
+        signal=None,
+        duration_s=0.5,
+        ended_at=ended_at,
+    )
+
+
 def test_the_joblog_writes_a_turns_rows_at_its_end_and_the_rest_at_close(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "joblog.tsv"
     names = [f"j{i}" for i in range(6)]
-
-    def finished(name: str) -> JobFinished:
-        return JobFinished(
-            job=name,
-            attempt=1,
-            status=JobStatus.SUCCEEDED,
-            exit_code=0,
-            signal=None,
-            duration_s=0.5,
-            ended_at=100.5,
-        )
 
     async def go() -> list[int]:
         log = JobLog(path, names)
@@ -224,7 +226,7 @@ def test_the_joblog_writes_a_turns_rows_at_its_end_and_the_rest_at_close(
                     job=name, attempt=1, pid=1, argv=("echo", name), log_dir="/l", started_at=100.0
                 )
             )
-            log(finished(name))
+            log(finished(name, ended_at=100.5))
         rows_seen.append(len(path.read_text().splitlines()) - 1)  # the header alone
         await asyncio.sleep(0)  # the turn ends: its rows are written
         rows_seen.append(len(path.read_text().splitlines()) - 1)
@@ -331,16 +333,6 @@ def test_a_joblog_write_that_fails_reaches_the_run_through_the_bus(tmp_path: Pat
 
         def close(self) -> None:
             pass
-
-    def finished(name: str) -> JobFinished:
-        return JobFinished(
-            job=name,
-            attempt=1,
-            status=JobStatus.SUCCEEDED,
-            exit_code=0,
-            signal=None,
-            duration_s=0.1,
-        )
 
     async def go() -> list[str]:
         raised: list[str] = []
