@@ -214,3 +214,27 @@ def test_server_bench_cpu_use_is_the_burst_s() -> None:
     assert bench_server._busy(samples, 10.0, 14.0) == pytest.approx(0.75)
     assert bench_server._busy(samples, 0.0, 9.0) == 0.0
     assert bench_server._busy(samples, 20.0, 30.0) != bench_server._busy(samples, 20.0, 30.0)
+
+
+def test_the_exec_ab_runs_both_trees_in_alternation_and_pairs_them() -> None:
+    # the base is this tree's own src: both sides run, the harness is what is checked
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "ab_exec.py"), "--base", str(ROOT / "src"), "--rounds", "2",
+         "--", "exec", "-q", "--", "true"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("corral exec -q -- true: 2 rounds, load ")
+    assert [line.split()[0] for line in lines[1:4]] == ["base", "this", "true"]
+    assert lines[4].startswith("this - base, paired per round: wall ")
+
+
+def test_the_exec_ab_stops_on_a_failing_command() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "ab_exec.py"), "--base", str(ROOT / "src"), "--rounds", "1",
+         "--", "exec", "-q", "--", "false"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "exited 1" in result.stderr
