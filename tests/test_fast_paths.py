@@ -122,8 +122,10 @@ _EXEC_UNUSED = {
     "bz2",
     "lzma",
     "corral.execute.supervisor",
-    # the plan's matrices, `outputs:`, `--only`/`--from` and `corral plan`'s drawings
+    # the plan's matrices, `outputs:`, templates' quoting, `--only`/`--from` and `corral
+    # plan`'s drawings
     "corral.plan.matrix",
+    "corral.plan.quoting",
     "corral.plan.outputs",
     "corral.plan.select",
     "corral.plan.show",
