@@ -122,6 +122,12 @@ _EXEC_UNUSED = {
     "bz2",
     "lzma",
     "corral.execute.supervisor",
+    # a retry's jitter (random); a run id's random bits are os.urandom's, without the
+    # secrets module (random, hmac, base64)
+    "random",
+    "secrets",
+    "hmac",
+    "base64",
     # the plan's matrices, `outputs:`, templates' quoting, `--only`/`--from` and `corral
     # plan`'s drawings
     "corral.plan.matrix",
