@@ -122,6 +122,8 @@ _EXEC_UNUSED = {
     "bz2",
     "lzma",
     "corral.execute.supervisor",
+    # the cache of genai-prices' rates: no model priced here
+    "corral.budget.ratecache",
     # a retry's jitter (random); a run id's random bits are os.urandom's, without the
     # secrets module (random, hmac, base64)
     "random",
