@@ -148,6 +148,14 @@ def test_exec_leaves_out_what_one_plain_command_does_not_use(tmp_path: Path) -> 
         assert found.isdisjoint(_EXEC_UNUSED), (args, found & _EXEC_UNUSED)
         assert {"corral.plan", "asyncio"} <= found  # it did plan and run
     assert "corral.store.writer" in found  # and record, the last time
+    # a plain flow file run likewise (its schema, pydantic, brings random and secrets)
+    (tmp_path / "plain.yaml").write_text(
+        "jobs:\n  a: {run: [echo, hi]}\n  b: {run: 'echo there', needs: [a]}\n"
+    )
+    found = imported(tmp_path, "run", "-q", "plain.yaml", watched=watched)
+    pydantics = {"random", "secrets", "hmac", "base64"}
+    assert found.isdisjoint(_EXEC_UNUSED - pydantics), found & _EXEC_UNUSED
+    assert {"corral.plan", "asyncio", "corral.store.writer"} <= found
     # a flow that uses them loads them
     (tmp_path / "flow.yaml").write_text(
         "jobs:\n  a: {run: [echo, hi], matrix: {x: [1, 2]}, outputs: {o: {regex: hi}}}\n"
