@@ -130,12 +130,10 @@ _EXEC_UNUSED = {
     "secrets",
     "hmac",
     "base64",
-    # the plan's matrices, `outputs:`, templates' quoting, `--only`/`--from` and `corral
-    # plan`'s drawings
+    # the plan's matrices, `outputs:`, templates' quoting and `corral plan`'s drawings
     "corral.plan.matrix",
     "corral.plan.quoting",
     "corral.plan.outputs",
-    "corral.plan.select",
     "corral.plan.show",
 }
 
@@ -161,7 +159,7 @@ def test_exec_leaves_out_what_one_plain_command_does_not_use(tmp_path: Path) -> 
         "jobs:\n  a: {run: [echo, hi], matrix: {x: [1, 2]}, outputs: {o: {regex: hi}}}\n"
     )
     found = imported(tmp_path, "run", "-q", "flow.yaml", "--only", "a-1", watched=watched)
-    assert {"corral.plan.matrix", "corral.plan.outputs", "corral.plan.select"} <= found
+    assert {"corral.plan.matrix", "corral.plan.outputs"} <= found
 
 
 def test_a_current_history_opens_without_the_migration_machinery(tmp_path: Path) -> None:

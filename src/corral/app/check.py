@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from corral.collector import collector_paused
 from corral.config.loaded import LoadedFlow
 from corral.errors import FlowError, Problem, ToolError
-from corral.plan import Plan, build_plan
+from corral.plan import Plan, build_plan, select
 from corral.plan.adapter import COMMAND_TOOL, tool_inherited
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ def check_flow(
     with collector_paused(freeze=True):
         loaded, plan = _planned(load_flow(path))
     if only or from_:
-        from corral.plan.select import select
-
         plan = select(plan, only=only, from_=from_)
     return loaded, plan
 
@@ -57,8 +55,6 @@ def check_flow_text(
     with collector_paused():
         loaded, plan = _planned(load_text(text, base_dir / name, name))
     if only or from_:
-        from corral.plan.select import select
-
         plan = select(plan, only=only, from_=from_)
     return loaded, plan
 

@@ -4,12 +4,12 @@ scheduler applies to it (conditions, templates, retries, ready order, outputs).
 Nothing here touches the clock, the disk or the network: a job's output is read through
 the `OutputReader` its executor gives.
 
-What only some flows or commands use (matrices, `outputs`, `--only`/`--from`, `corral
-plan`'s drawings) is imported on first use (PEP 562): `corral exec` never loads it.
+What only some flows or commands use (matrices, `outputs`, `corral plan`'s drawings) is
+imported on first use (PEP 562): `corral exec` never loads it.
 """
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
 from corral.errors import TemplateError
 from corral.plan.build import build_plan
@@ -19,14 +19,14 @@ from corral.plan.limits import max_spend, max_tokens
 from corral.plan.model import Plan, PlannedJob, ReadyQueue, ready_key
 from corral.plan.problems import Locator
 from corral.plan.retry import RetryPolicy
+from corral.plan.select import select, without
 from corral.plan.templates import RunInfo, TemplateContext, render, render_job
 from corral.plan.views import JobView
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from corral.plan.matrix import options as matrix_options
     from corral.plan.matrix import value_label
     from corral.plan.outputs import OutputReader, TextOutput, capture_outputs
-    from corral.plan.select import select, without
     from corral.plan.show import render_text, render_tree, to_dot, to_json, to_mermaid
 
 # name: (module, its name there)
@@ -36,8 +36,6 @@ _LAZY = {
     "OutputReader": ("corral.plan.outputs", "OutputReader"),
     "TextOutput": ("corral.plan.outputs", "TextOutput"),
     "capture_outputs": ("corral.plan.outputs", "capture_outputs"),
-    "select": ("corral.plan.select", "select"),
-    "without": ("corral.plan.select", "without"),
     "render_text": ("corral.plan.show", "render_text"),
     "render_tree": ("corral.plan.show", "render_tree"),
     "to_dot": ("corral.plan.show", "to_dot"),
@@ -46,12 +44,14 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     where = _LAZY.get(name)
     if where is None:
         raise AttributeError(f"module 'corral.plan' has no attribute {name!r}")
     module, attribute = where
-    return getattr(importlib.import_module(module), attribute)
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # found directly from now on
+    return value
 
 
 __all__ = [
