@@ -79,8 +79,10 @@ _RUN_MACHINERY = {
 }
 
 
-def imported(cwd: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
-    code = _PROBE.format(watched=_WATCHED)
+def imported(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, watched: Iterable[str] = _WATCHED
+) -> set[str]:
+    code = _PROBE.format(watched=sorted(watched))
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=cwd,
@@ -106,6 +108,58 @@ def test_exec_imports_only_what_running_one_command_needs(tmp_path: Path) -> Non
     unneeded |= {"pydantic", "corral.config.schema"}
     assert found.isdisjoint(unneeded | {"corral.render.live"}), found
     assert "asyncio" in found  # it did run
+
+
+# what recording one plain command does not use: each was imported by `exec` once
+_EXEC_UNUSED = {
+    # the history's reads and their rows (`runs`, `show`, resume), `--from`'s earlier
+    # results (with shutil and the bz2 and lzma it loads), a job's lookup on PATH (the
+    # supervisor's), the supervisor's own module
+    "corral.app.history",
+    "corral.store.queries",
+    "corral.store.records",
+    "shutil",
+    "bz2",
+    "lzma",
+    "corral.execute.supervisor",
+    # the cache of genai-prices' rates: no model priced here
+    "corral.budget.ratecache",
+    # a retry's jitter (random); a run id's random bits are os.urandom's, without the
+    # secrets module (random, hmac, base64)
+    "random",
+    "secrets",
+    "hmac",
+    "base64",
+    # the plan's matrices, `outputs:`, templates' quoting and `corral plan`'s drawings
+    "corral.plan.matrix",
+    "corral.plan.quoting",
+    "corral.plan.outputs",
+    "corral.plan.show",
+}
+
+
+def test_exec_leaves_out_what_one_plain_command_does_not_use(tmp_path: Path) -> None:
+    watched = {*_EXEC_UNUSED, "corral.plan", "corral.store.writer", "asyncio"}
+    imported(tmp_path, "exec", "-q", "--", "true")  # creates the history (Alembic: shutil)
+    for args in (["--no-store"], []):  # the history found current
+        found = imported(tmp_path, "exec", "-q", *args, "--", "true", watched=watched)
+        assert found.isdisjoint(_EXEC_UNUSED), (args, found & _EXEC_UNUSED)
+        assert {"corral.plan", "asyncio"} <= found  # it did plan and run
+    assert "corral.store.writer" in found  # and record, the last time
+    # a plain flow file run likewise (its schema, pydantic, brings random and secrets)
+    (tmp_path / "plain.yaml").write_text(
+        "jobs:\n  a: {run: [echo, hi]}\n  b: {run: 'echo there', needs: [a]}\n"
+    )
+    found = imported(tmp_path, "run", "-q", "plain.yaml", watched=watched)
+    pydantics = {"random", "secrets", "hmac", "base64"}
+    assert found.isdisjoint(_EXEC_UNUSED - pydantics), found & _EXEC_UNUSED
+    assert {"corral.plan", "asyncio", "corral.store.writer"} <= found
+    # a flow that uses them loads them
+    (tmp_path / "flow.yaml").write_text(
+        "jobs:\n  a: {run: [echo, hi], matrix: {x: [1, 2]}, outputs: {o: {regex: hi}}}\n"
+    )
+    found = imported(tmp_path, "run", "-q", "flow.yaml", "--only", "a-1", watched=watched)
+    assert {"corral.plan.matrix", "corral.plan.outputs"} <= found
 
 
 def test_a_current_history_opens_without_the_migration_machinery(tmp_path: Path) -> None:

@@ -66,7 +66,13 @@ def test_public_api() -> None:
         for name, value in vars(corral.plan).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert set(corral.plan.__all__) == public
+    # with the names loaded on first use (matrices, outputs, drawings), each what it names
+    lazy = set(corral.plan._LAZY)
+    assert set(corral.plan.__all__) == public | lazy
+    for name in corral.plan.__all__:
+        value = getattr(corral.plan, name)
+        assert not isinstance(value, types.ModuleType), name
+        assert getattr(corral.plan, name) is value  # the same object once loaded
 
 
 def test_select_only_and_from() -> None:

@@ -117,7 +117,7 @@ _READS_JOBS = re.compile(r"\$?\{\{(?:(?!\}\}).)*\b(?:jobs|needs)\b(?:(?!\}\}).)*
 def security_warnings(loaded: LoadedFlow, plan: Plan) -> list[Problem]:
     """Where a flow puts what an agent printed into a shell (docs/security.md): each
     `shell: true` command that interpolates job results, and every `unsafe_raw`."""
-    from corral.plan.quoting import RAW_FILTER
+    from corral.plan.expressions import RAW_FILTER
 
     warnings: list[Problem] = []
     seen: set[str] = set()

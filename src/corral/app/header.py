@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import secrets
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -25,7 +24,8 @@ def new_run_id(now: float | None = None) -> str:
     run's `started_at`, corral.times), unique by its 80 random bits, as a ULID is (two
     runs in the same second collide with odds of about n**2 / 2**81)."""
     stamp = id_stamp(time.time() if now is None else now)
-    bits = secrets.randbits(RANDOM_BITS)
+    # the bytes `secrets.randbits` reads, read here (secrets imports random, hmac, base64)
+    bits = int.from_bytes(os.urandom(RANDOM_BITS // 8))
     tail = "".join(_ALPHABET[(bits >> shift) & 31] for shift in range(RANDOM_BITS - 5, -1, -5))
     return f"{stamp}-{tail}"
 

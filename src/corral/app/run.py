@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from corral.app.check import missing_tools, version_warnings
 from corral.app.header import new_run_id, run_header
-from corral.app.history import earlier_results
 from corral.app.location import corral_dir, open_history, run_logs
 from corral.app.policy import Admitted, admit
 from corral.app.secrets import run_redactor
@@ -58,7 +57,7 @@ from corral.execute.registry import DEFAULT_EXECUTOR, create_executor
 from corral.execute.scheduler import Scheduler, Settings, queue_ahead
 from corral.journal import JobLog, RunJournal
 from corral.models import Cost, ErrorKind, JobStatus, RunStatus, Usage
-from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope, capture_outputs
+from corral.plan import JobView, Plan, PlannedJob, RunInfo, RunScope
 from corral.private import new_private_dir
 from corral.redact import Redactor
 from corral.store.protocols import (
@@ -253,6 +252,8 @@ async def start_run(
         executor = create_executor(name, context)
     if known is None and plan.external_needs and not options.no_store:
         # the needs `--from` left out: their last recorded results, for templates
+        from corral.app.history import earlier_results
+
         known = earlier_results(options.store, base_dir, loaded.path, plan.external_needs)
     _claim_run_folder(base_dir, log_root)
     environ = default_environ()
@@ -426,6 +427,8 @@ def _outputs_capturer(
     ) -> dict[str, str]:
         if not job.spec.outputs or request is None or outcome.status is not JobStatus.SUCCEEDED:
             return {}
+        from corral.plan.outputs import capture_outputs
+
         # the job's stdout and files are where it ran: the executor reads them
         return capture_outputs(
             job.spec.outputs, output=executor.output(request), result=outcome.result

@@ -9,7 +9,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from corral.budget import ratecache
 from corral.errors import PriceFileError
 from corral.models import Cost, CostSource, Usage
 
@@ -121,7 +120,11 @@ class PriceBook:
 
 def _genai_rates(model: str, provider_id: str | None) -> Rates | None:
     """genai-prices' rates for `model`, from the cache of its answers when it has them
-    (`corral.budget.ratecache`: a run then never imports genai-prices)."""
+    (`corral.budget.ratecache`: a run then never imports genai-prices). Loaded by the
+    first model priced here: a run of commands, or of CLIs that report their cost, never
+    needs it."""
+    from corral.budget import ratecache
+
     cached = ratecache.lookup(model, provider_id)
     if not isinstance(cached, ratecache.Missing):
         return cached
@@ -135,6 +138,8 @@ def _ask_genai_prices(model: str, provider_id: str | None) -> tuple[Rates | None
     """The rates, and whether the answer holds whatever the time (see `ratecache`)."""
     from genai_prices import Usage as GPUsage
     from genai_prices import calc_price
+
+    from corral.budget import ratecache
 
     attempts: list[str | None] = [provider_id, None] if provider_id else [None]
     for provider in attempts:

@@ -16,11 +16,13 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from corral.events.bus import Subscriber
 from corral.models import ErrorKind, JobStatus
-from corral.plan.outputs import OutputReader
+
+if TYPE_CHECKING:
+    from corral.plan.outputs import OutputReader
 
 Publish = Subscriber  # what an executor is given to publish with: the run's bus
 

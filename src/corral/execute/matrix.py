@@ -3,8 +3,12 @@ for `max_parallel`, and whether one failed, for the matrix's own `fail_fast`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from corral.models import JobStatus
-from corral.plan import PlannedJob, matrix_options
+
+if TYPE_CHECKING:
+    from corral.plan.model import PlannedJob
 
 
 class MatrixGroups:
@@ -22,7 +26,9 @@ class MatrixGroups:
         """The matrix's `max_parallel` when it is reached (so `job` must wait), else None."""
         if job.matrix is None:
             return None
-        limit = matrix_options(job.spec.matrix).max_parallel
+        from corral.plan.matrix import options  # only an expansion of a matrix gets here
+
+        limit = options(job.spec.matrix).max_parallel
         if limit is None or self._running.get(job.group, 0) < limit:
             return None
         return limit
@@ -39,7 +45,9 @@ class MatrixGroups:
         failure = status in (JobStatus.FAILED, JobStatus.TIMED_OUT)
         if not failure or job.matrix is None or job.spec.continue_on_error:
             return None
-        if job.group in self._failed or not matrix_options(job.spec.matrix).fail_fast:
+        from corral.plan.matrix import options
+
+        if job.group in self._failed or not options(job.spec.matrix).fail_fast:
             return None
         reason = f"fail-fast: '{job.name}' {status.value}"
         self._failed[job.group] = reason

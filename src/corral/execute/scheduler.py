@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from corral.events.bus import Bus
 from corral.events.types import JobRetrying, JobSkipped, JobWaiting
@@ -26,6 +26,9 @@ from corral.execute.views import JobState, JobViews, finished_event
 from corral.journal.state import RunJournal
 from corral.models import ErrorKind, JobStatus
 from corral.plan import JobView, Plan, PlannedJob, ReadyQueue, RunScope, decide
+
+if TYPE_CHECKING:
+    import random
 
 Sleep = Callable[[float], Awaitable[None]]
 BuildRequest = Callable[[PlannedJob, Mapping[str, JobView], int], JobRequest]
@@ -113,7 +116,7 @@ class Scheduler:
         self.sleep = sleep
         self.clock = clock
         self.wall = wall  # stamps JobFinished.ended_at
-        self.rng = rng or random.Random()
+        self._rng = rng
         self.states: dict[str, JobState] = {name: JobState() for name in plan.jobs}
         # results of jobs outside this plan (a resumed run's finished jobs, --from's needs)
         self.known: dict[str, JobView] = dict(known or {})
@@ -184,6 +187,15 @@ class Scheduler:
         for name in self._ready.drain():
             self._consider(name)  # decided again, now that the run is cancelled
         self._wake.set()
+
+    @property
+    def rng(self) -> random.Random:
+        """The retries' jitter: made by the first retry (most runs never retry)."""
+        if self._rng is None:
+            import random
+
+            self._rng = random.Random()
+        return self._rng
 
     def poke(self) -> None:
         """Something outside changed (a budget was crossed, a rate limit lifted): look again."""

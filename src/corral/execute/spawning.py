@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from collections.abc import Mapping
 
 
@@ -36,6 +35,10 @@ def resolve(argv0: str, env: Mapping[str, str]) -> str:
     key = (argv0, env.get("PATH", os.defpath))
     found = _FOUND.get(key)
     if found is None or not os.access(found, os.X_OK):
+        # loaded by the first job started: with a supervisor, corral's own process starts
+        # none and never needs shutil (nor the bz2, lzma and fnmatch it brings)
+        import shutil
+
         found = shutil.which(argv0, path=key[1])
         if found is None:
             raise SpawnError(spawn_message(argv0, OSError(errno.ENOENT, "not found")))

@@ -30,7 +30,6 @@ from corral.execute import early, reaper
 from corral.execute.executor import StopHandle, Withdrawn
 from corral.execute.lines import LineSpool, block_sink
 from corral.execute.process import Exit, GroupStop, OnLine, SpawnError
-from corral.execute.supervisor import LOCK, RECORDS, disk_full
 from corral.execute.waiting import first_done
 from corral.selfexec import module_argv, module_env
 
@@ -57,6 +56,9 @@ def attempt_key(job: str, attempt: int) -> str:
 
 def read_records(log_root: Path, offset: int = 0) -> tuple[dict[str, JobRecord], int]:
     """The supervisor's records of a run by key, and the offset read up to."""
+    # the supervisor's own module (its process runs it): here only for its file names
+    from corral.execute.supervisor import RECORDS
+
     found: dict[str, JobRecord] = {}
     try:
         with open(log_root / RECORDS, "rb") as handle:
@@ -94,6 +96,7 @@ def merge_record(found: dict[str, JobRecord], entry: dict[str, Any]) -> None:
 def supervisor_alive(log_root: Path) -> int | None:
     """The pid of the run's supervisor while it runs, else None."""
     from corral.execute.liveness import lock_holder
+    from corral.execute.supervisor import LOCK
 
     return lock_holder(log_root / LOCK)
 
@@ -496,7 +499,11 @@ class _FollowedChild(GroupStop):
         self._exit = found
         ended = self._ended
         full = ended.get("disk_full")
-        self.disk_full = disk_full(self._log_dir) if full is None else bool(full)
+        if full is None:  # the supervisor could not say: look now
+            from corral.execute.supervisor import disk_full
+
+            full = disk_full(self._log_dir)
+        self.disk_full = bool(full)
         # the leader is gone; anything still in its group is a leftover grandchild (the
         # supervisor looked after collecting every child: an empty group stays empty)
         leftovers = ended.get("group", True)

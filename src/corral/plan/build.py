@@ -13,7 +13,6 @@ from types import MappingProxyType
 from corral.config.fields import JOB_FIELDS, NOT_DEFAULTABLE, FlowFields, JobFields
 from corral.expressions import ExpressionSyntaxError
 from corral.plan import graph
-from corral.plan import matrix as matrix_rules
 from corral.plan.adapter import tool_inherited, tool_of
 from corral.plan.conditions import compile_condition
 from corral.plan.expressions import (
@@ -25,7 +24,6 @@ from corral.plan.expressions import (
     references,
 )
 from corral.plan.model import Plan, PlannedJob
-from corral.plan.outputs import output_problem
 from corral.plan.problems import Locator, Problems, did_you_mean
 from corral.plan.references import Checker, Group, Path, Ref
 from corral.plan.retry import RETRYABLE, RetryPolicy, check_retry_on
@@ -93,6 +91,9 @@ def _expand(specs: Mapping[str, JobFields], problems: Problems) -> dict[str, Gro
             group.members.append((group.name, None))
             seen.add(group.name)
             continue
+        # the rules load with the first matrix: most flows have none
+        from corral.plan import matrix as matrix_rules
+
         path = ("jobs", group.name, "matrix")
         found = matrix_rules.problems(matrix)
         for where, message in found:
@@ -224,6 +225,8 @@ def _check_fields(group: Group, problems: Problems, parts: frozenset[str]) -> No
                 message += did_you_mean(item, [k.value for k in RETRYABLE])
             problems.add((*base, "retry_on", i), message)
     for key, output in group.spec.outputs.items():
+        from corral.plan.outputs import output_problem  # loaded by the first `outputs:`
+
         message = output_problem(output)
         if message is not None:
             problems.add((*base, "outputs", key), message)

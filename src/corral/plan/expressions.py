@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from jinja2 import nodes
     from jinja2.sandbox import SandboxedEnvironment
 
-from corral.plan.quoting import RAW_FILTER, finalize, unsafe_raw
-
 _LEXER_AT = re.compile(r" at (\d+)$")
+# the filter that interpolates a value unquoted (corral.plan.quoting.unsafe_raw)
+RAW_FILTER = "unsafe_raw"
 
 
 @functools.cache
@@ -30,6 +30,8 @@ def environment() -> SandboxedEnvironment:
     (corral.plan.quoting)."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
+
+    from corral.plan.quoting import finalize, unsafe_raw
 
     env = SandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=finalize

@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-RAW_FILTER = "unsafe_raw"
-
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _MARKER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 _captured: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.config.fields import JobFields
-from corral.plan import matrix as matrix_rules
 from corral.plan.conditions import DEFAULT_CONDITION, Condition
 from corral.plan.contexts import FLOW_FIELDS, NEEDS_FIELDS
 from corral.plan.problems import Problems, did_you_mean
@@ -111,7 +110,9 @@ class Checker:
         if not group.spec.matrix:
             self.add(ref, f"job {group.name!r} has no matrix")
             return
-        keys = matrix_rules.keys(group.spec.matrix)
+        from corral.plan.matrix import keys as matrix_keys  # a job with a matrix loaded it
+
+        keys = matrix_keys(group.spec.matrix)
         if find(ref.chain[1], keys, ref.exact) is None:
             key = ref.chain[1]
             self.add(ref, f"unknown matrix key {key!r}{did_you_mean(key, keys)}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from corral.config.fields import JobFields
 from corral.models import ErrorKind
+
+if TYPE_CHECKING:
+    import random
 
 # the failures `retry_on` may name; a transient cause is worth another attempt
 RETRYABLE = frozenset(

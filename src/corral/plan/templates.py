@@ -27,7 +27,6 @@ from corral.expressions.spans import OPEN
 from corral.plan.contexts import CONTEXTS, RunScope, build_contexts
 from corral.plan.expressions import Namespace, environment, has_template
 from corral.plan.model import PlannedJob
-from corral.plan.quoting import capture, has_markers, quote_command
 from corral.plan.views import JobView, jobs_namespace
 
 if TYPE_CHECKING:
@@ -121,6 +120,8 @@ def render_command(template: str, context: TemplateContext, *, shell: bool) -> s
     (corral.plan.quoting)."""
     if not is_template(template):
         return template
+    from corral.plan.quoting import capture, has_markers, quote_command  # with Jinja2
+
     try:
         if has_markers(template):
             raise ValueError("the command contains U+E000, which corral reserves")

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from corral.models import RunStatus
-from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
 
 if TYPE_CHECKING:  # the event types (40-odd dataclasses) load only where events are read
     from corral.events.types import Event
+
+    # and the records (20-odd) only where the history is read
+    from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
 
 UsageBy = Literal["model", "tool", "job", "flow", "day"]
 USAGE_KEYS: tuple[UsageBy, ...] = ("model", "tool", "job", "flow", "day")

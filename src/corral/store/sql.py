@@ -5,7 +5,8 @@
 SQL text (`corral.store.sqltext`): on a SQLite file the standard library's sqlite3 runs
 it, so opening a current history to read it or to record a run imports neither
 SQLAlchemy nor Alembic; SQLAlchemy runs it on PostgreSQL, and migrates both (its engine
-is made on first use).
+is made on first use). The reads (`corral.store.queries`) are imported by the methods
+that read: recording a run never loads them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Literal
 import orjson
 
 from corral.models import RunStatus
-from corral.store import queries
 from corral.store.engine import (
     BUSY_TIMEOUT_MS,
     IMMEDIATE,
@@ -35,12 +35,13 @@ from corral.store.engine import (
     sqlite_file,
 )
 from corral.store.protocols import StoredEvent, UsageBy
-from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
 from corral.store.sqltext import AlchemyDb, Db, SqliteDb
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from corral.store.queries import RunRows
+    from corral.store.records import RunningJob, RunRecord, RunRow, UsageRow
     from corral.store.writer import StoreWriter
 
 Driver = Literal["auto", "sqlalchemy"]
@@ -166,6 +167,8 @@ class SqlHistory:
     ) -> list[RunRow]:
         """Runs newest first; `since` is a POSIX timestamp, `flow` a name or path;
         `rehearsal` keeps only the rehearsals (True) or only the real runs (False)."""
+        from corral.store import queries
+
         with self.reads() as db:
             return queries.list_runs(
                 db, status=status, flow=flow, since=since, limit=limit, rehearsal=rehearsal
@@ -173,20 +176,28 @@ class SqlHistory:
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id or unique prefix; NotFoundError (with a hint) if there is none."""
+        from corral.store import queries
+
         with self.reads() as db:
             return queries.get_run(db, run_id)
 
-    def read_run(self, run_id: str) -> queries.RunRows:
+    def read_run(self, run_id: str) -> RunRows:
         """`get_run`'s rows, before any object is built per job (`corral show`)."""
+        from corral.store import queries
+
         with self.reads() as db:
             return queries.read_run(db, run_id)
 
     def resumers(self, run_id: str) -> list[RunRow]:
         """The runs resumed from `run_id`, newest first (`corral.app.chain.resumers`)."""
+        from corral.store import queries
+
         with self.reads() as db:
             return queries.resumers(db, run_id)
 
     def resolve_run_id(self, run_id: str) -> str:
+        from corral.store import queries
+
         with self.reads() as db:
             return queries.resolve_run_id(db, run_id)
 
@@ -195,6 +206,7 @@ class SqlHistory:
         stored). Each call reads what is committed by then: a live tail calls again
         with the last seq it saw."""
         from corral.events.codec import event_from_dict
+        from corral.store import queries
 
         full = self.resolve_run_id(run_id)
         with self.reads() as db:
@@ -205,6 +217,8 @@ class SqlHistory:
         self, run_id: str, after_seq: int = 0
     ) -> Iterator[tuple[int, float, str, str]]:
         """`events`, undecoded: (seq, ts, kind, the event's JSON as stored)."""
+        from corral.store import queries
+
         full = self.resolve_run_id(run_id)
         with self.reads() as db:
             yield from queries.events(db, full, after_seq)
@@ -214,11 +228,15 @@ class SqlHistory:
     ) -> list[UsageRow]:
         """Tokens by kind and cost by source, grouped by model, tool, job, flow or day;
         the spend of rehearsals (simulated) only with `include_rehearsals`."""
+        from corral.store import queries
+
         with self.engine.connect() as conn:
             return queries.usage(conn, by, since=since, include_rehearsals=include_rehearsals)
 
     def running_jobs(self, run_id: str) -> list[RunningJob]:
         """Jobs recorded as running (pid and process group), for resume to reap."""
+        from corral.store import queries
+
         with self.reads() as db:
             return queries.running_jobs(db, run_id)
 
@@ -232,6 +250,8 @@ class SqlHistory:
     ) -> list[RunRow]:
         """Delete runs started more than `seconds` ago, except those `keep` holds on to;
         returns them (to remove their logs)."""
+        from corral.store import queries
+
         cutoff = (time.time() if now is None else now) - seconds
         with self.reads() as db:
             old = queries.list_runs(db, until=cutoff, limit=None)

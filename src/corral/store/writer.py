@@ -54,7 +54,6 @@ from corral.events.types import Event, JobFinished, JobOutput, RunStarted
 from corral.store.apply import LIFECYCLE, Applier, Pending
 from corral.store.engine import database_error, is_transient, reason_of
 from corral.store.protocols import SeqListener
-from corral.store.queries import last_seq
 from corral.store.rows import RowMaker
 from corral.store.spill import SpillFile, write_back
 from corral.store.sql import SqlHistory
@@ -215,6 +214,8 @@ class StoreWriter:
     def _first_number(self, run_id: str) -> int | None:
         """The next number of a run this writer was given: after what an earlier process
         wrote; None when the history cannot say."""
+        from corral.store.queries import last_seq  # the reads: a new run never needs them
+
         try:
             with self._store.reads() as db:
                 last = last_seq(db, run_id)
