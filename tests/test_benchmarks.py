@@ -216,13 +216,17 @@ def test_server_bench_cpu_use_is_the_burst_s() -> None:
     assert bench_server._busy(samples, 20.0, 30.0) != bench_server._busy(samples, 20.0, 30.0)
 
 
-def test_the_exec_ab_runs_both_trees_in_alternation_and_pairs_them() -> None:
+def _ab_exec(rounds: int, *command: str) -> subprocess.CompletedProcess[str]:
     # the base is this tree's own src: both sides run, the harness is what is checked
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "ab_exec.py"), "--base", str(ROOT / "src"), "--rounds", "2",
-         "--", "exec", "-q", "--", "true"],
+    return subprocess.run(
+        [sys.executable, str(BENCH / "ab_exec.py"), "--base", str(ROOT / "src"),
+         "--rounds", str(rounds), "--", *command],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def test_the_exec_ab_runs_both_trees_in_alternation_and_pairs_them() -> None:
+    result = _ab_exec(2, "exec", "-q", "--", "true")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("corral exec -q -- true: 2 rounds, load ")
@@ -231,10 +235,6 @@ def test_the_exec_ab_runs_both_trees_in_alternation_and_pairs_them() -> None:
 
 
 def test_the_exec_ab_stops_on_a_failing_command() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "ab_exec.py"), "--base", str(ROOT / "src"), "--rounds", "1",
-         "--", "exec", "-q", "--", "false"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = _ab_exec(1, "exec", "-q", "--", "false")
     assert result.returncode == 1
     assert "exited 1" in result.stderr
