@@ -177,12 +177,10 @@ def plan_resume(run_id: str, *, store_url: str | None, directory: Path, echo: Ec
                 )
             records = (record, *earlier_runs(history, record))
             for run in records:
-                if holder(root := Path(run.run.log_root)) is not None:
-                    # a process that has just taken the lock writes its pid a moment later
-                    owner = named_owner(root / LOCK_NAME)
-                    who = "another corral"
-                    if owner is not None and owner[0] > 0:
-                        who = f"corral process {owner[0]}"
+                # one look at the lock; a process that has just taken it writes its pid
+                # a moment later, which `named_owner` waits for
+                if (owner := named_owner(Path(run.run.log_root) / LOCK_NAME)) is not None:
+                    who = f"corral process {owner[0]}" if owner[0] > 0 else "another corral"
                     raise UsageError(
                         f"run {run.run.id} is still running ({who})",
                         hint="stop it with Ctrl-C or `kill -INT`, or wait for it, then resume",
